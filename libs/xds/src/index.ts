@@ -1,0 +1,39 @@
+export { AdsClient, type AdsClientOptions, type AdsClientStatus } from './ads-client.js';
+export {
+  AdsServer,
+  type AdsServerOptions,
+  type StreamStatus,
+  type SyncState,
+  type TypeStatus,
+} from './ads-server.js';
+export {
+  type AnyMessage,
+  contentVersion,
+  type DecodedResource,
+  decodeResource,
+  type EncodedResource,
+  encodeResource,
+} from './codec.js';
+export type { DiscoveryRequest, DiscoveryResponse, XdsNode } from './discovery.js';
+export { durationToMs, msToDuration } from './duration.js';
+export {
+  decodeMessage,
+  EnvoyJsonError,
+  encodeMessage,
+  type FieldNames,
+  formatDuration,
+  fromJson,
+  parseDurationJson,
+  toJson,
+} from './json.js';
+export { envoyRoot, isKnownType, messageType, typeNameOf, typeUrlOf } from './protos.js';
+export { type ResourceSet, Snapshot, type TypeSnapshot } from './snapshot.js';
+export {
+  isTypeUrl,
+  PUSH_ORDER,
+  resourceName,
+  type ShortType,
+  shortType,
+  TypeUrl,
+  WILDCARD_TYPES,
+} from './type-urls.js';
