@@ -51,7 +51,8 @@ export interface AdsServerOptions {
   onStreamClose?: (node: XdsNode, streamId: number) => void;
   /** Called when a proxy rejects config, with its reason. */
   onNack?: (node: XdsNode, typeUrl: string, version: string, message: string) => void;
-  onAck?: (node: XdsNode, typeUrl: string, version: string) => void;
+  /** Called when a proxy accepts config; `latencyMs` is the time since that version was sent. */
+  onAck?: (node: XdsNode, typeUrl: string, version: string, latencyMs: number | undefined) => void;
   identifier?: string;
 }
 
@@ -136,7 +137,8 @@ class AdsStream {
         sub.nackedVersion = undefined;
         sub.error = undefined;
         sub.lastAcked = new Date();
-        this.server.options.onAck?.(this.node, typeUrl, sub.ackedVersion);
+        const latency = sub.lastSent ? Date.now() - sub.lastSent.getTime() : undefined;
+        this.server.options.onAck?.(this.node, typeUrl, sub.ackedVersion, latency);
       }
     }
     const names = req.resource_names ?? [];

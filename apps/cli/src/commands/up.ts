@@ -1,0 +1,232 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { freePort, isPortInUse } from '@mizzen/runtime';
+import { CliError } from '../errors.js';
+import { BOOKINFO_SERVICE_PORT, BOOKINFO_WORKLOADS } from '../local/bookinfo.js';
+import { appEntry, defaultConfigDir, mizzenHome } from '../local/paths.js';
+import { pilotReady, productpageServes, proxiesSynced, waitUntil } from '../local/readiness.js';
+import { type MeshState, removeState, writeState } from '../local/state.js';
+import { type ChildSpec, Supervisor } from '../local/supervisor.js';
+import { formatTable } from '../output/table.js';
+
+export interface UpOptions {
+  configDir?: string;
+  redis?: string;
+  ingressPort?: number;
+  pilotXdsPort?: number;
+  pilotHttpPort?: number;
+  /** Forget config applied with `mizzen apply` in earlier runs. */
+  reset?: boolean;
+  timeoutMs?: number;
+}
+
+const HOST = '127.0.0.1';
+const NAMESPACE = 'default';
+const GATEWAY_NAMESPACE = 'istio-system';
+const GATEWAY_NAME = 'istio-ingressgateway';
+
+/** A well-known port if it is free, otherwise any free port (local mode may move ports and says where). */
+async function preferredPort(preferred: number): Promise<number> {
+  return (await isPortInUse(preferred, HOST)) ? freePort(HOST) : preferred;
+}
+
+function sidecarId(workload: string): string {
+  return `sidecar~${HOST}~${workload}.${NAMESPACE}~${NAMESPACE}.svc.cluster.local`;
+}
+
+function gatewayId(): string {
+  return `router~${HOST}~${GATEWAY_NAME}.${GATEWAY_NAMESPACE}~${GATEWAY_NAMESPACE}.svc.cluster.local`;
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * `mizzen up`: pilot, the ingress gateway and Bookinfo with a sidecar per
+ * workload, as local processes. Prints progress, then a table of what runs
+ * where, then `mesh ready` — only once every proxy ACKed its config and
+ * productpage answers through the ingress. Ctrl-C stops everything.
+ */
+export async function up(options: UpOptions, out: NodeJS.WritableStream): Promise<void> {
+  const configDir = path.resolve(options.configDir ?? defaultConfigDir());
+  if (!fs.existsSync(configDir) || !fs.statSync(configDir).isDirectory()) {
+    throw new CliError(`config directory ${configDir} does not exist`);
+  }
+  if (options.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(options.redis)) {
+    throw new CliError(`--redis must be a redis:// or rediss:// URL, got "${options.redis}"`, 2);
+  }
+  const home = mizzenHome();
+  const runDir = path.join(home, 'run');
+  fs.rmSync(path.join(runDir, 'registrations.json'), { force: true });
+  fs.mkdirSync(runDir, { recursive: true });
+  const storeFile = path.join(home, 'pilot', 'store.json');
+  if (options.reset) fs.rmSync(storeFile, { force: true });
+
+  const ingressPort = options.ingressPort ?? 8080;
+  if (ingressPort !== 0 && (await isPortInUse(ingressPort, HOST))) {
+    throw new CliError(
+      `port ${ingressPort} is in use, so the ingress gateway cannot listen there; stop what uses it or pass --ingress-port PORT`,
+    );
+  }
+  const ingress = ingressPort === 0 ? await freePort(HOST) : ingressPort;
+  const xdsPort = options.pilotXdsPort ?? (await preferredPort(15010));
+  const httpPort = options.pilotHttpPort ?? (await preferredPort(15014));
+  const pilotBase = `http://${HOST}:${httpPort}`;
+  const ingressUrl = `http://${HOST}:${ingress}`;
+
+  let failure: string | undefined;
+  let ready = false;
+  const supervisor = new Supervisor(path.join(home, 'logs'), (name, code, log) => {
+    const message = `${name} exited unexpectedly (code ${code}); last lines of ${log}:\n${tail(log)}`;
+    if (!ready) failure ??= message;
+    else out.write(`warning: ${message}\n`);
+  });
+  const extraEnv: Record<string, string> = options.redis ? { REDIS_URL: options.redis } : {};
+  const stop = async (signal: string) => {
+    out.write(`\n${signal}: stopping the mesh…\n`);
+    await supervisor.stopAll();
+    removeState(process.pid);
+    out.write('stopped\n');
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+
+  const start = (spec: ChildSpec) => {
+    supervisor.start({ ...spec, env: { ...extraEnv, ...spec.env } });
+  };
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const wait = (what: string, check: () => Promise<true | string>) =>
+    waitUntil(what, timeoutMs, check, () => failure !== undefined).catch((err: Error) => {
+      throw new CliError(failure ?? err.message);
+    });
+
+  try {
+    out.write(`starting pilot (config ${configDir})…\n`);
+    start({
+      name: 'pilot',
+      kind: 'control-plane',
+      entry: appEntry('@mizzen/pilot'),
+      args: [
+        '--host', HOST,
+        '--xds-port', String(xdsPort),
+        '--http-port', String(httpPort),
+        '--config-dir', configDir,
+        '--store', storeFile,
+        '--registrations', path.join(runDir, 'registrations.json'),
+      ],
+      ports: { xds: xdsPort, http: httpPort },
+    });
+    await wait('pilot', () => pilotReady(pilotBase));
+
+    const expected: string[] = [];
+    for (const w of BOOKINFO_WORKLOADS) {
+      const [appPort, inbound, outbound, admin, health] = await Promise.all([
+        freePort(HOST), freePort(HOST), freePort(HOST), freePort(HOST), freePort(HOST),
+      ]);
+      out.write(`starting ${w.name} (app :${appPort}, sidecar inbound :${inbound} outbound :${outbound})…\n`);
+      start({
+        name: w.name,
+        kind: 'app',
+        entry: appEntry(w.pkg),
+        args: [],
+        env: {
+          PORT: String(appPort),
+          HOST,
+          SERVICE_VERSION: w.version,
+          POD_NAME: w.name,
+          HTTP_PROXY: `http://${HOST}:${outbound}`,
+          http_proxy: `http://${HOST}:${outbound}`,
+          NO_PROXY: '',
+          no_proxy: '',
+          ...w.env,
+        },
+        ports: { app: appPort },
+      });
+      start({
+        name: `${w.name}-sidecar`,
+        kind: 'sidecar',
+        entry: appEntry('@mizzen/sidecar-agent'),
+        args: [
+          '--pilot', `${HOST}:${xdsPort}`,
+          '--workload', w.name,
+          '--namespace', NAMESPACE,
+          '--service', w.app,
+          '--service-account', `bookinfo-${w.app}`,
+          '--labels', `app=${w.app},version=${w.version}`,
+          '--port', `http:${BOOKINFO_SERVICE_PORT}:${appPort}:${inbound}`,
+          '--ip', HOST,
+          '--outbound-port', String(outbound),
+          '--admin-port', String(admin),
+          '--health-port', String(health),
+        ],
+        ports: { inbound, outbound, admin, health },
+      });
+      expected.push(sidecarId(w.name));
+    }
+
+    const [gwAdmin, gwHealth] = await Promise.all([freePort(HOST), freePort(HOST)]);
+    out.write(`starting ingress gateway (:${ingress})…\n`);
+    start({
+      name: GATEWAY_NAME,
+      kind: 'gateway',
+      entry: appEntry('@mizzen/ingress-gateway'),
+      args: [
+        '--pilot', `${HOST}:${xdsPort}`,
+        '--name', GATEWAY_NAME,
+        '--namespace', GATEWAY_NAMESPACE,
+        '--ip', HOST,
+        '--port-map', `80=${ingress},8080=${ingress}`,
+        '--admin-port', String(gwAdmin),
+        '--health-port', String(gwHealth),
+      ],
+      ports: { http: ingress, admin: gwAdmin, health: gwHealth },
+    });
+    expected.push(gatewayId());
+
+    out.write(`waiting for ${expected.length} proxies to receive and accept their config…\n`);
+    await wait('every proxy to sync', () => proxiesSynced(pilotBase, expected));
+    out.write('waiting for productpage to answer through the ingress gateway…\n');
+    await wait('productpage through the ingress', () => productpageServes(ingressUrl));
+  } catch (err) {
+    await supervisor.stopAll();
+    throw err;
+  }
+
+  ready = true;
+  const state: MeshState = {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    pilot: { http: pilotBase, xds: `${HOST}:${xdsPort}` },
+    ingress: ingressUrl,
+    configDir,
+    home,
+    components: supervisor.components(),
+  };
+  writeState(state);
+  out.write('\n');
+  out.write(
+    `${formatTable(
+      ['COMPONENT', 'KIND', 'PID', 'PORTS'],
+      state.components.map((c) => [
+        c.name,
+        c.kind,
+        c.pid,
+        Object.entries(c.ports)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
+      ]),
+    )}\n\n`,
+  );
+  out.write(`ingress:   ${ingressUrl}/productpage\n`);
+  out.write(`pilot:     ${pilotBase} (xDS ${HOST}:${xdsPort})\n`);
+  out.write(`logs:      ${path.join(home, 'logs')}\n`);
+  out.write('mesh ready\n');
+  // Stay in the foreground until a signal stops the mesh.
+  await new Promise<never>(() => {});
+}

@@ -1,0 +1,61 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+interface SyncEntry {
+  proxy: string;
+  sync?: Record<string, string>;
+  errors?: Record<string, string>;
+}
+
+/** Polls until `check` resolves true or the deadline passes; returns the last reason it was not ready. */
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<true | string>,
+  shouldStop: () => boolean = () => false,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not checked yet';
+  while (Date.now() < deadline) {
+    if (shouldStop()) throw new Error(`stopped while waiting for ${what}`);
+    try {
+      const result = await check();
+      if (result === true) return;
+      last = result;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${what}: ${last}`);
+}
+
+/** True when pilot answers /ready. */
+export async function pilotReady(base: string): Promise<true | string> {
+  const res = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(2000) });
+  return res.ok ? true : `pilot answered ${res.status}`;
+}
+
+const TYPES = ['CDS', 'EDS', 'LDS', 'RDS'];
+
+/** True when every expected proxy is connected and has ACKed every resource type. */
+export async function proxiesSynced(base: string, expected: readonly string[]): Promise<true | string> {
+  const res = await fetch(`${base}/debug/syncz`, { signal: AbortSignal.timeout(2000) });
+  const entries = (await res.json()) as SyncEntry[];
+  const byId = new Map(entries.map((e) => [e.proxy, e]));
+  for (const id of expected) {
+    const e = byId.get(id);
+    if (!e) return `${id} has not connected`;
+    for (const t of TYPES) {
+      if (e.errors?.[t]) return `${id} rejected ${t}: ${e.errors[t]}`;
+      if (e.sync?.[t] !== 'ACKED') return `${id} has ${t} ${e.sync?.[t] ?? 'not sent'}`;
+    }
+  }
+  return true;
+}
+
+/** True when productpage answers 200 through the ingress gateway. */
+export async function productpageServes(ingress: string): Promise<true | string> {
+  const res = await fetch(`${ingress}/productpage`, { signal: AbortSignal.timeout(3000) });
+  await res.arrayBuffer();
+  return res.status === 200 ? true : `GET ${ingress}/productpage answered ${res.status}`;
+}

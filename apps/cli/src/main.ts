@@ -1,0 +1,121 @@
+import { parseArgs } from 'node:util';
+import { applyOrDelete } from './commands/apply.js';
+import { get } from './commands/get.js';
+import { status } from './commands/status.js';
+import { up } from './commands/up.js';
+import { CliError } from './errors.js';
+
+const HELP = `mizzen — a service mesh that runs Istio's YAML unchanged
+
+Usage:
+  mizzen up [--config DIR] [--redis URL] [--ingress-port PORT] [--reset]
+                                  start pilot, the ingress gateway and Bookinfo locally
+  mizzen apply -f FILE [-f FILE…] [--dry-run]
+                                  validate and apply Istio YAML to the running mesh
+  mizzen delete -f FILE           delete the resources a file names
+  mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
+                                  list config (vs, dr, gw, se, we, sidecar, pa, ap, ra)
+  mizzen status [--output json]   components, proxies and their xDS sync state
+  mizzen version
+
+Global: --pilot URL (or MIZZEN_PILOT) selects pilot's HTTP API; the running local mesh is found automatically.
+`;
+
+function int(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${flag} must be a port number, got "${value}"`, 2);
+  return n;
+}
+
+async function run(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const out = process.stdout;
+  const parse = (options: Parameters<typeof parseArgs>[0]['options']) => {
+    try {
+      return parseArgs({ args: rest, options: { ...options, pilot: { type: 'string' } }, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new CliError(`${command}: ${(err as Error).message}`, 2);
+    }
+  };
+  switch (command) {
+    case 'up': {
+      const { values } = parse({
+        config: { type: 'string' },
+        redis: { type: 'string' },
+        'ingress-port': { type: 'string' },
+        'xds-port': { type: 'string' },
+        'http-port': { type: 'string' },
+        reset: { type: 'boolean' },
+      });
+      await up(
+        {
+          configDir: values.config as string | undefined,
+          redis: values.redis as string | undefined,
+          ingressPort: int(values['ingress-port'] as string | undefined, '--ingress-port'),
+          pilotXdsPort: int(values['xds-port'] as string | undefined, '--xds-port'),
+          pilotHttpPort: int(values['http-port'] as string | undefined, '--http-port'),
+          reset: values.reset === true,
+        },
+        out,
+      );
+      return;
+    }
+    case 'apply':
+    case 'delete': {
+      const { values } = parse({ filename: { type: 'string', short: 'f', multiple: true }, 'dry-run': { type: 'boolean' } });
+      await applyOrDelete(
+        command,
+        (values.filename as string[] | undefined) ?? [],
+        { pilot: values.pilot as string | undefined, dryRun: values['dry-run'] === true },
+        out,
+      );
+      return;
+    }
+    case 'get': {
+      const { values, positionals } = parse({
+        namespace: { type: 'string', short: 'n' },
+        'all-namespaces': { type: 'boolean', short: 'A' },
+        output: { type: 'string', short: 'o' },
+      });
+      await get(
+        positionals[0],
+        positionals[1],
+        {
+          namespace: values.namespace as string | undefined,
+          allNamespaces: values['all-namespaces'] === true,
+          output: values.output as string | undefined,
+          pilot: values.pilot as string | undefined,
+        },
+        out,
+      );
+      return;
+    }
+    case 'status': {
+      const { values } = parse({ output: { type: 'string', short: 'o' } });
+      await status({ output: values.output as string | undefined, pilot: values.pilot as string | undefined }, out);
+      return;
+    }
+    case 'version':
+    case '--version':
+      out.write('mizzen 0.1.0\n');
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      out.write(HELP);
+      return;
+    default:
+      throw new CliError(`unknown command "${command}"; run \`mizzen help\``, 2);
+  }
+}
+
+run(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof CliError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,50 @@
+/** Istio's naming habits for xDS resources, so tooling and muscle memory carry over. */
+
+export type TrafficDirection = 'outbound' | 'inbound';
+
+/** `outbound|9080|v1|reviews.default.svc.cluster.local` */
+export function outboundClusterName(port: number, subset: string | undefined, host: string): string {
+  return `outbound|${port}|${subset ?? ''}|${host}`;
+}
+
+/** `inbound|9080||` — the cluster that delivers to the workload's own port. */
+export function inboundClusterName(targetPort: number): string {
+  return `inbound|${targetPort}||`;
+}
+
+export function parseClusterName(
+  name: string,
+): { direction: TrafficDirection; port: number; subset: string; host: string } | undefined {
+  const parts = name.split('|');
+  if (parts.length !== 4) return undefined;
+  const [direction, port, subset, host] = parts as [string, string, string, string];
+  if (direction !== 'outbound' && direction !== 'inbound') return undefined;
+  return { direction, port: Number(port), subset, host };
+}
+
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
+export const VIRTUAL_OUTBOUND = 'virtualOutbound';
+
+/** Sidecars: one outbound listener (not bound) and one route table per service port. */
+export function outboundListenerName(port: number): string {
+  return `0.0.0.0_${port}`;
+}
+
+export function outboundRouteName(port: number): string {
+  return String(port);
+}
+
+export function inboundListenerName(ip: string, listenPort: number): string {
+  return `inbound_${ip}_${listenPort}`;
+}
+
+/** Gateways: `http.8080` route tables, as Istio names them. */
+export function gatewayRouteName(port: number): string {
+  return `http.${port}`;
+}
+
+/** Proxyless gRPC: listeners and route tables are named by `host:port`. */
+export function grpcListenerName(host: string, port: number): string {
+  return `${host}:${port}`;
+}

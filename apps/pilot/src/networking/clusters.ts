@@ -1,0 +1,140 @@
+import type { DestinationRuleSpec, Subset, TrafficPolicy } from '@mizzen/api';
+import {
+  BLACKHOLE_CLUSTER,
+  inboundClusterName,
+  outboundClusterName,
+  PASSTHROUGH_CLUSTER,
+} from '../model/names.js';
+import type { ProxyInfo } from '../model/proxy.js';
+import type { Service, ServicePort } from '../registry/model.js';
+import { envoyDuration } from './durations.js';
+import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
+import type { PushContext } from './push-context.js';
+
+const LB_POLICIES: Record<string, string> = {
+  ROUND_ROBIN: 'ROUND_ROBIN',
+  LEAST_REQUEST: 'LEAST_REQUEST',
+  LEAST_CONN: 'LEAST_REQUEST',
+  RANDOM: 'RANDOM',
+};
+
+/** Cluster-level settings from a DestinationRule traffic policy (port-level settings win for their port). */
+function applyTrafficPolicy(cluster: Json, policy: TrafficPolicy | undefined, port: number): void {
+  if (!policy) return;
+  const portLevel = policy.portLevelSettings?.find((p) => p.port?.number === port);
+  const lb = portLevel?.loadBalancer ?? policy.loadBalancer;
+  const simple = lb?.simple;
+  if (simple && LB_POLICIES[simple]) cluster.lb_policy = LB_POLICIES[simple];
+  const tcp = portLevel?.connectionPool?.tcp ?? policy.connectionPool?.tcp;
+  if (tcp?.connectTimeout) cluster.connect_timeout = envoyDuration(tcp.connectTimeout);
+}
+
+function istioMetadata(service: Service, subset?: string): Json {
+  const short = service.hostname.split('.')[0];
+  return {
+    filter_metadata: {
+      istio: {
+        services: [{ host: service.hostname, name: short, namespace: service.namespace }],
+        ...(subset ? { subset } : {}),
+      },
+    },
+  };
+}
+
+function outboundCluster(
+  push: PushContext,
+  service: Service,
+  port: ServicePort,
+  subset: Subset | undefined,
+  rule: DestinationRuleSpec | undefined,
+): Json {
+  const name = outboundClusterName(port.port, subset?.name, service.hostname);
+  const cluster: Json = {
+    name,
+    connect_timeout: push.mesh.connectTimeout,
+    lb_policy: 'ROUND_ROBIN',
+    metadata: istioMetadata(service, subset?.name),
+  };
+  switch (service.resolution) {
+    case 'DNS':
+    case 'DNS_ROUND_ROBIN': {
+      cluster.type = service.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
+      cluster.dns_lookup_family = 'V4_PREFERRED';
+      const endpoints = push.registry.endpoints(service.hostname, port.port);
+      const targets = endpoints.length
+        ? endpoints.map((e) => ({ address: e.address, port: e.port }))
+        : [{ address: service.hostname, port: port.targetPort ?? port.port }];
+      cluster.load_assignment = {
+        cluster_name: name,
+        endpoints: [{ lb_endpoints: targets.map((t) => ({ endpoint: { address: socketAddress(t.address, t.port) } })) }],
+      };
+      break;
+    }
+    case 'NONE':
+      if (push.registry.endpoints(service.hostname, port.port).length === 0) {
+        // Istio's NONE resolution: forward to wherever the caller was going.
+        cluster.type = 'ORIGINAL_DST';
+        cluster.lb_policy = 'CLUSTER_PROVIDED';
+        break;
+      }
+      cluster.type = 'EDS';
+      cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
+      break;
+    default:
+      cluster.type = 'EDS';
+      cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
+  }
+  applyTrafficPolicy(cluster, rule?.trafficPolicy, port.port);
+  if (subset) applyTrafficPolicy(cluster, subset.trafficPolicy, port.port);
+  if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
+  return cluster;
+}
+
+/** Outbound clusters for every visible service port, plus one per DestinationRule subset. */
+export function buildOutboundClusters(push: PushContext, proxy: ProxyInfo): Json[] {
+  const clusters: Json[] = [];
+  for (const service of push.servicesFor(proxy)) {
+    const dr = push.destinationRuleFor(proxy, service);
+    const rule = dr?.spec as DestinationRuleSpec | undefined;
+    for (const port of service.ports) {
+      clusters.push(outboundCluster(push, service, port, undefined, rule));
+      for (const subset of rule?.subsets ?? []) clusters.push(outboundCluster(push, service, port, subset, rule));
+    }
+  }
+  return clusters;
+}
+
+/** Clusters that deliver inbound traffic to the workload's own ports. */
+export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[] {
+  const seen = new Set<number>();
+  const clusters: Json[] = [];
+  for (const port of proxy.ports) {
+    if (seen.has(port.targetPort)) continue;
+    seen.add(port.targetPort);
+    const name = inboundClusterName(port.targetPort);
+    clusters.push({
+      name,
+      type: 'STATIC',
+      connect_timeout: push.mesh.connectTimeout,
+      lb_policy: 'ROUND_ROBIN',
+      load_assignment: {
+        cluster_name: name,
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress('127.0.0.1', port.targetPort) } }] }],
+      },
+    });
+  }
+  return clusters;
+}
+
+/** Istio's catch-all clusters: pass through to the original destination, or drop. */
+export function buildPassthroughClusters(push: PushContext): Json[] {
+  return [
+    {
+      name: PASSTHROUGH_CLUSTER,
+      type: 'ORIGINAL_DST',
+      lb_policy: 'CLUSTER_PROVIDED',
+      connect_timeout: push.mesh.connectTimeout,
+    },
+    { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: push.mesh.connectTimeout },
+  ];
+}

@@ -1,0 +1,56 @@
+import type { DestinationRuleSpec } from '@mizzen/api';
+import { outboundClusterName } from '../model/names.js';
+import type { ProxyInfo } from '../model/proxy.js';
+import { type Endpoint, labelsMatch } from '../registry/model.js';
+import { type Json, socketAddress } from './envoy.js';
+import type { PushContext } from './push-context.js';
+
+function locality(value: string | undefined): Json {
+  if (!value) return {};
+  const [region, zone, subZone] = value.split('/');
+  return { region: region ?? '', zone: zone ?? '', sub_zone: subZone ?? '' };
+}
+
+/** Endpoints grouped by locality, each group weighted by its endpoints (gRPC clients need locality weights). */
+export function loadAssignment(clusterName: string, endpoints: readonly Endpoint[]): Json {
+  const groups = new Map<string, Endpoint[]>();
+  for (const e of endpoints) {
+    const key = e.locality ?? '';
+    const list = groups.get(key) ?? [];
+    list.push(e);
+    groups.set(key, list);
+  }
+  return {
+    cluster_name: clusterName,
+    endpoints: [...groups.entries()].map(([loc, list]) => ({
+      locality: locality(loc || undefined),
+      load_balancing_weight: list.reduce((sum, e) => sum + (e.weight ?? 1), 0),
+      lb_endpoints: list.map((e) => ({
+        endpoint: { address: socketAddress(e.address, e.port) },
+        health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
+        load_balancing_weight: e.weight ?? 1,
+        metadata: { filter_metadata: { istio: { workload: e.origin, labels: e.labels } } },
+      })),
+    })),
+  };
+}
+
+/** A ClusterLoadAssignment for every EDS cluster the proxy has (the service port and each subset). */
+export function buildEndpoints(push: PushContext, proxy: ProxyInfo, edsClusterNames: ReadonlySet<string>): Json[] {
+  const out: Json[] = [];
+  for (const service of push.servicesFor(proxy)) {
+    const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
+    for (const port of service.ports) {
+      const all = push.registry.endpoints(service.hostname, port.port);
+      const base = outboundClusterName(port.port, undefined, service.hostname);
+      if (edsClusterNames.has(base)) out.push(loadAssignment(base, all));
+      for (const subset of rule?.subsets ?? []) {
+        const name = outboundClusterName(port.port, subset.name, service.hostname);
+        if (!edsClusterNames.has(name)) continue;
+        const selector = (subset.labels ?? {}) as Record<string, string>;
+        out.push(loadAssignment(name, all.filter((e) => labelsMatch(selector, e.labels))));
+      }
+    }
+  }
+  return out;
+}

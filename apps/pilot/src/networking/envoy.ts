@@ -1,0 +1,56 @@
+/** Small builders for the Envoy JSON shapes every generator needs. */
+
+export type Json = Record<string, unknown>;
+
+export const HCM_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+
+export const ADS_CONFIG_SOURCE = { ads: {}, resource_api_version: 'V3' };
+
+export function socketAddress(address: string, port: number): Json {
+  return { socket_address: { address, port_value: port } };
+}
+
+export function routerFilter(): Json {
+  return { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
+}
+
+/** An HTTP connection manager network filter using RDS (`routeName`) or an inline route table. */
+export function httpConnectionManager(
+  statPrefix: string,
+  routes: { rds: string } | { inline: Json },
+  extra: Json = {},
+): Json {
+  const routeSpec =
+    'rds' in routes
+      ? { rds: { route_config_name: routes.rds, config_source: ADS_CONFIG_SOURCE } }
+      : { route_config: routes.inline };
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': HCM_TYPE,
+      stat_prefix: statPrefix,
+      ...routeSpec,
+      http_filters: [routerFilter()],
+      ...extra,
+    },
+  };
+}
+
+export function tcpProxy(statPrefix: string, cluster: string): Json {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster },
+  };
+}
+
+/** Istio's retry policy for routes that do not configure `retries`. */
+export function defaultRetryPolicy(): Json {
+  return {
+    retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
+    num_retries: 2,
+    retriable_status_codes: [503],
+  };
+}

@@ -1,0 +1,19 @@
+/** Mesh-wide settings (Istio's MeshConfig subset that pilot acts on). */
+export interface MeshConfig {
+  trustDomain: string;
+  domainSuffix: string;
+  /** Where mesh-wide policies live (Istio's `istio-system`). */
+  rootNamespace: string;
+  /** What sidecars do with destinations not in the registry. */
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Default upstream connect timeout (Istio: 10s). */
+  connectTimeout: string;
+}
+
+export const DEFAULT_MESH_CONFIG: MeshConfig = {
+  trustDomain: 'cluster.local',
+  domainSuffix: 'cluster.local',
+  rootNamespace: 'istio-system',
+  outboundTrafficPolicy: 'ALLOW_ANY',
+  connectTimeout: '10s',
+};

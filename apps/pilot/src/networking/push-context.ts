@@ -1,0 +1,123 @@
+import type { ConfigResource, DestinationRuleSpec, GatewaySpec, VirtualServiceSpec } from '@mizzen/api';
+import type { ProxyInfo } from '../model/proxy.js';
+import { hostMatches, isVisible, labelsMatch, type Registry, resolveShortName, type Service } from '../registry/model.js';
+import type { MeshConfig } from './mesh-config.js';
+
+export type VirtualServiceResource = ConfigResource<'VirtualService'>;
+export type DestinationRuleResource = ConfigResource<'DestinationRule'>;
+export type GatewayResource = ConfigResource<'Gateway'>;
+
+/** The name a VirtualService uses for sidecars in its `gateways` list. */
+export const MESH_GATEWAY = 'mesh';
+
+function byCreation(a: ConfigResource, b: ConfigResource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const ka = `${a.metadata.namespace}/${a.metadata.name}`;
+  const kb = `${b.metadata.namespace}/${b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/** `gw` or `ns/gw` in a VirtualService's gateways list, resolved to `ns/gw`. */
+export function resolveGatewayRef(ref: string, vsNamespace: string): string {
+  if (ref === MESH_GATEWAY) return ref;
+  return ref.includes('/') ? ref : `${vsNamespace}/${ref}`;
+}
+
+/**
+ * Everything translation needs, computed once per config or registry change
+ * and then shared read-only by every proxy's build (Istio's PushContext).
+ */
+export class PushContext {
+  readonly virtualServices: readonly VirtualServiceResource[];
+  readonly destinationRules: readonly DestinationRuleResource[];
+  readonly gateways: readonly GatewayResource[];
+
+  constructor(
+    readonly version: number,
+    readonly resources: readonly ConfigResource[],
+    readonly registry: Registry,
+    readonly mesh: MeshConfig,
+  ) {
+    this.virtualServices = resources.filter((r): r is VirtualServiceResource => r.kind === 'VirtualService').sort(byCreation);
+    this.destinationRules = resources
+      .filter((r): r is DestinationRuleResource => r.kind === 'DestinationRule')
+      .sort(byCreation);
+    this.gateways = resources.filter((r): r is GatewayResource => r.kind === 'Gateway').sort(byCreation);
+  }
+
+  /** Services this proxy may reach (exportTo), sorted by hostname for stable output. */
+  servicesFor(proxy: ProxyInfo): Service[] {
+    return this.registry
+      .services()
+      .filter((s) => isVisible(s.exportTo, s.namespace, proxy.namespace))
+      .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  }
+
+  /** VirtualService hosts resolved to FQDNs (short names are relative to the VirtualService's namespace). */
+  vsHosts(vs: VirtualServiceResource): string[] {
+    return ((vs.spec as VirtualServiceSpec).hosts ?? []).map((h) => resolveShortName(h, vs.metadata.namespace, this.mesh.domainSuffix));
+  }
+
+  /** The gateways (`ns/name` or `mesh`) a VirtualService applies to. */
+  vsGateways(vs: VirtualServiceResource): string[] {
+    const gws = (vs.spec as VirtualServiceSpec).gateways ?? [];
+    if (gws.length === 0) return [MESH_GATEWAY];
+    return gws.map((g) => resolveGatewayRef(g, vs.metadata.namespace));
+  }
+
+  /**
+   * The VirtualService that routes `hostname` for a proxy bound to `gateway`:
+   * an exact host beats a wildcard, older beats newer (Istio's rule).
+   */
+  virtualServiceFor(proxy: ProxyInfo, hostname: string, gateway = MESH_GATEWAY): VirtualServiceResource | undefined {
+    let wildcard: VirtualServiceResource | undefined;
+    for (const vs of this.virtualServices) {
+      const spec = vs.spec as VirtualServiceSpec;
+      if (!isVisible(spec.exportTo ?? ['*'], vs.metadata.namespace, proxy.namespace)) continue;
+      if (!this.vsGateways(vs).includes(gateway)) continue;
+      const hosts = this.vsHosts(vs);
+      if (hosts.includes(hostname)) return vs;
+      if (!wildcard && hosts.some((h) => h.includes('*') && hostMatches(h, hostname))) wildcard = vs;
+    }
+    return wildcard;
+  }
+
+  /** VirtualServices bound to a gateway (`ns/name`), oldest first. */
+  virtualServicesForGateway(gateway: string): VirtualServiceResource[] {
+    return this.virtualServices.filter((vs) => this.vsGateways(vs).includes(gateway));
+  }
+
+  /**
+   * The DestinationRule for a host as seen from a proxy: its own namespace
+   * first, then the service's, then the root namespace; exact host before
+   * wildcard.
+   */
+  destinationRuleFor(proxy: ProxyInfo, service: Service): DestinationRuleResource | undefined {
+    const order = [proxy.namespace, service.namespace, this.mesh.rootNamespace];
+    const candidates = this.destinationRules.filter((dr) => {
+      const spec = dr.spec as DestinationRuleSpec;
+      if (!isVisible(spec.exportTo ?? ['*'], dr.metadata.namespace, proxy.namespace)) return false;
+      const host = resolveShortName(spec.host, dr.metadata.namespace, this.mesh.domainSuffix);
+      return hostMatches(host, service.hostname);
+    });
+    for (const ns of order) {
+      const inNs = candidates.filter((dr) => dr.metadata.namespace === ns);
+      const exact = inNs.find(
+        (dr) => resolveShortName((dr.spec as DestinationRuleSpec).host, ns, this.mesh.domainSuffix) === service.hostname,
+      );
+      if (exact) return exact;
+      if (inNs[0]) return inNs[0];
+    }
+    return undefined;
+  }
+
+  /** Gateways whose selector picks this proxy (by labels). */
+  gatewaysFor(proxy: ProxyInfo): GatewayResource[] {
+    return this.gateways.filter((gw) => {
+      const selector = (gw.spec as GatewaySpec).selector as Record<string, string> | undefined;
+      return selector !== undefined && Object.keys(selector).length > 0 && labelsMatch(selector, proxy.labels);
+    });
+  }
+}

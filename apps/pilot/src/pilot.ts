@@ -1,0 +1,128 @@
+import { type ConfigSource, DirectorySource, FileStore, formatIssue } from '@mizzen/api';
+import type { Logger } from '@mizzen/runtime';
+import { AdsServer, shortType } from '@mizzen/xds';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AggregateConfig } from './config/aggregate.js';
+import { registerConfigApi } from './http/config-api.js';
+import { registerDebugRoutes } from './http/debug.js';
+import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
+import { AutoRegistration } from './registry/auto-registration.js';
+import { createPilotMetrics, type PilotMetrics } from './xds/metrics.js';
+import { PushController } from './xds/push-controller.js';
+
+export interface PilotOptions {
+  logger: Logger;
+  /** Address servers bind (127.0.0.1 in local mode). */
+  host: string;
+  xdsPort: number;
+  httpPort: number;
+  /** Directories of Istio YAML, watched for changes. */
+  configDirs: string[];
+  /** The persistent store `mizzen apply` writes (survives restarts). */
+  storeFile: string;
+  /** Where auto-registered WorkloadEntries are kept (survive a pilot restart, not a new mesh). */
+  registrationsFile: string;
+  mesh?: Partial<MeshConfig>;
+  /** How long an auto-registered workload outlives its proxy's connection. */
+  registrationGraceMs?: number;
+  debounceMs?: number;
+}
+
+/** Pilot ("istiod"): config sources → registry → xDS, plus the config and debug HTTP API. */
+export class Pilot {
+  private readonly metrics: PilotMetrics = createPilotMetrics();
+  private readonly store: FileStore;
+  private readonly registrations: FileStore;
+  private readonly config: AggregateConfig;
+  private readonly ads: AdsServer;
+  private readonly push: PushController;
+  private readonly registration: AutoRegistration;
+  private readonly http: FastifyInstance;
+  private readonly log: Logger;
+  private ready = false;
+
+  constructor(private readonly options: PilotOptions) {
+    this.log = options.logger;
+    const mesh = { ...DEFAULT_MESH_CONFIG, ...options.mesh };
+    this.store = new FileStore(options.storeFile, { name: `store:${options.storeFile}` });
+    this.registrations = new FileStore(options.registrationsFile, { name: `registrations:${options.registrationsFile}` });
+    const sources: ConfigSource[] = [
+      ...options.configDirs.map(
+        (dir) =>
+          new DirectorySource(dir, {
+            onIssues: (issues) => {
+              for (const i of issues) this.log.warn({ source: i.source }, formatIssue(i));
+            },
+          }),
+      ),
+      this.registrations,
+      this.store,
+    ];
+    this.config = new AggregateConfig(sources);
+    this.registration = new AutoRegistration(this.registrations, this.log, options.registrationGraceMs);
+    this.ads = new AdsServer({
+      logger: this.log,
+      onStreamOpen: (node) => {
+        const proxy = this.push.proxyConnected(node);
+        if (proxy) this.registration.connected(proxy);
+      },
+      onStreamClose: (node) => {
+        const proxy = this.push.proxyDisconnected(node);
+        if (proxy) this.registration.disconnected(proxy);
+      },
+      onNack: (_node, typeUrl) => this.metrics.rejects.inc({ type: String(shortType(typeUrl)).toLowerCase() }),
+      onAck: (_node, _typeUrl, _version, latencyMs) => {
+        if (latencyMs !== undefined) this.metrics.convergence.observe(latencyMs / 1000);
+      },
+    });
+    this.push = new PushController({
+      ads: this.ads,
+      mesh,
+      logger: this.log,
+      metrics: this.metrics,
+      debounceMs: options.debounceMs,
+    });
+    this.http = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+    this.http.get('/ready', async (_req, reply) =>
+      this.ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),
+    );
+    this.http.get('/metrics', async (_req, reply) => {
+      this.updateGauges();
+      reply.header('content-type', this.metrics.registry.contentType);
+      return this.metrics.registry.metrics();
+    });
+    registerDebugRoutes(this.http, { ads: this.ads, push: this.push, config: this.config });
+    registerConfigApi(this.http, { store: this.store, config: this.config });
+  }
+
+  /** Loads config, then serves xDS and HTTP. Resolves with the bound ports. */
+  async start(): Promise<{ xdsPort: number; httpPort: number }> {
+    await this.config.start();
+    this.config.onChange(() => this.push.setConfig(this.config.list()));
+    this.push.setConfig(this.config.list(), 'startup');
+    this.push.pushNow('startup');
+    this.registration.start();
+    const xdsPort = await this.ads.listen(this.options.xdsPort, this.options.host);
+    await this.http.listen({ port: this.options.httpPort, host: this.options.host });
+    const address = this.http.server.address();
+    const httpPort = typeof address === 'object' && address ? address.port : this.options.httpPort;
+    this.ready = true;
+    this.log.info({ xdsPort, httpPort, resources: this.config.list().length }, 'pilot ready');
+    return { xdsPort, httpPort };
+  }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    this.push.stop();
+    this.registration.stop();
+    await this.ads.close();
+    await this.http.close();
+    await this.config.stop();
+  }
+
+  private updateGauges(): void {
+    this.metrics.services.set(this.push.pushContext().registry.services().length);
+    this.metrics.configs.reset();
+    for (const r of this.config.list()) this.metrics.configs.inc({ kind: r.kind });
+  }
+}

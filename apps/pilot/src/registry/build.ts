@@ -1,0 +1,180 @@
+import type { ConfigResource, ServiceEntrySpec, WorkloadEntrySpec } from '@mizzen/api';
+import { resolveProtocol } from '../model/protocol.js';
+import {
+  type Endpoint,
+  labelsMatch,
+  type Location,
+  type Registry,
+  type Resolution,
+  type Service,
+  type ServicePort,
+} from './model.js';
+
+/** Annotations pilot writes on WorkloadEntries it creates for connecting sidecars (auto-registration). */
+export const AUTO_REGISTERED_LABEL = 'mizzen.io/auto-registered';
+export const SERVICE_ANNOTATION = 'mizzen.io/service';
+export const PORTS_ANNOTATION = 'mizzen.io/ports';
+
+type WorkloadEntryResource = ConfigResource<'WorkloadEntry'>;
+type ServiceEntryResource = ConfigResource<'ServiceEntry'>;
+
+class StaticRegistry implements Registry {
+  constructor(
+    private readonly byHost: Map<string, Service>,
+    private readonly eps: Map<string, Endpoint[]>,
+  ) {}
+
+  services(): readonly Service[] {
+    return [...this.byHost.values()];
+  }
+
+  service(hostname: string): Service | undefined {
+    return this.byHost.get(hostname);
+  }
+
+  endpoints(hostname: string, port: number): readonly Endpoint[] {
+    return this.eps.get(`${hostname}:${port}`) ?? [];
+  }
+}
+
+function byCreation(a: ConfigResource, b: ConfigResource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const ka = `${a.metadata.namespace}/${a.metadata.name}`;
+  const kb = `${b.metadata.namespace}/${b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function endpointFromWorkload(
+  spec: WorkloadEntrySpec,
+  port: ServicePort,
+  origin: string,
+  extraLabels: Record<string, string> = {},
+): Endpoint | undefined {
+  if (!spec.address) return undefined;
+  const ports = (spec.ports ?? {}) as Record<string, number>;
+  return {
+    address: spec.address,
+    port: ports[port.name] ?? port.targetPort ?? port.port,
+    servicePortName: port.name,
+    labels: { ...extraLabels, ...((spec.labels ?? {}) as Record<string, string>) },
+    serviceAccount: spec.serviceAccount,
+    locality: spec.locality,
+    weight: spec.weight,
+    healthy: true,
+    origin,
+  };
+}
+
+/**
+ * Builds the registry Istio builds for workloads outside Kubernetes:
+ * ServiceEntries define services; their endpoints are inline or the
+ * WorkloadEntries their `workloadSelector` picks (in the same namespace).
+ * Sidecars that auto-registered under a service no ServiceEntry defines get
+ * an implicit `<service>.<namespace>.svc.<domain>` service.
+ */
+export function buildRegistry(resources: readonly ConfigResource[], domainSuffix = 'cluster.local'): Registry {
+  const serviceEntries = resources.filter((r): r is ServiceEntryResource => r.kind === 'ServiceEntry').sort(byCreation);
+  const workloadEntries = resources
+    .filter((r): r is WorkloadEntryResource => r.kind === 'WorkloadEntry')
+    .sort(byCreation);
+
+  const byHost = new Map<string, Service>();
+  const eps = new Map<string, Endpoint[]>();
+  const add = (service: Service, endpointsFor: (port: ServicePort) => Endpoint[]) => {
+    byHost.set(service.hostname, service);
+    for (const port of service.ports) eps.set(`${service.hostname}:${port.port}`, endpointsFor(port));
+  };
+
+  for (const se of serviceEntries) {
+    const spec = se.spec as ServiceEntrySpec;
+    const ns = se.metadata.namespace;
+    const ports: ServicePort[] = (spec.ports ?? []).map((p) => ({
+      name: p.name ?? `port-${p.number}`,
+      port: p.number,
+      protocol: resolveProtocol(p.protocol, p.name),
+      targetPort: p.targetPort,
+    }));
+    const selector = spec.workloadSelector?.labels as Record<string, string> | undefined;
+    for (const host of spec.hosts ?? []) {
+      if (byHost.has(host)) continue; // the oldest ServiceEntry for a host wins, as in Istio
+      const service: Service = {
+        hostname: host,
+        namespace: ns,
+        ports,
+        resolution: (spec.resolution ?? 'NONE') as Resolution,
+        location: (spec.location ?? 'MESH_EXTERNAL') as Location,
+        addresses: spec.addresses ?? [],
+        exportTo: spec.exportTo ?? ['*'],
+        origin: `ServiceEntry ${ns}/${se.metadata.name}`,
+      };
+      add(service, (port) => {
+        if (selector) {
+          return workloadEntries
+            .filter((we) => we.metadata.namespace === ns && labelsMatch(selector, (we.spec.labels ?? {}) as Record<string, string>))
+            .map((we) =>
+              endpointFromWorkload(we.spec as WorkloadEntrySpec, port, `WorkloadEntry ${ns}/${we.metadata.name}`),
+            )
+            .filter((e): e is Endpoint => e !== undefined);
+        }
+        return (spec.endpoints ?? [])
+          .map((e, i) => endpointFromWorkload(e as WorkloadEntrySpec, port, `ServiceEntry ${ns}/${se.metadata.name} endpoint ${i}`))
+          .filter((e): e is Endpoint => e !== undefined);
+      });
+    }
+  }
+
+  // Implicit services for auto-registered sidecars whose service no ServiceEntry defines.
+  const implicit = new Map<string, { namespace: string; ports: ServicePort[]; workloads: WorkloadEntryResource[] }>();
+  for (const we of workloadEntries) {
+    const svc = we.metadata.annotations?.[SERVICE_ANNOTATION];
+    if (!svc) continue;
+    const host = `${svc}.${we.metadata.namespace}.svc.${domainSuffix}`;
+    if (byHost.has(host)) continue;
+    let entry = implicit.get(host);
+    if (!entry) {
+      entry = { namespace: we.metadata.namespace, ports: [], workloads: [] };
+      implicit.set(host, entry);
+    }
+    entry.workloads.push(we);
+    for (const p of parsePortsAnnotation(we.metadata.annotations?.[PORTS_ANNOTATION])) {
+      if (!entry.ports.some((x) => x.port === p.port)) entry.ports.push(p);
+    }
+  }
+  for (const [host, entry] of implicit) {
+    add(
+      {
+        hostname: host,
+        namespace: entry.namespace,
+        ports: entry.ports,
+        resolution: 'STATIC',
+        location: 'MESH_INTERNAL',
+        addresses: [],
+        exportTo: ['*'],
+        origin: 'auto-registration',
+      },
+      (port) =>
+        entry.workloads
+          .map((we) =>
+            endpointFromWorkload(
+              we.spec as WorkloadEntrySpec,
+              port,
+              `WorkloadEntry ${we.metadata.namespace}/${we.metadata.name}`,
+            ),
+          )
+          .filter((e): e is Endpoint => e !== undefined),
+    );
+  }
+  return new StaticRegistry(byHost, eps);
+}
+
+export function parsePortsAnnotation(value: string | undefined): ServicePort[] {
+  if (!value) return [];
+  try {
+    const list = JSON.parse(value) as { name: string; port: number; protocol?: string }[];
+    return list.map((p) => ({ name: p.name, port: p.port, protocol: resolveProtocol(p.protocol, p.name) }));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,85 @@
+import type { Protocol } from '../model/protocol.js';
+
+export type Resolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+export type Location = 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+
+export interface ServicePort {
+  name: string;
+  port: number;
+  protocol: Protocol;
+  /** Default port on endpoints that do not name one (ServiceEntry `targetPort`). */
+  targetPort?: number;
+}
+
+/** A service in the mesh registry, from a ServiceEntry or an auto-registered sidecar. */
+export interface Service {
+  hostname: string;
+  namespace: string;
+  ports: ServicePort[];
+  resolution: Resolution;
+  location: Location;
+  addresses: string[];
+  /** Namespaces that may see it: '*' (all), '.' resolved to its own namespace, or names. */
+  exportTo: string[];
+  /** Where it came from, for debugging (`ServiceEntry default/reviews` or `auto-registration`). */
+  origin: string;
+}
+
+/** One address serving a service port: a workload's IP and the port it listens on for that service port. */
+export interface Endpoint {
+  address: string;
+  port: number;
+  servicePortName: string;
+  labels: Record<string, string>;
+  serviceAccount?: string;
+  /** `region/zone/subzone` */
+  locality?: string;
+  weight?: number;
+  healthy: boolean;
+  /** `WorkloadEntry default/reviews-v1` or `ServiceEntry default/httpbin endpoint 0` */
+  origin: string;
+}
+
+export interface ServiceWithEndpoints {
+  service: Service;
+  /** By service port number. */
+  endpoints: Map<number, Endpoint[]>;
+}
+
+/** An immutable view of every service and endpoint, rebuilt when config or registrations change. */
+export interface Registry {
+  services(): readonly Service[];
+  service(hostname: string): Service | undefined;
+  endpoints(hostname: string, port: number): readonly Endpoint[];
+}
+
+export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+/** `reviews` in namespace `default` → `reviews.default.svc.cluster.local` (Istio's short-name rule). */
+export function resolveShortName(host: string, namespace: string, domainSuffix = 'cluster.local'): string {
+  if (host.includes('.') || host === '*' || host.startsWith('*')) return host;
+  return `${host}.${namespace}.svc.${domainSuffix}`;
+}
+
+/** Matches a host against a possibly wildcard host (`*.default.svc.cluster.local`, `*`). */
+export function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  if (pattern.startsWith('*')) return host.endsWith(pattern.slice(1));
+  return pattern.toLowerCase() === host.toLowerCase();
+}
+
+/** True when a service exported to `exportTo` from `fromNamespace` is visible in `namespace`. */
+export function isVisible(exportTo: readonly string[], fromNamespace: string, namespace: string): boolean {
+  if (exportTo.length === 0) return true;
+  for (const e of exportTo) {
+    if (e === '*') return true;
+    if (e === '.' && fromNamespace === namespace) return true;
+    if (e === namespace) return true;
+  }
+  return false;
+}

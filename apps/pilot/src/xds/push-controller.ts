@@ -1,0 +1,217 @@
+import type { ConfigResource } from '@mizzen/api';
+import type { Logger } from '@mizzen/runtime';
+import {
+  type AdsServer,
+  type EncodedResource,
+  encodeResource,
+  type ResourceSet,
+  Snapshot,
+  TypeUrl,
+  type XdsNode,
+} from '@mizzen/xds';
+import { type ProxyInfo, proxyFromNode } from '../model/proxy.js';
+import { generateResources } from '../networking/generate.js';
+import type { MeshConfig } from '../networking/mesh-config.js';
+import { PushContext } from '../networking/push-context.js';
+import { buildRegistry } from '../registry/build.js';
+import type { PilotMetrics } from './metrics.js';
+
+export interface PushControllerOptions {
+  ads: AdsServer;
+  mesh: MeshConfig;
+  logger: Logger;
+  metrics?: PilotMetrics;
+  /** Quiet period before a push (Istio's PILOT_DEBOUNCE_AFTER). */
+  debounceMs?: number;
+  /** Longest a push may be delayed by a stream of changes (PILOT_DEBOUNCE_MAX). */
+  maxDelayMs?: number;
+}
+
+export interface PushRecord {
+  version: number;
+  at: string;
+  reason: string;
+  proxies: number;
+  durationMs: number;
+}
+
+interface ConnectedProxy {
+  info: ProxyInfo;
+  streams: number;
+  /** The error that made pilot refuse to configure it (bad node metadata), if any. */
+  error?: string;
+}
+
+/**
+ * Turns config + registry into per-proxy snapshots: changes are debounced,
+ * a PushContext is built once per push and each connected proxy gets its
+ * snapshot; unchanged resources keep their version so nothing is re-sent.
+ */
+export class PushController {
+  private context: PushContext;
+  private resources: readonly ConfigResource[] = [];
+  private readonly proxies = new Map<string, ConnectedProxy>();
+  private timer?: NodeJS.Timeout;
+  private firstPending?: number;
+  private reasons = new Set<string>();
+  private version = 0;
+  private last?: PushRecord;
+  private readonly debounceMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(private readonly options: PushControllerOptions) {
+    this.debounceMs = options.debounceMs ?? 100;
+    this.maxDelayMs = options.maxDelayMs ?? 1000;
+    this.context = this.buildContext();
+  }
+
+  /** New config (from the sources); a push follows after the debounce. */
+  setConfig(resources: readonly ConfigResource[], reason = 'config changed'): void {
+    this.resources = resources;
+    this.schedule(reason);
+  }
+
+  /** Pushes immediately (startup, tests). */
+  pushNow(reason = 'forced'): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.reasons.add(reason);
+    this.push();
+  }
+
+  /** A proxy opened an ADS stream: give it a snapshot from the current context right away. */
+  proxyConnected(node: XdsNode): ProxyInfo | undefined {
+    const existing = this.proxies.get(node.id);
+    if (existing) {
+      existing.streams++;
+      this.updateSnapshot(existing);
+      return existing.info;
+    }
+    let entry: ConnectedProxy;
+    try {
+      entry = { info: proxyFromNode(node), streams: 1 };
+    } catch (err) {
+      this.options.logger.error({ node: node.id, err: (err as Error).message }, 'cannot configure proxy');
+      return undefined;
+    }
+    this.proxies.set(node.id, entry);
+    this.options.metrics?.connectedProxies.set(this.proxies.size);
+    this.updateSnapshot(entry);
+    return entry.info;
+  }
+
+  proxyDisconnected(node: XdsNode): ProxyInfo | undefined {
+    const entry = this.proxies.get(node.id);
+    if (!entry) return undefined;
+    entry.streams--;
+    if (entry.streams <= 0) {
+      this.proxies.delete(node.id);
+      this.options.ads.clearSnapshot(node.id);
+      this.options.metrics?.connectedProxies.set(this.proxies.size);
+    }
+    return entry.info;
+  }
+
+  connectedProxies(): ProxyInfo[] {
+    return [...this.proxies.values()].map((p) => p.info);
+  }
+
+  pushContext(): PushContext {
+    return this.context;
+  }
+
+  lastPush(): PushRecord | undefined {
+    return this.last;
+  }
+
+  /** What a proxy would get now (for /debug/config_dump), built fresh. */
+  resourcesFor(proxyId: string): ResourceSet | undefined {
+    const entry = this.proxies.get(proxyId);
+    return entry ? generateResources(this.context, entry.info) : undefined;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private schedule(reason: string): void {
+    this.reasons.add(reason);
+    const now = Date.now();
+    this.firstPending ??= now;
+    clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(this.debounceMs, this.firstPending + this.maxDelayMs - now));
+    this.timer = setTimeout(() => this.push(), wait);
+  }
+
+  private buildContext(): PushContext {
+    const registry = buildRegistry(this.resources, this.options.mesh.domainSuffix);
+    return new PushContext(++this.version, this.resources, registry, this.options.mesh);
+  }
+
+  private push(): void {
+    const started = performance.now();
+    const reason = [...this.reasons].join(', ') || 'push';
+    this.reasons.clear();
+    this.firstPending = undefined;
+    this.timer = undefined;
+    this.context = this.buildContext();
+    const cache = new Map<string, EncodedResource>();
+    for (const entry of this.proxies.values()) this.updateSnapshot(entry, cache);
+    const durationMs = performance.now() - started;
+    this.last = {
+      version: this.context.version,
+      at: new Date().toISOString(),
+      reason,
+      proxies: this.proxies.size,
+      durationMs: Math.round(durationMs * 100) / 100,
+    };
+    this.options.metrics?.pushTime.observe(durationMs / 1000);
+    this.options.logger.info(this.last, 'pushed config');
+  }
+
+  private updateSnapshot(entry: ConnectedProxy, cache = new Map<string, EncodedResource>()): void {
+    try {
+      const set = generateResources(this.context, entry.info);
+      const encoded: Partial<Record<TypeUrl, EncodedResource[]>> = {};
+      for (const [typeUrl, list] of Object.entries(set) as [TypeUrl, Record<string, unknown>[]][]) {
+        encoded[typeUrl] = list.map((json) => {
+          // Most clusters and endpoints are identical across proxies: encode each distinct one once per push.
+          const key = `${typeUrl}\n${JSON.stringify(json)}`;
+          let e = cache.get(key);
+          if (!e) {
+            e = encodeResource(typeUrl, json);
+            cache.set(key, e);
+          }
+          return e;
+        });
+      }
+      const before = this.options.ads.snapshotFor(entry.info.id);
+      const snapshot = Snapshot.fromEncoded(encoded);
+      if (this.options.metrics && before) {
+        for (const t of Object.values(TypeUrl)) {
+          if (snapshot.version(t) !== before.version(t)) this.options.metrics.pushes.inc({ type: metricType(t) });
+        }
+      }
+      entry.error = undefined;
+      this.options.ads.setSnapshot(entry.info.id, snapshot);
+    } catch (err) {
+      entry.error = (err as Error).message;
+      this.options.logger.error({ proxy: entry.info.id, err: entry.error }, 'failed to build config for proxy');
+    }
+  }
+}
+
+function metricType(typeUrl: string): string {
+  switch (typeUrl) {
+    case TypeUrl.Cluster:
+      return 'cds';
+    case TypeUrl.ClusterLoadAssignment:
+      return 'eds';
+    case TypeUrl.Listener:
+      return 'lds';
+    case TypeUrl.RouteConfiguration:
+      return 'rds';
+    default:
+      return 'sds';
+  }
+}

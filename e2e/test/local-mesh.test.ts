@@ -1,0 +1,176 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, isAlive, isPortInUse } from '@mizzen/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../src/load.js';
+
+/**
+ * The README's first command, as a user runs it: `npx mizzen up` as a child
+ * process, driven from outside with real HTTP and the real CLI.
+ */
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-home-'));
+const env = { ...process.env, MIZZEN_HOME: home, MIZZEN_PILOT: '' };
+delete (env as Record<string, string | undefined>).MIZZEN_PILOT;
+
+function mizzen(args: string[], input?: string) {
+  const r = spawnSync('npx', ['mizzen', ...args], { cwd: root, env, input, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface ReviewsAnswer {
+  version: string;
+  reviews: { reviewer: string; rating?: { stars?: number; color?: string } }[];
+}
+
+describe('npx mizzen up: the local mesh with Bookinfo', () => {
+  let up: ChildProcess;
+  let output = '';
+  let ingress = '';
+  let exitCode: Promise<number | null>;
+
+  beforeAll(async () => {
+    // The contract says 8080; if this machine already uses it, use another port rather than fail.
+    const port = (await isPortInUse(8080)) ? await freePort() : 8080;
+    ingress = `http://127.0.0.1:${port}`;
+    up = spawn('npx', ['mizzen', 'up', ...(port === 8080 ? [] : ['--ingress-port', String(port)])], {
+      cwd: root,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so the test can signal it the way a terminal's Ctrl-C does.
+      detached: true,
+    });
+    exitCode = new Promise((resolve) => up.once('exit', (code) => resolve(code)));
+    up.stdout?.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    up.stderr?.on('data', (c: Buffer) => {
+      output += c.toString();
+    });
+    await eventually('`mesh ready` from mizzen up', async () => output.includes('mesh ready') || (up.exitCode !== null ? `exited: ${output}` : false), 180_000);
+  });
+
+  afterAll(async () => {
+    if (up?.pid && up.exitCode === null) {
+      try {
+        process.kill(-up.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it('prints progress, a table of what runs where, and then `mesh ready`', () => {
+    expect(output).toContain('starting pilot');
+    expect(output).toMatch(/COMPONENT\s+KIND\s+PID\s+PORTS/);
+    for (const name of ['pilot', 'productpage-v1', 'reviews-v3-sidecar', 'istio-ingressgateway']) expect(output).toContain(name);
+    expect(output.indexOf('mesh ready')).toBeGreaterThan(output.indexOf('COMPONENT'));
+  });
+
+  it('serves /productpage through the ingress gateway', async () => {
+    const res = await fetch(`${ingress}/productpage`);
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('The Comedy of Errors');
+    const unknown = await fetch(`${ingress}/not-routed`);
+    expect(unknown.status).toBe(404);
+  });
+
+  it('reports every component and proxy with real ports and ACKed xDS in `mizzen status --output json`', () => {
+    const r = mizzen(['status', '--output', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const status = JSON.parse(r.stdout) as {
+      components: { name: string; pid: number; ports: Record<string, number> }[];
+      proxies: { id: string; kind: string; workload: string; namespace: string; serviceAccount: string; ports: Record<string, number>; sync: Record<string, string> }[];
+    };
+    expect(status.components.find((c) => c.name === 'pilot')?.ports.xds).toBeGreaterThan(0);
+    expect(status.proxies).toHaveLength(7);
+    const reviews = status.proxies.find((p) => p.workload === 'reviews-v1');
+    expect(reviews).toMatchObject({
+      id: 'sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local',
+      kind: 'sidecar',
+      namespace: 'default',
+      serviceAccount: 'bookinfo-reviews',
+      sync: { CDS: 'ACKED', LDS: 'ACKED', EDS: 'ACKED', RDS: 'ACKED' },
+    });
+    expect(reviews?.ports.admin).toBeGreaterThan(0);
+    expect(reviews?.ports.inbound).toBeGreaterThan(0);
+    expect(reviews?.ports.outbound).toBeGreaterThan(0);
+    expect(status.proxies.filter((p) => p.kind === 'ingress')).toHaveLength(1);
+  });
+
+  it('sends every reviews request to v3 (red stars) after `mizzen apply` of a VirtualService', async () => {
+    const r = mizzen(['apply', '-f', path.join(root, 'deploy/samples/bookinfo/networking/virtual-service-reviews-v3.yaml')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('virtualservice.networking.istio.io/reviews created');
+    await eventually(
+      'ten answers in a row from reviews v3',
+      async () => {
+        for (let i = 0; i < 10; i++) {
+          const answer = (await (await fetch(`${ingress}/api/v1/products/0/reviews`)).json()) as ReviewsAnswer;
+          if (answer.version !== 'v3') return `got ${answer.version}`;
+        }
+        return true;
+      },
+      30_000,
+    );
+    const answer = (await (await fetch(`${ingress}/api/v1/products/0/reviews`)).json()) as ReviewsAnswer;
+    expect(answer.reviews.every((rv) => rv.rating?.color === 'red')).toBe(true);
+    const html = await (await fetch(`${ingress}/productpage`)).text();
+    expect(html).toContain('stars-red');
+    expect(html).not.toContain('stars-black');
+  });
+
+  it('rejects invalid YAML with one clear error naming file, field and reason, and changes nothing', async () => {
+    const bad = path.join(home, 'bad-reviews.yaml');
+    fs.writeFileSync(
+      bad,
+      `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+    - route:
+        - destination: { host: reviews, subset: v1 }
+          weight: 120
+`,
+    );
+    const r = mizzen(['apply', '-f', bad]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('bad-reviews.yaml');
+    expect(r.stderr).toContain('spec.http[0].route[0].weight');
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    const current = mizzen(['get', 'virtualservice', 'reviews', '-o', 'json']);
+    expect(current.code, current.stderr).toBe(0);
+    expect(JSON.parse(current.stdout).spec.http[0].route[0].destination.subset).toBe('v3');
+    for (let i = 0; i < 5; i++) {
+      const answer = (await (await fetch(`${ingress}/api/v1/products/0/reviews`)).json()) as ReviewsAnswer;
+      expect(answer.version).toBe('v3');
+    }
+  });
+
+  it('says in one sentence when pilot cannot be reached', () => {
+    const r = spawnSync('npx', ['mizzen', 'get', 'vs', '--pilot', 'http://127.0.0.1:9'], { cwd: root, env, encoding: 'utf8' });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toMatch(/^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/);
+  });
+
+  it('stops every process it started on SIGINT, within seconds', async () => {
+    const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as { components: { pid: number }[] };
+    const pids = state.components.map((c) => c.pid);
+    expect(pids.length).toBeGreaterThanOrEqual(14);
+    const started = Date.now();
+    // npx runs mizzen as a child; signal the whole group the way a terminal's Ctrl-C does.
+    process.kill(-up.pid!, 'SIGINT');
+    await exitCode;
+    await eventually('every component to exit', async () => pids.every((pid) => !isAlive(pid)) || pids.filter(isAlive).join(','), 15_000);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(output).toContain('stopped');
+  });
+});
