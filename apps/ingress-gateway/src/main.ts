@@ -1,0 +1,56 @@
+import {
+  gatewayNode,
+  type ParsedFlags,
+  parseAddress,
+  parseIp,
+  parseLabels,
+  parseName,
+  parsePort,
+  parsePortMap,
+  runProxyApp,
+} from '@mizzen/proxy';
+
+const USAGE = `usage: ingress-gateway --pilot HOST:PORT [--name istio-ingressgateway] [--namespace istio-system]
+         [--labels istio=ingressgateway,app=istio-ingressgateway] [--port-map 80=8080,443=8443]
+         [--ip 127.0.0.1] [--admin-port 15000] [--health-port 15021] [--log-level info]
+
+The mesh's edge: serves the Gateway resources whose selector matches its labels.
+--port-map maps a Gateway server port to the port this process really listens on.`;
+
+/** Istio's default ingress gateway labels, which `selector: {istio: ingressgateway}` picks. */
+const DEFAULT_LABELS = 'istio=ingressgateway,app=istio-ingressgateway';
+
+function build(values: ParsedFlags) {
+  const s = (k: string) => values[k] as string | undefined;
+  const ip = parseIp(s('ip'));
+  const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
+  const healthPort = parsePort(s('health-port'), '--health-port', 15021);
+  const name = parseName(s('name'), '--name', 'istio-ingressgateway');
+  const node = gatewayNode({
+    name,
+    namespace: parseName(s('namespace'), '--namespace', 'istio-system'),
+    labels: parseLabels(s('labels') ?? DEFAULT_LABELS),
+    ip,
+    portMap: parsePortMap(s('port-map') ?? '80=8080,443=8443'),
+    adminPort,
+    healthPort,
+    serviceAccount: `${name}-service-account`,
+  });
+  return { node, pilot: parseAddress(s('pilot'), '--pilot'), adminHost: ip, adminPort, healthPort };
+}
+
+void runProxyApp({
+  component: 'ingress-gateway',
+  usage: USAGE,
+  flags: {
+    pilot: { type: 'string' },
+    name: { type: 'string' },
+    namespace: { type: 'string' },
+    labels: { type: 'string' },
+    'port-map': { type: 'string' },
+    ip: { type: 'string' },
+    'admin-port': { type: 'string' },
+    'health-port': { type: 'string' },
+  },
+  build,
+});

@@ -1,0 +1,65 @@
+import {
+  FlagError,
+  type ParsedFlags,
+  parseAddress,
+  parseIp,
+  parseLabels,
+  parseName,
+  parsePort,
+  parsePortSpec,
+  runProxyApp,
+  sidecarNode,
+} from '@mizzen/proxy';
+
+const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespace default] [--service NAME]
+         [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
+         [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
+
+The proxy beside one workload. Applications send outbound HTTP through it with
+HTTP_PROXY=http://IP:OUTBOUND_PORT; callers reach the workload on each sidecarPort.`;
+
+function build(values: ParsedFlags) {
+  const s = (k: string) => values[k] as string | undefined;
+  const ports = ((values.port as string[] | undefined) ?? []).map((p) => parsePortSpec(p));
+  const listenPorts = new Set<number>();
+  for (const p of ports) {
+    if (listenPorts.has(p.listenPort)) throw new FlagError(`--port: sidecar port ${p.listenPort} is used twice`);
+    listenPorts.add(p.listenPort);
+  }
+  const ip = parseIp(s('ip'));
+  const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
+  const healthPort = parsePort(s('health-port'), '--health-port', 15021);
+  const outboundPort = s('outbound-port') === undefined ? undefined : parsePort(s('outbound-port'), '--outbound-port');
+  const node = sidecarNode({
+    workload: parseName(s('workload'), '--workload'),
+    namespace: parseName(s('namespace'), '--namespace', 'default'),
+    serviceAccount: parseName(s('service-account'), '--service-account', 'default'),
+    service: s('service') === undefined ? undefined : parseName(s('service'), '--service'),
+    labels: parseLabels(s('labels')),
+    ip,
+    ports,
+    outboundPort,
+    adminPort,
+    healthPort,
+  });
+  return { node, pilot: parseAddress(s('pilot'), '--pilot'), adminHost: ip, adminPort, healthPort };
+}
+
+void runProxyApp({
+  component: 'sidecar-agent',
+  usage: USAGE,
+  flags: {
+    pilot: { type: 'string' },
+    workload: { type: 'string' },
+    namespace: { type: 'string' },
+    service: { type: 'string' },
+    'service-account': { type: 'string' },
+    labels: { type: 'string' },
+    port: { type: 'string', multiple: true },
+    ip: { type: 'string' },
+    'outbound-port': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'health-port': { type: 'string' },
+  },
+  build,
+});

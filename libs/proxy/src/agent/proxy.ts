@@ -1,0 +1,118 @@
+import type { Logger } from '@mizzen/runtime';
+import { AdsClient, TypeUrl, type XdsNode } from '@mizzen/xds';
+import type { FastifyInstance } from 'fastify';
+import { createAdminServer, createHealthServer } from '../admin/admin-server.js';
+import { Router } from '../http/router.js';
+import { type CaptureMode, ListenerManager } from '../listeners/listener-manager.js';
+import { RouteStore } from '../routes/route-store.js';
+import { ClusterManager } from '../upstream/cluster-manager.js';
+import { ConnectionPools } from '../upstream/connection-pools.js';
+import { AppliedConfig } from './applied-config.js';
+import { ConfigApplier } from './config-applier.js';
+
+export interface ProxyOptions {
+  node: XdsNode;
+  /** host:port of pilot's ADS server. */
+  pilot: string;
+  logger: Logger;
+  /** Address the admin and health servers bind. */
+  adminHost: string;
+  adminPort: number;
+  healthPort: number;
+  captureMode?: CaptureMode;
+  /** Reconnect back-off towards pilot. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/**
+ * The data plane of one sidecar or gateway: an ADS client feeding clusters,
+ * endpoints, listeners and routes into the running proxy, plus the admin
+ * (15000) and health (15021) servers. It keeps serving its last good config
+ * while pilot is away, and rejects (NACKs) config it cannot apply.
+ */
+export class Proxy {
+  readonly ads: AdsClient;
+  private readonly pools = new ConnectionPools();
+  private readonly clusters = new ClusterManager(this.pools);
+  private readonly routes = new RouteStore();
+  private readonly listeners: ListenerManager;
+  private readonly applied = new AppliedConfig();
+  private readonly admin: FastifyInstance;
+  private readonly health: FastifyInstance;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ProxyOptions) {
+    this.log = options.logger;
+    const router = new Router(this.clusters, this.pools);
+    this.listeners = new ListenerManager(
+      { clusters: this.clusters, router, routes: this.routes, logger: this.log },
+      this.log,
+      options.captureMode,
+    );
+    const applier = new ConfigApplier({
+      clusters: this.clusters,
+      listeners: this.listeners,
+      routes: this.routes,
+      applied: this.applied,
+      subscribe: (typeUrl, names) => this.ads.subscribe(typeUrl, names),
+      logger: this.log,
+    });
+    this.ads = new AdsClient({
+      address: options.pilot,
+      node: options.node,
+      logger: this.log,
+      onResources: (typeUrl, resources, version) => applier.apply(typeUrl, resources, version),
+      initialBackoffMs: options.initialBackoffMs,
+      maxBackoffMs: options.maxBackoffMs,
+    });
+    const isReady = () => this.isReady();
+    this.admin = createAdminServer({
+      node: options.node,
+      applied: this.applied,
+      clusters: this.clusters,
+      pools: this.pools,
+      listeners: this.listeners,
+      ads: this.ads,
+      logger: this.log,
+      isReady,
+      startedAt: new Date(),
+    });
+    this.health = createHealthServer(isReady);
+  }
+
+  /** Starts the admin and health servers and connects to pilot. Resolves with the bound admin ports. */
+  async start(): Promise<{ adminPort: number; healthPort: number }> {
+    await this.admin.listen({ host: this.options.adminHost, port: this.options.adminPort });
+    await this.health.listen({ host: this.options.adminHost, port: this.options.healthPort });
+    this.ads.subscribe(TypeUrl.Cluster, '*');
+    this.ads.subscribe(TypeUrl.Listener, '*');
+    this.ads.start();
+    this.log.info({ pilot: this.options.pilot, node: this.options.node.id }, 'proxy started; connecting to pilot');
+    return { adminPort: portOf(this.admin), healthPort: portOf(this.health) };
+  }
+
+  /**
+   * Ready (Envoy's LIVE) once clusters and listeners were accepted, every EDS
+   * cluster has its endpoints and every listener has its route table.
+   */
+  isReady(): boolean {
+    if (!this.applied.has(TypeUrl.Cluster) || !this.applied.has(TypeUrl.Listener)) return false;
+    if (!this.clusters.warm()) return false;
+    return this.listeners.rdsNames().every((n) => this.routes.has(n));
+  }
+
+  async stop(): Promise<void> {
+    await this.ads.stop();
+    await this.listeners.close();
+    this.clusters.stop();
+    await this.pools.closeAll();
+    await this.admin.close();
+    await this.health.close();
+  }
+}
+
+function portOf(app: FastifyInstance): number {
+  const a = app.server.address();
+  return typeof a === 'object' && a ? a.port : 0;
+}

@@ -1,0 +1,84 @@
+import net from 'node:net';
+import type { WorkloadPortSpec } from './node.js';
+
+/** A bad command-line value: the message names the flag and what was wrong. */
+export class FlagError extends Error {}
+
+export function parsePort(value: string | undefined, flag: string, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback === undefined) throw new FlagError(`${flag} is required`);
+    return fallback;
+  }
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new FlagError(`${flag} must be a port number (1-65535), got "${value}"`);
+  return n;
+}
+
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+
+/** `app=reviews,version=v1` → labels, validated as Kubernetes labels. */
+export function parseLabels(value: string | undefined, flag = '--labels'): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!value) return out;
+  for (const pair of value.split(',').filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new FlagError(`${flag}: "${pair}" is not key=value`);
+    const key = pair.slice(0, eq).trim();
+    const val = pair.slice(eq + 1).trim();
+    if (!LABEL_KEY.test(key) || key.length > 316) throw new FlagError(`${flag}: "${key}" is not a valid label key`);
+    if (!LABEL_VALUE.test(val) || val.length > 63) throw new FlagError(`${flag}: "${val}" is not a valid label value`);
+    out[key] = val;
+  }
+  return out;
+}
+
+/** `name:servicePort:appPort:sidecarPort` (e.g. `http:9080:19080:15006`). */
+export function parsePortSpec(value: string, flag = '--port'): WorkloadPortSpec {
+  const parts = value.split(':');
+  if (parts.length !== 4) throw new FlagError(`${flag} "${value}" must be name:servicePort:appPort:sidecarPort`);
+  const [name, port, target, listen] = parts as [string, string, string, string];
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) throw new FlagError(`${flag} "${value}": "${name}" is not a valid port name`);
+  return {
+    name,
+    port: parsePort(port, `${flag} ${value} (service port)`),
+    targetPort: parsePort(target, `${flag} ${value} (app port)`),
+    listenPort: parsePort(listen, `${flag} ${value} (sidecar port)`),
+  };
+}
+
+/** `80=8080,443=8443`: service port → port the gateway listens on. */
+export function parsePortMap(value: string | undefined, flag = '--port-map'): Record<number, number> {
+  const out: Record<number, number> = {};
+  if (!value) return out;
+  for (const pair of value.split(',').filter(Boolean)) {
+    const [from, to, ...rest] = pair.split('=');
+    if (rest.length || from === undefined || to === undefined) throw new FlagError(`${flag}: "${pair}" is not servicePort=listenPort`);
+    out[parsePort(from, `${flag} ${pair}`)] = parsePort(to, `${flag} ${pair}`);
+  }
+  return out;
+}
+
+export function parseIp(value: string | undefined, flag = '--ip', fallback = '127.0.0.1'): string {
+  const ip = value ?? fallback;
+  if (!net.isIP(ip)) throw new FlagError(`${flag} must be an IP address, got "${ip}"`);
+  return ip;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function parseName(value: string | undefined, flag: string, fallback?: string): string {
+  const v = value ?? fallback;
+  if (v === undefined) throw new FlagError(`${flag} is required`);
+  if (!DNS_LABEL.test(v) || v.length > 63) throw new FlagError(`${flag} must be a DNS-1123 label (lowercase letters, digits, '-'), got "${v}"`);
+  return v;
+}
+
+/** host:port of pilot's xDS server. */
+export function parseAddress(value: string | undefined, flag: string): string {
+  if (!value) throw new FlagError(`${flag} is required (host:port of pilot's xDS server)`);
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
+  if (!m) throw new FlagError(`${flag} must be host:port, got "${value}"`);
+  parsePort(m[2], flag);
+  return value;
+}

@@ -1,0 +1,96 @@
+import type { XdsNode } from '@mizzen/xds';
+
+/** Istio's proxy version this proxy speaks for (what pilot and tools expect in ISTIO_VERSION). */
+export const ISTIO_COMPAT_VERSION = '1.24.0';
+export const MIZZEN_VERSION = '0.1.0';
+
+/** A port the workload serves: `http:9080:19080:15006` = name, service port, app port, sidecar inbound port. */
+export interface WorkloadPortSpec {
+  name: string;
+  port: number;
+  targetPort: number;
+  listenPort: number;
+  protocol?: string;
+}
+
+export interface SidecarIdentity {
+  workload: string;
+  namespace: string;
+  serviceAccount: string;
+  /** The service the workload serves (local mode auto-registration). */
+  service?: string;
+  labels: Record<string, string>;
+  ip: string;
+  ports: WorkloadPortSpec[];
+  outboundPort?: number;
+  adminPort: number;
+  healthPort: number;
+  domainSuffix?: string;
+}
+
+export interface GatewayIdentity {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  ip: string;
+  /** Service port → port the gateway really listens on (80 → 8080). */
+  portMap: Record<number, number>;
+  adminPort: number;
+  healthPort: number;
+  serviceAccount?: string;
+  domainSuffix?: string;
+}
+
+/** `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`, Istio's node id form. */
+export function nodeId(type: 'sidecar' | 'router', ip: string, pod: string, namespace: string, domainSuffix = 'cluster.local'): string {
+  return `${type}~${ip}~${pod}.${namespace}~${namespace}.svc.${domainSuffix}`;
+}
+
+function common(namespace: string, labels: Record<string, string>, ip: string, workload: string) {
+  return {
+    NAMESPACE: namespace,
+    LABELS: labels,
+    INSTANCE_IPS: ip,
+    WORKLOAD_NAME: workload,
+    CLUSTER_ID: 'Kubernetes',
+    ISTIO_VERSION: ISTIO_COMPAT_VERSION,
+    // Local mode: applications reach the proxy as an HTTP proxy; listeners bind the instance IP only.
+    MIZZEN_CAPTURE_MODE: 'proxy',
+  };
+}
+
+export function sidecarNode(s: SidecarIdentity): XdsNode {
+  const metadata: Record<string, unknown> = {
+    ...common(s.namespace, s.labels, s.ip, s.workload),
+    SERVICE_ACCOUNT: s.serviceAccount,
+    MIZZEN_PORTS: s.ports.map((p) => ({ ...p })),
+    MIZZEN_ADMIN_PORT: s.adminPort,
+    MIZZEN_HEALTH_PORT: s.healthPort,
+  };
+  if (s.service) metadata.MIZZEN_SERVICE = s.service;
+  if (s.outboundPort) metadata.MIZZEN_OUTBOUND_PORT = s.outboundPort;
+  return {
+    id: nodeId('sidecar', s.ip, s.workload, s.namespace, s.domainSuffix),
+    cluster: `${s.service ?? s.workload}.${s.namespace}`,
+    metadata,
+    user_agent_name: 'mizzen',
+    user_agent_version: MIZZEN_VERSION,
+  };
+}
+
+export function gatewayNode(g: GatewayIdentity): XdsNode {
+  const metadata: Record<string, unknown> = {
+    ...common(g.namespace, g.labels, g.ip, g.name),
+    MIZZEN_GATEWAY_PORTS: Object.fromEntries(Object.entries(g.portMap).map(([k, v]) => [k, v])),
+    MIZZEN_ADMIN_PORT: g.adminPort,
+    MIZZEN_HEALTH_PORT: g.healthPort,
+  };
+  if (g.serviceAccount) metadata.SERVICE_ACCOUNT = g.serviceAccount;
+  return {
+    id: nodeId('router', g.ip, g.name, g.namespace, g.domainSuffix),
+    cluster: `${g.name}.${g.namespace}`,
+    metadata,
+    user_agent_name: 'mizzen',
+    user_agent_version: MIZZEN_VERSION,
+  };
+}

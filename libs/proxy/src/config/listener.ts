@@ -1,0 +1,129 @@
+import type {
+  FilterChainJson,
+  HttpConnectionManagerJson,
+  ListenerJson,
+  TcpProxyJson,
+} from '../envoy/types.js';
+import { fail } from './errors.js';
+import { RouteTable } from './route-table.js';
+
+export const HCM_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+
+/** Listener filters whose job (finding the original destination, sniffing the protocol) this proxy does natively. */
+const NATIVE_LISTENER_FILTERS = new Set([
+  'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+  'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+]);
+
+export interface HttpConnectionManagerConfig {
+  readonly kind: 'http';
+  readonly statPrefix: string;
+  /** Route table by RDS name, or inline. */
+  readonly rds?: string;
+  readonly inlineRoutes?: RouteTable;
+  /** Edge mode: trust the peer address, append it to x-forwarded-for. */
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly generateRequestId: boolean;
+}
+
+export interface TcpProxyConfig {
+  readonly kind: 'tcp';
+  readonly statPrefix: string;
+  readonly clusters: readonly { name: string; weight: number }[];
+}
+
+export type NetworkFilterConfig = HttpConnectionManagerConfig | TcpProxyConfig;
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** False for Istio's per-port outbound listeners that only receive connections handed over by virtualOutbound. */
+  readonly bindToPort: boolean;
+  /** The capture listener (virtualOutbound): hands each connection to the listener for its original destination. */
+  readonly useOriginalDst: boolean;
+  readonly direction: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
+  readonly filter: NetworkFilterConfig;
+  readonly json: ListenerJson;
+}
+
+function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectionManagerConfig {
+  for (const [i, f] of (tc.http_filters ?? []).entries()) {
+    const type = f.typed_config?.['@type'];
+    if (type !== ROUTER_TYPE) {
+      fail(`${where}.http_filters[${i}]`, `HTTP filter ${f.name} (${type ?? 'no type'}) is not supported by this proxy`);
+    }
+  }
+  if (!tc.rds && !tc.route_config) fail(where, 'HTTP connection manager has neither rds nor route_config');
+  return {
+    kind: 'http',
+    statPrefix: tc.stat_prefix ?? '',
+    rds: tc.rds?.route_config_name,
+    inlineRoutes: tc.route_config ? RouteTable.compile(tc.route_config) : undefined,
+    useRemoteAddress: tc.use_remote_address === true,
+    xffNumTrustedHops: tc.xff_num_trusted_hops ?? 0,
+    generateRequestId: tc.generate_request_id !== false,
+  };
+}
+
+function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
+  let clusters: { name: string; weight: number }[];
+  if (tc.cluster) clusters = [{ name: tc.cluster, weight: 1 }];
+  else if (tc.weighted_clusters?.clusters?.length)
+    clusters = tc.weighted_clusters.clusters.map((c) => ({ name: c.name, weight: c.weight ?? 0 }));
+  else fail(where, 'tcp_proxy names no cluster');
+  return { kind: 'tcp', statPrefix: tc.stat_prefix ?? '', clusters };
+}
+
+function compileFilterChain(chain: FilterChainJson, where: string): NetworkFilterConfig {
+  const filters = chain.filters ?? [];
+  if (filters.length !== 1) {
+    fail(where, `expected exactly one network filter (http_connection_manager or tcp_proxy), got ${filters.length}`);
+  }
+  const f = filters[0]!;
+  const tc = f.typed_config;
+  if (tc?.['@type'] === HCM_TYPE) return compileHcm(tc as HttpConnectionManagerJson, `${where}.filters[0]`);
+  if (tc?.['@type'] === TCP_PROXY_TYPE) return compileTcpProxy(tc as TcpProxyJson, `${where}.filters[0]`);
+  fail(`${where}.filters[0]`, `network filter ${f.name} (${tc?.['@type'] ?? 'no type'}) is not supported by this proxy`);
+}
+
+export function compileListener(l: ListenerJson): ListenerConfig {
+  if (!l.name) fail('listener', 'has no name');
+  const where = `listener ${l.name}`;
+  if (l.api_listener) fail(where, 'API listeners are for proxyless gRPC clients, not for this proxy');
+  const sa = l.address?.socket_address;
+  if (!sa?.address) fail(`${where}.address`, 'listener has no socket address');
+  const port = sa.port_value ?? 0;
+  if (!(port >= 0 && port < 65536)) fail(`${where}.address`, `invalid port ${port}`);
+  for (const [i, f] of (l.listener_filters ?? []).entries()) {
+    const type = f.typed_config?.['@type'];
+    if (!type || !NATIVE_LISTENER_FILTERS.has(type)) {
+      fail(`${where}.listener_filters[${i}]`, `listener filter ${f.name} is not supported by this proxy`);
+    }
+  }
+  const chains = l.filter_chains ?? [];
+  // Filter chain selection by SNI/ALPN/transport arrives with TLS; until then a listener has one plain chain.
+  const plain = chains.filter((c) => !c.filter_chain_match || Object.keys(c.filter_chain_match).length === 0);
+  let chain: FilterChainJson | undefined;
+  if (chains.length === 1) chain = chains[0];
+  else if (plain.length === 1) chain = plain[0];
+  else if (chains.length === 0 && l.default_filter_chain) chain = l.default_filter_chain;
+  if (!chain) {
+    fail(`${where}.filter_chains`, `needs one filter chain without filter_chain_match, got ${chains.length} chains`);
+  }
+  return {
+    name: l.name,
+    address: sa.address,
+    port,
+    bindToPort: l.bind_to_port !== false,
+    useOriginalDst: l.use_original_dst === true,
+    direction: l.traffic_direction ?? 'UNSPECIFIED',
+    filter: compileFilterChain(chain, `${where}.filter_chains`),
+    json: l,
+  };
+}

@@ -1,0 +1,57 @@
+import { durationToMs } from '@mizzen/xds';
+import type { RetryPolicyJson } from '../envoy/types.js';
+import { fail } from './errors.js';
+
+/** Envoy's retry_on conditions the router understands. */
+export const RETRY_CONDITIONS = new Set([
+  '5xx',
+  'gateway-error',
+  'reset',
+  'reset-before-request',
+  'connect-failure',
+  'envoy-ratelimited',
+  'retriable-4xx',
+  'refused-stream',
+  'retriable-status-codes',
+  'retriable-headers',
+  'http3-post-connect-failure',
+  // gRPC conditions (x-envoy-retry-grpc-on), matched on the grpc-status of a response.
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+]);
+
+export interface RetryPolicy {
+  readonly conditions: ReadonlySet<string>;
+  readonly numRetries: number;
+  readonly perTryTimeoutMs?: number;
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  readonly baseIntervalMs: number;
+  readonly maxIntervalMs: number;
+}
+
+export function compileRetryPolicy(p: RetryPolicyJson | undefined, where: string): RetryPolicy | undefined {
+  if (!p) return undefined;
+  const conditions = new Set<string>();
+  for (const raw of (p.retry_on ?? '').split(',')) {
+    const c = raw.trim();
+    if (!c) continue;
+    if (!RETRY_CONDITIONS.has(c)) fail(`${where}.retry_on`, `unknown retry condition "${c}"`);
+    conditions.add(c);
+  }
+  const base = p.retry_back_off?.base_interval ? durationToMs(p.retry_back_off.base_interval)! : 25;
+  const max = p.retry_back_off?.max_interval ? durationToMs(p.retry_back_off.max_interval)! : base * 10;
+  if (base <= 0) fail(`${where}.retry_back_off.base_interval`, 'must be greater than zero');
+  const perTry = p.per_try_timeout ? durationToMs(p.per_try_timeout) : undefined;
+  return {
+    conditions,
+    // Envoy's default when a policy is present but names no count.
+    numRetries: p.num_retries ?? 1,
+    perTryTimeoutMs: perTry && perTry > 0 ? perTry : undefined,
+    retriableStatusCodes: new Set(p.retriable_status_codes ?? []),
+    baseIntervalMs: base,
+    maxIntervalMs: Math.max(base, max),
+  };
+}

@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@mizzen/runtime';
+import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
+import type { HttpConnectionManagerConfig } from '../config/listener.js';
+import {
+  type CompiledRoute,
+  type CompiledVirtualHost,
+  type ForwardAction,
+  findRoute,
+  type MatchInput,
+  type RedirectAction,
+  type RouteTable,
+  type WeightedCluster,
+} from '../config/route-table.js';
+import type { OriginalDestination } from '../upstream/cluster-manager.js';
+import { endToEndHeaders, headerValue } from './headers.js';
+import { LocalReplies, sendLocalReply } from './local-reply.js';
+import { readRequestBody } from './request-body.js';
+import type { Router } from './router.js';
+import { StreamInfo } from './stream-info.js';
+
+/** Route tables received over RDS, by name. */
+export interface RouteTables {
+  get(name: string): RouteTable | undefined;
+  /** Resolves when the table arrives (a listener is still warming), or undefined after `timeoutMs`. */
+  wait(name: string, timeoutMs: number): Promise<RouteTable | undefined>;
+}
+
+export interface DownstreamContext {
+  readonly scheme: 'http' | 'https';
+  /** Where the connection was headed before capture (ORIGINAL_DST clusters forward there). */
+  readonly originalDst?: OriginalDestination;
+}
+
+export interface HcmDeps {
+  routes: RouteTables;
+  router: Router;
+  logger: Logger;
+}
+
+/** How long a request waits for the route table of a listener that is still warming. */
+const WARMING_WAIT_MS = 5_000;
+
+/** `host:port` → port, or undefined. */
+function splitAuthority(authority: string): { host: string; port?: string } {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(authority);
+  return m ? { host: m[1]!, port: m[2] } : { host: authority };
+}
+
+function pickWeighted(action: ForwardAction): WeightedCluster {
+  if (action.clusters.length === 1) return action.clusters[0]!;
+  let r = Math.random() * action.totalWeight;
+  for (const c of action.clusters) {
+    r -= c.weight;
+    if (r < 0) return c;
+  }
+  return action.clusters[action.clusters.length - 1]!;
+}
+
+/**
+ * Envoy's HTTP connection manager: turns one downstream request into a route
+ * decision (virtual host by authority, first matching route) and hands it to
+ * the router, or answers it locally (direct response, redirect, no route).
+ */
+export class HttpConnectionManager {
+  constructor(
+    readonly config: HttpConnectionManagerConfig,
+    private readonly deps: HcmDeps,
+  ) {}
+
+  /** The route table names this manager needs over RDS. */
+  rdsName(): string | undefined {
+    return this.config.inlineRoutes ? undefined : this.config.rds;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, ctx: DownstreamContext): Promise<void> {
+    const info = new StreamInfo();
+    try {
+      await this.route(req, res, ctx, info);
+    } catch (err) {
+      this.deps.logger.error({ err, url: req.url }, 'request failed inside the proxy');
+      sendLocalReply(res, 500, 'internal proxy error');
+    }
+    this.deps.logger.debug(
+      {
+        method: req.method,
+        url: req.url,
+        route: info.routeName,
+        cluster: info.upstreamCluster,
+        host: info.upstreamHost,
+        code: info.responseCode ?? res.statusCode,
+        flags: info.flagString(),
+        attempts: info.attempts,
+        ms: Math.round(performance.now() - info.startTime),
+      },
+      'request',
+    );
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, ctx: DownstreamContext, info: StreamInfo): Promise<void> {
+    let path = req.url ?? '/';
+    let authority = req.headers.host ?? '';
+    // Absolute-form request line (an application using the sidecar as HTTP_PROXY): the URL's authority wins.
+    if (/^https?:\/\//i.test(path)) {
+      const url = new URL(path);
+      authority = url.host;
+      path = `${url.pathname}${url.search}`;
+    }
+    if (!path.startsWith('/')) {
+      sendLocalReply(res, 400, 'invalid request target');
+      return;
+    }
+    const headers = this.requestHeaders(req, authority, ctx);
+    const table = await this.routeTable();
+    if (!table) {
+      info.flag('NR');
+      sendLocalReply(res, 503, `route configuration ${this.config.rds} has not been received`);
+      return;
+    }
+    const vhost = table.findVirtualHost(authority);
+    const query = path.indexOf('?');
+    const pathOnly = query >= 0 ? path.slice(0, query) : path;
+    let parsedQuery: URLSearchParams | undefined;
+    const input: MatchInput = {
+      path,
+      pathOnly,
+      header: (name) => {
+        switch (name) {
+          case ':method':
+            return req.method;
+          case ':authority':
+            return authority;
+          case ':path':
+            return path;
+          case ':scheme':
+            return ctx.scheme;
+          default:
+            return headerValue(headers, name);
+        }
+      },
+      query: () => {
+        parsedQuery ??= new URLSearchParams(query >= 0 ? path.slice(query + 1) : '');
+        return parsedQuery;
+      },
+    };
+    const route = vhost ? findRoute(vhost, input) : undefined;
+    if (!vhost || !route) {
+      info.flag('NR');
+      sendLocalReply(res, 404, LocalReplies.noRoute);
+      return;
+    }
+    info.routeName = route.name;
+    const action = route.action;
+    const responseLevels = [route.responseHeaders, vhost.responseHeaders, table.responseHeaders];
+    switch (action.kind) {
+      case 'direct': {
+        const replyHeaders: HeaderMap = {};
+        applyHeaderMutations(replyHeaders, responseLevels);
+        info.responseCode = action.status;
+        sendLocalReply(res, action.status, action.body ?? '', replyHeaders as Record<string, string | string[]>);
+        return;
+      }
+      case 'redirect': {
+        const replyHeaders: HeaderMap = { location: redirectLocation(action, route, ctx.scheme, authority, path) };
+        applyHeaderMutations(replyHeaders, responseLevels);
+        info.responseCode = action.status;
+        sendLocalReply(res, action.status, '', replyHeaders as Record<string, string | string[]>);
+        return;
+      }
+      case 'forward':
+        await this.forward(req, res, ctx, info, { table, vhost, route, action, headers, path, pathOnly });
+    }
+  }
+
+  private async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: DownstreamContext,
+    info: StreamInfo,
+    r: {
+      table: RouteTable;
+      vhost: CompiledVirtualHost;
+      route: CompiledRoute;
+      action: ForwardAction;
+      headers: HeaderMap;
+      path: string;
+      pathOnly: string;
+    },
+  ): Promise<void> {
+    const target = pickWeighted(r.action);
+    // Envoy's order: weighted cluster, route, virtual host, route table — later levels win on overwrite.
+    const requestLevels: HeaderMutation[] = [
+      target.requestHeaders,
+      r.route.requestHeaders,
+      r.vhost.requestHeaders,
+      r.table.requestHeaders,
+    ];
+    applyHeaderMutations(r.headers, requestLevels);
+    let path = r.path;
+    if (r.action.prefixRewrite !== undefined && r.route.prefix !== undefined) {
+      path = r.action.prefixRewrite + path.slice(r.route.prefix.length);
+      if (!path.startsWith('/')) path = `/${path}`;
+    } else if (r.action.regexRewrite) {
+      const rest = path.slice(r.pathOnly.length);
+      path = r.action.regexRewrite.pattern.replaceAll(r.pathOnly, r.action.regexRewrite.substitution) + rest;
+    }
+    if (r.action.hostRewrite) r.headers.host = r.action.hostRewrite;
+    const body = await readRequestBody(req);
+    await this.deps.router.forward(
+      target.name,
+      {
+        method: req.method ?? 'GET',
+        path,
+        headers: r.headers,
+        body,
+        timeoutMs: r.action.timeoutMs,
+        retry: r.action.retry,
+        includeAttemptCount: r.vhost.includeAttemptCount,
+        originalDst: ctx.originalDst,
+        responseMutations: [target.responseHeaders, r.route.responseHeaders, r.vhost.responseHeaders, r.table.responseHeaders],
+      },
+      res,
+      info,
+    );
+  }
+
+  private requestHeaders(req: IncomingMessage, authority: string, ctx: DownstreamContext): HeaderMap {
+    const headers = endToEndHeaders(req.headers);
+    headers.host = authority;
+    if (this.config.generateRequestId && !headers['x-request-id']) headers['x-request-id'] = randomUUID();
+    if (this.config.useRemoteAddress) {
+      // At the edge the peer is the client: record it, and the scheme it really used.
+      const remote = req.socket.remoteAddress ?? '';
+      const xff = headerValue(headers, 'x-forwarded-for');
+      headers['x-forwarded-for'] = xff ? `${xff}, ${remote}` : remote;
+      headers['x-envoy-external-address'] = remote;
+      headers['x-forwarded-proto'] = ctx.scheme;
+    } else if (!headers['x-forwarded-proto']) {
+      headers['x-forwarded-proto'] = ctx.scheme;
+    }
+    return headers;
+  }
+
+  private async routeTable(): Promise<RouteTable | undefined> {
+    if (this.config.inlineRoutes) return this.config.inlineRoutes;
+    const name = this.config.rds!;
+    return this.deps.routes.get(name) ?? (await this.deps.routes.wait(name, WARMING_WAIT_MS));
+  }
+}
+
+function redirectLocation(
+  action: RedirectAction,
+  route: CompiledRoute,
+  scheme: string,
+  authority: string,
+  path: string,
+): string {
+  const { host, port } = splitAuthority(authority);
+  const newScheme = action.scheme ?? scheme;
+  const schemeChanged = newScheme !== scheme;
+  let newPort = action.port !== undefined ? String(action.port) : schemeChanged ? undefined : port;
+  if ((newScheme === 'http' && newPort === '80') || (newScheme === 'https' && newPort === '443')) newPort = undefined;
+  let newPath = path;
+  if (action.path !== undefined) newPath = action.path;
+  else if (action.prefixRewrite !== undefined && route.prefix !== undefined) {
+    newPath = action.prefixRewrite + path.slice(route.prefix.length);
+  }
+  if (action.stripQuery) {
+    const q = newPath.indexOf('?');
+    if (q >= 0) newPath = newPath.slice(0, q);
+  }
+  return `${newScheme}://${action.host ?? host}${newPort ? `:${newPort}` : ''}${newPath}`;
+}

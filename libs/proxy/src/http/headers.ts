@@ -1,0 +1,48 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HeaderMap } from '../config/headers.js';
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the
+ * message; a proxy consumes them and never forwards them. `expect` is handled
+ * here too (the proxy answers 100-continue itself).
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'http2-settings',
+]);
+
+function connectionTokens(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  return joined
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+/** A copy of the headers without hop-by-hop ones (including those the Connection header names). */
+export function endToEndHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): HeaderMap {
+  const named = connectionTokens(headers.connection);
+  const out: HeaderMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.includes(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** One header as a single string (repeated values joined by commas, as Envoy's matchers see them). */
+export function headerValue(headers: HeaderMap, name: string): string | undefined {
+  const v = headers[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.join(',') : v;
+}

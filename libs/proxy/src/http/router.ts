@@ -1,0 +1,294 @@
+import type { ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Dispatcher } from 'undici';
+import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
+import type { RetryPolicy } from '../config/retry-policy.js';
+import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
+import type { ConnectionPools } from '../upstream/connection-pools.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import { endToEndHeaders } from './headers.js';
+import { LocalReplies, sendLocalReply } from './local-reply.js';
+import type { RequestBody } from './request-body.js';
+import type { StreamInfo } from './stream-info.js';
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Origin-form path, rewrites applied. */
+  readonly path: string;
+  /** End-to-end headers with every mutation applied; `host` is the authority to send. */
+  readonly headers: HeaderMap;
+  readonly body: RequestBody;
+  /** 0: no timeout. Covers every attempt, from the first byte sent to the last byte received. */
+  readonly timeoutMs: number;
+  readonly retry?: RetryPolicy;
+  readonly includeAttemptCount: boolean;
+  readonly originalDst?: OriginalDestination;
+  /** Response header edits, most specific first (weighted cluster, route, virtual host, route table). */
+  readonly responseMutations: readonly HeaderMutation[];
+}
+
+type FailureKind = 'connect-failure' | 'reset' | 'pool-closed' | 'per-try-timeout' | 'timeout' | 'downstream-closed';
+
+class AttemptFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    cause: unknown,
+  ) {
+    super(kind, { cause });
+  }
+}
+
+const CONNECT_FAILURE_CODES = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+]);
+
+/** Methods safe to send twice: a connection lost before any response may be retried whatever the policy says. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** gRPC status codes by the retry_on name Envoy gives them. */
+const GRPC_RETRY: Record<string, string> = {
+  cancelled: '1',
+  'deadline-exceeded': '4',
+  'resource-exhausted': '8',
+  internal: '13',
+  unavailable: '14',
+};
+
+function classify(err: unknown): FailureKind {
+  if (err instanceof AttemptFailure) return err.kind;
+  const code = (err as { code?: string }).code ?? '';
+  if (CONNECT_FAILURE_CODES.has(code)) return 'connect-failure';
+  if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') return 'pool-closed';
+  return 'reset';
+}
+
+function shouldRetryFailure(kind: FailureKind, policy: RetryPolicy | undefined, method: string): boolean {
+  if (kind === 'pool-closed') return true; // never sent: always safe
+  if (kind === 'timeout' || kind === 'downstream-closed') return false;
+  const c = policy?.conditions;
+  const any = (...names: string[]) => names.some((n) => c?.has(n));
+  switch (kind) {
+    case 'connect-failure':
+      return any('connect-failure', '5xx', 'gateway-error', 'reset', 'reset-before-request');
+    case 'reset':
+      // A keep-alive connection the server closed as we reused it: HTTP clients retry idempotent requests.
+      return any('reset', '5xx', 'gateway-error') || IDEMPOTENT.has(method);
+    case 'per-try-timeout':
+      return any('5xx', 'gateway-error', 'reset');
+  }
+}
+
+function shouldRetryResponse(status: number, headers: Record<string, string | string[] | undefined>, policy: RetryPolicy): boolean {
+  const c = policy.conditions;
+  if (c.has('5xx') && status >= 500) return true;
+  if (c.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
+  if (c.has('retriable-4xx') && status === 409) return true;
+  if (c.has('retriable-status-codes') && policy.retriableStatusCodes.has(status)) return true;
+  if (c.has('envoy-ratelimited') && headers['x-envoy-ratelimited'] !== undefined) return true;
+  const grpc = headers['grpc-status'];
+  if (typeof grpc === 'string') {
+    for (const [name, code] of Object.entries(GRPC_RETRY)) if (c.has(name) && grpc === code) return true;
+  }
+  return false;
+}
+
+function backoffMs(policy: RetryPolicy | undefined, retryNumber: number): number {
+  const base = policy?.baseIntervalMs ?? 25;
+  const max = policy?.maxIntervalMs ?? 250;
+  return Math.random() * Math.min(max, base * 2 ** (retryNumber - 1));
+}
+
+/**
+ * Envoy's router filter: picks a host of the cluster for each attempt, sends
+ * over a pooled keep-alive connection, applies the route timeout, per-try
+ * timeout and retry policy, and streams the response back.
+ */
+export class Router {
+  constructor(
+    private readonly clusters: ClusterManager,
+    private readonly pools: ConnectionPools,
+  ) {}
+
+  async forward(clusterName: string, req: UpstreamRequest, res: ServerResponse, info: StreamInfo): Promise<void> {
+    info.upstreamCluster = clusterName;
+    const cluster = this.clusters.get(clusterName);
+    if (!cluster) {
+      info.flag('NC');
+      sendLocalReply(res, 503, LocalReplies.noCluster);
+      return;
+    }
+    const overall = new AbortController();
+    const onDownstreamClose = () => {
+      if (!res.writableFinished) {
+        info.flag('DC');
+        overall.abort(new AttemptFailure('downstream-closed', undefined));
+      }
+    };
+    res.once('close', onDownstreamClose);
+    const timer =
+      req.timeoutMs > 0
+        ? setTimeout(() => overall.abort(new AttemptFailure('timeout', undefined)), req.timeoutMs)
+        : undefined;
+    try {
+      await this.attempts(cluster, req, res, info, overall.signal);
+    } finally {
+      clearTimeout(timer);
+      res.off('close', onDownstreamClose);
+    }
+  }
+
+  private async attempts(
+    cluster: ClusterRuntime,
+    req: UpstreamRequest,
+    res: ServerResponse,
+    info: StreamInfo,
+    overall: AbortSignal,
+  ): Promise<void> {
+    const replayable = req.body.kind !== 'stream';
+    const maxRetries = replayable ? (req.retry?.numRetries ?? 0) : 0;
+    const tried = new Set<string>();
+    let raceRetryUsed = false;
+    for (let attempt = 1; ; attempt++) {
+      info.attempts = attempt;
+      const host = cluster.pick(tried, req.originalDst);
+      if (!host) {
+        info.flag('UH');
+        sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
+        return;
+      }
+      tried.add(host.key);
+      info.upstreamHost = host.key;
+      const retriesLeft = attempt <= maxRetries;
+      let response: Dispatcher.ResponseData;
+      const started = performance.now();
+      try {
+        response = await this.send(cluster, host, req, attempt, overall);
+      } catch (err) {
+        const kind = classify(err);
+        if (kind === 'timeout') {
+          info.flag('UT');
+          sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+          return;
+        }
+        if (kind === 'downstream-closed') return;
+        const policyRetry = retriesLeft && shouldRetryFailure(kind, req.retry, req.method);
+        // One extra try for a reused connection lost under us, outside the policy's count (never for streamed bodies).
+        const raceRetry =
+          !policyRetry && !raceRetryUsed && replayable && kind === 'reset' && IDEMPOTENT.has(req.method);
+        if (kind === 'pool-closed' || policyRetry || raceRetry) {
+          if (raceRetry) raceRetryUsed = true;
+          if (policyRetry) await this.pause(req.retry, attempt, overall);
+          if (kind === 'pool-closed' || raceRetry) tried.delete(host.key);
+          continue;
+        }
+        if (attempt > 1) info.flag('URX');
+        if (kind === 'per-try-timeout') {
+          info.flag('UT');
+          sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+        } else if (kind === 'connect-failure') {
+          info.flag('UF');
+          sendLocalReply(res, 503, LocalReplies.connectFailure);
+        } else {
+          info.flag('UC');
+          sendLocalReply(res, 503, LocalReplies.reset);
+        }
+        return;
+      }
+      if (retriesLeft && req.retry && shouldRetryResponse(response.statusCode, response.headers, req.retry)) {
+        response.body.resume();
+        response.body.on('error', () => {});
+        await this.pause(req.retry, attempt, overall);
+        continue;
+      }
+      if (attempt > 1 && req.retry && shouldRetryResponse(response.statusCode, response.headers, req.retry)) {
+        info.flag('URX');
+      }
+      info.upstreamServiceTimeMs = performance.now() - started;
+      await this.respond(response, req, res, info, overall);
+      return;
+    }
+  }
+
+  /** Waits out the retry back-off; an overall timeout during it still ends the request. */
+  private async pause(policy: RetryPolicy | undefined, attempt: number, overall: AbortSignal): Promise<void> {
+    try {
+      await sleep(backoffMs(policy, attempt), undefined, { signal: overall });
+    } catch {
+      // overall timeout or downstream gone: the next pick/send sees the aborted signal
+    }
+  }
+
+  private async send(
+    cluster: ClusterRuntime,
+    host: UpstreamHost,
+    req: UpstreamRequest,
+    attempt: number,
+    overall: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
+    if (overall.aborted) throw overall.reason;
+    const attemptSignal = new AbortController();
+    const forward = () => attemptSignal.abort(overall.reason);
+    overall.addEventListener('abort', forward, { once: true });
+    const perTry = req.retry?.perTryTimeoutMs;
+    const timer = perTry
+      ? setTimeout(() => attemptSignal.abort(new AttemptFailure('per-try-timeout', undefined)), perTry)
+      : undefined;
+    const headers = req.includeAttemptCount ? { ...req.headers, 'x-envoy-attempt-count': String(attempt) } : req.headers;
+    const pool = this.pools.get(host, cluster.config.connectTimeoutMs);
+    this.pools.begin(host.key);
+    try {
+      return await pool.request({
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.path,
+        headers: headers as Record<string, string | string[]>,
+        body: req.body.kind === 'buffered' ? req.body.data : req.body.kind === 'stream' ? req.body.stream : null,
+        signal: attemptSignal.signal,
+      });
+    } catch (err) {
+      // An abort surfaces as undici's own error; report why we aborted instead.
+      if (attemptSignal.signal.aborted && attemptSignal.signal.reason instanceof AttemptFailure) {
+        throw attemptSignal.signal.reason;
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      overall.removeEventListener('abort', forward);
+      this.pools.end(host.key);
+    }
+  }
+
+  private respond(
+    upstream: Dispatcher.ResponseData,
+    req: UpstreamRequest,
+    res: ServerResponse,
+    info: StreamInfo,
+    overall: AbortSignal,
+  ): Promise<void> {
+    const headers = endToEndHeaders(upstream.headers);
+    headers['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs ?? 0));
+    applyHeaderMutations(headers, req.responseMutations);
+    info.responseCode = upstream.statusCode;
+    if (res.destroyed) {
+      upstream.body.destroy();
+      return Promise.resolve();
+    }
+    res.writeHead(upstream.statusCode, headers as Record<string, string | string[]>);
+    // The route timeout covers the body too: if it fires mid-stream, the stream is cut.
+    const onAbort = () => upstream.body.destroy(overall.reason as Error);
+    overall.addEventListener('abort', onAbort, { once: true });
+    return new Promise((resolve) => {
+      pipeline(upstream.body, res, (err) => {
+        overall.removeEventListener('abort', onAbort);
+        if (err && !res.destroyed) res.destroy();
+        resolve();
+      });
+    });
+  }
+}

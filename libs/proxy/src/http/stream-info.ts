@@ -1,0 +1,29 @@
+/**
+ * What happened to one request, in Envoy's terms: the response flags
+ * (`NR` no route, `UH` no healthy upstream, `UF` upstream connection failure,
+ * `UC` upstream connection termination, `UT` upstream timeout, `URX` retry
+ * limit exceeded, `DC` downstream connection termination, `NC` no cluster)
+ * and where it went. Access logs and metrics read it.
+ */
+export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UC' | 'UT' | 'URX' | 'DC' | 'NC' | 'UO' | 'DPE';
+
+export class StreamInfo {
+  readonly startTime = performance.now();
+  readonly flags = new Set<ResponseFlag>();
+  routeName?: string;
+  upstreamCluster?: string;
+  upstreamHost?: string;
+  attempts = 0;
+  responseCode?: number;
+  /** Milliseconds from sending upstream to its response headers. */
+  upstreamServiceTimeMs?: number;
+
+  flag(f: ResponseFlag): void {
+    this.flags.add(f);
+  }
+
+  /** `UH,URX` or `-`, as Envoy's %RESPONSE_FLAGS% prints them. */
+  flagString(): string {
+    return this.flags.size ? [...this.flags].join(',') : '-';
+  }
+}

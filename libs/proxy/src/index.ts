@@ -1,0 +1,30 @@
+export { Proxy, type ProxyOptions } from './agent/proxy.js';
+export { ConfigApplier } from './agent/config-applier.js';
+export { AppliedConfig } from './agent/applied-config.js';
+export {
+  FlagError,
+  parseAddress,
+  parseIp,
+  parseLabels,
+  parseName,
+  parsePort,
+  parsePortMap,
+  parsePortSpec,
+} from './bootstrap/flags.js';
+export {
+  type GatewayIdentity,
+  gatewayNode,
+  nodeId,
+  type SidecarIdentity,
+  sidecarNode,
+  type WorkloadPortSpec,
+} from './bootstrap/node.js';
+export { type ParsedFlags, runProxyApp } from './bootstrap/run.js';
+export { compileCluster, compileLoadAssignment } from './config/cluster.js';
+export { ConfigError } from './config/errors.js';
+export { compileListener } from './config/listener.js';
+export { RouteTable, findRoute } from './config/route-table.js';
+export { ListenerManager } from './listeners/listener-manager.js';
+export { ClusterManager } from './upstream/cluster-manager.js';
+export { ConnectionPools } from './upstream/connection-pools.js';
+export { LoadBalancer } from './upstream/load-balancer.js';

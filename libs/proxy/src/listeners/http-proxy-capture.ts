@@ -1,0 +1,150 @@
+import type http from 'node:http';
+import type net from 'node:net';
+import type { ListenerConfig, TcpProxyConfig } from '../config/listener.js';
+import { endToEndHeaders } from '../http/headers.js';
+import { sendLocalReply } from '../http/local-reply.js';
+import { readRequestBody } from '../http/request-body.js';
+import { StreamInfo } from '../http/stream-info.js';
+import type { OriginalDestination } from '../upstream/cluster-manager.js';
+import {
+  HttpListenerRuntime,
+  type ListenerRuntime,
+  newHttpServer,
+  type RuntimeDeps,
+  TcpListenerRuntime,
+} from './runtimes.js';
+
+/** Istio's cluster for destinations REGISTRY_ONLY forbids. */
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
+
+export interface VirtualListenerLookup {
+  /** The listener for a destination: `address:port` exactly, else `0.0.0.0:port` (Envoy's use_original_dst rule). */
+  virtualFor(host: string, port: number): ListenerRuntime | undefined;
+}
+
+/** Where an HTTP request was going: the absolute-form URL's authority, else the Host header (port 80 by default). */
+export function requestDestination(req: http.IncomingMessage): OriginalDestination | undefined {
+  const target = req.url ?? '';
+  let authority: string | undefined;
+  if (/^https?:\/\//i.test(target)) authority = new URL(target).host;
+  else authority = req.headers.host;
+  return authority ? parseAuthority(authority, 80) : undefined;
+}
+
+export function parseAuthority(authority: string, defaultPort: number): OriginalDestination | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(authority.trim());
+  if (!m) return undefined;
+  const port = m[3] ? Number(m[3]) : defaultPort;
+  if (!(port > 0 && port < 65536)) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/**
+ * The capture listener (Istio's `virtualOutbound`, `use_original_dst`) in
+ * local mode, where applications reach their sidecar as an HTTP proxy: the
+ * original destination comes from the request line (absolute-form) or the
+ * CONNECT target instead of SO_ORIGINAL_DST, and each request or tunnel is
+ * handed to the listener for that destination's port, as Envoy hands over
+ * captured connections.
+ */
+export class HttpProxyCaptureRuntime implements ListenerRuntime {
+  readonly kind = 'http';
+  private readonly server = newHttpServer();
+  /** This listener's own filter chain: where traffic for ports no listener claims goes (passthrough or blackhole). */
+  private readonly fallback: TcpListenerRuntime;
+
+  constructor(
+    readonly config: ListenerConfig,
+    private readonly deps: RuntimeDeps,
+    private readonly lookup: VirtualListenerLookup,
+  ) {
+    this.fallback = new TcpListenerRuntime(config, deps);
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res));
+    this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
+      this.onConnect(req, socket, head),
+    );
+    this.server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
+  }
+
+  accept(socket: net.Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  drain(): void {
+    this.server.closeIdleConnections();
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const dest = requestDestination(req);
+    if (!dest) {
+      sendLocalReply(res, 400, 'request names no destination (no absolute URL and no Host header)');
+      return;
+    }
+    const target = this.lookup.virtualFor(dest.host, dest.port);
+    if (target instanceof HttpListenerRuntime) {
+      await target.hcm.handle(req, res, { scheme: 'http', originalDst: dest });
+      return;
+    }
+    // An HTTP request to a port the mesh treats as opaque TCP, or knows nothing about: forward it unrouted.
+    const tcp = target instanceof TcpListenerRuntime ? target : this.fallback;
+    await this.forwardUnrouted(req, res, tcp.config.filter as TcpProxyConfig, dest);
+  }
+
+  private async forwardUnrouted(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    filter: TcpProxyConfig,
+    dest: OriginalDestination,
+  ): Promise<void> {
+    const cluster = filter.clusters[0]!.name;
+    if (cluster === BLACKHOLE_CLUSTER) {
+      this.deps.logger.info({ destination: `${dest.host}:${dest.port}` }, 'blocked: destination is not in the mesh registry');
+      sendLocalReply(res, 502, `${dest.host}:${dest.port} is not in the mesh registry (outboundTrafficPolicy REGISTRY_ONLY)`);
+      return;
+    }
+    const url = req.url ?? '/';
+    const path = /^https?:\/\//i.test(url) ? `${new URL(url).pathname}${new URL(url).search}` : url;
+    const headers = endToEndHeaders(req.headers);
+    headers.host = dest.port === 80 ? dest.host : `${dest.host}:${dest.port}`;
+    await this.deps.router.forward(
+      cluster,
+      {
+        method: req.method ?? 'GET',
+        path,
+        headers,
+        body: await readRequestBody(req),
+        timeoutMs: 0,
+        includeAttemptCount: false,
+        originalDst: dest,
+        responseMutations: [],
+      },
+      res,
+      new StreamInfo(),
+    );
+  }
+
+  private onConnect(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const dest = parseAuthority(req.url ?? '', 443);
+    if (!dest) {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const target = this.lookup.virtualFor(dest.host, dest.port);
+    if (target instanceof HttpListenerRuntime) {
+      // The tunnel carries plain HTTP for a mesh port: parse it with that port's connection manager.
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) socket.unshift(head);
+      target.accept(socket, dest);
+      return;
+    }
+    const tcp = target instanceof TcpListenerRuntime ? target : this.fallback;
+    tcp.proxy.handle(socket, {
+      originalDst: dest,
+      head,
+      onUpstream: (ok) => {
+        if (ok) socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        else socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n');
+      },
+    });
+  }
+}

@@ -1,0 +1,187 @@
+import net from 'node:net';
+import type { Logger } from '@mizzen/runtime';
+import { ConfigError } from '../config/errors.js';
+import type { ListenerConfig } from '../config/listener.js';
+import { HttpListenerRuntime, type ListenerRuntime, type RuntimeDeps, createRuntime } from './runtimes.js';
+import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
+
+/** How the capture listener learns each connection's original destination. */
+export type CaptureMode = 'http-proxy';
+
+/** A listening socket; connections go to whichever runtime is current, so a config swap never rebinds. */
+class BoundSocket {
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    private readonly server: net.Server,
+    public runtime: ListenerRuntime,
+  ) {
+    server.on('connection', (socket) => {
+      socket.setNoDelay(true);
+      this.runtime.accept(socket);
+    });
+  }
+
+  static bind(address: string, port: number, runtime: ListenerRuntime): Promise<BoundSocket> {
+    const server = net.createServer({ noDelay: true });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: address, port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve(new BoundSocket(address, port, server, runtime));
+      });
+    });
+  }
+
+  get boundPort(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : this.port;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+interface Active {
+  config: ListenerConfig;
+  runtime: ListenerRuntime;
+  socket?: BoundSocket;
+}
+
+function sameJson(a: ListenerConfig, b: ListenerConfig): boolean {
+  return JSON.stringify(a.json) === JSON.stringify(b.json);
+}
+
+function addrKey(address: string, port: number): string {
+  return `${address}|${port}`;
+}
+
+/**
+ * Owns the proxy's listeners. An LDS update is applied whole or not at all:
+ * new sockets are bound first and a bind failure rolls them back and rejects
+ * the update (NACK) with the old listeners untouched. Unchanged listeners
+ * keep their runtime; changed ones get a new runtime on the same socket and
+ * the old one drains its connections.
+ */
+export class ListenerManager {
+  private active = new Map<string, Active>();
+  private byPort = new Map<number, Active[]>();
+
+  constructor(
+    private readonly deps: RuntimeDeps,
+    private readonly logger: Logger,
+    private readonly captureMode: CaptureMode = 'http-proxy',
+  ) {}
+
+  async apply(configs: readonly ListenerConfig[]): Promise<void> {
+    const names = new Set<string>();
+    for (const c of configs) {
+      if (names.has(c.name)) throw new ConfigError(`listener ${c.name}: duplicate listener name`);
+      names.add(c.name);
+    }
+    // Sockets we may keep, by address: a listener that keeps its name and address, or takes over another's address.
+    const reusable = new Map<string, BoundSocket>();
+    for (const a of this.active.values()) if (a.socket) reusable.set(addrKey(a.socket.address, a.socket.port), a.socket);
+
+    const next = new Map<string, Active>();
+    const created: BoundSocket[] = [];
+    const failures: string[] = [];
+    try {
+      for (const config of configs) {
+        const old = this.active.get(config.name);
+        const runtime = old && sameJson(old.config, config) ? old.runtime : this.createRuntime(config);
+        let socket: BoundSocket | undefined;
+        if (config.bindToPort) {
+          const key = addrKey(config.address, config.port);
+          socket = reusable.get(key);
+          if (socket) reusable.delete(key);
+          else {
+            try {
+              socket = await BoundSocket.bind(config.address, config.port, runtime);
+              created.push(socket);
+            } catch (err) {
+              const e = err as NodeJS.ErrnoException;
+              failures.push(`listener ${config.name}: cannot bind ${config.address}:${config.port}: ${e.code ?? e.message}`);
+              continue;
+            }
+          }
+        }
+        next.set(config.name, { config, runtime, socket });
+      }
+      if (failures.length) throw new ConfigError(failures.join('; '));
+    } catch (err) {
+      await Promise.all(created.map((s) => s.close()));
+      throw err;
+    }
+
+    // Commit: from here nothing can fail.
+    const keptRuntimes = new Set([...next.values()].map((a) => a.runtime));
+    for (const a of next.values()) if (a.socket) a.socket.runtime = a.runtime;
+    for (const a of this.active.values()) if (!keptRuntimes.has(a.runtime)) a.runtime.drain();
+    const keptSockets = new Set([...next.values()].map((a) => a.socket));
+    for (const a of this.active.values()) if (a.socket && !keptSockets.has(a.socket)) void a.socket.close();
+    this.active = next;
+    this.byPort = new Map();
+    for (const a of next.values()) {
+      if (a.config.bindToPort) continue;
+      const list = this.byPort.get(a.config.port) ?? [];
+      list.push(a);
+      this.byPort.set(a.config.port, list);
+    }
+    this.logger.info(
+      { listeners: [...next.values()].map((a) => `${a.config.name}${a.socket ? `@${a.socket.address}:${a.socket.boundPort}` : ''}`) },
+      'listeners updated',
+    );
+  }
+
+  /** Envoy's use_original_dst hand-over: `address:port` exactly, else the `0.0.0.0:port` listener. */
+  virtualFor(host: string, port: number): ListenerRuntime | undefined {
+    const list = this.byPort.get(port);
+    if (!list) return undefined;
+    return (list.find((a) => a.config.address === host) ?? list.find((a) => a.config.address === '0.0.0.0'))?.runtime;
+  }
+
+  /** Route tables the current listeners need from RDS. */
+  rdsNames(): string[] {
+    const names = new Set<string>();
+    for (const a of this.active.values()) {
+      if (a.runtime instanceof HttpListenerRuntime) {
+        const n = a.runtime.hcm.rdsName();
+        if (n) names.add(n);
+      }
+    }
+    return [...names].sort();
+  }
+
+  list(): { name: string; address: string; port: number; bound: boolean; config: ListenerConfig }[] {
+    return [...this.active.values()].map((a) => ({
+      name: a.config.name,
+      address: a.config.address,
+      port: a.socket?.boundPort ?? a.config.port,
+      bound: a.socket !== undefined,
+      config: a.config,
+    }));
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.active.values()];
+    this.active = new Map();
+    this.byPort = new Map();
+    for (const a of all) a.runtime.drain();
+    await Promise.all(all.map((a) => a.socket?.close()));
+  }
+
+  private createRuntime(config: ListenerConfig): ListenerRuntime {
+    if (config.useOriginalDst && config.bindToPort) {
+      if (config.filter.kind !== 'tcp') {
+        throw new ConfigError(`listener ${config.name}: a use_original_dst listener needs a tcp_proxy fallback chain`);
+      }
+      switch (this.captureMode) {
+        case 'http-proxy':
+          return new HttpProxyCaptureRuntime(config, this.deps, this);
+      }
+    }
+    return createRuntime(config, this.deps);
+  }
+}

@@ -1,0 +1,73 @@
+import net from 'node:net';
+import type { Logger } from '@mizzen/runtime';
+import type { TcpProxyConfig } from '../config/listener.js';
+import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
+
+export interface TcpConnectionContext {
+  originalDst?: OriginalDestination;
+  /** Bytes already read from the downstream (e.g. after a CONNECT request line). */
+  head?: Buffer;
+  /**
+   * Called once the upstream connection is up (a CONNECT tunnel answers 200
+   * only then), or with false when it failed — the callback then owns closing
+   * the downstream (to answer the CONNECT with an error first).
+   */
+  onUpstream?: (connected: boolean) => void;
+}
+
+/**
+ * Envoy's tcp_proxy: an opaque byte pipe from the downstream connection to a
+ * host of the cluster, with half-close passed through and either side's
+ * error closing both.
+ */
+export class TcpProxy {
+  constructor(
+    private readonly config: TcpProxyConfig,
+    private readonly clusters: ClusterManager,
+    private readonly logger: Logger,
+  ) {}
+
+  handle(downstream: net.Socket, ctx: TcpConnectionContext = {}): void {
+    const clusterName = this.pickCluster();
+    const cluster = this.clusters.get(clusterName);
+    const host = cluster?.pick(undefined, ctx.originalDst);
+    if (!cluster || !host) {
+      this.logger.debug({ cluster: clusterName, flags: cluster ? 'UH' : 'NC' }, 'tcp connection refused: no upstream');
+      if (ctx.onUpstream) ctx.onUpstream(false);
+      else downstream.destroy();
+      return;
+    }
+    const upstream = net.connect({ host: host.address, port: host.port, timeout: cluster.config.connectTimeoutMs });
+    upstream.setNoDelay(true);
+    let connected = false;
+    upstream.once('connect', () => {
+      connected = true;
+      upstream.setTimeout(0);
+      ctx.onUpstream?.(true);
+      if (ctx.head?.length) upstream.write(ctx.head);
+      downstream.pipe(upstream);
+      upstream.pipe(downstream);
+    });
+    upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
+    upstream.once('error', (err) => {
+      this.logger.debug({ cluster: clusterName, host: host.key, err: err.message }, 'tcp upstream error');
+      if (!connected && ctx.onUpstream) ctx.onUpstream(false);
+      else downstream.destroy();
+    });
+    downstream.once('error', () => upstream.destroy());
+    upstream.once('close', () => downstream.destroy());
+    downstream.once('close', () => upstream.destroy());
+  }
+
+  private pickCluster(): string {
+    const list = this.config.clusters;
+    if (list.length === 1) return list[0]!.name;
+    const total = list.reduce((s, c) => s + c.weight, 0);
+    let r = Math.random() * total;
+    for (const c of list) {
+      r -= c.weight;
+      if (r < 0) return c.name;
+    }
+    return list[list.length - 1]!.name;
+  }
+}

@@ -1,0 +1,149 @@
+import type { ClusterConfig, EndpointSpec } from '../config/cluster.js';
+import type { ConnectionPools } from './connection-pools.js';
+import { makeHost, type UpstreamHost } from './host.js';
+import { LoadBalancer } from './load-balancer.js';
+
+/** Where the downstream was going before the proxy caught it (ORIGINAL_DST clusters send it there). */
+export interface OriginalDestination {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A cluster as the router uses it: its config and a balancer over its current endpoints. */
+export class ClusterRuntime {
+  private balancer: LoadBalancer;
+  private hostList: readonly UpstreamHost[];
+
+  constructor(
+    readonly config: ClusterConfig,
+    endpoints: readonly EndpointSpec[],
+    private readonly pools: ConnectionPools,
+  ) {
+    this.hostList = toHosts(endpoints);
+    this.balancer = new LoadBalancer(config.lb, this.hostList, (k) => pools.active(k));
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  hosts(): readonly UpstreamHost[] {
+    return this.hostList;
+  }
+
+  setEndpoints(endpoints: readonly EndpointSpec[]): void {
+    this.hostList = toHosts(endpoints);
+    this.balancer = new LoadBalancer(this.config.lb, this.hostList, (k) => this.pools.active(k));
+  }
+
+  /** A host for one attempt, or undefined when the cluster has none to offer. */
+  pick(exclude?: ReadonlySet<string>, originalDst?: OriginalDestination): UpstreamHost | undefined {
+    if (this.config.type === 'ORIGINAL_DST') {
+      return originalDst ? makeHost(originalDst.host, originalDst.port) : undefined;
+    }
+    return this.balancer.pick(exclude);
+  }
+}
+
+function toHosts(endpoints: readonly EndpointSpec[]): UpstreamHost[] {
+  return endpoints.map((e) => makeHost(e.address, e.port, e.weight, e.healthy, e.locality));
+}
+
+/** How long a cluster removed by CDS stays usable, so routes pushed just after it never see it missing. */
+const REMOVED_CLUSTER_GRACE_MS = 5_000;
+
+/**
+ * Every cluster the proxy knows (CDS) with its endpoints (inline or EDS).
+ * Updates replace whole objects, so a request that already picked a cluster
+ * finishes on it while new requests see the new state.
+ */
+export class ClusterManager {
+  private clusters = new Map<string, ClusterRuntime>();
+  /** ClusterLoadAssignments by EDS service name; kept while some cluster subscribes to them. */
+  private readonly assignments = new Map<string, readonly EndpointSpec[]>();
+  private readonly removed = new Map<string, { runtime: ClusterRuntime; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly pools: ConnectionPools) {}
+
+  /** State of the world CDS: `configs` is every cluster the proxy should have. */
+  applyClusters(configs: readonly ClusterConfig[]): void {
+    const next = new Map<string, ClusterRuntime>();
+    for (const config of configs) {
+      const endpoints = config.endpoints ?? this.assignments.get(config.edsServiceName ?? '') ?? [];
+      next.set(config.name, new ClusterRuntime(config, endpoints, this.pools));
+    }
+    for (const [name, runtime] of this.clusters) {
+      if (next.has(name)) continue;
+      const timer = setTimeout(() => {
+        this.removed.delete(name);
+        this.retainPools();
+      }, REMOVED_CLUSTER_GRACE_MS);
+      timer.unref();
+      this.removed.get(name) && clearTimeout(this.removed.get(name)!.timer);
+      this.removed.set(name, { runtime, timer });
+    }
+    for (const name of next.keys()) {
+      const r = this.removed.get(name);
+      if (r) {
+        clearTimeout(r.timer);
+        this.removed.delete(name);
+      }
+    }
+    this.clusters = next;
+    const wanted = new Set(this.edsServiceNames());
+    for (const name of this.assignments.keys()) if (!wanted.has(name)) this.assignments.delete(name);
+    this.retainPools();
+  }
+
+  /** EDS: assignments named in the response replace what was there; others are kept (SotW for non-wildcard types). */
+  applyEndpoints(assignments: readonly { name: string; endpoints: readonly EndpointSpec[] }[]): void {
+    for (const a of assignments) this.assignments.set(a.name, a.endpoints);
+    for (const runtime of this.clusters.values()) {
+      const eds = runtime.config.edsServiceName;
+      if (eds === undefined) continue;
+      const endpoints = this.assignments.get(eds);
+      if (endpoints && assignments.some((a) => a.name === eds)) runtime.setEndpoints(endpoints);
+    }
+    this.retainPools();
+  }
+
+  /** The ClusterLoadAssignment names the proxy must subscribe to. */
+  edsServiceNames(): string[] {
+    const names = new Set<string>();
+    for (const r of this.clusters.values()) if (r.config.edsServiceName) names.add(r.config.edsServiceName);
+    return [...names].sort();
+  }
+
+  /** True when every EDS cluster has received its endpoints at least once. */
+  warm(): boolean {
+    return this.edsServiceNames().every((n) => this.assignments.has(n));
+  }
+
+  get(name: string): ClusterRuntime | undefined {
+    return this.clusters.get(name) ?? this.removed.get(name)?.runtime;
+  }
+
+  list(): ClusterRuntime[] {
+    return [...this.clusters.values()];
+  }
+
+  endpointsOf(edsServiceName: string): readonly EndpointSpec[] | undefined {
+    return this.assignments.get(edsServiceName);
+  }
+
+  stop(): void {
+    for (const r of this.removed.values()) clearTimeout(r.timer);
+    this.removed.clear();
+  }
+
+  private retainPools(): void {
+    const keep = new Set<string>();
+    const add = (r: ClusterRuntime) => {
+      for (const h of r.hosts()) keep.add(h.key);
+    };
+    for (const r of this.clusters.values()) add(r);
+    for (const r of this.removed.values()) add(r.runtime);
+    // ORIGINAL_DST hosts are not listed anywhere; their pools live until the next reconciliation.
+    this.pools.retainOnly(keep);
+  }
+}
