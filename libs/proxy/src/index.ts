@@ -1,6 +1,6 @@
-export { Proxy, type ProxyOptions } from './agent/proxy.js';
-export { ConfigApplier } from './agent/config-applier.js';
 export { AppliedConfig } from './agent/applied-config.js';
+export { ConfigApplier } from './agent/config-applier.js';
+export { MeshProxy, type ProxyOptions } from './agent/proxy.js';
 export {
   FlagError,
   parseAddress,
@@ -23,7 +23,7 @@ export { type ParsedFlags, runProxyApp } from './bootstrap/run.js';
 export { compileCluster, compileLoadAssignment } from './config/cluster.js';
 export { ConfigError } from './config/errors.js';
 export { compileListener } from './config/listener.js';
-export { RouteTable, findRoute } from './config/route-table.js';
+export { findRoute, RouteTable } from './config/route-table.js';
 export { ListenerManager } from './listeners/listener-manager.js';
 export { ClusterManager } from './upstream/cluster-manager.js';
 export { ConnectionPools } from './upstream/connection-pools.js';

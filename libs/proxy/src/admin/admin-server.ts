@@ -62,7 +62,10 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     xds: deps.ads.status(),
   }));
 
-  const logging = async (req: { query: { level?: string } }, reply: { code: (n: number) => unknown; type: (t: string) => unknown }) => {
+  const logging = async (
+    req: { query: { level?: string } },
+    reply: { code: (n: number) => unknown; type: (t: string) => unknown },
+  ) => {
     const level = req.query.level;
     if (level !== undefined) {
       if (!isLogLevel(level)) {
@@ -71,7 +74,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
         return `unknown log level "${level}"; use trace, debug, info, warn, error, fatal or silent\n`;
       }
       deps.logger.level = level;
-      deps.logger.info({ level }, 'log level changed through the admin API');
+      deps.logger.info({ newLevel: level }, 'log level changed through the admin API');
     }
     reply.type('text/plain');
     return `active loggers:\n  proxy: ${deps.logger.level}\n`;

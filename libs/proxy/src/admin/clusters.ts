@@ -13,7 +13,11 @@ export function clustersText(clusters: ClusterManager, pools: ConnectionPools): 
       lines.push(`${prefix}::health_flags::${h.healthy ? 'healthy' : '/eds_unhealthy'}`);
       lines.push(`${prefix}::weight::${h.weight}`);
       const [region = '', zone = '', subZone = ''] = h.locality.split('/');
-      lines.push(`${prefix}::region::${region}`, `${prefix}::zone::${zone}`, `${prefix}::sub_zone::${subZone}`);
+      lines.push(
+        `${prefix}::region::${region}`,
+        `${prefix}::zone::${zone}`,
+        `${prefix}::sub_zone::${subZone}`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;

@@ -12,7 +12,11 @@ function typed(typeUrl: string, json: Record<string, unknown>): Record<string, u
  * names as Envoy prints them), so `istioctl proxy-config`-style tooling and
  * muscle memory work.
  */
-export function configDump(node: XdsNode, applied: AppliedConfig, includeEds: boolean): Record<string, unknown> {
+export function configDump(
+  node: XdsNode,
+  applied: AppliedConfig,
+  includeEds: boolean,
+): Record<string, unknown> {
   const configs: Record<string, unknown>[] = [
     { '@type': `${ADMIN}.BootstrapConfigDump`, bootstrap: { node } },
     {
@@ -29,7 +33,11 @@ export function configDump(node: XdsNode, applied: AppliedConfig, includeEds: bo
       version_info: applied.version(TypeUrl.Listener),
       dynamic_listeners: applied.resources(TypeUrl.Listener).map((r) => ({
         name: r.name,
-        active_state: { version_info: r.version, listener: typed(TypeUrl.Listener, r.json), last_updated: r.lastUpdated },
+        active_state: {
+          version_info: r.version,
+          listener: typed(TypeUrl.Listener, r.json),
+          last_updated: r.lastUpdated,
+        },
       })),
     },
     {

@@ -44,7 +44,9 @@ export class AppliedConfig {
   }
 
   resources(typeUrl: TypeUrl): AppliedResource[] {
-    return [...(this.types.get(typeUrl)?.resources.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...(this.types.get(typeUrl)?.resources.values() ?? [])].sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    );
   }
 
   has(typeUrl: TypeUrl): boolean {

@@ -4,7 +4,12 @@ import { type ClusterConfig, compileCluster, compileLoadAssignment } from '../co
 import { ConfigError } from '../config/errors.js';
 import { compileListener, type ListenerConfig } from '../config/listener.js';
 import { RouteTable } from '../config/route-table.js';
-import type { ClusterLoadAssignmentJson, ClusterJson, ListenerJson, RouteConfigurationJson } from '../envoy/types.js';
+import type {
+  ClusterJson,
+  ClusterLoadAssignmentJson,
+  ListenerJson,
+  RouteConfigurationJson,
+} from '../envoy/types.js';
 import type { ListenerManager } from '../listeners/listener-manager.js';
 import type { RouteStore } from '../routes/route-store.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
@@ -75,6 +80,9 @@ export class ConfigApplier {
         throw new ConfigError(`resource type ${typeUrl} is not supported by this proxy`);
     }
     this.deps.applied.record(typeUrl, version, resources);
-    this.deps.logger.debug({ type: shortType(typeUrl), version, resources: resources.length }, 'applied config');
+    this.deps.logger.debug(
+      { type: shortType(typeUrl), version, resources: resources.length },
+      'applied config',
+    );
   }
 }

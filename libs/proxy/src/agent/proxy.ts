@@ -31,7 +31,7 @@ export interface ProxyOptions {
  * (15000) and health (15021) servers. It keeps serving its last good config
  * while pilot is away, and rejects (NACKs) config it cannot apply.
  */
-export class Proxy {
+export class MeshProxy {
   readonly ads: AdsClient;
   private readonly pools = new ConnectionPools();
   private readonly clusters = new ClusterManager(this.pools);
@@ -88,7 +88,10 @@ export class Proxy {
     this.ads.subscribe(TypeUrl.Cluster, '*');
     this.ads.subscribe(TypeUrl.Listener, '*');
     this.ads.start();
-    this.log.info({ pilot: this.options.pilot, node: this.options.node.id }, 'proxy started; connecting to pilot');
+    this.log.info(
+      { pilot: this.options.pilot, node: this.options.node.id },
+      'proxy started; connecting to pilot',
+    );
     return { adminPort: portOf(this.admin), healthPort: portOf(this.health) };
   }
 

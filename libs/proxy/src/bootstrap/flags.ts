@@ -10,11 +10,13 @@ export function parsePort(value: string | undefined, flag: string, fallback?: nu
     return fallback;
   }
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new FlagError(`${flag} must be a port number (1-65535), got "${value}"`);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535)
+    throw new FlagError(`${flag} must be a port number (1-65535), got "${value}"`);
   return n;
 }
 
-const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
 
 /** `app=reviews,version=v1` → labels, validated as Kubernetes labels. */
@@ -26,8 +28,10 @@ export function parseLabels(value: string | undefined, flag = '--labels'): Recor
     if (eq <= 0) throw new FlagError(`${flag}: "${pair}" is not key=value`);
     const key = pair.slice(0, eq).trim();
     const val = pair.slice(eq + 1).trim();
-    if (!LABEL_KEY.test(key) || key.length > 316) throw new FlagError(`${flag}: "${key}" is not a valid label key`);
-    if (!LABEL_VALUE.test(val) || val.length > 63) throw new FlagError(`${flag}: "${val}" is not a valid label value`);
+    if (!LABEL_KEY.test(key) || key.length > 316)
+      throw new FlagError(`${flag}: "${key}" is not a valid label key`);
+    if (!LABEL_VALUE.test(val) || val.length > 63)
+      throw new FlagError(`${flag}: "${val}" is not a valid label value`);
     out[key] = val;
   }
   return out;
@@ -36,9 +40,11 @@ export function parseLabels(value: string | undefined, flag = '--labels'): Recor
 /** `name:servicePort:appPort:sidecarPort` (e.g. `http:9080:19080:15006`). */
 export function parsePortSpec(value: string, flag = '--port'): WorkloadPortSpec {
   const parts = value.split(':');
-  if (parts.length !== 4) throw new FlagError(`${flag} "${value}" must be name:servicePort:appPort:sidecarPort`);
+  if (parts.length !== 4)
+    throw new FlagError(`${flag} "${value}" must be name:servicePort:appPort:sidecarPort`);
   const [name, port, target, listen] = parts as [string, string, string, string];
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) throw new FlagError(`${flag} "${value}": "${name}" is not a valid port name`);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name))
+    throw new FlagError(`${flag} "${value}": "${name}" is not a valid port name`);
   return {
     name,
     port: parsePort(port, `${flag} ${value} (service port)`),
@@ -53,7 +59,8 @@ export function parsePortMap(value: string | undefined, flag = '--port-map'): Re
   if (!value) return out;
   for (const pair of value.split(',').filter(Boolean)) {
     const [from, to, ...rest] = pair.split('=');
-    if (rest.length || from === undefined || to === undefined) throw new FlagError(`${flag}: "${pair}" is not servicePort=listenPort`);
+    if (rest.length || from === undefined || to === undefined)
+      throw new FlagError(`${flag}: "${pair}" is not servicePort=listenPort`);
     out[parsePort(from, `${flag} ${pair}`)] = parsePort(to, `${flag} ${pair}`);
   }
   return out;
@@ -70,7 +77,8 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export function parseName(value: string | undefined, flag: string, fallback?: string): string {
   const v = value ?? fallback;
   if (v === undefined) throw new FlagError(`${flag} is required`);
-  if (!DNS_LABEL.test(v) || v.length > 63) throw new FlagError(`${flag} must be a DNS-1123 label (lowercase letters, digits, '-'), got "${v}"`);
+  if (!DNS_LABEL.test(v) || v.length > 63)
+    throw new FlagError(`${flag} must be a DNS-1123 label (lowercase letters, digits, '-'), got "${v}"`);
   return v;
 }
 

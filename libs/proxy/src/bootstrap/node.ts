@@ -42,7 +42,13 @@ export interface GatewayIdentity {
 }
 
 /** `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`, Istio's node id form. */
-export function nodeId(type: 'sidecar' | 'router', ip: string, pod: string, namespace: string, domainSuffix = 'cluster.local'): string {
+export function nodeId(
+  type: 'sidecar' | 'router',
+  ip: string,
+  pod: string,
+  namespace: string,
+  domainSuffix = 'cluster.local',
+): string {
   return `${type}~${ip}~${pod}.${namespace}~${namespace}.svc.${domainSuffix}`;
 }
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createLogger, installLifecycle, isLogLevel, type Logger, onShutdown } from '@mizzen/runtime';
-import { Proxy, type ProxyOptions } from '../agent/proxy.js';
+import { MeshProxy, type ProxyOptions } from '../agent/proxy.js';
 import { FlagError } from './flags.js';
 
 type ArgOptions = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
@@ -22,7 +22,10 @@ export async function runProxyApp(opts: {
   };
   let values: ParsedFlags = {};
   try {
-    ({ values } = parseArgs({ options: { ...opts.flags, 'log-level': { type: 'string' }, help: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({
+      options: { ...opts.flags, 'log-level': { type: 'string' }, help: { type: 'boolean' } },
+      strict: true,
+    }));
   } catch (err) {
     fail((err as Error).message);
   }
@@ -31,7 +34,8 @@ export async function runProxyApp(opts: {
     return;
   }
   const level = values['log-level'] as string | undefined;
-  if (level !== undefined && !isLogLevel(level)) fail(`--log-level must be one of trace, debug, info, warn, error, fatal, silent`);
+  if (level !== undefined && !isLogLevel(level))
+    fail(`--log-level must be one of trace, debug, info, warn, error, fatal, silent`);
   const logger = createLogger(opts.component, { level: level as 'info' | undefined });
   let options: Omit<ProxyOptions, 'logger'> | undefined;
   try {
@@ -41,14 +45,15 @@ export async function runProxyApp(opts: {
     throw err;
   }
   installLifecycle(logger);
-  const proxy = new Proxy({ ...options!, logger });
+  const proxy = new MeshProxy({ ...options!, logger });
   onShutdown(() => proxy.stop());
   try {
     const ports = await proxy.start();
     logger.info({ node: options!.node.id, ...ports }, `${opts.component} started`);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const message = e.code === 'EADDRINUSE' ? `admin or health port already in use (${e.message})` : e.message;
+    const message =
+      e.code === 'EADDRINUSE' ? `admin or health port already in use (${e.message})` : e.message;
     logger.fatal({ err: e.message }, `${opts.component} failed to start`);
     process.stderr.write(`${opts.component}: ${message}\n`);
     process.exit(1);

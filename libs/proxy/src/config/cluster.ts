@@ -55,7 +55,8 @@ export function compileLoadAssignment(cla: ClusterLoadAssignmentJson, where: str
   const out: EndpointSpec[] = [];
   (cla.endpoints ?? []).forEach((group, g) => {
     const l = group.locality;
-    const locality = l && (l.region || l.zone || l.sub_zone) ? `${l.region ?? ''}/${l.zone ?? ''}/${l.sub_zone ?? ''}` : '';
+    const locality =
+      l && (l.region || l.zone || l.sub_zone) ? `${l.region ?? ''}/${l.zone ?? ''}/${l.sub_zone ?? ''}` : '';
     (group.lb_endpoints ?? []).forEach((e, i) => {
       out.push(endpointSpec(e, locality, `${where}.endpoints[${g}].lb_endpoints[${i}]`));
     });
@@ -70,10 +71,14 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
   const lbPolicy = c.lb_policy ?? 'ROUND_ROBIN';
   if (c.transport_socket) {
     // Sending plaintext where TLS was asked for would be a silent downgrade: refuse the cluster instead.
-    fail(`${where}.transport_socket`, `transport socket ${c.transport_socket['@type']} is not supported by this proxy`);
+    fail(
+      `${where}.transport_socket`,
+      `transport socket ${c.transport_socket['@type']} is not supported by this proxy`,
+    );
   }
   if (type === 'ORIGINAL_DST') {
-    if (lbPolicy !== 'CLUSTER_PROVIDED') fail(`${where}.lb_policy`, 'ORIGINAL_DST clusters need lb_policy CLUSTER_PROVIDED');
+    if (lbPolicy !== 'CLUSTER_PROVIDED')
+      fail(`${where}.lb_policy`, 'ORIGINAL_DST clusters need lb_policy CLUSTER_PROVIDED');
   } else if (!LB[lbPolicy]) {
     fail(`${where}.lb_policy`, `load balancing policy ${lbPolicy} is not supported`);
   }
@@ -83,7 +88,8 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
   } else if (type !== 'EDS' && type !== 'ORIGINAL_DST') {
     fail(`${where}.type`, `cluster discovery type ${type} is not supported`);
   }
-  const timeout = c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationToMs(c.connect_timeout)!;
+  const timeout =
+    c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationToMs(c.connect_timeout)!;
   return {
     name: c.name,
     type,

@@ -19,7 +19,15 @@ const ACTIONS: Record<string, Action> = {
 };
 
 /** Headers a route may never touch (Envoy rejects these too). */
-const PROTECTED = new Set([':authority', ':method', ':path', ':scheme', 'host', 'connection', 'transfer-encoding']);
+const PROTECTED = new Set([
+  ':authority',
+  ':method',
+  ':path',
+  ':scheme',
+  'host',
+  'connection',
+  'transfer-encoding',
+]);
 
 export function compileHeaderMutation(
   add: HeaderValueOptionJson[] | undefined,
@@ -57,7 +65,8 @@ export function applyHeaderMutations(headers: HeaderMap, mutations: readonly Hea
       const existing = headers[name];
       switch (action) {
         case 'append':
-          headers[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+          headers[name] =
+            existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
           break;
         case 'add-if-absent':
           if (existing === undefined) headers[name] = value;

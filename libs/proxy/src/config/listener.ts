@@ -56,7 +56,10 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
   for (const [i, f] of (tc.http_filters ?? []).entries()) {
     const type = f.typed_config?.['@type'];
     if (type !== ROUTER_TYPE) {
-      fail(`${where}.http_filters[${i}]`, `HTTP filter ${f.name} (${type ?? 'no type'}) is not supported by this proxy`);
+      fail(
+        `${where}.http_filters[${i}]`,
+        `HTTP filter ${f.name} (${type ?? 'no type'}) is not supported by this proxy`,
+      );
     }
   }
   if (!tc.rds && !tc.route_config) fail(where, 'HTTP connection manager has neither rds nor route_config');
@@ -83,13 +86,19 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
 function compileFilterChain(chain: FilterChainJson, where: string): NetworkFilterConfig {
   const filters = chain.filters ?? [];
   if (filters.length !== 1) {
-    fail(where, `expected exactly one network filter (http_connection_manager or tcp_proxy), got ${filters.length}`);
+    fail(
+      where,
+      `expected exactly one network filter (http_connection_manager or tcp_proxy), got ${filters.length}`,
+    );
   }
   const f = filters[0]!;
   const tc = f.typed_config;
   if (tc?.['@type'] === HCM_TYPE) return compileHcm(tc as HttpConnectionManagerJson, `${where}.filters[0]`);
   if (tc?.['@type'] === TCP_PROXY_TYPE) return compileTcpProxy(tc as TcpProxyJson, `${where}.filters[0]`);
-  fail(`${where}.filters[0]`, `network filter ${f.name} (${tc?.['@type'] ?? 'no type'}) is not supported by this proxy`);
+  fail(
+    `${where}.filters[0]`,
+    `network filter ${f.name} (${tc?.['@type'] ?? 'no type'}) is not supported by this proxy`,
+  );
 }
 
 export function compileListener(l: ListenerJson): ListenerConfig {
@@ -114,7 +123,10 @@ export function compileListener(l: ListenerJson): ListenerConfig {
   else if (plain.length === 1) chain = plain[0];
   else if (chains.length === 0 && l.default_filter_chain) chain = l.default_filter_chain;
   if (!chain) {
-    fail(`${where}.filter_chains`, `needs one filter chain without filter_chain_match, got ${chains.length} chains`);
+    fail(
+      `${where}.filter_chains`,
+      `needs one filter chain without filter_chain_match, got ${chains.length} chains`,
+    );
   }
   return {
     name: l.name,

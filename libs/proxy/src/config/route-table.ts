@@ -10,7 +10,7 @@ import type {
 import { fail } from './errors.js';
 import { compileHeaderMutation, type HeaderMutation, NO_MUTATION } from './headers.js';
 import { type CompiledRegex, compileRegex } from './regex.js';
-import { type RetryPolicy, compileRetryPolicy } from './retry-policy.js';
+import { compileRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import {
   compileHeaderMatcher,
   compileQueryMatcher,
@@ -98,7 +98,10 @@ const REDIRECT_CODES: Record<string, number> = {
 /** Envoy's route timeout when a route names none. */
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 
-function compilePathMatch(m: RouteMatchJson, where: string): { test: (i: MatchInput) => boolean; prefix?: string } {
+function compilePathMatch(
+  m: RouteMatchJson,
+  where: string,
+): { test: (i: MatchInput) => boolean; prefix?: string } {
   const cs = m.case_sensitive !== false;
   const norm = cs ? (s: string) => s : (s: string) => s.toLowerCase();
   if (m.prefix !== undefined) {
@@ -111,7 +114,10 @@ function compilePathMatch(m: RouteMatchJson, where: string): { test: (i: MatchIn
   }
   if (m.path_separated_prefix !== undefined) {
     const p = norm(m.path_separated_prefix);
-    return { test: (i) => norm(i.pathOnly) === p || norm(i.pathOnly).startsWith(`${p}/`), prefix: m.path_separated_prefix };
+    return {
+      test: (i) => norm(i.pathOnly) === p || norm(i.pathOnly).startsWith(`${p}/`),
+      prefix: m.path_separated_prefix,
+    };
   }
   if (m.safe_regex) {
     const re = compileRegex(m.safe_regex.regex, `${where}.safe_regex`, !cs);
@@ -131,8 +137,16 @@ function compileForward(a: RouteActionJson, where: string): ForwardAction {
       return {
         name: c.name,
         weight: c.weight ?? 0,
-        requestHeaders: compileHeaderMutation(c.request_headers_to_add, c.request_headers_to_remove, `${w}.request`),
-        responseHeaders: compileHeaderMutation(c.response_headers_to_add, c.response_headers_to_remove, `${w}.response`),
+        requestHeaders: compileHeaderMutation(
+          c.request_headers_to_add,
+          c.request_headers_to_remove,
+          `${w}.request`,
+        ),
+        responseHeaders: compileHeaderMutation(
+          c.response_headers_to_add,
+          c.response_headers_to_remove,
+          `${w}.response`,
+        ),
       };
     });
   } else {
@@ -198,7 +212,8 @@ function compileRoute(r: RouteJson, where: string, vhostRetry: RetryPolicy | und
   } else if (r.redirect) action = compileRedirect(r.redirect, `${where}.redirect`);
   else if (r.direct_response) {
     const d = r.direct_response;
-    if (!(d.status >= 100 && d.status <= 599)) fail(`${where}.direct_response.status`, `invalid HTTP status ${d.status}`);
+    if (!(d.status >= 100 && d.status <= 599))
+      fail(`${where}.direct_response.status`, `invalid HTTP status ${d.status}`);
     if (d.body?.filename) fail(`${where}.direct_response.body`, 'filename bodies are not supported');
     const body =
       d.body?.inline_string !== undefined
@@ -214,8 +229,16 @@ function compileRoute(r: RouteJson, where: string, vhostRetry: RetryPolicy | und
     caseSensitive: r.match.case_sensitive !== false,
     matches,
     action,
-    requestHeaders: compileHeaderMutation(r.request_headers_to_add, r.request_headers_to_remove, `${where}.request`),
-    responseHeaders: compileHeaderMutation(r.response_headers_to_add, r.response_headers_to_remove, `${where}.response`),
+    requestHeaders: compileHeaderMutation(
+      r.request_headers_to_add,
+      r.request_headers_to_remove,
+      `${where}.request`,
+    ),
+    responseHeaders: compileHeaderMutation(
+      r.response_headers_to_add,
+      r.response_headers_to_remove,
+      `${where}.response`,
+    ),
   };
 }
 
@@ -226,8 +249,16 @@ function compileVirtualHost(v: VirtualHostJson, where: string): CompiledVirtualH
     name: v.name,
     domains: v.domains.map((d) => d.toLowerCase()),
     routes: (v.routes ?? []).map((r, i) => compileRoute(r, `${where}.routes[${i}]`, vhostRetry)),
-    requestHeaders: compileHeaderMutation(v.request_headers_to_add, v.request_headers_to_remove, `${where}.request`),
-    responseHeaders: compileHeaderMutation(v.response_headers_to_add, v.response_headers_to_remove, `${where}.response`),
+    requestHeaders: compileHeaderMutation(
+      v.request_headers_to_add,
+      v.request_headers_to_remove,
+      `${where}.request`,
+    ),
+    responseHeaders: compileHeaderMutation(
+      v.response_headers_to_add,
+      v.response_headers_to_remove,
+      `${where}.response`,
+    ),
     includeAttemptCount: v.include_request_attempt_count === true,
   };
 }
@@ -251,14 +282,25 @@ export class RouteTable {
     config: RouteConfigurationJson,
   ) {
     const where = `route configuration ${name}`;
-    this.requestHeaders = compileHeaderMutation(config.request_headers_to_add, config.request_headers_to_remove, `${where}.request`);
-    this.responseHeaders = compileHeaderMutation(config.response_headers_to_add, config.response_headers_to_remove, `${where}.response`);
+    this.requestHeaders = compileHeaderMutation(
+      config.request_headers_to_add,
+      config.request_headers_to_remove,
+      `${where}.request`,
+    );
+    this.responseHeaders = compileHeaderMutation(
+      config.response_headers_to_add,
+      config.response_headers_to_remove,
+      `${where}.response`,
+    );
     const seen = new Map<string, string>();
     for (const vh of virtualHosts) {
       for (const d of vh.domains) {
         const other = seen.get(d);
         if (other !== undefined) {
-          fail(where, `domain "${d}" appears in virtual hosts ${other} and ${vh.name}; domains must be unique`);
+          fail(
+            where,
+            `domain "${d}" appears in virtual hosts ${other} and ${vh.name}; domains must be unique`,
+          );
         }
         seen.set(d, vh.name);
         if (d === '*') this.catchAll = vh;
@@ -283,8 +325,10 @@ export class RouteTable {
     const host = authority.toLowerCase();
     const exact = this.exact.get(host);
     if (exact) return exact;
-    for (const s of this.suffixes) if (host.length > s.suffix.length && host.endsWith(s.suffix)) return s.vhost;
-    for (const p of this.prefixes) if (host.length > p.prefix.length && host.startsWith(p.prefix)) return p.vhost;
+    for (const s of this.suffixes)
+      if (host.length > s.suffix.length && host.endsWith(s.suffix)) return s.vhost;
+    for (const p of this.prefixes)
+      if (host.length > p.prefix.length && host.startsWith(p.prefix)) return p.vhost;
     return this.catchAll;
   }
 
@@ -292,7 +336,8 @@ export class RouteTable {
   clusterNames(): Set<string> {
     const out = new Set<string>();
     for (const vh of this.virtualHosts)
-      for (const r of vh.routes) if (r.action.kind === 'forward') for (const c of r.action.clusters) out.add(c.name);
+      for (const r of vh.routes)
+        if (r.action.kind === 'forward') for (const c of r.action.clusters) out.add(c.name);
     return out;
   }
 }

@@ -45,7 +45,11 @@ export interface ListenerJson {
 
 export interface HeaderValueOptionJson {
   header: { key: string; value?: string };
-  append_action?: 'APPEND_IF_EXISTS_OR_ADD' | 'ADD_IF_ABSENT' | 'OVERWRITE_IF_EXISTS_OR_ADD' | 'OVERWRITE_IF_EXISTS';
+  append_action?:
+    | 'APPEND_IF_EXISTS_OR_ADD'
+    | 'ADD_IF_ABSENT'
+    | 'OVERWRITE_IF_EXISTS_OR_ADD'
+    | 'OVERWRITE_IF_EXISTS';
   append?: boolean;
 }
 

@@ -98,7 +98,12 @@ export class HttpConnectionManager {
     );
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, ctx: DownstreamContext, info: StreamInfo): Promise<void> {
+  private async route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: DownstreamContext,
+    info: StreamInfo,
+  ): Promise<void> {
     let path = req.url ?? '/';
     let authority = req.headers.host ?? '';
     // Absolute-form request line (an application using the sidecar as HTTP_PROXY): the URL's authority wins.
@@ -158,11 +163,18 @@ export class HttpConnectionManager {
         const replyHeaders: HeaderMap = {};
         applyHeaderMutations(replyHeaders, responseLevels);
         info.responseCode = action.status;
-        sendLocalReply(res, action.status, action.body ?? '', replyHeaders as Record<string, string | string[]>);
+        sendLocalReply(
+          res,
+          action.status,
+          action.body ?? '',
+          replyHeaders as Record<string, string | string[]>,
+        );
         return;
       }
       case 'redirect': {
-        const replyHeaders: HeaderMap = { location: redirectLocation(action, route, ctx.scheme, authority, path) };
+        const replyHeaders: HeaderMap = {
+          location: redirectLocation(action, route, ctx.scheme, authority, path),
+        };
         applyHeaderMutations(replyHeaders, responseLevels);
         info.responseCode = action.status;
         sendLocalReply(res, action.status, '', replyHeaders as Record<string, string | string[]>);
@@ -218,7 +230,12 @@ export class HttpConnectionManager {
         retry: r.action.retry,
         includeAttemptCount: r.vhost.includeAttemptCount,
         originalDst: ctx.originalDst,
-        responseMutations: [target.responseHeaders, r.route.responseHeaders, r.vhost.responseHeaders, r.table.responseHeaders],
+        responseMutations: [
+          target.responseHeaders,
+          r.route.responseHeaders,
+          r.vhost.responseHeaders,
+          r.table.responseHeaders,
+        ],
       },
       res,
       info,
@@ -260,7 +277,8 @@ function redirectLocation(
   const newScheme = action.scheme ?? scheme;
   const schemeChanged = newScheme !== scheme;
   let newPort = action.port !== undefined ? String(action.port) : schemeChanged ? undefined : port;
-  if ((newScheme === 'http' && newPort === '80') || (newScheme === 'https' && newPort === '443')) newPort = undefined;
+  if ((newScheme === 'http' && newPort === '80') || (newScheme === 'https' && newPort === '443'))
+    newPort = undefined;
   let newPath = path;
   if (action.path !== undefined) newPath = action.path;
   else if (action.prefixRewrite !== undefined && route.prefix !== undefined) {

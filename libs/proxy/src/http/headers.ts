@@ -30,7 +30,9 @@ function connectionTokens(value: string | string[] | undefined): string[] {
 }
 
 /** A copy of the headers without hop-by-hop ones (including those the Connection header names). */
-export function endToEndHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): HeaderMap {
+export function endToEndHeaders(
+  headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>,
+): HeaderMap {
   const named = connectionTokens(headers.connection);
   const out: HeaderMap = {};
   for (const [name, value] of Object.entries(headers)) {

@@ -31,6 +31,7 @@ export const LocalReplies = {
   noHealthyUpstream: 'no healthy upstream',
   noCluster: 'cluster not found',
   upstreamTimeout: 'upstream request timeout',
-  connectFailure: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+  connectFailure:
+    'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
 } as const;

@@ -28,7 +28,13 @@ export interface UpstreamRequest {
   readonly responseMutations: readonly HeaderMutation[];
 }
 
-type FailureKind = 'connect-failure' | 'reset' | 'pool-closed' | 'per-try-timeout' | 'timeout' | 'downstream-closed';
+type FailureKind =
+  | 'connect-failure'
+  | 'reset'
+  | 'pool-closed'
+  | 'per-try-timeout'
+  | 'timeout'
+  | 'downstream-closed';
 
 class AttemptFailure extends Error {
   constructor(
@@ -85,7 +91,11 @@ function shouldRetryFailure(kind: FailureKind, policy: RetryPolicy | undefined, 
   }
 }
 
-function shouldRetryResponse(status: number, headers: Record<string, string | string[] | undefined>, policy: RetryPolicy): boolean {
+function shouldRetryResponse(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  policy: RetryPolicy,
+): boolean {
   const c = policy.conditions;
   if (c.has('5xx') && status >= 500) return true;
   if (c.has('gateway-error') && (status === 502 || status === 503 || status === 504)) return true;
@@ -116,7 +126,12 @@ export class Router {
     private readonly pools: ConnectionPools,
   ) {}
 
-  async forward(clusterName: string, req: UpstreamRequest, res: ServerResponse, info: StreamInfo): Promise<void> {
+  async forward(
+    clusterName: string,
+    req: UpstreamRequest,
+    res: ServerResponse,
+    info: StreamInfo,
+  ): Promise<void> {
     info.upstreamCluster = clusterName;
     const cluster = this.clusters.get(clusterName);
     if (!cluster) {
@@ -240,7 +255,9 @@ export class Router {
     const timer = perTry
       ? setTimeout(() => attemptSignal.abort(new AttemptFailure('per-try-timeout', undefined)), perTry)
       : undefined;
-    const headers = req.includeAttemptCount ? { ...req.headers, 'x-envoy-attempt-count': String(attempt) } : req.headers;
+    const headers = req.includeAttemptCount
+      ? { ...req.headers, 'x-envoy-attempt-count': String(attempt) }
+      : req.headers;
     const pool = this.pools.get(host, cluster.config.connectTimeoutMs);
     this.pools.begin(host.key);
     try {
@@ -248,7 +265,8 @@ export class Router {
         method: req.method as Dispatcher.HttpMethod,
         path: req.path,
         headers: headers as Record<string, string | string[]>,
-        body: req.body.kind === 'buffered' ? req.body.data : req.body.kind === 'stream' ? req.body.stream : null,
+        body:
+          req.body.kind === 'buffered' ? req.body.data : req.body.kind === 'stream' ? req.body.stream : null,
         signal: attemptSignal.signal,
       });
     } catch (err) {

@@ -59,7 +59,10 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
     private readonly lookup: VirtualListenerLookup,
   ) {
     this.fallback = new TcpListenerRuntime(config, deps);
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res));
+    this.server.on(
+      'request',
+      (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res),
+    );
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
       this.onConnect(req, socket, head),
     );
@@ -98,8 +101,15 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
   ): Promise<void> {
     const cluster = filter.clusters[0]!.name;
     if (cluster === BLACKHOLE_CLUSTER) {
-      this.deps.logger.info({ destination: `${dest.host}:${dest.port}` }, 'blocked: destination is not in the mesh registry');
-      sendLocalReply(res, 502, `${dest.host}:${dest.port} is not in the mesh registry (outboundTrafficPolicy REGISTRY_ONLY)`);
+      this.deps.logger.info(
+        { destination: `${dest.host}:${dest.port}` },
+        'blocked: destination is not in the mesh registry',
+      );
+      sendLocalReply(
+        res,
+        502,
+        `${dest.host}:${dest.port} is not in the mesh registry (outboundTrafficPolicy REGISTRY_ONLY)`,
+      );
       return;
     }
     const url = req.url ?? '/';

@@ -2,8 +2,8 @@ import net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
 import { ConfigError } from '../config/errors.js';
 import type { ListenerConfig } from '../config/listener.js';
-import { HttpListenerRuntime, type ListenerRuntime, type RuntimeDeps, createRuntime } from './runtimes.js';
 import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
+import { createRuntime, HttpListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
 
 /** How the capture listener learns each connection's original destination. */
 export type CaptureMode = 'http-proxy';
@@ -82,7 +82,8 @@ export class ListenerManager {
     }
     // Sockets we may keep, by address: a listener that keeps its name and address, or takes over another's address.
     const reusable = new Map<string, BoundSocket>();
-    for (const a of this.active.values()) if (a.socket) reusable.set(addrKey(a.socket.address, a.socket.port), a.socket);
+    for (const a of this.active.values())
+      if (a.socket) reusable.set(addrKey(a.socket.address, a.socket.port), a.socket);
 
     const next = new Map<string, Active>();
     const created: BoundSocket[] = [];
@@ -102,7 +103,9 @@ export class ListenerManager {
               created.push(socket);
             } catch (err) {
               const e = err as NodeJS.ErrnoException;
-              failures.push(`listener ${config.name}: cannot bind ${config.address}:${config.port}: ${e.code ?? e.message}`);
+              failures.push(
+                `listener ${config.name}: cannot bind ${config.address}:${config.port}: ${e.code ?? e.message}`,
+              );
               continue;
             }
           }
@@ -130,7 +133,11 @@ export class ListenerManager {
       this.byPort.set(a.config.port, list);
     }
     this.logger.info(
-      { listeners: [...next.values()].map((a) => `${a.config.name}${a.socket ? `@${a.socket.address}:${a.socket.boundPort}` : ''}`) },
+      {
+        listeners: [...next.values()].map(
+          (a) => `${a.config.name}${a.socket ? `@${a.socket.address}:${a.socket.boundPort}` : ''}`,
+        ),
+      },
       'listeners updated',
     );
   }
@@ -139,7 +146,8 @@ export class ListenerManager {
   virtualFor(host: string, port: number): ListenerRuntime | undefined {
     const list = this.byPort.get(port);
     if (!list) return undefined;
-    return (list.find((a) => a.config.address === host) ?? list.find((a) => a.config.address === '0.0.0.0'))?.runtime;
+    return (list.find((a) => a.config.address === host) ?? list.find((a) => a.config.address === '0.0.0.0'))
+      ?.runtime;
   }
 
   /** Route tables the current listeners need from RDS. */
@@ -175,7 +183,9 @@ export class ListenerManager {
   private createRuntime(config: ListenerConfig): ListenerRuntime {
     if (config.useOriginalDst && config.bindToPort) {
       if (config.filter.kind !== 'tcp') {
-        throw new ConfigError(`listener ${config.name}: a use_original_dst listener needs a tcp_proxy fallback chain`);
+        throw new ConfigError(
+          `listener ${config.name}: a use_original_dst listener needs a tcp_proxy fallback chain`,
+        );
       }
       switch (this.captureMode) {
         case 'http-proxy':

@@ -138,5 +138,7 @@ export class TcpListenerRuntime implements ListenerRuntime {
 }
 
 export function createRuntime(config: ListenerConfig, deps: RuntimeDeps): ListenerRuntime {
-  return config.filter.kind === 'http' ? new HttpListenerRuntime(config, deps) : new TcpListenerRuntime(config, deps);
+  return config.filter.kind === 'http'
+    ? new HttpListenerRuntime(config, deps)
+    : new TcpListenerRuntime(config, deps);
 }

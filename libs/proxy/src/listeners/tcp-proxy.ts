@@ -32,12 +32,19 @@ export class TcpProxy {
     const cluster = this.clusters.get(clusterName);
     const host = cluster?.pick(undefined, ctx.originalDst);
     if (!cluster || !host) {
-      this.logger.debug({ cluster: clusterName, flags: cluster ? 'UH' : 'NC' }, 'tcp connection refused: no upstream');
+      this.logger.debug(
+        { cluster: clusterName, flags: cluster ? 'UH' : 'NC' },
+        'tcp connection refused: no upstream',
+      );
       if (ctx.onUpstream) ctx.onUpstream(false);
       else downstream.destroy();
       return;
     }
-    const upstream = net.connect({ host: host.address, port: host.port, timeout: cluster.config.connectTimeoutMs });
+    const upstream = net.connect({
+      host: host.address,
+      port: host.port,
+      timeout: cluster.config.connectTimeoutMs,
+    });
     upstream.setNoDelay(true);
     let connected = false;
     upstream.once('connect', () => {

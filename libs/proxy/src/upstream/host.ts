@@ -13,6 +13,12 @@ export function hostKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-export function makeHost(address: string, port: number, weight = 1, healthy = true, locality = ''): UpstreamHost {
+export function makeHost(
+  address: string,
+  port: number,
+  weight = 1,
+  healthy = true,
+  locality = '',
+): UpstreamHost {
   return { key: hostKey(address, port), address, port, weight, healthy, locality };
 }
