@@ -23,13 +23,15 @@ function build(values: ParsedFlags) {
   const ports = ((values.port as string[] | undefined) ?? []).map((p) => parsePortSpec(p));
   const listenPorts = new Set<number>();
   for (const p of ports) {
-    if (listenPorts.has(p.listenPort)) throw new FlagError(`--port: sidecar port ${p.listenPort} is used twice`);
+    if (listenPorts.has(p.listenPort))
+      throw new FlagError(`--port: sidecar port ${p.listenPort} is used twice`);
     listenPorts.add(p.listenPort);
   }
   const ip = parseIp(s('ip'));
   const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
   const healthPort = parsePort(s('health-port'), '--health-port', 15021);
-  const outboundPort = s('outbound-port') === undefined ? undefined : parsePort(s('outbound-port'), '--outbound-port');
+  const outboundPort =
+    s('outbound-port') === undefined ? undefined : parsePort(s('outbound-port'), '--outbound-port');
   const node = sidecarNode({
     workload: parseName(s('workload'), '--workload'),
     namespace: parseName(s('namespace'), '--namespace', 'default'),

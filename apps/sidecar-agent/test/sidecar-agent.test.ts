@@ -1,0 +1,106 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLogger, freePort } from '@mizzen/runtime';
+import { AdsServer, type XdsNode } from '@mizzen/xds';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/** The sidecar-agent process as `mizzen up` starts it: flags in, an Istio-shaped node at pilot, admin ports up. */
+const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 10_000 });
+}
+
+describe('sidecar-agent process', () => {
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+
+  it('rejects bad flags with one line naming the flag, exit code 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['--workload', 'w'], /--pilot is required/],
+      [['--pilot', '127.0.0.1:15010'], /--workload is required/],
+      [['--pilot', 'nope', '--workload', 'w'], /--pilot must be host:port/],
+      [
+        ['--pilot', '127.0.0.1:1', '--workload', 'w', '--port', 'http:9080:x:1'],
+        /app port.*must be a port number/,
+      ],
+      [['--pilot', '127.0.0.1:1', '--workload', 'w', '--labels', 'app'], /--labels: "app" is not key=value/],
+      [['--pilot', '127.0.0.1:1', '--workload', 'W_1'], /--workload must be a DNS-1123 label/],
+      [['--pilot', '127.0.0.1:1', '--workload', 'w', '--bogus'], /Unknown option '--bogus'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('connects to pilot as an Istio sidecar node with its workload, ports and labels, and serves admin and health', async () => {
+    const nodes: XdsNode[] = [];
+    const ads = new AdsServer({
+      logger: createLogger('test', { level: 'silent' }),
+      onStreamOpen: (n) => nodes.push(n),
+    });
+    const xds = await ads.listen(0, '127.0.0.1');
+    const [admin, health, outbound, inbound] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    const child = spawn(
+      process.execPath,
+      [
+        main,
+        '--pilot',
+        `127.0.0.1:${xds}`,
+        '--workload',
+        'reviews-v2',
+        '--namespace',
+        'shop',
+        '--service',
+        'reviews',
+        '--service-account',
+        'bookinfo-reviews',
+        '--labels',
+        'app=reviews,version=v2',
+        '--port',
+        `http:9080:19080:${inbound}`,
+        '--outbound-port',
+        String(outbound),
+        '--admin-port',
+        String(admin),
+        '--health-port',
+        String(health),
+      ],
+      { stdio: 'ignore' },
+    );
+    children.push(child);
+    try {
+      const deadline = Date.now() + 15_000;
+      while (nodes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(nodes[0]?.id).toBe('sidecar~127.0.0.1~reviews-v2.shop~shop.svc.cluster.local');
+      expect(nodes[0]?.metadata).toMatchObject({
+        NAMESPACE: 'shop',
+        SERVICE_ACCOUNT: 'bookinfo-reviews',
+        LABELS: { app: 'reviews', version: 'v2' },
+        MIZZEN_SERVICE: 'reviews',
+        MIZZEN_OUTBOUND_PORT: outbound,
+        MIZZEN_PORTS: [{ name: 'http', port: 9080, targetPort: 19080, listenPort: inbound }],
+      });
+      // No config yet: alive but not ready, as Envoy's PRE_INITIALIZING.
+      const ready = await fetch(`http://127.0.0.1:${admin}/ready`);
+      expect(ready.status).toBe(503);
+      expect((await fetch(`http://127.0.0.1:${health}/healthz/ready`)).status).toBe(503);
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      await ads.close();
+    }
+  });
+});
