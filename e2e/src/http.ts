@@ -33,7 +33,11 @@ export class ProxyClient {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString(),
+            }),
           );
           res.on('error', reject);
         },
@@ -47,6 +51,45 @@ export class ProxyClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/**
+ * A request with an explicit Host header (fetch may not set Host: it is a
+ * forbidden header in the Fetch standard), as curl -H 'host: …' sends it.
+ */
+export function requestWithHost(
+  url: string,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        headers: { ...headers, host },
+        agent: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`request to ${url} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** A plain HTTP backend that answers with its name and version, and counts what it served. */

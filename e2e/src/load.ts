@@ -47,7 +47,11 @@ export function steadyLoad(
 }
 
 /** Polls `check` until it returns true (or throws on timeout with the last reason). */
-export async function eventually(what: string, check: () => Promise<boolean | string>, timeoutMs = 30_000): Promise<void> {
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean | string>,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = 'never checked';
   while (Date.now() < deadline) {

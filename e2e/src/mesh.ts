@@ -52,18 +52,23 @@ export class TestMesh {
     const xdsPort = await freePort();
     const httpPort = await freePort();
     const args = [
-      '--host', '127.0.0.1',
-      '--xds-port', String(xdsPort),
-      '--http-port', String(httpPort),
-      '--config-dir', this.configDir,
-      '--store', path.join(this.dir, 'store.json'),
-      '--registrations', path.join(this.dir, 'registrations.json'),
+      '--host',
+      '127.0.0.1',
+      '--xds-port',
+      String(xdsPort),
+      '--http-port',
+      String(httpPort),
+      '--config-dir',
+      this.configDir,
+      '--store',
+      path.join(this.dir, 'store.json'),
+      '--registrations',
+      path.join(this.dir, 'registrations.json'),
       ...extraArgs,
     ];
     const base = `http://127.0.0.1:${httpPort}`;
     const launch = () => this.procs.start('pilot', appEntry('@mizzen/pilot'), args);
-    const waitReady = () =>
-      eventually('pilot /ready', async () => (await fetch(`${base}/ready`)).ok, 30_000);
+    const waitReady = () => eventually('pilot /ready', async () => (await fetch(`${base}/ready`)).ok, 30_000);
     const handle: PilotHandle = {
       xds: `127.0.0.1:${xdsPort}`,
       base,
@@ -93,23 +98,39 @@ export class TestMesh {
     namespace?: string;
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
-    const [inboundPort, outboundPort, adminPort, healthPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const [inboundPort, outboundPort, adminPort, healthPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
     const namespace = opts.namespace ?? 'default';
     const labels = Object.entries(opts.labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
     const proc = this.procs.start(`sidecar ${opts.workload}`, appEntry('@mizzen/sidecar-agent'), [
-      '--pilot', this.pilot.xds,
-      '--workload', opts.workload,
-      '--namespace', namespace,
-      '--service', opts.service,
-      '--service-account', opts.service,
-      '--labels', labels,
-      '--port', `${opts.portName ?? 'http'}:${opts.servicePort ?? 9080}:${opts.appPort}:${inboundPort}`,
-      '--ip', '127.0.0.1',
-      '--outbound-port', String(outboundPort),
-      '--admin-port', String(adminPort),
-      '--health-port', String(healthPort),
+      '--pilot',
+      this.pilot.xds,
+      '--workload',
+      opts.workload,
+      '--namespace',
+      namespace,
+      '--service',
+      opts.service,
+      '--service-account',
+      opts.service,
+      '--labels',
+      labels,
+      '--port',
+      `${opts.portName ?? 'http'}:${opts.servicePort ?? 9080}:${opts.appPort}:${inboundPort}`,
+      '--ip',
+      '127.0.0.1',
+      '--outbound-port',
+      String(outboundPort),
+      '--admin-port',
+      String(adminPort),
+      '--health-port',
+      String(healthPort),
     ]);
     return {
       id: `sidecar~127.0.0.1~${opts.workload}.${namespace}~${namespace}.svc.cluster.local`,
@@ -130,13 +151,20 @@ export class TestMesh {
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
     const proc = this.procs.start(`gateway ${name}`, appEntry('@mizzen/ingress-gateway'), [
-      '--pilot', this.pilot.xds,
-      '--name', name,
-      '--namespace', 'istio-system',
-      '--ip', '127.0.0.1',
-      '--port-map', portMap,
-      '--admin-port', String(adminPort),
-      '--health-port', String(healthPort),
+      '--pilot',
+      this.pilot.xds,
+      '--name',
+      name,
+      '--namespace',
+      'istio-system',
+      '--ip',
+      '127.0.0.1',
+      '--port-map',
+      portMap,
+      '--admin-port',
+      String(adminPort),
+      '--health-port',
+      String(healthPort),
     ]);
     return {
       id: `router~127.0.0.1~${name}.istio-system~istio-system.svc.cluster.local`,
@@ -162,7 +190,8 @@ export class TestMesh {
         for (const id of ids) {
           const e = entries.get(id);
           if (!e) return `${id} not connected`;
-          for (const t of ['CDS', 'EDS', 'LDS', 'RDS']) if (e.sync?.[t] !== 'ACKED') return `${id} ${t}=${e.sync?.[t]}`;
+          for (const t of ['CDS', 'EDS', 'LDS', 'RDS'])
+            if (e.sync?.[t] !== 'ACKED') return `${id} ${t}=${e.sync?.[t]}`;
         }
         return true;
       },

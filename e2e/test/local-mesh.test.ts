@@ -17,7 +17,13 @@ const env = { ...process.env, MIZZEN_HOME: home, MIZZEN_PILOT: '' };
 delete (env as Record<string, string | undefined>).MIZZEN_PILOT;
 
 function mizzen(args: string[], input?: string) {
-  const r = spawnSync('npx', ['mizzen', ...args], { cwd: root, env, input, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('npx', ['mizzen', ...args], {
+    cwd: root,
+    env,
+    input,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -50,7 +56,11 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
     up.stderr?.on('data', (c: Buffer) => {
       output += c.toString();
     });
-    await eventually('`mesh ready` from mizzen up', async () => output.includes('mesh ready') || (up.exitCode !== null ? `exited: ${output}` : false), 180_000);
+    await eventually(
+      '`mesh ready` from mizzen up',
+      async () => output.includes('mesh ready') || (up.exitCode !== null ? `exited: ${output}` : false),
+      180_000,
+    );
   });
 
   afterAll(async () => {
@@ -67,7 +77,8 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
   it('prints progress, a table of what runs where, and then `mesh ready`', () => {
     expect(output).toContain('starting pilot');
     expect(output).toMatch(/COMPONENT\s+KIND\s+PID\s+PORTS/);
-    for (const name of ['pilot', 'productpage-v1', 'reviews-v3-sidecar', 'istio-ingressgateway']) expect(output).toContain(name);
+    for (const name of ['pilot', 'productpage-v1', 'reviews-v3-sidecar', 'istio-ingressgateway'])
+      expect(output).toContain(name);
     expect(output.indexOf('mesh ready')).toBeGreaterThan(output.indexOf('COMPONENT'));
   });
 
@@ -85,7 +96,15 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
     expect(r.code, r.stderr).toBe(0);
     const status = JSON.parse(r.stdout) as {
       components: { name: string; pid: number; ports: Record<string, number> }[];
-      proxies: { id: string; kind: string; workload: string; namespace: string; serviceAccount: string; ports: Record<string, number>; sync: Record<string, string> }[];
+      proxies: {
+        id: string;
+        kind: string;
+        workload: string;
+        namespace: string;
+        serviceAccount: string;
+        ports: Record<string, number>;
+        sync: Record<string, string>;
+      }[];
     };
     expect(status.components.find((c) => c.name === 'pilot')?.ports.xds).toBeGreaterThan(0);
     expect(status.proxies).toHaveLength(7);
@@ -104,14 +123,20 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
   });
 
   it('sends every reviews request to v3 (red stars) after `mizzen apply` of a VirtualService', async () => {
-    const r = mizzen(['apply', '-f', path.join(root, 'deploy/samples/bookinfo/networking/virtual-service-reviews-v3.yaml')]);
+    const r = mizzen([
+      'apply',
+      '-f',
+      path.join(root, 'deploy/samples/bookinfo/networking/virtual-service-reviews-v3.yaml'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('virtualservice.networking.istio.io/reviews created');
     await eventually(
       'ten answers in a row from reviews v3',
       async () => {
         for (let i = 0; i < 10; i++) {
-          const answer = (await (await fetch(`${ingress}/api/v1/products/0/reviews`)).json()) as ReviewsAnswer;
+          const answer = (await (
+            await fetch(`${ingress}/api/v1/products/0/reviews`)
+          ).json()) as ReviewsAnswer;
           if (answer.version !== 'v3') return `got ${answer.version}`;
         }
         return true;
@@ -156,20 +181,32 @@ spec:
   });
 
   it('says in one sentence when pilot cannot be reached', () => {
-    const r = spawnSync('npx', ['mizzen', 'get', 'vs', '--pilot', 'http://127.0.0.1:9'], { cwd: root, env, encoding: 'utf8' });
+    const r = spawnSync('npx', ['mizzen', 'get', 'vs', '--pilot', 'http://127.0.0.1:9'], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+    });
     expect(r.status).not.toBe(0);
-    expect(r.stderr.trim()).toMatch(/^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/);
+    expect(r.stderr.trim()).toMatch(
+      /^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/,
+    );
   });
 
   it('stops every process it started on SIGINT, within seconds', async () => {
-    const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as { components: { pid: number }[] };
+    const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as {
+      components: { pid: number }[];
+    };
     const pids = state.components.map((c) => c.pid);
     expect(pids.length).toBeGreaterThanOrEqual(14);
     const started = Date.now();
     // npx runs mizzen as a child; signal the whole group the way a terminal's Ctrl-C does.
     process.kill(-up.pid!, 'SIGINT');
     await exitCode;
-    await eventually('every component to exit', async () => pids.every((pid) => !isAlive(pid)) || pids.filter(isAlive).join(','), 15_000);
+    await eventually(
+      'every component to exit',
+      async () => pids.every((pid) => !isAlive(pid)) || pids.filter(isAlive).join(','),
+      15_000,
+    );
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(output).toContain('stopped');
   });

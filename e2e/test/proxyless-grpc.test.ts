@@ -29,10 +29,13 @@ const GREETER = {
 async function startGreeter(version: string): Promise<{ port: number; server: grpc.Server }> {
   const server = new grpc.Server();
   server.addService(GREETER, {
-    Hello: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { version }),
+    Hello: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+      cb(null, { version }),
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   return { port, server };
 }
@@ -87,11 +90,15 @@ spec:
 describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
   const mesh = new TestMesh();
   const servers: grpc.Server[] = [];
-  let client: grpc.Client & { Hello: (req: unknown, cb: (err: grpc.ServiceError | null, res: { version: string }) => void) => void };
+  let client: grpc.Client & {
+    Hello: (req: unknown, cb: (err: grpc.ServiceError | null, res: { version: string }) => void) => void;
+  };
 
   const call = () =>
     new Promise<string>((resolve, reject) =>
-      client.Hello({}, (err, res) => (err ? reject(new Error(`${err.code} ${err.details}`)) : resolve(res.version))),
+      client.Hello({}, (err, res) =>
+        err ? reject(new Error(`${err.code} ${err.details}`)) : resolve(res.version),
+      ),
     );
 
   beforeAll(async () => {
@@ -101,7 +108,9 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
     mesh.writeConfig('greeter.yaml', registry(v1.port, v2.port));
     const pilot = await mesh.startPilot();
     process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
-      xds_servers: [{ server_uri: pilot.xds, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+      xds_servers: [
+        { server_uri: pilot.xds, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
+      ],
       node: {
         id: 'sidecar~127.0.0.1~grpc-client.default~default.svc.cluster.local',
         metadata: { GENERATOR: 'grpc', NAMESPACE: 'default' },
@@ -110,7 +119,10 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
     });
     grpcXds.register();
     const Client = grpc.makeGenericClientConstructor(GREETER, 'Greeter');
-    client = new Client('xds:///greeter.default.svc.cluster.local:50051', grpc.credentials.createInsecure()) as typeof client;
+    client = new Client(
+      'xds:///greeter.default.svc.cluster.local:50051',
+      grpc.credentials.createInsecure(),
+    ) as typeof client;
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { freePort } from '@mizzen/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, ProxyClient, startBackend } from '../src/http.js';
+import { type Backend, ProxyClient, requestWithHost, startBackend } from '../src/http.js';
 import { eventually, steadyLoad } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
 
@@ -81,7 +81,10 @@ describe('traffic through pilot and real sidecars', () => {
     steadyLoad(
       async () => {
         const r = await http.request('http://reviews:9080/reviews/0');
-        return { ok: r.status === 200, detail: `${r.status} ${r.headers['x-envoy-response-flags'] ?? ''} ${r.body.slice(0, 120)}` };
+        return {
+          ok: r.status === 200,
+          detail: `${r.status} ${r.headers['x-envoy-response-flags'] ?? ''} ${r.body.slice(0, 120)}`,
+        };
       },
       { concurrency: 4, maxMs: 60_000, maxRequests: 50_000 },
     );
@@ -91,10 +94,25 @@ describe('traffic through pilot and real sidecars', () => {
     await mesh.startPilot(['--registration-grace-ms', '30000']);
     for (const v of ['v1', 'v2']) backends[v] = await startBackend('reviews', v);
     const sidecars = [
-      await mesh.startSidecar({ workload: 'reviews-v1', service: 'reviews', labels: { app: 'reviews', version: 'v1' }, appPort: backends.v1!.port }),
-      await mesh.startSidecar({ workload: 'reviews-v2', service: 'reviews', labels: { app: 'reviews', version: 'v2' }, appPort: backends.v2!.port }),
+      await mesh.startSidecar({
+        workload: 'reviews-v1',
+        service: 'reviews',
+        labels: { app: 'reviews', version: 'v1' },
+        appPort: backends.v1!.port,
+      }),
+      await mesh.startSidecar({
+        workload: 'reviews-v2',
+        service: 'reviews',
+        labels: { app: 'reviews', version: 'v2' },
+        appPort: backends.v2!.port,
+      }),
     ];
-    client = await mesh.startSidecar({ workload: 'productpage-v1', service: 'productpage', labels: { app: 'productpage', version: 'v1' }, appPort: await freePort() });
+    client = await mesh.startSidecar({
+      workload: 'productpage-v1',
+      service: 'productpage',
+      labels: { app: 'productpage', version: 'v1' },
+      appPort: await freePort(),
+    });
     await mesh.waitForSync([...sidecars.map((s) => s.id), client.id]);
     http = new ProxyClient(client.outboundPort);
     // Both reviews endpoints must be registered and pushed before traffic tests start.
@@ -116,7 +134,9 @@ describe('traffic through pilot and real sidecars', () => {
       expect(r.status, `${host}: ${r.body}`).toBe(200);
     }
     // The request went app → client sidecar → server sidecar → app: the backend sees the mesh's request id.
-    expect(backends.v1!.lastHeaders?.['x-request-id'] ?? backends.v2!.lastHeaders?.['x-request-id']).toBeTruthy();
+    expect(
+      backends.v1!.lastHeaders?.['x-request-id'] ?? backends.v2!.lastHeaders?.['x-request-id'],
+    ).toBeTruthy();
   });
 
   it('splits traffic 80/20 by weight over 1,000 requests within ±5 points', async () => {
@@ -134,7 +154,10 @@ describe('traffic through pilot and real sidecars', () => {
 
   it('routes end-user: jason to v2 and everyone else to v1', async () => {
     expect((await mesh.apply(JASON_TO_V2)).status).toBe(200);
-    await eventually('the header route to be in force', async () => (await tally(20, { 'end-user': 'jason' })).v2 === 20);
+    await eventually(
+      'the header route to be in force',
+      async () => (await tally(20, { 'end-user': 'jason' })).v2 === 20,
+    );
     expect(await tally(100, { 'end-user': 'jason' })).toEqual({ v2: 100 });
     expect(await tally(100)).toEqual({ v1: 100 });
     expect(await tally(50, { 'end-user': 'jasonx' })).toEqual({ v1: 50 });
@@ -159,12 +182,19 @@ describe('traffic through pilot and real sidecars', () => {
     const load = loadOnReviews();
     await eventually('load running', async () => load.sent() > 200);
     await mesh.pilot!.restart({ hard: true, downMs: 1500 });
-    const ids = [client.id, 'sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local', 'sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local'];
+    const ids = [
+      client.id,
+      'sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local',
+      'sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local',
+    ];
     await mesh.waitForSync(ids, 30_000);
     // Config applied before the restart survived it (persistent store) and new config still flows.
     expect(JSON.stringify(await tally(10))).toBe('{"v2":10}');
     expect((await mesh.apply(split(100, 0))).status).toBe(200);
-    await eventually('new config after restart reaches the proxies', async () => JSON.stringify(await tally(20)) === '{"v1":20}');
+    await eventually(
+      'new config after restart reaches the proxies',
+      async () => JSON.stringify(await tally(20)) === '{"v1":20}',
+    );
     const result = await load.stop();
     expect(result.failures).toEqual([]);
     expect(result.failed).toBe(0);
@@ -200,19 +230,22 @@ spec:
         ).status,
       ).toBe(200);
       await mesh.waitForSync([gw.id]);
-      const viaGateway = async (host: string) => {
-        const res = await fetch(`http://127.0.0.1:${httpPort}/reviews/0`, { headers: { host } });
-        return { status: res.status, body: await res.text() };
-      };
-      await eventually('gateway route serving', async () => (await viaGateway('reviews.example.com')).status === 200);
+      const viaGateway = (host: string) => requestWithHost(`http://127.0.0.1:${httpPort}/reviews/0`, host);
+      await eventually(
+        'gateway route serving',
+        async () => (await viaGateway('reviews.example.com')).status === 200,
+      );
       expect(JSON.parse((await viaGateway('reviews.example.com')).body).version).toBe('v1');
       expect((await viaGateway('unknown.example.com')).status).toBe(404);
 
       // A second server on a port something else holds: the gateway cannot bind it and must NACK.
-      const load = steadyLoad(async () => {
-        const r = await viaGateway('reviews.example.com');
-        return { ok: r.status === 200, detail: `${r.status} ${r.body.slice(0, 100)}` };
-      }, { concurrency: 2, maxMs: 60_000 });
+      const load = steadyLoad(
+        async () => {
+          const r = await viaGateway('reviews.example.com');
+          return { ok: r.status === 200, detail: `${r.status} ${r.body.slice(0, 100)}` };
+        },
+        { concurrency: 2, maxMs: 60_000 },
+      );
       expect(
         (
           await mesh.apply(`
@@ -229,7 +262,10 @@ spec:
       ).toBe(200);
       await eventually('the gateway to NACK the listener it cannot bind', async () => {
         const entry = (await mesh.syncz()).find((e) => e.proxy === gw.id);
-        return (entry?.sync?.LDS === 'NACKED' && (entry.errors?.LDS ?? '').includes(String(busyPort))) || JSON.stringify(entry?.sync);
+        return (
+          (entry?.sync?.LDS === 'NACKED' && (entry.errors?.LDS ?? '').includes(String(busyPort))) ||
+          JSON.stringify(entry?.sync)
+        );
       });
       const before = load.sent();
       await eventually('traffic after the NACK', async () => load.sent() > before + 100);

@@ -21,7 +21,9 @@ function build() {
     encoding: 'utf8',
   });
   if (r.status !== 0) {
-    process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}\nerror: the build failed; see the output above\n`);
+    process.stderr.write(
+      `${r.stdout ?? ''}${r.stderr ?? ''}\nerror: the build failed; see the output above\n`,
+    );
     process.exit(1);
   }
 }

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { applyOrDelete } from './commands/apply.js';
 import { get } from './commands/get.js';
 import { status } from './commands/status.js';
@@ -24,16 +24,26 @@ Global: --pilot URL (or MIZZEN_PILOT) selects pilot's HTTP API; the running loca
 function int(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CliError(`${flag} must be a port number, got "${value}"`, 2);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new CliError(`${flag} must be a port number, got "${value}"`, 2);
   return n;
 }
+
+type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const out = process.stdout;
-  const parse = (options: Parameters<typeof parseArgs>[0]['options']) => {
+  const parse = (
+    options: NonNullable<ParseArgsConfig['options']>,
+  ): { values: Flags; positionals: string[] } => {
     try {
-      return parseArgs({ args: rest, options: { ...options, pilot: { type: 'string' } }, allowPositionals: true, strict: true });
+      return parseArgs({
+        args: rest,
+        options: { ...options, pilot: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      });
     } catch (err) {
       throw new CliError(`${command}: ${(err as Error).message}`, 2);
     }
@@ -63,7 +73,10 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'apply':
     case 'delete': {
-      const { values } = parse({ filename: { type: 'string', short: 'f', multiple: true }, 'dry-run': { type: 'boolean' } });
+      const { values } = parse({
+        filename: { type: 'string', short: 'f', multiple: true },
+        'dry-run': { type: 'boolean' },
+      });
       await applyOrDelete(
         command,
         (values.filename as string[] | undefined) ?? [],
@@ -93,7 +106,10 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'status': {
       const { values } = parse({ output: { type: 'string', short: 'o' } });
-      await status({ output: values.output as string | undefined, pilot: values.pilot as string | undefined }, out);
+      await status(
+        { output: values.output as string | undefined, pilot: values.pilot as string | undefined },
+        out,
+      );
       return;
     }
     case 'version':

@@ -39,7 +39,9 @@ export async function pilotRequest<T>(
   try {
     body = JSON.parse(text) as T;
   } catch {
-    throw new CliError(`pilot at ${base} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+    throw new CliError(
+      `pilot at ${base} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`,
+    );
   }
   return { status: res.status, body };
 }

@@ -15,7 +15,8 @@ function fail(message: string): never {
 function port(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) fail(`${flag} must be a port number (0-65535), got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    fail(`${flag} must be a port number (0-65535), got "${value}"`);
   return n;
 }
 
@@ -49,7 +50,8 @@ async function main(): Promise<void> {
     fail(`--outbound-traffic-policy must be ALLOW_ANY or REGISTRY_ONLY, got "${policy}"`);
   }
   const grace = values['registration-grace-ms'] as string | undefined;
-  if (grace !== undefined && !/^\d+$/.test(grace)) fail(`--registration-grace-ms must be a number of milliseconds`);
+  if (grace !== undefined && !/^\d+$/.test(grace))
+    fail(`--registration-grace-ms must be a number of milliseconds`);
   const logger = createLogger('pilot', {
     level: (values['log-level'] as 'info' | undefined) ?? undefined,
   });
@@ -65,7 +67,8 @@ async function main(): Promise<void> {
     configDirs: ((values['config-dir'] as string[] | undefined) ?? []).map((d) => path.resolve(d)),
     storeFile,
     registrationsFile: path.resolve(
-      (values.registrations as string | undefined) ?? path.join(path.dirname(storeFile), 'registrations.json'),
+      (values.registrations as string | undefined) ??
+        path.join(path.dirname(storeFile), 'registrations.json'),
     ),
     registrationGraceMs: grace === undefined ? undefined : Number(grace),
     mesh: { outboundTrafficPolicy: policy },
@@ -76,7 +79,9 @@ async function main(): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     logger.fatal({ err: e.message }, 'pilot failed to start');
-    process.stderr.write(`pilot: ${e.code === 'EADDRINUSE' ? `port already in use (${e.message})` : e.message}\n`);
+    process.stderr.write(
+      `pilot: ${e.code === 'EADDRINUSE' ? `port already in use (${e.message})` : e.message}\n`,
+    );
     process.exit(1);
   }
 }

@@ -45,7 +45,9 @@ export class Pilot {
     this.log = options.logger;
     const mesh = { ...DEFAULT_MESH_CONFIG, ...options.mesh };
     this.store = new FileStore(options.storeFile, { name: `store:${options.storeFile}` });
-    this.registrations = new FileStore(options.registrationsFile, { name: `registrations:${options.registrationsFile}` });
+    this.registrations = new FileStore(options.registrationsFile, {
+      name: `registrations:${options.registrationsFile}`,
+    });
     const sources: ConfigSource[] = [
       ...options.configDirs.map(
         (dir) =>
@@ -70,7 +72,8 @@ export class Pilot {
         const proxy = this.push.proxyDisconnected(node);
         if (proxy) this.registration.disconnected(proxy);
       },
-      onNack: (_node, typeUrl) => this.metrics.rejects.inc({ type: String(shortType(typeUrl)).toLowerCase() }),
+      onNack: (_node, typeUrl) =>
+        this.metrics.rejects.inc({ type: String(shortType(typeUrl)).toLowerCase() }),
       onAck: (_node, _typeUrl, _version, latencyMs) => {
         if (latencyMs !== undefined) this.metrics.convergence.observe(latencyMs / 1000);
       },

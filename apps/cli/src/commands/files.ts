@@ -9,7 +9,8 @@ export interface InputFile {
 
 /** Reads `-f` arguments like kubectl: files, directories of *.yaml/*.yml/*.json, or `-` for stdin. */
 export function readInputs(args: string[]): InputFile[] {
-  if (args.length === 0) throw new CliError('no input: pass -f FILE (a file, a directory, or - for stdin)', 2);
+  if (args.length === 0)
+    throw new CliError('no input: pass -f FILE (a file, a directory, or - for stdin)', 2);
   const out: InputFile[] = [];
   for (const arg of args) {
     if (arg === '-') {
@@ -27,7 +28,8 @@ export function readInputs(args: string[]): InputFile[] {
         .readdirSync(arg)
         .filter((f) => /\.(ya?ml|json)$/.test(f))
         .sort();
-      for (const f of files) out.push({ source: path.join(arg, f), text: fs.readFileSync(path.join(arg, f), 'utf8') });
+      for (const f of files)
+        out.push({ source: path.join(arg, f), text: fs.readFileSync(path.join(arg, f), 'utf8') });
     } else {
       out.push({ source: arg, text: fs.readFileSync(arg, 'utf8') });
     }

@@ -15,7 +15,10 @@ function list(v: unknown): string {
 const COLUMNS: Record<string, { headers: string[]; row: (i: Item) => (string | undefined)[] }> = {
   VirtualService: { headers: ['GATEWAYS', 'HOSTS'], row: (i) => [list(i.spec.gateways), list(i.spec.hosts)] },
   DestinationRule: { headers: ['HOST'], row: (i) => [i.spec.host] },
-  Gateway: { headers: ['SERVERS'], row: (i) => [(i.spec.servers ?? []).map((s: any) => `${s.port?.protocol}/${s.port?.number}`).join(',')] },
+  Gateway: {
+    headers: ['SERVERS'],
+    row: (i) => [(i.spec.servers ?? []).map((s: any) => `${s.port?.protocol}/${s.port?.number}`).join(',')],
+  },
   ServiceEntry: {
     headers: ['HOSTS', 'LOCATION', 'RESOLUTION'],
     row: (i) => [list(i.spec.hosts), i.spec.location, i.spec.resolution],
@@ -36,10 +39,14 @@ export async function get(
   const query = new URLSearchParams({ kind });
   if (namespace) query.set('namespace', namespace);
   if (name) query.set('name', name);
-  const { status, body } = await pilotRequest<{ items?: Item[]; errors?: string[] }>(pilotUrl(opts.pilot), `/apis/config?${query}`);
+  const { status, body } = await pilotRequest<{ items?: Item[]; errors?: string[] }>(
+    pilotUrl(opts.pilot),
+    `/apis/config?${query}`,
+  );
   if (status !== 200) throw new CliError((body.errors ?? [`pilot answered ${status}`]).join('\n'));
   const items = body.items ?? [];
-  if (name && items.length === 0) throw new CliError(`${kind.toLowerCase()} "${name}" not found in namespace ${namespace ?? '(all)'}`);
+  if (name && items.length === 0)
+    throw new CliError(`${kind.toLowerCase()} "${name}" not found in namespace ${namespace ?? '(all)'}`);
   if (opts.output === 'json') {
     out.write(`${JSON.stringify(name ? items[0] : { apiVersion: 'v1', kind: 'List', items }, null, 2)}\n`);
     return;
@@ -48,7 +55,8 @@ export async function get(
     out.write(stringify(name ? items[0] : { apiVersion: 'v1', kind: 'List', items }));
     return;
   }
-  if (opts.output && opts.output !== 'wide') throw new CliError(`unknown output format "${opts.output}" (use yaml, json or wide)`, 2);
+  if (opts.output && opts.output !== 'wide')
+    throw new CliError(`unknown output format "${opts.output}" (use yaml, json or wide)`, 2);
   if (items.length === 0) {
     out.write(`No resources found${namespace ? ` in ${namespace} namespace` : ''}.\n`);
     return;

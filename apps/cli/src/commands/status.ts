@@ -1,5 +1,5 @@
-import { CliError } from '../errors.js';
 import { isAlive } from '@mizzen/runtime';
+import { CliError } from '../errors.js';
 import { readState } from '../local/state.js';
 import { formatTable } from '../output/table.js';
 import { pilotRequest, pilotUrl } from '../pilot-client.js';
@@ -10,7 +10,13 @@ interface SyncEntry {
   namespace?: string;
   workload?: string;
   service_account?: string;
-  ports?: { admin?: number; health?: number; outbound?: number; inbound?: { listenPort: number }[]; gateway?: Record<string, number> };
+  ports?: {
+    admin?: number;
+    health?: number;
+    outbound?: number;
+    inbound?: { listenPort: number }[];
+    gateway?: Record<string, number>;
+  };
   sync?: Record<string, string>;
   errors?: Record<string, string>;
 }
@@ -57,7 +63,9 @@ export async function collectStatus(pilot?: string): Promise<StatusReport> {
       stats: undefined,
       inbound: e.ports?.inbound?.[0]?.listenPort,
       outbound: e.ports?.outbound,
-      ...(e.ports?.gateway ? Object.fromEntries(Object.entries(e.ports.gateway).map(([k, v]) => [`service-${k}`, v])) : {}),
+      ...(e.ports?.gateway
+        ? Object.fromEntries(Object.entries(e.ports.gateway).map(([k, v]) => [`service-${k}`, v]))
+        : {}),
     },
     sync: e.sync ?? {},
     ...(e.errors ? { errors: e.errors } : {}),
@@ -70,7 +78,10 @@ function clean<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-export async function status(opts: { output?: string; pilot?: string }, out: NodeJS.WritableStream): Promise<void> {
+export async function status(
+  opts: { output?: string; pilot?: string },
+  out: NodeJS.WritableStream,
+): Promise<void> {
   const report = await collectStatus(opts.pilot);
   if (opts.output === 'json') {
     const json = { ...report, proxies: report.proxies.map((p) => ({ ...p, ports: clean(p.ports) })) };

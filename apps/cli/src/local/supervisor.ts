@@ -70,7 +70,8 @@ export class Supervisor {
     const alive = this.running.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
     for (const r of alive) r.child.kill('SIGTERM');
     const timer = setTimeout(() => {
-      for (const r of alive) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+      for (const r of alive)
+        if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
     }, graceMs);
     await Promise.all(alive.map((r) => r.exited));
     clearTimeout(timer);

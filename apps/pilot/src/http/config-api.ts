@@ -1,4 +1,11 @@
-import { type ConfigResource, configKey, type FileStore, formatIssue, parseConfig, resolveKind } from '@mizzen/api';
+import {
+  type ConfigResource,
+  configKey,
+  type FileStore,
+  formatIssue,
+  parseConfig,
+  resolveKind,
+} from '@mizzen/api';
 import type { FastifyInstance } from 'fastify';
 import type { AggregateConfig } from '../config/aggregate.js';
 
@@ -13,20 +20,30 @@ interface ApplyBody {
  * validated whole before anything changes: one invalid document and nothing
  * is applied, and the answer names each document, field and reason.
  */
-export function registerConfigApi(app: FastifyInstance, deps: { store: FileStore; config: AggregateConfig }): void {
-  app.get<{ Querystring: { kind?: string; namespace?: string; name?: string } }>('/apis/config', async (req, reply) => {
-    let kind: string | undefined;
-    if (req.query.kind) {
-      kind = resolveKind(req.query.kind);
-      if (!kind) return reply.code(400).send({ errors: [`unknown resource kind "${req.query.kind}"`] });
-    }
-    const items = deps.config
-      .entries()
-      .filter(({ resource: r }) => (!kind || r.kind === kind) && (!req.query.namespace || r.metadata.namespace === req.query.namespace))
-      .filter(({ resource: r }) => !req.query.name || r.metadata.name === req.query.name)
-      .map(({ resource, source }) => ({ ...resource, source }));
-    return { items };
-  });
+export function registerConfigApi(
+  app: FastifyInstance,
+  deps: { store: FileStore; config: AggregateConfig },
+): void {
+  app.get<{ Querystring: { kind?: string; namespace?: string; name?: string } }>(
+    '/apis/config',
+    async (req, reply) => {
+      let kind: string | undefined;
+      if (req.query.kind) {
+        kind = resolveKind(req.query.kind);
+        if (!kind) return reply.code(400).send({ errors: [`unknown resource kind "${req.query.kind}"`] });
+      }
+      const items = deps.config
+        .entries()
+        .filter(
+          ({ resource: r }) =>
+            (!kind || r.kind === kind) &&
+            (!req.query.namespace || r.metadata.namespace === req.query.namespace),
+        )
+        .filter(({ resource: r }) => !req.query.name || r.metadata.name === req.query.name)
+        .map(({ resource, source }) => ({ ...resource, source }));
+      return { items };
+    },
+  );
 
   app.post<{ Body: ApplyBody }>('/apis/config/apply', async (req, reply) => {
     const parsed = parseBody(req.body);
@@ -49,16 +66,20 @@ export function registerConfigApi(app: FastifyInstance, deps: { store: FileStore
     const parsed = parseBody(req.body);
     if ('error' in parsed) return reply.code(400).send({ errors: [parsed.error] });
     const result = parseConfig(parsed.yaml, parsed.source);
-    // Deleting needs only identities: spec problems in the file do not block it, unknown kinds do.
+    // Deleting needs only identities: spec problems in the file do not block it, unknown kinds and bad YAML do.
     const fatal = result.issues.filter((i) => i.severity === 'error' && !i.path.startsWith('spec'));
     if (fatal.length) return reply.code(400).send({ errors: fatal.map(formatIssue) });
-    if (result.resources.length === 0) return reply.code(400).send({ errors: [`${parsed.source}: no resources found`] });
-    const keys = result.resources.map(configKey);
-    const fromDirectory = keys.filter((k) => !deps.store.get(k) && deps.config.entries().some((e) => configKey(e.resource) === k));
+    if (result.identities.length === 0)
+      return reply.code(400).send({ errors: [`${parsed.source}: no resources found`] });
+    const keys = result.identities.map((i) => i.key);
+    const fromDirectory = keys.filter(
+      (k) => !deps.store.get(k) && deps.config.entries().some((e) => configKey(e.resource) === k),
+    );
     if (fromDirectory.length) {
       return reply.code(409).send({
         errors: fromDirectory.map(
-          (k) => `${k} comes from the config directory, not from mizzen apply; remove it from its file instead`,
+          (k) =>
+            `${k} comes from the config directory, not from mizzen apply; remove it from its file instead`,
         ),
       });
     }
@@ -71,8 +92,11 @@ function identity(r: ConfigResource) {
   return { kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name };
 }
 
-function parseBody(body: ApplyBody | undefined): { yaml: string; source: string; dryRun: boolean } | { error: string } {
-  if (!body || typeof body.yaml !== 'string') return { error: 'request body must be JSON with a "yaml" string' };
+function parseBody(
+  body: ApplyBody | undefined,
+): { yaml: string; source: string; dryRun: boolean } | { error: string } {
+  if (!body || typeof body.yaml !== 'string')
+    return { error: 'request body must be JSON with a "yaml" string' };
   const source = typeof body.source === 'string' && body.source ? body.source : 'request';
   return { yaml: body.yaml, source, dryRun: body.dryRun === true };
 }

@@ -1,9 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import { formatIssue } from '@mizzen/api';
 import { type AdsServer, decodeMessage, type StreamStatus, shortType, TypeUrl } from '@mizzen/xds';
+import type { FastifyInstance } from 'fastify';
 import type { AggregateConfig } from '../config/aggregate.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { PushController } from '../xds/push-controller.js';
-import { formatIssue } from '@mizzen/api';
 
 export interface DebugDeps {
   ads: AdsServer;
@@ -11,7 +11,12 @@ export interface DebugDeps {
   config: AggregateConfig;
 }
 
-const ISTIO_FIELDS: Record<string, string> = { CDS: 'cluster', LDS: 'listener', RDS: 'route', EDS: 'endpoint' };
+const ISTIO_FIELDS: Record<string, string> = {
+  CDS: 'cluster',
+  LDS: 'listener',
+  RDS: 'route',
+  EDS: 'endpoint',
+};
 
 /** One line of /debug/syncz: Istio's sent/acked fields plus per-type state and NACK reasons. */
 export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): Record<string, unknown> {
@@ -32,7 +37,12 @@ export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): R
           admin: proxy.adminPort,
           health: proxy.healthPort,
           outbound: proxy.outboundPort,
-          inbound: proxy.ports.map((p) => ({ name: p.name, port: p.port, listenPort: p.listenPort, appPort: p.targetPort })),
+          inbound: proxy.ports.map((p) => ({
+            name: p.name,
+            port: p.port,
+            listenPort: p.listenPort,
+            appPort: p.targetPort,
+          })),
           gateway: proxy.type === 'router' ? proxy.gatewayPorts : undefined,
         }
       : undefined,
@@ -68,7 +78,9 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
     const registry = deps.push.pushContext().registry;
     return registry.services().map((service) => ({
       ...service,
-      endpoints: Object.fromEntries(service.ports.map((p) => [p.port, registry.endpoints(service.hostname, p.port)])),
+      endpoints: Object.fromEntries(
+        service.ports.map((p) => [p.port, registry.endpoints(service.hostname, p.port)]),
+      ),
     }));
   });
 
@@ -84,11 +96,18 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
     if (!set) return reply.code(404).send({ error: `proxy ${id} is not connected` });
     const snapshot = deps.ads.snapshotFor(id);
     const out: Record<string, unknown> = {};
-    for (const t of [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]) {
+    for (const t of [
+      TypeUrl.Cluster,
+      TypeUrl.ClusterLoadAssignment,
+      TypeUrl.Listener,
+      TypeUrl.RouteConfiguration,
+    ]) {
       const typeSnap = snapshot?.get(t);
       out[shortType(t)] = {
         version: typeSnap?.version ?? '',
-        resources: typeSnap ? [...typeSnap.resources.values()].map((r) => decodeMessage(t, r.any.value, 'json')) : [],
+        resources: typeSnap
+          ? [...typeSnap.resources.values()].map((r) => decodeMessage(t, r.any.value, 'json'))
+          : [],
       };
     }
     return out;

@@ -3,7 +3,18 @@
  * `protocol`/`appProtocol`, else the port name's prefix (`http-web`,
  * `grpc`, `tcp-db`), else unknown (sniffed by the proxy).
  */
-export type Protocol = 'HTTP' | 'HTTP2' | 'HTTPS' | 'GRPC' | 'GRPC-WEB' | 'TCP' | 'TLS' | 'MONGO' | 'REDIS' | 'MYSQL' | 'UNKNOWN';
+export type Protocol =
+  | 'HTTP'
+  | 'HTTP2'
+  | 'HTTPS'
+  | 'GRPC'
+  | 'GRPC-WEB'
+  | 'TCP'
+  | 'TLS'
+  | 'MONGO'
+  | 'REDIS'
+  | 'MYSQL'
+  | 'UNKNOWN';
 
 const KNOWN: Record<string, Protocol> = {
   http: 'HTTP',

@@ -45,7 +45,9 @@ export class ProxyNodeError extends Error {}
 export function parseNodeId(id: string): { type: ProxyType; ip: string; podName: string; namespace: string } {
   const parts = id.split('~');
   if (parts.length !== 4) {
-    throw new ProxyNodeError(`node id "${id}" is not of the form TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`);
+    throw new ProxyNodeError(
+      `node id "${id}" is not of the form TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`,
+    );
   }
   const [type, ip, podDotNs, domain] = parts as [string, string, string, string];
   if (type !== 'sidecar' && type !== 'router') {

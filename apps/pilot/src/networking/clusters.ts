@@ -66,7 +66,9 @@ function outboundCluster(
         : [{ address: service.hostname, port: port.targetPort ?? port.port }];
       cluster.load_assignment = {
         cluster_name: name,
-        endpoints: [{ lb_endpoints: targets.map((t) => ({ endpoint: { address: socketAddress(t.address, t.port) } })) }],
+        endpoints: [
+          { lb_endpoints: targets.map((t) => ({ endpoint: { address: socketAddress(t.address, t.port) } })) },
+        ],
       };
       break;
     }
@@ -98,7 +100,8 @@ export function buildOutboundClusters(push: PushContext, proxy: ProxyInfo): Json
     const rule = dr?.spec as DestinationRuleSpec | undefined;
     for (const port of service.ports) {
       clusters.push(outboundCluster(push, service, port, undefined, rule));
-      for (const subset of rule?.subsets ?? []) clusters.push(outboundCluster(push, service, port, subset, rule));
+      for (const subset of rule?.subsets ?? [])
+        clusters.push(outboundCluster(push, service, port, subset, rule));
     }
   }
   return clusters;
@@ -119,7 +122,9 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
       lb_policy: 'ROUND_ROBIN',
       load_assignment: {
         cluster_name: name,
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress('127.0.0.1', port.targetPort) } }] }],
+        endpoints: [
+          { lb_endpoints: [{ endpoint: { address: socketAddress('127.0.0.1', port.targetPort) } }] },
+        ],
       },
     });
   }

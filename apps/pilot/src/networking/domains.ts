@@ -5,7 +5,12 @@ import type { Service } from '../registry/model.js';
  * them: FQDN, and for Kubernetes-style hosts `name.ns.svc`, `name.ns`, and the
  * bare `name` from the same namespace — each with and without `:port`.
  */
-export function serviceDomains(service: Service, port: number, proxyNamespace: string, domainSuffix: string): string[] {
+export function serviceDomains(
+  service: Service,
+  port: number,
+  proxyNamespace: string,
+  domainSuffix: string,
+): string[] {
   const host = service.hostname;
   const names = [host];
   const k8sSuffix = `.svc.${domainSuffix}`;

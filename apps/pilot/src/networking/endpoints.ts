@@ -36,7 +36,11 @@ export function loadAssignment(clusterName: string, endpoints: readonly Endpoint
 }
 
 /** A ClusterLoadAssignment for every EDS cluster the proxy has (the service port and each subset). */
-export function buildEndpoints(push: PushContext, proxy: ProxyInfo, edsClusterNames: ReadonlySet<string>): Json[] {
+export function buildEndpoints(
+  push: PushContext,
+  proxy: ProxyInfo,
+  edsClusterNames: ReadonlySet<string>,
+): Json[] {
   const out: Json[] = [];
   for (const service of push.servicesFor(proxy)) {
     const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
@@ -48,7 +52,12 @@ export function buildEndpoints(push: PushContext, proxy: ProxyInfo, edsClusterNa
         const name = outboundClusterName(port.port, subset.name, service.hostname);
         if (!edsClusterNames.has(name)) continue;
         const selector = (subset.labels ?? {}) as Record<string, string>;
-        out.push(loadAssignment(name, all.filter((e) => labelsMatch(selector, e.labels))));
+        out.push(
+          loadAssignment(
+            name,
+            all.filter((e) => labelsMatch(selector, e.labels)),
+          ),
+        );
       }
     }
   }

@@ -32,7 +32,7 @@ export function gatewayServers(push: PushContext, proxy: ProxyInfo): GatewayServ
   return out;
 }
 
-/** `ns/host`, `*/host`, `./host` or `host` in a Gateway server → the namespace filter and host. */
+// `ns/host`, `*/host`, `./host` or `host` in a Gateway server → the namespace filter and host.
 function splitServerHost(entry: string, gatewayNamespace: string): { namespace: string; host: string } {
   const slash = entry.indexOf('/');
   if (slash < 0) return { namespace: '*', host: entry };
@@ -52,7 +52,12 @@ function gatewayDomains(host: string): string[] {
 }
 
 /** The `http.<port>` route table: a virtual host per (VirtualService host ∩ server host); anything else is 404. */
-export function buildGatewayRouteConfig(push: PushContext, proxy: ProxyInfo, listenPort: number, servers: GatewayServer[]): Json {
+export function buildGatewayRouteConfig(
+  push: PushContext,
+  proxy: ProxyInfo,
+  listenPort: number,
+  servers: GatewayServer[],
+): Json {
   const vhosts = new Map<string, { domains: string[]; routes: Json[]; port: number; sources: Set<string> }>();
   for (const { gateway, server } of servers.filter((s) => s.listenPort === listenPort)) {
     const gwName = `${gateway.metadata.namespace}/${gateway.metadata.name}`;
@@ -100,7 +105,15 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
     address: socketAddress(bindAddress(proxy), port),
     traffic_direction: 'OUTBOUND',
     filter_chains: [
-      { filters: [httpConnectionManager(`outbound_0.0.0.0_${port}`, { rds: gatewayRouteName(port) }, { use_remote_address: true })] },
+      {
+        filters: [
+          httpConnectionManager(
+            `outbound_0.0.0.0_${port}`,
+            { rds: gatewayRouteName(port) },
+            { use_remote_address: true },
+          ),
+        ],
+      },
     ],
   }));
   const routes = ports.map((port) => buildGatewayRouteConfig(push, proxy, port, servers));

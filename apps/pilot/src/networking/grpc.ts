@@ -33,7 +33,14 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
       });
       const vs = push.virtualServiceFor(proxy, service.hostname);
       const routeList = vs
-        ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port.port, listenerPort: port.port, proxyless: true })
+        ? translateHttpRoutes(vs, {
+            push,
+            proxy,
+            gateway: 'mesh',
+            matchPort: port.port,
+            listenerPort: port.port,
+            proxyless: true,
+          })
         : [defaultRoute(outboundClusterName(port.port, undefined, service.hostname), true)];
       routes.push({
         name,

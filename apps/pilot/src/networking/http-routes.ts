@@ -89,7 +89,8 @@ export function routeMatch(match: HTTPMatchRequest | undefined): Json {
 /** Does this match apply to the proxy and port being built (Istio filters these at translation time)? */
 function matchApplies(match: HTTPMatchRequest, ctx: RouteContext, vsNamespace: string): boolean {
   if (match.port !== undefined && match.port !== ctx.matchPort) return false;
-  if (match.sourceLabels && !labelsMatch(match.sourceLabels as Record<string, string>, ctx.proxy.labels)) return false;
+  if (match.sourceLabels && !labelsMatch(match.sourceLabels as Record<string, string>, ctx.proxy.labels))
+    return false;
   if (match.sourceNamespace && match.sourceNamespace !== ctx.proxy.namespace) return false;
   if (match.gateways?.length) {
     const resolved = match.gateways.map((g) => (g === 'mesh' || g.includes('/') ? g : `${vsNamespace}/${g}`));
@@ -98,7 +99,9 @@ function matchApplies(match: HTTPMatchRequest, ctx: RouteContext, vsNamespace: s
   return true;
 }
 
-function headerOps(ops: { set?: Record<string, string>; add?: Record<string, string>; remove?: string[] } | undefined) {
+function headerOps(
+  ops: { set?: Record<string, string>; add?: Record<string, string>; remove?: string[] } | undefined,
+) {
   const add: Json[] = [];
   for (const [key, value] of Object.entries(ops?.set ?? {})) {
     add.push({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
@@ -124,12 +127,17 @@ function retryPolicy(route: HTTPRoute, proxyless: boolean): Json | undefined {
   if ((retries.attempts ?? 0) === 0) return undefined;
   const conditions: string[] = [];
   const codes: number[] = [];
-  const retryOn = retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
-  for (const part of retryOn.split(',').map((s) => s.trim()).filter(Boolean)) {
+  const retryOn =
+    retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+  for (const part of retryOn
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (/^\d{3}$/.test(part)) codes.push(Number(part));
     else conditions.push(part);
   }
-  if (codes.length && !conditions.includes('retriable-status-codes')) conditions.push('retriable-status-codes');
+  if (codes.length && !conditions.includes('retriable-status-codes'))
+    conditions.push('retriable-status-codes');
   if (retries.retryOn === undefined) codes.push(503);
   const policy: Json = { retry_on: conditions.join(','), num_retries: retries.attempts };
   if (codes.length) policy.retriable_status_codes = codes;
@@ -149,9 +157,16 @@ function destinationCluster(
   return outboundClusterName(port, dest.subset, host);
 }
 
-function routeAction(route: HTTPRoute, ctx: RouteContext, vsNamespace: string, uriPrefix: string | undefined): Json {
+function routeAction(
+  route: HTTPRoute,
+  ctx: RouteContext,
+  vsNamespace: string,
+  uriPrefix: string | undefined,
+): Json {
   const action: Json = {};
-  const destinations = (route.route ?? []).filter((d) => d.weight === undefined || d.weight > 0 || route.route!.length === 1);
+  const destinations = (route.route ?? []).filter(
+    (d) => d.weight === undefined || d.weight > 0 || route.route!.length === 1,
+  );
   if (destinations.length === 1) {
     action.cluster = destinationCluster(ctx, destinations[0]!.destination, vsNamespace);
   } else {
@@ -221,7 +236,10 @@ export function translateHttpRoutes(vs: VirtualServiceResource, ctx: RouteContex
       const routeHeaders = headerOps(route.headers?.request);
       const responseHeaders = headerOps(route.headers?.response);
       if (routeHeaders.add.length)
-        envoyRoute.request_headers_to_add = [...((envoyRoute.request_headers_to_add as Json[]) ?? []), ...routeHeaders.add];
+        envoyRoute.request_headers_to_add = [
+          ...((envoyRoute.request_headers_to_add as Json[]) ?? []),
+          ...routeHeaders.add,
+        ];
       if (routeHeaders.remove.length)
         envoyRoute.request_headers_to_remove = [
           ...((envoyRoute.request_headers_to_remove as string[]) ?? []),
@@ -239,7 +257,9 @@ export function translateHttpRoutes(vs: VirtualServiceResource, ctx: RouteContex
         ];
       envoyRoute.metadata = {
         filter_metadata: {
-          istio: { config: `/apis/networking.istio.io/v1/namespaces/${ns}/virtual-service/${vs.metadata.name}` },
+          istio: {
+            config: `/apis/networking.istio.io/v1/namespaces/${ns}/virtual-service/${vs.metadata.name}`,
+          },
         },
       };
       out.push(envoyRoute);

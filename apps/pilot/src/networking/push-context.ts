@@ -1,6 +1,13 @@
 import type { ConfigResource, DestinationRuleSpec, GatewaySpec, VirtualServiceSpec } from '@mizzen/api';
 import type { ProxyInfo } from '../model/proxy.js';
-import { hostMatches, isVisible, labelsMatch, type Registry, resolveShortName, type Service } from '../registry/model.js';
+import {
+  hostMatches,
+  isVisible,
+  labelsMatch,
+  type Registry,
+  resolveShortName,
+  type Service,
+} from '../registry/model.js';
 import type { MeshConfig } from './mesh-config.js';
 
 export type VirtualServiceResource = ConfigResource<'VirtualService'>;
@@ -40,7 +47,9 @@ export class PushContext {
     readonly registry: Registry,
     readonly mesh: MeshConfig,
   ) {
-    this.virtualServices = resources.filter((r): r is VirtualServiceResource => r.kind === 'VirtualService').sort(byCreation);
+    this.virtualServices = resources
+      .filter((r): r is VirtualServiceResource => r.kind === 'VirtualService')
+      .sort(byCreation);
     this.destinationRules = resources
       .filter((r): r is DestinationRuleResource => r.kind === 'DestinationRule')
       .sort(byCreation);
@@ -57,7 +66,9 @@ export class PushContext {
 
   /** VirtualService hosts resolved to FQDNs (short names are relative to the VirtualService's namespace). */
   vsHosts(vs: VirtualServiceResource): string[] {
-    return ((vs.spec as VirtualServiceSpec).hosts ?? []).map((h) => resolveShortName(h, vs.metadata.namespace, this.mesh.domainSuffix));
+    return ((vs.spec as VirtualServiceSpec).hosts ?? []).map((h) =>
+      resolveShortName(h, vs.metadata.namespace, this.mesh.domainSuffix),
+    );
   }
 
   /** The gateways (`ns/name` or `mesh`) a VirtualService applies to. */
@@ -71,7 +82,11 @@ export class PushContext {
    * The VirtualService that routes `hostname` for a proxy bound to `gateway`:
    * an exact host beats a wildcard, older beats newer (Istio's rule).
    */
-  virtualServiceFor(proxy: ProxyInfo, hostname: string, gateway = MESH_GATEWAY): VirtualServiceResource | undefined {
+  virtualServiceFor(
+    proxy: ProxyInfo,
+    hostname: string,
+    gateway = MESH_GATEWAY,
+  ): VirtualServiceResource | undefined {
     let wildcard: VirtualServiceResource | undefined;
     for (const vs of this.virtualServices) {
       const spec = vs.spec as VirtualServiceSpec;
@@ -105,7 +120,9 @@ export class PushContext {
     for (const ns of order) {
       const inNs = candidates.filter((dr) => dr.metadata.namespace === ns);
       const exact = inNs.find(
-        (dr) => resolveShortName((dr.spec as DestinationRuleSpec).host, ns, this.mesh.domainSuffix) === service.hostname,
+        (dr) =>
+          resolveShortName((dr.spec as DestinationRuleSpec).host, ns, this.mesh.domainSuffix) ===
+          service.hostname,
       );
       if (exact) return exact;
       if (inNs[0]) return inNs[0];
@@ -117,7 +134,9 @@ export class PushContext {
   gatewaysFor(proxy: ProxyInfo): GatewayResource[] {
     return this.gateways.filter((gw) => {
       const selector = (gw.spec as GatewaySpec).selector as Record<string, string> | undefined;
-      return selector !== undefined && Object.keys(selector).length > 0 && labelsMatch(selector, proxy.labels);
+      return (
+        selector !== undefined && Object.keys(selector).length > 0 && labelsMatch(selector, proxy.labels)
+      );
     });
   }
 }

@@ -1,4 +1,4 @@
-import { TypeUrl, type ResourceSet } from '@mizzen/xds';
+import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
@@ -19,14 +19,20 @@ import { defaultRoute, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
 
 /** Ports the proxy's outbound side handles, each as HTTP (RDS) or TCP (one destination). */
-function outboundPorts(push: PushContext, proxy: ProxyInfo): Map<number, { http: boolean; tcpCluster?: string }> {
+function outboundPorts(
+  push: PushContext,
+  proxy: ProxyInfo,
+): Map<number, { http: boolean; tcpCluster?: string }> {
   const ports = new Map<number, { http: boolean; tcpCluster?: string }>();
   for (const service of push.servicesFor(proxy)) {
     for (const port of service.ports) {
       const existing = ports.get(port.port);
       if (isHttpProtocol(port.protocol)) ports.set(port.port, { http: true });
       else if (!existing) {
-        ports.set(port.port, { http: false, tcpCluster: outboundClusterName(port.port, undefined, service.hostname) });
+        ports.set(port.port, {
+          http: false,
+          tcpCluster: outboundClusterName(port.port, undefined, service.hostname),
+        });
       }
     }
   }
@@ -35,12 +41,18 @@ function outboundPorts(push: PushContext, proxy: ProxyInfo): Map<number, { http:
 
 function catchAllVirtualHost(push: PushContext): Json {
   if (push.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY') {
-    return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
+    return {
+      name: 'block_all',
+      domains: ['*'],
+      routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }],
+    };
   }
   return {
     name: 'allow_any',
     domains: ['*'],
-    routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }],
+    routes: [
+      { name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } },
+    ],
   };
 }
 
@@ -51,14 +63,21 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
   for (const service of push.servicesFor(proxy)) {
     const sp = service.ports.find((p) => p.port === port);
     if (!sp || !isHttpProtocol(sp.protocol)) continue;
-    const domains = serviceDomains(service, port, proxy.namespace, push.mesh.domainSuffix).filter((d) => !taken.has(d));
+    const domains = serviceDomains(service, port, proxy.namespace, push.mesh.domainSuffix).filter(
+      (d) => !taken.has(d),
+    );
     if (domains.length === 0) continue;
     for (const d of domains) taken.add(d);
     const vs = push.virtualServiceFor(proxy, service.hostname);
     const routes = vs
       ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port, listenerPort: port })
       : [defaultRoute(outboundClusterName(port, undefined, service.hostname))];
-    virtualHosts.push({ name: `${service.hostname}:${port}`, domains, routes, include_request_attempt_count: true });
+    virtualHosts.push({
+      name: `${service.hostname}:${port}`,
+      domains,
+      routes,
+      include_request_attempt_count: true,
+    });
   }
   virtualHosts.push(catchAllVirtualHost(push));
   return { name: outboundRouteName(port), virtual_hosts: virtualHosts, validate_clusters: false };
@@ -97,7 +116,8 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
   const listeners: Json[] = [];
   const routes: Json[] = [];
   if (proxy.outboundPort) {
-    const catchAll = push.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+    const catchAll =
+      push.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
     listeners.push({
       name: VIRTUAL_OUTBOUND,
       address: socketAddress(bindAddress(proxy), proxy.outboundPort),

@@ -52,8 +52,19 @@ export class AutoRegistration {
     this.connections.set(key, (this.connections.get(key) ?? 0) + 1);
     this.cancelRemoval(key);
     const existing = this.store.get(key);
-    if (existing && JSON.stringify(existing.spec) === JSON.stringify(entry.spec) && sameAnnotations(existing, entry)) return;
-    this.store.apply([entry]);
+    if (
+      existing &&
+      JSON.stringify(existing.spec) === JSON.stringify(entry.spec) &&
+      sameAnnotations(existing, entry)
+    )
+      return;
+    try {
+      this.store.apply([entry]);
+    } catch (err) {
+      // A proxy declaring labels or ports the API rejects is not registered; it still gets its config.
+      this.logger.error({ proxy: proxy.id, err: (err as Error).message }, 'cannot auto-register workload');
+      return;
+    }
     this.logger.info({ workloadEntry: key, proxy: proxy.id }, 'auto-registered workload');
   }
 
@@ -92,7 +103,9 @@ export class AutoRegistration {
     for (const p of proxy.ports) ports[p.name] = p.listenPort;
     const annotations: Record<string, string> = {
       [PROXY_ANNOTATION]: proxy.id,
-      [PORTS_ANNOTATION]: JSON.stringify(proxy.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol }))),
+      [PORTS_ANNOTATION]: JSON.stringify(
+        proxy.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
+      ),
     };
     if (proxy.service) annotations[SERVICE_ANNOTATION] = proxy.service;
     return {

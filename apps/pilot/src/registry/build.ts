@@ -2,8 +2,8 @@ import type { ConfigResource, ServiceEntrySpec, WorkloadEntrySpec } from '@mizze
 import { resolveProtocol } from '../model/protocol.js';
 import {
   type Endpoint,
-  labelsMatch,
   type Location,
+  labelsMatch,
   type Registry,
   type Resolution,
   type Service,
@@ -74,8 +74,13 @@ function endpointFromWorkload(
  * Sidecars that auto-registered under a service no ServiceEntry defines get
  * an implicit `<service>.<namespace>.svc.<domain>` service.
  */
-export function buildRegistry(resources: readonly ConfigResource[], domainSuffix = 'cluster.local'): Registry {
-  const serviceEntries = resources.filter((r): r is ServiceEntryResource => r.kind === 'ServiceEntry').sort(byCreation);
+export function buildRegistry(
+  resources: readonly ConfigResource[],
+  domainSuffix = 'cluster.local',
+): Registry {
+  const serviceEntries = resources
+    .filter((r): r is ServiceEntryResource => r.kind === 'ServiceEntry')
+    .sort(byCreation);
   const workloadEntries = resources
     .filter((r): r is WorkloadEntryResource => r.kind === 'WorkloadEntry')
     .sort(byCreation);
@@ -112,21 +117,38 @@ export function buildRegistry(resources: readonly ConfigResource[], domainSuffix
       add(service, (port) => {
         if (selector) {
           return workloadEntries
-            .filter((we) => we.metadata.namespace === ns && labelsMatch(selector, (we.spec.labels ?? {}) as Record<string, string>))
+            .filter(
+              (we) =>
+                we.metadata.namespace === ns &&
+                labelsMatch(selector, (we.spec.labels ?? {}) as Record<string, string>),
+            )
             .map((we) =>
-              endpointFromWorkload(we.spec as WorkloadEntrySpec, port, `WorkloadEntry ${ns}/${we.metadata.name}`),
+              endpointFromWorkload(
+                we.spec as WorkloadEntrySpec,
+                port,
+                `WorkloadEntry ${ns}/${we.metadata.name}`,
+              ),
             )
             .filter((e): e is Endpoint => e !== undefined);
         }
         return (spec.endpoints ?? [])
-          .map((e, i) => endpointFromWorkload(e as WorkloadEntrySpec, port, `ServiceEntry ${ns}/${se.metadata.name} endpoint ${i}`))
+          .map((e, i) =>
+            endpointFromWorkload(
+              e as WorkloadEntrySpec,
+              port,
+              `ServiceEntry ${ns}/${se.metadata.name} endpoint ${i}`,
+            ),
+          )
           .filter((e): e is Endpoint => e !== undefined);
       });
     }
   }
 
   // Implicit services for auto-registered sidecars whose service no ServiceEntry defines.
-  const implicit = new Map<string, { namespace: string; ports: ServicePort[]; workloads: WorkloadEntryResource[] }>();
+  const implicit = new Map<
+    string,
+    { namespace: string; ports: ServicePort[]; workloads: WorkloadEntryResource[] }
+  >();
   for (const we of workloadEntries) {
     const svc = we.metadata.annotations?.[SERVICE_ANNOTATION];
     if (!svc) continue;

@@ -53,7 +53,10 @@ export interface Registry {
   endpoints(hostname: string, port: number): readonly Endpoint[];
 }
 
-export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+export function labelsMatch(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string>,
+): boolean {
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
   return true;

@@ -16,7 +16,11 @@ export function createPilotMetrics(): PilotMetrics {
   const registry = new Registry();
   return {
     registry,
-    connectedProxies: new Gauge({ name: 'pilot_xds', help: 'Number of proxies connected to this pilot.', registers: [registry] }),
+    connectedProxies: new Gauge({
+      name: 'pilot_xds',
+      help: 'Number of proxies connected to this pilot.',
+      registers: [registry],
+    }),
     pushes: new Counter({
       name: 'pilot_xds_pushes',
       help: 'xDS pushes by type (cds, eds, lds, rds).',

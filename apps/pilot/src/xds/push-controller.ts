@@ -189,14 +189,18 @@ export class PushController {
       const snapshot = Snapshot.fromEncoded(encoded);
       if (this.options.metrics && before) {
         for (const t of Object.values(TypeUrl)) {
-          if (snapshot.version(t) !== before.version(t)) this.options.metrics.pushes.inc({ type: metricType(t) });
+          if (snapshot.version(t) !== before.version(t))
+            this.options.metrics.pushes.inc({ type: metricType(t) });
         }
       }
       entry.error = undefined;
       this.options.ads.setSnapshot(entry.info.id, snapshot);
     } catch (err) {
       entry.error = (err as Error).message;
-      this.options.logger.error({ proxy: entry.info.id, err: entry.error }, 'failed to build config for proxy');
+      this.options.logger.error(
+        { proxy: entry.info.id, err: entry.error },
+        'failed to build config for proxy',
+      );
     }
   }
 }
