@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '@mizzen/runtime';
+import { PortAllocator } from '@mizzen/runtime';
 import { getJson, postJson } from './http.js';
 import { eventually } from './load.js';
 import { appEntry, type Proc, Processes } from './processes.js';
@@ -35,6 +35,8 @@ export interface SidecarHandle {
 /** A small mesh of real processes (pilot, sidecars, gateways) in a temp directory, torn down by `stop()`. */
 export class TestMesh {
   readonly procs = new Processes();
+  /** Every port a process of this mesh gets, distinct from all the others. */
+  readonly ports = new PortAllocator();
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-mesh-'));
   readonly configDir = path.join(this.dir, 'config');
   pilot?: PilotHandle;
@@ -49,8 +51,7 @@ export class TestMesh {
   }
 
   async startPilot(extraArgs: string[] = []): Promise<PilotHandle> {
-    const xdsPort = await freePort();
-    const httpPort = await freePort();
+    const [xdsPort, httpPort] = await this.ports.takeMany(2);
     const args = [
       '--host',
       '127.0.0.1',
@@ -98,12 +99,7 @@ export class TestMesh {
     namespace?: string;
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
-    const [inboundPort, outboundPort, adminPort, healthPort] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
-    ]);
+    const [inboundPort, outboundPort, adminPort, healthPort] = await this.ports.takeMany(4);
     const namespace = opts.namespace ?? 'default';
     const labels = Object.entries(opts.labels)
       .map(([k, v]) => `${k}=${v}`)
@@ -146,7 +142,7 @@ export class TestMesh {
   async startGateway(opts: { name?: string; portMap: Record<number, number> }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
     const name = opts.name ?? 'istio-ingressgateway';
-    const [adminPort, healthPort] = await Promise.all([freePort(), freePort()]);
+    const [adminPort, healthPort] = await this.ports.takeMany(2);
     const portMap = Object.entries(opts.portMap)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');

@@ -122,7 +122,7 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
     client = new Client(
       'xds:///greeter.default.svc.cluster.local:50051',
       grpc.credentials.createInsecure(),
-    ) as typeof client;
+    ) as unknown as typeof client;
   });
 
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { freePort } from '@mizzen/runtime';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, ProxyClient, requestWithHost, startBackend } from '../src/http.js';
 import { eventually, steadyLoad } from '../src/load.js';
@@ -111,7 +111,7 @@ describe('traffic through pilot and real sidecars', () => {
       workload: 'productpage-v1',
       service: 'productpage',
       labels: { app: 'productpage', version: 'v1' },
-      appPort: await freePort(),
+      appPort: await mesh.ports.take(),
     });
     await mesh.waitForSync([...sidecars.map((s) => s.id), client.id]);
     http = new ProxyClient(client.outboundPort);
@@ -201,7 +201,7 @@ describe('traffic through pilot and real sidecars', () => {
   });
 
   it('serves a gateway route, answers 404 for unknown hosts, and keeps old listeners when a bad update is NACKed', async () => {
-    const [httpPort, busyPort] = await Promise.all([freePort(), freePort()]);
+    const [httpPort, busyPort] = await mesh.ports.takeMany(2);
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(busyPort, '127.0.0.1', r));
     try {

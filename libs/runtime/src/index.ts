@@ -1,3 +1,3 @@
 export { installLifecycle, isAlive, onShutdown, shutdown } from './lifecycle.js';
 export { createLogger, isLogLevel, type Logger, type LoggerOptions } from './logger.js';
-export { freePort, isPortInUse } from './ports.js';
+export { freePort, isPortInUse, PortAllocator } from './ports.js';

@@ -22,3 +22,37 @@ export function isPortInUse(port: number, host = '127.0.0.1'): Promise<boolean> 
     server.listen(port, host, () => server.close(() => resolve(false)));
   });
 }
+
+/**
+ * Hands out free ports that are also distinct from every port it handed out
+ * before. The kernel may give a just-released port again, and a process
+ * started with it may not have bound it yet, so a launcher that starts many
+ * processes takes all their ports from one allocator.
+ */
+export class PortAllocator {
+  private readonly given = new Set<number>();
+
+  constructor(private readonly host = '127.0.0.1') {}
+
+  async take(): Promise<number> {
+    for (let i = 0; i < 100; i++) {
+      const port = await freePort(this.host);
+      if (!this.given.has(port)) {
+        this.given.add(port);
+        return port;
+      }
+    }
+    throw new Error(`no free port found on ${this.host}`);
+  }
+
+  async takeMany(count: number): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) out.push(await this.take());
+    return out;
+  }
+
+  /** Marks a port as in use (a well-known port chosen elsewhere) so it is never handed out. */
+  reserve(port: number): void {
+    this.given.add(port);
+  }
+}

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { freePort, isPortInUse } from '../src/ports.js';
+import { freePort, isPortInUse, PortAllocator } from '../src/ports.js';
 
 describe('ports', () => {
   it('finds a port nobody listens on, and sees it taken once a server binds it', async () => {
@@ -13,5 +13,15 @@ describe('ports', () => {
     } finally {
       await new Promise((r) => server.close(r));
     }
+  });
+});
+
+describe('PortAllocator', () => {
+  it('never hands out the same port twice, even when the kernel offers it again', async () => {
+    const ports = new PortAllocator();
+    ports.reserve(15010);
+    const taken = await ports.takeMany(40);
+    expect(new Set(taken).size).toBe(40);
+    expect(taken).not.toContain(15010);
   });
 });

@@ -32,7 +32,12 @@ async function main(): Promise<void> {
   try {
     const scenarios = [
       { name: 'direct', port: mesh.backendPort, path: '/', host: `127.0.0.1:${mesh.backendPort}` },
-      { name: 'one sidecar', port: mesh.clientProxyPort, path: 'http://bench-direct:8080/', host: 'bench-direct:8080' },
+      {
+        name: 'one sidecar',
+        port: mesh.clientProxyPort,
+        path: 'http://bench-direct:8080/',
+        host: 'bench-direct:8080',
+      },
       { name: 'two sidecars', port: mesh.clientProxyPort, path: 'http://bench:8080/', host: 'bench:8080' },
     ];
     for (const s of scenarios) {

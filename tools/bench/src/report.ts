@@ -6,7 +6,9 @@ export function formatReport(results: ScenarioResult[], opts: RunOptions, comman
   const rows = results.map((r) => [
     r.name,
     r.requestsPerSec.toFixed(0),
-    baseline && baseline.requestsPerSec > 0 ? `${((r.requestsPerSec / baseline.requestsPerSec) * 100).toFixed(0)}%` : '-',
+    baseline && baseline.requestsPerSec > 0
+      ? `${((r.requestsPerSec / baseline.requestsPerSec) * 100).toFixed(0)}%`
+      : '-',
     r.p50Ms.toFixed(2),
     r.p99Ms.toFixed(2),
     String(r.requests),
@@ -14,7 +16,8 @@ export function formatReport(results: ScenarioResult[], opts: RunOptions, comman
   ]);
   const headers = ['scenario', 'req/s', 'vs direct', 'p50 ms', 'p99 ms', 'requests', 'errors'];
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   return [
     line(headers),
     `|${widths.map((w, i) => (i === 0 ? `-${'-'.repeat(w)}-` : `-${'-'.repeat(w - 1)}:-`)).join('|')}|`,

@@ -1,11 +1,11 @@
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '@mizzen/runtime';
-import type { ChildProcess } from 'node:child_process';
+import { PortAllocator } from '@mizzen/runtime';
 import { startApp, stopApps } from './processes.js';
 
 const BODY = JSON.stringify({ service: 'bench', ok: true, padding: 'x'.repeat(200) });
@@ -75,10 +75,13 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 function viaProxy(proxyPort: number, url: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = http.request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: u.host } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: proxyPort, path: url, headers: { host: u.host } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -90,8 +93,20 @@ export async function startBenchMesh(): Promise<BenchTargets> {
   const backend = await startBackend();
   fs.mkdirSync(path.join(dir, 'config'));
   fs.writeFileSync(path.join(dir, 'config', 'bench.yaml'), registry(backend.port));
-  const [xds, httpPort, clientOut, clientAdmin, clientHealth, serverIn, serverOut, serverAdmin, serverHealth, clientIn] =
-    await Promise.all(Array.from({ length: 10 }, () => freePort()));
+  const ports = new PortAllocator();
+  const [
+    xds,
+    httpPort,
+    clientOut,
+    clientAdmin,
+    clientHealth,
+    serverIn,
+    serverOut,
+    serverAdmin,
+    serverHealth,
+    clientIn,
+    clientApp,
+  ] = await ports.takeMany(11);
   const children: ChildProcess[] = [];
   const stop = async () => {
     await stopApps(children);
@@ -101,31 +116,61 @@ export async function startBenchMesh(): Promise<BenchTargets> {
   try {
     children.push(
       startApp('@mizzen/pilot', [
-        '--host', '127.0.0.1',
-        '--xds-port', String(xds),
-        '--http-port', String(httpPort),
-        '--config-dir', path.join(dir, 'config'),
-        '--store', path.join(dir, 'store.json'),
-        '--registrations', path.join(dir, 'registrations.json'),
+        '--host',
+        '127.0.0.1',
+        '--xds-port',
+        String(xds),
+        '--http-port',
+        String(httpPort),
+        '--config-dir',
+        path.join(dir, 'config'),
+        '--store',
+        path.join(dir, 'store.json'),
+        '--registrations',
+        path.join(dir, 'registrations.json'),
       ]),
     );
     await waitFor('pilot', async () => (await fetch(`http://127.0.0.1:${httpPort}/ready`)).ok);
     const sidecar = (workload: string, app: string, ports: number[], appPort: number) =>
       startApp('@mizzen/sidecar-agent', [
-        '--pilot', `127.0.0.1:${xds}`,
-        '--workload', workload,
-        '--service', app,
-        '--labels', `app=${app}`,
-        '--port', `http:8080:${appPort}:${ports[0]}`,
-        '--ip', '127.0.0.1',
-        '--outbound-port', String(ports[1]),
-        '--admin-port', String(ports[2]),
-        '--health-port', String(ports[3]),
+        '--pilot',
+        `127.0.0.1:${xds}`,
+        '--workload',
+        workload,
+        '--service',
+        app,
+        '--labels',
+        `app=${app}`,
+        '--port',
+        `http:8080:${appPort}:${ports[0]}`,
+        '--ip',
+        '127.0.0.1',
+        '--outbound-port',
+        String(ports[1]),
+        '--admin-port',
+        String(ports[2]),
+        '--health-port',
+        String(ports[3]),
       ]);
-    children.push(sidecar('bench-server', 'bench', [serverIn!, serverOut!, serverAdmin!, serverHealth!], backend.port));
-    children.push(sidecar('bench-client', 'bench-client', [clientIn!, clientOut!, clientAdmin!, clientHealth!], await freePort()));
-    await waitFor('traffic through one sidecar', async () => (await viaProxy(clientOut!, 'http://bench-direct:8080/')) === 200);
-    await waitFor('traffic through two sidecars', async () => (await viaProxy(clientOut!, 'http://bench:8080/')) === 200);
+    children.push(
+      sidecar('bench-server', 'bench', [serverIn!, serverOut!, serverAdmin!, serverHealth!], backend.port),
+    );
+    children.push(
+      sidecar(
+        'bench-client',
+        'bench-client',
+        [clientIn!, clientOut!, clientAdmin!, clientHealth!],
+        clientApp!,
+      ),
+    );
+    await waitFor(
+      'traffic through one sidecar',
+      async () => (await viaProxy(clientOut!, 'http://bench-direct:8080/')) === 200,
+    );
+    await waitFor(
+      'traffic through two sidecars',
+      async () => (await viaProxy(clientOut!, 'http://bench:8080/')) === 200,
+    );
   } catch (err) {
     await stop();
     throw err;

@@ -8,7 +8,15 @@ describe('benchmark', () => {
     const text = formatReport(
       [
         { name: 'direct', requestsPerSec: 10000, p50Ms: 1, p99Ms: 3, requests: 100000, errors: 0, non2xx: 0 },
-        { name: 'two sidecars', requestsPerSec: 2500, p50Ms: 4, p99Ms: 12.5, requests: 25000, errors: 1, non2xx: 2 },
+        {
+          name: 'two sidecars',
+          requestsPerSec: 2500,
+          p50Ms: 4,
+          p99Ms: 12.5,
+          requests: 25000,
+          errors: 1,
+          non2xx: 2,
+        },
       ],
       { durationSec: 10, connections: 32, warmupSec: 2 },
       'npm run bench',
@@ -24,12 +32,23 @@ describe('benchmark', () => {
     const mesh = await startBenchMesh();
     try {
       const opts = { durationSec: 1, connections: 4, warmupSec: 0 };
-      const direct = await runScenario({ name: 'direct', port: mesh.backendPort, path: '/', host: 'x' }, opts);
-      const one = await runScenario(
-        { name: 'one', port: mesh.clientProxyPort, path: 'http://bench-direct:8080/', host: 'bench-direct:8080' },
+      const direct = await runScenario(
+        { name: 'direct', port: mesh.backendPort, path: '/', host: 'x' },
         opts,
       );
-      const two = await runScenario({ name: 'two', port: mesh.clientProxyPort, path: 'http://bench:8080/', host: 'bench:8080' }, opts);
+      const one = await runScenario(
+        {
+          name: 'one',
+          port: mesh.clientProxyPort,
+          path: 'http://bench-direct:8080/',
+          host: 'bench-direct:8080',
+        },
+        opts,
+      );
+      const two = await runScenario(
+        { name: 'two', port: mesh.clientProxyPort, path: 'http://bench:8080/', host: 'bench:8080' },
+        opts,
+      );
       for (const r of [direct, one, two]) {
         expect(r.requests, r.name).toBeGreaterThan(10);
         expect(r.errors + r.non2xx, r.name).toBe(0);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort, isPortInUse } from '@mizzen/runtime';
+import { isPortInUse, PortAllocator } from '@mizzen/runtime';
 import { CliError } from '../errors.js';
 import { BOOKINFO_SERVICE_PORT, BOOKINFO_WORKLOADS } from '../local/bookinfo.js';
 import { appEntry, defaultConfigDir, mizzenHome } from '../local/paths.js';
@@ -26,8 +26,10 @@ const GATEWAY_NAMESPACE = 'istio-system';
 const GATEWAY_NAME = 'istio-ingressgateway';
 
 /** A well-known port if it is free, otherwise any free port (local mode may move ports and says where). */
-async function preferredPort(preferred: number): Promise<number> {
-  return (await isPortInUse(preferred, HOST)) ? freePort(HOST) : preferred;
+async function preferredPort(ports: PortAllocator, preferred: number): Promise<number> {
+  if (await isPortInUse(preferred, HOST)) return ports.take();
+  ports.reserve(preferred);
+  return preferred;
 }
 
 function sidecarId(workload: string): string {
@@ -73,9 +75,12 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
       `port ${ingressPort} is in use, so the ingress gateway cannot listen there; stop what uses it or pass --ingress-port PORT`,
     );
   }
-  const ingress = ingressPort === 0 ? await freePort(HOST) : ingressPort;
-  const xdsPort = options.pilotXdsPort ?? (await preferredPort(15010));
-  const httpPort = options.pilotHttpPort ?? (await preferredPort(15014));
+  // Every port comes from one allocator, so no two children are ever given the same port.
+  const ports = new PortAllocator(HOST);
+  if (ingressPort !== 0) ports.reserve(ingressPort);
+  const ingress = ingressPort === 0 ? await ports.take() : ingressPort;
+  const xdsPort = options.pilotXdsPort ?? (await preferredPort(ports, 15010));
+  const httpPort = options.pilotHttpPort ?? (await preferredPort(ports, 15014));
   const pilotBase = `http://${HOST}:${httpPort}`;
   const ingressUrl = `http://${HOST}:${ingress}`;
 
@@ -132,13 +137,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
 
     const expected: string[] = [];
     for (const w of BOOKINFO_WORKLOADS) {
-      const [appPort, inbound, outbound, admin, health] = await Promise.all([
-        freePort(HOST),
-        freePort(HOST),
-        freePort(HOST),
-        freePort(HOST),
-        freePort(HOST),
-      ]);
+      const [appPort, inbound, outbound, admin, health] = await ports.takeMany(5);
       out.write(`starting ${w.name} (app :${appPort}, sidecar inbound :${inbound} outbound :${outbound})…\n`);
       start({
         name: w.name,
@@ -191,7 +190,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
       expected.push(sidecarId(w.name));
     }
 
-    const [gwAdmin, gwHealth] = await Promise.all([freePort(HOST), freePort(HOST)]);
+    const [gwAdmin, gwHealth] = await ports.takeMany(2);
     out.write(`starting ingress gateway (:${ingress})…\n`);
     start({
       name: GATEWAY_NAME,
