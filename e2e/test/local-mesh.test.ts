@@ -187,9 +187,13 @@ spec:
       encoding: 'utf8',
     });
     expect(r.status).not.toBe(0);
-    expect(r.stderr.trim()).toMatch(
-      /^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/,
-    );
+    // npx may print its own `npm warn` lines first; the CLI's answer is the one line that follows.
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('npm warn'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/);
   });
 
   it('stops every process it started on SIGINT, within seconds', async () => {

@@ -1,3 +1,4 @@
+import { request } from 'undici';
 import { CliError } from './errors.js';
 import { readState } from './local/state.js';
 
@@ -8,11 +9,12 @@ export function pilotUrl(flag?: string): string {
 }
 
 function describe(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.code === 'ECONNREFUSED') return 'connection refused';
-  if (cause?.code === 'ENOTFOUND') return 'host not found';
-  if (cause?.code) return cause.code;
-  return (err as Error).message;
+  const e = err as { code?: string; message?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT') return 'timed out';
+  return code ?? e.message ?? String(err);
 }
 
 /** A JSON call to pilot; network failures become one clear sentence. */
@@ -21,27 +23,31 @@ export async function pilotRequest<T>(
   path: string,
   init: { method?: string; body?: unknown } = {},
 ): Promise<{ status: number; body: T }> {
-  let res: Response;
+  let status: number;
+  let text: string;
   try {
-    res = await fetch(`${base}${path}`, {
-      method: init.method ?? 'GET',
+    // undici rather than fetch: fetch refuses some ports outright ("bad port"), and pilot may run on any.
+    const res = await request(`${base}${path}`, {
+      method: (init.method ?? 'GET') as 'GET' | 'POST',
       headers: init.body === undefined ? undefined : { 'content-type': 'application/json' },
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      signal: AbortSignal.timeout(15_000),
+      headersTimeout: 15_000,
+      bodyTimeout: 15_000,
     });
+    status = res.statusCode;
+    text = await res.body.text();
   } catch (err) {
     throw new CliError(
       `cannot reach pilot at ${base} (${describe(err)}); is the mesh running? Start it with \`npx mizzen up\`.`,
     );
   }
-  const text = await res.text();
   let body: T;
   try {
     body = JSON.parse(text) as T;
   } catch {
     throw new CliError(
-      `pilot at ${base} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`,
+      `pilot at ${base} answered ${status} with something that is not JSON: ${text.slice(0, 200)}`,
     );
   }
-  return { status: res.status, body };
+  return { status, body };
 }

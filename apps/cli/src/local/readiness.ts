@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
 
 interface SyncEntry {
   proxy: string;
@@ -29,18 +30,23 @@ export async function waitUntil(
   throw new Error(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${what}: ${last}`);
 }
 
+/** A bounded GET (undici, not fetch: fetch refuses some ports a user may pick). */
+async function get(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
 /** True when pilot answers /ready. */
 export async function pilotReady(base: string): Promise<true | string> {
-  const res = await fetch(`${base}/ready`, { signal: AbortSignal.timeout(2000) });
-  return res.ok ? true : `pilot answered ${res.status}`;
+  const res = await get(`${base}/ready`, 2000);
+  return res.status === 200 ? true : `pilot answered ${res.status}`;
 }
 
 const TYPES = ['CDS', 'EDS', 'LDS', 'RDS'];
 
 /** True when every expected proxy is connected and has ACKed every resource type. */
 export async function proxiesSynced(base: string, expected: readonly string[]): Promise<true | string> {
-  const res = await fetch(`${base}/debug/syncz`, { signal: AbortSignal.timeout(2000) });
-  const entries = (await res.json()) as SyncEntry[];
+  const entries = JSON.parse((await get(`${base}/debug/syncz`, 2000)).body) as SyncEntry[];
   const byId = new Map(entries.map((e) => [e.proxy, e]));
   for (const id of expected) {
     const e = byId.get(id);
@@ -55,7 +61,6 @@ export async function proxiesSynced(base: string, expected: readonly string[]): 
 
 /** True when productpage answers 200 through the ingress gateway. */
 export async function productpageServes(ingress: string): Promise<true | string> {
-  const res = await fetch(`${ingress}/productpage`, { signal: AbortSignal.timeout(3000) });
-  await res.arrayBuffer();
+  const res = await get(`${ingress}/productpage`, 3000);
   return res.status === 200 ? true : `GET ${ingress}/productpage answered ${res.status}`;
 }
