@@ -305,6 +305,10 @@ describe('proxy configured over ADS', () => {
     });
     await proxy.start();
     await until('proxy ready', () => proxy.isReady());
+    // Ready is the proxy's own view; the server learns of the last ACK a moment later.
+    await until('every type ACKed at the server', () =>
+      ['CDS', 'EDS', 'LDS', 'RDS'].every((t) => state(t)?.state === 'ACKED'),
+    );
   });
 
   afterAll(async () => {

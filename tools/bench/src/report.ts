@@ -20,7 +20,7 @@ export function formatReport(results: ScenarioResult[], opts: RunOptions, comman
     `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   return [
     line(headers),
-    `|${widths.map((w, i) => (i === 0 ? `-${'-'.repeat(w)}-` : `-${'-'.repeat(w - 1)}:-`)).join('|')}|`,
+    `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
     ...rows.map(line),
     '',
     `${opts.connections} connections, ${opts.durationSec}s per scenario after ${opts.warmupSec}s warm-up; node ${process.version}.`,

@@ -82,20 +82,22 @@ export class HttpConnectionManager {
       this.deps.logger.error({ err, url: req.url }, 'request failed inside the proxy');
       sendLocalReply(res, 500, 'internal proxy error');
     }
-    this.deps.logger.debug(
-      {
-        method: req.method,
-        url: req.url,
-        route: info.routeName,
-        cluster: info.upstreamCluster,
-        host: info.upstreamHost,
-        code: info.responseCode ?? res.statusCode,
-        flags: info.flagString(),
-        attempts: info.attempts,
-        ms: Math.round(performance.now() - info.startTime),
-      },
-      'request',
-    );
+    if (this.deps.logger.isLevelEnabled('debug')) {
+      this.deps.logger.debug(
+        {
+          method: req.method,
+          url: req.url,
+          route: info.routeName,
+          cluster: info.upstreamCluster,
+          host: info.upstreamHost,
+          code: info.responseCode ?? res.statusCode,
+          flags: info.flagString(),
+          attempts: info.attempts,
+          ms: Math.round(performance.now() - info.startTime),
+        },
+        'request',
+      );
+    }
   }
 
   private async route(

@@ -1,12 +1,11 @@
 import type { ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import type { ConnectionPools } from '../upstream/connection-pools.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import { Cancellation } from './cancellation.js';
 import { endToEndHeaders } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
 import type { RequestBody } from './request-body.js';
@@ -139,7 +138,7 @@ export class Router {
       sendLocalReply(res, 503, LocalReplies.noCluster);
       return;
     }
-    const overall = new AbortController();
+    const overall = new Cancellation();
     const onDownstreamClose = () => {
       if (!res.writableFinished) {
         info.flag('DC');
@@ -152,7 +151,7 @@ export class Router {
         ? setTimeout(() => overall.abort(new AttemptFailure('timeout', undefined)), req.timeoutMs)
         : undefined;
     try {
-      await this.attempts(cluster, req, res, info, overall.signal);
+      await this.attempts(cluster, req, res, info, overall);
     } finally {
       clearTimeout(timer);
       res.off('close', onDownstreamClose);
@@ -164,7 +163,7 @@ export class Router {
     req: UpstreamRequest,
     res: ServerResponse,
     info: StreamInfo,
-    overall: AbortSignal,
+    overall: Cancellation,
   ): Promise<void> {
     const replayable = req.body.kind !== 'stream';
     const maxRetries = replayable ? (req.retry?.numRetries ?? 0) : 0;
@@ -232,12 +231,13 @@ export class Router {
   }
 
   /** Waits out the retry back-off; an overall timeout during it still ends the request. */
-  private async pause(policy: RetryPolicy | undefined, attempt: number, overall: AbortSignal): Promise<void> {
-    try {
-      await sleep(backoffMs(policy, attempt), undefined, { signal: overall });
-    } catch {
-      // overall timeout or downstream gone: the next pick/send sees the aborted signal
-    }
+  private async pause(
+    policy: RetryPolicy | undefined,
+    attempt: number,
+    overall: Cancellation,
+  ): Promise<void> {
+    // An overall timeout or a vanished downstream ends the wait early; the next send sees it.
+    await overall.sleep(backoffMs(policy, attempt));
   }
 
   private async send(
@@ -245,12 +245,12 @@ export class Router {
     host: UpstreamHost,
     req: UpstreamRequest,
     attempt: number,
-    overall: AbortSignal,
+    overall: Cancellation,
   ): Promise<Dispatcher.ResponseData> {
     if (overall.aborted) throw overall.reason;
-    const attemptSignal = new AbortController();
+    const attemptSignal = new Cancellation();
     const forward = () => attemptSignal.abort(overall.reason);
-    overall.addEventListener('abort', forward, { once: true });
+    overall.once('abort', forward);
     const perTry = req.retry?.perTryTimeoutMs;
     const timer = perTry
       ? setTimeout(() => attemptSignal.abort(new AttemptFailure('per-try-timeout', undefined)), perTry)
@@ -267,17 +267,17 @@ export class Router {
         headers: headers as Record<string, string | string[]>,
         body:
           req.body.kind === 'buffered' ? req.body.data : req.body.kind === 'stream' ? req.body.stream : null,
-        signal: attemptSignal.signal,
+        signal: attemptSignal,
       });
     } catch (err) {
       // An abort surfaces as undici's own error; report why we aborted instead.
-      if (attemptSignal.signal.aborted && attemptSignal.signal.reason instanceof AttemptFailure) {
-        throw attemptSignal.signal.reason;
+      if (attemptSignal.aborted && attemptSignal.reason instanceof AttemptFailure) {
+        throw attemptSignal.reason;
       }
       throw err;
     } finally {
       clearTimeout(timer);
-      overall.removeEventListener('abort', forward);
+      overall.off('abort', forward);
       this.pools.end(host.key);
     }
   }
@@ -287,7 +287,7 @@ export class Router {
     req: UpstreamRequest,
     res: ServerResponse,
     info: StreamInfo,
-    overall: AbortSignal,
+    overall: Cancellation,
   ): Promise<void> {
     const headers = endToEndHeaders(upstream.headers);
     headers['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs ?? 0));
@@ -299,14 +299,26 @@ export class Router {
     }
     res.writeHead(upstream.statusCode, headers as Record<string, string | string[]>);
     // The route timeout covers the body too: if it fires mid-stream, the stream is cut.
-    const onAbort = () => upstream.body.destroy(overall.reason as Error);
-    overall.addEventListener('abort', onAbort, { once: true });
+    // (Plain pipe rather than stream.pipeline: pipeline allocates an AbortController per call.)
+    const body = upstream.body;
     return new Promise((resolve) => {
-      pipeline(upstream.body, res, (err) => {
-        overall.removeEventListener('abort', onAbort);
-        if (err && !res.destroyed) res.destroy();
+      let done = false;
+      const finish = (failed: boolean) => {
+        if (done) return;
+        done = true;
+        overall.off('abort', onAbort);
+        if (failed) {
+          body.destroy();
+          if (!res.destroyed) res.destroy();
+        }
         resolve();
-      });
+      };
+      const onAbort = () => finish(true);
+      overall.once('abort', onAbort);
+      body.once('error', () => finish(true));
+      res.once('finish', () => finish(false));
+      res.once('close', () => finish(!res.writableFinished));
+      body.pipe(res);
     });
   }
 }
