@@ -7,6 +7,15 @@ export interface Reply {
   body: string;
 }
 
+function collect(res: http.IncomingMessage, resolve: (r: Reply) => void, reject: (e: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () =>
+    resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+  );
+  res.on('error', reject);
+}
+
 /**
  * Sends a request through a sidecar the way an application using HTTP_PROXY
  * does: an absolute-form request line to the proxy, keep-alive connections.
@@ -29,18 +38,7 @@ export class ProxyClient {
           agent: this.agent,
           timeout: 10_000,
         },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks).toString(),
-            }),
-          );
-          res.on('error', reject);
-        },
+        (res) => collect(res, resolve, reject),
       );
       req.on('timeout', () => req.destroy(new Error(`request to ${url} timed out`)));
       req.on('error', reject);
@@ -73,18 +71,7 @@ export function requestWithHost(
         agent: false,
         timeout: 10_000,
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
+      (res) => collect(res, resolve, reject),
     );
     req.on('timeout', () => req.destroy(new Error(`request to ${url} timed out`)));
     req.on('error', reject);

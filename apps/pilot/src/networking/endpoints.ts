@@ -1,4 +1,5 @@
 import type { DestinationRuleSpec } from '@mizzen/api';
+import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { type Endpoint, labelsMatch } from '../registry/model.js';
@@ -62,4 +63,19 @@ export function buildEndpoints(
     }
   }
   return out;
+}
+
+/** A proxy's full resource set: the given listeners, routes and clusters, plus endpoints for every EDS cluster. */
+export function resourceSet(
+  push: PushContext,
+  proxy: ProxyInfo,
+  parts: { listeners: Json[]; routes: Json[]; clusters: Json[] },
+): ResourceSet {
+  const eds = new Set(parts.clusters.filter((c) => c.type === 'EDS').map((c) => c.name as string));
+  return {
+    [TypeUrl.Cluster]: parts.clusters,
+    [TypeUrl.ClusterLoadAssignment]: buildEndpoints(push, proxy, eds),
+    [TypeUrl.Listener]: parts.listeners,
+    [TypeUrl.RouteConfiguration]: parts.routes,
+  };
 }

@@ -1,10 +1,10 @@
 import type { GatewaySpec, Server } from '@mizzen/api';
-import { type ResourceSet, TypeUrl } from '@mizzen/xds';
+import type { ResourceSet } from '@mizzen/xds';
 import { gatewayRouteName, outboundListenerName } from '../model/names.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
 import { hostMatches } from '../registry/model.js';
 import { buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
-import { buildEndpoints } from './endpoints.js';
+import { resourceSet } from './endpoints.js';
 import { httpConnectionManager, type Json, socketAddress } from './envoy.js';
 import { translateHttpRoutes } from './http-routes.js';
 import type { GatewayResource, PushContext } from './push-context.js';
@@ -118,11 +118,5 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
   }));
   const routes = ports.map((port) => buildGatewayRouteConfig(push, proxy, port, servers));
   const clusters = [...buildOutboundClusters(push, proxy), ...buildPassthroughClusters(push)];
-  const eds = new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name as string));
-  return {
-    [TypeUrl.Cluster]: clusters,
-    [TypeUrl.ClusterLoadAssignment]: buildEndpoints(push, proxy, eds),
-    [TypeUrl.Listener]: listeners,
-    [TypeUrl.RouteConfiguration]: routes,
-  };
+  return resourceSet(push, proxy, { listeners, routes, clusters });
 }

@@ -1,9 +1,9 @@
-import { type ResourceSet, TypeUrl } from '@mizzen/xds';
+import type { ResourceSet } from '@mizzen/xds';
 import { grpcListenerName, outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { buildOutboundClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
-import { buildEndpoints } from './endpoints.js';
+import { resourceSet } from './endpoints.js';
 import { ADS_CONFIG_SOURCE, HCM_TYPE, type Json, routerFilter } from './envoy.js';
 import { defaultRoute, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
@@ -55,11 +55,5 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
     }
   }
   const clusters = buildOutboundClusters(push, proxy);
-  const eds = new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name as string));
-  return {
-    [TypeUrl.Cluster]: clusters,
-    [TypeUrl.ClusterLoadAssignment]: buildEndpoints(push, proxy, eds),
-    [TypeUrl.Listener]: listeners,
-    [TypeUrl.RouteConfiguration]: routes,
-  };
+  return resourceSet(push, proxy, { listeners, routes, clusters });
 }

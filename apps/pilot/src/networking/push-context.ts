@@ -1,4 +1,5 @@
 import type { ConfigResource, DestinationRuleSpec, GatewaySpec, VirtualServiceSpec } from '@mizzen/api';
+import { byCreation } from '../model/ordering.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import {
   hostMatches,
@@ -16,15 +17,6 @@ export type GatewayResource = ConfigResource<'Gateway'>;
 
 /** The name a VirtualService uses for sidecars in its `gateways` list. */
 export const MESH_GATEWAY = 'mesh';
-
-function byCreation(a: ConfigResource, b: ConfigResource): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  const ka = `${a.metadata.namespace}/${a.metadata.name}`;
-  const kb = `${b.metadata.namespace}/${b.metadata.name}`;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
 
 /** `gw` or `ns/gw` in a VirtualService's gateways list, resolved to `ns/gw`. */
 export function resolveGatewayRef(ref: string, vsNamespace: string): string {

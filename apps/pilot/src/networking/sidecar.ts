@@ -1,4 +1,4 @@
-import { type ResourceSet, TypeUrl } from '@mizzen/xds';
+import type { ResourceSet } from '@mizzen/xds';
 import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
@@ -13,7 +13,7 @@ import { isHttpProtocol } from '../model/protocol.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
-import { buildEndpoints } from './endpoints.js';
+import { resourceSet } from './endpoints.js';
 import { httpConnectionManager, type Json, socketAddress, tcpProxy } from './envoy.js';
 import { defaultRoute, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
@@ -146,11 +146,5 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
     ...buildInboundClusters(push, proxy),
     ...buildPassthroughClusters(push),
   ];
-  const eds = new Set(clusters.filter((c) => c.type === 'EDS').map((c) => c.name as string));
-  return {
-    [TypeUrl.Cluster]: clusters,
-    [TypeUrl.ClusterLoadAssignment]: buildEndpoints(push, proxy, eds),
-    [TypeUrl.Listener]: listeners,
-    [TypeUrl.RouteConfiguration]: routes,
-  };
+  return resourceSet(push, proxy, { listeners, routes, clusters });
 }

@@ -1,4 +1,5 @@
 import type { ConfigResource, ServiceEntrySpec, WorkloadEntrySpec } from '@mizzen/api';
+import { byCreation } from '../model/ordering.js';
 import { resolveProtocol } from '../model/protocol.js';
 import {
   type Endpoint,
@@ -35,15 +36,6 @@ class StaticRegistry implements Registry {
   endpoints(hostname: string, port: number): readonly Endpoint[] {
     return this.eps.get(`${hostname}:${port}`) ?? [];
   }
-}
-
-function byCreation(a: ConfigResource, b: ConfigResource): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  const ka = `${a.metadata.namespace}/${a.metadata.name}`;
-  const kb = `${b.metadata.namespace}/${b.metadata.name}`;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
 function endpointFromWorkload(
