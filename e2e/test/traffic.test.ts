@@ -200,6 +200,44 @@ describe('traffic through pilot and real sidecars', () => {
     expect(result.failed).toBe(0);
   });
 
+  it('injects faults from a VirtualService: aborts at the given share, delays, and leaves other routes alone', async () => {
+    const faulty = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews]
+  http:
+    - match: [{ headers: { x-test: { exact: abort-half } } }]
+      fault: { abort: { httpStatus: 503, percentage: { value: 50 } } }
+      route: [{ destination: { host: reviews, subset: v1 } }]
+    - match: [{ headers: { x-test: { exact: delay } } }]
+      fault: { delay: { fixedDelay: 400ms, percentage: { value: 100 } } }
+      route: [{ destination: { host: reviews, subset: v1 } }]
+    - route: [{ destination: { host: reviews, subset: v1 } }]
+`;
+    expect((await mesh.apply(faulty)).status).toBe(200);
+    await eventually('the fault route to be in force', async () => {
+      const r = await http.request('http://reviews:9080/reviews/0', { 'x-test': 'abort-half' });
+      return r.status === 503 && r.body === 'fault filter abort';
+    });
+    let aborted = 0;
+    for (let i = 0; i < 400; i++) {
+      const r = await http.request('http://reviews:9080/reviews/0', { 'x-test': 'abort-half' });
+      if (r.status === 503) aborted++;
+      else expect(r.status).toBe(200);
+    }
+    // Binomial(400, 0.5): σ = 10, so ±5σ.
+    expect(aborted).toBeGreaterThan(150);
+    expect(aborted).toBeLessThan(250);
+    const started = performance.now();
+    expect((await http.request('http://reviews:9080/reviews/0', { 'x-test': 'delay' })).status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(390);
+    for (let i = 0; i < 20; i++)
+      expect((await http.request('http://reviews:9080/reviews/0')).status).toBe(200);
+    expect((await mesh.apply(split(100, 0))).status).toBe(200);
+  });
+
   it('serves a gateway route, answers 404 for unknown hosts, and keeps old listeners when a bad update is NACKed', async () => {
     const [httpPort, busyPort] = await mesh.ports.takeMany(2);
     const busy = net.createServer();

@@ -13,8 +13,25 @@ export function socketAddress(address: string, port: number): Json {
   return { socket_address: { address, port_value: port } };
 }
 
+export const FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+export const CORS_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors';
+export const CORS_POLICY_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';
+export const FAULT_FILTER = 'envoy.filters.http.fault';
+export const CORS_FILTER = 'envoy.filters.http.cors';
+
 export function routerFilter(): Json {
   return { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
+}
+
+/**
+ * The HTTP filters of an outbound or gateway connection manager, in Istio's
+ * order: fault injection and CORS (configured per route), then the router.
+ * Proxyless gRPC clients get fault injection only (gRPC has no CORS filter).
+ */
+export function outboundHttpFilters(proxyless = false): Json[] {
+  const fault = { name: FAULT_FILTER, typed_config: { '@type': FAULT_TYPE } };
+  const cors = { name: CORS_FILTER, typed_config: { '@type': CORS_TYPE } };
+  return proxyless ? [fault, routerFilter()] : [cors, fault, routerFilter()];
 }
 
 /** An HTTP connection manager network filter using RDS (`routeName`) or an inline route table. */
@@ -22,6 +39,7 @@ export function httpConnectionManager(
   statPrefix: string,
   routes: { rds: string } | { inline: Json },
   extra: Json = {},
+  httpFilters: Json[] = [routerFilter()],
 ): Json {
   const routeSpec =
     'rds' in routes
@@ -33,7 +51,7 @@ export function httpConnectionManager(
       '@type': HCM_TYPE,
       stat_prefix: statPrefix,
       ...routeSpec,
-      http_filters: [routerFilter()],
+      http_filters: httpFilters,
       ...extra,
     },
   };

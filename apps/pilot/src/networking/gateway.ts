@@ -5,7 +5,7 @@ import { bindAddress, type ProxyInfo } from '../model/proxy.js';
 import { hostMatches } from '../registry/model.js';
 import { buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { resourceSet } from './endpoints.js';
-import { httpConnectionManager, type Json, socketAddress } from './envoy.js';
+import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress } from './envoy.js';
 import { translateHttpRoutes } from './http-routes.js';
 import type { GatewayResource, PushContext } from './push-context.js';
 
@@ -111,6 +111,7 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
             `outbound_0.0.0.0_${port}`,
             { rds: gatewayRouteName(port) },
             { use_remote_address: true },
+            outboundHttpFilters(),
           ),
         ],
       },

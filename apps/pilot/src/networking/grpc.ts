@@ -4,7 +4,7 @@ import type { ProxyInfo } from '../model/proxy.js';
 import { buildOutboundClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
-import { ADS_CONFIG_SOURCE, HCM_TYPE, type Json, routerFilter } from './envoy.js';
+import { ADS_CONFIG_SOURCE, HCM_TYPE, type Json, outboundHttpFilters } from './envoy.js';
 import { defaultRoute, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
 
@@ -27,7 +27,7 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
             '@type': HCM_TYPE,
             stat_prefix: name,
             rds: { route_config_name: name, config_source: ADS_CONFIG_SOURCE },
-            http_filters: [routerFilter()],
+            http_filters: outboundHttpFilters(true),
           },
         },
       });

@@ -1,9 +1,25 @@
-import type { HTTPMatchRequest, HTTPRoute, StringMatch, VirtualServiceSpec } from '@mizzen/api';
+import type {
+  CorsPolicy,
+  HTTPFaultInjection,
+  HTTPMatchRequest,
+  HTTPRoute,
+  Percent,
+  StringMatch,
+  VirtualServiceSpec,
+} from '@mizzen/api';
+import { parseDuration } from '@mizzen/api';
 import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { labelsMatch, resolveShortName } from '../registry/model.js';
 import { envoyDuration } from './durations.js';
-import { defaultRetryPolicy, type Json } from './envoy.js';
+import {
+  CORS_FILTER,
+  CORS_POLICY_TYPE,
+  defaultRetryPolicy,
+  FAULT_FILTER,
+  FAULT_TYPE,
+  type Json,
+} from './envoy.js';
 import type { PushContext, VirtualServiceResource } from './push-context.js';
 
 export interface RouteContext {
@@ -83,6 +99,75 @@ export function routeMatch(match: HTTPMatchRequest | undefined): Json {
     query.push(sm ? { name, string_match: sm } : { name, present_match: true });
   }
   if (query.length) out.query_parameters = query;
+  return out;
+}
+
+/** gRPC status names as Istio accepts them in `fault.abort.grpcStatus`. */
+const GRPC_STATUS: Record<string, number> = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};
+
+/** Istio's Percent (a double, 0–100) as an Envoy FractionalPercent per million. */
+function percentOf(p: Percent | undefined, legacyPercent?: number): Json {
+  if (p?.value !== undefined) return { numerator: Math.round(p.value * 10_000), denominator: 'MILLION' };
+  return { numerator: legacyPercent ?? 0, denominator: 'HUNDRED' };
+}
+
+/** `fault` as the fault filter's per-route config (Istio's translateFault). */
+export function faultConfig(fault: HTTPFaultInjection): Json {
+  const out: Json = { '@type': FAULT_TYPE };
+  if (fault.delay?.fixedDelay) {
+    out.delay = {
+      fixed_delay: envoyDuration(fault.delay.fixedDelay),
+      percentage: percentOf(fault.delay.percentage, fault.delay.percent),
+    };
+  }
+  if (fault.abort) {
+    const abort: Json = { percentage: percentOf(fault.abort.percentage) };
+    if (fault.abort.httpStatus !== undefined) abort.http_status = fault.abort.httpStatus;
+    else if (fault.abort.grpcStatus !== undefined) {
+      abort.grpc_status = GRPC_STATUS[fault.abort.grpcStatus.toUpperCase()] ?? Number(fault.abort.grpcStatus);
+    }
+    if (abort.http_status !== undefined || abort.grpc_status !== undefined) out.abort = abort;
+  }
+  return out;
+}
+
+/** `corsPolicy` as the CORS filter's per-route config (Istio's translateCORSPolicy). */
+export function corsConfig(cors: CorsPolicy): Json {
+  const out: Json = {
+    '@type': CORS_POLICY_TYPE,
+    filter_enabled: { default_value: { numerator: 100, denominator: 'HUNDRED' } },
+  };
+  if (cors.allowMethods?.length) out.allow_methods = cors.allowMethods.join(',');
+  if (cors.allowHeaders?.length) out.allow_headers = cors.allowHeaders.join(',');
+  if (cors.exposeHeaders?.length) out.expose_headers = cors.exposeHeaders.join(',');
+  if (cors.maxAge) out.max_age = String(Math.floor(parseDuration(cors.maxAge) / 1000));
+  if (cors.allowCredentials !== undefined) out.allow_credentials = cors.allowCredentials;
+  if (cors.allowOrigins?.length)
+    out.allow_origin_string_match = cors.allowOrigins.map((m) => stringMatcher(m));
+  else if (cors.allowOrigin?.length) {
+    out.allow_origin_string_match = cors.allowOrigin.map((o) =>
+      o === '*' ? { safe_regex: { regex: '.*' } } : { exact: o },
+    );
+  }
+  if (cors.unmatchedPreflights === 'IGNORE') out.forward_not_matching_preflights = false;
   return out;
 }
 
@@ -255,6 +340,10 @@ export function translateHttpRoutes(vs: VirtualServiceResource, ctx: RouteContex
           ...((envoyRoute.response_headers_to_remove as string[]) ?? []),
           ...responseHeaders.remove,
         ];
+      const perFilter: Json = {};
+      if (route.fault) perFilter[FAULT_FILTER] = faultConfig(route.fault);
+      if (route.corsPolicy && !ctx.proxyless) perFilter[CORS_FILTER] = corsConfig(route.corsPolicy);
+      if (Object.keys(perFilter).length) envoyRoute.typed_per_filter_config = perFilter;
       envoyRoute.metadata = {
         filter_metadata: {
           istio: {

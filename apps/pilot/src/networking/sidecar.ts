@@ -14,7 +14,7 @@ import { bindAddress, type ProxyInfo } from '../model/proxy.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
-import { httpConnectionManager, type Json, socketAddress, tcpProxy } from './envoy.js';
+import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
 import { defaultRoute, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
 
@@ -128,7 +128,12 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
   }
   for (const [port, kind] of [...outboundPorts(push, proxy).entries()].sort((a, b) => a[0] - b[0])) {
     const filter = kind.http
-      ? httpConnectionManager(`outbound_0.0.0.0_${port}`, { rds: outboundRouteName(port) })
+      ? httpConnectionManager(
+          `outbound_0.0.0.0_${port}`,
+          { rds: outboundRouteName(port) },
+          {},
+          outboundHttpFilters(),
+        )
       : tcpProxy(kind.tcpCluster!, kind.tcpCluster!);
     listeners.push({
       name: outboundListenerName(port),

@@ -4,13 +4,14 @@ import type {
   ListenerJson,
   TcpProxyJson,
 } from '../envoy/types.js';
+import type { HttpFilter } from '../http/filters/filter.js';
+import { compileHttpFilters } from '../http/filters/registry.js';
 import { fail } from './errors.js';
 import { RouteTable } from './route-table.js';
 
 export const HCM_TYPE =
   'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
-export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
 /** Listener filters whose job (finding the original destination, sniffing the protocol) this proxy does natively. */
 const NATIVE_LISTENER_FILTERS = new Set([
@@ -29,6 +30,8 @@ export interface HttpConnectionManagerConfig {
   readonly useRemoteAddress: boolean;
   readonly xffNumTrustedHops: number;
   readonly generateRequestId: boolean;
+  /** The HTTP filters before the router, in order. */
+  readonly filters: readonly HttpFilter[];
 }
 
 export interface TcpProxyConfig {
@@ -53,15 +56,7 @@ export interface ListenerConfig {
 }
 
 function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectionManagerConfig {
-  for (const [i, f] of (tc.http_filters ?? []).entries()) {
-    const type = f.typed_config?.['@type'];
-    if (type !== ROUTER_TYPE) {
-      fail(
-        `${where}.http_filters[${i}]`,
-        `HTTP filter ${f.name} (${type ?? 'no type'}) is not supported by this proxy`,
-      );
-    }
-  }
+  const { filters } = compileHttpFilters(tc.http_filters ?? [], where);
   if (!tc.rds && !tc.route_config) fail(where, 'HTTP connection manager has neither rds nor route_config');
   return {
     kind: 'http',
@@ -71,6 +66,7 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
     useRemoteAddress: tc.use_remote_address === true,
     xffNumTrustedHops: tc.xff_num_trusted_hops ?? 0,
     generateRequestId: tc.generate_request_id !== false,
+    filters,
   };
 }
 

@@ -7,6 +7,7 @@ import type {
   RouteMatchJson,
   VirtualHostJson,
 } from '../envoy/types.js';
+import { compilePerRouteConfig } from '../http/filters/registry.js';
 import { fail } from './errors.js';
 import { compileHeaderMutation, type HeaderMutation, NO_MUTATION } from './headers.js';
 import { type CompiledRegex, compileRegex } from './regex.js';
@@ -76,6 +77,8 @@ export interface CompiledRoute {
   readonly action: RouteAction;
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
+  /** typed_per_filter_config, compiled, by filter name. */
+  readonly perFilterConfig: ReadonlyMap<string, unknown>;
 }
 
 export interface CompiledVirtualHost {
@@ -85,6 +88,7 @@ export interface CompiledVirtualHost {
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
   readonly includeAttemptCount: boolean;
+  readonly perFilterConfig: ReadonlyMap<string, unknown>;
 }
 
 const REDIRECT_CODES: Record<string, number> = {
@@ -94,6 +98,18 @@ const REDIRECT_CODES: Record<string, number> = {
   TEMPORARY_REDIRECT: 307,
   PERMANENT_REDIRECT: 308,
 };
+
+function compilePerFilter(
+  configs: Record<string, Record<string, unknown>> | undefined,
+  where: string,
+): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const [name, config] of Object.entries(configs ?? {})) {
+    const compiled = compilePerRouteConfig(name, config, where);
+    if (compiled !== undefined) out.set(name, compiled);
+  }
+  return out;
+}
 
 /** Envoy's route timeout when a route names none. */
 const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -239,6 +255,7 @@ function compileRoute(r: RouteJson, where: string, vhostRetry: RetryPolicy | und
       r.response_headers_to_remove,
       `${where}.response`,
     ),
+    perFilterConfig: compilePerFilter(r.typed_per_filter_config, where),
   };
 }
 
@@ -260,6 +277,7 @@ function compileVirtualHost(v: VirtualHostJson, where: string): CompiledVirtualH
       `${where}.response`,
     ),
     includeAttemptCount: v.include_request_attempt_count === true,
+    perFilterConfig: compilePerFilter(v.typed_per_filter_config, where),
   };
 }
 

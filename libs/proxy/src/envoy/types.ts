@@ -148,6 +148,7 @@ export interface RouteJson {
   response_headers_to_remove?: string[];
   metadata?: unknown;
   decorator?: { operation?: string };
+  typed_per_filter_config?: Record<string, TypedConfig>;
 }
 
 export interface VirtualHostJson {
@@ -160,6 +161,7 @@ export interface VirtualHostJson {
   response_headers_to_remove?: string[];
   include_request_attempt_count?: boolean;
   retry_policy?: RetryPolicyJson;
+  typed_per_filter_config?: Record<string, TypedConfig>;
 }
 
 export interface RouteConfigurationJson {

@@ -14,6 +14,7 @@ import {
   type WeightedCluster,
 } from '../config/route-table.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
+import type { HttpFilterContext, ResponseDecorator } from './filters/filter.js';
 import { endToEndHeaders, headerValue } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
 import { readRequestBody } from './request-body.js';
@@ -152,38 +153,57 @@ export class HttpConnectionManager {
       },
     };
     const route = vhost ? findRoute(vhost, input) : undefined;
+    info.routeName = route?.name;
+    const responseLevels =
+      route && vhost ? [route.responseHeaders, vhost.responseHeaders, table.responseHeaders] : [];
+    const decorators: ResponseDecorator[] = [];
+    const reply = (status: number, body: string | Buffer, extra: Record<string, string | string[]> = {}) => {
+      const replyHeaders: HeaderMap = { ...extra };
+      applyHeaderMutations(replyHeaders, responseLevels);
+      for (const d of decorators) d(status, replyHeaders);
+      info.responseCode = status;
+      sendLocalReply(res, status, body, replyHeaders as Record<string, string | string[]>);
+    };
+    if (this.config.filters.length) {
+      const filterContext: HttpFilterContext = {
+        request: { method: req.method ?? 'GET', path, authority, scheme: ctx.scheme, headers },
+        req,
+        res,
+        route,
+        vhost,
+        info,
+        downstream: ctx,
+        reply,
+        decorateResponse: (d) => decorators.push(d),
+      };
+      for (const filter of this.config.filters) {
+        if ((await filter.decode(filterContext)) === 'stop') return;
+      }
+    }
     if (!vhost || !route) {
       info.flag('NR');
-      sendLocalReply(res, 404, LocalReplies.noRoute);
+      reply(404, LocalReplies.noRoute);
       return;
     }
-    info.routeName = route.name;
     const action = route.action;
-    const responseLevels = [route.responseHeaders, vhost.responseHeaders, table.responseHeaders];
     switch (action.kind) {
-      case 'direct': {
-        const replyHeaders: HeaderMap = {};
-        applyHeaderMutations(replyHeaders, responseLevels);
-        info.responseCode = action.status;
-        sendLocalReply(
-          res,
-          action.status,
-          action.body ?? '',
-          replyHeaders as Record<string, string | string[]>,
-        );
+      case 'direct':
+        reply(action.status, action.body ?? '');
         return;
-      }
-      case 'redirect': {
-        const replyHeaders: HeaderMap = {
-          location: redirectLocation(action, route, ctx.scheme, authority, path),
-        };
-        applyHeaderMutations(replyHeaders, responseLevels);
-        info.responseCode = action.status;
-        sendLocalReply(res, action.status, '', replyHeaders as Record<string, string | string[]>);
+      case 'redirect':
+        reply(action.status, '', { location: redirectLocation(action, route, ctx.scheme, authority, path) });
         return;
-      }
       case 'forward':
-        await this.forward(req, res, ctx, info, { table, vhost, route, action, headers, path, pathOnly });
+        await this.forward(req, res, ctx, info, {
+          table,
+          vhost,
+          route,
+          action,
+          headers,
+          path,
+          pathOnly,
+          decorators,
+        });
     }
   }
 
@@ -200,6 +220,7 @@ export class HttpConnectionManager {
       headers: HeaderMap;
       path: string;
       pathOnly: string;
+      decorators: ResponseDecorator[];
     },
   ): Promise<void> {
     const target = pickWeighted(r.action);
@@ -238,6 +259,7 @@ export class HttpConnectionManager {
           r.vhost.responseHeaders,
           r.table.responseHeaders,
         ],
+        decorators: r.decorators,
       },
       res,
       info,

@@ -6,6 +6,7 @@ import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../ups
 import type { ConnectionPools } from '../upstream/connection-pools.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { Cancellation } from './cancellation.js';
+import type { ResponseDecorator } from './filters/filter.js';
 import { endToEndHeaders } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
 import type { RequestBody } from './request-body.js';
@@ -25,6 +26,8 @@ export interface UpstreamRequest {
   readonly originalDst?: OriginalDestination;
   /** Response header edits, most specific first (weighted cluster, route, virtual host, route table). */
   readonly responseMutations: readonly HeaderMutation[];
+  /** Response edits from HTTP filters (CORS…), applied last. */
+  readonly decorators?: readonly ResponseDecorator[];
 }
 
 type FailureKind =
@@ -292,6 +295,7 @@ export class Router {
     const headers = endToEndHeaders(upstream.headers);
     headers['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs ?? 0));
     applyHeaderMutations(headers, req.responseMutations);
+    for (const d of req.decorators ?? []) d(upstream.statusCode, headers);
     info.responseCode = upstream.statusCode;
     if (res.destroyed) {
       upstream.body.destroy();

@@ -2,10 +2,28 @@
  * What happened to one request, in Envoy's terms: the response flags
  * (`NR` no route, `UH` no healthy upstream, `UF` upstream connection failure,
  * `UC` upstream connection termination, `UT` upstream timeout, `URX` retry
- * limit exceeded, `DC` downstream connection termination, `NC` no cluster)
+ * limit exceeded, `DC` downstream connection termination, `NC` no cluster,
+ * `UO` upstream overflow (circuit breaking), `DI` delay injected, `FI` fault
+ * injected, `RL` rate limited, `UAEX` denied by an external authorizer)
  * and where it went. Access logs and metrics read it.
  */
-export type ResponseFlag = 'NR' | 'UH' | 'UF' | 'UC' | 'UT' | 'URX' | 'DC' | 'NC' | 'UO' | 'DPE';
+export type ResponseFlag =
+  | 'NR'
+  | 'UH'
+  | 'UF'
+  | 'UC'
+  | 'UT'
+  | 'URX'
+  | 'DC'
+  | 'NC'
+  | 'UO'
+  | 'DPE'
+  | 'DI'
+  | 'FI'
+  | 'RL'
+  | 'RLSE'
+  | 'UAEX'
+  | 'LR';
 
 export class StreamInfo {
   readonly startTime = performance.now();

@@ -1,0 +1,50 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { HeaderMap } from '../../config/headers.js';
+import type { CompiledRoute, CompiledVirtualHost } from '../../config/route-table.js';
+import type { DownstreamContext } from '../connection-manager.js';
+import type { StreamInfo } from '../stream-info.js';
+
+/** The request as filters see and may edit it (headers are the end-to-end headers that will go upstream). */
+export interface FilterRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly scheme: string;
+  readonly headers: HeaderMap;
+}
+
+/** Edits response headers just before they are written (CORS, for example). */
+export type ResponseDecorator = (status: number, headers: HeaderMap) => void;
+
+export interface HttpFilterContext {
+  readonly request: FilterRequest;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The route the request matched, if any (filters run before a no-route 404 is sent). */
+  readonly route?: CompiledRoute;
+  readonly vhost?: CompiledVirtualHost;
+  readonly info: StreamInfo;
+  readonly downstream: DownstreamContext;
+  /** Answers the request from the filter (decorators still apply). */
+  reply(status: number, body: string | Buffer, headers?: Record<string, string | string[]>): void;
+  /** Registers a response-header edit for whatever response goes back. */
+  decorateResponse(decorator: ResponseDecorator): void;
+}
+
+export type FilterStatus = 'continue' | 'stop';
+
+/**
+ * One of Envoy's HTTP filters, decoding side: it sees the request before the
+ * router, may change it, delay it or answer it itself ('stop').
+ */
+export interface HttpFilter {
+  readonly name: string;
+  decode(ctx: HttpFilterContext): FilterStatus | Promise<FilterStatus>;
+}
+
+/** A filter's configuration for the matched route (route level, else virtual host level), compiled. */
+export function perRouteConfig<T>(ctx: HttpFilterContext, filterName: string): T | undefined {
+  return (ctx.route?.perFilterConfig.get(filterName) ?? ctx.vhost?.perFilterConfig.get(filterName)) as
+    | T
+    | undefined;
+}

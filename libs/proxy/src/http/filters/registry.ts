@@ -1,0 +1,83 @@
+import { fail } from '../../config/errors.js';
+import type { FilterJson } from '../../envoy/types.js';
+import { CORS_POLICY_TYPE, CORS_TYPE, CorsFilter, compileCorsPolicy } from './cors.js';
+import { compileFault, FAULT_TYPE, FaultFilter } from './fault.js';
+import type { HttpFilter } from './filter.js';
+
+export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+
+type Json = Record<string, unknown>;
+
+/** How to build one HTTP filter type from its HCM entry. */
+interface FilterKind {
+  create(name: string, config: Json, where: string): HttpFilter;
+}
+
+const FILTERS: Record<string, FilterKind> = {
+  [FAULT_TYPE]: { create: (name, config, where) => new FaultFilter(name, compileFault(config, where)) },
+  [CORS_TYPE]: { create: (name) => new CorsFilter(name) },
+};
+
+/** Per-route configs (typed_per_filter_config), by their @type, compiled when the route table is. */
+const PER_ROUTE: Record<string, (config: Json, where: string) => unknown> = {
+  [FAULT_TYPE]: (config, where) => compileFault(config, where),
+  [CORS_POLICY_TYPE]: (config, where) => compileCorsPolicy(config, where),
+};
+
+export interface CompiledHttpFilters {
+  /** Every filter before the router, in order. */
+  readonly filters: readonly HttpFilter[];
+}
+
+/**
+ * The HCM's http_filters: known filters are built, the router must come last,
+ * and anything this proxy cannot run is refused (a skipped auth or fault
+ * filter would silently change behaviour), unless Envoy's `is_optional` says
+ * it may be skipped.
+ */
+export function compileHttpFilters(
+  list: (FilterJson & { is_optional?: boolean })[],
+  where: string,
+): CompiledHttpFilters {
+  const filters: HttpFilter[] = [];
+  list.forEach((f, i) => {
+    const type = f.typed_config?.['@type'];
+    const at = `${where}.http_filters[${i}]`;
+    if (type === ROUTER_TYPE) {
+      if (i !== list.length - 1) fail(at, 'the router filter must be the last HTTP filter');
+      return;
+    }
+    const kind = type ? FILTERS[type] : undefined;
+    if (!kind) {
+      if (f.is_optional) return;
+      fail(at, `HTTP filter ${f.name} (${type ?? 'no type'}) is not supported by this proxy`);
+    }
+    const { '@type': _t, ...config } = f.typed_config!;
+    filters.push(kind.create(f.name, config, `${at} (${f.name})`));
+  });
+  if (list.length === 0 || list[list.length - 1]?.typed_config?.['@type'] !== ROUTER_TYPE) {
+    fail(where, 'the HTTP filter chain must end with the router filter');
+  }
+  return { filters };
+}
+
+/** Compiles one typed_per_filter_config entry; unknown types are refused. */
+export function compilePerRouteConfig(filterName: string, config: Json, where: string): unknown {
+  let typed = config as Json & { '@type'?: string; config?: Json; is_optional?: boolean };
+  // envoy.config.route.v3.FilterConfig wraps the real config and may mark it optional.
+  if (typed['@type'] === 'type.googleapis.com/envoy.config.route.v3.FilterConfig') {
+    const inner = typed.config as (Json & { '@type'?: string }) | undefined;
+    if (!inner) return undefined;
+    if (!PER_ROUTE[inner['@type'] ?? ''] && typed.is_optional) return undefined;
+    typed = inner;
+  }
+  const type = typed['@type'] ?? '';
+  const compile = PER_ROUTE[type];
+  if (!compile)
+    fail(
+      `${where}.typed_per_filter_config[${filterName}]`,
+      `per-route config ${type || '(no type)'} is not supported`,
+    );
+  const { '@type': _t, ...rest } = typed;
+  return compile(rest, `${where}.typed_per_filter_config[${filterName}]`);
+}
