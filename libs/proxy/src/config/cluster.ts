@@ -2,7 +2,7 @@ import { durationToMs } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { fail } from './errors.js';
 
-export type LbKind = 'round_robin' | 'least_request' | 'random';
+export type LbKind = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev';
 
 /** One upstream address as EDS or a static load assignment gives it. */
 export interface EndpointSpec {
@@ -23,14 +23,115 @@ export interface ClusterConfig {
   readonly lb: LbKind;
   /** Endpoints given inline (STATIC and DNS clusters). */
   readonly endpoints?: readonly EndpointSpec[];
+  readonly limits: CircuitBreakerLimits;
+  readonly outlier?: OutlierConfig;
+  /** Below this % of healthy hosts, balance over all hosts anyway (Envoy's panic mode); 0 disables it. */
+  readonly panicThresholdPercent: number;
+  /** Ring hash: points on the ring; Maglev: table size. */
+  readonly hashTableSize: number;
+  readonly http: { idleTimeoutMs?: number; maxRequestsPerConnection?: number };
+  readonly tcpKeepalive?: { initialDelayMs: number };
   readonly json: ClusterJson;
 }
+
+/** Envoy's circuit-breaker thresholds (priority DEFAULT). */
+export interface CircuitBreakerLimits {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  readonly maxRetries: number;
+}
+
+export interface OutlierConfig {
+  readonly consecutive5xx: number;
+  readonly enforcing5xx: number;
+  readonly consecutiveGateway: number;
+  readonly enforcingGateway: number;
+  readonly intervalMs: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+}
+
+/** Envoy's defaults where a cluster sets no thresholds. */
+const DEFAULT_LIMITS: CircuitBreakerLimits = {
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+  maxRetries: 3,
+};
+
+const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 const LB: Partial<Record<string, LbKind>> = {
   ROUND_ROBIN: 'round_robin',
   LEAST_REQUEST: 'least_request',
   RANDOM: 'random',
+  RING_HASH: 'ring_hash',
+  MAGLEV: 'maglev',
 };
+
+function compileLimits(c: ClusterJson, where: string): CircuitBreakerLimits {
+  const t = (c.circuit_breakers?.thresholds ?? []).find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
+  if (!t) return DEFAULT_LIMITS;
+  const limits = {
+    maxConnections: t.max_connections ?? DEFAULT_LIMITS.maxConnections,
+    maxPendingRequests: t.max_pending_requests ?? DEFAULT_LIMITS.maxPendingRequests,
+    maxRequests: t.max_requests ?? DEFAULT_LIMITS.maxRequests,
+    maxRetries: t.max_retries ?? DEFAULT_LIMITS.maxRetries,
+  };
+  for (const [k, v] of Object.entries(limits))
+    if (!(v >= 0)) fail(`${where}.circuit_breakers`, `${k} must not be negative`);
+  return limits;
+}
+
+function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefined {
+  const o = c.outlier_detection;
+  if (!o) return undefined;
+  const ms = (v: string | undefined, fallback: number, field: string) => {
+    const n = v === undefined ? fallback : durationToMs(v)!;
+    if (!(n > 0)) fail(`${where}.outlier_detection.${field}`, 'must be greater than zero');
+    return n;
+  };
+  const baseEjectionMs = ms(o.base_ejection_time, 30_000, 'base_ejection_time');
+  // Envoy's defaults: 5 consecutive 5xx enforced at 100%, gateway failures counted but not enforced.
+  return {
+    consecutive5xx: o.consecutive_5xx ?? 5,
+    enforcing5xx: o.enforcing_consecutive_5xx ?? 100,
+    consecutiveGateway: o.consecutive_gateway_failure ?? 5,
+    enforcingGateway: o.enforcing_consecutive_gateway_failure ?? 0,
+    intervalMs: ms(o.interval, 10_000, 'interval'),
+    baseEjectionMs,
+    maxEjectionMs: Math.max(baseEjectionMs, ms(o.max_ejection_time, 300_000, 'max_ejection_time')),
+    maxEjectionPercent: o.max_ejection_percent ?? 10,
+  };
+}
+
+function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'] {
+  const options = c.typed_extension_protocol_options ?? {};
+  for (const [name, config] of Object.entries(options)) {
+    if (config['@type'] !== HTTP_OPTIONS_TYPE)
+      fail(`${where}.typed_extension_protocol_options[${name}]`, `${config['@type']} is not supported`);
+  }
+  const http = Object.values(options).find((o) => o['@type'] === HTTP_OPTIONS_TYPE) as
+    | {
+        common_http_protocol_options?: { idle_timeout?: string; max_requests_per_connection?: number };
+        explicit_http_config?: Record<string, unknown>;
+      }
+    | undefined;
+  if (!http) return {};
+  if (http.explicit_http_config?.http2_protocol_options !== undefined) {
+    fail(
+      `${where}.typed_extension_protocol_options`,
+      'HTTP/2 upstream connections are not supported by this proxy yet',
+    );
+  }
+  const idle = http.common_http_protocol_options?.idle_timeout;
+  return {
+    idleTimeoutMs: idle === undefined ? undefined : durationToMs(idle),
+    maxRequestsPerConnection: http.common_http_protocol_options?.max_requests_per_connection || undefined,
+  };
+}
 
 /** Envoy's default connect timeout. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -90,13 +191,24 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
   }
   const timeout =
     c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationToMs(c.connect_timeout)!;
+  const lb = LB[lbPolicy] ?? 'round_robin';
+  const keepalive = c.upstream_connection_options?.tcp_keepalive;
   return {
     name: c.name,
     type,
     edsServiceName: type === 'EDS' ? c.eds_cluster_config?.service_name || c.name : undefined,
     connectTimeoutMs: timeout > 0 ? timeout : DEFAULT_CONNECT_TIMEOUT_MS,
-    lb: LB[lbPolicy] ?? 'round_robin',
+    lb,
     endpoints,
+    limits: compileLimits(c, where),
+    outlier: compileOutlier(c, where),
+    panicThresholdPercent: c.common_lb_config?.healthy_panic_threshold?.value ?? 50,
+    hashTableSize:
+      lb === 'maglev'
+        ? (c.maglev_lb_config?.table_size ?? 65537)
+        : (c.ring_hash_lb_config?.minimum_ring_size ?? 1024),
+    http: compileHttpOptions(c, where),
+    tcpKeepalive: keepalive ? { initialDelayMs: (keepalive.keepalive_time ?? 7200) * 1000 } : undefined,
     json: c,
   };
 }

@@ -7,7 +7,9 @@ import type {
   RouteMatchJson,
   VirtualHostJson,
 } from '../envoy/types.js';
+import { fraction } from '../http/filters/percent.js';
 import { compilePerRouteConfig } from '../http/filters/registry.js';
+import { type CompiledHashPolicy, compileHashPolicy } from '../http/hash-policy.js';
 import { fail } from './errors.js';
 import { compileHeaderMutation, type HeaderMutation, NO_MUTATION } from './headers.js';
 import { type CompiledRegex, compileRegex } from './regex.js';
@@ -47,6 +49,9 @@ export interface ForwardAction {
   readonly prefixRewrite?: string;
   readonly regexRewrite?: { pattern: CompiledRegex; substitution: string };
   readonly hostRewrite?: string;
+  readonly hashPolicies: readonly CompiledHashPolicy[];
+  /** Shadow copies: each cluster gets the request with probability `probability`, answers discarded. */
+  readonly mirrors: readonly { cluster: string; probability: number }[];
 }
 
 export interface RedirectAction {
@@ -185,6 +190,16 @@ function compileForward(a: RouteActionJson, where: string): ForwardAction {
         }
       : undefined,
     hostRewrite: a.host_rewrite_literal || undefined,
+    hashPolicies: (a.hash_policy ?? []).map((h, i) => compileHashPolicy(h, `${where}.hash_policy[${i}]`)),
+    mirrors: (a.request_mirror_policies ?? []).map((m, i) => {
+      const at = `${where}.request_mirror_policies[${i}]`;
+      if (!m.cluster) fail(at, 'mirror policy names no cluster');
+      // No runtime_fraction means every request is mirrored.
+      return {
+        cluster: m.cluster,
+        probability: m.runtime_fraction ? fraction(m.runtime_fraction.default_value, at) : 1,
+      };
+    }),
   };
 }
 

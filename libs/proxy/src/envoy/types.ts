@@ -118,6 +118,24 @@ export interface RouteActionJson {
   regex_rewrite?: { pattern: { regex: string }; substitution: string };
   host_rewrite_literal?: string;
   auto_host_rewrite?: boolean;
+  hash_policy?: HashPolicyJson[];
+  request_mirror_policies?: RequestMirrorPolicyJson[];
+}
+
+export interface HashPolicyJson {
+  header?: { header_name: string };
+  cookie?: { name: string; ttl?: string; path?: string };
+  connection_properties?: { source_ip?: boolean };
+  query_parameter?: { name: string };
+  filter_state?: unknown;
+  terminal?: boolean;
+}
+
+export interface RequestMirrorPolicyJson {
+  cluster: string;
+  runtime_fraction?: {
+    default_value?: { numerator?: number; denominator?: 'HUNDRED' | 'TEN_THOUSAND' | 'MILLION' };
+  };
 }
 
 export interface RedirectActionJson {
@@ -234,4 +252,37 @@ export interface ClusterJson {
   metadata?: unknown;
   dns_lookup_family?: string;
   transport_socket?: TypedConfig;
+  circuit_breakers?: { thresholds?: CircuitBreakerThresholdsJson[] };
+  outlier_detection?: OutlierDetectionJson;
+  common_lb_config?: { healthy_panic_threshold?: { value?: number } };
+  ring_hash_lb_config?: { minimum_ring_size?: number; maximum_ring_size?: number; hash_function?: string };
+  maglev_lb_config?: { table_size?: number };
+  least_request_lb_config?: { choice_count?: number };
+  typed_extension_protocol_options?: Record<string, TypedConfig>;
+  upstream_connection_options?: {
+    tcp_keepalive?: { keepalive_probes?: number; keepalive_time?: number; keepalive_interval?: number };
+  };
+}
+
+export interface CircuitBreakerThresholdsJson {
+  priority?: 'DEFAULT' | 'HIGH';
+  max_connections?: number;
+  max_pending_requests?: number;
+  max_requests?: number;
+  max_retries?: number;
+  track_remaining?: boolean;
+}
+
+export interface OutlierDetectionJson {
+  consecutive_5xx?: number;
+  consecutive_gateway_failure?: number;
+  enforcing_consecutive_5xx?: number;
+  enforcing_consecutive_gateway_failure?: number;
+  enforcing_success_rate?: number;
+  interval?: string;
+  base_ejection_time?: string;
+  max_ejection_time?: string;
+  max_ejection_percent?: number;
+  split_external_local_origin_errors?: boolean;
+  consecutive_local_origin_failure?: number;
 }

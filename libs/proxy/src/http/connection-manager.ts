@@ -15,6 +15,8 @@ import {
 } from '../config/route-table.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
 import type { HttpFilterContext, ResponseDecorator } from './filters/filter.js';
+import { sample } from './filters/percent.js';
+import { cookieValue, requestHash } from './hash-policy.js';
 import { endToEndHeaders, headerValue } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
 import { readRequestBody } from './request-body.js';
@@ -241,7 +243,22 @@ export class HttpConnectionManager {
       path = r.action.regexRewrite.pattern.replaceAll(r.pathOnly, r.action.regexRewrite.substitution) + rest;
     }
     if (r.action.hostRewrite) r.headers.host = r.action.hostRewrite;
+    const hash = r.action.hashPolicies.length
+      ? this.hash(r.action, r.headers, req, r.path, r.decorators)
+      : undefined;
     const body = await readRequestBody(req);
+    for (const mirror of r.action.mirrors) {
+      // Fire and forget: the caller never waits for, or sees, the shadow's answer.
+      if (body.kind !== 'stream' && sample(mirror.probability)) {
+        this.deps.router.shadow(mirror.cluster, {
+          method: req.method ?? 'GET',
+          path,
+          headers: { ...r.headers, host: shadowHost(String(r.headers.host ?? '')) },
+          body,
+          originalDst: ctx.originalDst,
+        });
+      }
+    }
     await this.deps.router.forward(
       target.name,
       {
@@ -260,10 +277,38 @@ export class HttpConnectionManager {
           r.table.responseHeaders,
         ],
         decorators: r.decorators,
+        hash,
       },
       res,
       info,
     );
+  }
+
+  /** The consistent-hash key of a request, setting a sticky cookie when a cookie policy makes one. */
+  private hash(
+    action: ForwardAction,
+    headers: HeaderMap,
+    req: IncomingMessage,
+    path: string,
+    decorators: ResponseDecorator[],
+  ): number | undefined {
+    let query: URLSearchParams | undefined;
+    return requestHash(action.hashPolicies, {
+      header: (name) => headerValue(headers, name),
+      cookie: (name) => cookieValue(headerValue(headers, 'cookie'), name),
+      sourceIp: () => req.socket.remoteAddress,
+      query: (name) => {
+        query ??= new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
+        return query.get(name) ?? undefined;
+      },
+      setCookie: (name, value, ttlSeconds, cookiePath) =>
+        decorators.push((_status, h) => {
+          const cookie = `${name}="${value}"; Max-Age=${ttlSeconds}${cookiePath ? `; Path=${cookiePath}` : ''}; HttpOnly`;
+          const existing = h['set-cookie'];
+          h['set-cookie'] =
+            existing === undefined ? cookie : [...(Array.isArray(existing) ? existing : [existing]), cookie];
+        }),
+    });
   }
 
   private requestHeaders(req: IncomingMessage, authority: string, ctx: DownstreamContext): HeaderMap {
@@ -288,6 +333,12 @@ export class HttpConnectionManager {
     const name = this.config.rds!;
     return this.deps.routes.get(name) ?? (await this.deps.routes.wait(name, WARMING_WAIT_MS));
   }
+}
+
+/** Envoy's shadow authority: `-shadow` after the host, before any port (`reviews:9080` → `reviews-shadow:9080`). */
+export function shadowHost(authority: string): string {
+  const m = /^(\[[^\]]+\]|[^:]+)(:\d+)?$/.exec(authority);
+  return m ? `${m[1]}-shadow${m[2] ?? ''}` : `${authority}-shadow`;
 }
 
 function redirectLocation(

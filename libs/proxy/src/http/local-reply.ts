@@ -34,4 +34,5 @@ export const LocalReplies = {
   connectFailure:
     'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+  overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
 } as const;

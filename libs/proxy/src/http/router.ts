@@ -2,9 +2,11 @@ import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
+import type { Release } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import type { ConnectionPools } from '../upstream/connection-pools.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import type { AttemptOutcome } from '../upstream/outlier-detector.js';
 import { Cancellation } from './cancellation.js';
 import type { ResponseDecorator } from './filters/filter.js';
 import { endToEndHeaders } from './headers.js';
@@ -26,6 +28,8 @@ export interface UpstreamRequest {
   readonly originalDst?: OriginalDestination;
   /** Response header edits, most specific first (weighted cluster, route, virtual host, route table). */
   readonly responseMutations: readonly HeaderMutation[];
+  /** The request's consistent-hash key, for RING_HASH and MAGLEV clusters. */
+  readonly hash?: number;
   /** Response edits from HTTP filters (CORS…), applied last. */
   readonly decorators?: readonly ResponseDecorator[];
 }
@@ -111,6 +115,12 @@ function shouldRetryResponse(
   return false;
 }
 
+/** How an upstream answer counts for outlier detection. */
+function outcomeOf(status: number): AttemptOutcome {
+  if (status === 502 || status === 503 || status === 504) return 'gateway-error';
+  return status >= 500 ? '5xx' : 'success';
+}
+
 function backoffMs(policy: RetryPolicy | undefined, retryNumber: number): number {
   const base = policy?.baseIntervalMs ?? 25;
   const max = policy?.maxIntervalMs ?? 250;
@@ -172,65 +182,145 @@ export class Router {
     const maxRetries = replayable ? (req.retry?.numRetries ?? 0) : 0;
     const tried = new Set<string>();
     let raceRetryUsed = false;
-    for (let attempt = 1; ; attempt++) {
-      info.attempts = attempt;
-      const host = cluster.pick(tried, req.originalDst);
-      if (!host) {
-        info.flag('UH');
-        sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
-        return;
-      }
-      tried.add(host.key);
-      info.upstreamHost = host.key;
-      const retriesLeft = attempt <= maxRetries;
-      let response: Dispatcher.ResponseData;
-      const started = performance.now();
-      try {
-        response = await this.send(cluster, host, req, attempt, overall);
-      } catch (err) {
-        const kind = classify(err);
-        if (kind === 'timeout') {
-          info.flag('UT');
-          sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+    let retryBudget: Release | undefined;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        info.attempts = attempt;
+        const host = cluster.pick(tried, req.originalDst, req.hash);
+        if (!host) {
+          info.flag('UH');
+          sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
           return;
         }
-        if (kind === 'downstream-closed') return;
-        const policyRetry = retriesLeft && shouldRetryFailure(kind, req.retry, req.method);
-        // One extra try for a reused connection lost under us, outside the policy's count (never for streamed bodies).
-        const raceRetry =
-          !policyRetry && !raceRetryUsed && replayable && kind === 'reset' && IDEMPOTENT.has(req.method);
-        if (kind === 'pool-closed' || policyRetry || raceRetry) {
-          if (raceRetry) raceRetryUsed = true;
-          if (policyRetry) await this.pause(req.retry, attempt, overall);
-          if (kind === 'pool-closed' || raceRetry) tried.delete(host.key);
+        const release = await this.slot(cluster, overall);
+        if (release === 'overflow') {
+          info.flag('UO');
+          sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
+          return;
+        }
+        if (!release) return this.ended(overall, res, info);
+        tried.add(host.key);
+        info.upstreamHost = host.key;
+        // A retry needs the cluster's retry budget (max_retries retries in flight).
+        const mayRetry = () => {
+          if (attempt > maxRetries) return false;
+          retryBudget?.();
+          retryBudget = cluster.breaker.tryRetry();
+          return retryBudget !== undefined;
+        };
+        let response: Dispatcher.ResponseData;
+        const started = performance.now();
+        try {
+          response = await this.send(cluster, host, req, attempt, overall);
+        } catch (err) {
+          release();
+          const kind = classify(err);
+          if (kind === 'timeout' || kind === 'downstream-closed') return this.ended(overall, res, info);
+          if (kind !== 'pool-closed') cluster.report(host.key, 'local-failure');
+          const policyRetry = shouldRetryFailure(kind, req.retry, req.method) && mayRetry();
+          // One extra try for a reused connection lost under us, outside the policy's count (never for streamed bodies).
+          const raceRetry =
+            !policyRetry && !raceRetryUsed && replayable && kind === 'reset' && IDEMPOTENT.has(req.method);
+          if (kind === 'pool-closed' || policyRetry || raceRetry) {
+            if (raceRetry) raceRetryUsed = true;
+            if (policyRetry) await this.pause(req.retry, attempt, overall);
+            if (kind === 'pool-closed' || raceRetry) tried.delete(host.key);
+            continue;
+          }
+          if (attempt > 1) info.flag('URX');
+          if (kind === 'per-try-timeout') {
+            info.flag('UT');
+            sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+          } else if (kind === 'connect-failure') {
+            info.flag('UF');
+            sendLocalReply(res, 503, LocalReplies.connectFailure);
+          } else {
+            info.flag('UC');
+            sendLocalReply(res, 503, LocalReplies.reset);
+          }
+          return;
+        }
+        cluster.report(host.key, outcomeOf(response.statusCode));
+        const retriable =
+          req.retry !== undefined && shouldRetryResponse(response.statusCode, response.headers, req.retry);
+        if (retriable && mayRetry()) {
+          response.body.on('error', () => {});
+          response.body.once('end', release);
+          response.body.once('close', release);
+          response.body.resume();
+          await this.pause(req.retry, attempt, overall);
           continue;
         }
-        if (attempt > 1) info.flag('URX');
-        if (kind === 'per-try-timeout') {
-          info.flag('UT');
-          sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
-        } else if (kind === 'connect-failure') {
-          info.flag('UF');
-          sendLocalReply(res, 503, LocalReplies.connectFailure);
-        } else {
-          info.flag('UC');
-          sendLocalReply(res, 503, LocalReplies.reset);
+        if (retriable && attempt > 1) info.flag('URX');
+        info.upstreamServiceTimeMs = performance.now() - started;
+        try {
+          await this.respond(response, req, res, info, overall);
+        } finally {
+          release();
         }
         return;
       }
-      if (retriesLeft && req.retry && shouldRetryResponse(response.statusCode, response.headers, req.retry)) {
-        response.body.resume();
-        response.body.on('error', () => {});
-        await this.pause(req.retry, attempt, overall);
-        continue;
-      }
-      if (attempt > 1 && req.retry && shouldRetryResponse(response.statusCode, response.headers, req.retry)) {
-        info.flag('URX');
-      }
-      info.upstreamServiceTimeMs = performance.now() - started;
-      await this.respond(response, req, res, info, overall);
-      return;
+    } finally {
+      retryBudget?.();
     }
+  }
+
+  /** A connection slot from the cluster's circuit breaker, waiting in its pending queue if need be. */
+  private async slot(
+    cluster: ClusterRuntime,
+    overall: Cancellation,
+  ): Promise<Release | 'overflow' | undefined> {
+    const slot = cluster.breaker.acquire({ onAbandon: (cb) => overall.once('abort', cb) });
+    if (slot === 'overflow' || typeof slot === 'function') return slot;
+    if (overall.aborted) return undefined;
+    return Promise.race([
+      slot,
+      new Promise<undefined>((resolve) => overall.once('abort', () => resolve(undefined))),
+    ]);
+  }
+
+  /** The request ended on the router's side: the route timeout fired, or the downstream went away. */
+  private ended(overall: Cancellation, res: ServerResponse, info: StreamInfo): void {
+    if ((overall.reason as AttemptFailure | undefined)?.kind === 'timeout') {
+      info.flag('UT');
+      sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+    }
+  }
+
+  /**
+   * A mirrored copy of a request (VirtualService `mirror`): one attempt, no
+   * retries, answer and errors discarded. It still takes a slot from the
+   * mirror cluster's circuit breaker, so shadows cannot swamp it.
+   */
+  shadow(
+    clusterName: string,
+    req: Pick<UpstreamRequest, 'method' | 'path' | 'headers' | 'body' | 'originalDst'>,
+  ): void {
+    const cluster = this.clusters.get(clusterName);
+    const host = cluster?.pick(undefined, req.originalDst);
+    if (!cluster || !host) return;
+    const slot = cluster.breaker.tryAcquire();
+    if (!slot) return;
+    const pool = this.pools.get(host, cluster.connectionSettings);
+    void pool
+      .request({
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.path,
+        headers: req.headers as Record<string, string | string[]>,
+        body: req.body.kind === 'buffered' ? req.body.data : null,
+      })
+      .then(
+        (res) => {
+          cluster.report(host.key, outcomeOf(res.statusCode));
+          res.body.on('error', () => {});
+          res.body.once('close', slot);
+          res.body.resume();
+        },
+        () => {
+          cluster.report(host.key, 'local-failure');
+          slot();
+        },
+      );
   }
 
   /** Waits out the retry back-off; an overall timeout during it still ends the request. */
@@ -261,7 +351,7 @@ export class Router {
     const headers = req.includeAttemptCount
       ? { ...req.headers, 'x-envoy-attempt-count': String(attempt) }
       : req.headers;
-    const pool = this.pools.get(host, cluster.config.connectTimeoutMs);
+    const pool = this.pools.get(host, cluster.connectionSettings);
     this.pools.begin(host.key);
     try {
       return await pool.request({

@@ -1,7 +1,9 @@
 import type { ClusterConfig, EndpointSpec } from '../config/cluster.js';
-import type { ConnectionPools } from './connection-pools.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import type { ConnectionPools, ConnectionSettings } from './connection-pools.js';
 import { makeHost, type UpstreamHost } from './host.js';
 import { LoadBalancer } from './load-balancer.js';
+import { type AttemptOutcome, OutlierDetector } from './outlier-detector.js';
 
 /** Where the downstream was going before the proxy caught it (ORIGINAL_DST clusters send it there). */
 export interface OriginalDestination {
@@ -9,18 +11,36 @@ export interface OriginalDestination {
   readonly port: number;
 }
 
-/** A cluster as the router uses it: its config and a balancer over its current endpoints. */
+/** A cluster as the router uses it: its config, a balancer over its endpoints, its circuit breaker and outlier detector. */
 export class ClusterRuntime {
   private balancer: LoadBalancer;
   private hostList: readonly UpstreamHost[];
+  readonly breaker: CircuitBreaker;
+  readonly outlier?: OutlierDetector;
+  /** How connections to this cluster's hosts are made. */
+  readonly connectionSettings: ConnectionSettings;
 
   constructor(
     readonly config: ClusterConfig,
     endpoints: readonly EndpointSpec[],
     private readonly pools: ConnectionPools,
+    previous?: ClusterRuntime,
   ) {
+    // Counters and ejections outlive a config update of the same cluster, so limits hold across pushes.
+    this.breaker = previous?.breaker ?? new CircuitBreaker(config.limits);
+    if (previous) this.breaker.update(config.limits);
+    if (config.outlier) {
+      this.outlier = previous?.outlier ?? new OutlierDetector(config.outlier);
+      if (previous?.outlier) this.outlier.update(config.outlier);
+    } else previous?.outlier?.stop();
+    this.connectionSettings = {
+      connectTimeoutMs: config.connectTimeoutMs,
+      idleTimeoutMs: config.http.idleTimeoutMs,
+      maxRequestsPerConnection: config.http.maxRequestsPerConnection,
+      keepaliveInitialDelayMs: config.tcpKeepalive?.initialDelayMs,
+    };
     this.hostList = toHosts(endpoints);
-    this.balancer = new LoadBalancer(config.lb, this.hostList, (k) => pools.active(k));
+    this.balancer = this.makeBalancer();
   }
 
   get name(): string {
@@ -33,15 +53,41 @@ export class ClusterRuntime {
 
   setEndpoints(endpoints: readonly EndpointSpec[]): void {
     this.hostList = toHosts(endpoints);
-    this.balancer = new LoadBalancer(this.config.lb, this.hostList, (k) => this.pools.active(k));
+    this.balancer = this.makeBalancer();
   }
 
   /** A host for one attempt, or undefined when the cluster has none to offer. */
-  pick(exclude?: ReadonlySet<string>, originalDst?: OriginalDestination): UpstreamHost | undefined {
+  pick(
+    exclude?: ReadonlySet<string>,
+    originalDst?: OriginalDestination,
+    hash?: number,
+  ): UpstreamHost | undefined {
     if (this.config.type === 'ORIGINAL_DST') {
       return originalDst ? makeHost(originalDst.host, originalDst.port) : undefined;
     }
-    return this.balancer.pick(exclude);
+    return this.balancer.pick(exclude, hash);
+  }
+
+  /** Records how an attempt to a host ended, for outlier detection. */
+  report(hostKey: string, outcome: AttemptOutcome): void {
+    this.outlier?.report(hostKey, outcome, this.hostList.length);
+  }
+
+  isEjected(hostKey: string): boolean {
+    return this.outlier?.isEjected(hostKey) ?? false;
+  }
+
+  stop(): void {
+    this.outlier?.stop();
+  }
+
+  private makeBalancer(): LoadBalancer {
+    return new LoadBalancer(this.config.lb, this.hostList, {
+      active: (k) => this.pools.active(k),
+      isEjected: this.outlier ? (k) => this.outlier!.isEjected(k) : undefined,
+      panicThresholdPercent: this.config.panicThresholdPercent,
+      hashTableSize: this.config.hashTableSize,
+    });
   }
 }
 
@@ -70,12 +116,16 @@ export class ClusterManager {
     const next = new Map<string, ClusterRuntime>();
     for (const config of configs) {
       const endpoints = config.endpoints ?? this.assignments.get(config.edsServiceName ?? '') ?? [];
-      next.set(config.name, new ClusterRuntime(config, endpoints, this.pools));
+      next.set(
+        config.name,
+        new ClusterRuntime(config, endpoints, this.pools, this.clusters.get(config.name)),
+      );
     }
     for (const [name, runtime] of this.clusters) {
       if (next.has(name)) continue;
       const timer = setTimeout(() => {
         this.removed.delete(name);
+        runtime.stop();
         this.retainPools();
       }, REMOVED_CLUSTER_GRACE_MS);
       timer.unref();
@@ -132,8 +182,12 @@ export class ClusterManager {
   }
 
   stop(): void {
-    for (const r of this.removed.values()) clearTimeout(r.timer);
+    for (const r of this.removed.values()) {
+      clearTimeout(r.timer);
+      r.runtime.stop();
+    }
     this.removed.clear();
+    for (const r of this.clusters.values()) r.stop();
   }
 
   private retainPools(): void {

@@ -3,8 +3,20 @@ import type { UpstreamHost } from './host.js';
 
 interface Entry {
   pool: Pool;
-  connectTimeoutMs: number;
+  /** The connection settings it was made with; other settings get a new pool. */
+  signature: string;
   active: number;
+}
+
+/** How a cluster wants its upstream connections made (from its Cluster resource). */
+export interface ConnectionSettings {
+  connectTimeoutMs: number;
+  /** Close a connection idle this long (HttpProtocolOptions idle_timeout). */
+  idleTimeoutMs?: number;
+  /** Close a connection after this many requests (max_requests_per_connection). */
+  maxRequestsPerConnection?: number;
+  /** TCP keepalive probes after this long idle. */
+  keepaliveInitialDelayMs?: number;
 }
 
 /** Connections per upstream host; enough that a busy host is never a queue behind a few sockets. */
@@ -19,26 +31,42 @@ const MAX_CONNECTIONS_PER_HOST = 256;
 export class ConnectionPools {
   private readonly pools = new Map<string, Entry>();
 
-  get(host: UpstreamHost, connectTimeoutMs: number): Pool {
+  private readonly signatures = new WeakMap<ConnectionSettings, string>();
+
+  get(host: UpstreamHost, settings: ConnectionSettings): Pool {
+    let signature = this.signatures.get(settings);
+    if (signature === undefined) {
+      signature = JSON.stringify(settings);
+      this.signatures.set(settings, signature);
+    }
     let entry = this.pools.get(host.key);
-    if (entry && entry.connectTimeoutMs !== connectTimeoutMs) {
+    if (entry && entry.signature !== signature) {
       this.retire(host.key, entry);
       entry = undefined;
     }
     if (!entry) {
       const origin = `http://${host.key}`;
+      const idle = settings.idleTimeoutMs ?? 30_000;
       entry = {
         pool: new Pool(origin, {
           connections: MAX_CONNECTIONS_PER_HOST,
           pipelining: 1,
-          connect: { timeout: connectTimeoutMs },
+          connect: {
+            timeout: settings.connectTimeoutMs,
+            ...(settings.keepaliveInitialDelayMs !== undefined
+              ? { keepAlive: true, keepAliveInitialDelay: settings.keepaliveInitialDelayMs }
+              : {}),
+          },
           // Route and per-try timeouts are the router's job; undici must not impose its own.
           headersTimeout: 0,
           bodyTimeout: 0,
-          keepAliveTimeout: 30_000,
-          keepAliveMaxTimeout: 300_000,
+          keepAliveTimeout: idle,
+          keepAliveMaxTimeout: Math.max(idle, 300_000),
+          ...(settings.maxRequestsPerConnection
+            ? { maxRequestsPerClient: settings.maxRequestsPerConnection }
+            : {}),
         }),
-        connectTimeoutMs,
+        signature,
         active: 0,
       };
       this.pools.set(host.key, entry);

@@ -1,46 +1,70 @@
 import type { LbKind } from '../config/cluster.js';
+import { type HashTable, MaglevTable, RingHash } from './consistent-hash.js';
 import type { UpstreamHost } from './host.js';
 
-/** How busy each host is right now (requests in flight), for LEAST_REQUEST. */
-export type ActiveRequests = (hostKey: string) => number;
+export interface BalancerOptions {
+  /** Requests in flight per host (LEAST_REQUEST reads it). */
+  active: (hostKey: string) => number;
+  /** Hosts outlier detection has ejected right now. */
+  isEjected?: (hostKey: string) => boolean;
+  /** Envoy's healthy_panic_threshold (default 50%): below it, balance over every host; 0 never panics. */
+  panicThresholdPercent?: number;
+  /** Ring size (RING_HASH) or table size (MAGLEV). */
+  hashTableSize?: number;
+}
 
 /**
  * Picks a host for one attempt. Retries pass the hosts already tried so the
  * next attempt goes elsewhere (Istio's `previous_hosts` retry predicate),
- * unless no other host is left.
+ * unless no other host is left. Consistent-hash policies use the request's
+ * hash; without one they pick at random, as Envoy does.
  */
 export class LoadBalancer {
-  private readonly healthy: readonly UpstreamHost[];
-  private readonly uniformWeights: boolean;
   private rrIndex = Math.floor(Math.random() * 1024);
   /** Smooth weighted round robin state (nginx's algorithm), by host key. */
   private readonly current = new Map<string, number>();
+  private readonly table?: HashTable;
+  private readonly weighted: readonly UpstreamHost[];
 
   constructor(
     private readonly kind: LbKind,
     hosts: readonly UpstreamHost[],
-    private readonly active: ActiveRequests,
+    private readonly options: BalancerOptions,
   ) {
-    const healthy = hosts.filter((h) => h.healthy && h.weight > 0);
-    // Envoy's panic threshold: with no healthy host at all, try every host rather than none.
-    this.healthy = healthy.length > 0 ? healthy : hosts.filter((h) => h.weight > 0);
-    this.uniformWeights = this.healthy.every((h) => h.weight === this.healthy[0]?.weight);
+    this.weighted = hosts.filter((h) => h.weight > 0);
+    if (kind === 'ring_hash') this.table = new RingHash(this.weighted, options.hashTableSize ?? 1024);
+    if (kind === 'maglev') this.table = new MaglevTable(this.weighted, options.hashTableSize ?? 65537);
   }
 
   get size(): number {
-    return this.healthy.length;
+    return this.weighted.length;
   }
 
-  pick(exclude?: ReadonlySet<string>): UpstreamHost | undefined {
-    let candidates = this.healthy;
+  /** The hosts a request may go to now: healthy and not ejected, or all of them in panic mode. */
+  candidates(): readonly UpstreamHost[] {
+    const ejected = this.options.isEjected;
+    const healthy = this.weighted.filter((h) => h.healthy && !ejected?.(h.key));
+    const threshold = this.options.panicThresholdPercent ?? 50;
+    if (threshold > 0 && healthy.length * 100 < this.weighted.length * threshold) return this.weighted;
+    return healthy;
+  }
+
+  pick(exclude?: ReadonlySet<string>, hash?: number): UpstreamHost | undefined {
+    let candidates = this.candidates();
     if (exclude?.size) {
       const rest = candidates.filter((h) => !exclude.has(h.key));
       if (rest.length > 0) candidates = rest;
     }
     if (candidates.length === 0) return undefined;
+    if (this.table && hash !== undefined) {
+      const allowed = new Set(candidates);
+      return this.table.pick(hash, (h) => allowed.has(h));
+    }
     if (candidates.length === 1) return candidates[0];
     switch (this.kind) {
       case 'random':
+      case 'ring_hash':
+      case 'maglev':
         return this.weightedRandom(candidates);
       case 'least_request':
         return this.leastRequest(candidates);
@@ -50,7 +74,8 @@ export class LoadBalancer {
   }
 
   private roundRobin(candidates: readonly UpstreamHost[]): UpstreamHost {
-    if (this.uniformWeights) return candidates[this.rrIndex++ % candidates.length]!;
+    const first = candidates[0]!.weight;
+    if (candidates.every((h) => h.weight === first)) return candidates[this.rrIndex++ % candidates.length]!;
     let total = 0;
     let best: UpstreamHost | undefined;
     let bestWeight = -Infinity;
@@ -82,6 +107,6 @@ export class LoadBalancer {
     const a = candidates[Math.floor(Math.random() * candidates.length)]!;
     let b = candidates[Math.floor(Math.random() * candidates.length)]!;
     if (b === a) b = candidates[(candidates.indexOf(a) + 1) % candidates.length]!;
-    return this.active(b.key) < this.active(a.key) ? b : a;
+    return this.options.active(b.key) < this.options.active(a.key) ? b : a;
   }
 }
