@@ -1,4 +1,4 @@
-import type { DestinationRuleSpec, Subset, TrafficPolicy } from '@mizzen/api';
+import type { DestinationRuleSpec, Subset } from '@mizzen/api';
 import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
@@ -7,27 +7,9 @@ import {
 } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
-import { envoyDuration } from './durations.js';
 import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
 import type { PushContext } from './push-context.js';
-
-const LB_POLICIES: Record<string, string> = {
-  ROUND_ROBIN: 'ROUND_ROBIN',
-  LEAST_REQUEST: 'LEAST_REQUEST',
-  LEAST_CONN: 'LEAST_REQUEST',
-  RANDOM: 'RANDOM',
-};
-
-/** Cluster-level settings from a DestinationRule traffic policy (port-level settings win for their port). */
-function applyTrafficPolicy(cluster: Json, policy: TrafficPolicy | undefined, port: number): void {
-  if (!policy) return;
-  const portLevel = policy.portLevelSettings?.find((p) => p.port?.number === port);
-  const lb = portLevel?.loadBalancer ?? policy.loadBalancer;
-  const simple = lb?.simple;
-  if (simple && LB_POLICIES[simple]) cluster.lb_policy = LB_POLICIES[simple];
-  const tcp = portLevel?.connectionPool?.tcp ?? policy.connectionPool?.tcp;
-  if (tcp?.connectTimeout) cluster.connect_timeout = envoyDuration(tcp.connectTimeout);
-}
+import { applyPolicyToCluster, effectivePolicy } from './traffic-policy.js';
 
 function istioMetadata(service: Service, subset?: string): Json {
   const short = service.hostname.split('.')[0];
@@ -86,8 +68,7 @@ function outboundCluster(
       cluster.type = 'EDS';
       cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
   }
-  applyTrafficPolicy(cluster, rule?.trafficPolicy, port.port);
-  if (subset) applyTrafficPolicy(cluster, subset.trafficPolicy, port.port);
+  applyPolicyToCluster(cluster, effectivePolicy(rule, subset?.name, port.port));
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
   return cluster;
 }

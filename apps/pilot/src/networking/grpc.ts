@@ -1,11 +1,11 @@
 import type { ResourceSet } from '@mizzen/xds';
-import { grpcListenerName, outboundClusterName } from '../model/names.js';
+import { grpcListenerName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { buildOutboundClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
 import { ADS_CONFIG_SOURCE, HCM_TYPE, type Json, outboundHttpFilters } from './envoy.js';
-import { defaultRoute, translateHttpRoutes } from './http-routes.js';
+import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
 
 /**
@@ -41,7 +41,7 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
             listenerPort: port.port,
             proxyless: true,
           })
-        : [defaultRoute(outboundClusterName(port.port, undefined, service.hostname), true)];
+        : [defaultRouteFor(push, proxy, service, port.port, true)];
       routes.push({
         name,
         virtual_hosts: [

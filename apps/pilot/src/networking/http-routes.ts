@@ -1,5 +1,7 @@
 import type {
   CorsPolicy,
+  Destination,
+  DestinationRuleSpec,
   HTTPFaultInjection,
   HTTPMatchRequest,
   HTTPRoute,
@@ -10,7 +12,7 @@ import type {
 import { parseDuration } from '@mizzen/api';
 import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
-import { labelsMatch, resolveShortName } from '../registry/model.js';
+import { labelsMatch, resolveShortName, type Service } from '../registry/model.js';
 import { envoyDuration } from './durations.js';
 import {
   CORS_FILTER,
@@ -21,6 +23,7 @@ import {
   type Json,
 } from './envoy.js';
 import type { PushContext, VirtualServiceResource } from './push-context.js';
+import { effectivePolicy, hashPolicyFor } from './traffic-policy.js';
 
 export interface RouteContext {
   push: PushContext;
@@ -47,10 +50,24 @@ const REDIRECT_CODES: Record<number, string> = {
 };
 
 /** The catch-all route Istio gives a service with no VirtualService. */
-export function defaultRoute(cluster: string, proxyless = false): Json {
+export function defaultRoute(cluster: string, proxyless = false, hash?: Json[]): Json {
   const route: Json = { cluster, timeout: NO_TIMEOUT };
   if (!proxyless) route.retry_policy = defaultRetryPolicy();
+  if (hash) route.hash_policy = hash;
   return { name: 'default', match: { prefix: '/' }, route };
+}
+
+/** The default route of a service port with no VirtualService, carrying its DestinationRule's hash policy. */
+export function defaultRouteFor(
+  push: PushContext,
+  proxy: ProxyInfo,
+  service: Service,
+  port: number,
+  proxyless = false,
+): Json {
+  const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
+  const hash = hashPolicyFor(effectivePolicy(rule, undefined, port).loadBalancer?.consistentHash);
+  return defaultRoute(outboundClusterName(port, undefined, service.hostname), proxyless, hash);
 }
 
 function stringMatcher(m: StringMatch | undefined, ignoreCase = false): Json | undefined {
@@ -230,16 +247,57 @@ function retryPolicy(route: HTTPRoute, proxyless: boolean): Json | undefined {
   return policy;
 }
 
+interface ResolvedDestination {
+  cluster: string;
+  host: string;
+  port: number;
+  subset?: string;
+}
+
+function resolveDestination(
+  ctx: RouteContext,
+  dest: { host: string; subset?: string; port?: { number?: number } },
+  vsNamespace: string,
+): ResolvedDestination {
+  const host = resolveShortName(dest.host, vsNamespace, ctx.push.mesh.domainSuffix);
+  const service = ctx.push.registry.service(host);
+  let port = dest.port?.number;
+  if (port === undefined) port = service?.ports.length === 1 ? service.ports[0]!.port : ctx.listenerPort;
+  return { cluster: outboundClusterName(port, dest.subset, host), host, port, subset: dest.subset };
+}
+
 function destinationCluster(
   ctx: RouteContext,
   dest: { host: string; subset?: string; port?: { number?: number } },
   vsNamespace: string,
 ): string {
-  const host = resolveShortName(dest.host, vsNamespace, ctx.push.mesh.domainSuffix);
-  const service = ctx.push.registry.service(host);
-  let port = dest.port?.number;
-  if (port === undefined) port = service?.ports.length === 1 ? service.ports[0]!.port : ctx.listenerPort;
-  return outboundClusterName(port, dest.subset, host);
+  return resolveDestination(ctx, dest, vsNamespace).cluster;
+}
+
+/** The consistent-hash policy of a destination's DestinationRule, for the route (Istio puts it there). */
+function hashPolicy(ctx: RouteContext, dest: ResolvedDestination): Json[] | undefined {
+  const service = ctx.push.registry.service(dest.host);
+  if (!service) return undefined;
+  const rule = ctx.push.destinationRuleFor(ctx.proxy, service)?.spec as DestinationRuleSpec | undefined;
+  return hashPolicyFor(effectivePolicy(rule, dest.subset, dest.port).loadBalancer?.consistentHash);
+}
+
+/** `mirror` + `mirrorPercentage` and `mirrors` as Envoy request mirror policies. */
+function mirrorPolicies(route: HTTPRoute, ctx: RouteContext, vsNamespace: string): Json[] {
+  const out: Json[] = [];
+  const policy = (dest: Destination, percentage: Percent | undefined, legacy?: number) => ({
+    cluster: destinationCluster(ctx, dest, vsNamespace),
+    runtime_fraction: {
+      default_value:
+        percentage?.value !== undefined
+          ? { numerator: Math.round(percentage.value * 10_000), denominator: 'MILLION' }
+          : { numerator: legacy ?? 100, denominator: 'HUNDRED' },
+    },
+  });
+  if (route.mirror)
+    out.push(policy(route.mirror, route.mirrorPercentage, route.mirrorPercent ?? route.mirror_percent));
+  for (const m of route.mirrors ?? []) out.push(policy(m.destination, m.percentage));
+  return out;
 }
 
 function routeAction(
@@ -254,6 +312,8 @@ function routeAction(
   );
   if (destinations.length === 1) {
     action.cluster = destinationCluster(ctx, destinations[0]!.destination, vsNamespace);
+  } else if (destinations.length === 0) {
+    return action;
   } else {
     action.weighted_clusters = {
       clusters: destinations.map((d) => {
@@ -277,6 +337,12 @@ function routeAction(
     };
   }
   if (route.rewrite?.authority) action.host_rewrite_literal = route.rewrite.authority;
+  // With several destinations Istio hashes by the first one's policy.
+  const hash =
+    destinations[0] && hashPolicy(ctx, resolveDestination(ctx, destinations[0].destination, vsNamespace));
+  if (hash) action.hash_policy = hash;
+  const mirrors = mirrorPolicies(route, ctx, vsNamespace);
+  if (mirrors.length) action.request_mirror_policies = mirrors;
   return action;
 }
 

@@ -15,7 +15,7 @@ import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters }
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
 import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
-import { defaultRoute, translateHttpRoutes } from './http-routes.js';
+import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
 
 /** Ports the proxy's outbound side handles, each as HTTP (RDS) or TCP (one destination). */
@@ -71,7 +71,7 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
     const vs = push.virtualServiceFor(proxy, service.hostname);
     const routes = vs
       ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port, listenerPort: port })
-      : [defaultRoute(outboundClusterName(port, undefined, service.hostname))];
+      : [defaultRouteFor(push, proxy, service, port)];
     virtualHosts.push({
       name: `${service.hostname}:${port}`,
       domains,

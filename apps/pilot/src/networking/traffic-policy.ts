@@ -1,0 +1,163 @@
+import type {
+  ConnectionPoolSettings,
+  ConsistentHashLB,
+  DestinationRuleSpec,
+  LoadBalancerSettings,
+  OutlierDetection,
+  TrafficPolicy,
+} from '@mizzen/api';
+import { parseDuration } from '@mizzen/api';
+import { envoyDuration } from './durations.js';
+import type { Json } from './envoy.js';
+
+/** The parts of a TrafficPolicy that apply to one cluster. */
+export interface EffectivePolicy {
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+}
+
+/**
+ * Istio's precedence: a subset's policy replaces the rule's field by field,
+ * then the port-level settings for the cluster's port replace those fields
+ * again.
+ */
+export function effectivePolicy(
+  rule: DestinationRuleSpec | undefined,
+  subsetName: string | undefined,
+  port: number,
+): EffectivePolicy {
+  const base = rule?.trafficPolicy;
+  const subset = subsetName ? rule?.subsets?.find((s) => s.name === subsetName)?.trafficPolicy : undefined;
+  const merged: TrafficPolicy = { ...base, ...definedFields(subset) };
+  const portLevel = merged.portLevelSettings?.find((p) => p.port?.number === port);
+  return {
+    loadBalancer: portLevel?.loadBalancer ?? merged.loadBalancer,
+    connectionPool: portLevel?.connectionPool ?? merged.connectionPool,
+    outlierDetection: portLevel?.outlierDetection ?? merged.outlierDetection,
+  };
+}
+
+function definedFields<T extends object>(o: T | undefined): Partial<T> {
+  if (!o) return {};
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const SIMPLE_LB: Record<string, string> = {
+  ROUND_ROBIN: 'ROUND_ROBIN',
+  LEAST_REQUEST: 'LEAST_REQUEST',
+  LEAST_CONN: 'LEAST_REQUEST',
+  RANDOM: 'RANDOM',
+};
+
+/** Istio leaves every circuit breaker open unless a DestinationRule closes it. */
+const UNLIMITED = 4_294_967_295;
+
+const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** Applies load balancing, connection pool and outlier detection to an outbound cluster, as Istio's cluster builder does. */
+export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy): void {
+  applyLoadBalancer(cluster, policy.loadBalancer);
+  applyConnectionPool(cluster, policy.connectionPool);
+  applyOutlierDetection(cluster, policy.outlierDetection);
+}
+
+function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined): void {
+  if (!lb) return;
+  if (lb.simple === 'PASSTHROUGH') {
+    // Send straight to the address the caller used, with no balancing.
+    cluster.type = 'ORIGINAL_DST';
+    cluster.lb_policy = 'CLUSTER_PROVIDED';
+    delete cluster.eds_cluster_config;
+    delete cluster.load_assignment;
+    return;
+  }
+  if (lb.simple && SIMPLE_LB[lb.simple]) cluster.lb_policy = SIMPLE_LB[lb.simple];
+  const ch = lb.consistentHash;
+  if (ch) {
+    if (ch.maglev) {
+      cluster.lb_policy = 'MAGLEV';
+      if (ch.maglev.tableSize) cluster.maglev_lb_config = { table_size: ch.maglev.tableSize };
+    } else {
+      cluster.lb_policy = 'RING_HASH';
+      const size = ch.ringHash?.minimumRingSize ?? ch.minimumRingSize;
+      if (size) cluster.ring_hash_lb_config = { minimum_ring_size: size };
+    }
+  }
+}
+
+function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undefined): void {
+  const thresholds: Json = {
+    max_connections: pool?.tcp?.maxConnections ?? UNLIMITED,
+    max_pending_requests: pool?.http?.http1MaxPendingRequests ?? UNLIMITED,
+    max_requests: pool?.http?.http2MaxRequests ?? UNLIMITED,
+    max_retries: pool?.http?.maxRetries ?? UNLIMITED,
+    track_remaining: true,
+  };
+  cluster.circuit_breakers = { thresholds: [thresholds] };
+  if (!pool) return;
+  if (pool.tcp?.connectTimeout) cluster.connect_timeout = envoyDuration(pool.tcp.connectTimeout);
+  const ka = pool.tcp?.tcpKeepalive;
+  if (ka) {
+    const keepalive: Json = {};
+    if (ka.probes !== undefined) keepalive.keepalive_probes = ka.probes;
+    if (ka.time) keepalive.keepalive_time = Math.floor(parseDuration(ka.time) / 1000);
+    if (ka.interval) keepalive.keepalive_interval = Math.floor(parseDuration(ka.interval) / 1000);
+    cluster.upstream_connection_options = { tcp_keepalive: keepalive };
+  }
+  const common: Json = {};
+  if (pool.http?.idleTimeout) common.idle_timeout = envoyDuration(pool.http.idleTimeout);
+  if (pool.http?.maxRequestsPerConnection)
+    common.max_requests_per_connection = pool.http.maxRequestsPerConnection;
+  if (Object.keys(common).length) {
+    cluster.typed_extension_protocol_options = {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': HTTP_OPTIONS_TYPE,
+        common_http_protocol_options: common,
+        explicit_http_config: { http_protocol_options: {} },
+      },
+    };
+  }
+}
+
+function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined): void {
+  if (!od) return;
+  // Istio's translation: success-rate ejection off, each consecutive-error rule enforced at 100% when set.
+  const out: Json = { enforcing_success_rate: 0 };
+  const fivexx = od.consecutive5xxErrors ?? od.consecutiveErrors;
+  if (fivexx !== undefined) {
+    out.consecutive_5xx = fivexx;
+    out.enforcing_consecutive_5xx = fivexx > 0 ? 100 : 0;
+  }
+  if (od.consecutiveGatewayErrors !== undefined) {
+    out.consecutive_gateway_failure = od.consecutiveGatewayErrors;
+    out.enforcing_consecutive_gateway_failure = od.consecutiveGatewayErrors > 0 ? 100 : 0;
+  }
+  if (od.interval) out.interval = envoyDuration(od.interval);
+  if (od.baseEjectionTime) out.base_ejection_time = envoyDuration(od.baseEjectionTime);
+  if (od.maxEjectionPercent !== undefined && od.maxEjectionPercent > 0)
+    out.max_ejection_percent = od.maxEjectionPercent;
+  if (od.splitExternalLocalOriginErrors) {
+    out.split_external_local_origin_errors = true;
+    if (od.consecutiveLocalOriginFailures !== undefined)
+      out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
+  }
+  cluster.outlier_detection = out;
+  // minHealthPercent (default 0) becomes Envoy's panic threshold: by default, ejected hosts really get nothing.
+  cluster.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
+}
+
+/** A DestinationRule's consistentHash as the route's hash_policy (Istio puts it on routes to that destination). */
+export function hashPolicyFor(ch: ConsistentHashLB | undefined): Json[] | undefined {
+  if (!ch) return undefined;
+  if (ch.httpHeaderName) return [{ header: { header_name: ch.httpHeaderName } }];
+  if (ch.httpCookie) {
+    const cookie: Json = { name: ch.httpCookie.name };
+    if (ch.httpCookie.path) cookie.path = ch.httpCookie.path;
+    if (ch.httpCookie.ttl) cookie.ttl = envoyDuration(ch.httpCookie.ttl);
+    return [{ cookie }];
+  }
+  if (ch.useSourceIp) return [{ connection_properties: { source_ip: true } }];
+  if (ch.httpQueryParameterName) return [{ query_parameter: { name: ch.httpQueryParameterName } }];
+  return undefined;
+}
