@@ -88,11 +88,15 @@ export interface Backend {
   close: () => Promise<void>;
 }
 
-export async function startBackend(name: string, version: string): Promise<Backend> {
+/** Answers a request itself (a failure, a delay…) instead of the default JSON; false to let the default answer. */
+export type Behaviour = (req: http.IncomingMessage, res: http.ServerResponse, hit: number) => boolean;
+
+export async function startBackend(name: string, version: string, behave?: Behaviour): Promise<Backend> {
   const backend: Backend = { port: 0, version, hits: 0, close: async () => {} };
   const server = http.createServer((req, res) => {
     backend.hits++;
     backend.lastHeaders = req.headers;
+    if (behave?.(req, res, backend.hits)) return;
     const body = JSON.stringify({ name, version, path: req.url });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
