@@ -7,6 +7,29 @@ export {
   type TypeStatus,
 } from './ads-server.js';
 export {
+  CaClient,
+  CaClientError,
+  type CaClientOptions,
+  type CreateCertificateOptions,
+} from './ca-client.js';
+export {
+  CA_SERVICE_NAME,
+  CREATE_CERTIFICATE_METHOD,
+  type CreateCertificateHandler,
+  createCertificateMethod,
+  decodeCertificateRequest,
+  decodeCertificateResponse,
+  encodeCertificateRequest,
+  encodeCertificateResponse,
+  ISTIO_CA_PROTO,
+  type IstioCertificateRequest,
+  type IstioCertificateResponse,
+  type IstioCertificateServiceHandlers,
+  istioCertificateService,
+  type JsonValue,
+  PROTOS_DIR,
+} from './ca-service.js';
+export {
   type AnyMessage,
   contentVersion,
   type DecodedResource,

@@ -1,0 +1,135 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '@mizzen/runtime';
+import {
+  type CreateCertificateHandler,
+  type IstioCertificateServiceHandlers,
+  istioCertificateService,
+} from '@mizzen/xds';
+import { AuthError, type Authenticator, bearerToken } from './authn.js';
+import type { CitadelMetrics, FailureReason } from './metrics.js';
+import { SignError, type WorkloadSigner } from './signer.js';
+
+export interface CaServiceDeps {
+  authenticator: Authenticator;
+  signer: WorkloadSigner;
+  metrics: CitadelMetrics;
+  logger: Logger;
+}
+
+/** A refusal as gRPC sends it, with the metric reason. */
+interface Refusal {
+  code: grpc.status;
+  reason: FailureReason;
+  message: string;
+}
+
+function refusal(err: unknown): Refusal | undefined {
+  if (err instanceof AuthError) {
+    const reason: FailureReason =
+      err.status === 'UNAVAILABLE'
+        ? 'AUTH_UNAVAILABLE'
+        : err.status === 'PERMISSION_DENIED'
+          ? 'PERMISSION_DENIED'
+          : 'UNAUTHENTICATED';
+    return { code: grpc.status[err.status], reason, message: err.message };
+  }
+  if (err instanceof SignError)
+    return { code: grpc.status[err.status], reason: err.reason, message: err.message };
+  return undefined;
+}
+
+/**
+ * `CreateCertificate`: authenticate the bearer token, check the TTL and the
+ * CSR, sign for the proven identity only, answer [leaf, intermediates…, root].
+ * Every refusal is one gRPC status with one sentence; nothing is issued.
+ */
+export function createCertificateHandler(deps: CaServiceDeps): CreateCertificateHandler {
+  const { authenticator, signer, metrics, logger } = deps;
+  return (call, callback) => {
+    metrics.csrCount.inc();
+    const peer = call.getPeer();
+    const clusterId = call.metadata.get('clusterid')[0]?.toString();
+    void (async () => {
+      try {
+        const caller = await authenticator.authenticate(bearerToken(call.metadata));
+        const issued = await signer.sign({
+          csrPem: call.request.csr,
+          requestedTtlSeconds: call.request.validity_duration,
+          caller,
+        });
+        const asked = issued.requestedUris;
+        if (asked.length && (asked.length !== 1 || asked[0] !== issued.identity)) {
+          logger.warn(
+            { peer, requested: asked.slice(0, 10), issued: issued.identity },
+            'the CSR asked for identities the caller did not prove; issuing the proven identity only',
+          );
+        }
+        metrics.success.inc();
+        logger.info(
+          {
+            peer,
+            identity: issued.identity,
+            serial: issued.serialNumber,
+            notAfter: issued.notAfter.toISOString(),
+            ttlSeconds: issued.ttlSeconds,
+            keyType: issued.keyType,
+            authenticator: authenticator.kind,
+            ...(clusterId ? { clusterId } : {}),
+          },
+          'issued a workload certificate',
+        );
+        callback(null, { cert_chain: issued.chain });
+      } catch (err) {
+        const r = refusal(err);
+        if (!r) {
+          logger.error({ peer, err: (err as Error).message }, 'CreateCertificate failed unexpectedly');
+          metrics.signErrors.inc({ reason: 'CERT_GEN_ERROR' });
+          callback({ code: grpc.status.INTERNAL, details: 'internal error while signing the certificate' });
+          return;
+        }
+        metrics.signErrors.inc({ reason: r.reason });
+        if (r.reason === 'UNAUTHENTICATED' || r.reason === 'PERMISSION_DENIED') metrics.authnFailures.inc();
+        if (r.reason === 'CSR_ERROR') metrics.csrParsingErrors.inc();
+        logger.warn(
+          { peer, code: grpc.status[r.code], reason: r.reason, message: r.message },
+          'CreateCertificate refused',
+        );
+        callback({ code: r.code, details: r.message });
+      }
+    })();
+  };
+}
+
+/** The CA's gRPC server. CSRs are bounded at 64 KiB; messages above 256 KiB never reach the handler. */
+export class CaGrpcServer {
+  private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 });
+
+  constructor(deps: CaServiceDeps) {
+    const handlers: IstioCertificateServiceHandlers = { CreateCertificate: createCertificateHandler(deps) };
+    this.server.addService(istioCertificateService, handlers);
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(new Error(`cannot serve gRPC on ${address}: ${err.message}`)) : resolve(bound),
+      );
+    });
+  }
+
+  /** Lets calls in flight finish for up to `graceMs`, then cuts the rest. */
+  close(graceMs = 2000): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
