@@ -12,6 +12,8 @@ export interface EndpointSpec {
   readonly healthy: boolean;
   /** `region/zone/subzone`, empty when unknown. */
   readonly locality: string;
+  /** The endpoint runs a sidecar (Istio's `tlsMode: istio` transport-socket-match metadata). */
+  readonly sidecar: boolean;
 }
 
 export interface ClusterConfig {
@@ -29,7 +31,12 @@ export interface ClusterConfig {
   readonly panicThresholdPercent: number;
   /** Ring hash: points on the ring; Maglev: table size. */
   readonly hashTableSize: number;
-  readonly http: { idleTimeoutMs?: number; maxRequestsPerConnection?: number };
+  readonly http: {
+    idleTimeoutMs?: number;
+    maxRequestsPerConnection?: number;
+    /** The upstream HTTP protocol: always HTTP/2 (gRPC, `http2-` ports), follow the downstream, or HTTP/1.1. */
+    protocol: 'http1' | 'http2' | 'downstream';
+  };
   readonly tcpKeepalive?: { initialDelayMs: number };
   readonly json: ClusterJson;
 }
@@ -119,22 +126,32 @@ function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'
         explicit_http_config?: Record<string, unknown>;
       }
     | undefined;
-  if (!http) return {};
-  if (http.explicit_http_config?.http2_protocol_options !== undefined) {
-    fail(
-      `${where}.typed_extension_protocol_options`,
-      'HTTP/2 upstream connections are not supported by this proxy yet',
-    );
-  }
+  // The older cluster-level field still means "HTTP/2 upstream".
+  const legacyH2 = (c as { http2_protocol_options?: unknown }).http2_protocol_options !== undefined;
+  if (!http) return { protocol: legacyH2 ? 'http2' : 'http1' };
+  const explicit = http.explicit_http_config;
+  const protocol =
+    explicit?.http2_protocol_options !== undefined || legacyH2
+      ? 'http2'
+      : (http as { use_downstream_protocol_config?: unknown }).use_downstream_protocol_config !== undefined
+        ? 'downstream'
+        : 'http1';
   const idle = http.common_http_protocol_options?.idle_timeout;
   return {
     idleTimeoutMs: idle === undefined ? undefined : durationToMs(idle),
     maxRequestsPerConnection: http.common_http_protocol_options?.max_requests_per_connection || undefined,
+    protocol,
   };
 }
 
 /** Envoy's default connect timeout. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+function hasSidecar(metadata: unknown): boolean {
+  const fm = (metadata as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)
+    ?.filter_metadata;
+  return fm?.['envoy.transport_socket_match']?.tlsMode === 'istio';
+}
 
 function endpointSpec(e: LbEndpointJson, locality: string, where: string): EndpointSpec {
   const sa = e.endpoint?.address?.socket_address;
@@ -149,6 +166,7 @@ function endpointSpec(e: LbEndpointJson, locality: string, where: string): Endpo
     // Envoy routes to UNKNOWN and HEALTHY (and DEGRADED as a last resort); never to UNHEALTHY, DRAINING or TIMEOUT.
     healthy: status === 'UNKNOWN' || status === 'HEALTHY' || status === 'DEGRADED',
     locality,
+    sidecar: hasSidecar(e.metadata),
   };
 }
 

@@ -1,3 +1,4 @@
+import { durationToMs } from '@mizzen/xds';
 import type {
   FilterChainJson,
   HttpConnectionManagerJson,
@@ -7,6 +8,11 @@ import type {
 import type { HttpFilter } from '../http/filters/filter.js';
 import { compileHttpFilters } from '../http/filters/registry.js';
 import { fail } from './errors.js';
+import {
+  type CompiledChainMatch,
+  compileChainMatch,
+  type FilterChainMatchJson,
+} from './filter-chain-match.js';
 import { RouteTable } from './route-table.js';
 
 export const HCM_TYPE =
@@ -42,6 +48,13 @@ export interface TcpProxyConfig {
 
 export type NetworkFilterConfig = HttpConnectionManagerConfig | TcpProxyConfig;
 
+/** One filter chain: what connections it takes, and the network filter that handles them. */
+export interface FilterChainConfig {
+  readonly name: string;
+  readonly match: CompiledChainMatch;
+  readonly filter: NetworkFilterConfig;
+}
+
 export interface ListenerConfig {
   readonly name: string;
   readonly address: string;
@@ -51,7 +64,13 @@ export interface ListenerConfig {
   /** The capture listener (virtualOutbound): hands each connection to the listener for its original destination. */
   readonly useOriginalDst: boolean;
   readonly direction: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
-  readonly filter: NetworkFilterConfig;
+  readonly chains: readonly FilterChainConfig[];
+  /** Where connections no chain matches go; without it they are closed. */
+  readonly defaultChain?: FilterChainConfig;
+  /** Picking a chain needs the connection's first bytes (SNI, TLS vs plaintext, HTTP detection). */
+  readonly needsInspection: boolean;
+  /** How long to wait for a client's first bytes (Envoy's listener_filters_timeout) before deciding without them. */
+  readonly inspectionTimeoutMs: number;
   readonly json: ListenerJson;
 }
 
@@ -79,7 +98,7 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
   return { kind: 'tcp', statPrefix: tc.stat_prefix ?? '', clusters };
 }
 
-function compileFilterChain(chain: FilterChainJson, where: string): NetworkFilterConfig {
+function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFilterConfig {
   const filters = chain.filters ?? [];
   if (filters.length !== 1) {
     fail(
@@ -97,6 +116,20 @@ function compileFilterChain(chain: FilterChainJson, where: string): NetworkFilte
   );
 }
 
+function compileFilterChain(chain: FilterChainJson, where: string): FilterChainConfig {
+  if ((chain as { transport_socket?: unknown }).transport_socket) {
+    fail(`${where}.transport_socket`, 'TLS termination on filter chains is not supported by this proxy yet');
+  }
+  return {
+    name: chain.name ?? '',
+    match: compileChainMatch(
+      chain.filter_chain_match as FilterChainMatchJson | undefined,
+      `${where}.filter_chain_match`,
+    ),
+    filter: compileNetworkFilter(chain, where),
+  };
+}
+
 export function compileListener(l: ListenerJson): ListenerConfig {
   if (!l.name) fail('listener', 'has no name');
   const where = `listener ${l.name}`;
@@ -111,19 +144,14 @@ export function compileListener(l: ListenerJson): ListenerConfig {
       fail(`${where}.listener_filters[${i}]`, `listener filter ${f.name} is not supported by this proxy`);
     }
   }
-  const chains = l.filter_chains ?? [];
-  // Filter chain selection by SNI/ALPN/transport arrives with TLS; until then a listener has one plain chain.
-  const plain = chains.filter((c) => !c.filter_chain_match || Object.keys(c.filter_chain_match).length === 0);
-  let chain: FilterChainJson | undefined;
-  if (chains.length === 1) chain = chains[0];
-  else if (plain.length === 1) chain = plain[0];
-  else if (chains.length === 0 && l.default_filter_chain) chain = l.default_filter_chain;
-  if (!chain) {
-    fail(
-      `${where}.filter_chains`,
-      `needs one filter chain without filter_chain_match, got ${chains.length} chains`,
-    );
-  }
+  const chains = (l.filter_chains ?? []).map((c, i) =>
+    compileFilterChain(c, `${where}.filter_chains[${i}]${c.name ? ` (${c.name})` : ''}`),
+  );
+  const defaultChain = l.default_filter_chain
+    ? compileFilterChain(l.default_filter_chain, `${where}.default_filter_chain`)
+    : undefined;
+  if (chains.length === 0 && !defaultChain) fail(`${where}.filter_chains`, 'listener has no filter chain');
+  const timeout = (l as { listener_filters_timeout?: string }).listener_filters_timeout;
   return {
     name: l.name,
     address: sa.address,
@@ -131,7 +159,11 @@ export function compileListener(l: ListenerJson): ListenerConfig {
     bindToPort: l.bind_to_port !== false,
     useOriginalDst: l.use_original_dst === true,
     direction: l.traffic_direction ?? 'UNSPECIFIED',
-    filter: compileFilterChain(chain, `${where}.filter_chains`),
+    chains,
+    defaultChain,
+    needsInspection: chains.some((c) => c.match.needsInspection),
+    // Envoy's default listener_filters_timeout is 15s; Istio sets 0.1s with continue_on_listener_filters_timeout.
+    inspectionTimeoutMs: timeout === undefined ? 100 : (durationToMs(timeout) ?? 100),
     json: l,
   };
 }

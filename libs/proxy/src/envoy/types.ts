@@ -29,6 +29,7 @@ export interface FilterChainJson {
   name?: string;
   filter_chain_match?: Record<string, unknown>;
   filters?: FilterJson[];
+  transport_socket?: TypedConfig;
 }
 
 export interface ListenerJson {
@@ -41,6 +42,8 @@ export interface ListenerJson {
   default_filter_chain?: FilterChainJson;
   api_listener?: unknown;
   listener_filters?: FilterJson[];
+  listener_filters_timeout?: string;
+  continue_on_listener_filters_timeout?: boolean;
 }
 
 export interface HeaderValueOptionJson {

@@ -110,7 +110,8 @@ export class HttpConnectionManager {
     info: StreamInfo,
   ): Promise<void> {
     let path = req.url ?? '/';
-    let authority = req.headers.host ?? '';
+    // HTTP/2 carries the authority as a pseudo-header.
+    let authority = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
     // Absolute-form request line (an application using the sidecar as HTTP_PROXY): the URL's authority wins.
     if (/^https?:\/\//i.test(path)) {
       const url = new URL(path);
@@ -278,6 +279,7 @@ export class HttpConnectionManager {
         ],
         decorators: r.decorators,
         hash,
+        downstreamHttp2: req.httpVersionMajor === 2,
       },
       res,
       info,

@@ -36,7 +36,10 @@ export function endToEndHeaders(
   const named = connectionTokens(headers.connection);
   const out: HeaderMap = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.includes(name)) continue;
+    // HTTP/2 pseudo-headers (`:path`, `:authority`…) describe the request line, not end-to-end headers.
+    if (value === undefined || named.includes(name) || name.charCodeAt(0) === 58) continue;
+    // `te: trailers` is the one TE value that travels end to end (gRPC requires it over HTTP/2).
+    if (HOP_BY_HOP.has(name) && !(name === 'te' && value === 'trailers')) continue;
     out[name] = value;
   }
   return out;

@@ -11,10 +11,25 @@ export type RequestBody =
   | { kind: 'stream'; stream: Readable };
 
 function hasBody(req: IncomingMessage): boolean {
+  // HTTP/2 says "no body" by ending the stream with the headers; a missing content-length means nothing there.
+  if (req.httpVersionMajor === 2)
+    return !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) return true;
   const len = req.headers['content-length'];
   return len !== undefined && len !== '0';
+}
+
+/**
+ * Streaming protocols must not wait for the end of the request before the
+ * upstream sees it: gRPC (a bidirectional stream never "ends" first), and
+ * bodies of unknown length.
+ */
+function mustStream(req: IncomingMessage, limit: number): boolean {
+  if (String(req.headers['content-type'] ?? '').startsWith('application/grpc')) return true;
+  const len = req.headers['content-length'];
+  if (len === undefined) return true;
+  return Number(len) > limit;
 }
 
 /**
@@ -26,6 +41,7 @@ export function readRequestBody(req: IncomingMessage, limit = RETRY_BUFFER_LIMIT
     req.resume();
     return Promise.resolve({ kind: 'none' });
   }
+  if (mustStream(req, limit)) return Promise.resolve({ kind: 'stream', stream: req });
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

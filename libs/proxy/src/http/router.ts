@@ -1,12 +1,12 @@
 import type { ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
 import type { Release } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
-import type { ConnectionPools } from '../upstream/connection-pools.js';
+import type { ConnectionPools, UpstreamProtocol } from '../upstream/connection-pools.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { AttemptOutcome } from '../upstream/outlier-detector.js';
+import type { UpstreamResponse } from '../upstream/upstream-response.js';
 import { Cancellation } from './cancellation.js';
 import type { ResponseDecorator } from './filters/filter.js';
 import { endToEndHeaders } from './headers.js';
@@ -28,6 +28,8 @@ export interface UpstreamRequest {
   readonly originalDst?: OriginalDestination;
   /** Response header edits, most specific first (weighted cluster, route, virtual host, route table). */
   readonly responseMutations: readonly HeaderMutation[];
+  /** The downstream spoke HTTP/2 (clusters that follow the downstream protocol use it too). */
+  readonly downstreamHttp2?: boolean;
   /** The request's consistent-hash key, for RING_HASH and MAGLEV clusters. */
   readonly hash?: number;
   /** Response edits from HTTP filters (CORS…), applied last. */
@@ -37,6 +39,7 @@ export interface UpstreamRequest {
 type FailureKind =
   | 'connect-failure'
   | 'reset'
+  | 'refused-stream'
   | 'pool-closed'
   | 'per-try-timeout'
   | 'timeout'
@@ -78,6 +81,7 @@ function classify(err: unknown): FailureKind {
   const code = (err as { code?: string }).code ?? '';
   if (CONNECT_FAILURE_CODES.has(code)) return 'connect-failure';
   if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') return 'pool-closed';
+  if (code === 'REFUSED_STREAM') return 'refused-stream';
   return 'reset';
 }
 
@@ -94,6 +98,9 @@ function shouldRetryFailure(kind: FailureKind, policy: RetryPolicy | undefined, 
       return any('reset', '5xx', 'gateway-error') || IDEMPOTENT.has(method);
     case 'per-try-timeout':
       return any('5xx', 'gateway-error', 'reset');
+    case 'refused-stream':
+      // The server refused the stream before doing any work: always safe to send again.
+      return any('refused-stream', '5xx', 'gateway-error', 'reset') || IDEMPOTENT.has(method);
   }
 }
 
@@ -113,6 +120,22 @@ function shouldRetryResponse(
     for (const [name, code] of Object.entries(GRPC_RETRY)) if (c.has(name) && grpc === code) return true;
   }
   return false;
+}
+
+/**
+ * HTTP/2 to a cluster that asks for it (gRPC, HTTP2 ports), to any host that
+ * has a sidecar (sidecars multiplex between themselves whatever the app
+ * speaks), or when the cluster follows the downstream and that was HTTP/2.
+ */
+function upstreamProtocol(
+  cluster: ClusterRuntime,
+  host: UpstreamHost,
+  downstreamHttp2: boolean | undefined,
+): UpstreamProtocol {
+  const wanted = cluster.config.http.protocol;
+  if (wanted === 'http2' || host.sidecar) return 'http2';
+  if (wanted === 'downstream' && downstreamHttp2) return 'http2';
+  return 'http1';
 }
 
 /** How an upstream answer counts for outlier detection. */
@@ -208,7 +231,7 @@ export class Router {
           retryBudget = cluster.breaker.tryRetry();
           return retryBudget !== undefined;
         };
-        let response: Dispatcher.ResponseData;
+        let response: UpstreamResponse;
         const started = performance.now();
         try {
           response = await this.send(cluster, host, req, attempt, overall);
@@ -301,13 +324,13 @@ export class Router {
     if (!cluster || !host) return;
     const slot = cluster.breaker.tryAcquire();
     if (!slot) return;
-    const pool = this.pools.get(host, cluster.connectionSettings);
-    void pool
-      .request({
-        method: req.method as Dispatcher.HttpMethod,
+    void this.pools
+      .dispatch(host, cluster.connectionSettings, upstreamProtocol(cluster, host, false), {
+        method: req.method,
         path: req.path,
-        headers: req.headers as Record<string, string | string[]>,
+        headers: req.headers,
         body: req.body.kind === 'buffered' ? req.body.data : null,
+        signal: new Cancellation(),
       })
       .then(
         (res) => {
@@ -339,7 +362,7 @@ export class Router {
     req: UpstreamRequest,
     attempt: number,
     overall: Cancellation,
-  ): Promise<Dispatcher.ResponseData> {
+  ): Promise<UpstreamResponse> {
     if (overall.aborted) throw overall.reason;
     const attemptSignal = new Cancellation();
     const forward = () => attemptSignal.abort(overall.reason);
@@ -351,17 +374,24 @@ export class Router {
     const headers = req.includeAttemptCount
       ? { ...req.headers, 'x-envoy-attempt-count': String(attempt) }
       : req.headers;
-    const pool = this.pools.get(host, cluster.connectionSettings);
-    this.pools.begin(host.key);
     try {
-      return await pool.request({
-        method: req.method as Dispatcher.HttpMethod,
-        path: req.path,
-        headers: headers as Record<string, string | string[]>,
-        body:
-          req.body.kind === 'buffered' ? req.body.data : req.body.kind === 'stream' ? req.body.stream : null,
-        signal: attemptSignal,
-      });
+      return await this.pools.dispatch(
+        host,
+        cluster.connectionSettings,
+        upstreamProtocol(cluster, host, req.downstreamHttp2),
+        {
+          method: req.method,
+          path: req.path,
+          headers,
+          body:
+            req.body.kind === 'buffered'
+              ? req.body.data
+              : req.body.kind === 'stream'
+                ? req.body.stream
+                : null,
+          signal: attemptSignal,
+        },
+      );
     } catch (err) {
       // An abort surfaces as undici's own error; report why we aborted instead.
       if (attemptSignal.aborted && attemptSignal.reason instanceof AttemptFailure) {
@@ -371,12 +401,11 @@ export class Router {
     } finally {
       clearTimeout(timer);
       overall.off('abort', forward);
-      this.pools.end(host.key);
     }
   }
 
   private respond(
-    upstream: Dispatcher.ResponseData,
+    upstream: UpstreamResponse,
     req: UpstreamRequest,
     res: ServerResponse,
     info: StreamInfo,
@@ -389,6 +418,16 @@ export class Router {
     info.responseCode = upstream.statusCode;
     if (res.destroyed) {
       upstream.body.destroy();
+      return Promise.resolve();
+    }
+    const h2Stream = (res as unknown as { stream?: import('node:http2').ServerHttp2Stream }).stream;
+    if (upstream.headersOnly && h2Stream) {
+      // Keep a trailers-only answer trailers-only: gRPC clients read grpc-status from it only then.
+      upstream.body.resume();
+      h2Stream.respond(
+        { ':status': upstream.statusCode, ...(headers as Record<string, string | string[]>) },
+        { endStream: true },
+      );
       return Promise.resolve();
     }
     res.writeHead(upstream.statusCode, headers as Record<string, string | string[]>);
@@ -412,7 +451,13 @@ export class Router {
       body.once('error', () => finish(true));
       res.once('finish', () => finish(false));
       res.once('close', () => finish(!res.writableFinished));
-      body.pipe(res);
+      // Trailers (gRPC's grpc-status) follow the body; HTTP/1.1 clients get them only with chunked encoding.
+      body.once('end', () => {
+        const trailers = endToEndHeaders(upstream.trailers());
+        if (Object.keys(trailers).length) res.addTrailers(trailers as Record<string, string>);
+        res.end();
+      });
+      body.pipe(res, { end: false });
     });
   }
 }

@@ -7,11 +7,12 @@ import { readRequestBody } from '../http/request-body.js';
 import { StreamInfo } from '../http/stream-info.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
 import {
-  HttpListenerRuntime,
+  type ChainedListenerRuntime,
+  HttpChainRuntime,
   type ListenerRuntime,
   newHttpServer,
   type RuntimeDeps,
-  TcpListenerRuntime,
+  TcpChainRuntime,
 } from './runtimes.js';
 
 /** Istio's cluster for destinations REGISTRY_ONLY forbids. */
@@ -19,7 +20,7 @@ export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
 
 export interface VirtualListenerLookup {
   /** The listener for a destination: `address:port` exactly, else `0.0.0.0:port` (Envoy's use_original_dst rule). */
-  virtualFor(host: string, port: number): ListenerRuntime | undefined;
+  virtualFor(host: string, port: number): ChainedListenerRuntime | undefined;
 }
 
 /** Where an HTTP request was going: the absolute-form URL's authority, else the Host header (port 80 by default). */
@@ -51,14 +52,17 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
   readonly kind = 'http';
   private readonly server = newHttpServer();
   /** This listener's own filter chain: where traffic for ports no listener claims goes (passthrough or blackhole). */
-  private readonly fallback: TcpListenerRuntime;
+  private readonly fallback: TcpChainRuntime;
 
   constructor(
     readonly config: ListenerConfig,
     private readonly deps: RuntimeDeps,
     private readonly lookup: VirtualListenerLookup,
   ) {
-    this.fallback = new TcpListenerRuntime(config, deps);
+    const own = config.defaultChain ?? config.chains[0];
+    if (own?.filter.kind !== 'tcp')
+      throw new Error(`listener ${config.name} needs a tcp_proxy chain to pass unknown traffic to`);
+    this.fallback = new TcpChainRuntime(own.filter, deps);
     this.server.on(
       'request',
       (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res),
@@ -83,14 +87,15 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
       sendLocalReply(res, 400, 'request names no destination (no absolute URL and no Host header)');
       return;
     }
-    const target = this.lookup.virtualFor(dest.host, dest.port);
-    if (target instanceof HttpListenerRuntime) {
-      await target.hcm.handle(req, res, { scheme: 'http', originalDst: dest });
+    const source = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
+    const chain = this.lookup.virtualFor(dest.host, dest.port)?.chainForHttp(dest, source);
+    if (chain instanceof HttpChainRuntime) {
+      await chain.hcm.handle(req, res, { scheme: 'http', originalDst: dest });
       return;
     }
     // An HTTP request to a port the mesh treats as opaque TCP, or knows nothing about: forward it unrouted.
-    const tcp = target instanceof TcpListenerRuntime ? target : this.fallback;
-    await this.forwardUnrouted(req, res, tcp.config.filter as TcpProxyConfig, dest);
+    const tcp = chain instanceof TcpChainRuntime ? chain : this.fallback;
+    await this.forwardUnrouted(req, res, tcp.config, dest);
   }
 
   private async forwardUnrouted(
@@ -140,15 +145,14 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
       return;
     }
     const target = this.lookup.virtualFor(dest.host, dest.port);
-    if (target instanceof HttpListenerRuntime) {
-      // The tunnel carries plain HTTP for a mesh port: parse it with that port's connection manager.
+    if (target) {
+      // The tunnel carries whatever the app speaks to a mesh port: that listener picks its filter chain.
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) socket.unshift(head);
       target.accept(socket, dest);
       return;
     }
-    const tcp = target instanceof TcpListenerRuntime ? target : this.fallback;
-    tcp.proxy.handle(socket, {
+    this.fallback.proxy.handle(socket, {
       originalDst: dest,
       head,
       onUpstream: (ok) => {

@@ -3,7 +3,7 @@ import type { Logger } from '@mizzen/runtime';
 import { ConfigError } from '../config/errors.js';
 import type { ListenerConfig } from '../config/listener.js';
 import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
-import { createRuntime, HttpListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
+import { ChainedListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
 
 /** How the capture listener learns each connection's original destination. */
 export type CaptureMode = 'http-proxy';
@@ -143,21 +143,20 @@ export class ListenerManager {
   }
 
   /** Envoy's use_original_dst hand-over: `address:port` exactly, else the `0.0.0.0:port` listener. */
-  virtualFor(host: string, port: number): ListenerRuntime | undefined {
+  virtualFor(host: string, port: number): ChainedListenerRuntime | undefined {
     const list = this.byPort.get(port);
     if (!list) return undefined;
-    return (list.find((a) => a.config.address === host) ?? list.find((a) => a.config.address === '0.0.0.0'))
-      ?.runtime;
+    const runtime = (
+      list.find((a) => a.config.address === host) ?? list.find((a) => a.config.address === '0.0.0.0')
+    )?.runtime;
+    return runtime instanceof ChainedListenerRuntime ? runtime : undefined;
   }
 
   /** Route tables the current listeners need from RDS. */
   rdsNames(): string[] {
     const names = new Set<string>();
     for (const a of this.active.values()) {
-      if (a.runtime instanceof HttpListenerRuntime) {
-        const n = a.runtime.hcm.rdsName();
-        if (n) names.add(n);
-      }
+      if (a.runtime instanceof ChainedListenerRuntime) for (const n of a.runtime.rdsNames()) names.add(n);
     }
     return [...names].sort();
   }
@@ -182,16 +181,15 @@ export class ListenerManager {
 
   private createRuntime(config: ListenerConfig): ListenerRuntime {
     if (config.useOriginalDst && config.bindToPort) {
-      if (config.filter.kind !== 'tcp') {
-        throw new ConfigError(
-          `listener ${config.name}: a use_original_dst listener needs a tcp_proxy fallback chain`,
-        );
-      }
       switch (this.captureMode) {
         case 'http-proxy':
-          return new HttpProxyCaptureRuntime(config, this.deps, this);
+          try {
+            return new HttpProxyCaptureRuntime(config, this.deps, this);
+          } catch (err) {
+            throw new ConfigError(`listener ${config.name}: ${(err as Error).message}`);
+          }
       }
     }
-    return createRuntime(config, this.deps);
+    return new ChainedListenerRuntime(config, this.deps);
   }
 }

@@ -1,10 +1,19 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import type net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
-import type { ListenerConfig } from '../config/listener.js';
+import type { ConnectionFacts } from '../config/filter-chain-match.js';
+import { compareSpecificity } from '../config/filter-chain-match.js';
+import type {
+  FilterChainConfig,
+  HttpConnectionManagerConfig,
+  ListenerConfig,
+  TcpProxyConfig,
+} from '../config/listener.js';
 import { HttpConnectionManager, type RouteTables } from '../http/connection-manager.js';
 import type { Router } from '../http/router.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
+import { type Inspection, inspect } from './inspector.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 /** How long a replaced listener's connections may finish their requests before they are closed. */
@@ -13,16 +22,6 @@ export const DRAIN_MS = 10_000;
 /** Downstream keep-alive: longer than any client's idle timeout, so clients close first and never race us. */
 const DOWNSTREAM_KEEPALIVE_MS = 65_000;
 
-/** What a listener does with connections: an HTTP connection manager or a TCP proxy, per its filter chain. */
-export interface ListenerRuntime {
-  readonly config: ListenerConfig;
-  readonly kind: 'http' | 'tcp';
-  /** Takes a new downstream connection (from a bound socket or handed over by the capture listener). */
-  accept(socket: net.Socket, originalDst?: OriginalDestination): void;
-  /** The listener was replaced: finish requests in flight, then close its connections. */
-  drain(): void;
-}
-
 export interface RuntimeDeps {
   clusters: ClusterManager;
   router: Router;
@@ -30,38 +29,68 @@ export interface RuntimeDeps {
   logger: Logger;
 }
 
+/** What a chain knows about the connection it was handed. */
+export interface ConnectionContext {
+  originalDst?: OriginalDestination;
+  inspection?: Inspection;
+}
+
+/** The network filter of one filter chain: an HTTP connection manager or a TCP proxy. */
+export interface ChainRuntime {
+  readonly kind: 'http' | 'tcp';
+  accept(socket: net.Socket, ctx: ConnectionContext): void;
+  drain(): void;
+}
+
+/** A downstream connection as a drain sees it: an HTTP/1.1 socket or an HTTP/2 session. */
+interface Closable {
+  end(): void;
+  destroy(): void;
+  once(event: 'close', fn: () => void): unknown;
+}
+
 /**
  * Tracks the connections an HTTP server owns so a drain can close each one as
  * soon as it is idle (and force the rest after DRAIN_MS).
  */
 class ConnectionTracker {
-  private readonly inFlight = new Map<net.Socket, number>();
+  private readonly inFlight = new Map<Closable, number>();
   private draining = false;
 
-  add(socket: net.Socket): void {
-    this.inFlight.set(socket, 0);
-    socket.once('close', () => this.inFlight.delete(socket));
+  add(conn: Closable): void {
+    if (this.inFlight.has(conn)) return;
+    this.inFlight.set(conn, 0);
+    conn.once('close', () => this.inFlight.delete(conn));
   }
 
-  begin(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const socket = req.socket;
-    this.inFlight.set(socket, (this.inFlight.get(socket) ?? 0) + 1);
-    if (this.draining) res.shouldKeepAlive = false;
+  begin(conn: Closable, res: http.ServerResponse | http2.Http2ServerResponse): void {
+    this.add(conn);
+    this.inFlight.set(conn, (this.inFlight.get(conn) ?? 0) + 1);
+    if (this.draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
     res.once('close', () => {
-      const n = (this.inFlight.get(socket) ?? 1) - 1;
-      this.inFlight.set(socket, n);
-      if (this.draining && n === 0) socket.end();
+      const n = (this.inFlight.get(conn) ?? 1) - 1;
+      this.inFlight.set(conn, n);
+      if (this.draining && n === 0) conn.end();
     });
   }
 
   drain(): void {
     this.draining = true;
-    for (const [socket, n] of this.inFlight) if (n === 0) socket.end();
+    for (const [conn, n] of this.inFlight) if (n === 0) conn.end();
     const timer = setTimeout(() => {
-      for (const socket of this.inFlight.keys()) socket.destroy();
+      for (const conn of this.inFlight.keys()) conn.destroy();
     }, DRAIN_MS);
     timer.unref();
   }
+}
+
+/** An HTTP/2 session as a Closable: `end` is a graceful GOAWAY. */
+function sessionHandle(session: http2.ServerHttp2Session): Closable {
+  return {
+    end: () => session.close(),
+    destroy: () => session.destroy(),
+    once: (_event, fn) => session.once('close', fn),
+  };
 }
 
 export function newHttpServer(): http.Server {
@@ -70,37 +99,72 @@ export function newHttpServer(): http.Server {
   return server;
 }
 
-/** An HTTP connection manager listener: the sockets it accepts are parsed by an (unbound) node HTTP server. */
-export class HttpListenerRuntime implements ListenerRuntime {
+/**
+ * An HTTP connection manager chain. It speaks HTTP/1.1 and cleartext HTTP/2
+ * (h2c) on the same port, told apart by the first bytes, as Envoy's codec
+ * `AUTO` does: sidecars talk h2c to each other whatever the application speaks.
+ */
+export class HttpChainRuntime implements ChainRuntime {
   readonly kind = 'http';
   readonly hcm: HttpConnectionManager;
-  private readonly server = newHttpServer();
+  private readonly h1 = newHttpServer();
+  private readonly h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
   private readonly tracker = new ConnectionTracker();
   private readonly tunnelled = new WeakMap<net.Socket, OriginalDestination>();
+  private readonly sessions = new WeakMap<http2.ServerHttp2Session, Closable>();
+  private readonly sessionDst = new WeakMap<http2.ServerHttp2Session, OriginalDestination>();
+  private accepting?: OriginalDestination;
 
-  constructor(
-    readonly config: ListenerConfig,
-    deps: RuntimeDeps,
-  ) {
-    if (config.filter.kind !== 'http') throw new Error(`listener ${config.name} is not an HTTP listener`);
-    this.hcm = new HttpConnectionManager(config.filter, deps);
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.tracker.begin(req, res);
+  constructor(config: HttpConnectionManagerConfig, deps: RuntimeDeps) {
+    this.hcm = new HttpConnectionManager(config, deps);
+    this.h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.tracker.begin(req.socket, res);
       void this.hcm.handle(req, res, { scheme: 'http', originalDst: this.tunnelled.get(req.socket) });
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) {
         socket.destroy();
         return;
       }
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
+    this.h2.on('session', (session: http2.ServerHttp2Session) => {
+      this.sessions.set(session, sessionHandle(session));
+      // 'session' fires inside accept()'s emit('connection'): the destination being accepted is this session's.
+      if (this.accepting) this.sessionDst.set(session, this.accepting);
+    });
+    this.h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      const session = req.stream.session as http2.ServerHttp2Session | undefined;
+      const handle = session ? this.sessions.get(session) : undefined;
+      if (handle) this.tracker.begin(handle, res);
+
+      void this.hcm.handle(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, {
+        scheme: 'http',
+        originalDst: session ? this.sessionDst.get(session) : undefined,
+      });
+    });
+    this.h2.on('sessionError', () => {});
   }
 
-  accept(socket: net.Socket, originalDst?: OriginalDestination): void {
-    if (originalDst) this.tunnelled.set(socket, originalDst);
-    this.tracker.add(socket);
-    this.server.emit('connection', socket);
+  accept(socket: net.Socket, ctx: ConnectionContext): void {
+    if (ctx.originalDst) this.tunnelled.set(socket, ctx.originalDst);
+    const hand = (i: Inspection) => {
+      if (i.applicationProtocols.includes('h2c')) {
+        // The HTTP/2 session takes over the socket and reads what inspection put back from its buffer.
+        this.accepting = ctx.originalDst;
+        try {
+          this.h2.emit('connection', socket);
+        } finally {
+          this.accepting = undefined;
+        }
+      } else {
+        this.tracker.add(socket);
+        this.h1.emit('connection', socket);
+        socket.resume();
+      }
+    };
+    if (ctx.inspection) hand(ctx.inspection);
+    else void inspect(socket, 1_000).then(hand);
   }
 
   drain(): void {
@@ -108,24 +172,23 @@ export class HttpListenerRuntime implements ListenerRuntime {
   }
 }
 
-/** A tcp_proxy listener. */
-export class TcpListenerRuntime implements ListenerRuntime {
+/** A tcp_proxy chain. */
+export class TcpChainRuntime implements ChainRuntime {
   readonly kind = 'tcp';
   readonly proxy: TcpProxy;
   private readonly sockets = new Set<net.Socket>();
 
   constructor(
-    readonly config: ListenerConfig,
+    readonly config: TcpProxyConfig,
     deps: RuntimeDeps,
   ) {
-    if (config.filter.kind !== 'tcp') throw new Error(`listener ${config.name} is not a TCP listener`);
-    this.proxy = new TcpProxy(config.filter, deps.clusters, deps.logger);
+    this.proxy = new TcpProxy(config, deps.clusters, deps.logger);
   }
 
-  accept(socket: net.Socket, originalDst?: OriginalDestination): void {
+  accept(socket: net.Socket, ctx: ConnectionContext): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    this.proxy.handle(socket, { originalDst });
+    this.proxy.handle(socket, { originalDst: ctx.originalDst });
   }
 
   /** Opaque connections cannot be asked to close politely; they get the drain period, then are closed. */
@@ -137,8 +200,111 @@ export class TcpListenerRuntime implements ListenerRuntime {
   }
 }
 
-export function createRuntime(config: ListenerConfig, deps: RuntimeDeps): ListenerRuntime {
-  return config.filter.kind === 'http'
-    ? new HttpListenerRuntime(config, deps)
-    : new TcpListenerRuntime(config, deps);
+function chainRuntime(chain: FilterChainConfig, deps: RuntimeDeps): ChainRuntime {
+  return chain.filter.kind === 'http'
+    ? new HttpChainRuntime(chain.filter, deps)
+    : new TcpChainRuntime(chain.filter, deps);
+}
+
+/** What a listener does with connections: picks a filter chain for each (Envoy's FilterChainMatch) and hands it over. */
+export interface ListenerRuntime {
+  readonly config: ListenerConfig;
+  /** Takes a new downstream connection (from a bound socket or handed over by the capture listener). */
+  accept(socket: net.Socket, originalDst?: OriginalDestination): void;
+  /** The listener was replaced: finish requests in flight, then close its connections. */
+  drain(): void;
+}
+
+export class ChainedListenerRuntime implements ListenerRuntime {
+  private readonly chains: { config: FilterChainConfig; runtime: ChainRuntime }[];
+  private readonly fallback?: ChainRuntime;
+
+  constructor(
+    readonly config: ListenerConfig,
+    private readonly deps: RuntimeDeps,
+  ) {
+    this.chains = config.chains.map((c) => ({ config: c, runtime: chainRuntime(c, deps) }));
+    this.fallback = config.defaultChain ? chainRuntime(config.defaultChain, deps) : undefined;
+  }
+
+  accept(socket: net.Socket, originalDst?: OriginalDestination): void {
+    if (!this.config.needsInspection && this.chains.length <= 1) {
+      this.dispatch(socket, { originalDst }, this.select(this.facts(socket, originalDst)));
+      return;
+    }
+    void inspect(socket, this.config.inspectionTimeoutMs).then((inspection) => {
+      const ctx = { originalDst, inspection };
+      this.dispatch(socket, ctx, this.select(this.facts(socket, originalDst, inspection)));
+    });
+  }
+
+  /** Route tables the HTTP chains of this listener need from RDS. */
+  rdsNames(): string[] {
+    const names: string[] = [];
+    for (const c of [...this.chains.map((x) => x.runtime), this.fallback]) {
+      if (c instanceof HttpChainRuntime) {
+        const n = c.hcm.rdsName();
+        if (n) names.push(n);
+      }
+    }
+    return names;
+  }
+
+  /** The chain a plaintext HTTP/1.1 request to this listener would take (the HTTP_PROXY capture path). */
+  chainForHttp(
+    originalDst: OriginalDestination,
+    source: { address: string; port: number },
+  ): ChainRuntime | undefined {
+    return this.select({
+      destinationAddress: originalDst.host,
+      destinationPort: originalDst.port,
+      sourceAddress: source.address,
+      sourcePort: source.port,
+      transportProtocol: 'raw_buffer',
+      applicationProtocols: ['http/1.1'],
+    });
+  }
+
+  drain(): void {
+    for (const c of this.chains) c.runtime.drain();
+    this.fallback?.drain();
+  }
+
+  private facts(
+    socket: net.Socket,
+    originalDst?: OriginalDestination,
+    inspection?: Inspection,
+  ): ConnectionFacts {
+    return {
+      destinationAddress: originalDst?.host ?? socket.localAddress ?? '',
+      destinationPort: originalDst?.port ?? socket.localPort ?? this.config.port,
+      sourceAddress: socket.remoteAddress ?? '',
+      sourcePort: socket.remotePort ?? 0,
+      transportProtocol: inspection?.transportProtocol ?? 'raw_buffer',
+      serverName: inspection?.serverName,
+      applicationProtocols: inspection?.applicationProtocols ?? [],
+    };
+  }
+
+  private select(facts: ConnectionFacts): ChainRuntime | undefined {
+    let best: { runtime: ChainRuntime; score: number[] } | undefined;
+    for (const c of this.chains) {
+      if (!c.config.match.matches(facts)) continue;
+      const score = c.config.match.specificity(facts);
+      if (!best || compareSpecificity(score, best.score) > 0) best = { runtime: c.runtime, score };
+    }
+    return best?.runtime ?? this.fallback;
+  }
+
+  private dispatch(socket: net.Socket, ctx: ConnectionContext, chain: ChainRuntime | undefined): void {
+    if (!chain) {
+      this.deps.logger.debug(
+        { listener: this.config.name },
+        'no filter chain matched; closing the connection',
+      );
+      socket.destroy();
+      return;
+    }
+    chain.accept(socket, ctx);
+  }
 }

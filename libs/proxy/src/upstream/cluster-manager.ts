@@ -92,7 +92,7 @@ export class ClusterRuntime {
 }
 
 function toHosts(endpoints: readonly EndpointSpec[]): UpstreamHost[] {
-  return endpoints.map((e) => makeHost(e.address, e.port, e.weight, e.healthy, e.locality));
+  return endpoints.map((e) => makeHost(e.address, e.port, e.weight, e.healthy, e.locality, e.sidecar));
 }
 
 /** How long a cluster removed by CDS stays usable, so routes pushed just after it never see it missing. */

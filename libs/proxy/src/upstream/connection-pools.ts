@@ -1,12 +1,15 @@
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
+import { H2Sessions } from './h2-sessions.js';
 import type { UpstreamHost } from './host.js';
+import type { UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
 interface Entry {
   pool: Pool;
   /** The connection settings it was made with; other settings get a new pool. */
   signature: string;
-  active: number;
 }
+
+export type UpstreamProtocol = 'http1' | 'http2';
 
 /** How a cluster wants its upstream connections made (from its Cluster resource). */
 export interface ConnectionSettings {
@@ -30,10 +33,42 @@ const MAX_CONNECTIONS_PER_HOST = 256;
  */
 export class ConnectionPools {
   private readonly pools = new Map<string, Entry>();
+  private readonly h2 = new H2Sessions();
+  private readonly activeByHost = new Map<string, number>();
+
+  /** Sends one attempt to a host over HTTP/1.1 (pooled keep-alive) or HTTP/2 (one multiplexed session). */
+  async dispatch(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    protocol: UpstreamProtocol,
+    req: UpstreamRequestHead,
+  ): Promise<UpstreamResponse> {
+    this.begin(host.key);
+    try {
+      if (protocol === 'http2') return await this.h2.request(host, settings, req);
+      // `te: trailers` only means something over HTTP/2.
+      const { te: _te, ...headers } = req.headers;
+      const res = await this.get(host, settings).request({
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.path,
+        headers: headers as Record<string, string | string[]>,
+        body: req.body,
+        signal: req.signal as never,
+      });
+      return {
+        statusCode: res.statusCode,
+        headers: res.headers,
+        body: res.body,
+        trailers: () => res.trailers,
+      };
+    } finally {
+      this.end(host.key);
+    }
+  }
 
   private readonly signatures = new WeakMap<ConnectionSettings, string>();
 
-  get(host: UpstreamHost, settings: ConnectionSettings): Pool {
+  private get(host: UpstreamHost, settings: ConnectionSettings): Pool {
     let signature = this.signatures.get(settings);
     if (signature === undefined) {
       signature = JSON.stringify(settings);
@@ -67,7 +102,6 @@ export class ConnectionPools {
             : {}),
         }),
         signature,
-        active: 0,
       };
       this.pools.set(host.key, entry);
     }
@@ -76,27 +110,29 @@ export class ConnectionPools {
 
   /** Requests in flight to a host (LEAST_REQUEST reads this). */
   active(key: string): number {
-    return this.pools.get(key)?.active ?? 0;
+    return this.activeByHost.get(key) ?? 0;
   }
 
-  begin(key: string): void {
-    const e = this.pools.get(key);
-    if (e) e.active++;
+  private begin(key: string): void {
+    this.activeByHost.set(key, (this.activeByHost.get(key) ?? 0) + 1);
   }
 
-  end(key: string): void {
-    const e = this.pools.get(key);
-    if (e && e.active > 0) e.active--;
+  private end(key: string): void {
+    const n = (this.activeByHost.get(key) ?? 1) - 1;
+    if (n > 0) this.activeByHost.set(key, n);
+    else this.activeByHost.delete(key);
   }
 
   /** Closes the pools of hosts not in `keep`. */
   retainOnly(keep: ReadonlySet<string>): void {
     for (const [key, entry] of this.pools) if (!keep.has(key)) this.retire(key, entry);
+    this.h2.retainOnly(keep);
   }
 
   async closeAll(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
+    this.h2.closeAll();
     await Promise.allSettled(all.map((e) => e.pool.destroy()));
   }
 

@@ -7,6 +7,8 @@ export interface UpstreamHost {
   readonly weight: number;
   readonly healthy: boolean;
   readonly locality: string;
+  /** A sidecar answers for this host: proxies talk HTTP/2 to it. */
+  readonly sidecar: boolean;
 }
 
 export function hostKey(address: string, port: number): string {
@@ -19,6 +21,7 @@ export function makeHost(
   weight = 1,
   healthy = true,
   locality = '',
+  sidecar = false,
 ): UpstreamHost {
-  return { key: hostKey(address, port), address, port, weight, healthy, locality };
+  return { key: hostKey(address, port), address, port, weight, healthy, locality, sidecar };
 }

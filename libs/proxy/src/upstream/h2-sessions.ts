@@ -1,0 +1,147 @@
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { ConnectionSettings } from './connection-pools.js';
+import type { UpstreamHost } from './host.js';
+import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
+
+/** An error from an HTTP/2 attempt, with the code the router classifies. */
+export class H2Error extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+
+/**
+ * Cleartext HTTP/2 to upstream hosts: one multiplexed session per host, so
+ * many requests share one connection (sidecar to sidecar, and gRPC servers).
+ * A session that fails or is told to go away is replaced on the next request.
+ */
+export class H2Sessions {
+  private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; ready: Promise<void> }>();
+
+  request(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    req: UpstreamRequestHead,
+  ): Promise<UpstreamResponse> {
+    const entry = this.session(host, settings);
+    return entry.ready.then(() => this.stream(entry.session, req));
+  }
+
+  /** Closes sessions to hosts not in `keep`; streams in flight finish first. */
+  retainOnly(keep: ReadonlySet<string>): void {
+    for (const [key, e] of this.sessions) {
+      if (!keep.has(key)) {
+        this.sessions.delete(key);
+        e.session.close();
+      }
+    }
+  }
+
+  closeAll(): void {
+    for (const e of this.sessions.values()) e.session.destroy();
+    this.sessions.clear();
+  }
+
+  private session(host: UpstreamHost, settings: ConnectionSettings) {
+    const existing = this.sessions.get(host.key);
+    if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
+    const session = http2.connect(`http://${host.key}`, {
+      createConnection: () => {
+        const socket = net.connect({
+          host: host.address,
+          port: host.port,
+          noDelay: true,
+          timeout: settings.connectTimeoutMs,
+        });
+        socket.once('connect', () => socket.setTimeout(0));
+        socket.once('timeout', () =>
+          socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
+        );
+        if (settings.keepaliveInitialDelayMs !== undefined)
+          socket.setKeepAlive(true, settings.keepaliveInitialDelayMs);
+        return socket;
+      },
+      settings: { enablePush: false },
+    });
+    const forget = () => {
+      if (this.sessions.get(host.key)?.session === session) this.sessions.delete(host.key);
+    };
+    const ready = new Promise<void>((resolve, reject) => {
+      session.once('connect', () => resolve());
+      session.once('error', (err: NodeJS.ErrnoException) => {
+        forget();
+        reject(new H2Error(err.message, err.code ?? 'ECONNRESET'));
+      });
+    });
+    ready.catch(() => {});
+    session.on('error', forget);
+    session.on('goaway', forget);
+    session.on('close', forget);
+    if (settings.idleTimeoutMs) session.setTimeout(settings.idleTimeoutMs, () => session.close());
+    session.unref();
+    const entry = { session, ready };
+    this.sessions.set(host.key, entry);
+    return entry;
+  }
+
+  private stream(session: http2.ClientHttp2Session, req: UpstreamRequestHead): Promise<UpstreamResponse> {
+    return new Promise((resolve, reject) => {
+      const { host, ...rest } = req.headers;
+      const headers: http2.OutgoingHttpHeaders = {
+        ':method': req.method,
+        ':path': req.path,
+        ':scheme': 'http',
+        ':authority': String(host ?? ''),
+      };
+      for (const [k, v] of Object.entries(rest)) if (v !== undefined) headers[k] = v;
+      // A known length lets the next proxy buffer the body for retries instead of streaming it.
+      if (Buffer.isBuffer(req.body) && headers['content-length'] === undefined)
+        headers['content-length'] = req.body.length;
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = session.request(headers, { endStream: req.body === null });
+      } catch (err) {
+        reject(new H2Error((err as Error).message, 'UND_ERR_CLOSED'));
+        return;
+      }
+      let trailers: UpstreamHeaders = {};
+      let answered = false;
+      const onAbort = () => stream.close(NGHTTP2_CANCEL);
+      req.signal.once('abort', onAbort);
+      stream.on('trailers', (t) => {
+        trailers = t as UpstreamHeaders;
+      });
+      stream.once('response', (h, flags) => {
+        answered = true;
+        const { ':status': status, ...responseHeaders } = h;
+        resolve({
+          statusCode: Number(status),
+          headers: responseHeaders as UpstreamHeaders,
+          body: stream,
+          trailers: () => trailers,
+          headersOnly: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+        });
+      });
+      stream.once('close', () => {
+        req.signal.off('abort', onAbort);
+        if (answered) return;
+        const code =
+          stream.rstCode === NGHTTP2_REFUSED_STREAM
+            ? 'REFUSED_STREAM'
+            : req.signal.aborted
+              ? 'UND_ERR_ABORTED'
+              : 'ECONNRESET';
+        reject(new H2Error(`stream closed before a response (code ${stream.rstCode})`, code));
+      });
+      stream.on('error', () => {});
+      if (Buffer.isBuffer(req.body)) stream.end(req.body);
+      else if (req.body) (req.body as import('node:stream').Readable).pipe(stream);
+    });
+  }
+}
