@@ -1,0 +1,187 @@
+import { fail } from '../common/errors.js';
+import { compileCidrRange } from '../common/ip.js';
+import {
+  compileHeaderMatcher,
+  compileMetadataMatcher,
+  compilePathMatcher,
+  compileStringMatcher,
+  compileUriTemplate,
+} from '../common/matchers.js';
+import { type PermissionJson, type PrincipalJson, URI_TEMPLATE_TYPE } from '../envoy/types.js';
+import type { EvalContext } from './attributes.js';
+
+/**
+ * Envoy's RBAC Permission and Principal matchers
+ * (source/extensions/filters/common/rbac/matchers), compiled into closures
+ * over the per-request {@link EvalContext}.
+ */
+
+export type Predicate = (ctx: EvalContext) => boolean;
+
+function oneOf(obj: object, where: string, kinds: readonly string[]): string {
+  const set = kinds.filter((k) => (obj as Record<string, unknown>)[k] !== undefined);
+  if (set.length === 0) fail(where, `sets none of ${kinds.join(', ')}`);
+  if (set.length > 1) fail(where, `sets more than one of ${set.join(', ')}`);
+  return set[0]!;
+}
+
+const PERMISSION_KINDS = [
+  'and_rules',
+  'or_rules',
+  'any',
+  'header',
+  'url_path',
+  'destination_ip',
+  'destination_port',
+  'destination_port_range',
+  'metadata',
+  'not_rule',
+  'requested_server_name',
+  'matcher',
+  'uri_template',
+] as const;
+
+const PRINCIPAL_KINDS = [
+  'and_ids',
+  'or_ids',
+  'any',
+  'authenticated',
+  'source_ip',
+  'direct_remote_ip',
+  'remote_ip',
+  'header',
+  'url_path',
+  'metadata',
+  'filter_state',
+  'not_id',
+] as const;
+
+function all(preds: Predicate[]): Predicate {
+  if (preds.length === 1) return preds[0]!;
+  return (ctx) => {
+    for (const p of preds) if (!p(ctx)) return false;
+    return true;
+  };
+}
+
+export function some(preds: Predicate[]): Predicate {
+  if (preds.length === 1) return preds[0]!;
+  return (ctx) => {
+    for (const p of preds) if (p(ctx)) return true;
+    return false;
+  };
+}
+
+export function compilePermission(p: PermissionJson, where: string): Predicate {
+  const kind = oneOf(p, where, PERMISSION_KINDS);
+  const at = `${where}.${kind}`;
+  switch (kind) {
+    case 'and_rules':
+    case 'or_rules': {
+      const rules = (kind === 'and_rules' ? p.and_rules : p.or_rules)?.rules ?? [];
+      if (rules.length === 0) fail(at, 'needs at least one rule');
+      const preds = rules.map((r, i) => compilePermission(r, `${at}.rules[${i}]`));
+      return kind === 'and_rules' ? all(preds) : some(preds);
+    }
+    case 'any':
+      if (p.any !== true) fail(at, 'must be true');
+      return () => true;
+    case 'header': {
+      const m = compileHeaderMatcher(p.header!, at);
+      return (ctx) => m(ctx.headers);
+    }
+    case 'url_path': {
+      const m = compilePathMatcher(p.url_path!, at);
+      return (ctx) => m(ctx.path);
+    }
+    case 'destination_ip': {
+      const m = compileCidrRange(p.destination_ip!, at);
+      return (ctx) => m(ctx.destinationIp);
+    }
+    case 'destination_port': {
+      const port = p.destination_port!;
+      if (!Number.isInteger(port) || port < 0 || port > 65535) fail(at, `invalid port ${port}`);
+      return (ctx) => ctx.destinationPort === port;
+    }
+    case 'destination_port_range': {
+      const { start, end } = p.destination_port_range!;
+      return (ctx) => ctx.destinationPort >= start && ctx.destinationPort < end;
+    }
+    case 'metadata': {
+      const m = compileMetadataMatcher(p.metadata!, at);
+      return (ctx) => m(ctx.metadata);
+    }
+    case 'not_rule': {
+      const inner = compilePermission(p.not_rule!, at);
+      return (ctx) => !inner(ctx);
+    }
+    case 'requested_server_name': {
+      const m = compileStringMatcher(p.requested_server_name!, at);
+      return (ctx) => m(ctx.sni);
+    }
+    case 'uri_template': {
+      const tc = p.uri_template!.typed_config;
+      if (tc?.['@type'] !== URI_TEMPLATE_TYPE) {
+        fail(at, `unsupported uri_template extension ${String(tc?.['@type'])}`);
+      }
+      const template = tc.path_template;
+      if (typeof template !== 'string') fail(at, 'uri_template needs a path_template');
+      const m = compileUriTemplate(template, `${at}.path_template`);
+      return (ctx) => m(ctx.path);
+    }
+    default:
+      fail(at, `${kind} permissions (matcher extensions) are not supported by this proxy`);
+  }
+}
+
+export function compilePrincipal(p: PrincipalJson, where: string): Predicate {
+  const kind = oneOf(p, where, PRINCIPAL_KINDS);
+  const at = `${where}.${kind}`;
+  switch (kind) {
+    case 'and_ids':
+    case 'or_ids': {
+      const ids = (kind === 'and_ids' ? p.and_ids : p.or_ids)?.ids ?? [];
+      if (ids.length === 0) fail(at, 'needs at least one id');
+      const preds = ids.map((x, i) => compilePrincipal(x, `${at}.ids[${i}]`));
+      return kind === 'and_ids' ? all(preds) : some(preds);
+    }
+    case 'any':
+      if (p.any !== true) fail(at, 'must be true');
+      return () => true;
+    case 'authenticated': {
+      const name = p.authenticated!.principal_name;
+      // Envoy: not TLS-authenticated never matches; no principal_name matches any authenticated peer.
+      if (!name) return (ctx) => ctx.peerPrincipal !== undefined;
+      const m = compileStringMatcher(name, `${at}.principal_name`);
+      return (ctx) => ctx.peerPrincipal !== undefined && m(ctx.peerPrincipal);
+    }
+    case 'source_ip':
+    case 'direct_remote_ip': {
+      // source_ip is the deprecated spelling of direct_remote_ip.
+      const m = compileCidrRange((kind === 'source_ip' ? p.source_ip : p.direct_remote_ip)!, at);
+      return (ctx) => m(ctx.directRemote);
+    }
+    case 'remote_ip': {
+      const m = compileCidrRange(p.remote_ip!, at);
+      return (ctx) => m(ctx.remote);
+    }
+    case 'header': {
+      const m = compileHeaderMatcher(p.header!, at);
+      return (ctx) => m(ctx.headers);
+    }
+    case 'url_path': {
+      const m = compilePathMatcher(p.url_path!, at);
+      return (ctx) => m(ctx.path);
+    }
+    case 'metadata': {
+      const m = compileMetadataMatcher(p.metadata!, at);
+      return (ctx) => m(ctx.metadata);
+    }
+    case 'not_id': {
+      const inner = compilePrincipal(p.not_id!, at);
+      return (ctx) => !inner(ctx);
+    }
+    default:
+      fail(at, 'filter_state principals are not supported by this proxy');
+  }
+}
