@@ -5,11 +5,19 @@ import {
   outboundClusterName,
   PASSTHROUGH_CLUSTER,
 } from '../model/names.js';
+import type { Protocol } from '../model/protocol.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
 import type { PushContext } from './push-context.js';
-import { applyPolicyToCluster, effectivePolicy } from './traffic-policy.js';
+import { applyPolicyToCluster, effectivePolicy, setUpstreamProtocol } from './traffic-policy.js';
+
+/** gRPC and HTTP/2 ports are spoken over HTTP/2 upstream; ports of unknown protocol follow the downstream. */
+function applyProtocol(cluster: Json, protocol: Protocol): void {
+  if (protocol === 'GRPC' || protocol === 'HTTP2' || protocol === 'GRPC-WEB')
+    setUpstreamProtocol(cluster, 'http2');
+  else if (protocol === 'UNKNOWN') setUpstreamProtocol(cluster, 'downstream');
+}
 
 function istioMetadata(service: Service, subset?: string): Json {
   const short = service.hostname.split('.')[0];
@@ -68,6 +76,7 @@ function outboundCluster(
       cluster.type = 'EDS';
       cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
   }
+  applyProtocol(cluster, port.protocol);
   applyPolicyToCluster(cluster, effectivePolicy(rule, subset?.name, port.port));
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
   return cluster;
@@ -96,7 +105,7 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
     if (seen.has(port.targetPort)) continue;
     seen.add(port.targetPort);
     const name = inboundClusterName(port.targetPort);
-    clusters.push({
+    const cluster: Json = {
       name,
       type: 'STATIC',
       connect_timeout: push.mesh.connectTimeout,
@@ -107,7 +116,9 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
           { lb_endpoints: [{ endpoint: { address: socketAddress('127.0.0.1', port.targetPort) } }] },
         ],
       },
-    });
+    };
+    applyProtocol(cluster, port.protocol);
+    clusters.push(cluster);
   }
   return clusters;
 }

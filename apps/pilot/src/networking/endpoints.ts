@@ -6,6 +6,9 @@ import { type Endpoint, labelsMatch } from '../registry/model.js';
 import { type Json, socketAddress } from './envoy.js';
 import type { PushContext } from './push-context.js';
 
+/** The label Istio's injector puts on workloads that run a sidecar. */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+
 function locality(value: string | undefined): Json {
   if (!value) return {};
   const [region, zone, subZone] = value.split('/');
@@ -30,7 +33,15 @@ export function loadAssignment(clusterName: string, endpoints: readonly Endpoint
         endpoint: { address: socketAddress(e.address, e.port) },
         health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
         load_balancing_weight: e.weight ?? 1,
-        metadata: { filter_metadata: { istio: { workload: e.origin, labels: e.labels } } },
+        metadata: {
+          filter_metadata: {
+            istio: { workload: e.origin, labels: e.labels },
+            // Istio's marker for "this endpoint has a sidecar": proxies upgrade to HTTP/2 (and, with security, mTLS).
+            ...(e.labels[TLS_MODE_LABEL] === 'istio'
+              ? { 'envoy.transport_socket_match': { tlsMode: 'istio' } }
+              : {}),
+          },
+        },
       })),
     })),
   };

@@ -3,41 +3,65 @@ import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
   inboundListenerName,
-  outboundClusterName,
   outboundListenerName,
   outboundRouteName,
   PASSTHROUGH_CLUSTER,
   VIRTUAL_OUTBOUND,
 } from '../model/names.js';
-import { isHttpProtocol } from '../model/protocol.js';
+import { isHttpProtocol, type Protocol } from '../model/protocol.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
+import type { Service } from '../registry/model.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
 import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
+import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
 import type { PushContext } from './push-context.js';
 
-/** Ports the proxy's outbound side handles, each as HTTP (RDS) or TCP (one destination). */
+type PortKind = 'http' | 'sniff' | 'tls' | 'tcp';
+
+/** How a port's protocol is served: routed HTTP, sniffed (HTTP or TCP by the first bytes), TLS by SNI, or TCP. */
+function kindOf(protocol: Protocol): PortKind {
+  if (isHttpProtocol(protocol)) return 'http';
+  if (protocol === 'UNKNOWN') return 'sniff';
+  if (protocol === 'TLS' || protocol === 'HTTPS') return 'tls';
+  return 'tcp';
+}
+
+const KIND_PRECEDENCE: PortKind[] = ['http', 'sniff', 'tls', 'tcp'];
+
+/** The outbound ports of a proxy, each with how it is served and the services on it. */
 function outboundPorts(
   push: PushContext,
   proxy: ProxyInfo,
-): Map<number, { http: boolean; tcpCluster?: string }> {
-  const ports = new Map<number, { http: boolean; tcpCluster?: string }>();
+): Map<number, { kind: PortKind; services: Service[] }> {
+  const ports = new Map<number, { kind: PortKind; services: Service[] }>();
   for (const service of push.servicesFor(proxy)) {
     for (const port of service.ports) {
+      const kind = kindOf(port.protocol);
       const existing = ports.get(port.port);
-      if (isHttpProtocol(port.protocol)) ports.set(port.port, { http: true });
-      else if (!existing) {
-        ports.set(port.port, {
-          http: false,
-          tcpCluster: outboundClusterName(port.port, undefined, service.hostname),
-        });
+      if (!existing) ports.set(port.port, { kind, services: [service] });
+      else {
+        existing.services.push(service);
+        // Several services on one port: HTTP wins (it routes by host); without VIPs TCP cannot tell them apart.
+        if (KIND_PRECEDENCE.indexOf(kind) < KIND_PRECEDENCE.indexOf(existing.kind)) existing.kind = kind;
       }
     }
   }
   return ports;
 }
+
+/** Istio's listener filters for a port whose protocol is decided by the first bytes. */
+const SNIFFING_FILTERS = [
+  {
+    name: 'envoy.filters.listener.http_inspector',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+    },
+  },
+];
+const HTTP_ALPN = { application_protocols: ['http/1.1', 'h2c'] };
 
 function catchAllVirtualHost(push: PushContext): Json {
   if (push.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY') {
@@ -62,7 +86,7 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
   const taken = new Set<string>();
   for (const service of push.servicesFor(proxy)) {
     const sp = service.ports.find((p) => p.port === port);
-    if (!sp || !isHttpProtocol(sp.protocol)) continue;
+    if (!sp || kindOf(sp.protocol) === 'tcp' || kindOf(sp.protocol) === 'tls') continue;
     const domains = serviceDomains(service, port, proxy.namespace, push.mesh.domainSuffix).filter(
       (d) => !taken.has(d),
     );
@@ -87,28 +111,42 @@ function inboundListeners(proxy: ProxyInfo): Json[] {
   const address = bindAddress(proxy);
   return proxy.ports.map((port) => {
     const cluster = inboundClusterName(port.targetPort);
-    const filter = isHttpProtocol(port.protocol)
-      ? httpConnectionManager(`inbound_0.0.0.0_${port.targetPort}`, {
-          inline: {
-            name: `inbound|${port.targetPort}||`,
-            validate_clusters: false,
-            virtual_hosts: [
-              {
-                name: `inbound|http|${port.port}`,
-                domains: ['*'],
-                routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
-              },
-            ],
+    const hcm = httpConnectionManager(`inbound_0.0.0.0_${port.targetPort}`, {
+      inline: {
+        name: `inbound|${port.targetPort}||`,
+        validate_clusters: false,
+        virtual_hosts: [
+          {
+            name: `inbound|http|${port.port}`,
+            domains: ['*'],
+            routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
           },
-        })
-      : tcpProxy(cluster, cluster);
+        ],
+      },
+    });
+    const kind = kindOf(port.protocol);
+    // A port of unknown protocol takes HTTP when the first bytes are HTTP, anything else as opaque TCP.
+    const chains =
+      kind === 'http'
+        ? [{ name: cluster, filters: [hcm] }]
+        : kind === 'sniff'
+          ? [
+              { name: `${cluster}-http`, filter_chain_match: HTTP_ALPN, filters: [hcm] },
+              { name: `${cluster}-tcp`, filters: [tcpProxy(cluster, cluster)] },
+            ]
+          : [{ name: cluster, filters: [tcpProxy(cluster, cluster)] }];
     return {
       name: inboundListenerName(address, port.listenPort),
       address: socketAddress(address, port.listenPort),
       traffic_direction: 'INBOUND',
-      filter_chains: [{ name: cluster, filters: [filter] }],
+      ...(kind === 'sniff' ? { listener_filters: SNIFFING_FILTERS } : {}),
+      filter_chains: chains,
     };
   });
+}
+
+function toChain(c: L4Chain): Json {
+  return c.match ? { filter_chain_match: c.match, filters: [c.filter] } : { filters: [c.filter] };
 }
 
 /** Every resource a sidecar gets: Istio's outbound/inbound listener layout, routes per port, clusters, endpoints. */
@@ -126,23 +164,42 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
       filter_chains: [{ name: catchAll, filters: [tcpProxy(catchAll, catchAll)] }],
     });
   }
-  for (const [port, kind] of [...outboundPorts(push, proxy).entries()].sort((a, b) => a[0] - b[0])) {
-    const filter = kind.http
-      ? httpConnectionManager(
-          `outbound_0.0.0.0_${port}`,
-          { rds: outboundRouteName(port) },
-          {},
-          outboundHttpFilters(),
-        )
-      : tcpProxy(kind.tcpCluster!, kind.tcpCluster!);
+  for (const [port, plan] of [...outboundPorts(push, proxy).entries()].sort((a, b) => a[0] - b[0])) {
+    const hcm = () =>
+      httpConnectionManager(
+        `outbound_0.0.0.0_${port}`,
+        { rds: outboundRouteName(port) },
+        {},
+        outboundHttpFilters(),
+      );
+    let chains: Json[];
+    switch (plan.kind) {
+      case 'http':
+        chains = [{ filters: [hcm()] }];
+        break;
+      case 'sniff':
+        chains = [
+          { filter_chain_match: HTTP_ALPN, filters: [hcm()] },
+          ...tcpChains(push, proxy, plan.services[0]!, port).map(toChain),
+        ];
+        break;
+      case 'tls':
+        chains = tlsChains(push, proxy, plan.services, port).map(toChain);
+        break;
+      case 'tcp':
+        chains = tcpChains(push, proxy, plan.services[0]!, port).map(toChain);
+        break;
+    }
     listeners.push({
       name: outboundListenerName(port),
       address: socketAddress('0.0.0.0', port),
       bind_to_port: false,
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [filter] }],
+      ...(plan.kind === 'sniff' ? { listener_filters: SNIFFING_FILTERS } : {}),
+      filter_chains: chains,
     });
-    if (kind.http) routes.push(buildOutboundRouteConfig(push, proxy, port));
+    if (plan.kind === 'http' || plan.kind === 'sniff')
+      routes.push(buildOutboundRouteConfig(push, proxy, port));
   }
   listeners.push(...inboundListeners(proxy));
 

@@ -109,15 +109,32 @@ function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undef
   if (pool.http?.idleTimeout) common.idle_timeout = envoyDuration(pool.http.idleTimeout);
   if (pool.http?.maxRequestsPerConnection)
     common.max_requests_per_connection = pool.http.maxRequestsPerConnection;
-  if (Object.keys(common).length) {
-    cluster.typed_extension_protocol_options = {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': HTTP_OPTIONS_TYPE,
-        common_http_protocol_options: common,
-        explicit_http_config: { http_protocol_options: {} },
-      },
-    };
-  }
+  if (Object.keys(common).length) httpProtocolOptions(cluster).common_http_protocol_options = common;
+  if (pool.http?.h2UpgradePolicy === 'UPGRADE') setUpstreamProtocol(cluster, 'http2');
+}
+
+/** The cluster's HttpProtocolOptions, created on first use (HTTP/1.1 unless something says otherwise). */
+function httpProtocolOptions(cluster: Json): Json {
+  cluster.typed_extension_protocol_options ??= {};
+  const all = cluster.typed_extension_protocol_options as Json;
+  const key = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+  all[key] ??= { '@type': HTTP_OPTIONS_TYPE, explicit_http_config: { http_protocol_options: {} } };
+  return all[key] as Json;
+}
+
+/**
+ * The protocol a cluster speaks upstream, from its service port's protocol
+ * (Istio: gRPC and HTTP/2 ports get HTTP/2; ports of unknown protocol follow
+ * whatever the downstream spoke).
+ */
+export function setUpstreamProtocol(cluster: Json, protocol: 'http1' | 'http2' | 'downstream'): void {
+  const options = httpProtocolOptions(cluster);
+  delete options.explicit_http_config;
+  delete options.use_downstream_protocol_config;
+  if (protocol === 'http2') options.explicit_http_config = { http2_protocol_options: {} };
+  else if (protocol === 'downstream') {
+    options.use_downstream_protocol_config = { http_protocol_options: {}, http2_protocol_options: {} };
+  } else options.explicit_http_config = { http_protocol_options: {} };
 }
 
 function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined): void {

@@ -67,7 +67,8 @@ function common(namespace: string, labels: Record<string, string>, ip: string, w
 
 export function sidecarNode(s: SidecarIdentity): XdsNode {
   const metadata: Record<string, unknown> = {
-    ...common(s.namespace, s.labels, s.ip, s.workload),
+    // A workload with a sidecar carries Istio's tlsMode label: peers then speak HTTP/2 (and mTLS) to it.
+    ...common(s.namespace, { 'security.istio.io/tlsMode': 'istio', ...s.labels }, s.ip, s.workload),
     SERVICE_ACCOUNT: s.serviceAccount,
     MIZZEN_PORTS: s.ports.map((p) => ({ ...p })),
     MIZZEN_ADMIN_PORT: s.adminPort,

@@ -1,0 +1,142 @@
+import type {
+  L4MatchAttributes,
+  RouteDestination,
+  TLSMatchAttributes,
+  VirtualServiceSpec,
+} from '@mizzen/api';
+import { outboundClusterName } from '../model/names.js';
+import type { ProxyInfo } from '../model/proxy.js';
+import { labelsMatch, resolveShortName, type Service } from '../registry/model.js';
+import { type Json, TCP_PROXY_TYPE } from './envoy.js';
+import { MESH_GATEWAY, type PushContext, resolveGatewayRef } from './push-context.js';
+
+/** One filter chain of an outbound TCP or TLS listener: what it matches and the tcp_proxy it runs. */
+export interface L4Chain {
+  match?: Json;
+  filter: Json;
+}
+
+/** `10.0.0.0/16` → Envoy CidrRange. */
+function cidr(subnet: string): Json {
+  const [address, len] = subnet.split('/');
+  return len === undefined
+    ? { address_prefix: address }
+    : { address_prefix: address, prefix_len: Number(len) };
+}
+
+/** Does an L4 match (TCP or TLS route) apply to this proxy and port, as Istio filters them when building? */
+function l4Applies(
+  m: L4MatchAttributes | TLSMatchAttributes,
+  proxy: ProxyInfo,
+  port: number,
+  vsNamespace: string,
+  gateway: string,
+): boolean {
+  if (m.port !== undefined && m.port !== port) return false;
+  if (m.sourceLabels && !labelsMatch(m.sourceLabels, proxy.labels)) return false;
+  if (m.sourceNamespace && m.sourceNamespace !== proxy.namespace) return false;
+  if (m.gateways?.length && !m.gateways.map((g) => resolveGatewayRef(g, vsNamespace)).includes(gateway))
+    return false;
+  return true;
+}
+
+/** A tcp_proxy to one cluster, or split by weight over several. */
+export function tcpProxyFilter(statPrefix: string, clusters: { name: string; weight: number }[]): Json {
+  const typed: Json = { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix };
+  if (clusters.length === 1) typed.cluster = clusters[0]!.name;
+  else typed.weighted_clusters = { clusters };
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: typed };
+}
+
+function destinations(
+  push: PushContext,
+  routes: RouteDestination[] | undefined,
+  vsNamespace: string,
+  port: number,
+) {
+  const list = (routes ?? []).filter((d) => d.weight === undefined || d.weight > 0 || routes!.length === 1);
+  return list.map((d) => {
+    const host = resolveShortName(d.destination.host, vsNamespace, push.mesh.domainSuffix);
+    const service = push.registry.service(host);
+    const p = d.destination.port?.number ?? (service?.ports.length === 1 ? service.ports[0]!.port : port);
+    return {
+      name: outboundClusterName(p, d.destination.subset, host),
+      weight: d.weight ?? (list.length === 1 ? 1 : 0),
+    };
+  });
+}
+
+/**
+ * The chains of an outbound TCP port for one service: the VirtualService's
+ * `tcp` routes in order (a route with destinationSubnets becomes a chain
+ * matching those destinations), else straight to the service's cluster.
+ */
+export function tcpChains(
+  push: PushContext,
+  proxy: ProxyInfo,
+  service: Service,
+  port: number,
+  gateway = MESH_GATEWAY,
+): L4Chain[] {
+  const fallback = [{ name: outboundClusterName(port, undefined, service.hostname), weight: 1 }];
+  const vs = push.virtualServiceFor(proxy, service.hostname, gateway);
+  const spec = vs?.spec as VirtualServiceSpec | undefined;
+  const chains: L4Chain[] = [];
+  let catchAll: L4Chain | undefined;
+  for (const route of spec?.tcp ?? []) {
+    const dests = destinations(push, route.route, vs!.metadata.namespace, port);
+    if (dests.length === 0) continue;
+    const matches = route.match?.length
+      ? route.match.filter((m) => l4Applies(m, proxy, port, vs!.metadata.namespace, gateway))
+      : [{}];
+    for (const m of matches as L4MatchAttributes[]) {
+      const filter = tcpProxyFilter(dests[0]!.name, dests);
+      if (m.destinationSubnets?.length)
+        chains.push({ match: { prefix_ranges: m.destinationSubnets.map(cidr) }, filter });
+      else catchAll ??= { filter };
+    }
+  }
+  chains.push(catchAll ?? { filter: tcpProxyFilter(fallback[0]!.name, fallback) });
+  return chains;
+}
+
+/**
+ * The chains of an outbound TLS port: TLS is passed through, unterminated,
+ * to the cluster the SNI selects — the VirtualService's `tls` routes by
+ * `sniHosts`, else the service's own hostname.
+ */
+export function tlsChains(
+  push: PushContext,
+  proxy: ProxyInfo,
+  services: Service[],
+  port: number,
+  gateway = MESH_GATEWAY,
+): L4Chain[] {
+  const chains: L4Chain[] = [];
+  const claimed = new Set<string>();
+  for (const service of services) {
+    const vs = push.virtualServiceFor(proxy, service.hostname, gateway);
+    const spec = vs?.spec as VirtualServiceSpec | undefined;
+    for (const route of spec?.tls ?? []) {
+      const dests = destinations(push, route.route, vs!.metadata.namespace, port);
+      if (dests.length === 0) continue;
+      for (const m of route.match.filter((x) => l4Applies(x, proxy, port, vs!.metadata.namespace, gateway))) {
+        const names = m.sniHosts.filter((h) => !claimed.has(h));
+        if (names.length === 0) continue;
+        for (const n of names) claimed.add(n);
+        const match: Json = { server_names: names };
+        if (m.destinationSubnets?.length) match.prefix_ranges = m.destinationSubnets.map(cidr);
+        chains.push({ match, filter: tcpProxyFilter(dests[0]!.name, dests) });
+      }
+    }
+    if (!claimed.has(service.hostname)) {
+      claimed.add(service.hostname);
+      const cluster = outboundClusterName(port, undefined, service.hostname);
+      chains.push({
+        match: { server_names: [service.hostname] },
+        filter: tcpProxyFilter(cluster, [{ name: cluster, weight: 1 }]),
+      });
+    }
+  }
+  return chains;
+}
