@@ -49,6 +49,17 @@ export {
   parseDurationJson,
   toJson,
 } from './json.js';
+export {
+  decodeOtlpRequest,
+  decodeOtlpResponse,
+  decodeRpcStatus,
+  encodeOtlpRequest,
+  encodeOtlpResponse,
+  encodeRpcStatus,
+  OTLP_GRPC_METHODS,
+  OtlpDecodeError,
+  type OtlpSignal,
+} from './otlp.js';
 export { envoyRoot, isKnownType, messageType, typeNameOf, typeUrlOf } from './protos.js';
 export { type ResourceSet, Snapshot, type TypeSnapshot } from './snapshot.js';
 export {
