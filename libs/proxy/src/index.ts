@@ -25,6 +25,24 @@ export { ConfigError } from './config/errors.js';
 export { compileListener } from './config/listener.js';
 export { findRoute, RouteTable } from './config/route-table.js';
 export { ListenerManager } from './listeners/listener-manager.js';
+export {
+  encodePeerHeaders,
+  PEER_ID_HEADER,
+  PEER_METADATA_HEADER,
+  takePeerHeaders,
+} from './observe/peer-metadata.js';
+export {
+  combineObservers,
+  type HttpObservation,
+  type HttpRequestRecord,
+  type HttpRequestStart,
+  type PeerMetadata,
+  type ProxyObserver,
+  type TcpConnectionRecord,
+  type TcpConnectionStart,
+  type TcpObservation,
+  type TrafficDirection,
+} from './observe/records.js';
 export { ClusterManager } from './upstream/cluster-manager.js';
 export { ConnectionPools } from './upstream/connection-pools.js';
 export { LoadBalancer } from './upstream/load-balancer.js';

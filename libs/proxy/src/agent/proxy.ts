@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { createAdminServer, createHealthServer } from '../admin/admin-server.js';
 import { Router } from '../http/router.js';
 import { type CaptureMode, ListenerManager } from '../listeners/listener-manager.js';
+import { encodePeerHeaders } from '../observe/peer-metadata.js';
+import type { ProxyObserver } from '../observe/records.js';
 import { RouteStore } from '../routes/route-store.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { ConnectionPools } from '../upstream/connection-pools.js';
@@ -20,6 +22,8 @@ export interface ProxyOptions {
   adminPort: number;
   healthPort: number;
   captureMode?: CaptureMode;
+  /** Telemetry (metrics, access logs, tracing) watching every request and connection. */
+  observer?: ProxyObserver;
   /** Reconnect back-off towards pilot. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -44,9 +48,9 @@ export class MeshProxy {
 
   constructor(private readonly options: ProxyOptions) {
     this.log = options.logger;
-    const router = new Router(this.clusters, this.pools);
+    const router = new Router(this.clusters, this.pools, encodePeerHeaders(options.node));
     this.listeners = new ListenerManager(
-      { clusters: this.clusters, router, routes: this.routes, logger: this.log },
+      { clusters: this.clusters, router, routes: this.routes, logger: this.log, observer: options.observer },
       this.log,
       options.captureMode,
     );

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
 import type { Logger } from '@mizzen/runtime';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { HttpConnectionManagerConfig } from '../config/listener.js';
@@ -13,6 +14,8 @@ import {
   type RouteTable,
   type WeightedCluster,
 } from '../config/route-table.js';
+import { takePeerHeaders } from '../observe/peer-metadata.js';
+import type { HttpRequestRecord, ProxyObserver, TrafficDirection } from '../observe/records.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
 import type { HttpFilterContext, ResponseDecorator } from './filters/filter.js';
 import { sample } from './filters/percent.js';
@@ -40,6 +43,10 @@ export interface HcmDeps {
   routes: RouteTables;
   router: Router;
   logger: Logger;
+  /** Which side of the workload this listener is on (metadata exchange and telemetry depend on it). */
+  direction: TrafficDirection;
+  listenerName: string;
+  observer?: ProxyObserver;
 }
 
 /** How long a request waits for the route table of a listener that is still warming. */
@@ -79,8 +86,45 @@ export class HttpConnectionManager {
 
   async handle(req: IncomingMessage, res: ServerResponse, ctx: DownstreamContext): Promise<void> {
     const info = new StreamInfo();
+    const started = new Date();
+    let path = req.url ?? '/';
+    // HTTP/2 carries the authority as a pseudo-header.
+    let authority = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
+    // Absolute-form request line (an application using the sidecar as HTTP_PROXY): the URL's authority wins.
+    if (/^https?:\/\//i.test(path)) {
+      const url = new URL(path);
+      authority = url.host;
+      path = `${url.pathname}${url.search}`;
+    }
+    if (!path.startsWith('/')) {
+      sendLocalReply(res, 400, 'invalid request target');
+      return;
+    }
+    const headers = this.requestHeaders(req, authority, ctx);
+    // Peer metadata headers are for sidecars only: take them off every request (a caller's, inbound).
+    const callerPeer = takePeerHeaders(headers);
+    if (this.deps.direction === 'inbound') info.peer = callerPeer;
+    const observation = this.deps.observer?.startHttp?.({
+      direction: this.deps.direction,
+      listener: this.deps.listenerName,
+      method: req.method ?? 'GET',
+      authority,
+      path,
+      scheme: ctx.scheme,
+      protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
+      headers,
+      downstreamRemoteAddress: req.socket.remoteAddress ?? '',
+      downstreamLocalAddress: req.socket.localAddress ?? '',
+      startTime: started,
+    });
+    if (observation)
+      res.once('close', () =>
+        observation.end(
+          this.record(req, res, info, { path, authority, scheme: ctx.scheme }, headers, started),
+        ),
+      );
     try {
-      await this.route(req, res, ctx, info);
+      await this.route(req, res, ctx, info, { path, authority, headers });
     } catch (err) {
       this.deps.logger.error({ err, url: req.url }, 'request failed inside the proxy');
       sendLocalReply(res, 500, 'internal proxy error');
@@ -103,26 +147,57 @@ export class HttpConnectionManager {
     }
   }
 
+  /** The finished request as observers see it. */
+  private record(
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: StreamInfo,
+    target: { path: string; authority: string; scheme: string },
+    headers: HeaderMap,
+    started: Date,
+  ): HttpRequestRecord {
+    const responseHeaders = res.getHeaders() as HeaderMap;
+    const length = Number(responseHeaders['content-length']);
+    if (info.responseBytes === 0 && Number.isFinite(length)) info.responseBytes = length;
+    const grpc = info.grpcStatus ?? (responseHeaders['grpc-status'] as string | undefined);
+    if (!res.writableFinished && !res.headersSent) info.flag('DC');
+    return {
+      direction: this.deps.direction,
+      listener: this.deps.listenerName,
+      method: req.method ?? 'GET',
+      authority: target.authority,
+      path: target.path,
+      scheme: target.scheme,
+      protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
+      headers,
+      downstreamRemoteAddress: req.socket.remoteAddress ?? '',
+      downstreamLocalAddress: req.socket.localAddress ?? '',
+      startTime: started,
+      durationMs: performance.now() - info.startTime,
+      responseCode: res.headersSent ? res.statusCode : 0,
+      responseHeaders,
+      grpcStatus: grpc,
+      responseFlags: info.flagString(),
+      requestBytes: info.requestBytes,
+      responseBytes: info.responseBytes,
+      routeName: info.routeName,
+      upstreamCluster: info.upstreamCluster,
+      upstreamHost: info.upstreamHost,
+      upstreamServiceTimeMs: info.upstreamServiceTimeMs,
+      attempts: info.attempts,
+      peer: info.peer,
+      connectionSecurityPolicy: 'none',
+    };
+  }
+
   private async route(
     req: IncomingMessage,
     res: ServerResponse,
     ctx: DownstreamContext,
     info: StreamInfo,
+    target: { path: string; authority: string; headers: HeaderMap },
   ): Promise<void> {
-    let path = req.url ?? '/';
-    // HTTP/2 carries the authority as a pseudo-header.
-    let authority = req.headers.host ?? (req.headers[':authority'] as string | undefined) ?? '';
-    // Absolute-form request line (an application using the sidecar as HTTP_PROXY): the URL's authority wins.
-    if (/^https?:\/\//i.test(path)) {
-      const url = new URL(path);
-      authority = url.host;
-      path = `${url.pathname}${url.search}`;
-    }
-    if (!path.startsWith('/')) {
-      sendLocalReply(res, 400, 'invalid request target');
-      return;
-    }
-    const headers = this.requestHeaders(req, authority, ctx);
+    const { path, authority, headers } = target;
     const table = await this.routeTable();
     if (!table) {
       info.flag('NR');
@@ -248,6 +323,19 @@ export class HttpConnectionManager {
       ? this.hash(r.action, r.headers, req, r.path, r.decorators)
       : undefined;
     const body = await readRequestBody(req);
+    if (body.kind === 'buffered') info.requestBytes = body.data.length;
+    else if (body.kind === 'stream') {
+      // Count as it flows (a 'data' listener here would start the flow before the upstream is attached).
+      const source = body.stream;
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          info.requestBytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+      source.once('error', (err) => counted.destroy(err));
+      body.stream = source.pipe(counted);
+    }
     for (const mirror of r.action.mirrors) {
       // Fire and forget: the caller never waits for, or sees, the shadow's answer.
       if (body.kind !== 'stream' && sample(mirror.probability)) {
@@ -280,6 +368,7 @@ export class HttpConnectionManager {
         decorators: r.decorators,
         hash,
         downstreamHttp2: req.httpVersionMajor === 2,
+        direction: this.deps.direction,
       },
       res,
       info,

@@ -1,6 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
+import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
+import type { TrafficDirection } from '../observe/records.js';
 import type { Release } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import type { ConnectionPools, UpstreamProtocol } from '../upstream/connection-pools.js';
@@ -28,6 +30,8 @@ export interface UpstreamRequest {
   readonly originalDst?: OriginalDestination;
   /** Response header edits, most specific first (weighted cluster, route, virtual host, route table). */
   readonly responseMutations: readonly HeaderMutation[];
+  /** Which side of the workload the request is on: sidecars exchange peer metadata across the hop. */
+  readonly direction?: TrafficDirection;
   /** The downstream spoke HTTP/2 (clusters that follow the downstream protocol use it too). */
   readonly downstreamHttp2?: boolean;
   /** The request's consistent-hash key, for RING_HASH and MAGLEV clusters. */
@@ -159,6 +163,8 @@ export class Router {
   constructor(
     private readonly clusters: ClusterManager,
     private readonly pools: ConnectionPools,
+    /** This proxy's metadata-exchange headers (Istio's x-envoy-peer-metadata), when it is a sidecar or gateway in the mesh. */
+    private readonly identity?: { id: string; metadata: string },
   ) {}
 
   async forward(
@@ -371,9 +377,17 @@ export class Router {
     const timer = perTry
       ? setTimeout(() => attemptSignal.abort(new AttemptFailure('per-try-timeout', undefined)), perTry)
       : undefined;
-    const headers = req.includeAttemptCount
+    let headers = req.includeAttemptCount
       ? { ...req.headers, 'x-envoy-attempt-count': String(attempt) }
       : req.headers;
+    if (this.identity && req.direction === 'outbound' && host.sidecar) {
+      // Tell the sidecar on the other side who is calling (Istio's metadata exchange).
+      headers = {
+        ...headers,
+        [PEER_ID_HEADER]: this.identity.id,
+        [PEER_METADATA_HEADER]: this.identity.metadata,
+      };
+    }
     try {
       return await this.pools.dispatch(
         host,
@@ -412,6 +426,14 @@ export class Router {
     overall: Cancellation,
   ): Promise<void> {
     const headers = endToEndHeaders(upstream.headers);
+    // The callee's sidecar said who it is: keep that for telemetry, never pass it on to the app.
+    const calleePeer = takePeerHeaders(headers);
+    if (req.direction === 'outbound') info.peer = calleePeer;
+    if (this.identity && req.direction === 'inbound' && info.peer) {
+      headers[PEER_ID_HEADER] = this.identity.id;
+      headers[PEER_METADATA_HEADER] = this.identity.metadata;
+    }
+    if (typeof headers['grpc-status'] === 'string') info.grpcStatus = headers['grpc-status'];
     headers['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs ?? 0));
     applyHeaderMutations(headers, req.responseMutations);
     for (const d of req.decorators ?? []) d(upstream.statusCode, headers);
@@ -452,8 +474,12 @@ export class Router {
       res.once('finish', () => finish(false));
       res.once('close', () => finish(!res.writableFinished));
       // Trailers (gRPC's grpc-status) follow the body; HTTP/1.1 clients get them only with chunked encoding.
+      body.on('data', (chunk: Buffer) => {
+        info.responseBytes += chunk.length;
+      });
       body.once('end', () => {
         const trailers = endToEndHeaders(upstream.trailers());
+        if (typeof trailers['grpc-status'] === 'string') info.grpcStatus = trailers['grpc-status'];
         if (Object.keys(trailers).length) res.addTrailers(trailers as Record<string, string>);
         res.end();
       });

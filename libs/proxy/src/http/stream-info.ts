@@ -7,6 +7,8 @@
  * injected, `RL` rate limited, `UAEX` denied by an external authorizer)
  * and where it went. Access logs and metrics read it.
  */
+import type { PeerMetadata } from '../observe/records.js';
+
 export type ResponseFlag =
   | 'NR'
   | 'UH'
@@ -35,6 +37,11 @@ export class StreamInfo {
   responseCode?: number;
   /** Milliseconds from sending upstream to its response headers. */
   upstreamServiceTimeMs?: number;
+  requestBytes = 0;
+  responseBytes = 0;
+  grpcStatus?: string;
+  /** The sidecar on the other end (metadata exchange): the caller inbound, the callee outbound. */
+  peer?: PeerMetadata;
 
   flag(f: ResponseFlag): void {
     this.flags.add(f);

@@ -62,7 +62,7 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
     const own = config.defaultChain ?? config.chains[0];
     if (own?.filter.kind !== 'tcp')
       throw new Error(`listener ${config.name} needs a tcp_proxy chain to pass unknown traffic to`);
-    this.fallback = new TcpChainRuntime(own.filter, deps);
+    this.fallback = new TcpChainRuntime(own.filter, deps, config);
     this.server.on(
       'request',
       (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res),

@@ -12,6 +12,7 @@ import type {
 } from '../config/listener.js';
 import { HttpConnectionManager, type RouteTables } from '../http/connection-manager.js';
 import type { Router } from '../http/router.js';
+import type { ProxyObserver } from '../observe/records.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
 import { type Inspection, inspect } from './inspector.js';
 import { TcpProxy } from './tcp-proxy.js';
@@ -27,6 +28,7 @@ export interface RuntimeDeps {
   router: Router;
   routes: RouteTables;
   logger: Logger;
+  observer?: ProxyObserver;
 }
 
 /** What a chain knows about the connection it was handed. */
@@ -115,8 +117,12 @@ export class HttpChainRuntime implements ChainRuntime {
   private readonly sessionDst = new WeakMap<http2.ServerHttp2Session, OriginalDestination>();
   private accepting?: OriginalDestination;
 
-  constructor(config: HttpConnectionManagerConfig, deps: RuntimeDeps) {
-    this.hcm = new HttpConnectionManager(config, deps);
+  constructor(config: HttpConnectionManagerConfig, deps: RuntimeDeps, listener: ListenerConfig) {
+    this.hcm = new HttpConnectionManager(config, {
+      ...deps,
+      listenerName: listener.name,
+      direction: listener.direction === 'INBOUND' ? 'inbound' : 'outbound',
+    });
     this.h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.tracker.begin(req.socket, res);
       void this.hcm.handle(req, res, { scheme: 'http', originalDst: this.tunnelled.get(req.socket) });
@@ -181,8 +187,13 @@ export class TcpChainRuntime implements ChainRuntime {
   constructor(
     readonly config: TcpProxyConfig,
     deps: RuntimeDeps,
+    listener: ListenerConfig,
   ) {
-    this.proxy = new TcpProxy(config, deps.clusters, deps.logger);
+    this.proxy = new TcpProxy(config, deps.clusters, deps.logger, {
+      observer: deps.observer,
+      listenerName: listener.name,
+      direction: listener.direction === 'INBOUND' ? 'inbound' : 'outbound',
+    });
   }
 
   accept(socket: net.Socket, ctx: ConnectionContext): void {
@@ -200,10 +211,10 @@ export class TcpChainRuntime implements ChainRuntime {
   }
 }
 
-function chainRuntime(chain: FilterChainConfig, deps: RuntimeDeps): ChainRuntime {
+function chainRuntime(chain: FilterChainConfig, deps: RuntimeDeps, listener: ListenerConfig): ChainRuntime {
   return chain.filter.kind === 'http'
-    ? new HttpChainRuntime(chain.filter, deps)
-    : new TcpChainRuntime(chain.filter, deps);
+    ? new HttpChainRuntime(chain.filter, deps, listener)
+    : new TcpChainRuntime(chain.filter, deps, listener);
 }
 
 /** What a listener does with connections: picks a filter chain for each (Envoy's FilterChainMatch) and hands it over. */
@@ -223,8 +234,8 @@ export class ChainedListenerRuntime implements ListenerRuntime {
     readonly config: ListenerConfig,
     private readonly deps: RuntimeDeps,
   ) {
-    this.chains = config.chains.map((c) => ({ config: c, runtime: chainRuntime(c, deps) }));
-    this.fallback = config.defaultChain ? chainRuntime(config.defaultChain, deps) : undefined;
+    this.chains = config.chains.map((c) => ({ config: c, runtime: chainRuntime(c, deps, config) }));
+    this.fallback = config.defaultChain ? chainRuntime(config.defaultChain, deps, config) : undefined;
   }
 
   accept(socket: net.Socket, originalDst?: OriginalDestination): void {

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
+import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
 
 export interface TcpConnectionContext {
@@ -25,7 +26,60 @@ export class TcpProxy {
     private readonly config: TcpProxyConfig,
     private readonly clusters: ClusterManager,
     private readonly logger: Logger,
+    private readonly observe: {
+      observer?: ProxyObserver;
+      listenerName: string;
+      direction: TrafficDirection;
+    } = {
+      listenerName: '',
+      direction: 'outbound',
+    },
   ) {}
+
+  /** Reports the connection to observers (Istio's TCP metrics and access logs). */
+  private watch(downstream: net.Socket, upstream: net.Socket, cluster: string, hostKey: string): void {
+    const start = {
+      direction: this.observe.direction,
+      listener: this.observe.listenerName,
+      upstreamCluster: cluster,
+      upstreamHost: hostKey,
+      downstreamRemoteAddress: downstream.remoteAddress ?? '',
+      startTime: new Date(),
+    };
+    const observation = this.observe.observer?.startTcp?.(start);
+    if (!observation) return;
+    let received = 0;
+    let sent = 0;
+    downstream.on('data', (c: Buffer) => {
+      received += c.length;
+    });
+    upstream.on('data', (c: Buffer) => {
+      sent += c.length;
+    });
+    const began = performance.now();
+    const snapshot = () => ({
+      ...start,
+      durationMs: performance.now() - began,
+      receivedBytes: received,
+      sentBytes: sent,
+      responseFlags: '-',
+      connectionSecurityPolicy: 'none' as const,
+    });
+    // Long-lived connections report their bytes as they go, as Istio's proxies do every few seconds.
+    const timer = observation.progress
+      ? setInterval(() => observation.progress!(snapshot()), 5_000)
+      : undefined;
+    timer?.unref();
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(timer);
+      observation.end(snapshot());
+    };
+    downstream.once('close', end);
+    upstream.once('close', end);
+  }
 
   handle(downstream: net.Socket, ctx: TcpConnectionContext = {}): void {
     const clusterName = this.pickCluster();
@@ -51,6 +105,7 @@ export class TcpProxy {
       connected = true;
       upstream.setTimeout(0);
       ctx.onUpstream?.(true);
+      this.watch(downstream, upstream, clusterName, host.key);
       if (ctx.head?.length) upstream.write(ctx.head);
       downstream.pipe(upstream);
       upstream.pipe(downstream);

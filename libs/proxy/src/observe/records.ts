@@ -1,0 +1,127 @@
+import type { HeaderMap } from '../config/headers.js';
+
+/** The workload on the other end of a request, learned through Istio's metadata exchange. */
+export interface PeerMetadata {
+  /** Proxy node id (`x-envoy-peer-metadata-id`). */
+  readonly id: string;
+  readonly name?: string;
+  readonly namespace?: string;
+  readonly workload?: string;
+  readonly serviceAccount?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly clusterId?: string;
+}
+
+export type TrafficDirection = 'inbound' | 'outbound';
+
+/** What an observer sees when a request arrives (before routing). */
+export interface HttpRequestStart {
+  readonly direction: TrafficDirection;
+  readonly listener: string;
+  readonly method: string;
+  readonly authority: string;
+  readonly path: string;
+  readonly scheme: string;
+  readonly protocol: 'HTTP/1.1' | 'HTTP/1.0' | 'HTTP/2';
+  /** The request headers as they will go upstream: an observer may add to them (trace context). */
+  readonly headers: HeaderMap;
+  readonly downstreamRemoteAddress: string;
+  readonly downstreamLocalAddress: string;
+  readonly startTime: Date;
+}
+
+/** Everything about one finished request, in Envoy's access-log and Istio's metric terms. */
+export interface HttpRequestRecord extends HttpRequestStart {
+  readonly durationMs: number;
+  /** 0 when the downstream went away before any response. */
+  readonly responseCode: number;
+  readonly responseHeaders: HeaderMap;
+  /** gRPC status from the response trailers or headers, if any. */
+  readonly grpcStatus?: string;
+  /** Envoy's %RESPONSE_FLAGS%: `-`, or `UH`, `UO,URX`… */
+  readonly responseFlags: string;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly routeName?: string;
+  readonly upstreamCluster?: string;
+  readonly upstreamHost?: string;
+  readonly upstreamServiceTimeMs?: number;
+  readonly attempts: number;
+  /** The workload that called (inbound) or answered (outbound), when it has a sidecar. */
+  readonly peer?: PeerMetadata;
+  /** `mutual_tls` when the hop was mTLS, else `none`. */
+  readonly connectionSecurityPolicy: 'mutual_tls' | 'none' | 'unknown';
+  readonly sourcePrincipal?: string;
+  readonly destinationPrincipal?: string;
+}
+
+export interface TcpConnectionStart {
+  readonly direction: TrafficDirection;
+  readonly listener: string;
+  readonly upstreamCluster: string;
+  readonly upstreamHost?: string;
+  readonly downstreamRemoteAddress: string;
+  readonly startTime: Date;
+}
+
+export interface TcpConnectionRecord extends TcpConnectionStart {
+  readonly durationMs: number;
+  /** Bytes from the downstream to the upstream. */
+  readonly receivedBytes: number;
+  /** Bytes from the upstream to the downstream. */
+  readonly sentBytes: number;
+  readonly responseFlags: string;
+  readonly connectionSecurityPolicy: 'mutual_tls' | 'none' | 'unknown';
+}
+
+export interface HttpObservation {
+  end(record: HttpRequestRecord): void;
+}
+
+export interface TcpObservation {
+  /** Called periodically with the bytes so far (Istio reports TCP bytes while a connection lives). */
+  progress?(record: TcpConnectionRecord): void;
+  end(record: TcpConnectionRecord): void;
+}
+
+/**
+ * Where telemetry plugs into the data plane: metrics, access logs and tracing
+ * each observe requests and connections through this one interface.
+ */
+export interface ProxyObserver {
+  startHttp?(start: HttpRequestStart): HttpObservation | undefined;
+  startTcp?(start: TcpConnectionStart): TcpObservation | undefined;
+}
+
+/** Several observers as one. */
+export function combineObservers(observers: readonly ProxyObserver[]): ProxyObserver | undefined {
+  if (observers.length === 0) return undefined;
+  if (observers.length === 1) return observers[0];
+  return {
+    startHttp: (start) => {
+      const obs = observers
+        .map((o) => o.startHttp?.(start))
+        .filter((o): o is HttpObservation => o !== undefined);
+      if (obs.length === 0) return undefined;
+      return {
+        end: (r) => {
+          for (const o of obs) o.end(r);
+        },
+      };
+    },
+    startTcp: (start) => {
+      const obs = observers
+        .map((o) => o.startTcp?.(start))
+        .filter((o): o is TcpObservation => o !== undefined);
+      if (obs.length === 0) return undefined;
+      return {
+        progress: (r) => {
+          for (const o of obs) o.progress?.(r);
+        },
+        end: (r) => {
+          for (const o of obs) o.end(r);
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,283 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger, PortAllocator } from '@mizzen/runtime';
+import { AdsServer, type ResourceSet, Snapshot, TypeUrl } from '@mizzen/xds';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MeshProxy } from '../src/agent/proxy.js';
+import type { HttpRequestRecord, ProxyObserver, TcpConnectionRecord } from '../src/observe/records.js';
+import {
+  type Backend,
+  backend,
+  HCM,
+  outboundListeners,
+  PASSTHROUGH,
+  ROUTER,
+  staticCluster,
+  svcRoutes,
+  TCP,
+} from './harness.js';
+
+/**
+ * Two real proxies (client sidecar → server sidecar → app) with observers:
+ * each sees every request with its flags, bytes and peer, learned through
+ * Istio's metadata exchange; TCP connections report their bytes.
+ */
+describe('observation and metadata exchange between two proxies', () => {
+  const log = createLogger('observe-test', { level: 'silent' });
+  const ports = new PortAllocator();
+  let ads: AdsServer;
+  let app: Backend;
+  let echo: import('node:net').Server;
+  const proxies: MeshProxy[] = [];
+  const client: { outbound: number; records: HttpRequestRecord[]; tcp: TcpConnectionRecord[] } = {
+    outbound: 0,
+    records: [],
+    tcp: [],
+  };
+  const server: { inbound: number; tcpIn: number; records: HttpRequestRecord[] } = {
+    inbound: 0,
+    tcpIn: 0,
+    records: [],
+  };
+  const CLIENT = 'sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local';
+  const SERVER = 'sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local';
+
+  const request = (path: string) =>
+    new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      http
+        .request(
+          {
+            host: '127.0.0.1',
+            port: client.outbound,
+            path: `http://svc:9080${path}`,
+            headers: { host: 'svc:9080' },
+            agent: false,
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c) => {
+              body += c;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          },
+        )
+        .on('error', reject)
+        .end();
+    });
+
+  const until = async (check: () => boolean) => {
+    const deadline = Date.now() + 10_000;
+    while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (!check()) throw new Error('timed out');
+  };
+
+  beforeAll(async () => {
+    app = await backend('app', (req, res) => {
+      if (req.url === '/fail') {
+        res.writeHead(503).end('nope');
+        return true;
+      }
+      return false;
+    });
+    echo = (await import('node:net')).createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    [client.outbound, server.inbound, server.tcpIn] = await ports.takeMany(3);
+    ads = new AdsServer({ logger: log });
+    const adsPort = await ads.listen(0, '127.0.0.1');
+    const serverSet: ResourceSet = {
+      [TypeUrl.Cluster]: [
+        staticCluster('inbound|9080||', [app.port]),
+        staticCluster('inbound|7000||', [(echo.address() as AddressInfo).port]),
+      ],
+      [TypeUrl.Listener]: [
+        {
+          name: 'inbound_9080',
+          traffic_direction: 'INBOUND',
+          address: { socket_address: { address: '127.0.0.1', port_value: server.inbound } },
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'hcm',
+                  typed_config: {
+                    '@type': HCM,
+                    stat_prefix: 'in',
+                    route_config: {
+                      name: 'inbound|9080||',
+                      virtual_hosts: [
+                        {
+                          name: 'in',
+                          domains: ['*'],
+                          routes: [
+                            { match: { prefix: '/' }, route: { cluster: 'inbound|9080||', timeout: '0s' } },
+                          ],
+                        },
+                      ],
+                    },
+                    http_filters: [{ name: 'r', typed_config: { '@type': ROUTER } }],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+        {
+          name: 'inbound_7000',
+          traffic_direction: 'INBOUND',
+          address: { socket_address: { address: '127.0.0.1', port_value: server.tcpIn } },
+          filter_chains: [
+            {
+              filters: [
+                { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'inbound|7000||' } },
+              ],
+            },
+          ],
+        },
+      ],
+      [TypeUrl.RouteConfiguration]: [],
+    };
+    const sidecarEndpoint = (port: number) => ({
+      endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } },
+      metadata: { filter_metadata: { 'envoy.transport_socket_match': { tlsMode: 'istio' } } },
+    });
+    const clientSet: ResourceSet = {
+      [TypeUrl.Cluster]: [
+        {
+          ...staticCluster('reviews', []),
+          load_assignment: {
+            cluster_name: 'reviews',
+            endpoints: [{ lb_endpoints: [sidecarEndpoint(server.inbound)] }],
+          },
+        },
+        staticCluster('tcp-echo', [server.tcpIn]),
+        PASSTHROUGH,
+      ],
+      [TypeUrl.Listener]: [
+        ...outboundListeners(client.outbound),
+        {
+          name: '0.0.0.0_7000',
+          address: { socket_address: { address: '0.0.0.0', port_value: 7000 } },
+          bind_to_port: false,
+          traffic_direction: 'OUTBOUND',
+          filter_chains: [
+            {
+              filters: [
+                { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'tcp-echo' } },
+              ],
+            },
+          ],
+        },
+      ],
+      [TypeUrl.RouteConfiguration]: [
+        svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '0s' } }]),
+      ],
+    };
+    ads.setSnapshot(SERVER, Snapshot.build(serverSet));
+    ads.setSnapshot(CLIENT, Snapshot.build(clientSet));
+    const start = async (id: string, labels: Record<string, string>, observer: ProxyObserver) => {
+      const [admin, health] = await ports.takeMany(2);
+      const p = new MeshProxy({
+        node: {
+          id,
+          metadata: {
+            NAMESPACE: 'default',
+            WORKLOAD_NAME: id.split('~')[2]!.split('.')[0],
+            LABELS: labels,
+            SERVICE_ACCOUNT: 'sa',
+          },
+        },
+        pilot: `127.0.0.1:${adsPort}`,
+        logger: log,
+        adminHost: '127.0.0.1',
+        adminPort: admin!,
+        healthPort: health!,
+        observer,
+      });
+      await p.start();
+      proxies.push(p);
+      await until(() => p.isReady());
+    };
+    await start(
+      SERVER,
+      { app: 'reviews', version: 'v2' },
+      { startHttp: () => ({ end: (r) => server.records.push(r) }) },
+    );
+    await start(
+      CLIENT,
+      { app: 'productpage', version: 'v1' },
+      {
+        startHttp: (s) => {
+          s.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+          return { end: (r) => client.records.push(r) };
+        },
+        startTcp: () => ({ end: (r) => client.tcp.push(r) }),
+      },
+    );
+  });
+
+  afterAll(async () => {
+    for (const p of proxies) await p.stop();
+    await ads.close();
+    await app.close();
+    echo.close();
+  });
+
+  it('each side learns the other through metadata exchange, and the app sees none of it', async () => {
+    const r = await request('/reviews/0');
+    expect(r.status).toBe(200);
+    expect(r.headers['x-envoy-peer-metadata']).toBeUndefined();
+    expect(app.lastHeaders?.['x-envoy-peer-metadata']).toBeUndefined();
+    expect(app.lastHeaders?.traceparent).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+    await until(() => client.records.length === 1 && server.records.length === 1);
+    const [c, s] = [client.records[0]!, server.records[0]!];
+    expect(c).toMatchObject({
+      direction: 'outbound',
+      responseCode: 200,
+      responseFlags: '-',
+      upstreamCluster: 'reviews',
+      method: 'GET',
+      path: '/reviews/0',
+    });
+    expect(c.peer).toMatchObject({
+      id: SERVER,
+      workload: 'reviews-v2',
+      namespace: 'default',
+      labels: { app: 'reviews', version: 'v2' },
+    });
+    expect(s).toMatchObject({ direction: 'inbound', responseCode: 200, upstreamCluster: 'inbound|9080||' });
+    expect(s.peer).toMatchObject({
+      id: CLIENT,
+      workload: 'productpage-v1',
+      labels: { app: 'productpage', version: 'v1' },
+    });
+    expect(c.responseBytes).toBe(Buffer.byteLength(r.body));
+  });
+
+  it('records failures with their codes and flags on both sides', async () => {
+    client.records.length = 0;
+    server.records.length = 0;
+    expect((await request('/fail')).status).toBe(503);
+    await until(() => client.records.length === 1 && server.records.length === 1);
+    expect(client.records[0]!.responseCode).toBe(503);
+    expect(server.records[0]!.responseCode).toBe(503);
+  });
+
+  it('reports a TCP connection with its bytes each way', async () => {
+    const net = await import('node:net');
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(client.outbound, '127.0.0.1', () =>
+        s.write('CONNECT svc:7000 HTTP/1.1\r\nhost: svc:7000\r\n\r\n'),
+      );
+      let buf = '';
+      s.on('data', (d) => {
+        buf += d.toString();
+        if (buf.endsWith('\r\n\r\n')) s.write('twelve bytes');
+        if (buf.endsWith('twelve bytes')) s.end();
+      });
+      s.on('close', () => resolve());
+      s.on('error', reject);
+    });
+    await until(() => client.tcp.length === 1);
+    expect(client.tcp[0]).toMatchObject({ upstreamCluster: 'tcp-echo', receivedBytes: 12, sentBytes: 12 });
+  });
+});
