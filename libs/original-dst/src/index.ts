@@ -1,0 +1,100 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type AddressFamily = 'IPv4' | 'IPv6';
+
+/** Where a connection was going before iptables redirected it to us. */
+export interface OriginalDestination {
+  address: string;
+  port: number;
+  family: AddressFamily;
+  /**
+   * False when the kernel has no NAT record for the connection (it reached
+   * the socket directly): address and port are then the local address, as
+   * Envoy's original_dst filter leaves them.
+   */
+  redirected: boolean;
+}
+
+/** A lookup that failed: the socket is gone, is not a socket, or the addon could not load. */
+export class OriginalDestinationError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'OriginalDestinationError';
+  }
+}
+
+interface Addon {
+  getOriginalDestination(fd: number): OriginalDestination;
+}
+
+const NAME = 'original_dst.node';
+let addon: Addon | undefined;
+
+/** The addon sits next to this file in dist/; from the sources (tests) it is in dist/ or node-gyp's build/. */
+function loadAddon(): Addon {
+  if (addon) return addon;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [
+    path.join(here, NAME),
+    path.join(here, '..', 'dist', NAME),
+    path.join(here, '..', 'build', 'Release', NAME),
+  ];
+  const file = candidates.find((c) => fs.existsSync(c));
+  if (!file) {
+    throw new OriginalDestinationError(
+      `the @mizzen/original-dst native addon is not built (no ${NAME} in ${path.join(here)}); ` +
+        'run `npx nx run @mizzen/original-dst:build`',
+      'ENOADDON',
+    );
+  }
+  try {
+    addon = createRequire(import.meta.url)(file) as Addon;
+  } catch (err) {
+    throw new OriginalDestinationError(
+      `the @mizzen/original-dst native addon (${file}) failed to load: ${(err as Error).message}`,
+      'ENOADDON',
+    );
+  }
+  return addon;
+}
+
+/**
+ * The original destination of the connection on file descriptor `fd`
+ * (getsockopt SO_ORIGINAL_DST, or IP6T_SO_ORIGINAL_DST for IPv6).
+ */
+export function getOriginalDestination(fd: number): OriginalDestination {
+  const a = loadAddon();
+  try {
+    return a.getOriginalDestination(fd);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e instanceof TypeError || e instanceof RangeError) throw e;
+    throw new OriginalDestinationError(e.message, e.code);
+  }
+}
+
+/** The file descriptor under a connected net.Socket (libuv's TCP handle). */
+export function socketFd(socket: net.Socket): number {
+  const handle = (socket as unknown as { _handle?: { fd?: number } | null })._handle;
+  if (!handle) throw new OriginalDestinationError('the socket is closed (it has no handle)', 'ENOTCONN');
+  const fd = handle.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new OriginalDestinationError(
+      'the socket has no file descriptor (not a TCP socket on Linux, or already closed)',
+      'EBADF',
+    );
+  }
+  return fd;
+}
+
+/** The original destination of an accepted connection. */
+export function originalDestination(socket: net.Socket): OriginalDestination {
+  return getOriginalDestination(socketFd(socket));
+}
