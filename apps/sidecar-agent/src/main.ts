@@ -10,6 +10,7 @@ import {
   runProxyApp,
   sidecarNode,
 } from '@mizzen/proxy';
+import { runIptablesCommand } from './iptables/command.js';
 
 const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespace default] [--service NAME]
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
@@ -47,21 +48,29 @@ function build(values: ParsedFlags) {
   return { node, pilot: parseAddress(s('pilot'), '--pilot'), adminHost: ip, adminPort, healthPort };
 }
 
-void runProxyApp({
-  component: 'sidecar-agent',
-  usage: USAGE,
-  flags: {
-    pilot: { type: 'string' },
-    workload: { type: 'string' },
-    namespace: { type: 'string' },
-    service: { type: 'string' },
-    'service-account': { type: 'string' },
-    labels: { type: 'string' },
-    port: { type: 'string', multiple: true },
-    ip: { type: 'string' },
-    'outbound-port': { type: 'string' },
-    'admin-port': { type: 'string' },
-    'health-port': { type: 'string' },
-  },
-  build,
-});
+if (process.argv[2] === 'iptables') {
+  // The init container's job: install the capture rules, then exit.
+  process.exitCode = runIptablesCommand(process.argv.slice(3), {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  });
+} else {
+  void runProxyApp({
+    component: 'sidecar-agent',
+    usage: USAGE,
+    flags: {
+      pilot: { type: 'string' },
+      workload: { type: 'string' },
+      namespace: { type: 'string' },
+      service: { type: 'string' },
+      'service-account': { type: 'string' },
+      labels: { type: 'string' },
+      port: { type: 'string', multiple: true },
+      ip: { type: 'string' },
+      'outbound-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'health-port': { type: 'string' },
+    },
+    build,
+  });
+}
