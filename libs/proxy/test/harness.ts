@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, PortAllocator } from '@mizzen/runtime';
 import { AdsServer, type ResourceSet, Snapshot, TypeUrl } from '@mizzen/xds';
 import { MeshProxy } from '../src/agent/proxy.js';
+import type { SecretStore } from '../src/security/secret-store.js';
 
 /**
  * A proxy fed by a real ADS server over gRPC, with real HTTP backends: tests
@@ -136,7 +137,7 @@ export class ProxyHarness {
   admin = 0;
   private readonly log = createLogger('proxy-test', { level: 'silent' });
 
-  async start(initial: (h: ProxyHarness) => ResourceSet): Promise<void> {
+  async start(initial: (h: ProxyHarness) => ResourceSet, secrets?: SecretStore): Promise<void> {
     [this.outbound, this.admin] = await this.ports.takeMany(2);
     const health = await this.ports.take();
     this.ads = new AdsServer({ logger: this.log });
@@ -151,6 +152,7 @@ export class ProxyHarness {
       healthPort: health,
       initialBackoffMs: 50,
       maxBackoffMs: 200,
+      secrets,
     });
     await this.proxy.start();
     await this.until('proxy ready and ACKed', () => this.proxy.isReady() && this.allAcked());

@@ -12,10 +12,12 @@ import type {
 } from '../envoy/types.js';
 import type { ListenerManager } from '../listeners/listener-manager.js';
 import type { RouteStore } from '../routes/route-store.js';
+import type { Secret, SecretStore } from '../security/secret-store.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { AppliedConfig } from './applied-config.js';
 
 export interface ApplierDeps {
+  secrets: SecretStore;
   clusters: ClusterManager;
   listeners: ListenerManager;
   routes: RouteStore;
@@ -23,6 +25,40 @@ export interface ApplierDeps {
   /** Updates the ADS subscription for a non-wildcard type. */
   subscribe: (typeUrl: TypeUrl, names: readonly string[]) => void;
   logger: Logger;
+}
+
+interface SecretJson {
+  name: string;
+  tls_certificate?: {
+    certificate_chain?: { inline_string?: string; inline_bytes?: string };
+    private_key?: { inline_string?: string; inline_bytes?: string };
+  };
+  validation_context?: { trusted_ca?: { inline_string?: string; inline_bytes?: string } };
+}
+
+function dataSource(d: { inline_string?: string; inline_bytes?: string } | undefined): string | undefined {
+  if (d?.inline_string !== undefined) return d.inline_string;
+  if (d?.inline_bytes !== undefined) return Buffer.from(d.inline_bytes, 'base64').toString('utf8');
+  return undefined;
+}
+
+/** An SDS Secret: a certificate with its key, or trusted roots. */
+function compileSecret(j: SecretJson): Secret {
+  if (j.tls_certificate) {
+    const certChain = dataSource(j.tls_certificate.certificate_chain);
+    const privateKey = dataSource(j.tls_certificate.private_key);
+    if (!certChain || !privateKey)
+      throw new ConfigError(
+        `secret ${j.name}: tls_certificate needs inline certificate_chain and private_key`,
+      );
+    return { kind: 'certificate', certChain, privateKey };
+  }
+  const trustedCa = dataSource(j.validation_context?.trusted_ca);
+  if (!trustedCa)
+    throw new ConfigError(
+      `secret ${j.name}: neither a tls_certificate nor a validation_context with trusted_ca`,
+    );
+  return { kind: 'validation', trustedCa };
 }
 
 /** Compiles every resource first, so one bad resource rejects the whole response and nothing changes. */
@@ -42,7 +78,23 @@ function compileAll<T>(resources: readonly DecodedResource[], compile: (json: ne
  * client NACKs with the message) and leaves the proxy on its last good config.
  */
 export class ConfigApplier {
+  private secretsSubscribed = false;
+
   constructor(private readonly deps: ApplierDeps) {}
+
+  /** Every secret the TLS contexts need: what this process makes itself is not asked of pilot (SDS). */
+  secretNames(): string[] {
+    return [...new Set([...this.deps.listeners.secretNames(), ...this.deps.clusters.secretNames()])].sort();
+  }
+
+  private subscribeSecrets(): void {
+    const remote = this.secretNames().filter((n) => !this.deps.secrets.isLocal(n));
+    if (remote.length === 0 && !this.secretsSubscribed) return;
+    this.secretsSubscribed = true;
+    this.deps.secrets.retainRemote(remote);
+    this.deps.applied.retain(TypeUrl.Secret, remote);
+    this.deps.subscribe(TypeUrl.Secret, remote);
+  }
 
   async apply(typeUrl: TypeUrl, resources: readonly DecodedResource[], version: string): Promise<void> {
     switch (typeUrl) {
@@ -52,6 +104,7 @@ export class ConfigApplier {
         const eds = this.deps.clusters.edsServiceNames();
         this.deps.applied.retain(TypeUrl.ClusterLoadAssignment, eds);
         this.deps.subscribe(TypeUrl.ClusterLoadAssignment, eds);
+        this.subscribeSecrets();
         break;
       }
       case TypeUrl.ClusterLoadAssignment: {
@@ -69,6 +122,15 @@ export class ConfigApplier {
         this.deps.routes.retainOnly(rds);
         this.deps.applied.retain(TypeUrl.RouteConfiguration, rds);
         this.deps.subscribe(TypeUrl.RouteConfiguration, rds);
+        this.subscribeSecrets();
+        break;
+      }
+      case TypeUrl.Secret: {
+        const secrets = compileAll(resources, (j: SecretJson) => ({
+          name: j.name,
+          secret: compileSecret(j),
+        }));
+        this.deps.secrets.applyRemote(secrets);
         break;
       }
       case TypeUrl.RouteConfiguration: {

@@ -7,6 +7,7 @@ import { type CaptureMode, ListenerManager } from '../listeners/listener-manager
 import { encodePeerHeaders } from '../observe/peer-metadata.js';
 import type { ProxyObserver } from '../observe/records.js';
 import { RouteStore } from '../routes/route-store.js';
+import { SecretStore } from '../security/secret-store.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { ConnectionPools } from '../upstream/connection-pools.js';
 import { AppliedConfig } from './applied-config.js';
@@ -22,6 +23,8 @@ export interface ProxyOptions {
   adminPort: number;
   healthPort: number;
   captureMode?: CaptureMode;
+  /** Secrets this process provides itself (the sidecar's workload certificate); one is made when absent. */
+  secrets?: SecretStore;
   /** Telemetry (metrics, access logs, tracing) watching every request and connection. */
   observer?: ProxyObserver;
   /** Reconnect back-off towards pilot. */
@@ -38,7 +41,9 @@ export interface ProxyOptions {
 export class MeshProxy {
   readonly ads: AdsClient;
   private readonly pools = new ConnectionPools();
-  private readonly clusters = new ClusterManager(this.pools);
+  /** TLS material by name: the workload certificate (set locally) and what pilot sends over SDS. */
+  readonly secrets: SecretStore;
+  private readonly clusters: ClusterManager;
   private readonly routes = new RouteStore();
   private readonly listeners: ListenerManager;
   private readonly applied = new AppliedConfig();
@@ -46,15 +51,27 @@ export class MeshProxy {
   private readonly health: FastifyInstance;
   private readonly log: Logger;
 
+  private readonly applier: ConfigApplier;
+
   constructor(private readonly options: ProxyOptions) {
     this.log = options.logger;
+    this.secrets = options.secrets ?? new SecretStore();
+    this.clusters = new ClusterManager(this.pools, this.secrets);
     const router = new Router(this.clusters, this.pools, encodePeerHeaders(options.node));
     this.listeners = new ListenerManager(
-      { clusters: this.clusters, router, routes: this.routes, logger: this.log, observer: options.observer },
+      {
+        clusters: this.clusters,
+        router,
+        routes: this.routes,
+        logger: this.log,
+        observer: options.observer,
+        secrets: this.secrets,
+      },
       this.log,
       options.captureMode,
     );
-    const applier = new ConfigApplier({
+    this.applier = new ConfigApplier({
+      secrets: this.secrets,
       clusters: this.clusters,
       listeners: this.listeners,
       routes: this.routes,
@@ -62,6 +79,7 @@ export class MeshProxy {
       subscribe: (typeUrl, names) => this.ads.subscribe(typeUrl, names),
       logger: this.log,
     });
+    const applier = this.applier;
     this.ads = new AdsClient({
       address: options.pilot,
       node: options.node,
@@ -106,14 +124,16 @@ export class MeshProxy {
   isReady(): boolean {
     if (!this.applied.has(TypeUrl.Cluster) || !this.applied.has(TypeUrl.Listener)) return false;
     if (!this.clusters.warm()) return false;
+    if (!this.applier.secretNames().every((n) => this.secrets.get(n) !== undefined)) return false;
     return this.listeners.rdsNames().every((n) => this.routes.has(n));
   }
 
   async stop(): Promise<void> {
     await this.ads.stop();
+    // Our own upstream connections first: in a test, or a gateway looping to itself, they hold our listeners open.
+    await this.pools.closeAll();
     await this.listeners.close();
     this.clusters.stop();
-    await this.pools.closeAll();
     await this.admin.close();
     await this.health.close();
   }

@@ -1,6 +1,7 @@
 import { durationToMs } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { fail } from './errors.js';
+import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
 
 export type LbKind = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev';
 
@@ -14,6 +15,8 @@ export interface EndpointSpec {
   readonly locality: string;
   /** The endpoint runs a sidecar (Istio's `tlsMode: istio` transport-socket-match metadata). */
   readonly sidecar: boolean;
+  /** Its `envoy.transport_socket_match` metadata, which picks the cluster's transport socket for it. */
+  readonly transportMatch: Readonly<Record<string, string>>;
 }
 
 export interface ClusterConfig {
@@ -38,6 +41,14 @@ export interface ClusterConfig {
     protocol: 'http1' | 'http2' | 'downstream';
   };
   readonly tcpKeepalive?: { initialDelayMs: number };
+  /** TLS origination for every host (transport_socket), unless a transport socket match picks another. */
+  readonly tls?: TlsContextSpec;
+  /** Istio's auto-mTLS: hosts whose metadata matches get that transport (TLS or plain), first match wins. */
+  readonly transportMatches: readonly {
+    name: string;
+    match: Readonly<Record<string, string>>;
+    tls?: TlsContextSpec;
+  }[];
   readonly json: ClusterJson;
 }
 
@@ -147,10 +158,11 @@ function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'
 /** Envoy's default connect timeout. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
-function hasSidecar(metadata: unknown): boolean {
+function transportMatchOf(metadata: unknown): Record<string, string> {
   const fm = (metadata as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)
     ?.filter_metadata;
-  return fm?.['envoy.transport_socket_match']?.tlsMode === 'istio';
+  const m = fm?.['envoy.transport_socket_match'] ?? {};
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
 }
 
 function endpointSpec(e: LbEndpointJson, locality: string, where: string): EndpointSpec {
@@ -166,7 +178,8 @@ function endpointSpec(e: LbEndpointJson, locality: string, where: string): Endpo
     // Envoy routes to UNKNOWN and HEALTHY (and DEGRADED as a last resort); never to UNHEALTHY, DRAINING or TIMEOUT.
     healthy: status === 'UNKNOWN' || status === 'HEALTHY' || status === 'DEGRADED',
     locality,
-    sidecar: hasSidecar(e.metadata),
+    sidecar: transportMatchOf(e.metadata).tlsMode === 'istio',
+    transportMatch: transportMatchOf(e.metadata),
   };
 }
 
@@ -188,13 +201,6 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
   if (!c.name) fail('cluster', 'has no name');
   const type = c.type ?? 'STATIC';
   const lbPolicy = c.lb_policy ?? 'ROUND_ROBIN';
-  if (c.transport_socket) {
-    // Sending plaintext where TLS was asked for would be a silent downgrade: refuse the cluster instead.
-    fail(
-      `${where}.transport_socket`,
-      `transport socket ${c.transport_socket['@type']} is not supported by this proxy`,
-    );
-  }
   if (type === 'ORIGINAL_DST') {
     if (lbPolicy !== 'CLUSTER_PROVIDED')
       fail(`${where}.lb_policy`, 'ORIGINAL_DST clusters need lb_policy CLUSTER_PROVIDED');
@@ -227,6 +233,16 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
         : (c.ring_hash_lb_config?.minimum_ring_size ?? 1024),
     http: compileHttpOptions(c, where),
     tcpKeepalive: keepalive ? { initialDelayMs: (keepalive.keepalive_time ?? 7200) * 1000 } : undefined,
+    tls: compileTransportSocket(c.transport_socket as never, 'upstream', `${where}.transport_socket`),
+    transportMatches: (c.transport_socket_matches ?? []).map((m, i) => ({
+      name: m.name ?? `match-${i}`,
+      match: Object.fromEntries(Object.entries(m.match ?? {}).map(([k, v]) => [k, String(v)])),
+      tls: compileTransportSocket(
+        m.transport_socket as never,
+        'upstream',
+        `${where}.transport_socket_matches[${i}]`,
+      ),
+    })),
     json: c,
   };
 }

@@ -7,6 +7,7 @@ import type {
 } from '../envoy/types.js';
 import type { HttpFilter } from '../http/filters/filter.js';
 import { compileHttpFilters } from '../http/filters/registry.js';
+import type { HttpTelemetryConfig } from '../observe/records.js';
 import { fail } from './errors.js';
 import {
   type CompiledChainMatch,
@@ -14,6 +15,8 @@ import {
   type FilterChainMatchJson,
 } from './filter-chain-match.js';
 import { RouteTable } from './route-table.js';
+import { compileHcmTelemetry } from './telemetry.js';
+import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
 
 export const HCM_TYPE =
   'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -38,6 +41,8 @@ export interface HttpConnectionManagerConfig {
   readonly generateRequestId: boolean;
   /** The HTTP filters before the router, in order. */
   readonly filters: readonly HttpFilter[];
+  /** Tracing, access logs and Istio's metric overrides, handed to the observers with each request. */
+  readonly telemetry: HttpTelemetryConfig;
 }
 
 export interface TcpProxyConfig {
@@ -53,6 +58,8 @@ export interface FilterChainConfig {
   readonly name: string;
   readonly match: CompiledChainMatch;
   readonly filter: NetworkFilterConfig;
+  /** TLS termination (DownstreamTlsContext), when the chain has a TLS transport socket. */
+  readonly tls?: TlsContextSpec;
 }
 
 export interface ListenerConfig {
@@ -75,7 +82,7 @@ export interface ListenerConfig {
 }
 
 function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectionManagerConfig {
-  const { filters } = compileHttpFilters(tc.http_filters ?? [], where);
+  const { filters, stats } = compileHttpFilters(tc.http_filters ?? [], where);
   if (!tc.rds && !tc.route_config) fail(where, 'HTTP connection manager has neither rds nor route_config');
   return {
     kind: 'http',
@@ -86,6 +93,7 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
     xffNumTrustedHops: tc.xff_num_trusted_hops ?? 0,
     generateRequestId: tc.generate_request_id !== false,
     filters,
+    telemetry: compileHcmTelemetry(tc, stats, where),
   };
 }
 
@@ -117,9 +125,6 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
 }
 
 function compileFilterChain(chain: FilterChainJson, where: string): FilterChainConfig {
-  if ((chain as { transport_socket?: unknown }).transport_socket) {
-    fail(`${where}.transport_socket`, 'TLS termination on filter chains is not supported by this proxy yet');
-  }
   return {
     name: chain.name ?? '',
     match: compileChainMatch(
@@ -127,6 +132,7 @@ function compileFilterChain(chain: FilterChainJson, where: string): FilterChainC
       `${where}.filter_chain_match`,
     ),
     filter: compileNetworkFilter(chain, where),
+    tls: compileTransportSocket(chain.transport_socket as never, 'downstream', `${where}.transport_socket`),
   };
 }
 

@@ -255,6 +255,11 @@ export interface ClusterJson {
   metadata?: unknown;
   dns_lookup_family?: string;
   transport_socket?: TypedConfig;
+  transport_socket_matches?: {
+    name?: string;
+    match?: Record<string, unknown>;
+    transport_socket?: TypedConfig;
+  }[];
   circuit_breakers?: { thresholds?: CircuitBreakerThresholdsJson[] };
   outlier_detection?: OutlierDetectionJson;
   common_lb_config?: { healthy_panic_threshold?: { value?: number } };

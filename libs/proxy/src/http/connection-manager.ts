@@ -37,6 +37,12 @@ export interface DownstreamContext {
   readonly scheme: 'http' | 'https';
   /** Where the connection was headed before capture (ORIGINAL_DST clusters forward there). */
   readonly originalDst?: OriginalDestination;
+  /** The client's address when the request's socket (a TLS stream) does not know it. */
+  readonly remoteAddress?: string;
+  readonly localAddress?: string;
+  /** The client's SPIFFE identity, proven by its certificate (mutual TLS). */
+  readonly peerPrincipal?: string;
+  readonly mtls?: boolean;
 }
 
 export interface HcmDeps {
@@ -113,14 +119,15 @@ export class HttpConnectionManager {
       scheme: ctx.scheme,
       protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
       headers,
-      downstreamRemoteAddress: req.socket.remoteAddress ?? '',
-      downstreamLocalAddress: req.socket.localAddress ?? '',
+      downstreamRemoteAddress: ctx.remoteAddress ?? req.socket.remoteAddress ?? '',
+      downstreamLocalAddress: ctx.localAddress ?? req.socket.localAddress ?? '',
       startTime: started,
+      telemetry: this.config.telemetry,
     });
     if (observation)
       res.once('close', () =>
         observation.end(
-          this.record(req, res, info, { path, authority, scheme: ctx.scheme }, headers, started),
+          this.record(req, res, info, ctx, { path, authority, scheme: ctx.scheme }, headers, started),
         ),
       );
     try {
@@ -152,6 +159,7 @@ export class HttpConnectionManager {
     req: IncomingMessage,
     res: ServerResponse,
     info: StreamInfo,
+    ctx: DownstreamContext,
     target: { path: string; authority: string; scheme: string },
     headers: HeaderMap,
     started: Date,
@@ -170,8 +178,8 @@ export class HttpConnectionManager {
       scheme: target.scheme,
       protocol: req.httpVersionMajor === 2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1',
       headers,
-      downstreamRemoteAddress: req.socket.remoteAddress ?? '',
-      downstreamLocalAddress: req.socket.localAddress ?? '',
+      downstreamRemoteAddress: ctx.remoteAddress ?? req.socket.remoteAddress ?? '',
+      downstreamLocalAddress: ctx.localAddress ?? req.socket.localAddress ?? '',
       startTime: started,
       durationMs: performance.now() - info.startTime,
       responseCode: res.headersSent ? res.statusCode : 0,
@@ -186,7 +194,11 @@ export class HttpConnectionManager {
       upstreamServiceTimeMs: info.upstreamServiceTimeMs,
       attempts: info.attempts,
       peer: info.peer,
-      connectionSecurityPolicy: 'none',
+      // Inbound, the hop that reached us; outbound, the hop we made.
+      connectionSecurityPolicy: (this.deps.direction === 'inbound' ? ctx.mtls : info.upstreamMtls)
+        ? 'mutual_tls'
+        : 'none',
+      sourcePrincipal: this.deps.direction === 'inbound' ? ctx.peerPrincipal : undefined,
     };
   }
 
@@ -320,7 +332,7 @@ export class HttpConnectionManager {
     }
     if (r.action.hostRewrite) r.headers.host = r.action.hostRewrite;
     const hash = r.action.hashPolicies.length
-      ? this.hash(r.action, r.headers, req, r.path, r.decorators)
+      ? this.hash(r.action, r.headers, req, r.path, r.decorators, ctx)
       : undefined;
     const body = await readRequestBody(req);
     if (body.kind === 'buffered') info.requestBytes = body.data.length;
@@ -382,12 +394,13 @@ export class HttpConnectionManager {
     req: IncomingMessage,
     path: string,
     decorators: ResponseDecorator[],
+    ctx: DownstreamContext,
   ): number | undefined {
     let query: URLSearchParams | undefined;
     return requestHash(action.hashPolicies, {
       header: (name) => headerValue(headers, name),
       cookie: (name) => cookieValue(headerValue(headers, 'cookie'), name),
-      sourceIp: () => req.socket.remoteAddress,
+      sourceIp: () => ctx.remoteAddress ?? req.socket.remoteAddress,
       query: (name) => {
         query ??= new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
         return query.get(name) ?? undefined;
@@ -408,7 +421,7 @@ export class HttpConnectionManager {
     if (this.config.generateRequestId && !headers['x-request-id']) headers['x-request-id'] = randomUUID();
     if (this.config.useRemoteAddress) {
       // At the edge the peer is the client: record it, and the scheme it really used.
-      const remote = req.socket.remoteAddress ?? '';
+      const remote = ctx.remoteAddress ?? req.socket.remoteAddress ?? '';
       const xff = headerValue(headers, 'x-forwarded-for');
       headers['x-forwarded-for'] = xff ? `${xff}, ${remote}` : remote;
       headers['x-envoy-external-address'] = remote;

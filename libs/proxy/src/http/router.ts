@@ -3,6 +3,7 @@ import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../co
 import type { RetryPolicy } from '../config/retry-policy.js';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
 import type { TrafficDirection } from '../observe/records.js';
+import type { UpstreamTls } from '../security/tls-provider.js';
 import type { Release } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import type { ConnectionPools, UpstreamProtocol } from '../upstream/connection-pools.js';
@@ -66,6 +67,8 @@ const CONNECT_FAILURE_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EADDRNOTAVAIL',
+  'TLS_CONTEXT_UNAVAILABLE',
+  'H2_CONNECT_FAILED',
 ]);
 
 /** Methods safe to send twice: a connection lost before any response may be retried whatever the policy says. */
@@ -84,6 +87,10 @@ function classify(err: unknown): FailureKind {
   if (err instanceof AttemptFailure) return err.kind;
   const code = (err as { code?: string }).code ?? '';
   if (CONNECT_FAILURE_CODES.has(code)) return 'connect-failure';
+  // A TLS handshake that fails (untrusted or wrong certificate, no context yet) never carried the request.
+  if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|VERIFY|SELF_SIGNED/.test(code)) {
+    return 'connect-failure';
+  }
   if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') return 'pool-closed';
   if (code === 'REFUSED_STREAM') return 'refused-stream';
   return 'reset';
@@ -240,7 +247,7 @@ export class Router {
         let response: UpstreamResponse;
         const started = performance.now();
         try {
-          response = await this.send(cluster, host, req, attempt, overall);
+          response = await this.send(cluster, host, req, attempt, overall, info);
         } catch (err) {
           release();
           const kind = classify(err);
@@ -331,13 +338,19 @@ export class Router {
     const slot = cluster.breaker.tryAcquire();
     if (!slot) return;
     void this.pools
-      .dispatch(host, cluster.connectionSettings, upstreamProtocol(cluster, host, false), {
-        method: req.method,
-        path: req.path,
-        headers: req.headers,
-        body: req.body.kind === 'buffered' ? req.body.data : null,
-        signal: new Cancellation(),
-      })
+      .dispatch(
+        host,
+        cluster.connectionSettings,
+        upstreamProtocol(cluster, host, false),
+        {
+          method: req.method,
+          path: req.path,
+          headers: req.headers,
+          body: req.body.kind === 'buffered' ? req.body.data : null,
+          signal: new Cancellation(),
+        },
+        this.shadowTls(cluster, host),
+      )
       .then(
         (res) => {
           cluster.report(host.key, outcomeOf(res.statusCode));
@@ -352,6 +365,14 @@ export class Router {
       );
   }
 
+  private shadowTls(cluster: ClusterRuntime, host: UpstreamHost): UpstreamTls | undefined {
+    try {
+      return this.tlsFor(cluster, host);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Waits out the retry back-off; an overall timeout during it still ends the request. */
   private async pause(
     policy: RetryPolicy | undefined,
@@ -362,14 +383,26 @@ export class Router {
     await overall.sleep(backoffMs(policy, attempt));
   }
 
+  /** The TLS an attempt to this host needs; a context that cannot be built yet fails the attempt as a connect failure. */
+  private tlsFor(cluster: ClusterRuntime, host: UpstreamHost): UpstreamTls | undefined {
+    const provider = cluster.tlsFor(host);
+    if (!provider) return undefined;
+    const secure = provider.upstream(host.address);
+    if ('error' in secure) throw Object.assign(new Error(secure.error), { code: 'TLS_CONTEXT_UNAVAILABLE' });
+    return secure;
+  }
+
   private async send(
     cluster: ClusterRuntime,
     host: UpstreamHost,
     req: UpstreamRequest,
     attempt: number,
     overall: Cancellation,
+    info?: StreamInfo,
   ): Promise<UpstreamResponse> {
     if (overall.aborted) throw overall.reason;
+    const secure = this.tlsFor(cluster, host);
+    if (info) info.upstreamMtls = secure?.mutual ?? false;
     const attemptSignal = new Cancellation();
     const forward = () => attemptSignal.abort(overall.reason);
     overall.once('abort', forward);
@@ -405,6 +438,7 @@ export class Router {
                 : null,
           signal: attemptSignal,
         },
+        secure,
       );
     } catch (err) {
       // An abort surfaces as undici's own error; report why we aborted instead.

@@ -40,6 +40,8 @@ export class StreamInfo {
   requestBytes = 0;
   responseBytes = 0;
   grpcStatus?: string;
+  /** The upstream hop was mutual TLS. */
+  upstreamMtls = false;
   /** The sidecar on the other end (metadata exchange): the caller inbound, the callee outbound. */
   peer?: PeerMetadata;
 

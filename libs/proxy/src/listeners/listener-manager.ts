@@ -5,6 +5,9 @@ import type { ListenerConfig } from '../config/listener.js';
 import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
 import { ChainedListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
 
+/** On shutdown, how long open connections may finish before the process moves on. */
+const CLOSE_GRACE_MS = 1_000;
+
 /** How the capture listener learns each connection's original destination. */
 export type CaptureMode = 'http-proxy';
 
@@ -161,6 +164,17 @@ export class ListenerManager {
     return [...names].sort();
   }
 
+  /** Secret names the listeners' TLS chains use (to subscribe over SDS). */
+  secretNames(): string[] {
+    const names = new Set<string>();
+    for (const a of this.active.values()) {
+      for (const chain of [...a.config.chains, ...(a.config.defaultChain ? [a.config.defaultChain] : [])]) {
+        for (const n of chain.tls?.secrets ?? []) names.add(n);
+      }
+    }
+    return [...names].sort();
+  }
+
   list(): { name: string; address: string; port: number; bound: boolean; config: ListenerConfig }[] {
     return [...this.active.values()].map((a) => ({
       name: a.config.name,
@@ -176,7 +190,9 @@ export class ListenerManager {
     this.active = new Map();
     this.byPort = new Map();
     for (const a of all) a.runtime.drain();
-    await Promise.all(all.map((a) => a.socket?.close()));
+    // Stop accepting at once; connections still open get a short grace, not the full drain period.
+    const closed = Promise.all(all.map((a) => a.socket?.close()));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
   }
 
   private createRuntime(config: ListenerConfig): ListenerRuntime {

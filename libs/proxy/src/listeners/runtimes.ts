@@ -10,12 +10,19 @@ import type {
   ListenerConfig,
   TcpProxyConfig,
 } from '../config/listener.js';
-import { HttpConnectionManager, type RouteTables } from '../http/connection-manager.js';
+import {
+  type DownstreamContext,
+  HttpConnectionManager,
+  type RouteTables,
+} from '../http/connection-manager.js';
 import type { Router } from '../http/router.js';
 import type { ProxyObserver } from '../observe/records.js';
+import type { SecretStore } from '../security/secret-store.js';
+import { TlsContextProvider } from '../security/tls-provider.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
 import { type Inspection, inspect } from './inspector.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { TlsHttpChain, TlsTcpChain } from './tls-terminator.js';
 
 /** How long a replaced listener's connections may finish their requests before they are closed. */
 export const DRAIN_MS = 10_000;
@@ -29,12 +36,18 @@ export interface RuntimeDeps {
   routes: RouteTables;
   logger: Logger;
   observer?: ProxyObserver;
+  secrets: SecretStore;
 }
 
 /** What a chain knows about the connection it was handed. */
 export interface ConnectionContext {
   originalDst?: OriginalDestination;
   inspection?: Inspection;
+  /** The downstream's addresses, when the socket handed over is a TLS stream that no longer knows them. */
+  remote?: { address: string; port: number };
+  local?: { address: string; port: number };
+  /** Set when a TLS chain terminated the connection: the client's SPIFFE identity, and whether it was mutual TLS. */
+  tls?: { peerPrincipal?: string; mtls: boolean };
 }
 
 /** The network filter of one filter chain: an HTTP connection manager or a TCP proxy. */
@@ -95,6 +108,9 @@ function sessionHandle(session: http2.ServerHttp2Session): Closable {
   };
 }
 
+/** A plaintext connection nothing else is known about. */
+const PLAIN: DownstreamContext = { scheme: 'http' };
+
 export function newHttpServer(): http.Server {
   const server = http.createServer({ keepAliveTimeout: DOWNSTREAM_KEEPALIVE_MS, noDelay: true });
   server.headersTimeout = DOWNSTREAM_KEEPALIVE_MS + 5_000;
@@ -112,10 +128,10 @@ export class HttpChainRuntime implements ChainRuntime {
   private readonly h1 = newHttpServer();
   private readonly h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
   private readonly tracker = new ConnectionTracker();
-  private readonly tunnelled = new WeakMap<net.Socket, OriginalDestination>();
+  /** Each connection's context (original destination, TLS peer), by HTTP/1 socket or HTTP/2 session. */
+  private readonly connections = new WeakMap<object, DownstreamContext>();
   private readonly sessions = new WeakMap<http2.ServerHttp2Session, Closable>();
-  private readonly sessionDst = new WeakMap<http2.ServerHttp2Session, OriginalDestination>();
-  private accepting?: OriginalDestination;
+  private accepting?: DownstreamContext;
 
   constructor(config: HttpConnectionManagerConfig, deps: RuntimeDeps, listener: ListenerConfig) {
     this.hcm = new HttpConnectionManager(config, {
@@ -125,7 +141,7 @@ export class HttpChainRuntime implements ChainRuntime {
     });
     this.h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.tracker.begin(req.socket, res);
-      void this.hcm.handle(req, res, { scheme: 'http', originalDst: this.tunnelled.get(req.socket) });
+      void this.hcm.handle(req, res, this.connections.get(req.socket) ?? PLAIN);
     });
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -136,34 +152,42 @@ export class HttpChainRuntime implements ChainRuntime {
     });
     this.h2.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.set(session, sessionHandle(session));
-      // 'session' fires inside accept()'s emit('connection'): the destination being accepted is this session's.
-      if (this.accepting) this.sessionDst.set(session, this.accepting);
+      // 'session' fires inside accept()'s emit('connection'): the connection being accepted is this session's.
+      if (this.accepting) this.connections.set(session, this.accepting);
     });
     this.h2.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
       const session = req.stream.session as http2.ServerHttp2Session | undefined;
       const handle = session ? this.sessions.get(session) : undefined;
       if (handle) this.tracker.begin(handle, res);
-
-      void this.hcm.handle(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, {
-        scheme: 'http',
-        originalDst: session ? this.sessionDst.get(session) : undefined,
-      });
+      void this.hcm.handle(
+        req as unknown as http.IncomingMessage,
+        res as unknown as http.ServerResponse,
+        (session && this.connections.get(session)) ?? PLAIN,
+      );
     });
     this.h2.on('sessionError', () => {});
   }
 
   accept(socket: net.Socket, ctx: ConnectionContext): void {
-    if (ctx.originalDst) this.tunnelled.set(socket, ctx.originalDst);
+    const downstream: DownstreamContext = {
+      scheme: ctx.tls ? 'https' : 'http',
+      originalDst: ctx.originalDst,
+      remoteAddress: ctx.remote?.address,
+      localAddress: ctx.local?.address,
+      peerPrincipal: ctx.tls?.peerPrincipal,
+      mtls: ctx.tls?.mtls ?? false,
+    };
     const hand = (i: Inspection) => {
       if (i.applicationProtocols.includes('h2c')) {
         // The HTTP/2 session takes over the socket and reads what inspection put back from its buffer.
-        this.accepting = ctx.originalDst;
+        this.accepting = downstream;
         try {
           this.h2.emit('connection', socket);
         } finally {
           this.accepting = undefined;
         }
       } else {
+        this.connections.set(socket, downstream);
         this.tracker.add(socket);
         this.h1.emit('connection', socket);
         socket.resume();
@@ -212,9 +236,15 @@ export class TcpChainRuntime implements ChainRuntime {
 }
 
 function chainRuntime(chain: FilterChainConfig, deps: RuntimeDeps, listener: ListenerConfig): ChainRuntime {
-  return chain.filter.kind === 'http'
-    ? new HttpChainRuntime(chain.filter, deps, listener)
-    : new TcpChainRuntime(chain.filter, deps, listener);
+  const runtime =
+    chain.filter.kind === 'http'
+      ? new HttpChainRuntime(chain.filter, deps, listener)
+      : new TcpChainRuntime(chain.filter, deps, listener);
+  if (!chain.tls) return runtime;
+  const provider = new TlsContextProvider(chain.tls, deps.secrets);
+  return runtime instanceof HttpChainRuntime
+    ? new TlsHttpChain(runtime, provider, deps.logger)
+    : new TlsTcpChain(runtime, provider, deps.logger);
 }
 
 /** What a listener does with connections: picks a filter chain for each (Envoy's FilterChainMatch) and hands it over. */

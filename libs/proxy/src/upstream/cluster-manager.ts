@@ -1,4 +1,6 @@
 import type { ClusterConfig, EndpointSpec } from '../config/cluster.js';
+import type { SecretStore } from '../security/secret-store.js';
+import { TlsContextProvider } from '../security/tls-provider.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { ConnectionPools, ConnectionSettings } from './connection-pools.js';
 import { makeHost, type UpstreamHost } from './host.js';
@@ -20,12 +22,25 @@ export class ClusterRuntime {
   /** How connections to this cluster's hosts are made. */
   readonly connectionSettings: ConnectionSettings;
 
+  /** TLS origination per transport (the cluster's own, and each transport socket match's). */
+  private readonly tlsDefault?: TlsContextProvider;
+  private readonly tlsMatches: readonly {
+    match: Readonly<Record<string, string>>;
+    provider?: TlsContextProvider;
+  }[];
+
   constructor(
     readonly config: ClusterConfig,
     endpoints: readonly EndpointSpec[],
     private readonly pools: ConnectionPools,
-    previous?: ClusterRuntime,
+    previous: ClusterRuntime | undefined,
+    secrets: SecretStore,
   ) {
+    this.tlsDefault = config.tls ? new TlsContextProvider(config.tls, secrets) : undefined;
+    this.tlsMatches = config.transportMatches.map((m) => ({
+      match: m.match,
+      provider: m.tls ? new TlsContextProvider(m.tls, secrets) : undefined,
+    }));
     // Counters and ejections outlive a config update of the same cluster, so limits hold across pushes.
     this.breaker = previous?.breaker ?? new CircuitBreaker(config.limits);
     if (previous) this.breaker.update(config.limits);
@@ -68,6 +83,18 @@ export class ClusterRuntime {
     return this.balancer.pick(exclude, hash);
   }
 
+  /**
+   * The TLS a connection to this host needs (undefined: plaintext): the first
+   * transport socket match whose labels the host's metadata has (Istio's
+   * auto-mTLS picks mTLS for hosts with sidecars this way), else the cluster's own.
+   */
+  tlsFor(host: UpstreamHost): TlsContextProvider | undefined {
+    for (const m of this.tlsMatches) {
+      if (Object.entries(m.match).every(([k, v]) => host.transportMatch[k] === v)) return m.provider;
+    }
+    return this.tlsDefault;
+  }
+
   /** Records how an attempt to a host ended, for outlier detection. */
   report(hostKey: string, outcome: AttemptOutcome): void {
     this.outlier?.report(hostKey, outcome, this.hostList.length);
@@ -92,7 +119,9 @@ export class ClusterRuntime {
 }
 
 function toHosts(endpoints: readonly EndpointSpec[]): UpstreamHost[] {
-  return endpoints.map((e) => makeHost(e.address, e.port, e.weight, e.healthy, e.locality, e.sidecar));
+  return endpoints.map((e) =>
+    makeHost(e.address, e.port, e.weight, e.healthy, e.locality, e.sidecar, e.transportMatch),
+  );
 }
 
 /** How long a cluster removed by CDS stays usable, so routes pushed just after it never see it missing. */
@@ -109,7 +138,20 @@ export class ClusterManager {
   private readonly assignments = new Map<string, readonly EndpointSpec[]>();
   private readonly removed = new Map<string, { runtime: ClusterRuntime; timer: NodeJS.Timeout }>();
 
-  constructor(private readonly pools: ConnectionPools) {}
+  constructor(
+    private readonly pools: ConnectionPools,
+    private readonly secrets: SecretStore,
+  ) {}
+
+  /** Secret names the clusters' TLS contexts use (to subscribe over SDS). */
+  secretNames(): string[] {
+    const names = new Set<string>();
+    for (const r of this.clusters.values()) {
+      for (const spec of [r.config.tls, ...r.config.transportMatches.map((m) => m.tls)])
+        for (const n of spec?.secrets ?? []) names.add(n);
+    }
+    return [...names].sort();
+  }
 
   /** State of the world CDS: `configs` is every cluster the proxy should have. */
   applyClusters(configs: readonly ClusterConfig[]): void {
@@ -118,7 +160,7 @@ export class ClusterManager {
       const endpoints = config.endpoints ?? this.assignments.get(config.edsServiceName ?? '') ?? [];
       next.set(
         config.name,
-        new ClusterRuntime(config, endpoints, this.pools, this.clusters.get(config.name)),
+        new ClusterRuntime(config, endpoints, this.pools, this.clusters.get(config.name), this.secrets),
       );
     }
     for (const [name, runtime] of this.clusters) {

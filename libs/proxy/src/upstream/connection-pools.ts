@@ -1,4 +1,5 @@
 import { type Dispatcher, Pool } from 'undici';
+import type { UpstreamTls } from '../security/tls-provider.js';
 import { H2Sessions } from './h2-sessions.js';
 import type { UpstreamHost } from './host.js';
 import type { UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
@@ -42,13 +43,14 @@ export class ConnectionPools {
     settings: ConnectionSettings,
     protocol: UpstreamProtocol,
     req: UpstreamRequestHead,
+    tls?: UpstreamTls,
   ): Promise<UpstreamResponse> {
     this.begin(host.key);
     try {
-      if (protocol === 'http2') return await this.h2.request(host, settings, req);
+      if (protocol === 'http2') return await this.h2.request(host, settings, req, tls);
       // `te: trailers` only means something over HTTP/2.
       const { te: _te, ...headers } = req.headers;
-      const res = await this.get(host, settings).request({
+      const res = await this.get(host, settings, tls).request({
         method: req.method as Dispatcher.HttpMethod,
         path: req.path,
         headers: headers as Record<string, string | string[]>,
@@ -68,19 +70,22 @@ export class ConnectionPools {
 
   private readonly signatures = new WeakMap<ConnectionSettings, string>();
 
-  private get(host: UpstreamHost, settings: ConnectionSettings): Pool {
+  private get(host: UpstreamHost, settings: ConnectionSettings, tls?: UpstreamTls): Pool {
     let signature = this.signatures.get(settings);
     if (signature === undefined) {
       signature = JSON.stringify(settings);
       this.signatures.set(settings, signature);
     }
-    let entry = this.pools.get(host.key);
+    // TLS and plaintext connections to one host are different pools; a new TLS setup replaces the old one's.
+    const key = tls ? `${host.key}|tls` : host.key;
+    if (tls) signature = `${signature}|${tls.key}`;
+    let entry = this.pools.get(key);
     if (entry && entry.signature !== signature) {
-      this.retire(host.key, entry);
+      this.retire(key, entry);
       entry = undefined;
     }
     if (!entry) {
-      const origin = `http://${host.key}`;
+      const origin = `${tls ? 'https' : 'http'}://${host.key}`;
       const idle = settings.idleTimeoutMs ?? 30_000;
       entry = {
         pool: new Pool(origin, {
@@ -88,6 +93,15 @@ export class ConnectionPools {
           pipelining: 1,
           connect: {
             timeout: settings.connectTimeoutMs,
+            ...(tls
+              ? {
+                  secureContext: tls.context,
+                  servername: tls.servername,
+                  ALPNProtocols: ['http/1.1'],
+                  rejectUnauthorized: true,
+                  checkServerIdentity: tls.verify,
+                }
+              : {}),
             ...(settings.keepaliveInitialDelayMs !== undefined
               ? { keepAlive: true, keepAliveInitialDelay: settings.keepaliveInitialDelayMs }
               : {}),
@@ -103,7 +117,7 @@ export class ConnectionPools {
         }),
         signature,
       };
-      this.pools.set(host.key, entry);
+      this.pools.set(key, entry);
     }
     return entry.pool;
   }
@@ -125,7 +139,7 @@ export class ConnectionPools {
 
   /** Closes the pools of hosts not in `keep`. */
   retainOnly(keep: ReadonlySet<string>): void {
-    for (const [key, entry] of this.pools) if (!keep.has(key)) this.retire(key, entry);
+    for (const [key, entry] of this.pools) if (!keep.has(key.split('|')[0]!)) this.retire(key, entry);
     this.h2.retainOnly(keep);
   }
 

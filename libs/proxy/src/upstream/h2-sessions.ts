@@ -1,5 +1,7 @@
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
+import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ConnectionSettings } from './connection-pools.js';
 import type { UpstreamHost } from './host.js';
 import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
@@ -28,15 +30,16 @@ export class H2Sessions {
     host: UpstreamHost,
     settings: ConnectionSettings,
     req: UpstreamRequestHead,
+    secure?: UpstreamTls,
   ): Promise<UpstreamResponse> {
-    const entry = this.session(host, settings);
+    const entry = this.session(host, settings, secure);
     return entry.ready.then(() => this.stream(entry.session, req));
   }
 
   /** Closes sessions to hosts not in `keep`; streams in flight finish first. */
   retainOnly(keep: ReadonlySet<string>): void {
     for (const [key, e] of this.sessions) {
-      if (!keep.has(key)) {
+      if (!keep.has(key.split('|')[0]!)) {
         this.sessions.delete(key);
         e.session.close();
       }
@@ -48,11 +51,30 @@ export class H2Sessions {
     this.sessions.clear();
   }
 
-  private session(host: UpstreamHost, settings: ConnectionSettings) {
-    const existing = this.sessions.get(host.key);
+  private session(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls) {
+    const key = secure ? `${host.key}|${secure.key}` : host.key;
+    const existing = this.sessions.get(key);
     if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
-    const session = http2.connect(`http://${host.key}`, {
+    const session = http2.connect(`${secure ? 'https' : 'http'}://${host.key}`, {
       createConnection: () => {
+        if (secure) {
+          const socket = tls.connect({
+            host: host.address,
+            port: host.port,
+            secureContext: secure.context,
+            servername: secure.servername,
+            ALPNProtocols: ['h2'],
+            rejectUnauthorized: true,
+            checkServerIdentity: secure.verify,
+            timeout: settings.connectTimeoutMs,
+          });
+          socket.setNoDelay(true);
+          socket.once('secureConnect', () => socket.setTimeout(0));
+          socket.once('timeout', () =>
+            socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
+          );
+          return socket;
+        }
         const socket = net.connect({
           host: host.address,
           port: host.port,
@@ -70,13 +92,14 @@ export class H2Sessions {
       settings: { enablePush: false },
     });
     const forget = () => {
-      if (this.sessions.get(host.key)?.session === session) this.sessions.delete(host.key);
+      if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
     };
     const ready = new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
       session.once('error', (err: NodeJS.ErrnoException) => {
         forget();
-        reject(new H2Error(err.message, err.code ?? 'ECONNRESET'));
+        // Failing before the session is up (refused, unreachable, TLS rejected) never carried a request.
+        reject(new H2Error(err.message, 'H2_CONNECT_FAILED'));
       });
     });
     ready.catch(() => {});
@@ -86,7 +109,7 @@ export class H2Sessions {
     if (settings.idleTimeoutMs) session.setTimeout(settings.idleTimeoutMs, () => session.close());
     session.unref();
     const entry = { session, ready };
-    this.sessions.set(host.key, entry);
+    this.sessions.set(key, entry);
     return entry;
   }
 

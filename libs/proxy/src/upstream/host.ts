@@ -9,6 +9,8 @@ export interface UpstreamHost {
   readonly locality: string;
   /** A sidecar answers for this host: proxies talk HTTP/2 to it. */
   readonly sidecar: boolean;
+  /** Endpoint metadata that selects the transport (TLS or plain) for this host. */
+  readonly transportMatch: Readonly<Record<string, string>>;
 }
 
 export function hostKey(address: string, port: number): string {
@@ -22,6 +24,7 @@ export function makeHost(
   healthy = true,
   locality = '',
   sidecar = false,
+  transportMatch: Readonly<Record<string, string>> = {},
 ): UpstreamHost {
-  return { key: hostKey(address, port), address, port, weight, healthy, locality, sidecar };
+  return { key: hostKey(address, port), address, port, weight, healthy, locality, sidecar, transportMatch };
 }

@@ -1,0 +1,237 @@
+import type http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import type { Logger } from '@mizzen/runtime';
+import type { DownstreamContext } from '../http/connection-manager.js';
+import { spiffeIdOf, type TlsContextProvider } from '../security/tls-provider.js';
+import type { ChainRuntime, ConnectionContext, HttpChainRuntime } from './runtimes.js';
+
+/** How long a client may take to finish its TLS handshake. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a replaced TLS chain's connections may live on. */
+const DRAIN_MS = 10_000;
+
+/**
+ * A socket whose first bytes were read for inspection and put back: TLS can
+ * only see them through the stream API, not the native handle, so it gets
+ * this stream view of the socket.
+ */
+function streamView(socket: net.Socket): Duplex {
+  const view = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, callback) {
+      socket.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    destroy(err, callback) {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (!view.push(chunk)) socket.pause();
+  });
+  socket.once('end', () => view.push(null));
+  socket.once('error', (err) => view.destroy(err));
+  socket.once('close', () => view.destroy());
+  return view;
+}
+
+interface Peer {
+  principal?: string;
+  mtls: boolean;
+}
+
+/**
+ * TLS termination for one filter chain (a DownstreamTlsContext): Node's own
+ * TLS server does the handshake and chain verification; this class keeps its
+ * certificate current (rotation reaches the next handshake), requires and
+ * checks client certificates for mutual TLS, and refuses connections whose
+ * peer identity is not allowed.
+ */
+abstract class TlsTermination implements ChainRuntime {
+  abstract readonly kind: 'http' | 'tcp';
+  protected server?: tls.Server;
+  private version?: tls.SecureContext;
+  protected readonly peers = new WeakMap<tls.TLSSocket, Peer>();
+  private readonly live = new Set<tls.TLSSocket>();
+
+  constructor(
+    protected readonly provider: TlsContextProvider,
+    protected readonly logger: Logger,
+  ) {}
+
+  /** Creates the TLS server (Node needs a certificate to create one). */
+  protected abstract createServer(options: tls.TlsOptions): tls.Server;
+
+  accept(socket: net.Socket, ctx: ConnectionContext): void {
+    const result = this.provider.context();
+    if (!result.ok) {
+      this.logger.warn({ reason: result.reason }, 'TLS connection refused: no certificate to present yet');
+      socket.destroy();
+      return;
+    }
+    const server = this.serverFor(result.context, result.options);
+    this.remember(socket, ctx);
+    server.emit('connection', ctx.inspection ? streamView(socket) : socket);
+    socket.resume();
+  }
+
+  drain(): void {
+    const timer = setTimeout(() => {
+      for (const s of this.live) s.destroy();
+    }, DRAIN_MS);
+    timer.unref();
+  }
+
+  /** Per-connection facts a subclass needs when the TLS socket appears. */
+  protected remember(_socket: net.Socket, _ctx: ConnectionContext): void {}
+
+  private serverFor(context: tls.SecureContext, options: tls.SecureContextOptions): tls.Server {
+    const spec = this.provider.spec;
+    if (!this.server) {
+      this.server = this.createServer({
+        ...options,
+        SNICallback: (_name, cb) => cb(null, this.currentContext()),
+        requestCert: spec.requireClientCertificate || spec.validation !== undefined,
+        rejectUnauthorized: false,
+        ALPNProtocols: spec.alpn.length ? [...spec.alpn] : ['h2', 'http/1.1'],
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      });
+      // Checked before the protocol handler sees the connection.
+      this.server.prependListener('secureConnection', (s: tls.TLSSocket) => this.check(s));
+      this.server.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
+        this.logger.debug({ err: err.message, remote: s.remoteAddress }, 'TLS handshake failed');
+        s.destroy();
+      });
+      this.version = context;
+    } else if (this.version !== context) {
+      // A rotated certificate: the server's default context too (clients that send no SNI get that one).
+      this.server.setSecureContext(options);
+      this.version = context;
+    }
+    return this.server;
+  }
+
+  private currentContext(): tls.SecureContext | undefined {
+    const result = this.provider.context();
+    return result.ok ? result.context : undefined;
+  }
+
+  private check(s: tls.TLSSocket): void {
+    const spec = this.provider.spec;
+    const cert = s.getPeerCertificate();
+    const presented = cert !== undefined && Object.keys(cert).length > 0;
+    let refusal: string | undefined;
+    if (spec.requireClientCertificate && !presented) refusal = 'no client certificate';
+    else if (presented && !s.authorized) refusal = `client certificate not trusted: ${s.authorizationError}`;
+    else if (presented) refusal = this.provider.checkPeer(cert);
+    if (refusal) {
+      this.logger.info({ remote: s.remoteAddress, reason: refusal }, 'TLS connection refused');
+      s.destroy();
+      return;
+    }
+    this.peers.set(s, { principal: presented ? spiffeIdOf(cert) : undefined, mtls: presented });
+    this.live.add(s);
+    s.once('close', () => this.live.delete(s));
+  }
+}
+
+/** TLS in front of a tcp_proxy chain. */
+export class TlsTcpChain extends TlsTermination {
+  readonly kind = 'tcp';
+  private readonly contexts = new WeakMap<object, ConnectionContext>();
+
+  constructor(
+    private readonly inner: ChainRuntime,
+    provider: TlsContextProvider,
+    logger: Logger,
+  ) {
+    super(provider, logger);
+  }
+
+  protected createServer(options: tls.TlsOptions): tls.Server {
+    const server = tls.createServer(options);
+    server.on('secureConnection', (s: tls.TLSSocket) => {
+      if (s.destroyed) return;
+      const peer = this.peers.get(s);
+      this.inner.accept(s as unknown as net.Socket, {
+        tls: { peerPrincipal: peer?.principal, mtls: peer?.mtls ?? false },
+      });
+    });
+    return server;
+  }
+
+  override drain(): void {
+    super.drain();
+    this.inner.drain();
+  }
+
+  protected override remember(socket: net.Socket, ctx: ConnectionContext): void {
+    this.contexts.set(socket, ctx);
+  }
+}
+
+/**
+ * TLS in front of an HTTP connection manager: HTTP/2 or HTTP/1.1 by ALPN,
+ * each request handed to the chain's connection manager with the client's
+ * identity.
+ */
+export class TlsHttpChain extends TlsTermination {
+  readonly kind = 'http';
+
+  constructor(
+    private readonly inner: HttpChainRuntime,
+    provider: TlsContextProvider,
+    logger: Logger,
+  ) {
+    super(provider, logger);
+  }
+
+  protected createServer(options: tls.TlsOptions): tls.Server {
+    const server = http2.createSecureServer({
+      ...options,
+      allowHTTP1: true,
+      settings: { maxConcurrentStreams: 1000 },
+    });
+    server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      const socket = (req.httpVersionMajor === 2 ? req.stream.session?.socket : req.socket) as
+        | tls.TLSSocket
+        | undefined;
+      const peer = socket ? (this.peers.get(socket) ?? this.peerOf(socket)) : undefined;
+      const ctx: DownstreamContext = {
+        scheme: 'https',
+        remoteAddress: socket?.remoteAddress,
+        localAddress: socket?.localAddress,
+        peerPrincipal: peer?.principal,
+        mtls: peer?.mtls ?? false,
+      };
+      void this.inner.hcm.handle(
+        req as unknown as http.IncomingMessage,
+        res as unknown as http.ServerResponse,
+        ctx,
+      );
+    });
+    server.on('sessionError', () => {});
+    return server;
+  }
+
+  /** HTTP/2 hands requests a proxy of the socket: read its certificate again. */
+  private peerOf(socket: tls.TLSSocket): Peer {
+    const cert = socket.getPeerCertificate?.();
+    const presented = cert !== undefined && Object.keys(cert).length > 0;
+    return { principal: presented ? spiffeIdOf(cert) : undefined, mtls: presented };
+  }
+
+  override drain(): void {
+    super.drain();
+    this.inner.drain();
+  }
+}

@@ -1,0 +1,138 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { TlsContextSpec } from '../config/tls-context.js';
+import type { SecretStore } from './secret-store.js';
+
+/** The SANs of a peer certificate, by type (`URI:spiffe://…`, `DNS:…`). */
+export function peerSans(cert: tls.PeerCertificate | undefined): { uris: string[]; dns: string[] } {
+  const out = { uris: [] as string[], dns: [] as string[] };
+  for (const part of (cert?.subjectaltname ?? '').split(',')) {
+    const p = part.trim();
+    if (p.startsWith('URI:')) out.uris.push(p.slice(4));
+    else if (p.startsWith('DNS:')) out.dns.push(p.slice(4));
+  }
+  return out;
+}
+
+/** The peer's SPIFFE identity, if its certificate carries one. */
+export function spiffeIdOf(cert: tls.PeerCertificate | undefined): string | undefined {
+  return peerSans(cert).uris.find((u) => u.startsWith('spiffe://'));
+}
+
+export type ContextResult =
+  | { ok: true; context: tls.SecureContext; options: tls.SecureContextOptions }
+  | { ok: false; reason: string };
+
+/** What an upstream TLS connection needs: the context, the SNI, and how to check the server. */
+export interface UpstreamTls {
+  /** Identifies this TLS setup: connections are pooled per setup (a rotated certificate gets new ones). */
+  readonly key: string;
+  readonly context: tls.SecureContext;
+  readonly servername?: string;
+  /** Undefined when the server's certificate is acceptable, else why not. */
+  readonly verify: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+  /** The client presents a certificate (mutual TLS). */
+  readonly mutual: boolean;
+}
+
+let nextProviderId = 0;
+
+/**
+ * Turns a TLS context spec plus the current secrets into a Node secure
+ * context, rebuilt whenever a secret it uses changes (certificate rotation
+ * takes effect for the next handshake, connections already up are kept).
+ */
+export class TlsContextProvider {
+  private cached?: ContextResult;
+  private readonly id = ++nextProviderId;
+  private version = 0;
+
+  constructor(
+    readonly spec: TlsContextSpec,
+    private readonly store: SecretStore,
+  ) {
+    if (spec.secrets.length) {
+      store.onChange((name) => {
+        if (spec.secrets.includes(name)) this.cached = undefined;
+      });
+    }
+  }
+
+  context(): ContextResult {
+    if (!this.cached) {
+      this.cached = this.build();
+      this.version++;
+    }
+    return this.cached;
+  }
+
+  /** The client side of this context for one host, or why it cannot be used yet. */
+  upstream(hostAddress: string): UpstreamTls | { error: string } {
+    const result = this.context();
+    if (!result.ok) return { error: result.reason };
+    const servername = this.spec.sni ?? (net.isIP(hostAddress) ? undefined : hostAddress);
+    const sanRules = (this.spec.validation?.sans.length ?? 0) > 0;
+    return {
+      key: `${this.id}#${this.version}`,
+      context: result.context,
+      servername,
+      mutual: this.spec.certificate !== undefined,
+      verify: (host, cert) => {
+        if (sanRules) {
+          const why = this.checkPeer(cert);
+          return why ? new Error(why) : undefined;
+        }
+        // No SAN rules: the usual hostname check against the SNI (or the address dialled).
+        return tls.checkServerIdentity(servername ?? host, cert);
+      },
+    };
+  }
+
+  /** Checks a peer certificate against the SAN rules; undefined when it passes, else why not. */
+  checkPeer(cert: tls.PeerCertificate | undefined): string | undefined {
+    const sans = this.spec.validation?.sans ?? [];
+    if (sans.length === 0) return undefined;
+    const { uris, dns } = peerSans(cert);
+    const ok = sans.some((s) =>
+      s.type === 'URI'
+        ? uris.some(s.match)
+        : s.type === 'DNS'
+          ? dns.some(s.match)
+          : [...uris, ...dns].some(s.match),
+    );
+    return ok
+      ? undefined
+      : `peer certificate SANs [${[...uris, ...dns].join(', ')}] match none of the allowed identities`;
+  }
+
+  private build(): ContextResult {
+    const options: tls.SecureContextOptions = {};
+    const cert = this.spec.certificate;
+    if (cert?.secret) {
+      const s = this.store.get(cert.secret);
+      if (s?.kind !== 'certificate')
+        return { ok: false, reason: `certificate secret ${cert.secret} has not been received` };
+      options.cert = s.certChain;
+      options.key = s.privateKey;
+    } else if (cert?.inline) {
+      options.cert = cert.inline.certChain;
+      options.key = cert.inline.privateKey;
+    }
+    const v = this.spec.validation;
+    if (v?.secret) {
+      const s = this.store.get(v.secret);
+      if (s?.kind !== 'validation')
+        return { ok: false, reason: `validation secret ${v.secret} has not been received` };
+      options.ca = s.trustedCa;
+    } else if (v?.inlineCa) options.ca = v.inlineCa;
+    if (this.spec.minVersion) options.minVersion = this.spec.minVersion;
+    else options.minVersion = 'TLSv1.2';
+    if (this.spec.maxVersion) options.maxVersion = this.spec.maxVersion;
+    if (this.spec.ciphers) options.ciphers = this.spec.ciphers;
+    try {
+      return { ok: true, context: tls.createSecureContext(options), options };
+    } catch (err) {
+      return { ok: false, reason: `invalid TLS material: ${(err as Error).message}` };
+    }
+  }
+}
