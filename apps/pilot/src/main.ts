@@ -1,11 +1,20 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, installLifecycle, onShutdown } from '@mizzen/runtime';
-import { Pilot } from './pilot.js';
+import { Pilot, type PilotOptions } from './pilot.js';
 
 const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014] [--config-dir DIR]... [--store FILE] [--registrations FILE]
-             [--registration-grace-ms MS] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]`;
+             [--registration-grace-ms MS] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]
+  Kubernetes mode:
+             [--kubernetes | --kubeconfig FILE] [--system-namespace istio-system]
+             [--root-cert FILE | --citadel-url URL]   root cert kept in every namespace's istio-ca-root-cert
+  Webhooks (HTTPS /inject and /validate):
+             [--webhook-port 15017 --webhook-cert FILE --webhook-key FILE]
+             [--proxy-image IMAGE] [--image-pull-policy IfNotPresent] [--discovery-address istiod.istio-system.svc:15010]
+             [--ca-address istio-citadel.istio-system.svc:8060]`;
 
 function fail(message: string): never {
   process.stderr.write(`pilot: ${message}\n${USAGE}\n`);
@@ -34,6 +43,18 @@ async function main(): Promise<void> {
         'registration-grace-ms': { type: 'string' },
         'outbound-traffic-policy': { type: 'string' },
         'log-level': { type: 'string' },
+        kubernetes: { type: 'boolean' },
+        kubeconfig: { type: 'string' },
+        'system-namespace': { type: 'string' },
+        'root-cert': { type: 'string' },
+        'citadel-url': { type: 'string' },
+        'webhook-port': { type: 'string' },
+        'webhook-cert': { type: 'string' },
+        'webhook-key': { type: 'string' },
+        'proxy-image': { type: 'string' },
+        'image-pull-policy': { type: 'string' },
+        'discovery-address': { type: 'string' },
+        'ca-address': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -59,6 +80,9 @@ async function main(): Promise<void> {
   const storeFile = path.resolve(
     (values.store as string | undefined) ?? path.join(os.homedir(), '.mizzen', 'pilot', 'store.json'),
   );
+  const str = (k: string) => values[k] as string | undefined;
+  const kubernetes = kubernetesOptions(values.kubernetes === true, str('kubeconfig'), str);
+  const webhook = webhookOptions(str);
   const pilot = new Pilot({
     logger,
     host: (values.host as string | undefined) ?? '0.0.0.0',
@@ -72,6 +96,8 @@ async function main(): Promise<void> {
     ),
     registrationGraceMs: grace === undefined ? undefined : Number(grace),
     mesh: { outboundTrafficPolicy: policy },
+    ...(kubernetes ? { kubernetes } : {}),
+    ...(webhook ? { webhook } : {}),
   });
   onShutdown(() => pilot.stop());
   try {
@@ -84,6 +110,66 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
+}
+
+function kubernetesOptions(
+  inCluster: boolean,
+  kubeconfig: string | undefined,
+  str: (k: string) => string | undefined,
+): PilotOptions['kubernetes'] {
+  if (!inCluster && kubeconfig === undefined) {
+    for (const f of ['system-namespace', 'root-cert', 'citadel-url'])
+      if (str(f) !== undefined) fail(`--${f} needs --kubernetes or --kubeconfig`);
+    return undefined;
+  }
+  if (str('root-cert') !== undefined && str('citadel-url') !== undefined)
+    fail('give --root-cert or --citadel-url, not both');
+  const kubeConfig = new KubeConfig();
+  try {
+    // --kubernetes: in a pod the service account's token and CA, elsewhere $KUBECONFIG or ~/.kube/config.
+    if (kubeconfig !== undefined) kubeConfig.loadFromFile(path.resolve(kubeconfig));
+    else kubeConfig.loadFromDefault();
+  } catch (err) {
+    fail(
+      `cannot load the Kubernetes config${kubeconfig ? ` from ${kubeconfig}` : ''}: ${(err as Error).message}`,
+    );
+  }
+  if (!kubeConfig.getCurrentCluster()) fail('the Kubernetes config names no current cluster');
+  const rootCert = str('root-cert');
+  const citadel = str('citadel-url');
+  return {
+    kubeConfig,
+    systemNamespace: str('system-namespace') ?? process.env.POD_NAMESPACE ?? 'istio-system',
+    ...(process.env.POD_NAME ? { identity: `${process.env.POD_NAME}_${process.pid}` } : {}),
+    ...(rootCert ? { rootCert: { file: path.resolve(rootCert) } } : {}),
+    ...(citadel ? { rootCert: { url: new URL('/root-cert.pem', citadel).toString() } } : {}),
+  };
+}
+
+function webhookOptions(str: (k: string) => string | undefined): PilotOptions['webhook'] {
+  const cert = str('webhook-cert');
+  const key = str('webhook-key');
+  if (cert === undefined && key === undefined) {
+    for (const f of ['webhook-port', 'proxy-image', 'image-pull-policy', 'discovery-address', 'ca-address'])
+      if (str(f) !== undefined) fail(`--${f} needs --webhook-cert and --webhook-key`);
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) fail('--webhook-cert and --webhook-key go together');
+  for (const f of [cert, key]) if (!fs.existsSync(f)) fail(`webhook certificate file ${f} does not exist`);
+  const pull = str('image-pull-policy') ?? 'IfNotPresent';
+  if (pull !== 'Always' && pull !== 'IfNotPresent' && pull !== 'Never')
+    fail(`--image-pull-policy must be Always, IfNotPresent or Never, got "${pull}"`);
+  return {
+    port: port(str('webhook-port'), '--webhook-port', 15017),
+    certFile: path.resolve(cert),
+    keyFile: path.resolve(key),
+    injection: {
+      proxyImage: str('proxy-image') ?? 'mizzen/sidecar-agent:0.1.0',
+      imagePullPolicy: pull,
+      discoveryAddress: str('discovery-address') ?? 'istiod.istio-system.svc:15010',
+      caAddress: str('ca-address') ?? 'istio-citadel.istio-system.svc:8060',
+    },
+  };
 }
 
 void main();

@@ -5,10 +5,22 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { AggregateConfig } from './config/aggregate.js';
 import { registerConfigApi } from './http/config-api.js';
 import { registerDebugRoutes } from './http/debug.js';
+import { KubeController, type KubeControllerOptions } from './kube/controller.js';
+import { type RootCertOrigin, RootCertSource } from './kube/root-cert.js';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
 import { AutoRegistration } from './registry/auto-registration.js';
+import { type WebhookOptions, WebhookServer } from './webhooks/server.js';
 import { createPilotMetrics, type PilotMetrics } from './xds/metrics.js';
 import { PushController } from './xds/push-controller.js';
+
+/** Kubernetes mode: the API server as config source and service registry (see kube/controller.ts). */
+export type PilotKubernetesOptions = Omit<
+  KubeControllerOptions,
+  'logger' | 'meshDefaults' | 'rootCert' | 'onRegistryChange' | 'onMeshChange'
+> & {
+  /** The root certificate to publish as `istio-ca-root-cert` in every namespace. */
+  rootCert?: RootCertOrigin;
+};
 
 export interface PilotOptions {
   logger: Logger;
@@ -26,6 +38,9 @@ export interface PilotOptions {
   /** How long an auto-registered workload outlives its proxy's connection. */
   registrationGraceMs?: number;
   debounceMs?: number;
+  kubernetes?: PilotKubernetesOptions;
+  /** The injection and validation webhooks (HTTPS, 15017 in a pod). */
+  webhook?: Omit<WebhookOptions, 'logger' | 'namespaceLabels'>;
 }
 
 /** Pilot ("istiod"): config sources → registry → xDS, plus the config and debug HTTP API. */
@@ -40,6 +55,10 @@ export class Pilot {
   private readonly http: FastifyInstance;
   private readonly log: Logger;
   private ready = false;
+  /** Kubernetes mode's controller, when on. */
+  readonly kube?: KubeController;
+  private readonly rootCert?: RootCertSource;
+  private readonly webhooks?: WebhookServer;
 
   constructor(private readonly options: PilotOptions) {
     this.log = options.logger;
@@ -60,6 +79,27 @@ export class Pilot {
       this.registrations,
       this.store,
     ];
+    if (options.kubernetes) {
+      const { rootCert, ...kubeOptions } = options.kubernetes;
+      this.rootCert = rootCert ? new RootCertSource(rootCert, this.log) : undefined;
+      this.kube = new KubeController({
+        ...kubeOptions,
+        logger: this.log,
+        meshDefaults: mesh,
+        rootCert: this.rootCert,
+        onRegistryChange: () => this.push.requestPush('kubernetes registry changed'),
+        onMeshChange: (m) => this.push.setMesh(m),
+      });
+      // Kubernetes resources come before the `mizzen apply` store, which still wins on the same name.
+      sources.splice(sources.length - 1, 0, this.kube.configSource);
+    }
+    if (options.webhook) {
+      this.webhooks = new WebhookServer({
+        ...options.webhook,
+        logger: this.log,
+        namespaceLabels: (ns) => this.kube?.namespaceLabels(ns),
+      });
+    }
     this.config = new AggregateConfig(sources);
     this.registration = new AutoRegistration(this.registrations, this.log, options.registrationGraceMs);
     this.ads = new AdsServer({
@@ -84,6 +124,7 @@ export class Pilot {
       logger: this.log,
       metrics: this.metrics,
       debounceMs: options.debounceMs,
+      registries: () => (this.kube ? [this.kube.registry()] : []),
     });
     this.http = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
     this.http.get('/ready', async (_req, reply) =>
@@ -99,7 +140,9 @@ export class Pilot {
   }
 
   /** Loads config, then serves xDS and HTTP. Resolves with the bound ports. */
-  async start(): Promise<{ xdsPort: number; httpPort: number }> {
+  async start(): Promise<{ xdsPort: number; httpPort: number; webhookPort?: number }> {
+    await this.rootCert?.start();
+    await this.kube?.start();
     await this.config.start();
     this.config.onChange(() => this.push.setConfig(this.config.list()));
     this.push.setConfig(this.config.list(), 'startup');
@@ -109,9 +152,10 @@ export class Pilot {
     await this.http.listen({ port: this.options.httpPort, host: this.options.host });
     const address = this.http.server.address();
     const httpPort = typeof address === 'object' && address ? address.port : this.options.httpPort;
+    const webhookPort = await this.webhooks?.listen(this.options.host);
     this.ready = true;
-    this.log.info({ xdsPort, httpPort, resources: this.config.list().length }, 'pilot ready');
-    return { xdsPort, httpPort };
+    this.log.info({ xdsPort, httpPort, webhookPort, resources: this.config.list().length }, 'pilot ready');
+    return { xdsPort, httpPort, ...(webhookPort !== undefined ? { webhookPort } : {}) };
   }
 
   async stop(): Promise<void> {
@@ -120,7 +164,10 @@ export class Pilot {
     this.registration.stop();
     await this.ads.close();
     await this.http.close();
+    await this.webhooks?.close();
     await this.config.stop();
+    await this.kube?.stop();
+    this.rootCert?.stop();
   }
 
   private updateGauges(): void {

@@ -9,11 +9,13 @@ import {
   TypeUrl,
   type XdsNode,
 } from '@mizzen/xds';
+import { mergeRegistries } from '../kube/merged-registry.js';
 import { type ProxyInfo, proxyFromNode } from '../model/proxy.js';
 import { generateResources } from '../networking/generate.js';
 import type { MeshConfig } from '../networking/mesh-config.js';
 import { PushContext } from '../networking/push-context.js';
 import { buildRegistry } from '../registry/build.js';
+import type { Registry } from '../registry/model.js';
 import type { PilotMetrics } from './metrics.js';
 
 export interface PushControllerOptions {
@@ -25,6 +27,8 @@ export interface PushControllerOptions {
   debounceMs?: number;
   /** Longest a push may be delayed by a stream of changes (PILOT_DEBOUNCE_MAX). */
   maxDelayMs?: number;
+  /** Registries merged ahead of the one built from ServiceEntries and WorkloadEntries (Kubernetes). */
+  registries?: () => readonly Registry[];
 }
 
 export interface PushRecord {
@@ -68,6 +72,17 @@ export class PushController {
   /** New config (from the sources); a push follows after the debounce. */
   setConfig(resources: readonly ConfigResource[], reason = 'config changed'): void {
     this.resources = resources;
+    this.schedule(reason);
+  }
+
+  /** The registry or mesh config changed outside the config resources: push after the debounce. */
+  requestPush(reason: string): void {
+    this.schedule(reason);
+  }
+
+  /** New mesh config (the `istio` ConfigMap in Kubernetes mode); a push follows after the debounce. */
+  setMesh(mesh: MeshConfig, reason = 'mesh config changed'): void {
+    this.options.mesh = mesh;
     this.schedule(reason);
   }
 
@@ -144,7 +159,8 @@ export class PushController {
   }
 
   private buildContext(): PushContext {
-    const registry = buildRegistry(this.resources, this.options.mesh.domainSuffix);
+    const own = buildRegistry(this.resources, this.options.mesh.domainSuffix);
+    const registry = mergeRegistries([...(this.options.registries?.() ?? []), own]);
     return new PushContext(++this.version, this.resources, registry, this.options.mesh);
   }
 

@@ -1,0 +1,49 @@
+import type { V1Secret } from '@kubernetes/client-node';
+
+/** A TLS credential a Gateway's `credentialName` names, in PEM. */
+export interface Credential {
+  certificateChain: string;
+  privateKey: string;
+  /** Client CA for MUTUAL servers: `ca.crt`/`cacert` in the secret, or the `<name>-cacert` secret. */
+  caCertificate?: string;
+}
+
+/** Something holding the secrets (the Secret informer's cache). */
+export interface SecretLookup {
+  get(name: string, namespace: string): V1Secret | undefined;
+}
+
+function decode(secret: V1Secret, ...keys: string[]): string | undefined {
+  for (const k of keys) {
+    const v = secret.data?.[k];
+    if (v) return Buffer.from(v, 'base64').toString('utf8');
+    const s = secret.stringData?.[k];
+    if (s) return s;
+  }
+  return undefined;
+}
+
+/**
+ * Gateway TLS credentials from Kubernetes Secrets, read as Istio reads them: a
+ * `kubernetes.io/tls` secret (`tls.crt`, `tls.key`, optional `ca.crt`) or a
+ * generic one (`cert`, `key`, optional `cacert`), with the client CA also
+ * taken from a separate `<credentialName>-cacert` secret. Only secrets in the
+ * gateway's own namespace are visible to it.
+ */
+export class CredentialStore {
+  constructor(private readonly secrets: SecretLookup) {}
+
+  lookup(namespace: string, credentialName: string): Credential | undefined {
+    const secret = this.secrets.get(credentialName, namespace);
+    if (!secret) return undefined;
+    const certificateChain = decode(secret, 'tls.crt', 'cert');
+    const privateKey = decode(secret, 'tls.key', 'key');
+    if (!certificateChain || !privateKey) return undefined;
+    let caCertificate = decode(secret, 'ca.crt', 'cacert');
+    if (!caCertificate) {
+      const ca = this.secrets.get(`${credentialName}-cacert`, namespace);
+      if (ca) caCertificate = decode(ca, 'ca.crt', 'cacert');
+    }
+    return { certificateChain, privateKey, ...(caCertificate ? { caCertificate } : {}) };
+  }
+}

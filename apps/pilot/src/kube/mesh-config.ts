@@ -1,0 +1,35 @@
+import { parse } from 'yaml';
+import type { MeshConfig } from '../networking/mesh-config.js';
+
+/**
+ * The `mesh` key of the `istio` ConfigMap (Istio's MeshConfig, YAML) as the
+ * fields pilot acts on; what it does not set keeps `base`. Throws with a
+ * sentence naming the field when a value has the wrong type.
+ */
+export function parseMeshConfig(text: string | undefined, base: MeshConfig): MeshConfig {
+  if (!text || text.trim() === '') return { ...base };
+  const doc = parse(text) as Record<string, unknown> | null;
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new Error('the "mesh" key of ConfigMap istio must be a YAML mapping');
+  }
+  const mesh: MeshConfig = { ...base };
+  const str = (field: string): string | undefined => {
+    const v = doc[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new Error(`mesh config: ${field} must be a string`);
+    return v;
+  };
+  mesh.trustDomain = str('trustDomain') ?? mesh.trustDomain;
+  mesh.rootNamespace = str('rootNamespace') ?? mesh.rootNamespace;
+  mesh.connectTimeout = str('connectTimeout') ?? mesh.connectTimeout;
+  const otp = doc.outboundTrafficPolicy as { mode?: unknown } | undefined;
+  if (otp !== undefined && otp !== null) {
+    if (otp.mode !== undefined && otp.mode !== 'ALLOW_ANY' && otp.mode !== 'REGISTRY_ONLY') {
+      throw new Error(
+        `mesh config: outboundTrafficPolicy.mode must be ALLOW_ANY or REGISTRY_ONLY, got ${JSON.stringify(otp.mode)}`,
+      );
+    }
+    if (otp.mode) mesh.outboundTrafficPolicy = otp.mode;
+  }
+  return mesh;
+}

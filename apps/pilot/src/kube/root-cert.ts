@@ -1,0 +1,66 @@
+import fs from 'node:fs/promises';
+import type { Logger } from '@mizzen/runtime';
+
+/** Where the root certificate pilot distributes comes from. */
+export type RootCertOrigin = { file: string } | { url: string };
+
+/**
+ * Reads the mesh root certificate (PEM) from a file (citadel's `root-cert.pem`
+ * mounted from the cert-manager secret) or from citadel's `/root-cert.pem` URL,
+ * and re-reads it periodically so a rotated root reaches every namespace.
+ */
+export class RootCertSource {
+  private current?: string;
+  private timer?: NodeJS.Timeout;
+  private readonly listeners = new Set<(pem: string) => void>();
+  private failing = false;
+
+  constructor(
+    private readonly origin: RootCertOrigin,
+    private readonly logger: Logger,
+    private readonly refreshMs = 60_000,
+  ) {}
+
+  get(): string | undefined {
+    return this.current;
+  }
+
+  onChange(listener: (pem: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  async refresh(): Promise<void> {
+    let pem: string;
+    try {
+      if ('file' in this.origin) pem = await fs.readFile(this.origin.file, 'utf8');
+      else {
+        const res = await fetch(this.origin.url, { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        pem = await res.text();
+      }
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) {
+        const where = 'file' in this.origin ? this.origin.file : this.origin.url;
+        this.logger.warn({ err: (err as Error).message }, `cannot read the root certificate from ${where}`);
+      }
+      this.failing = true;
+      return;
+    }
+    if (pem === this.current) return;
+    this.current = pem;
+    for (const l of this.listeners) l(pem);
+  }
+}
