@@ -24,6 +24,7 @@ export { compileCluster, compileLoadAssignment } from './config/cluster.js';
 export { ConfigError } from './config/errors.js';
 export { compileListener } from './config/listener.js';
 export { findRoute, RouteTable } from './config/route-table.js';
+export { compileAccessLogs, compileStatsConfig, compileTracing } from './config/telemetry.js';
 export { ListenerManager } from './listeners/listener-manager.js';
 export {
   encodePeerHeaders,
@@ -32,15 +33,24 @@ export {
   takePeerHeaders,
 } from './observe/peer-metadata.js';
 export {
+  type AccessLogFormat,
+  type AccessLogSettings,
+  type AccessLogSink,
+  type CustomTag,
   combineObservers,
   type HttpObservation,
   type HttpRequestRecord,
   type HttpRequestStart,
+  type HttpTelemetryConfig,
+  type MetricOverrideSettings,
   type PeerMetadata,
   type ProxyObserver,
+  type StatsSettings,
   type TcpConnectionRecord,
   type TcpConnectionStart,
   type TcpObservation,
+  type TracingProvider,
+  type TracingSettings,
   type TrafficDirection,
 } from './observe/records.js';
 export { ClusterManager } from './upstream/cluster-manager.js';

@@ -14,6 +14,89 @@ export interface PeerMetadata {
 
 export type TrafficDirection = 'inbound' | 'outbound';
 
+/** One of Envoy's tracing custom tags: a literal, a request header, or an environment variable. */
+export type CustomTag =
+  | { readonly tag: string; readonly kind: 'literal'; readonly value: string }
+  | { readonly tag: string; readonly kind: 'header'; readonly name: string; readonly defaultValue?: string }
+  | {
+      readonly tag: string;
+      readonly kind: 'environment';
+      readonly name: string;
+      readonly defaultValue?: string;
+    };
+
+/** Where spans go: Envoy's OpenTelemetry tracer (`envoy.config.trace.v3.OpenTelemetryConfig`). */
+export interface TracingProvider {
+  readonly kind: 'opentelemetry';
+  readonly serviceName?: string;
+  /** OTLP/HTTP traces URL (`http_service.http_uri.uri`). */
+  readonly httpEndpoint?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+  /** The cluster an OTLP/gRPC exporter would use (`grpc_service.envoy_grpc.cluster_name`). */
+  readonly grpcCluster?: string;
+}
+
+/** The HTTP connection manager's `tracing`, compiled. Percentages are 0-100. */
+export interface TracingSettings {
+  readonly randomSamplingPercent: number;
+  readonly clientSamplingPercent: number;
+  readonly overallSamplingPercent: number;
+  readonly customTags: readonly CustomTag[];
+  readonly maxPathTagLength: number;
+  /** Absent: spans are made and propagated but the proxy has nowhere to send them. */
+  readonly provider?: TracingProvider;
+}
+
+/** Envoy's access-log format: `json_format` fields, a `text_format_source` template, or the default line. */
+export type AccessLogFormat =
+  | { readonly kind: 'json'; readonly fields: Readonly<Record<string, unknown>> }
+  | { readonly kind: 'text'; readonly template: string }
+  | { readonly kind: 'default' };
+
+export type AccessLogSink =
+  | { readonly kind: 'file'; readonly path: string; readonly format: AccessLogFormat }
+  | {
+      /** Envoy's OpenTelemetry access logger: OTLP log records whose body is the formatted line. */
+      readonly kind: 'otel';
+      readonly logName: string;
+      /** `outbound|4317||collector…`: the collector's cluster (`grpc_service.envoy_grpc`). */
+      readonly cluster?: string;
+      readonly body: AccessLogFormat;
+      readonly attributes: Readonly<Record<string, string>>;
+    };
+
+/** One HCM `access_log` entry, compiled. */
+export interface AccessLogSettings {
+  readonly name: string;
+  /** A CEL expression (Envoy's CEL extension filter): only requests for which it is true are logged. */
+  readonly filter?: string;
+  readonly sink: AccessLogSink;
+}
+
+/** One `stats.PluginConfig` metric entry: Istio's metric overrides (Telemetry API `metrics.overrides`). */
+export interface MetricOverrideSettings {
+  /** `requests_total`, `request_duration_milliseconds`…; empty for every metric. */
+  readonly name: string;
+  /** Tag → CEL expression whose value the tag takes. */
+  readonly dimensions: Readonly<Record<string, string>>;
+  readonly tagsToRemove: readonly string[];
+  readonly drop: boolean;
+}
+
+/** The `istio.stats` filter's `stats.PluginConfig`: Istio's standard metrics are reported when present. */
+export interface StatsSettings {
+  readonly metrics: readonly MetricOverrideSettings[];
+  readonly disableHostHeaderFallback: boolean;
+}
+
+/** What the listener's config asks of telemetry for each request (Istio's Telemetry API, as pilot sent it). */
+export interface HttpTelemetryConfig {
+  readonly tracing?: TracingSettings;
+  readonly accessLogs: readonly AccessLogSettings[];
+  readonly stats?: StatsSettings;
+}
+
 /** What an observer sees when a request arrives (before routing). */
 export interface HttpRequestStart {
   readonly direction: TrafficDirection;
@@ -28,6 +111,8 @@ export interface HttpRequestStart {
   readonly downstreamRemoteAddress: string;
   readonly downstreamLocalAddress: string;
   readonly startTime: Date;
+  /** Telemetry settings of the listener that took the request (tracing, access logs, metric overrides). */
+  readonly telemetry?: HttpTelemetryConfig;
 }
 
 /** Everything about one finished request, in Envoy's access-log and Istio's metric terms. */

@@ -1,5 +1,7 @@
 import { fail } from '../../config/errors.js';
+import { compileStatsConfig, isStatsFilter } from '../../config/telemetry.js';
 import type { FilterJson } from '../../envoy/types.js';
+import type { StatsSettings } from '../../observe/records.js';
 import { CORS_POLICY_TYPE, CORS_TYPE, CorsFilter, compileCorsPolicy } from './cors.js';
 import { compileFault, FAULT_TYPE, FaultFilter } from './fault.js';
 import type { HttpFilter } from './filter.js';
@@ -27,6 +29,8 @@ const PER_ROUTE: Record<string, (config: Json, where: string) => unknown> = {
 export interface CompiledHttpFilters {
   /** Every filter before the router, in order. */
   readonly filters: readonly HttpFilter[];
+  /** Istio's `istio.stats` filter config: the observers report Istio's metrics with these overrides. */
+  readonly stats?: StatsSettings;
 }
 
 /**
@@ -40,11 +44,17 @@ export function compileHttpFilters(
   where: string,
 ): CompiledHttpFilters {
   const filters: HttpFilter[] = [];
+  let stats: StatsSettings | undefined;
   list.forEach((f, i) => {
     const type = f.typed_config?.['@type'];
     const at = `${where}.http_filters[${i}]`;
     if (type === ROUTER_TYPE) {
       if (i !== list.length - 1) fail(at, 'the router filter must be the last HTTP filter');
+      return;
+    }
+    if (isStatsFilter(f.typed_config)) {
+      // Metrics are recorded by the proxy's observers; the filter only carries their configuration.
+      stats = compileStatsConfig(f.typed_config!, `${at} (${f.name})`);
       return;
     }
     const kind = type ? FILTERS[type] : undefined;
@@ -58,7 +68,7 @@ export function compileHttpFilters(
   if (list.length === 0 || list[list.length - 1]?.typed_config?.['@type'] !== ROUTER_TYPE) {
     fail(where, 'the HTTP filter chain must end with the router filter');
   }
-  return { filters };
+  return { filters, stats };
 }
 
 /** Compiles one typed_per_filter_config entry; unknown types are refused. */
