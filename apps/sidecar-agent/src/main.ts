@@ -2,6 +2,7 @@ import {
   FlagError,
   type ParsedFlags,
   parseAddress,
+  parseCaptureMode,
   parseIp,
   parseLabels,
   parseName,
@@ -15,9 +16,14 @@ import { runIptablesCommand } from './iptables/command.js';
 const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespace default] [--service NAME]
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
+         [--capture-mode http-proxy|iptables]
+       sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
 
 The proxy beside one workload. Applications send outbound HTTP through it with
-HTTP_PROXY=http://IP:OUTBOUND_PORT; callers reach the workload on each sidecarPort.`;
+HTTP_PROXY=http://IP:OUTBOUND_PORT; callers reach the workload on each sidecarPort.
+With --capture-mode iptables the rules of \`sidecar-agent iptables\` redirect every TCP
+connection instead (outbound to --outbound-port, 15001 unless set), and the agent
+recovers each one's original destination.`;
 
 function build(values: ParsedFlags) {
   const s = (k: string) => values[k] as string | undefined;
@@ -31,8 +37,13 @@ function build(values: ParsedFlags) {
   const ip = parseIp(s('ip'));
   const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
   const healthPort = parsePort(s('health-port'), '--health-port', 15021);
+  const captureMode = parseCaptureMode(s('capture-mode'));
   const outboundPort =
-    s('outbound-port') === undefined ? undefined : parsePort(s('outbound-port'), '--outbound-port');
+    s('outbound-port') === undefined
+      ? captureMode === 'iptables'
+        ? 15001
+        : undefined
+      : parsePort(s('outbound-port'), '--outbound-port');
   const node = sidecarNode({
     workload: parseName(s('workload'), '--workload'),
     namespace: parseName(s('namespace'), '--namespace', 'default'),
@@ -44,8 +55,16 @@ function build(values: ParsedFlags) {
     outboundPort,
     adminPort,
     healthPort,
+    captureMode,
   });
-  return { node, pilot: parseAddress(s('pilot'), '--pilot'), adminHost: ip, adminPort, healthPort };
+  return {
+    node,
+    pilot: parseAddress(s('pilot'), '--pilot'),
+    adminHost: ip,
+    adminPort,
+    healthPort,
+    captureMode,
+  };
 }
 
 if (process.argv[2] === 'iptables') {
@@ -70,6 +89,7 @@ if (process.argv[2] === 'iptables') {
       'outbound-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'health-port': { type: 'string' },
+      'capture-mode': { type: 'string' },
     },
     build,
   });

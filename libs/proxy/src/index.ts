@@ -4,6 +4,7 @@ export { MeshProxy, type ProxyOptions } from './agent/proxy.js';
 export {
   FlagError,
   parseAddress,
+  parseCaptureMode,
   parseIp,
   parseLabels,
   parseName,
@@ -25,7 +26,7 @@ export { ConfigError } from './config/errors.js';
 export { compileListener } from './config/listener.js';
 export { findRoute, RouteTable } from './config/route-table.js';
 export { compileAccessLogs, compileStatsConfig, compileTracing } from './config/telemetry.js';
-export { ListenerManager } from './listeners/listener-manager.js';
+export { type CaptureMode, ListenerManager } from './listeners/listener-manager.js';
 export {
   encodePeerHeaders,
   PEER_ID_HEADER,

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { CaptureMode } from '../listeners/listener-manager.js';
 import type { WorkloadPortSpec } from './node.js';
 
 /** A bad command-line value: the message names the flag and what was wrong. */
@@ -89,4 +90,16 @@ export function parseAddress(value: string | undefined, flag: string): string {
   if (!m) throw new FlagError(`${flag} must be host:port, got "${value}"`);
   parsePort(m[2], flag);
   return value;
+}
+
+/**
+ * How applications' traffic reaches the proxy: `http-proxy` (local mode: apps
+ * use HTTP_PROXY) or `iptables` (the pod's nat table redirects every TCP
+ * connection, and the proxy recovers each one's original destination).
+ */
+export function parseCaptureMode(value: string | undefined, flag = '--capture-mode'): CaptureMode {
+  const mode = value ?? 'http-proxy';
+  if (mode !== 'http-proxy' && mode !== 'iptables')
+    throw new FlagError(`${flag} must be http-proxy or iptables, got "${mode}"`);
+  return mode;
 }

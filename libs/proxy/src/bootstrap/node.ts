@@ -1,4 +1,5 @@
 import type { XdsNode } from '@mizzen/xds';
+import type { CaptureMode } from '../listeners/listener-manager.js';
 
 /** Istio's proxy version this proxy speaks for (what pilot and tools expect in ISTIO_VERSION). */
 export const ISTIO_COMPAT_VERSION = '1.24.0';
@@ -26,6 +27,8 @@ export interface SidecarIdentity {
   adminPort: number;
   healthPort: number;
   domainSuffix?: string;
+  /** How traffic reaches the sidecar (pilot binds listeners on 0.0.0.0 for iptables capture). */
+  captureMode?: CaptureMode;
 }
 
 export interface GatewayIdentity {
@@ -76,6 +79,7 @@ export function sidecarNode(s: SidecarIdentity): XdsNode {
   };
   if (s.service) metadata.MIZZEN_SERVICE = s.service;
   if (s.outboundPort) metadata.MIZZEN_OUTBOUND_PORT = s.outboundPort;
+  if (s.captureMode === 'iptables') metadata.MIZZEN_CAPTURE_MODE = 'iptables';
   return {
     id: nodeId('sidecar', s.ip, s.workload, s.namespace, s.domainSuffix),
     cluster: `${s.service ?? s.workload}.${s.namespace}`,

@@ -4,12 +4,13 @@ import { ConfigError } from '../config/errors.js';
 import type { ListenerConfig } from '../config/listener.js';
 import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
 import { ChainedListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
+import { capturesOriginalDst, TransparentCaptureRuntime } from './transparent-capture.js';
 
 /** On shutdown, how long open connections may finish before the process moves on. */
 const CLOSE_GRACE_MS = 1_000;
 
 /** How the capture listener learns each connection's original destination. */
-export type CaptureMode = 'http-proxy';
+export type CaptureMode = 'http-proxy' | 'iptables';
 
 /** A listening socket; connections go to whichever runtime is current, so a config swap never rebinds. */
 class BoundSocket {
@@ -196,6 +197,9 @@ export class ListenerManager {
   }
 
   private createRuntime(config: ListenerConfig): ListenerRuntime {
+    // Connections redirected by iptables: the kernel knows where each was going.
+    if (this.captureMode === 'iptables' && capturesOriginalDst(config))
+      return new TransparentCaptureRuntime(config, this.deps, this);
     if (config.useOriginalDst && config.bindToPort) {
       switch (this.captureMode) {
         case 'http-proxy':
