@@ -1,7 +1,7 @@
 /**
  * @mizzen/api — Istio resource types, defaults and validation: the one place
  * that knows the YAML API (networking.istio.io v1/v1beta1/v1alpha3,
- * security.istio.io v1/v1beta1), plus the config sources that load it.
+ * security.istio.io v1/v1beta1, telemetry.istio.io v1/v1alpha1), plus the config sources that load it.
  */
 
 export { isValidDuration, parseDuration } from './duration.js';
@@ -73,6 +73,21 @@ export type {
   SidecarPort,
   SidecarSpec,
 } from './kinds/sidecar.js';
+export type {
+  AccessLogging,
+  AccessLoggingFilter,
+  MetricName,
+  MetricSelector,
+  Metrics,
+  MetricsOverrides,
+  ProviderRef,
+  TagOverride,
+  TelemetrySpec,
+  Tracing,
+  TracingCustomTag,
+  TracingSelector,
+  WorkloadMode,
+} from './kinds/telemetry.js';
 export {
   type CorsPolicy,
   type Delegate,

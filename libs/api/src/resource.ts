@@ -5,6 +5,7 @@ import type { PeerAuthenticationSpec } from './kinds/peer-authentication.js';
 import type { RequestAuthenticationSpec } from './kinds/request-authentication.js';
 import type { ServiceEntrySpec } from './kinds/service-entry.js';
 import type { SidecarSpec } from './kinds/sidecar.js';
+import type { TelemetrySpec } from './kinds/telemetry.js';
 import type { VirtualServiceSpec } from './kinds/virtual-service.js';
 import type { WorkloadEntrySpec } from './kinds/workload-entry.js';
 
@@ -19,6 +20,7 @@ export interface SpecByKind {
   PeerAuthentication: PeerAuthenticationSpec;
   AuthorizationPolicy: AuthorizationPolicySpec;
   RequestAuthentication: RequestAuthenticationSpec;
+  Telemetry: TelemetrySpec;
 }
 
 export type Kind = keyof SpecByKind;
@@ -51,7 +53,7 @@ export type ConfigResource<K extends Kind = Kind> = K extends Kind
     }
   : never;
 
-export type Group = 'networking.istio.io' | 'security.istio.io';
+export type Group = 'networking.istio.io' | 'security.istio.io' | 'telemetry.istio.io';
 
 export interface KindInfo {
   kind: Kind;
@@ -64,6 +66,7 @@ export interface KindInfo {
 
 const NETWORKING_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'] as const;
 const SECURITY_VERSIONS = ['v1', 'v1beta1'] as const;
+const TELEMETRY_VERSIONS = ['v1', 'v1alpha1'] as const;
 
 /** Every kind with its API group, versions and kubectl names. */
 export const KINDS: Readonly<Record<Kind, KindInfo>> = {
@@ -76,6 +79,13 @@ export const KINDS: Readonly<Record<Kind, KindInfo>> = {
   PeerAuthentication: security('PeerAuthentication', 'peerauthentications', ['pa']),
   AuthorizationPolicy: security('AuthorizationPolicy', 'authorizationpolicies', ['ap']),
   RequestAuthentication: security('RequestAuthentication', 'requestauthentications', ['ra']),
+  Telemetry: {
+    kind: 'Telemetry',
+    group: 'telemetry.istio.io',
+    versions: TELEMETRY_VERSIONS,
+    plural: 'telemetries',
+    shortNames: ['telemetry'],
+  },
 };
 
 function networking(kind: Kind, plural: string, shortNames: string[]): KindInfo {

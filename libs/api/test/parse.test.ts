@@ -204,6 +204,7 @@ describe('envelope and metadata', () => {
       PeerAuthentication: { mtls: { mode: 'STRICT' } },
       AuthorizationPolicy: {},
       RequestAuthentication: { jwtRules: [{ issuer: 'https://issuer.example.com' }] },
+      Telemetry: { accessLogging: [{ providers: [{ name: 'envoy' }] }] },
     };
     let checked = 0;
     for (const kind of KIND_NAMES) {
@@ -215,7 +216,7 @@ describe('envelope and metadata', () => {
         checked++;
       }
     }
-    expect(checked).toBe(6 * 3 + 3 * 2);
+    expect(checked).toBe(6 * 3 + 3 * 2 + 1 * 2);
   });
 
   it('rejects an apiVersion the kind is not served at', () => {
@@ -250,7 +251,7 @@ describe('envelope and metadata', () => {
     ).issues;
     expect(unknown[0]).toMatchObject({ path: 'kind', kind: 'Service', name: 'reviews' });
     expect(unknown[0]!.message).toBe(
-      'unknown kind "Service"; Mizzen understands VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication',
+      'unknown kind "Service"; Mizzen understands VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Telemetry',
     );
     const lower = parseConfig(
       'apiVersion: networking.istio.io/v1\nkind: destinationrule\nmetadata: { name: r }\n',

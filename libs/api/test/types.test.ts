@@ -8,6 +8,7 @@ import type { peerAuthenticationSchema } from '../src/kinds/peer-authentication.
 import type { requestAuthenticationSchema } from '../src/kinds/request-authentication.js';
 import type { serviceEntrySchema } from '../src/kinds/service-entry.js';
 import type { sidecarSchema } from '../src/kinds/sidecar.js';
+import type { telemetrySchema } from '../src/kinds/telemetry.js';
 import type { virtualServiceSchema } from '../src/kinds/virtual-service.js';
 import type { workloadEntrySchema } from '../src/kinds/workload-entry.js';
 
@@ -37,6 +38,7 @@ interface Schemas {
   PeerAuthentication: typeof peerAuthenticationSchema;
   AuthorizationPolicy: typeof authorizationPolicySchema;
   RequestAuthentication: typeof requestAuthenticationSchema;
+  Telemetry: typeof telemetrySchema;
 }
 
 type Checks = {

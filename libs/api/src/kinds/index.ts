@@ -7,6 +7,7 @@ import { peerAuthentication } from './peer-authentication.js';
 import { requestAuthentication } from './request-authentication.js';
 import { serviceEntry } from './service-entry.js';
 import { sidecar } from './sidecar.js';
+import { telemetry } from './telemetry.js';
 import { virtualService } from './virtual-service.js';
 import { workloadEntry } from './workload-entry.js';
 
@@ -21,4 +22,5 @@ export const VALIDATION: { [K in Kind]: KindValidation<SpecFor<K>> } = {
   PeerAuthentication: peerAuthentication,
   AuthorizationPolicy: authorizationPolicy,
   RequestAuthentication: requestAuthentication,
+  Telemetry: telemetry,
 };

@@ -1,0 +1,143 @@
+import { type CelResult, celEnv, isCelError, parse, plan } from '@bufbuild/cel';
+import type { HttpRequestRecord } from '@mizzen/proxy';
+
+/**
+ * Envoy's request attributes (`request.*`, `response.*`, `source.*`,
+ * `destination.*`, `connection.*`, `upstream.*`, `xds.*`) for one finished
+ * request, as the CEL expressions of Istio's Telemetry API see them:
+ * access-log filters (`response.code >= 400`) and metric tag values
+ * (`request.headers['user-agent']`).
+ */
+
+type Bag = Map<string, unknown>;
+
+function headerMap(headers: Record<string, unknown>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    out.set(k.toLowerCase(), Array.isArray(v) ? v.join(',') : String(v));
+  }
+  return out;
+}
+
+function splitAddress(address: string): { host: string; port?: bigint } {
+  const m = /^(\[[^\]]+\]|[^:]+|.*?)(?::(\d+))?$/.exec(address);
+  return { host: m?.[1] ?? address, port: m?.[2] ? BigInt(m[2]) : undefined };
+}
+
+function address(map: Bag, addr: string | undefined): Bag {
+  if (!addr) return map;
+  const { host, port } = splitAddress(addr);
+  map.set('address', addr);
+  if (port !== undefined) map.set('port', port);
+  else map.set('address', host);
+  return map;
+}
+
+function durationString(ms: number): string {
+  return `${(ms / 1000).toFixed(9).replace(/\.?0+$/, '')}s`;
+}
+
+/** The attribute bag of a finished request, keyed by top-level attribute name. */
+export function requestAttributes(
+  r: HttpRequestRecord,
+  node: { id: string; cluster?: string },
+): Record<string, Bag> {
+  const q = r.path.indexOf('?');
+  const headers = headerMap(r.headers as Record<string, unknown>);
+  headers.set(':authority', r.authority);
+  headers.set(':method', r.method);
+  headers.set(':path', r.path);
+  headers.set(':scheme', r.scheme);
+  const request: Bag = new Map<string, unknown>([
+    ['path', r.path],
+    ['url_path', q >= 0 ? r.path.slice(0, q) : r.path],
+    ['query', q >= 0 ? r.path.slice(q + 1) : ''],
+    ['host', r.authority],
+    ['scheme', r.scheme],
+    ['method', r.method],
+    ['headers', headers],
+    ['useragent', headers.get('user-agent') ?? ''],
+    ['referer', headers.get('referer') ?? ''],
+    ['id', headers.get('x-request-id') ?? ''],
+    ['protocol', r.protocol],
+    ['size', BigInt(r.requestBytes)],
+    ['total_size', BigInt(r.requestBytes)],
+    ['time', r.startTime.toISOString()],
+    ['duration', durationString(r.durationMs)],
+  ]);
+  const response: Bag = new Map<string, unknown>([
+    ['code', BigInt(r.responseCode)],
+    ['code_details', r.responseCode ? 'via_upstream' : ''],
+    ['flags', r.responseFlags],
+    ['grpc_status', r.grpcStatus === undefined ? 0n : BigInt(Number(r.grpcStatus) || 0)],
+    ['headers', headerMap(r.responseHeaders as Record<string, unknown>)],
+    ['size', BigInt(r.responseBytes)],
+    ['total_size', BigInt(r.responseBytes)],
+  ]);
+  const source = address(new Map(), r.downstreamRemoteAddress);
+  const destination = address(new Map(), r.downstreamLocalAddress);
+  const mtls = r.connectionSecurityPolicy === 'mutual_tls';
+  const connection: Bag = new Map<string, unknown>([['mtls', mtls]]);
+  if (r.sourcePrincipal && r.direction === 'inbound')
+    connection.set('uri_san_peer_certificate', r.sourcePrincipal);
+  const upstream = address(new Map(), r.upstreamHost);
+  const xds: Bag = new Map<string, unknown>([
+    ['cluster_name', r.upstreamCluster ?? ''],
+    ['route_name', r.routeName ?? ''],
+    [
+      'node',
+      new Map<string, unknown>([
+        ['id', node.id],
+        ['cluster', node.cluster ?? ''],
+      ]),
+    ],
+  ]);
+  return { request, response, source, destination, connection, upstream, xds };
+}
+
+const env = celEnv();
+
+/** A compiled CEL expression; `error` set when it does not parse. */
+export interface CompiledExpression {
+  readonly source: string;
+  readonly error?: string;
+  eval(attributes: Record<string, Bag>): CelResult | undefined;
+}
+
+const cache = new Map<string, CompiledExpression>();
+
+/** Parses (once, cached) a CEL expression over the request attributes. */
+export function compileExpression(source: string): CompiledExpression {
+  let compiled = cache.get(source);
+  if (compiled) return compiled;
+  try {
+    const run = plan(env, parse(source)) as (ctx: Record<string, unknown>) => CelResult;
+    compiled = { source, eval: (attrs) => run(attrs) };
+  } catch (err) {
+    compiled = { source, error: (err as Error).message, eval: () => undefined };
+  }
+  if (cache.size > 1000) cache.clear();
+  cache.set(source, compiled);
+  return compiled;
+}
+
+/** A filter's verdict: true only when the expression evaluates to `true` (errors and non-booleans drop the entry, as Envoy does). */
+export function evaluateFilter(expression: CompiledExpression, attributes: Record<string, Bag>): boolean {
+  const result = expression.eval(attributes);
+  return result === true;
+}
+
+/** A metric tag's value: the expression's result as a string, or undefined when it cannot be computed. */
+export function evaluateTag(
+  expression: CompiledExpression,
+  attributes: Record<string, Bag>,
+): string | undefined {
+  const result = expression.eval(attributes);
+  if (result === undefined || isCelError(result)) return undefined;
+  if (typeof result === 'string') return result;
+  if (typeof result === 'bigint' || typeof result === 'number' || typeof result === 'boolean')
+    return String(result);
+  if (result === null) return undefined;
+  return String(result);
+}

@@ -1,0 +1,299 @@
+/**
+ * Prometheus text exposition format (0.0.4), checked the way `promtool
+ * check metrics` checks it: its parser's errors (line syntax, names, label
+ * escaping, duplicate HELP/TYPE, TYPE after samples, a family split in two,
+ * duplicate series, histogram buckets with `+Inf`, cumulative and matching
+ * `_count`) and its linter's complaints (missing HELP, counters without
+ * `_total`, reserved suffixes on non-histograms). Also: splitting an
+ * exposition into families, used to merge an application's metrics.
+ */
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+  line: number;
+}
+
+export interface Family {
+  name: string;
+  help?: string;
+  type?: string;
+  samples: Sample[];
+}
+
+function parseValue(v: string): number | undefined {
+  if (v === 'NaN') return Number.NaN;
+  if (v === '+Inf' || v === 'Inf') return Number.POSITIVE_INFINITY;
+  if (v === '-Inf') return Number.NEGATIVE_INFINITY;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) return undefined;
+  return Number(v);
+}
+
+/** Parses `{a="x",b="y\"z"}` starting at `i` (the `{`); returns labels and the index after `}`. */
+function parseLabels(line: string, i: number): { labels: Record<string, string>; end: number } | string {
+  const labels: Record<string, string> = {};
+  i++;
+  for (;;) {
+    while (line[i] === ' ') i++;
+    if (line[i] === '}') return { labels, end: i + 1 };
+    const nameMatch = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
+    if (!nameMatch) return `invalid label name at column ${i + 1}`;
+    const name = nameMatch[0];
+    i += name.length;
+    while (line[i] === ' ') i++;
+    if (line[i] !== '=') return `expected "=" after label name ${name}`;
+    i++;
+    while (line[i] === ' ') i++;
+    if (line[i] !== '"') return `expected a quoted value for label ${name}`;
+    i++;
+    let value = '';
+    for (;;) {
+      const c = line[i];
+      if (c === undefined) return `unterminated value for label ${name}`;
+      if (c === '"') break;
+      if (c === '\\') {
+        const n = line[i + 1];
+        if (n === '\\') value += '\\';
+        else if (n === '"') value += '"';
+        else if (n === 'n') value += '\n';
+        else return `invalid escape sequence \\${n ?? ''} in label ${name}`;
+        i += 2;
+        continue;
+      }
+      value += c;
+      i++;
+    }
+    i++;
+    if (Object.hasOwn(labels, name)) return `duplicate label name ${name}`;
+    labels[name] = value;
+    while (line[i] === ' ') i++;
+    if (line[i] === ',') {
+      i++;
+      continue;
+    }
+    if (line[i] === '}') return { labels, end: i + 1 };
+    return `expected "," or "}" after label ${name}`;
+  }
+}
+
+/** The family a sample name belongs to, given the declared families (`x_bucket` → `x` for a histogram). */
+function familyOf(sample: string, declared: Map<string, Family>): string {
+  for (const suffix of ['_bucket', '_sum', '_count', '_total', '_created']) {
+    if (!sample.endsWith(suffix)) continue;
+    const base = sample.slice(0, -suffix.length);
+    const f = declared.get(base);
+    if (
+      f &&
+      (f.type === 'histogram' || f.type === 'summary' || (suffix === '_total' && f.type === 'counter'))
+    )
+      return base;
+  }
+  return sample;
+}
+
+export interface ParsedExposition {
+  families: Family[];
+  errors: string[];
+}
+
+/** Parses an exposition into families, collecting every parser error (with line numbers). */
+export function parseExposition(text: string): ParsedExposition {
+  const errors: string[] = [];
+  const families: Family[] = [];
+  const byName = new Map<string, Family>();
+  const closed = new Set<string>();
+  let current: Family | undefined;
+  const enter = (name: string, lineNo: number, what: string): Family => {
+    if (current?.name === name) return current;
+    if (current) closed.add(current.name);
+    if (closed.has(name))
+      errors.push(
+        `line ${lineNo}: ${what} for metric family ${name} after other families (a family must be contiguous)`,
+      );
+    let f = byName.get(name);
+    if (!f) {
+      f = { name, samples: [] };
+      byName.set(name, f);
+      families.push(f);
+    }
+    current = f;
+    return f;
+  };
+  const lines = text.split('\n');
+  if (text.length && !text.endsWith('\n')) errors.push('the exposition must end with a newline');
+  lines.forEach((raw, idx) => {
+    const lineNo = idx + 1;
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '') return;
+    if (line.startsWith('#')) {
+      const m = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s(.*))?$/.exec(line);
+      if (!m) return;
+      const [, kind, name, rest] = m as unknown as [string, string, string, string | undefined];
+      if (!METRIC_NAME.test(name)) {
+        errors.push(`line ${lineNo}: invalid metric name ${name}`);
+        return;
+      }
+      const f = enter(name, lineNo, kind);
+      if (kind === 'HELP') {
+        if (f.help !== undefined) errors.push(`line ${lineNo}: second HELP line for metric name ${name}`);
+        f.help = rest ?? '';
+        if (/\\(?![\\n])/.test(f.help))
+          errors.push(`line ${lineNo}: invalid escape sequence in HELP of ${name}`);
+      } else {
+        const type = (rest ?? '').trim();
+        if (!TYPES.has(type)) errors.push(`line ${lineNo}: unknown metric type "${type}" for ${name}`);
+        if (f.type !== undefined) errors.push(`line ${lineNo}: second TYPE line for metric name ${name}`);
+        else if (f.samples.length) errors.push(`line ${lineNo}: TYPE line for ${name} after its samples`);
+        f.type = type;
+      }
+      return;
+    }
+    const nameMatch = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line);
+    if (!nameMatch) {
+      errors.push(`line ${lineNo}: invalid metric name in "${line.slice(0, 40)}"`);
+      return;
+    }
+    const name = nameMatch[0];
+    let i = name.length;
+    let labels: Record<string, string> = {};
+    if (line[i] === '{') {
+      const parsed = parseLabels(line, i);
+      if (typeof parsed === 'string') {
+        errors.push(`line ${lineNo}: ${parsed}`);
+        return;
+      }
+      labels = parsed.labels;
+      i = parsed.end;
+    }
+    if (line[i] !== ' ' && line[i] !== '\t') {
+      errors.push(`line ${lineNo}: expected a space before the value of ${name}`);
+      return;
+    }
+    const fields = line.slice(i).trim().split(/\s+/);
+    if (fields.length < 1 || fields.length > 2) {
+      errors.push(`line ${lineNo}: expected a value and at most a timestamp for ${name}`);
+      return;
+    }
+    const value = parseValue(fields[0]!);
+    if (value === undefined) {
+      errors.push(`line ${lineNo}: invalid value "${fields[0]}" for ${name}`);
+      return;
+    }
+    if (fields[1] !== undefined && !/^-?\d+$/.test(fields[1]))
+      errors.push(`line ${lineNo}: invalid timestamp "${fields[1]}" for ${name}`);
+    const f = enter(familyOf(name, byName), lineNo, 'sample');
+    f.samples.push({ name, labels, value, line: lineNo });
+  });
+  return { families, errors };
+}
+
+function seriesKey(s: Sample): string {
+  return `${s.name}${JSON.stringify(Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+}
+
+function checkHistogram(f: Family, errors: string[]): void {
+  const groups = new Map<
+    string,
+    { buckets: { le: number; value: number }[]; count?: number; sum?: boolean }
+  >();
+  for (const s of f.samples) {
+    const { le, ...rest } = s.labels;
+    const key = JSON.stringify(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const g = groups.get(key) ?? { buckets: [] };
+    groups.set(key, g);
+    if (s.name === `${f.name}_bucket`) {
+      const bound = le === undefined ? undefined : parseValue(le);
+      if (bound === undefined) errors.push(`line ${s.line}: ${f.name}_bucket needs a numeric "le" label`);
+      else g.buckets.push({ le: bound, value: s.value });
+    } else if (s.name === `${f.name}_count`) g.count = s.value;
+    else if (s.name === `${f.name}_sum`) g.sum = true;
+    else errors.push(`line ${s.line}: sample ${s.name} does not belong to histogram ${f.name}`);
+  }
+  for (const [key, g] of groups) {
+    const where = `histogram ${f.name}${key === '[]' ? '' : ` ${key}`}`;
+    const sorted = [...g.buckets].sort((a, b) => a.le - b.le);
+    if (!sorted.length || sorted[sorted.length - 1]!.le !== Number.POSITIVE_INFINITY)
+      errors.push(`${where}: no bucket with le="+Inf"`);
+    for (let i = 1; i < sorted.length; i++)
+      if (sorted[i]!.value < sorted[i - 1]!.value) errors.push(`${where}: bucket counts are not cumulative`);
+    const inf = sorted.find((b) => b.le === Number.POSITIVE_INFINITY);
+    if (g.count === undefined) errors.push(`${where}: no _count`);
+    else if (inf && inf.value !== g.count)
+      errors.push(`${where}: _count ${g.count} differs from the +Inf bucket ${inf.value}`);
+    if (!g.sum) errors.push(`${where}: no _sum`);
+  }
+}
+
+/**
+ * Every problem `promtool check metrics` would report about an exposition;
+ * an empty list when it passes.
+ */
+export function checkExposition(text: string): string[] {
+  const { families, errors } = parseExposition(text);
+  const seen = new Set<string>();
+  for (const f of families) {
+    for (const s of f.samples) {
+      const key = seriesKey(s);
+      if (seen.has(key)) errors.push(`line ${s.line}: duplicate series ${s.name}${JSON.stringify(s.labels)}`);
+      seen.add(key);
+      for (const l of Object.keys(s.labels))
+        if (!LABEL_NAME.test(l) || l.startsWith('__')) errors.push(`line ${s.line}: invalid label name ${l}`);
+      if (f.type !== 'histogram' && f.type !== 'summary' && 'le' in s.labels && f.type !== undefined)
+        errors.push(`line ${s.line}: label "le" on a ${f.type}`);
+      if (f.type === 'counter' && s.value < 0) errors.push(`line ${s.line}: counter ${s.name} is negative`);
+    }
+    if (f.type === 'histogram') checkHistogram(f, errors);
+    // promlint
+    if (f.help === undefined && f.samples.length) errors.push(`${f.name}: no help text`);
+    if (f.type === 'counter' && !f.name.endsWith('_total'))
+      errors.push(`${f.name}: counter metrics should have "_total" suffix`);
+    if (f.type !== 'histogram' && f.type !== 'summary') {
+      for (const suffix of ['_bucket', '_count', '_sum'])
+        if (f.name.endsWith(suffix))
+          errors.push(`${f.name}: non-histogram and non-summary metrics should not have "${suffix}" suffix`);
+    }
+    if (/[A-Z]/.test(f.name))
+      errors.push(`${f.name}: metric names should be written in 'snake_case' not 'camelCase'`);
+  }
+  return errors;
+}
+
+/** The text of an exposition's families, without those named in `drop` (and without an OpenMetrics `# EOF`). */
+export function withoutFamilies(
+  text: string,
+  drop: ReadonlySet<string>,
+): { text: string; dropped: string[] } {
+  const lines = text.split('\n');
+  const out: string[] = [];
+  const dropped = new Set<string>();
+  const declared = new Map<string, Family>();
+  let currentName: string | undefined;
+  for (const raw of lines) {
+    const line = raw.replace(/\r$/, '');
+    if (line === '# EOF') continue;
+    const meta = /^#\s+(HELP|TYPE)\s+(\S+)(?:\s(.*))?$/.exec(line);
+    if (meta) {
+      currentName = meta[2]!;
+      const f = declared.get(currentName) ?? { name: currentName, samples: [] };
+      if (meta[1] === 'TYPE') f.type = (meta[3] ?? '').trim();
+      declared.set(currentName, f);
+    } else if (line && !line.startsWith('#')) {
+      const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line)?.[0] ?? '';
+      currentName = familyOf(name, declared);
+    } else if (line.startsWith('#')) {
+      // Other comments belong to whatever family is current.
+    }
+    if (currentName && drop.has(currentName)) {
+      dropped.add(currentName);
+      continue;
+    }
+    if (line.trim() === '') continue;
+    out.push(line);
+  }
+  return { text: out.length ? `${out.join('\n')}\n` : '', dropped: [...dropped] };
+}

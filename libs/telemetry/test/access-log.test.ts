@@ -1,0 +1,184 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { AccessLogSettings, HttpRequestStart } from '@mizzen/proxy';
+import { decodeOtlpRequest } from '@mizzen/xds';
+import { describe, expect, it } from 'vitest';
+import { AccessLogger, formatAccessLog, ISTIO_JSON_FORMAT, otlpLogsUrl } from '../src/access-log.js';
+import { compileExpression, evaluateFilter, requestAttributes } from '../src/attributes.js';
+import { PRODUCTPAGE_PEER, record } from './records.js';
+
+/** Envoy's access-log formats, CEL filters over Envoy's attributes, and the two sinks. */
+
+const NODE = {
+  id: 'sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local',
+  cluster: 'reviews.default',
+};
+
+describe('access-log formats', () => {
+  it("Istio's JSON line: typed numbers, null for what is missing, peers' identities", () => {
+    const r = record({
+      direction: 'inbound',
+      peer: PRODUCTPAGE_PEER,
+      upstreamCluster: 'inbound|9080||',
+      headers: { 'user-agent': 'curl/8', 'x-request-id': 'req-1', 'x-forwarded-for': '10.0.0.1' },
+      responseCode: 503,
+      responseFlags: 'UO',
+      requestBytes: 7,
+    });
+    const line = JSON.parse(
+      formatAccessLog({ kind: 'json', fields: ISTIO_JSON_FORMAT }, { record: r, node: NODE }),
+    );
+    expect(line).toMatchObject({
+      start_time: '2025-01-02T03:04:05.678Z',
+      method: 'GET',
+      path: '/reviews/0?x=1',
+      protocol: 'HTTP/1.1',
+      response_code: 503,
+      response_flags: 'UO',
+      bytes_received: 7,
+      bytes_sent: 345,
+      duration: 12,
+      upstream_service_time: '10',
+      x_forwarded_for: '10.0.0.1',
+      user_agent: 'curl/8',
+      request_id: 'req-1',
+      authority: 'reviews:9080',
+      upstream_host: '127.0.0.1:15006',
+      upstream_cluster: 'inbound|9080||',
+      route_name: 'default',
+      downstream_remote_address: '127.0.0.1:50000',
+      downstream_local_address: '127.0.0.1:15001',
+      requested_server_name: null,
+      upstream_peer: null,
+      downstream_peer: {
+        workload: 'productpage-v1',
+        namespace: 'default',
+        service_account: 'bookinfo-productpage',
+      },
+    });
+  });
+
+  it('text formats with REQ fallbacks, max lengths and the default Istio line', () => {
+    const r = record({ headers: { 'x-envoy-original-path': '/orig', 'user-agent': 'a-very-long-agent' } });
+    expect(
+      formatAccessLog(
+        {
+          kind: 'text',
+          template:
+            '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %REQ(USER-AGENT):6% %RESPONSE_CODE% %NOPE% %ENVIRONMENT(HOME_NOT_SET)%\n',
+        },
+        { record: r, node: NODE },
+      ),
+    ).toBe('/orig a-very 200 - -');
+    expect(formatAccessLog({ kind: 'default' }, { record: r, node: NODE })).toMatch(
+      /^\[2025-01-02T03:04:05.678Z\] "GET \/orig HTTP\/1.1" 200 - via_upstream - "-" 0 345 12 10 "-" "a-very-long-agent" "-" "reviews:9080" "127.0.0.1:15006" outbound\|9080\|v2\|reviews.default.svc.cluster.local - 127.0.0.1:15001 127.0.0.1:50000 - default$/,
+    );
+  });
+});
+
+describe('CEL filters over Envoy attributes', () => {
+  const attrs = (o: Parameters<typeof record>[0]) => requestAttributes(record(o), NODE);
+  it.each([
+    ['response.code >= 400', {}, false],
+    ['response.code >= 400', { responseCode: 503 }, true],
+    ["response.flags == 'UO'", { responseFlags: 'UO' }, true],
+    ["request.headers['x-user'] == 'jason'", {}, true],
+    ["request.method == 'POST'", {}, false],
+    ["request.url_path.startsWith('/reviews')", {}, true],
+    ['response.size > 100 && request.size == 0', {}, true],
+    ["xds.cluster_name.startsWith('outbound|9080|v2')", {}, true],
+    ['connection.mtls', { connectionSecurityPolicy: 'mutual_tls' }, true],
+    ["request.headers['missing'] == 'x'", {}, false],
+    ['response.code', {}, false],
+  ] as const)('%s', (expr, overrides, want) => {
+    expect(evaluateFilter(compileExpression(expr), attrs(overrides))).toBe(want);
+  });
+
+  it('reports expressions that do not parse', () => {
+    expect(compileExpression('response.code >=').error).toMatch(/expecting|found/);
+  });
+});
+
+describe('access-log sinks', () => {
+  it('writes filtered JSON lines to stdout and exports OTLP log records whose body is the line', async () => {
+    const received: Record<string, unknown>[] = [];
+    const receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        expect(req.url).toBe('/v1/logs');
+        expect(req.headers['content-type']).toBe('application/x-protobuf');
+        received.push(decodeOtlpRequest('logs', Buffer.concat(chunks)));
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const port = (receiver.address() as AddressInfo).port;
+    const stdout = new PassThrough();
+    const lines: string[] = [];
+    stdout.on('data', (c: Buffer) => lines.push(...c.toString().split('\n').filter(Boolean)));
+    const logger = new AccessLogger({
+      node: NODE,
+      resource: { 'service.name': 'reviews.default' },
+      stdout,
+      exportIntervalMs: 10,
+    });
+    const logs: AccessLogSettings[] = [
+      {
+        name: 'envoy',
+        sink: { kind: 'file', path: '/dev/stdout', format: { kind: 'json', fields: ISTIO_JSON_FORMAT } },
+      },
+      {
+        name: 'otel',
+        filter: 'response.code >= 500',
+        sink: {
+          kind: 'otel',
+          logName: 'otel_envoy_accesslog',
+          cluster: `outbound|${port}||127.0.0.1`,
+          body: { kind: 'default' },
+          attributes: { flags: '%RESPONSE_FLAGS%' },
+        },
+      },
+    ];
+    const start = { telemetry: { accessLogs: logs } } as unknown as HttpRequestStart;
+    logger.startHttp(start)!.end(record({ responseCode: 200 }));
+    logger.startHttp(start)!.end(
+      record({
+        responseCode: 503,
+        responseFlags: 'UO',
+        headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      }),
+    );
+    await logger.flush();
+    expect(lines.map((l) => JSON.parse(l).response_code)).toEqual([200, 503]);
+    expect(received).toHaveLength(1);
+    const rl = (
+      received[0]!.resourceLogs as {
+        resource: { attributes: unknown[] };
+        scopeLogs: { logRecords: Record<string, unknown>[] }[];
+      }[]
+    )[0]!;
+    expect(rl.resource.attributes).toEqual([
+      { key: 'service.name', value: { stringValue: 'reviews.default' } },
+    ]);
+    const [rec] = rl.scopeLogs[0]!.logRecords;
+    expect(JSON.parse((rec!.body as { stringValue: string }).stringValue)).toMatchObject({
+      response_code: 503,
+      response_flags: 'UO',
+    });
+    expect(rec!.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(rec!.attributes).toContainEqual({ key: 'flags', value: { stringValue: 'UO' } });
+    await logger.close();
+    receiver.close();
+  });
+
+  it('resolves OTLP log endpoints from the override or the collector cluster', () => {
+    expect(otlpLogsUrl('outbound|4318||otel.observability.svc.cluster.local', undefined)).toBe(
+      'http://otel.observability.svc.cluster.local:4318/v1/logs',
+    );
+    expect(otlpLogsUrl('outbound|4317||x', 'http://127.0.0.1:4318/')).toBe('http://127.0.0.1:4318/v1/logs');
+    expect(otlpLogsUrl(undefined, 'http://127.0.0.1:4318/v1/traces')).toBe('http://127.0.0.1:4318/v1/logs');
+    expect(otlpLogsUrl('not-a-cluster', undefined)).toBeUndefined();
+  });
+});
