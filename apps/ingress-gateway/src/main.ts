@@ -1,7 +1,9 @@
 import {
+  CERTIFICATE_FLAGS,
   gatewayNode,
   type ParsedFlags,
   parseAddress,
+  parseCertificateFlags,
   parseIp,
   parseLabels,
   parseName,
@@ -26,9 +28,15 @@ function build(values: ParsedFlags) {
   const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
   const healthPort = parsePort(s('health-port'), '--health-port', 15021);
   const name = parseName(s('name'), '--name', 'istio-ingressgateway');
+  const namespace = parseName(s('namespace'), '--namespace', 'istio-system');
+  const certificates = parseCertificateFlags(values, {
+    namespace,
+    serviceAccount: `${name}-service-account`,
+  });
   const node = gatewayNode({
     name,
-    namespace: parseName(s('namespace'), '--namespace', 'istio-system'),
+    namespace,
+    mtls: certificates !== undefined,
     labels: parseLabels(s('labels') ?? DEFAULT_LABELS),
     ip,
     portMap: parsePortMap(s('port-map') ?? '80=8080,443=8443'),
@@ -36,7 +44,14 @@ function build(values: ParsedFlags) {
     healthPort,
     serviceAccount: `${name}-service-account`,
   });
-  return { node, pilot: parseAddress(s('pilot'), '--pilot'), adminHost: ip, adminPort, healthPort };
+  return {
+    node,
+    pilot: parseAddress(s('pilot'), '--pilot'),
+    adminHost: ip,
+    adminPort,
+    healthPort,
+    certificates,
+  };
 }
 
 void runProxyApp({
@@ -51,6 +66,7 @@ void runProxyApp({
     ip: { type: 'string' },
     'admin-port': { type: 'string' },
     'health-port': { type: 'string' },
+    ...CERTIFICATE_FLAGS,
   },
   build,
 });

@@ -1,8 +1,10 @@
 import {
+  CERTIFICATE_FLAGS,
   FlagError,
   type ParsedFlags,
   parseAddress,
   parseCaptureMode,
+  parseCertificateFlags,
   parseIp,
   parseLabels,
   parseName,
@@ -16,6 +18,7 @@ import { runIptablesCommand } from './iptables/command.js';
 const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespace default] [--service NAME]
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
+         [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
          [--capture-mode http-proxy|iptables]
        sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
 
@@ -44,10 +47,14 @@ function build(values: ParsedFlags) {
         ? 15001
         : undefined
       : parsePort(s('outbound-port'), '--outbound-port');
+  const namespace = parseName(s('namespace'), '--namespace', 'default');
+  const serviceAccount = parseName(s('service-account'), '--service-account', 'default');
+  const certificates = parseCertificateFlags(values, { namespace, serviceAccount });
   const node = sidecarNode({
     workload: parseName(s('workload'), '--workload'),
-    namespace: parseName(s('namespace'), '--namespace', 'default'),
-    serviceAccount: parseName(s('service-account'), '--service-account', 'default'),
+    namespace,
+    serviceAccount,
+    mtls: certificates !== undefined,
     service: s('service') === undefined ? undefined : parseName(s('service'), '--service'),
     labels: parseLabels(s('labels')),
     ip,
@@ -64,6 +71,7 @@ function build(values: ParsedFlags) {
     adminPort,
     healthPort,
     captureMode,
+    certificates,
   };
 }
 
@@ -89,6 +97,7 @@ if (process.argv[2] === 'iptables') {
       'outbound-port': { type: 'string' },
       'admin-port': { type: 'string' },
       'health-port': { type: 'string' },
+      ...CERTIFICATE_FLAGS,
       'capture-mode': { type: 'string' },
     },
     build,

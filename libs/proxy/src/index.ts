@@ -2,9 +2,11 @@ export { AppliedConfig } from './agent/applied-config.js';
 export { ConfigApplier } from './agent/config-applier.js';
 export { MeshProxy, type ProxyOptions } from './agent/proxy.js';
 export {
+  CERTIFICATE_FLAGS,
   FlagError,
   parseAddress,
   parseCaptureMode,
+  parseCertificateFlags,
   parseIp,
   parseLabels,
   parseName,
@@ -54,6 +56,8 @@ export {
   type TracingSettings,
   type TrafficDirection,
 } from './observe/records.js';
+export { type CertStatus, WORKLOAD_SECRET, WorkloadCertManager } from './security/cert-manager.js';
+export { type Secret, SecretStore } from './security/secret-store.js';
 export { ClusterManager } from './upstream/cluster-manager.js';
 export { ConnectionPools } from './upstream/connection-pools.js';
 export { LoadBalancer } from './upstream/load-balancer.js';

@@ -33,9 +33,13 @@ export interface ProxyInfo {
   outboundPort?: number;
   adminPort?: number;
   healthPort?: number;
+  /** Where the proxy serves `/stats/prometheus` (15020 in a pod). */
+  statsPort?: number;
   /** Gateways: Service port → container port (80 → 8080). */
   gatewayPorts: Record<number, number>;
   istioVersion?: string;
+  /** The proxy has a workload certificate (it can take part in mutual TLS). */
+  hasCerts: boolean;
   metadata: Record<string, unknown>;
 }
 
@@ -131,8 +135,10 @@ export function proxyFromNode(node: XdsNode): ProxyInfo {
     outboundPort: num(md.MIZZEN_OUTBOUND_PORT),
     adminPort: num(md.MIZZEN_ADMIN_PORT),
     healthPort: num(md.MIZZEN_HEALTH_PORT),
+    statsPort: num(md.MIZZEN_STATS_PORT),
     gatewayPorts,
     istioVersion: str(md.ISTIO_VERSION),
+    hasCerts: md.MIZZEN_WORKLOAD_CERTS === true || md.MIZZEN_WORKLOAD_CERTS === 'true',
     metadata: md,
   };
 }

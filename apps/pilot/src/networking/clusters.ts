@@ -9,6 +9,7 @@ import type { Protocol } from '../model/protocol.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
+import { applyClusterTls } from './mtls.js';
 import type { PushContext } from './push-context.js';
 import { applyPolicyToCluster, effectivePolicy, setUpstreamProtocol } from './traffic-policy.js';
 
@@ -33,6 +34,7 @@ function istioMetadata(service: Service, subset?: string): Json {
 
 function outboundCluster(
   push: PushContext,
+  proxy: ProxyInfo,
   service: Service,
   port: ServicePort,
   subset: Subset | undefined,
@@ -77,7 +79,10 @@ function outboundCluster(
       cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
   }
   applyProtocol(cluster, port.protocol);
-  applyPolicyToCluster(cluster, effectivePolicy(rule, subset?.name, port.port));
+  const policy = effectivePolicy(rule, subset?.name, port.port);
+  applyPolicyToCluster(cluster, policy);
+  if (cluster.type !== 'ORIGINAL_DST')
+    applyClusterTls(push, proxy, cluster, service, port.port, subset?.name, policy.tls);
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
   return cluster;
 }
@@ -89,9 +94,9 @@ export function buildOutboundClusters(push: PushContext, proxy: ProxyInfo): Json
     const dr = push.destinationRuleFor(proxy, service);
     const rule = dr?.spec as DestinationRuleSpec | undefined;
     for (const port of service.ports) {
-      clusters.push(outboundCluster(push, service, port, undefined, rule));
+      clusters.push(outboundCluster(push, proxy, service, port, undefined, rule));
       for (const subset of rule?.subsets ?? [])
-        clusters.push(outboundCluster(push, service, port, subset, rule));
+        clusters.push(outboundCluster(push, proxy, service, port, subset, rule));
     }
   }
   return clusters;

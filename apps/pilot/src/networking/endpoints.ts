@@ -4,6 +4,7 @@ import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { type Endpoint, labelsMatch } from '../registry/model.js';
 import { type Json, socketAddress } from './envoy.js';
+import { meshTlsEnabled, rootSecret } from './mtls.js';
 import type { PushContext } from './push-context.js';
 
 /** The label Istio's injector puts on workloads that run a sidecar. */
@@ -88,5 +89,7 @@ export function resourceSet(
     [TypeUrl.ClusterLoadAssignment]: buildEndpoints(push, proxy, eds),
     [TypeUrl.Listener]: parts.listeners,
     [TypeUrl.RouteConfiguration]: parts.routes,
+    // The mesh roots, for proxies that do mTLS (SDS; the workload certificate comes from the proxy's own agent).
+    [TypeUrl.Secret]: meshTlsEnabled(push, proxy) ? [rootSecret(push.rootCert!)] : [],
   };
 }

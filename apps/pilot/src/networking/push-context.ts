@@ -38,6 +38,8 @@ export class PushContext {
     readonly resources: readonly ConfigResource[],
     readonly registry: Registry,
     readonly mesh: MeshConfig,
+    /** The mesh root bundle (PEM) proxies must trust, once pilot has it. */
+    readonly rootCert?: string,
   ) {
     this.virtualServices = resources
       .filter((r): r is VirtualServiceResource => r.kind === 'VirtualService')

@@ -14,10 +14,19 @@ import type { Service } from '../registry/model.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
-import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
+import {
+  httpConnectionManager,
+  type Json,
+  outboundHttpFilters,
+  routerFilter,
+  socketAddress,
+  tcpProxy,
+} from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
+import { downstreamMeshTls, inboundMtlsMode, TLS_INSPECTOR } from './mtls.js';
 import type { PushContext } from './push-context.js';
+import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
 type PortKind = 'http' | 'sniff' | 'tls' | 'tcp';
 
@@ -107,39 +116,79 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
   return { name: outboundRouteName(port), virtual_hosts: virtualHosts, validate_clusters: false };
 }
 
-function inboundListeners(proxy: ProxyInfo): Json[] {
+function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
   const address = bindAddress(proxy);
   return proxy.ports.map((port) => {
     const cluster = inboundClusterName(port.targetPort);
-    const hcm = httpConnectionManager(`inbound_0.0.0.0_${port.targetPort}`, {
-      inline: {
-        name: `inbound|${port.targetPort}||`,
-        validate_clusters: false,
-        virtual_hosts: [
-          {
-            name: `inbound|http|${port.port}`,
-            domains: ['*'],
-            routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
-          },
-        ],
+    const hcm = httpConnectionManager(
+      `inbound_0.0.0.0_${port.targetPort}`,
+      {
+        inline: {
+          name: `inbound|${port.targetPort}||`,
+          validate_clusters: false,
+          virtual_hosts: [
+            {
+              name: `inbound|http|${port.port}`,
+              domains: ['*'],
+              routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
+            },
+          ],
+        },
       },
-    });
+      hcmTelemetry(push, proxy, 'server'),
+      withStatsFilter([routerFilter()], statsFilter(push, proxy, 'server')),
+    );
     const kind = kindOf(port.protocol);
     // A port of unknown protocol takes HTTP when the first bytes are HTTP, anything else as opaque TCP.
-    const chains =
+    const base: { name: string; match?: Json; filter: Json }[] =
       kind === 'http'
-        ? [{ name: cluster, filters: [hcm] }]
+        ? [{ name: cluster, filter: hcm }]
         : kind === 'sniff'
           ? [
-              { name: `${cluster}-http`, filter_chain_match: HTTP_ALPN, filters: [hcm] },
-              { name: `${cluster}-tcp`, filters: [tcpProxy(cluster, cluster)] },
+              { name: `${cluster}-http`, match: HTTP_ALPN, filter: hcm },
+              { name: `${cluster}-tcp`, filter: tcpProxy(cluster, cluster) },
             ]
-          : [{ name: cluster, filters: [tcpProxy(cluster, cluster)] }];
+          : [{ name: cluster, filter: tcpProxy(cluster, cluster) }];
+    // PeerAuthentication decides which chains exist: mTLS only (STRICT), both told apart by the first bytes (PERMISSIVE), or plaintext.
+    const mode = inboundMtlsMode(push, proxy, port.targetPort);
+    const chains: Json[] = [];
+    if (mode !== 'DISABLE') {
+      for (const c of base) {
+        // Inside TLS the ALPN says whether it is HTTP: h2 or http/1.1.
+        const match = {
+          transport_protocol: 'tls',
+          ...(c.match ? { application_protocols: ['h2', 'http/1.1'] } : {}),
+        };
+        chains.push({
+          name: `${c.name}-mtls`,
+          filter_chain_match: match,
+          transport_socket: downstreamMeshTls(),
+          filters: [c.filter],
+        });
+      }
+    }
+    if (mode !== 'STRICT') {
+      for (const c of base) {
+        const match = {
+          ...(c.match ?? {}),
+          ...(mode === 'PERMISSIVE' ? { transport_protocol: 'raw_buffer' } : {}),
+        };
+        chains.push({
+          name: c.name,
+          ...(Object.keys(match).length ? { filter_chain_match: match } : {}),
+          filters: [c.filter],
+        });
+      }
+    }
+    const listenerFilters = [
+      ...(mode !== 'DISABLE' ? [TLS_INSPECTOR] : []),
+      ...(kind === 'sniff' ? SNIFFING_FILTERS : []),
+    ];
     return {
       name: inboundListenerName(address, port.listenPort),
       address: socketAddress(address, port.listenPort),
       traffic_direction: 'INBOUND',
-      ...(kind === 'sniff' ? { listener_filters: SNIFFING_FILTERS } : {}),
+      ...(listenerFilters.length ? { listener_filters: listenerFilters } : {}),
       filter_chains: chains,
     };
   });
@@ -169,8 +218,8 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
       httpConnectionManager(
         `outbound_0.0.0.0_${port}`,
         { rds: outboundRouteName(port) },
-        {},
-        outboundHttpFilters(),
+        hcmTelemetry(push, proxy, 'client'),
+        withStatsFilter(outboundHttpFilters(), statsFilter(push, proxy, 'client')),
       );
     let chains: Json[];
     switch (plan.kind) {
@@ -201,7 +250,7 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
     if (plan.kind === 'http' || plan.kind === 'sniff')
       routes.push(buildOutboundRouteConfig(push, proxy, port));
   }
-  listeners.push(...inboundListeners(proxy));
+  listeners.push(...inboundListeners(push, proxy));
 
   const clusters = [
     ...buildOutboundClusters(push, proxy),

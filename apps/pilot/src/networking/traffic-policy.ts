@@ -1,4 +1,5 @@
 import type {
+  ClientTLSSettings,
   ConnectionPoolSettings,
   ConsistentHashLB,
   DestinationRuleSpec,
@@ -15,6 +16,7 @@ export interface EffectivePolicy {
   loadBalancer?: LoadBalancerSettings;
   connectionPool?: ConnectionPoolSettings;
   outlierDetection?: OutlierDetection;
+  tls?: ClientTLSSettings;
 }
 
 /**
@@ -35,6 +37,7 @@ export function effectivePolicy(
     loadBalancer: portLevel?.loadBalancer ?? merged.loadBalancer,
     connectionPool: portLevel?.connectionPool ?? merged.connectionPool,
     outlierDetection: portLevel?.outlierDetection ?? merged.outlierDetection,
+    tls: portLevel?.tls ?? merged.tls,
   };
 }
 

@@ -3,6 +3,8 @@ import type { AdsClient, XdsNode } from '@mizzen/xds';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AppliedConfig } from '../agent/applied-config.js';
 import type { ListenerManager } from '../listeners/listener-manager.js';
+import { type CertStatus, certsView, WORKLOAD_SECRET } from '../security/cert-manager.js';
+import type { SecretStore } from '../security/secret-store.js';
 import type { ClusterManager } from '../upstream/cluster-manager.js';
 import type { ConnectionPools } from '../upstream/connection-pools.js';
 import { clustersJson, clustersText } from './clusters.js';
@@ -18,6 +20,11 @@ export interface AdminDeps {
   logger: Logger;
   isReady: () => boolean;
   startedAt: Date;
+  secrets: SecretStore;
+  /** Every secret the proxy's TLS contexts use. */
+  secretNames: () => string[];
+  /** The workload certificate's state, when this proxy has one. */
+  certStatus?: () => CertStatus;
 }
 
 /** Envoy's admin API (15000): config dump, clusters, listeners, readiness and log levels at run time. */
@@ -54,6 +61,12 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
     reply.code(s === 'LIVE' ? 200 : 503).type('text/plain');
     return `${s}\n`;
   });
+
+  // Envoy's /certs, plus the identity and rotation state of the workload certificate.
+  app.get('/certs', async () => ({
+    ...certsView(deps.secrets, [...new Set([WORKLOAD_SECRET, ...deps.secretNames()])]),
+    workload: deps.certStatus?.(),
+  }));
 
   app.get('/server_info', async () => ({
     state: state(),

@@ -7,6 +7,7 @@ import { type CaptureMode, ListenerManager } from '../listeners/listener-manager
 import { encodePeerHeaders } from '../observe/peer-metadata.js';
 import type { ProxyObserver } from '../observe/records.js';
 import { RouteStore } from '../routes/route-store.js';
+import { type CertManagerOptions, WorkloadCertManager } from '../security/cert-manager.js';
 import { SecretStore } from '../security/secret-store.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { ConnectionPools } from '../upstream/connection-pools.js';
@@ -25,6 +26,8 @@ export interface ProxyOptions {
   captureMode?: CaptureMode;
   /** Secrets this process provides itself (the sidecar's workload certificate); one is made when absent. */
   secrets?: SecretStore;
+  /** Get and rotate a workload certificate from citadel (mutual TLS in the mesh). */
+  certificates?: Omit<CertManagerOptions, 'secrets' | 'logger'>;
   /** Telemetry (metrics, access logs, tracing) watching every request and connection. */
   observer?: ProxyObserver;
   /** Reconnect back-off towards pilot. */
@@ -52,10 +55,14 @@ export class MeshProxy {
   private readonly log: Logger;
 
   private readonly applier: ConfigApplier;
+  private readonly certs?: WorkloadCertManager;
 
   constructor(private readonly options: ProxyOptions) {
     this.log = options.logger;
     this.secrets = options.secrets ?? new SecretStore();
+    this.certs = options.certificates
+      ? new WorkloadCertManager({ ...options.certificates, secrets: this.secrets, logger: this.log })
+      : undefined;
     this.clusters = new ClusterManager(this.pools, this.secrets);
     const router = new Router(this.clusters, this.pools, encodePeerHeaders(options.node));
     this.listeners = new ListenerManager(
@@ -99,6 +106,9 @@ export class MeshProxy {
       logger: this.log,
       isReady,
       startedAt: new Date(),
+      secrets: this.secrets,
+      secretNames: () => this.applier.secretNames(),
+      certStatus: this.certs ? () => this.certs!.status() : undefined,
     });
     this.health = createHealthServer(isReady);
   }
@@ -107,6 +117,8 @@ export class MeshProxy {
   async start(): Promise<{ adminPort: number; healthPort: number }> {
     await this.admin.listen({ host: this.options.adminHost, port: this.options.adminPort });
     await this.health.listen({ host: this.options.adminHost, port: this.options.healthPort });
+    // The certificate comes in the background: listeners that need it wait (not ready) until it is here.
+    if (this.certs) void this.certs.start();
     this.ads.subscribe(TypeUrl.Cluster, '*');
     this.ads.subscribe(TypeUrl.Listener, '*');
     this.ads.start();
@@ -129,6 +141,7 @@ export class MeshProxy {
   }
 
   async stop(): Promise<void> {
+    this.certs?.stop();
     await this.ads.stop();
     // Our own upstream connections first: in a test, or a gateway looping to itself, they hold our listeners open.
     await this.pools.closeAll();

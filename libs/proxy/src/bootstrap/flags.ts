@@ -92,6 +92,46 @@ export function parseAddress(value: string | undefined, flag: string): string {
   return value;
 }
 
+/** `--ca-address` / `--ca-token-file` / `--trust-domain` / `--cert-ttl`: where the workload certificate comes from. */
+export function parseCertificateFlags(
+  values: Record<string, unknown>,
+  identity: { namespace: string; serviceAccount: string },
+):
+  | {
+      caAddress: string;
+      tokenFile: string;
+      trustDomain: string;
+      namespace: string;
+      serviceAccount: string;
+      ttlSeconds?: number;
+    }
+  | undefined {
+  const address = values['ca-address'] as string | undefined;
+  const tokenFile = values['ca-token-file'] as string | undefined;
+  if (address === undefined && tokenFile === undefined) return undefined;
+  if (!address || !tokenFile) throw new FlagError('--ca-address and --ca-token-file go together');
+  parseAddress(address, '--ca-address');
+  const trustDomain = (values['trust-domain'] as string | undefined) ?? 'cluster.local';
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(trustDomain))
+    throw new FlagError(`--trust-domain "${trustDomain}" is not a valid trust domain`);
+  const ttl = values['cert-ttl'] as string | undefined;
+  let ttlSeconds: number | undefined;
+  if (ttl !== undefined) {
+    const m = /^(\d+)(s|m|h)$/.exec(ttl);
+    if (!m) throw new FlagError(`--cert-ttl must be like 30s, 10m or 24h, got "${ttl}"`);
+    ttlSeconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  }
+  return { caAddress: address, tokenFile, trustDomain, ...identity, ttlSeconds };
+}
+
+/** The certificate flags both sidecar and gateway accept. */
+export const CERTIFICATE_FLAGS = {
+  'ca-address': { type: 'string' },
+  'ca-token-file': { type: 'string' },
+  'trust-domain': { type: 'string' },
+  'cert-ttl': { type: 'string' },
+} as const;
+
 /**
  * How applications' traffic reaches the proxy: `http-proxy` (local mode: apps
  * use HTTP_PROXY) or `iptables` (the pod's nat table redirects every TCP

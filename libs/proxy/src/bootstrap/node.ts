@@ -27,6 +27,8 @@ export interface SidecarIdentity {
   adminPort: number;
   healthPort: number;
   domainSuffix?: string;
+  /** The sidecar gets a workload certificate from citadel and so takes part in mutual TLS. */
+  mtls?: boolean;
   /** How traffic reaches the sidecar (pilot binds listeners on 0.0.0.0 for iptables capture). */
   captureMode?: CaptureMode;
 }
@@ -42,6 +44,7 @@ export interface GatewayIdentity {
   healthPort: number;
   serviceAccount?: string;
   domainSuffix?: string;
+  mtls?: boolean;
 }
 
 /** `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`, Istio's node id form. */
@@ -70,8 +73,14 @@ function common(namespace: string, labels: Record<string, string>, ip: string, w
 
 export function sidecarNode(s: SidecarIdentity): XdsNode {
   const metadata: Record<string, unknown> = {
-    // A workload with a sidecar carries Istio's tlsMode label: peers then speak HTTP/2 (and mTLS) to it.
-    ...common(s.namespace, { 'security.istio.io/tlsMode': 'istio', ...s.labels }, s.ip, s.workload),
+    // A workload whose sidecar has a mesh certificate carries Istio's tlsMode label: peers then speak mTLS (and HTTP/2) to it.
+    ...common(
+      s.namespace,
+      s.mtls ? { 'security.istio.io/tlsMode': 'istio', ...s.labels } : s.labels,
+      s.ip,
+      s.workload,
+    ),
+    ...(s.mtls ? { MIZZEN_WORKLOAD_CERTS: true } : {}),
     SERVICE_ACCOUNT: s.serviceAccount,
     MIZZEN_PORTS: s.ports.map((p) => ({ ...p })),
     MIZZEN_ADMIN_PORT: s.adminPort,
@@ -93,6 +102,7 @@ export function gatewayNode(g: GatewayIdentity): XdsNode {
   const metadata: Record<string, unknown> = {
     ...common(g.namespace, g.labels, g.ip, g.name),
     MIZZEN_GATEWAY_PORTS: Object.fromEntries(Object.entries(g.portMap).map(([k, v]) => [k, v])),
+    ...(g.mtls ? { MIZZEN_WORKLOAD_CERTS: true } : {}),
     MIZZEN_ADMIN_PORT: g.adminPort,
     MIZZEN_HEALTH_PORT: g.healthPort,
   };

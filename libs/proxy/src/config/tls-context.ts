@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { StringMatcherJson } from '../envoy/types.js';
 import { fail } from './errors.js';
 import { compileStringMatcher, type Matcher } from './string-matcher.js';
@@ -73,7 +74,17 @@ const VERSIONS: Record<string, 'TLSv1.2' | 'TLSv1.3' | undefined> = {
 
 function inline(d: DataSourceJson | undefined, where: string): string | undefined {
   if (!d) return undefined;
-  if (d.filename) fail(where, 'file data sources are not supported; use inline data or SDS');
+  if (d.filename) {
+    // A path on this proxy's filesystem (DestinationRule caCertificates, clientCertificate, privateKey).
+    try {
+      return fs.readFileSync(d.filename, 'utf8');
+    } catch (err) {
+      fail(
+        where,
+        `cannot read ${d.filename}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  }
   if (d.inline_string !== undefined) return d.inline_string;
   if (d.inline_bytes !== undefined) return Buffer.from(d.inline_bytes, 'base64').toString('utf8');
   return undefined;

@@ -1,0 +1,173 @@
+import type { ClientTLSSettings, ConfigResource } from '@mizzen/api';
+import { effectivePeerAuthentication, mtlsModeForPort } from '@mizzen/policy';
+import type { ProxyInfo } from '../model/proxy.js';
+import type { Service } from '../registry/model.js';
+import { ADS_CONFIG_SOURCE, type Json } from './envoy.js';
+import type { PushContext } from './push-context.js';
+
+export const DOWNSTREAM_TLS_TYPE =
+  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+export const UPSTREAM_TLS_TYPE =
+  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const RAW_BUFFER_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
+const TLS_INSPECTOR_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+
+/** Istio's SDS names: the workload certificate (from the proxy's own agent) and the mesh roots (from pilot). */
+export const WORKLOAD_SECRET = 'default';
+export const ROOT_SECRET = 'ROOTCA';
+
+export const TLS_INSPECTOR = {
+  name: 'envoy.filters.listener.tls_inspector',
+  typed_config: { '@type': TLS_INSPECTOR_TYPE },
+};
+
+/** mTLS applies to a proxy once it holds a workload certificate and pilot has the roots to give it. */
+export function meshTlsEnabled(push: PushContext, proxy: ProxyInfo): boolean {
+  return proxy.hasCerts && push.rootCert !== undefined;
+}
+
+function commonMeshTls(sans?: string[]): Json {
+  return {
+    tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: ADS_CONFIG_SOURCE }],
+    combined_validation_context: {
+      default_validation_context: sans?.length
+        ? { match_subject_alt_names: sans.map((exact) => ({ exact })) }
+        : {},
+      validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: ADS_CONFIG_SOURCE },
+    },
+  };
+}
+
+/** The inbound side of mesh mTLS: our certificate, a client certificate required and checked against the roots. */
+export function downstreamMeshTls(): Json {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': DOWNSTREAM_TLS_TYPE,
+      common_tls_context: { ...commonMeshTls(), alpn_protocols: ['h2', 'http/1.1'] },
+      require_client_certificate: true,
+    },
+  };
+}
+
+/** The client side of mesh mTLS (ISTIO_MUTUAL): our certificate, the server must prove one of `sans`. */
+export function upstreamMeshTls(sans: string[], sni: string): Json {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: { '@type': UPSTREAM_TLS_TYPE, common_tls_context: commonMeshTls(sans), sni },
+  };
+}
+
+const RAW_BUFFER = { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': RAW_BUFFER_TYPE } };
+
+/** The SPIFFE ids the endpoints of a service may present (Istio's subjectAltNames for auto mTLS). */
+export function serviceIdentities(push: PushContext, service: Service, port: number): string[] {
+  const ids = new Set<string>();
+  for (const e of push.registry.endpoints(service.hostname, port)) {
+    if (e.serviceAccount)
+      ids.add(`spiffe://${push.mesh.trustDomain}/ns/${service.namespace}/sa/${e.serviceAccount}`);
+  }
+  return [...ids].sort();
+}
+
+/** Istio's SNI for mesh traffic to a cluster: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`. */
+function meshSni(port: number, subset: string | undefined, host: string): string {
+  return `outbound_.${port}_.${subset ?? ''}_.${host}`;
+}
+
+function dataSource(path: string | undefined): Json | undefined {
+  return path ? { filename: path } : undefined;
+}
+
+/**
+ * The transport of an outbound cluster: the DestinationRule's `tls` when it
+ * sets one (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL), else Istio's auto mTLS —
+ * mTLS to endpoints whose workloads have a sidecar, plaintext to the rest.
+ */
+export function applyClusterTls(
+  push: PushContext,
+  proxy: ProxyInfo,
+  cluster: Json,
+  service: Service,
+  port: number,
+  subset: string | undefined,
+  tls: ClientTLSSettings | undefined,
+): void {
+  const sni = meshSni(port, subset, service.hostname);
+  switch (tls?.mode) {
+    case 'DISABLE':
+      return;
+    case 'ISTIO_MUTUAL':
+      if (meshTlsEnabled(push, proxy)) {
+        cluster.transport_socket = upstreamMeshTls(
+          tls.subjectAltNames ?? serviceIdentities(push, service, port),
+          tls.sni ?? sni,
+        );
+      }
+      return;
+    case 'SIMPLE':
+    case 'MUTUAL': {
+      const common: Json = {};
+      if (tls.mode === 'MUTUAL') {
+        if (tls.credentialName) {
+          common.tls_certificate_sds_secret_configs = [
+            { name: tls.credentialName, sds_config: ADS_CONFIG_SOURCE },
+          ];
+        } else {
+          common.tls_certificates = [
+            { certificate_chain: dataSource(tls.clientCertificate), private_key: dataSource(tls.privateKey) },
+          ];
+        }
+      }
+      if (!tls.insecureSkipVerify) {
+        const validation: Json = {};
+        if (tls.caCertificates) validation.trusted_ca = dataSource(tls.caCertificates);
+        if (tls.subjectAltNames?.length)
+          validation.match_subject_alt_names = tls.subjectAltNames.map((exact) => ({ exact }));
+        common.validation_context = validation;
+      }
+      cluster.transport_socket = {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: {
+          '@type': UPSTREAM_TLS_TYPE,
+          common_tls_context: common,
+          ...(tls.sni ? { sni: tls.sni } : {}),
+        },
+      };
+      return;
+    }
+    default:
+      if (!meshTlsEnabled(push, proxy) || service.location === 'MESH_EXTERNAL') return;
+      cluster.transport_socket_matches = [
+        {
+          name: 'tlsMode-istio',
+          match: { tlsMode: 'istio' },
+          transport_socket: upstreamMeshTls(serviceIdentities(push, service, port), sni),
+        },
+        { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER },
+      ];
+  }
+}
+
+/** The PeerAuthentication mode for one of the proxy's ports (Istio's precedence, from libs/policy). */
+export function inboundMtlsMode(
+  push: PushContext,
+  proxy: ProxyInfo,
+  targetPort: number,
+): 'STRICT' | 'PERMISSIVE' | 'DISABLE' {
+  if (!meshTlsEnabled(push, proxy)) return 'DISABLE';
+  const effective = effectivePeerAuthentication(
+    push.resources as ConfigResource[],
+    { namespace: proxy.namespace, labels: proxy.labels },
+    {
+      rootNamespace: push.mesh.rootNamespace,
+    },
+  );
+  return mtlsModeForPort(effective, targetPort) as 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+}
+
+/** The ROOTCA secret pilot sends every proxy (SDS). */
+export function rootSecret(pem: string): Json {
+  return { name: ROOT_SECRET, validation_context: { trusted_ca: { inline_string: pem } } };
+}
