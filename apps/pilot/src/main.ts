@@ -4,13 +4,18 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger, installLifecycle, onShutdown } from '@mizzen/runtime';
+import { parseMeshConfig } from './kube/mesh-config.js';
+import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
 import { Pilot, type PilotOptions } from './pilot.js';
 
 const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014] [--config-dir DIR]... [--store FILE] [--registrations FILE]
              [--registration-grace-ms MS] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]
+             [--mesh-config FILE]   Istio MeshConfig YAML (extensionProviders, defaultProviders, enableTracing,
+                                    defaultConfig.tracing.sampling, accessLogFile, trustDomain…)
+             [--root-cert FILE | --citadel-url URL]   the mesh root certificate proxies trust (sent as ROOTCA over SDS;
+                                                      in Kubernetes mode also every namespace's istio-ca-root-cert)
   Kubernetes mode:
              [--kubernetes | --kubeconfig FILE] [--system-namespace istio-system]
-             [--root-cert FILE | --citadel-url URL]   root cert kept in every namespace's istio-ca-root-cert
   Webhooks (HTTPS /inject and /validate):
              [--webhook-port 15017 --webhook-cert FILE --webhook-key FILE]
              [--proxy-image IMAGE] [--image-pull-policy IfNotPresent] [--discovery-address istiod.istio-system.svc:15010]
@@ -42,6 +47,7 @@ async function main(): Promise<void> {
         registrations: { type: 'string' },
         'registration-grace-ms': { type: 'string' },
         'outbound-traffic-policy': { type: 'string' },
+        'mesh-config': { type: 'string' },
         'log-level': { type: 'string' },
         kubernetes: { type: 'boolean' },
         kubeconfig: { type: 'string' },
@@ -95,7 +101,11 @@ async function main(): Promise<void> {
         path.join(path.dirname(storeFile), 'registrations.json'),
     ),
     registrationGraceMs: grace === undefined ? undefined : Number(grace),
-    mesh: { outboundTrafficPolicy: policy },
+    mesh: {
+      ...meshFile(str('mesh-config')),
+      ...(values['outbound-traffic-policy'] !== undefined ? { outboundTrafficPolicy: policy } : {}),
+    },
+    ...rootCertOption(str),
     ...(kubernetes ? { kubernetes } : {}),
     ...(webhook ? { webhook } : {}),
   });
@@ -112,18 +122,33 @@ async function main(): Promise<void> {
   }
 }
 
+/** `--mesh-config FILE`: Istio's MeshConfig YAML, as the `mesh` key of the istio ConfigMap holds it. */
+function meshFile(file: string | undefined): Partial<MeshConfig> {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = fs.readFileSync(path.resolve(file), 'utf8');
+  } catch (err) {
+    fail(
+      `cannot read --mesh-config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  try {
+    return parseMeshConfig(text, DEFAULT_MESH_CONFIG);
+  } catch (err) {
+    fail(`--mesh-config ${file}: ${(err as Error).message}`);
+  }
+}
+
 function kubernetesOptions(
   inCluster: boolean,
   kubeconfig: string | undefined,
   str: (k: string) => string | undefined,
 ): PilotOptions['kubernetes'] {
   if (!inCluster && kubeconfig === undefined) {
-    for (const f of ['system-namespace', 'root-cert', 'citadel-url'])
-      if (str(f) !== undefined) fail(`--${f} needs --kubernetes or --kubeconfig`);
+    if (str('system-namespace') !== undefined) fail('--system-namespace needs --kubernetes or --kubeconfig');
     return undefined;
   }
-  if (str('root-cert') !== undefined && str('citadel-url') !== undefined)
-    fail('give --root-cert or --citadel-url, not both');
   const kubeConfig = new KubeConfig();
   try {
     // --kubernetes: in a pod the service account's token and CA, elsewhere $KUBECONFIG or ~/.kube/config.
@@ -135,15 +160,27 @@ function kubernetesOptions(
     );
   }
   if (!kubeConfig.getCurrentCluster()) fail('the Kubernetes config names no current cluster');
-  const rootCert = str('root-cert');
-  const citadel = str('citadel-url');
   return {
     kubeConfig,
     systemNamespace: str('system-namespace') ?? process.env.POD_NAMESPACE ?? 'istio-system',
     ...(process.env.POD_NAME ? { identity: `${process.env.POD_NAME}_${process.pid}` } : {}),
-    ...(rootCert ? { rootCert: { file: path.resolve(rootCert) } } : {}),
-    ...(citadel ? { rootCert: { url: new URL('/root-cert.pem', citadel).toString() } } : {}),
   };
+}
+
+/** `--root-cert FILE` or `--citadel-url URL`: where the mesh root certificate comes from. */
+function rootCertOption(str: (k: string) => string | undefined): Pick<PilotOptions, 'rootCert'> {
+  const file = str('root-cert');
+  const citadel = str('citadel-url');
+  if (file !== undefined && citadel !== undefined) fail('give --root-cert or --citadel-url, not both');
+  if (file !== undefined) return { rootCert: { file: path.resolve(file) } };
+  if (citadel === undefined) return {};
+  let url: URL;
+  try {
+    url = new URL('/root-cert.pem', citadel);
+  } catch {
+    fail(`--citadel-url must be a URL such as http://127.0.0.1:15016, got "${citadel}"`);
+  }
+  return { rootCert: { url: url.toString() } };
 }
 
 function webhookOptions(str: (k: string) => string | undefined): PilotOptions['webhook'] {

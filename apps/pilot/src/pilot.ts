@@ -39,6 +39,12 @@ export interface PilotOptions {
   registrationGraceMs?: number;
   debounceMs?: number;
   kubernetes?: PilotKubernetesOptions;
+  /**
+   * Where the mesh root certificate comes from (citadel's `/root-cert.pem` or a
+   * file). Proxies get it as the ROOTCA secret; in Kubernetes mode it is also
+   * kept in every namespace's `istio-ca-root-cert`.
+   */
+  rootCert?: RootCertOrigin;
   /** The injection and validation webhooks (HTTPS, 15017 in a pod). */
   webhook?: Omit<WebhookOptions, 'logger' | 'namespaceLabels'>;
 }
@@ -79,9 +85,10 @@ export class Pilot {
       this.registrations,
       this.store,
     ];
+    const rootOrigin = options.rootCert ?? options.kubernetes?.rootCert;
+    this.rootCert = rootOrigin ? new RootCertSource(rootOrigin, this.log) : undefined;
     if (options.kubernetes) {
-      const { rootCert, ...kubeOptions } = options.kubernetes;
-      this.rootCert = rootCert ? new RootCertSource(rootCert, this.log) : undefined;
+      const { rootCert: _origin, ...kubeOptions } = options.kubernetes;
       this.kube = new KubeController({
         ...kubeOptions,
         logger: this.log,
@@ -126,6 +133,7 @@ export class Pilot {
       debounceMs: options.debounceMs,
       registries: () => (this.kube ? [this.kube.registry()] : []),
     });
+    this.rootCert?.onChange((pem) => this.push.setRootCert(pem));
     this.http = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
     this.http.get('/ready', async (_req, reply) =>
       this.ready ? { status: 'ready' } : reply.code(503).send({ status: 'starting' }),

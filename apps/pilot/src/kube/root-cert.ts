@@ -14,6 +14,7 @@ export class RootCertSource {
   private timer?: NodeJS.Timeout;
   private readonly listeners = new Set<(pem: string) => void>();
   private failing = false;
+  private stopped = false;
 
   constructor(
     private readonly origin: RootCertOrigin,
@@ -31,13 +32,26 @@ export class RootCertSource {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.refreshMs);
-    this.timer.unref();
+    this.scheduleNext();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /**
+   * Until a root has been read, retry every second: proxies cannot finish
+   * their TLS setup without it, so waiting a full refresh period (as when the
+   * CA starts a moment after pilot) would hold every sidecar unready.
+   */
+  private scheduleNext(): void {
+    if (this.stopped) return;
+    const wait = this.current === undefined ? 1_000 : this.refreshMs;
+    this.timer = setTimeout(() => void this.refresh().finally(() => this.scheduleNext()), wait);
+    this.timer.unref();
   }
 
   async refresh(): Promise<void> {

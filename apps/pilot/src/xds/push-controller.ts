@@ -62,6 +62,7 @@ export class PushController {
   private last?: PushRecord;
   private readonly debounceMs: number;
   private readonly maxDelayMs: number;
+  private rootCert?: string;
 
   constructor(private readonly options: PushControllerOptions) {
     this.debounceMs = options.debounceMs ?? 100;
@@ -84,6 +85,12 @@ export class PushController {
   setMesh(mesh: MeshConfig, reason = 'mesh config changed'): void {
     this.options.mesh = mesh;
     this.schedule(reason);
+  }
+
+  /** The mesh root bundle changed (citadel rotated or pilot just read it): every proxy gets the new ROOTCA. */
+  setRootCert(pem: string): void {
+    this.rootCert = pem;
+    this.schedule('root certificate changed');
   }
 
   /** Pushes immediately (startup, tests). */
@@ -161,7 +168,7 @@ export class PushController {
   private buildContext(): PushContext {
     const own = buildRegistry(this.resources, this.options.mesh.domainSuffix);
     const registry = mergeRegistries([...(this.options.registries?.() ?? []), own]);
-    return new PushContext(++this.version, this.resources, registry, this.options.mesh);
+    return new PushContext(++this.version, this.resources, registry, this.options.mesh, this.rootCert);
   }
 
   private push(): void {

@@ -1,0 +1,235 @@
+import { parseConfig } from '@mizzen/api';
+import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
+import { describe, expect, it } from 'vitest';
+import { proxyFromNode } from '../src/model/proxy.js';
+import type { Json } from '../src/networking/envoy.js';
+import { generateResources } from '../src/networking/generate.js';
+import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
+import { PushContext } from '../src/networking/push-context.js';
+import { buildRegistry } from '../src/registry/build.js';
+
+const ROOT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+/** reviews (two sidecar workloads) and a plain external API, as a local mesh registers them. */
+const MESH = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: reviews } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: reviews-v1, namespace: default }
+spec:
+  address: 127.0.0.1
+  ports: { http: 41001 }
+  labels: { app: reviews, version: v1, security.istio.io/tlsMode: istio }
+  serviceAccount: bookinfo-reviews
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: reviews-legacy, namespace: default }
+spec:
+  address: 127.0.0.1
+  ports: { http: 41002 }
+  labels: { app: reviews, version: legacy }
+  serviceAccount: legacy
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: default }
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{ number: 443, name: https, protocol: TLS }]
+`;
+
+const SIDECAR: XdsNode = {
+  id: 'sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local',
+  metadata: {
+    NAMESPACE: 'default',
+    LABELS: { app: 'reviews', version: 'v1' },
+    SERVICE_ACCOUNT: 'bookinfo-reviews',
+    INSTANCE_IPS: '127.0.0.1',
+    MIZZEN_CAPTURE_MODE: 'proxy',
+    MIZZEN_SERVICE: 'reviews',
+    MIZZEN_OUTBOUND_PORT: 15001,
+    MIZZEN_WORKLOAD_CERTS: true,
+    MIZZEN_PORTS: [
+      { name: 'http', port: 9080, targetPort: 19080, protocol: 'HTTP', listenPort: 15006 },
+      { name: 'metrics', port: 9090, targetPort: 19090, protocol: 'HTTP', listenPort: 15007 },
+    ],
+  },
+};
+
+function resourcesFor(extraYaml = '', node: XdsNode = SIDECAR, rootCert: string | null = ROOT) {
+  const parsed = parseConfig(`${MESH}\n---\n${extraYaml}`, 'mesh.yaml');
+  expect(parsed.issues.filter((i) => i.severity === 'error')).toEqual([]);
+  const push = new PushContext(
+    1,
+    parsed.resources,
+    buildRegistry(parsed.resources),
+    DEFAULT_MESH_CONFIG,
+    rootCert ?? undefined,
+  );
+  const resources = generateResources(push, proxyFromNode(node));
+  expect(() => Snapshot.build(resources)).not.toThrow();
+  return resources;
+}
+
+function inbound(resources: ReturnType<typeof resourcesFor>, port: number): Json {
+  const listener = (resources[TypeUrl.Listener] as Json[]).find(
+    (l) => l.traffic_direction === 'INBOUND' && l.address.socket_address.port_value === port,
+  );
+  expect(listener, `inbound listener on ${port}`).toBeDefined();
+  return listener as Json;
+}
+
+function cluster(resources: ReturnType<typeof resourcesFor>, name: string): Json {
+  const c = (resources[TypeUrl.Cluster] as Json[]).find((x) => x.name === name);
+  expect(c, `cluster ${name}`).toBeDefined();
+  return c as Json;
+}
+
+const tlsChains = (l: Json) => l.filter_chains.filter((c: Json) => c.transport_socket);
+const plainChains = (l: Json) => l.filter_chains.filter((c: Json) => !c.transport_socket);
+
+describe('mutual TLS translation (PeerAuthentication and DestinationRule tls)', () => {
+  it('PERMISSIVE by default: TLS and plaintext chains told apart by the TLS inspector', () => {
+    const l = inbound(resourcesFor(), 15006);
+    expect(l.listener_filters.map((f: Json) => f.name)).toContain('envoy.filters.listener.tls_inspector');
+    const [tls] = tlsChains(l);
+    expect(tls.filter_chain_match.transport_protocol).toBe('tls');
+    const ctx = tls.transport_socket.typed_config;
+    expect(ctx.require_client_certificate).toBe(true);
+    expect(ctx.common_tls_context.tls_certificate_sds_secret_configs[0].name).toBe('default');
+    expect(ctx.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name).toBe(
+      'ROOTCA',
+    );
+    expect(plainChains(l)[0].filter_chain_match.transport_protocol).toBe('raw_buffer');
+  });
+
+  it('STRICT mesh-wide in the root namespace leaves only the mTLS chain', () => {
+    const l = inbound(
+      resourcesFor(`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: istio-system }
+spec: { mtls: { mode: STRICT } }
+`),
+      15006,
+    );
+    expect(tlsChains(l)).toHaveLength(1);
+    expect(plainChains(l)).toHaveLength(0);
+  });
+
+  it('a workload policy beats the namespace one, and portLevelMtls beats both (by target port)', () => {
+    const resources = resourcesFor(`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: default }
+spec: { mtls: { mode: DISABLE } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: reviews, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  mtls: { mode: STRICT }
+  portLevelMtls: { "19090": { mode: DISABLE } }
+`);
+    const app = inbound(resources, 15006);
+    expect(tlsChains(app)).toHaveLength(1);
+    expect(plainChains(app)).toHaveLength(0);
+    const metrics = inbound(resources, 15007);
+    expect(tlsChains(metrics)).toHaveLength(0);
+    expect(metrics.listener_filters ?? []).not.toContainEqual(
+      expect.objectContaining({ name: 'envoy.filters.listener.tls_inspector' }),
+    );
+  });
+
+  it('auto mTLS: only endpoints labelled tlsMode=istio get mesh TLS, verified against the service accounts', () => {
+    const c = cluster(resourcesFor(), 'outbound|9080||reviews.default.svc.cluster.local');
+    expect(c.transport_socket).toBeUndefined();
+    const [istio, plain] = c.transport_socket_matches;
+    expect(istio.match).toEqual({ tlsMode: 'istio' });
+    const ctx = istio.transport_socket.typed_config;
+    expect(ctx.sni).toBe('outbound_.9080_._.reviews.default.svc.cluster.local');
+    expect(
+      ctx.common_tls_context.combined_validation_context.default_validation_context.match_subject_alt_names,
+    ).toEqual([
+      { exact: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews' },
+      { exact: 'spiffe://cluster.local/ns/default/sa/legacy' },
+    ]);
+    expect(plain.transport_socket.name).toBe('envoy.transport_sockets.raw_buffer');
+    // Endpoints carry the label the matcher reads.
+    const cla = (resourcesFor()[TypeUrl.ClusterLoadAssignment] as Json[]).find(
+      (e) => e.cluster_name === 'outbound|9080||reviews.default.svc.cluster.local',
+    );
+    const metas = cla?.endpoints
+      .flatMap((g: Json) => g.lb_endpoints)
+      .map((e: Json) => e.metadata?.filter_metadata?.['envoy.transport_socket_match']?.tlsMode ?? null);
+    expect(metas?.sort()).toEqual(['istio', null]);
+  });
+
+  it('no mesh TLS towards MESH_EXTERNAL services', () => {
+    const c = cluster(resourcesFor(), 'outbound|443||api.example.com');
+    expect(c.transport_socket).toBeUndefined();
+    expect(c.transport_socket_matches).toBeUndefined();
+  });
+
+  it('DestinationRule tls: DISABLE turns auto mTLS off, ISTIO_MUTUAL forces it, SIMPLE originates TLS', () => {
+    const resources = resourcesFor(`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: default }
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+  subsets:
+    - { name: legacy, labels: { version: legacy }, trafficPolicy: { tls: { mode: DISABLE } } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: default }
+spec:
+  host: api.example.com
+  trafficPolicy: { tls: { mode: SIMPLE, sni: api.example.com, caCertificates: /etc/ssl/api-ca.pem } }
+`);
+    const forced = cluster(resources, 'outbound|9080||reviews.default.svc.cluster.local');
+    expect(
+      forced.transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].name,
+    ).toBe('default');
+    const legacy = cluster(resources, 'outbound|9080|legacy|reviews.default.svc.cluster.local');
+    expect(legacy.transport_socket).toBeUndefined();
+    expect(legacy.transport_socket_matches).toBeUndefined();
+    const api = cluster(resources, 'outbound|443||api.example.com').transport_socket.typed_config;
+    expect(api.sni).toBe('api.example.com');
+    expect(api.common_tls_context.validation_context.trusted_ca).toEqual({ filename: '/etc/ssl/api-ca.pem' });
+    expect(api.common_tls_context.tls_certificate_sds_secret_configs).toBeUndefined();
+  });
+
+  it('sends the mesh roots as the ROOTCA secret', () => {
+    const secrets = resourcesFor()[TypeUrl.Secret] as Json[];
+    expect(secrets).toEqual([
+      { name: 'ROOTCA', validation_context: { trusted_ca: { inline_string: ROOT } } },
+    ]);
+  });
+
+  it('a proxy without a workload certificate, or pilot without roots, stays plaintext', () => {
+    const { MIZZEN_WORKLOAD_CERTS: _certs, ...metadata } = SIDECAR.metadata as Record<string, unknown>;
+    for (const resources of [resourcesFor('', { ...SIDECAR, metadata }), resourcesFor('', SIDECAR, null)]) {
+      const l = inbound(resources, 15006);
+      expect(tlsChains(l)).toHaveLength(0);
+      const c = cluster(resources, 'outbound|9080||reviews.default.svc.cluster.local');
+      expect(c.transport_socket_matches).toBeUndefined();
+      expect(resources[TypeUrl.Secret]).toEqual([]);
+    }
+  });
+});
