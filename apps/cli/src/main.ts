@@ -1,6 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { applyOrDelete } from './commands/apply.js';
 import { get } from './commands/get.js';
+import { kubeInjectCommand } from './commands/kube-inject.js';
 import { status } from './commands/status.js';
 import { up } from './commands/up.js';
 import { CliError } from './errors.js';
@@ -16,6 +17,8 @@ Usage:
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
                                   list config (vs, dr, gw, se, we, sidecar, pa, ap, ra)
   mizzen status [--output json]   components, proxies and their xDS sync state
+  mizzen kube-inject -f FILE [--image IMAGE] [--image-pull-policy POLICY]
+                                  add the sidecar to the workloads in Kubernetes YAML (to stdout)
   mizzen version
 
 Global: --pilot URL (or MIZZEN_PILOT) selects pilot's HTTP API; the running local mesh is found automatically.
@@ -108,6 +111,26 @@ async function run(argv: string[]): Promise<void> {
       const { values } = parse({ output: { type: 'string', short: 'o' } });
       await status(
         { output: values.output as string | undefined, pilot: values.pilot as string | undefined },
+        out,
+      );
+      return;
+    }
+    case 'kube-inject': {
+      const { values } = parse({
+        filename: { type: 'string', short: 'f', multiple: true },
+        image: { type: 'string' },
+        'image-pull-policy': { type: 'string' },
+        'discovery-address': { type: 'string' },
+        'ca-address': { type: 'string' },
+      });
+      kubeInjectCommand(
+        {
+          files: (values.filename as string[] | undefined) ?? [],
+          image: values.image as string | undefined,
+          imagePullPolicy: values['image-pull-policy'] as string | undefined,
+          discoveryAddress: values['discovery-address'] as string | undefined,
+          caAddress: values['ca-address'] as string | undefined,
+        },
         out,
       );
       return;

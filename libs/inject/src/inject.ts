@@ -414,18 +414,28 @@ export function injectPod(
       '$(SERVICE_ACCOUNT)',
       '--ip',
       '$(INSTANCE_IP)',
+      ...(Object.keys(input.metadata?.labels ?? {}).length > 0
+        ? [
+            '--labels',
+            Object.entries(input.metadata?.labels ?? {})
+              .map(([k, v]) => `${k}=${v}`)
+              .join(','),
+          ]
+        : []),
       '--capture-mode',
       'iptables',
       '--outbound-port',
       String(PORTS.outbound),
-      '--inbound-port',
-      String(PORTS.inbound),
       '--admin-port',
       String(PORTS.admin),
-      '--stats-port',
-      String(PORTS.agent),
       '--health-port',
       String(PORTS.health),
+      '--ca-address',
+      config.caAddress ?? 'istio-citadel.istio-system.svc:8060',
+      '--ca-token-file',
+      '/var/run/secrets/tokens/istio-token',
+      '--trust-domain',
+      trustDomain,
     ],
     env: env as Json[] as JsonObject[],
     ports: [

@@ -1,0 +1,13 @@
+/** Offline checks of deploy/ and the Dockerfiles, used by this package's tests. */
+export { checkDockerfile, type DockerfileReport, imageTable } from './dockerfiles.js';
+export { imagesOf, podSpecOf, servicePortProblems, webhookProblems, workloadProblems } from './policy.js';
+export {
+  components,
+  findRenderer,
+  type K8sObject,
+  kustomizations,
+  parseObjects,
+  REPO_ROOT,
+  type Renderer,
+} from './render.js';
+export { validateObject } from './schema.js';

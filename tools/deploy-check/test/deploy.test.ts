@@ -1,0 +1,265 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  checkDockerfile,
+  findRenderer,
+  imagesOf,
+  imageTable,
+  type K8sObject,
+  kustomizations,
+  parseObjects,
+  REPO_ROOT,
+  type Renderer,
+  servicePortProblems,
+  validateObject,
+  webhookProblems,
+  workloadProblems,
+} from '../src/index.js';
+
+const rel = (dir: string) => path.relative(REPO_ROOT, dir);
+const rendered = new Map<string, K8sObject[]>();
+let renderer: Renderer;
+
+beforeAll(() => {
+  // Fails (never skips) with a sentence naming what to install when no kustomize is found.
+  renderer = findRenderer();
+  for (const dir of kustomizations()) rendered.set(rel(dir), parseObjects(renderer.render(dir)));
+}, 60_000);
+
+function all(where: string): K8sObject[] {
+  const objects = rendered.get(where);
+  if (!objects) throw new Error(`${where} was not rendered`);
+  return objects;
+}
+
+describe('deploy/ rendered offline with kustomize (no cluster here: rendering and schemas only)', () => {
+  it('finds a kustomize and renders every kustomization', () => {
+    expect(renderer.description).toMatch(/kustomize/);
+    expect([...rendered.keys()]).toEqual([
+      'deploy/base',
+      'deploy/overlays/kind',
+      'deploy/overlays/production',
+      'deploy/samples/bookinfo',
+    ]);
+    for (const [dir, objects] of rendered) expect(objects.length, dir).toBeGreaterThan(0);
+  });
+
+  it('validates every rendered object against its schema (kubernetes-models, @kubernetes-models/istio, @kubernetes-models/cert-manager)', async () => {
+    const problems: string[] = [];
+    let checked = 0;
+    for (const objects of rendered.values()) {
+      for (const o of objects) {
+        problems.push(...(await validateObject(o)));
+        checked++;
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(checked).toBeGreaterThan(100);
+  });
+
+  it('has what an Istio user looks for in istio-system', () => {
+    const kind = all('deploy/overlays/kind');
+    const names = (k: string) =>
+      kind
+        .filter((o) => o.kind === k && (o.metadata.namespace ?? 'istio-system') === 'istio-system')
+        .map((o) => o.metadata.name);
+    expect(names('Deployment')).toEqual(
+      expect.arrayContaining(['istiod', 'istio-citadel', 'istio-ingressgateway', 'istio-telemetry']),
+    );
+    expect(names('Service')).toEqual(
+      expect.arrayContaining(['istiod', 'istio-citadel', 'istio-ingressgateway', 'istio-telemetry']),
+    );
+    expect(names('ServiceAccount')).toEqual(
+      expect.arrayContaining(['istiod-service-account', 'istio-ingressgateway-service-account']),
+    );
+    expect(names('ConfigMap')).toContain('istio');
+    expect(names('MutatingWebhookConfiguration')).toEqual(['istio-sidecar-injector']);
+    expect(names('ValidatingWebhookConfiguration')).toEqual(['istiod-istio-system']);
+    const istiod = kind.find((o) => o.kind === 'Service' && o.metadata.name === 'istiod')!;
+    expect((istiod.spec as { ports: unknown[] }).ports).toEqual([
+      { name: 'grpc-xds', port: 15010, targetPort: 15010, protocol: 'TCP' },
+      { name: 'https-webhook', port: 443, targetPort: 15017, protocol: 'TCP' },
+      { name: 'http-monitoring', port: 15014, targetPort: 15014, protocol: 'TCP' },
+    ]);
+    const crds = kind.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name);
+    expect(crds).toEqual(
+      expect.arrayContaining([
+        'virtualservices.networking.istio.io',
+        'destinationrules.networking.istio.io',
+        'gateways.networking.istio.io',
+        'serviceentries.networking.istio.io',
+        'workloadentries.networking.istio.io',
+        'sidecars.networking.istio.io',
+        'peerauthentications.security.istio.io',
+        'authorizationpolicies.security.istio.io',
+        'requestauthentications.security.istio.io',
+        'telemetries.telemetry.istio.io',
+      ]),
+    );
+  });
+
+  it('exposes the ingress on NodePorts 30080/30443 on kind, with images never pulled', () => {
+    const kind = all('deploy/overlays/kind');
+    const ingress = kind.find((o) => o.kind === 'Service' && o.metadata.name === 'istio-ingressgateway')!;
+    const spec = ingress.spec as { type: string; ports: { port: number; nodePort?: number }[] };
+    expect(spec.type).toBe('NodePort');
+    expect(spec.ports.filter((p) => p.nodePort).map((p) => [p.port, p.nodePort])).toEqual([
+      [80, 30080],
+      [443, 30443],
+    ]);
+    const kindConfig = fs.readFileSync(path.join(REPO_ROOT, 'tools', 'kind', 'kind-config.yaml'), 'utf8');
+    expect(kindConfig).toMatch(/containerPort: 30080, hostPort: 30080/);
+    expect(kindConfig).toMatch(/containerPort: 30443, hostPort: 30443/);
+    for (const o of kind.filter(
+      (x) => x.kind === 'Deployment' && imagesOf(x).some((i) => i.startsWith('mizzen/')),
+    )) {
+      const containers = (o.spec as { template: { spec: { containers: { imagePullPolicy?: string }[] } } })
+        .template.spec.containers;
+      expect(
+        containers.map((c) => c.imagePullPolicy),
+        o.metadata.name,
+      ).toEqual(['Never']);
+    }
+    const istiod = kind.find((o) => o.kind === 'Deployment' && o.metadata.name === 'istiod')!;
+    expect(JSON.stringify(istiod)).toContain('--image-pull-policy=Never');
+  });
+
+  it('runs several istiod and gateway replicas in production, with budgets and autoscaling', () => {
+    const prod = all('deploy/overlays/production');
+    const replicas = (n: string) =>
+      (prod.find((o) => o.kind === 'Deployment' && o.metadata.name === n)!.spec as { replicas: number })
+        .replicas;
+    expect(replicas('istiod')).toBe(2);
+    expect(replicas('istio-ingressgateway')).toBe(2);
+    expect(prod.filter((o) => o.kind === 'PodDisruptionBudget').length).toBe(3);
+    expect(prod.filter((o) => o.kind === 'HorizontalPodAutoscaler').length).toBe(2);
+  });
+
+  it('gives every container resources, probes and a non-root read-only user', () => {
+    const problems = [...rendered.values()].flat().flatMap(workloadProblems);
+    expect(problems).toEqual([]);
+  });
+
+  it('names every Service port by its protocol, as Istio needs', () => {
+    expect([...rendered.values()].flat().flatMap(servicePortProblems)).toEqual([]);
+  });
+
+  it('gives every admission webhook a CA bundle source', () => {
+    const objects = [...rendered.values()].flat();
+    expect(objects.filter((o) => o.kind.endsWith('WebhookConfiguration')).length).toBeGreaterThan(0);
+    expect(objects.flatMap(webhookProblems)).toEqual([]);
+    // cainjector's source is the Certificate the cert-manager component creates.
+    const kind = all('deploy/overlays/kind');
+    const cert = kind.find((o) => o.kind === 'Certificate' && o.metadata.name === 'istiod-webhook');
+    expect((cert!.spec as { dnsNames: string[] }).dnsNames).toContain('istiod.istio-system.svc');
+  });
+
+  it('issues the mesh root and citadel intermediate with cert-manager in Istio plug-in CA layout', () => {
+    const kind = all('deploy/overlays/kind');
+    const certs = kind.filter((o) => o.kind === 'Certificate');
+    const root = certs.find((o) => o.metadata.name === 'mizzen-root-ca')!.spec as Record<string, unknown>;
+    const intermediate = certs.find((o) => o.metadata.name === 'cacerts')!.spec as Record<string, unknown>;
+    expect(root).toMatchObject({ isCA: true, issuerRef: { name: 'mizzen-selfsigned' } });
+    expect(intermediate).toMatchObject({
+      isCA: true,
+      secretName: 'cacerts',
+      issuerRef: { name: 'mizzen-root' },
+    });
+    const citadel = JSON.stringify(
+      kind.find((o) => o.kind === 'Deployment' && o.metadata.name === 'istio-citadel'),
+    );
+    for (const f of ['ca-cert.pem', 'ca-key.pem', 'root-cert.pem', 'cert-chain.pem'])
+      expect(citadel).toContain(f);
+  });
+
+  it('deploys Bookinfo with app/version labels, named ports and an injection-labelled namespace', () => {
+    const bookinfo = all('deploy/samples/bookinfo');
+    const ns = bookinfo.find((o) => o.kind === 'Namespace')!;
+    expect(ns.metadata).toMatchObject({ name: 'bookinfo', labels: { 'istio-injection': 'enabled' } });
+    const deployments = bookinfo.filter((o) => o.kind === 'Deployment');
+    expect(deployments.map((d) => d.metadata.name).sort()).toEqual([
+      'details-v1',
+      'productpage-v1',
+      'ratings-v1',
+      'reviews-v1',
+      'reviews-v2',
+      'reviews-v3',
+    ]);
+    for (const d of deployments) {
+      const labels = (d.spec as { template: { metadata: { labels: Record<string, string> } } }).template
+        .metadata.labels;
+      expect(Object.keys(labels).sort(), d.metadata.name).toEqual(['app', 'version']);
+    }
+    expect(
+      bookinfo
+        .filter((o) => o.kind === 'Service')
+        .map((s) => s.metadata.name)
+        .sort(),
+    ).toEqual(['details', 'productpage', 'ratings', 'reviews']);
+    expect(bookinfo.map((o) => o.kind)).toEqual(
+      expect.arrayContaining(['Gateway', 'VirtualService', 'DestinationRule']),
+    );
+  });
+});
+
+describe('images and Dockerfiles, checked statically (no Docker engine runs here: nothing is built)', () => {
+  const table = imageTable();
+
+  it('lists one image per component in tools/images/build.sh', () => {
+    expect([...table.keys()].sort()).toEqual([
+      'bookinfo-details',
+      'bookinfo-productpage',
+      'bookinfo-ratings',
+      'bookinfo-reviews',
+      'citadel',
+      'ingress-gateway',
+      'pilot',
+      'sidecar-agent',
+      'telemetry-collector',
+    ]);
+  });
+
+  it('has a Dockerfile for every mizzen image deploy/ references, the injected sidecar included', () => {
+    const referenced = new Set<string>();
+    for (const objects of rendered.values()) {
+      for (const o of objects) {
+        for (const image of imagesOf(o)) referenced.add(image);
+        const text = JSON.stringify(o);
+        for (const m of text.matchAll(/--proxy-image=([^"\s]+)/g)) referenced.add(m[1]!);
+      }
+    }
+    const ours = [...referenced].filter((i) => /(^|\/)mizzen\//.test(i));
+    expect(ours.length).toBeGreaterThan(5);
+    for (const image of ours) {
+      const name = image.replace(/^.*mizzen\//, '').replace(/:.*$/, '');
+      const dockerfile = table.get(name);
+      expect(dockerfile, `image ${image} has no entry in tools/images/build.sh`).toBeDefined();
+      expect(fs.existsSync(path.join(REPO_ROOT, dockerfile!)), `${dockerfile} for ${image}`).toBe(true);
+    }
+  });
+
+  it('parses every Dockerfile: multi-stage, COPY sources that exist, non-root user, OCI labels, entrypoint = build output', () => {
+    const problems: string[] = [];
+    for (const file of table.values()) {
+      const report = checkDockerfile(file);
+      expect(report.stages, file).toBeGreaterThanOrEqual(3);
+      problems.push(...report.problems);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('runs proxies as uid 1337 and gives the sidecar image iptables for the init container', () => {
+    for (const name of ['sidecar-agent', 'ingress-gateway']) {
+      expect(fs.readFileSync(path.join(REPO_ROOT, table.get(name)!), 'utf8')).toMatch(/^USER 1337:1337$/m);
+    }
+    expect(fs.readFileSync(path.join(REPO_ROOT, table.get('sidecar-agent')!), 'utf8')).toMatch(
+      /apt-get install -y --no-install-recommends iptables/,
+    );
+  });
+
+  it('keeps host build output out of the build context (.dockerignore)', () => {
+    const ignore = fs.readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8');
+    for (const p of ['**/node_modules', '**/dist', '.git']) expect(ignore).toContain(p);
+  });
+});
