@@ -29,6 +29,8 @@ export interface SidecarHandle {
   inboundPort: number;
   adminPort: number;
   healthPort: number;
+  /** Where the proxy serves `/stats/prometheus`. */
+  statsPort: number;
   proc: Proc;
 }
 
@@ -97,9 +99,11 @@ export class TestMesh {
     servicePort?: number;
     portName?: string;
     namespace?: string;
+    /** More flags (`--otlp-endpoint`, `--app-metrics`…). */
+    extraArgs?: string[];
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
-    const [inboundPort, outboundPort, adminPort, healthPort] = await this.ports.takeMany(4);
+    const [inboundPort, outboundPort, adminPort, healthPort, statsPort] = await this.ports.takeMany(5);
     const namespace = opts.namespace ?? 'default';
     const labels = Object.entries(opts.labels)
       .map(([k, v]) => `${k}=${v}`)
@@ -127,6 +131,9 @@ export class TestMesh {
       String(adminPort),
       '--health-port',
       String(healthPort),
+      '--stats-port',
+      String(statsPort),
+      ...(opts.extraArgs ?? []),
     ]);
     return {
       id: `sidecar~127.0.0.1~${opts.workload}.${namespace}~${namespace}.svc.cluster.local`,
@@ -135,6 +142,7 @@ export class TestMesh {
       inboundPort,
       adminPort,
       healthPort,
+      statsPort,
       proc,
     };
   }
@@ -142,7 +150,7 @@ export class TestMesh {
   async startGateway(opts: { name?: string; portMap: Record<number, number> }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
     const name = opts.name ?? 'istio-ingressgateway';
-    const [adminPort, healthPort] = await this.ports.takeMany(2);
+    const [adminPort, healthPort, statsPort] = await this.ports.takeMany(3);
     const portMap = Object.entries(opts.portMap)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
@@ -161,6 +169,8 @@ export class TestMesh {
       String(adminPort),
       '--health-port',
       String(healthPort),
+      '--stats-port',
+      String(statsPort),
     ]);
     return {
       id: `router~127.0.0.1~${name}.istio-system~istio-system.svc.cluster.local`,
@@ -169,6 +179,7 @@ export class TestMesh {
       inboundPort: 0,
       adminPort,
       healthPort,
+      statsPort,
       proc,
     };
   }

@@ -26,7 +26,7 @@ describe('ingress-gateway process', () => {
       onStreamOpen: (n) => nodes.push(n),
     });
     const xds = await ads.listen(0, '127.0.0.1');
-    const [admin, health, http] = await Promise.all([freePort(), freePort(), freePort()]);
+    const [admin, health, http, stats] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const child = spawn(
       process.execPath,
       [
@@ -39,6 +39,8 @@ describe('ingress-gateway process', () => {
         String(admin),
         '--health-port',
         String(health),
+        '--stats-port',
+        String(stats),
       ],
       { stdio: 'ignore' },
     );
@@ -52,6 +54,7 @@ describe('ingress-gateway process', () => {
         NAMESPACE: 'istio-system',
         LABELS: { istio: 'ingressgateway', app: 'istio-ingressgateway' },
         MIZZEN_GATEWAY_PORTS: { '80': http },
+        MIZZEN_STATS_PORT: stats,
       });
       expect((await fetch(`http://127.0.0.1:${admin}/ready`)).status).toBe(503);
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -13,6 +13,13 @@ import {
   runProxyApp,
   sidecarNode,
 } from '@mizzen/proxy';
+import type { Logger } from '@mizzen/runtime';
+import {
+  APP_METRICS_FLAG,
+  parseTelemetryFlags,
+  startProxyTelemetry,
+  TELEMETRY_FLAGS,
+} from '@mizzen/telemetry';
 import { runIptablesCommand } from './iptables/command.js';
 
 const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespace default] [--service NAME]
@@ -20,15 +27,19 @@ const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespa
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
          [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
          [--capture-mode http-proxy|iptables]
+         [--stats-port 15020] [--app-metrics http://127.0.0.1:PORT/metrics] [--otlp-endpoint http://HOST:4318]
        sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
 
 The proxy beside one workload. Applications send outbound HTTP through it with
 HTTP_PROXY=http://IP:OUTBOUND_PORT; callers reach the workload on each sidecarPort.
 With --capture-mode iptables the rules of \`sidecar-agent iptables\` redirect every TCP
 connection instead (outbound to --outbound-port, 15001 unless set), and the agent
-recovers each one's original destination.`;
+recovers each one's original destination.
+/stats/prometheus on --stats-port serves Istio's metrics, with the app's own metrics from
+--app-metrics appended (Istio's metrics merging). Traces and OpenTelemetry access logs go where
+pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.`;
 
-function build(values: ParsedFlags) {
+function build(values: ParsedFlags, logger: Logger) {
   const s = (k: string) => values[k] as string | undefined;
   const ports = ((values.port as string[] | undefined) ?? []).map((p) => parsePortSpec(p));
   const listenPorts = new Set<number>();
@@ -50,6 +61,7 @@ function build(values: ParsedFlags) {
   const namespace = parseName(s('namespace'), '--namespace', 'default');
   const serviceAccount = parseName(s('service-account'), '--service-account', 'default');
   const certificates = parseCertificateFlags(values, { namespace, serviceAccount });
+  const telemetryFlags = parseTelemetryFlags(values);
   const node = sidecarNode({
     workload: parseName(s('workload'), '--workload'),
     namespace,
@@ -62,7 +74,15 @@ function build(values: ParsedFlags) {
     outboundPort,
     adminPort,
     healthPort,
+    statsPort: telemetryFlags.statsPort,
     captureMode,
+  });
+  const telemetry = startProxyTelemetry({
+    component: 'sidecar-agent',
+    node,
+    logger,
+    host: ip,
+    flags: telemetryFlags,
   });
   return {
     node,
@@ -72,6 +92,7 @@ function build(values: ParsedFlags) {
     healthPort,
     captureMode,
     certificates,
+    observer: telemetry.observer,
   };
 }
 
@@ -99,6 +120,8 @@ if (process.argv[2] === 'iptables') {
       'health-port': { type: 'string' },
       ...CERTIFICATE_FLAGS,
       'capture-mode': { type: 'string' },
+      ...TELEMETRY_FLAGS,
+      ...APP_METRICS_FLAG,
     },
     build,
   });

@@ -46,7 +46,8 @@ describe('sidecar-agent process', () => {
       onStreamOpen: (n) => nodes.push(n),
     });
     const xds = await ads.listen(0, '127.0.0.1');
-    const [admin, health, outbound, inbound] = await Promise.all([
+    const [admin, health, outbound, inbound, stats] = await Promise.all([
+      freePort(),
       freePort(),
       freePort(),
       freePort(),
@@ -76,6 +77,8 @@ describe('sidecar-agent process', () => {
         String(admin),
         '--health-port',
         String(health),
+        '--stats-port',
+        String(stats),
       ],
       { stdio: 'ignore' },
     );
@@ -90,12 +93,17 @@ describe('sidecar-agent process', () => {
         LABELS: { app: 'reviews', version: 'v2' },
         MIZZEN_SERVICE: 'reviews',
         MIZZEN_OUTBOUND_PORT: outbound,
+        MIZZEN_STATS_PORT: stats,
         MIZZEN_PORTS: [{ name: 'http', port: 9080, targetPort: 19080, listenPort: inbound }],
       });
       // No config yet: alive but not ready, as Envoy's PRE_INITIALIZING.
       const ready = await fetch(`http://127.0.0.1:${admin}/ready`);
       expect(ready.status).toBe(503);
       expect((await fetch(`http://127.0.0.1:${health}/healthz/ready`)).status).toBe(503);
+      // Istio's metrics endpoint answers from the start (families declared, no traffic yet).
+      const metrics = await fetch(`http://127.0.0.1:${stats}/stats/prometheus`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain('# TYPE istio_requests_total counter');
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

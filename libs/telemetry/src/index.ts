@@ -13,6 +13,13 @@ export {
   ISTIO_TEXT_FORMAT,
   otlpLogsUrl,
 } from './access-log.js';
+export {
+  APP_METRICS_FLAG,
+  parseTelemetryFlags,
+  startProxyTelemetry,
+  TELEMETRY_FLAGS,
+  type TelemetryFlags,
+} from './app.js';
 export { compileExpression, evaluateFilter, evaluateTag, requestAttributes } from './attributes.js';
 export { checkExposition, type Family, parseExposition, withoutFamilies } from './exposition.js';
 export {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 /**
@@ -40,6 +41,9 @@ const PROTO_FILES = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/clusters/aggregate/v3/cluster.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto',
+  'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
   'envoy/extensions/load_balancing_policies/least_request/v3/least_request.proto',
   'envoy/extensions/load_balancing_policies/random/v3/random.proto',
@@ -54,7 +58,9 @@ let cached: protobuf.Root | undefined;
 
 function protoDirectories(): string[] {
   const base = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(base, d));
+  // OpenTelemetry's protos (Envoy's OpenTelemetry access logger imports them) ship with this package.
+  const own = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'protos');
+  return [...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(base, d)), own];
 }
 
 /** The protobuf root holding the Envoy API, with proto (snake_case) field names. Loaded once. */

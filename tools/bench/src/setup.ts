@@ -106,7 +106,9 @@ export async function startBenchMesh(): Promise<BenchTargets> {
     serverHealth,
     clientIn,
     clientApp,
-  ] = await ports.takeMany(11);
+    clientStats,
+    serverStats,
+  ] = await ports.takeMany(13);
   const children: ChildProcess[] = [];
   const stop = async () => {
     await stopApps(children);
@@ -151,15 +153,22 @@ export async function startBenchMesh(): Promise<BenchTargets> {
         String(ports[2]),
         '--health-port',
         String(ports[3]),
+        '--stats-port',
+        String(ports[4]),
       ]);
     children.push(
-      sidecar('bench-server', 'bench', [serverIn!, serverOut!, serverAdmin!, serverHealth!], backend.port),
+      sidecar(
+        'bench-server',
+        'bench',
+        [serverIn!, serverOut!, serverAdmin!, serverHealth!, serverStats!],
+        backend.port,
+      ),
     );
     children.push(
       sidecar(
         'bench-client',
         'bench-client',
-        [clientIn!, clientOut!, clientAdmin!, clientHealth!],
+        [clientIn!, clientOut!, clientAdmin!, clientHealth!, clientStats!],
         clientApp!,
       ),
     );

@@ -36,6 +36,7 @@ export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): R
       ? {
           admin: proxy.adminPort,
           health: proxy.healthPort,
+          stats: proxy.statsPort,
           outbound: proxy.outboundPort,
           inbound: proxy.ports.map((p) => ({
             name: p.name,

@@ -1,5 +1,6 @@
 import { parse } from 'yaml';
 import type { MeshConfig } from '../networking/mesh-config.js';
+import { parseMeshTelemetry } from '../networking/telemetry.js';
 
 /**
  * The `mesh` key of the `istio` ConfigMap (Istio's MeshConfig, YAML) as the
@@ -31,5 +32,6 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
     }
     if (otp.mode) mesh.outboundTrafficPolicy = otp.mode;
   }
+  mesh.telemetry = parseMeshTelemetry(doc, base.telemetry);
   return mesh;
 }

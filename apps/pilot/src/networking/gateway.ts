@@ -7,7 +7,9 @@ import { buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { resourceSet } from './endpoints.js';
 import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress } from './envoy.js';
 import { translateHttpRoutes } from './http-routes.js';
+import { GATEWAY_XFCC } from './mtls.js';
 import type { GatewayResource, PushContext } from './push-context.js';
+import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
 /** Plaintext HTTP servers are served now; TLS servers arrive with the gateways work. */
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC']);
@@ -110,8 +112,8 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
           httpConnectionManager(
             `outbound_0.0.0.0_${port}`,
             { rds: gatewayRouteName(port) },
-            { use_remote_address: true },
-            outboundHttpFilters(),
+            { use_remote_address: true, ...GATEWAY_XFCC, ...hcmTelemetry(push, proxy, 'client') },
+            withStatsFilter(outboundHttpFilters(), statsFilter(push, proxy, 'client')),
           ),
         ],
       },

@@ -1,3 +1,5 @@
+import { DEFAULT_MESH_TELEMETRY, type MeshTelemetry } from './telemetry.js';
+
 /** Mesh-wide settings (Istio's MeshConfig subset that pilot acts on). */
 export interface MeshConfig {
   trustDomain: string;
@@ -8,6 +10,8 @@ export interface MeshConfig {
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   /** Default upstream connect timeout (Istio: 10s). */
   connectTimeout: string;
+  /** Extension providers, default providers, tracing and access-log defaults. */
+  telemetry?: MeshTelemetry;
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = {
@@ -16,4 +20,5 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = {
   rootNamespace: 'istio-system',
   outboundTrafficPolicy: 'ALLOW_ANY',
   connectTimeout: '10s',
+  telemetry: DEFAULT_MESH_TELEMETRY,
 };

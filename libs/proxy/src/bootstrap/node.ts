@@ -26,6 +26,8 @@ export interface SidecarIdentity {
   outboundPort?: number;
   adminPort: number;
   healthPort: number;
+  /** Where `/stats/prometheus` listens (pilot lists it as `ports.stats`; collectors scrape it). */
+  statsPort?: number;
   domainSuffix?: string;
   /** The sidecar gets a workload certificate from citadel and so takes part in mutual TLS. */
   mtls?: boolean;
@@ -42,6 +44,8 @@ export interface GatewayIdentity {
   portMap: Record<number, number>;
   adminPort: number;
   healthPort: number;
+  /** Where `/stats/prometheus` listens (pilot lists it as `ports.stats`; collectors scrape it). */
+  statsPort?: number;
   serviceAccount?: string;
   domainSuffix?: string;
   mtls?: boolean;
@@ -85,6 +89,7 @@ export function sidecarNode(s: SidecarIdentity): XdsNode {
     MIZZEN_PORTS: s.ports.map((p) => ({ ...p })),
     MIZZEN_ADMIN_PORT: s.adminPort,
     MIZZEN_HEALTH_PORT: s.healthPort,
+    ...(s.statsPort ? { MIZZEN_STATS_PORT: s.statsPort } : {}),
   };
   if (s.service) metadata.MIZZEN_SERVICE = s.service;
   if (s.outboundPort) metadata.MIZZEN_OUTBOUND_PORT = s.outboundPort;
@@ -105,6 +110,7 @@ export function gatewayNode(g: GatewayIdentity): XdsNode {
     ...(g.mtls ? { MIZZEN_WORKLOAD_CERTS: true } : {}),
     MIZZEN_ADMIN_PORT: g.adminPort,
     MIZZEN_HEALTH_PORT: g.healthPort,
+    ...(g.statsPort ? { MIZZEN_STATS_PORT: g.statsPort } : {}),
   };
   if (g.serviceAccount) metadata.SERVICE_ACCOUNT = g.serviceAccount;
   return {
