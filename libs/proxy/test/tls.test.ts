@@ -1,3 +1,5 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import https from 'node:https';
 import tls from 'node:tls';
 import {
   createCsr,
@@ -72,9 +74,42 @@ const httpFilters = (name: string, cluster: string) => [
         ],
       },
       http_filters: [{ name: 'r', typed_config: { '@type': ROUTER } }],
+      // What Istio sets on a sidecar's inbound: the caller's identity appended for the app.
+      forward_client_cert_details: 'APPEND_FORWARD',
+      set_current_client_cert_details: { subject: true, dns: true, uri: true },
     },
   },
 ];
+
+/** A GET over mutual TLS with extra headers (a new connection each time). */
+function mtlsGet(
+  port: number,
+  client: { certChain: string; privateKey: string },
+  caPem: string,
+  headers: Record<string, string>,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/xfcc',
+        headers,
+        ca: caPem,
+        cert: client.certChain,
+        key: client.privateKey,
+        agent: false,
+        checkServerIdentity: () => undefined,
+      },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.once('error', reject);
+    req.end();
+  });
+}
 
 describe('mutual TLS', () => {
   const h = new ProxyHarness();
@@ -264,6 +299,24 @@ describe('mutual TLS', () => {
     const plain = await fetch(`http://127.0.0.1:${permissivePort}/plain`);
     expect(plain.status).toBe(200);
     expect(await plain.json()).toEqual({ name: 'app', path: '/plain' });
+  });
+
+  it('tells the app who called: x-forwarded-client-cert appended over mTLS, a forged one dropped over plaintext', async () => {
+    const client = await workloadCert(ca, 'default', 'productpage');
+    const status = await mtlsGet(permissivePort!, client, ca.certificate, {
+      'x-forwarded-client-cert': 'By=spiffe://upstream;Hash=abc',
+    });
+    expect(status).toBe(200);
+    const der = new X509Certificate(client.certChain).raw;
+    const hash = createHash('sha256').update(der).digest('hex');
+    expect(app.lastHeaders?.['x-forwarded-client-cert']).toBe(
+      `By=spiffe://upstream;Hash=abc,By=${ME};Hash=${hash};Subject="";URI=spiffe://cluster.local/ns/default/sa/productpage`,
+    );
+    const plain = await fetch(`http://127.0.0.1:${permissivePort}/plain`, {
+      headers: { 'x-forwarded-client-cert': 'By=spiffe://x;URI=spiffe://cluster.local/ns/default/sa/admin' },
+    });
+    expect(plain.status).toBe(200);
+    expect(app.lastHeaders?.['x-forwarded-client-cert']).toBeUndefined();
   });
 
   it('auto-mTLS: the outbound cluster speaks mTLS to an endpoint with a sidecar and checks its identity', async () => {

@@ -22,6 +22,20 @@ export const TLS_INSPECTOR = {
   typed_config: { '@type': TLS_INSPECTOR_TYPE },
 };
 
+/**
+ * x-forwarded-client-cert as Istio sets it: a sidecar's inbound appends the
+ * caller's verified identity for the app; a gateway replaces whatever a
+ * client sent with what its TLS handshake proved (gatewayTopology's default).
+ */
+export const SIDECAR_INBOUND_XFCC = {
+  forward_client_cert_details: 'APPEND_FORWARD',
+  set_current_client_cert_details: { subject: true, dns: true, uri: true },
+};
+export const GATEWAY_XFCC = {
+  forward_client_cert_details: 'SANITIZE_SET',
+  set_current_client_cert_details: { subject: true, cert: true, dns: true, uri: true },
+};
+
 /** mTLS applies to a proxy once it holds a workload certificate and pilot has the roots to give it. */
 export function meshTlsEnabled(push: PushContext, proxy: ProxyInfo): boolean {
   return proxy.hasCerts && push.rootCert !== undefined;

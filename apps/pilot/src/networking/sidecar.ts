@@ -24,7 +24,7 @@ import {
 } from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
-import { downstreamMeshTls, inboundMtlsMode, TLS_INSPECTOR } from './mtls.js';
+import { downstreamMeshTls, inboundMtlsMode, SIDECAR_INBOUND_XFCC, TLS_INSPECTOR } from './mtls.js';
 import type { PushContext } from './push-context.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
@@ -135,7 +135,7 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
           ],
         },
       },
-      hcmTelemetry(push, proxy, 'server'),
+      { ...SIDECAR_INBOUND_XFCC, ...hcmTelemetry(push, proxy, 'server') },
       withStatsFilter([routerFilter()], statsFilter(push, proxy, 'server')),
     );
     const kind = kindOf(port.protocol);

@@ -8,6 +8,7 @@ import type {
 import type { HttpFilter } from '../http/filters/filter.js';
 import { compileHttpFilters } from '../http/filters/registry.js';
 import type { HttpTelemetryConfig } from '../observe/records.js';
+import { type ClientCertPolicy, isForwardClientCertDetails } from '../security/client-cert-details.js';
 import { fail } from './errors.js';
 import {
   type CompiledChainMatch,
@@ -41,6 +42,8 @@ export interface HttpConnectionManagerConfig {
   readonly generateRequestId: boolean;
   /** The HTTP filters before the router, in order. */
   readonly filters: readonly HttpFilter[];
+  /** What happens to x-forwarded-client-cert (forward_client_cert_details). */
+  readonly clientCert: ClientCertPolicy;
   /** Tracing, access logs and Istio's metric overrides, handed to the observers with each request. */
   readonly telemetry: HttpTelemetryConfig;
 }
@@ -81,6 +84,22 @@ export interface ListenerConfig {
   readonly json: ListenerJson;
 }
 
+function compileClientCertPolicy(tc: HttpConnectionManagerJson, where: string): ClientCertPolicy {
+  const mode = tc.forward_client_cert_details ?? 'SANITIZE';
+  if (!isForwardClientCertDetails(mode))
+    fail(where, `forward_client_cert_details "${mode}" is not one of Envoy's modes`);
+  const set = tc.set_current_client_cert_details ?? {};
+  return {
+    mode,
+    fields: {
+      subject: set.subject === true,
+      uri: set.uri === true,
+      dns: set.dns === true,
+      cert: set.cert === true,
+    },
+  };
+}
+
 function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectionManagerConfig {
   const { filters, stats } = compileHttpFilters(tc.http_filters ?? [], where);
   if (!tc.rds && !tc.route_config) fail(where, 'HTTP connection manager has neither rds nor route_config');
@@ -93,6 +112,7 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
     xffNumTrustedHops: tc.xff_num_trusted_hops ?? 0,
     generateRequestId: tc.generate_request_id !== false,
     filters,
+    clientCert: compileClientCertPolicy(tc, where),
     telemetry: compileHcmTelemetry(tc, stats, where),
   };
 }

@@ -204,6 +204,14 @@ export interface HttpConnectionManagerJson extends TypedConfig {
   xff_num_trusted_hops?: number;
   generate_request_id?: boolean;
   server_name?: string;
+  forward_client_cert_details?: string;
+  set_current_client_cert_details?: {
+    subject?: boolean;
+    cert?: boolean;
+    chain?: boolean;
+    dns?: boolean;
+    uri?: boolean;
+  };
   stream_idle_timeout?: string;
   request_timeout?: string;
 }

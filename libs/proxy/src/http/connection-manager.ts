@@ -16,6 +16,7 @@ import {
 } from '../config/route-table.js';
 import { takePeerHeaders } from '../observe/peer-metadata.js';
 import type { HttpRequestRecord, ProxyObserver, TrafficDirection } from '../observe/records.js';
+import { applyClientCertPolicy, type ClientCertificate } from '../security/client-cert-details.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
 import type { HttpFilterContext, ResponseDecorator } from './filters/filter.js';
 import { sample } from './filters/percent.js';
@@ -43,6 +44,8 @@ export interface DownstreamContext {
   /** The client's SPIFFE identity, proven by its certificate (mutual TLS). */
   readonly peerPrincipal?: string;
   readonly mtls?: boolean;
+  /** The client's verified certificate (mutual TLS), for x-forwarded-client-cert. */
+  readonly clientCertificate?: ClientCertificate;
 }
 
 export interface HcmDeps {
@@ -429,6 +432,7 @@ export class HttpConnectionManager {
     } else if (!headers['x-forwarded-proto']) {
       headers['x-forwarded-proto'] = ctx.scheme;
     }
+    applyClientCertPolicy(headers, this.config.clientCert, ctx.clientCertificate);
     return headers;
   }
 

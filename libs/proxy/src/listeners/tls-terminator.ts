@@ -5,6 +5,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Logger } from '@mizzen/runtime';
 import type { DownstreamContext } from '../http/connection-manager.js';
+import { type ClientCertificate, clientCertificateOf } from '../security/client-cert-details.js';
 import { spiffeIdOf, type TlsContextProvider } from '../security/tls-provider.js';
 import type { ChainRuntime, ConnectionContext, HttpChainRuntime } from './runtimes.js';
 
@@ -47,6 +48,14 @@ function streamView(socket: net.Socket): Duplex {
 interface Peer {
   principal?: string;
   mtls: boolean;
+  certificate?: ClientCertificate;
+}
+
+function peerOf(socket: tls.TLSSocket): Peer {
+  const cert = socket.getPeerCertificate?.();
+  const presented = cert !== undefined && Object.keys(cert).length > 0;
+  if (!presented) return { mtls: false };
+  return { principal: spiffeIdOf(cert), mtls: true, certificate: clientCertificateOf(socket) };
 }
 
 /**
@@ -138,7 +147,7 @@ abstract class TlsTermination implements ChainRuntime {
       s.destroy();
       return;
     }
-    this.peers.set(s, { principal: presented ? spiffeIdOf(cert) : undefined, mtls: presented });
+    this.peers.set(s, peerOf(s));
     this.live.add(s);
     s.once('close', () => this.live.delete(s));
   }
@@ -186,6 +195,7 @@ export class TlsTcpChain extends TlsTermination {
  */
 export class TlsHttpChain extends TlsTermination {
   readonly kind = 'http';
+  private readonly sessionPeers = new WeakMap<http2.Http2Session, Peer>();
 
   constructor(
     private readonly inner: HttpChainRuntime,
@@ -205,13 +215,15 @@ export class TlsHttpChain extends TlsTermination {
       const socket = (req.httpVersionMajor === 2 ? req.stream.session?.socket : req.socket) as
         | tls.TLSSocket
         | undefined;
-      const peer = socket ? (this.peers.get(socket) ?? this.peerOf(socket)) : undefined;
+      const session = req.httpVersionMajor === 2 ? req.stream.session : undefined;
+      const peer = session ? this.sessionPeer(session) : socket ? this.peers.get(socket) : undefined;
       const ctx: DownstreamContext = {
         scheme: 'https',
         remoteAddress: socket?.remoteAddress,
         localAddress: socket?.localAddress,
         peerPrincipal: peer?.principal,
         mtls: peer?.mtls ?? false,
+        clientCertificate: peer?.certificate,
       };
       void this.inner.hcm.handle(
         req as unknown as http.IncomingMessage,
@@ -223,11 +235,14 @@ export class TlsHttpChain extends TlsTermination {
     return server;
   }
 
-  /** HTTP/2 hands requests a proxy of the socket: read its certificate again. */
-  private peerOf(socket: tls.TLSSocket): Peer {
-    const cert = socket.getPeerCertificate?.();
-    const presented = cert !== undefined && Object.keys(cert).length > 0;
-    return { principal: presented ? spiffeIdOf(cert) : undefined, mtls: presented };
+  /** HTTP/2 hands requests a proxy of the socket: its certificate is read once per session. */
+  private sessionPeer(session: http2.Http2Session): Peer {
+    let peer = this.sessionPeers.get(session);
+    if (!peer) {
+      peer = peerOf(session.socket as tls.TLSSocket);
+      this.sessionPeers.set(session, peer);
+    }
+    return peer;
   }
 
   override drain(): void {
