@@ -320,6 +320,123 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     );
   });
 
+  it('moves a pod between subsets when its labels change, and drops endpoints whose slice goes away', async () => {
+    // Route to subset v1 only; relabel the v2 pod as v1: both backends then serve subset v1.
+    api.apply({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'reviews', namespace: 'default' },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] },
+    });
+    const slice = api.get('discovery.k8s.io/v1', 'EndpointSlice', 'reviews-x1', 'default')!;
+    const ready = (slice.endpoints as { conditions: Record<string, boolean> }[]).map((e) => ({
+      ...e,
+      conditions: { ready: true, serving: true, terminating: false },
+    }));
+    api.apply({ ...slice, endpoints: ready });
+    const pod = api.get('v1', 'Pod', 'reviews-v2-abc', 'default')!;
+    api.apply({ ...pod, metadata: { ...pod.metadata, labels: { app: 'reviews', version: 'v1' } } });
+    const seen = new Set<string>();
+    await eventually(
+      'both backends to answer for subset v1',
+      async () => {
+        for (let i = 0; i < 4; i++) seen.add((await viaProxy(outboundPort, 'http://reviews:9080/')).body);
+        return [...seen].sort();
+      },
+      (b) => b.length === 2 && b[0] === 'reviews-v1 /' && b[1] === 'reviews-v2 /',
+    );
+    api.apply({ ...pod, metadata: { ...pod.metadata, labels: { app: 'reviews', version: 'v2' } } });
+    // The slice disappears: the sidecar has nowhere to send reviews traffic.
+    api.remove('discovery.k8s.io/v1', 'EndpointSlice', 'reviews-x1', 'default');
+    await eventually(
+      'the sidecar to answer 503 (no healthy upstream)',
+      () => viaProxy(outboundPort, 'http://reviews:9080/'),
+      (r) => r.status === 503,
+    );
+    api.apply({ ...slice, endpoints: ready });
+    await eventually(
+      'the endpoints to come back',
+      () => viaProxy(outboundPort, 'http://reviews:9080/'),
+      (r) => r.status === 200,
+    );
+  });
+
+  it('reads mesh config from the istio ConfigMap (REGISTRY_ONLY blocks unknown hosts)', async () => {
+    const unknown = 'http://unknown.example.org:8081/';
+    const before = await viaProxy(outboundPort, unknown).catch(() => ({ status: 0, body: '' }));
+    expect(before.body).not.toContain('not in the mesh registry');
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'istio', namespace: 'istio-system' },
+      data: { mesh: 'outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\ntrustDomain: cluster.local\n' },
+    });
+    await eventually(
+      'pilot to read the mesh config',
+      () => pilotA().kube!.meshConfig().outboundTrafficPolicy,
+      (m) => m === 'REGISTRY_ONLY',
+    );
+    await eventually(
+      'the sidecar to block unknown destinations',
+      () => viaProxy(outboundPort, unknown),
+      (r) => r.status === 502,
+    );
+    // A broken mesh config is refused; the last good one stays.
+    const cm = api.get('v1', 'ConfigMap', 'istio', 'istio-system')!;
+    api.apply({ ...cm, data: { mesh: 'outboundTrafficPolicy:\n  mode: SOMETIMES\n' } });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pilotA().kube!.meshConfig().outboundTrafficPolicy).toBe('REGISTRY_ONLY');
+    api.apply({ ...cm, data: { mesh: 'outboundTrafficPolicy:\n  mode: ALLOW_ANY\n' } });
+    await eventually(
+      'ALLOW_ANY again',
+      () => pilotA().kube!.meshConfig().outboundTrafficPolicy,
+      (m) => m === 'ALLOW_ANY',
+    );
+  });
+
+  it('looks up gateway credentials from Secrets (kubernetes.io/tls and generic, with a -cacert secret)', async () => {
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'bookinfo-credential', namespace: 'istio-system' },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64('CERT'), 'tls.key': b64('KEY') },
+    });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'bookinfo-credential-cacert', namespace: 'istio-system' },
+      type: 'Opaque',
+      data: { cacert: b64('CA') },
+    });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'generic', namespace: 'istio-system' },
+      type: 'Opaque',
+      data: { cert: b64('C2'), key: b64('K2'), cacert: b64('CA2') },
+    });
+    const credentials = pilotA().kube!.credentials;
+    await eventually(
+      'the secrets to arrive',
+      () => credentials.lookup('istio-system', 'generic'),
+      (c) => c !== undefined,
+    );
+    expect(credentials.lookup('istio-system', 'bookinfo-credential')).toEqual({
+      certificateChain: 'CERT',
+      privateKey: 'KEY',
+      caCertificate: 'CA',
+    });
+    expect(credentials.lookup('istio-system', 'generic')).toEqual({
+      certificateChain: 'C2',
+      privateKey: 'K2',
+      caCertificate: 'CA2',
+    });
+    // Only the gateway's own namespace counts.
+    expect(credentials.lookup('default', 'bookinfo-credential')).toBeUndefined();
+  });
+
   it('writes status.validationMessages on an invalid VirtualService and leaves it out of the config', async () => {
     await eventually(
       'pilot-a to lead',

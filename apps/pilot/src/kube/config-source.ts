@@ -9,7 +9,7 @@ import {
   type ValidationIssue,
 } from '@mizzen/api';
 import type { Logger } from '@mizzen/runtime';
-import { Informer } from './informer.js';
+import { Informer, waitForSync } from './informer.js';
 import { type IstioStatus, type StatusWriter, validationStatus } from './status.js';
 
 export interface KubeConfigSourceOptions {
@@ -20,6 +20,8 @@ export interface KubeConfigSourceOptions {
   maxBackoffMs?: number;
   /** Writes `status.validationMessages`; set when this replica may write (the controller gates it on leadership). */
   statusWriter?: StatusWriter;
+  /** How long start() waits for every kind to list before going on without the missing ones (30s). */
+  syncTimeoutMs?: number;
 }
 
 /** An Istio custom resource as the API server returns it. */
@@ -76,10 +78,14 @@ export class KubeConfigSource implements ConfigSource {
     }
   }
 
-  /** Starts every informer and resolves when each has listed once. */
+  /** Starts every informer and resolves when each has listed once (or the sync timeout passed). */
   async start(): Promise<void> {
     for (const informer of this.informers.values()) informer.start();
-    await Promise.all([...this.informers.values()].map((i) => i.synced()));
+    await waitForSync(
+      [...this.informers.values()],
+      this.options.syncTimeoutMs ?? 30_000,
+      this.options.logger,
+    );
   }
 
   async stop(): Promise<void> {

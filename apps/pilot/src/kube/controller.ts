@@ -17,7 +17,7 @@ import type { MeshConfig } from '../networking/mesh-config.js';
 import type { Registry } from '../registry/model.js';
 import { KubeConfigSource } from './config-source.js';
 import { CredentialStore } from './credentials.js';
-import { Informer, type InformerOptions, statusOf } from './informer.js';
+import { Informer, type InformerOptions, statusOf, waitForSync } from './informer.js';
 import { LeaderElection } from './leader.js';
 import { parseMeshConfig } from './mesh-config.js';
 import { buildKubeRegistry } from './registry.js';
@@ -48,6 +48,8 @@ export interface KubeControllerOptions {
   resyncMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** How long start() waits for the caches before serving with what it has (30s). */
+  syncTimeoutMs?: number;
   /** The root certificate to keep in every namespace's `istio-ca-root-cert`; none → not managed. */
   rootCert?: RootCertSource;
   /** The Kubernetes registry changed (services, endpoints, pods, nodes, namespaces). */
@@ -154,7 +156,11 @@ export class KubeController {
     });
 
     this.statusWriter = new StatusWriter(kc, log);
-    this.configSource = new KubeConfigSource({ ...common, statusWriter: this.statusWriter });
+    this.configSource = new KubeConfigSource({
+      ...common,
+      statusWriter: this.statusWriter,
+      syncTimeoutMs: options.syncTimeoutMs,
+    });
     this.credentials = new CredentialStore(this.secrets);
     this.leader = new LeaderElection({
       kubeConfig: kc,
@@ -201,13 +207,17 @@ export class KubeController {
     ] as Informer<KubernetesObject>[];
   }
 
-  /** Starts the informers and the election; resolves once the registry's informers have listed. */
+  /**
+   * Starts the informers and the election; resolves once every informer has
+   * listed, or after the sync timeout with the ones still retrying named in
+   * the log (a missing permission must not keep pilot from serving xDS).
+   */
   async start(): Promise<void> {
     if (this.options.rootCert) {
       this.unsubscribeRoot = this.options.rootCert.onChange(() => this.reconcileRootCerts());
     }
     for (const i of this.informers()) i.start();
-    await Promise.all(this.informers().map((i) => i.synced()));
+    await waitForSync(this.informers(), this.options.syncTimeoutMs ?? 30_000, this.options.logger);
     this.leader.start();
   }
 

@@ -34,6 +34,30 @@ export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
 
 export type InformerHandler<T> = (event: InformerEvent, object: T) => void;
 
+/**
+ * Waits until every informer has listed once, or `timeoutMs` passed; then
+ * names the ones still waiting (missing permission, CRD not installed, API
+ * server away) and lets the caller go on with what it has, as they keep
+ * retrying in the background. Resolves with the names of those not synced.
+ */
+export async function waitForSync(
+  informers: readonly Pick<Informer<KubernetesObject>, 'synced' | 'hasSynced' | 'resource'>[],
+  timeoutMs: number,
+  logger: Logger,
+): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([Promise.all(informers.map((i) => i.synced())), timeout]);
+  clearTimeout(timer);
+  const waiting = informers.filter((i) => !i.hasSynced()).map((i) => i.resource);
+  if (waiting.length > 0) {
+    logger.warn({ waiting }, `starting before these caches synced (still retrying): ${waiting.join(', ')}`);
+  }
+  return waiting;
+}
+
 /** The HTTP status of a client-node error (list calls throw ApiException with `code`, watches set `statusCode`). */
 export function statusOf(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown } | undefined;
@@ -173,12 +197,14 @@ export class Informer<T extends KubernetesObject> {
     if (this.stopped) return;
     const status = statusOf(err);
     const max = this.options.maxBackoffMs ?? 30_000;
-    if (status === 403 || status === 401) {
+    if (status === 403 || status === 401 || status === 404) {
       if (!this.forbiddenLogged) {
         this.forbiddenLogged = true;
         this.options.logger.error(
           { resource: this.options.resource, status },
-          `missing RBAC permission: cannot list/watch ${this.options.resource} (${this.options.path}); grant "list" and "watch" on it to pilot's service account`,
+          status === 404
+            ? `the API server does not serve ${this.options.resource} (${this.options.path}); is its CustomResourceDefinition installed?`
+            : `missing RBAC permission: cannot list/watch ${this.options.resource} (${this.options.path}); grant "list" and "watch" on it to pilot's service account`,
         );
       }
       this.backoffMs = max;

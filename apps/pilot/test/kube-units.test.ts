@@ -1,0 +1,220 @@
+import { Writable } from 'node:stream';
+import { KubeConfig, type V1EndpointSlice, type V1Pod, type V1Service } from '@kubernetes/client-node';
+import { createLogger } from '@mizzen/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeController } from '../src/kube/controller.js';
+import { parseMeshConfig } from '../src/kube/mesh-config.js';
+import { buildKubeRegistry, localityOf, servicePortProtocol } from '../src/kube/registry.js';
+import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
+import { FakeKubeApi } from './fake-kube-api.js';
+
+function svc(name: string, spec: V1Service['spec'], annotations?: Record<string, string>): V1Service {
+  return { metadata: { name, namespace: 'shop', annotations }, spec };
+}
+
+describe('Kubernetes registry rules', () => {
+  it('chooses port protocols as Istio does: appProtocol, then the port name', () => {
+    expect(servicePortProtocol('grpc', 'tcp-x')).toBe('GRPC');
+    expect(servicePortProtocol('kubernetes.io/h2c', undefined)).toBe('HTTP2');
+    expect(servicePortProtocol('kubernetes.io/ws', undefined)).toBe('HTTP');
+    expect(servicePortProtocol(undefined, 'http-web')).toBe('HTTP');
+    expect(servicePortProtocol(undefined, 'grpc-web')).toBe('GRPC-WEB');
+    expect(servicePortProtocol(undefined, 'db')).toBe('UNKNOWN');
+  });
+
+  it('takes locality from istio-locality, else the node topology labels', () => {
+    const node = {
+      metadata: {
+        name: 'n',
+        labels: {
+          'topology.kubernetes.io/region': 'eu-west1',
+          'topology.kubernetes.io/zone': 'eu-west1-c',
+          'topology.istio.io/subzone': 'rack7',
+        },
+      },
+    };
+    expect(localityOf(undefined, node)).toBe('eu-west1/eu-west1-c/rack7');
+    expect(localityOf({ metadata: { labels: { 'istio-locality': 'us.us-a.r1' } } }, node)).toBe('us/us-a/r1');
+    expect(localityOf(undefined, { metadata: { name: 'bare' } })).toBeUndefined();
+  });
+
+  it('builds services, exportTo, ExternalName and endpoint health from slices', () => {
+    const pods: V1Pod[] = [
+      {
+        metadata: { name: 'cart-1', namespace: 'shop', labels: { app: 'cart', version: 'v1' } },
+        spec: { serviceAccountName: 'cart', nodeName: 'n', containers: [] },
+        status: { podIP: '10.1.0.5' },
+      },
+    ];
+    const slices: V1EndpointSlice[] = [
+      {
+        metadata: { name: 'cart-a', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cart' } },
+        addressType: 'IPv4',
+        ports: [
+          { name: 'http', port: 8080 },
+          { name: 'grpc', port: 9090 },
+        ],
+        endpoints: [
+          { addresses: ['10.1.0.5'], conditions: { ready: true } },
+          // Terminating but still serving: kept, not healthy.
+          { addresses: ['10.1.0.6'], conditions: { ready: false, serving: true, terminating: true } },
+          // Terminating and no longer serving: gone.
+          { addresses: ['10.1.0.7'], conditions: { ready: false, serving: false, terminating: true } },
+        ],
+      },
+      {
+        // The same endpoint in a second slice (the controller moving it) counts once.
+        metadata: { name: 'cart-b', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cart' } },
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [{ addresses: ['10.1.0.5'], conditions: { ready: true } }],
+      },
+    ];
+    const registry = buildKubeRegistry({
+      services: [
+        svc(
+          'cart',
+          {
+            clusterIP: '10.96.1.1',
+            ports: [
+              { name: 'http', port: 80, targetPort: 8080 },
+              { name: 'grpc', port: 9090, appProtocol: 'grpc' },
+              { name: 'dns', port: 53, protocol: 'UDP' },
+            ],
+          },
+          { 'networking.istio.io/exportTo': '.,payments' },
+        ),
+        svc('legacy', {
+          type: 'ExternalName',
+          externalName: 'db.example.com',
+          ports: [{ name: 'tcp', port: 5432 }],
+        }),
+        svc('headless', { clusterIP: 'None', ports: [{ name: 'http', port: 80 }] }),
+      ],
+      endpointSlices: slices,
+      pods,
+      nodes: [],
+      namespaces: [],
+    });
+    const cart = registry.service('cart.shop.svc.cluster.local')!;
+    expect(cart.ports.map((p) => [p.name, p.port, p.protocol])).toEqual([
+      ['http', 80, 'HTTP'],
+      ['grpc', 9090, 'GRPC'],
+    ]);
+    expect(cart.exportTo).toEqual(['.', 'payments']);
+    expect(cart.addresses).toEqual(['10.96.1.1']);
+    expect(
+      registry
+        .endpoints('cart.shop.svc.cluster.local', 80)
+        .map((e) => [e.address, e.port, e.healthy, e.serviceAccount]),
+    ).toEqual([
+      ['10.1.0.5', 8080, true, 'cart'],
+      ['10.1.0.6', 8080, false, undefined],
+    ]);
+    expect(registry.endpoints('cart.shop.svc.cluster.local', 9090).map((e) => e.port)).toEqual([9090, 9090]);
+    const legacy = registry.service('legacy.shop.svc.cluster.local')!;
+    expect(legacy.resolution).toBe('DNS');
+    expect(registry.endpoints('legacy.shop.svc.cluster.local', 5432)[0]).toMatchObject({
+      address: 'db.example.com',
+      port: 5432,
+    });
+    expect(registry.service('headless.shop.svc.cluster.local')!.addresses).toEqual([]);
+  });
+});
+
+describe('mesh config from the istio ConfigMap', () => {
+  it('reads the fields pilot acts on and keeps the rest at their defaults', () => {
+    const mesh = parseMeshConfig(
+      'trustDomain: example.org\noutboundTrafficPolicy:\n  mode: REGISTRY_ONLY\ndefaultConfig:\n  discoveryAddress: x:15010\n',
+      DEFAULT_MESH_CONFIG,
+    );
+    expect(mesh).toMatchObject({ trustDomain: 'example.org', outboundTrafficPolicy: 'REGISTRY_ONLY' });
+    expect(mesh.connectTimeout).toBe(DEFAULT_MESH_CONFIG.connectTimeout);
+    expect(parseMeshConfig(undefined, DEFAULT_MESH_CONFIG)).toEqual(DEFAULT_MESH_CONFIG);
+  });
+
+  it('refuses wrong types with a sentence naming the field', () => {
+    expect(() => parseMeshConfig('trustDomain: 5\n', DEFAULT_MESH_CONFIG)).toThrow(
+      'mesh config: trustDomain must be a string',
+    );
+    expect(() => parseMeshConfig('- a\n', DEFAULT_MESH_CONFIG)).toThrow('must be a YAML mapping');
+    expect(() => parseMeshConfig('outboundTrafficPolicy: { mode: NEVER }\n', DEFAULT_MESH_CONFIG)).toThrow(
+      'outboundTrafficPolicy.mode must be ALLOW_ANY or REGISTRY_ONLY, got "NEVER"',
+    );
+  });
+});
+
+describe('the controller against a fake API server (no cluster runs here) that denies some permissions', () => {
+  const api = new FakeKubeApi();
+  const lines: Record<string, unknown>[] = [];
+  let controller: KubeController;
+
+  beforeAll(async () => {
+    await api.start();
+    api.forbidden.add('secrets');
+    api.forbidden.add('virtualservices');
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server: api.url, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 'rbac-test' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
+      currentContext: 'fake',
+    });
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    controller = new KubeController({
+      kubeConfig: kc,
+      logger: createLogger('rbac-test', { level: 'info', destination: sink }),
+      meshDefaults: DEFAULT_MESH_CONFIG,
+      initialBackoffMs: 10,
+      maxBackoffMs: 40,
+      retryPeriodMs: 100,
+      syncTimeoutMs: 1500,
+    });
+  });
+
+  afterAll(async () => {
+    await controller.stop();
+    await api.stop();
+  });
+
+  it('logs each missing permission once, naming the resource, while it keeps retrying', async () => {
+    await controller.start();
+    await controller.configSource.start();
+    const waiting = lines.find((l) => String(l.msg).startsWith('starting before these caches synced'));
+    expect(waiting?.waiting).toEqual(['secrets']);
+    const started = api.requests.length;
+    await new Promise((r) => setTimeout(r, 500));
+    const denied = api.requests.slice(started).filter((r) => r.url.startsWith('/api/v1/secrets'));
+    expect(denied.length).toBeGreaterThan(3);
+    const rbac = lines.filter((l) => String(l.msg).startsWith('missing RBAC permission'));
+    expect(rbac.map((l) => l.resource).sort()).toEqual(['secrets', 'virtualservices.networking.istio.io']);
+    expect(rbac.find((l) => l.resource === 'secrets')!.msg).toBe(
+      'missing RBAC permission: cannot list/watch secrets (/api/v1/secrets); grant "list" and "watch" on it to pilot\'s service account',
+    );
+    // Granted later: the informer lists and the message is not repeated.
+    api.forbidden.delete('secrets');
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'gw', namespace: 'istio-system' },
+      type: 'kubernetes.io/tls',
+      data: {
+        'tls.crt': Buffer.from('C').toString('base64'),
+        'tls.key': Buffer.from('K').toString('base64'),
+      },
+    });
+    const deadline = Date.now() + 5000;
+    while (!controller.credentials.lookup('istio-system', 'gw') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(controller.credentials.lookup('istio-system', 'gw')).toEqual({
+      certificateChain: 'C',
+      privateKey: 'K',
+    });
+  });
+});
