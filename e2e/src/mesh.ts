@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { generateTokenSecret, mintWorkloadToken } from '@mizzen/pki';
 import { PortAllocator } from '@mizzen/runtime';
 import { getJson, postJson } from './http.js';
 import { eventually } from './load.js';
@@ -34,6 +35,14 @@ export interface SidecarHandle {
   proc: Proc;
 }
 
+export interface CitadelHandle {
+  /** gRPC CA address (`CreateCertificate`). */
+  address: string;
+  /** HTTP: /ready, /metrics, /root-cert.pem. */
+  base: string;
+  proc: Proc;
+}
+
 /** A small mesh of real processes (pilot, sidecars, gateways) in a temp directory, torn down by `stop()`. */
 export class TestMesh {
   readonly procs = new Processes();
@@ -42,6 +51,8 @@ export class TestMesh {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-mesh-'));
   readonly configDir = path.join(this.dir, 'config');
   pilot?: PilotHandle;
+  citadel?: CitadelHandle;
+  private tokenSecret?: string;
 
   constructor() {
     fs.mkdirSync(this.configDir, { recursive: true });
@@ -50,6 +61,45 @@ export class TestMesh {
   /** Writes a YAML file into the directory pilot watches. */
   writeConfig(name: string, yaml: string): void {
     fs.writeFileSync(path.join(this.configDir, name), yaml);
+  }
+
+  /**
+   * Starts citadel (the CA) with a fresh root; proxies started afterwards get
+   * a token for their service account and fetch workload certificates, and
+   * pilot (start it after citadel) hands out the root: the mesh speaks mTLS.
+   */
+  async startCitadel(extraArgs: string[] = []): Promise<CitadelHandle> {
+    const [grpcPort, httpPort] = await this.ports.takeMany(2);
+    const keyFile = path.join(this.dir, 'ca', 'token-key');
+    this.tokenSecret = generateTokenSecret();
+    fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(keyFile, this.tokenSecret, { mode: 0o600 });
+    const base = `http://127.0.0.1:${httpPort}`;
+    const proc = this.procs.start('citadel', appEntry('@mizzen/citadel'), [
+      '--host',
+      '127.0.0.1',
+      '--grpc-port',
+      String(grpcPort),
+      '--http-port',
+      String(httpPort),
+      '--ca-dir',
+      path.join(this.dir, 'ca'),
+      '--token-key',
+      keyFile,
+      ...extraArgs,
+    ]);
+    await eventually('citadel /ready', async () => (await fetch(`${base}/ready`)).ok, 30_000);
+    this.citadel = { address: `127.0.0.1:${grpcPort}`, base, proc };
+    return this.citadel;
+  }
+
+  /** The flags that give a proxy its workload certificate, when citadel runs (a token file per proxy). */
+  private async certificateArgs(name: string, namespace: string, serviceAccount: string): Promise<string[]> {
+    if (!this.citadel || !this.tokenSecret) return [];
+    const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 3600 });
+    const file = path.join(this.dir, 'ca', `${name}.jwt`);
+    fs.writeFileSync(file, token, { mode: 0o600 });
+    return ['--ca-address', this.citadel.address, '--ca-token-file', file];
   }
 
   async startPilot(extraArgs: string[] = []): Promise<PilotHandle> {
@@ -67,6 +117,7 @@ export class TestMesh {
       path.join(this.dir, 'store.json'),
       '--registrations',
       path.join(this.dir, 'registrations.json'),
+      ...(this.citadel ? ['--citadel-url', this.citadel.base] : []),
       ...extraArgs,
     ];
     const base = `http://127.0.0.1:${httpPort}`;
@@ -133,6 +184,7 @@ export class TestMesh {
       String(healthPort),
       '--stats-port',
       String(statsPort),
+      ...(await this.certificateArgs(opts.workload, namespace, opts.service)),
       ...(opts.extraArgs ?? []),
     ]);
     return {
@@ -171,6 +223,7 @@ export class TestMesh {
       String(healthPort),
       '--stats-port',
       String(statsPort),
+      ...(await this.certificateArgs(name, 'istio-system', `${name}-service-account`)),
     ]);
     return {
       id: `router~127.0.0.1~${name}.istio-system~istio-system.svc.cluster.local`,

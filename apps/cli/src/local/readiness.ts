@@ -36,6 +36,12 @@ async function get(url: string, timeoutMs: number): Promise<{ status: number; bo
   return { status: res.statusCode, body: await res.body.text() };
 }
 
+/** True when citadel answers /ready (its root is loaded and the CA serves). */
+export async function citadelReady(base: string): Promise<true | string> {
+  const res = await get(`${base}/ready`, 2000);
+  return res.status === 200 ? true : `citadel answered ${res.status}`;
+}
+
 /** True when pilot answers /ready. */
 export async function pilotReady(base: string): Promise<true | string> {
   const res = await get(`${base}/ready`, 2000);

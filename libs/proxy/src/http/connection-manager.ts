@@ -202,6 +202,8 @@ export class HttpConnectionManager {
         ? 'mutual_tls'
         : 'none',
       sourcePrincipal: this.deps.direction === 'inbound' ? ctx.peerPrincipal : undefined,
+      destinationPrincipal:
+        this.deps.direction === 'outbound' ? info.upstreamTls?.peerPrincipal() : undefined,
     };
   }
 

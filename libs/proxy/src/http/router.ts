@@ -387,7 +387,7 @@ export class Router {
   private tlsFor(cluster: ClusterRuntime, host: UpstreamHost): UpstreamTls | undefined {
     const provider = cluster.tlsFor(host);
     if (!provider) return undefined;
-    const secure = provider.upstream(host.address);
+    const secure = provider.upstream(host);
     if ('error' in secure) throw Object.assign(new Error(secure.error), { code: 'TLS_CONTEXT_UNAVAILABLE' });
     return secure;
   }
@@ -402,7 +402,10 @@ export class Router {
   ): Promise<UpstreamResponse> {
     if (overall.aborted) throw overall.reason;
     const secure = this.tlsFor(cluster, host);
-    if (info) info.upstreamMtls = secure?.mutual ?? false;
+    if (info) {
+      info.upstreamMtls = secure?.mutual ?? false;
+      info.upstreamTls = secure;
+    }
     const attemptSignal = new Cancellation();
     const forward = () => attemptSignal.abort(overall.reason);
     overall.once('abort', forward);

@@ -42,6 +42,8 @@ export class StreamInfo {
   grpcStatus?: string;
   /** The upstream hop was mutual TLS. */
   upstreamMtls = false;
+  /** The upstream hop's TLS, which knows the identity the host proved once connected. */
+  upstreamTls?: { peerPrincipal(): string | undefined };
   /** The sidecar on the other end (metadata exchange): the caller inbound, the callee outbound. */
   peer?: PeerMetadata;
 

@@ -122,7 +122,9 @@ export class WorkloadCertManager {
       this.state.rotations++;
       this.state.lastError = undefined;
       this.backoffMs = this.options.initialBackoffMs ?? 1_000;
-      this.schedule(validFrom, validTo);
+      // CAs backdate notBefore for clock skew (citadel by a minute): count the life from receipt,
+      // or a short-lived certificate would look half spent on arrival and rotate at once.
+      this.schedule(Math.max(validFrom, Date.now()), validTo);
       this.options.logger.info(
         { identity: this.state.identity, serial: leaf.serialNumber, notAfter: this.state.notAfter },
         'workload certificate issued',

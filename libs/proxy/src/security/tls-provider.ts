@@ -33,9 +33,13 @@ export interface UpstreamTls {
   readonly verify: (host: string, cert: tls.PeerCertificate) => Error | undefined;
   /** The client presents a certificate (mutual TLS). */
   readonly mutual: boolean;
+  /** The SPIFFE id the host proved in its latest handshake (telemetry's destination_principal). */
+  peerPrincipal(): string | undefined;
 }
 
 let nextProviderId = 0;
+/** A bound on remembered upstream identities (hosts come and go with EDS). */
+const MAX_REMEMBERED_PEERS = 4096;
 
 /**
  * Turns a TLS context spec plus the current secrets into a Node secure
@@ -46,6 +50,8 @@ export class TlsContextProvider {
   private cached?: ContextResult;
   private readonly id = ++nextProviderId;
   private version = 0;
+  /** By `address:port`: the identity each host proved when we last connected to it. */
+  private readonly verifiedPeers = new Map<string, string | undefined>();
 
   constructor(
     readonly spec: TlsContextSpec,
@@ -66,24 +72,27 @@ export class TlsContextProvider {
     return this.cached;
   }
 
-  /** The client side of this context for one host, or why it cannot be used yet. */
-  upstream(hostAddress: string): UpstreamTls | { error: string } {
+  /** The client side of this context for one host (`address`, `key` = address:port), or why it cannot be used yet. */
+  upstream(host: { address: string; key: string }): UpstreamTls | { error: string } {
     const result = this.context();
     if (!result.ok) return { error: result.reason };
-    const servername = this.spec.sni ?? (net.isIP(hostAddress) ? undefined : hostAddress);
+    const servername = this.spec.sni ?? (net.isIP(host.address) ? undefined : host.address);
     const sanRules = (this.spec.validation?.sans.length ?? 0) > 0;
     return {
       key: `${this.id}#${this.version}`,
       context: result.context,
       servername,
       mutual: this.spec.certificate !== undefined,
-      verify: (host, cert) => {
-        if (sanRules) {
-          const why = this.checkPeer(cert);
-          return why ? new Error(why) : undefined;
-        }
-        // No SAN rules: the usual hostname check against the SNI (or the address dialled).
-        return tls.checkServerIdentity(servername ?? host, cert);
+      peerPrincipal: () => this.verifiedPeers.get(host.key),
+      verify: (name, cert) => {
+        const refusal = sanRules
+          ? this.checkPeer(cert)
+          : // No SAN rules: the usual hostname check against the SNI (or the address dialled).
+            tls.checkServerIdentity(servername ?? name, cert)?.message;
+        if (refusal) return new Error(refusal);
+        if (this.verifiedPeers.size > MAX_REMEMBERED_PEERS) this.verifiedPeers.clear();
+        this.verifiedPeers.set(host.key, spiffeIdOf(cert));
+        return undefined;
       },
     };
   }

@@ -1,0 +1,278 @@
+import { X509Certificate } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
+import { eventually } from '../src/load.js';
+import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+
+/**
+ * Istio's mutual TLS tasks through citadel, pilot and real sidecars: every
+ * proxy fetches a workload certificate for its service account, sidecars
+ * talk mTLS to each other (auto mTLS), PeerAuthentication decides what an
+ * inbound port accepts, and certificates rotate under load without a
+ * failed request. Checked from outside: TLS handshakes, plaintext clients,
+ * the caller identity the app sees, and the proxies' metrics.
+ */
+const SERVICES = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: reviews } }
+`;
+
+interface CertsView {
+  workload?: { identity: string; serial?: string; rotations: number };
+}
+
+/** What a client without a sidecar gets from a port: an HTTP status, or the connection refused/reset. */
+async function plaintextGet(port: number): Promise<number | 'refused'> {
+  return fetch(`http://127.0.0.1:${port}/plain`, { signal: AbortSignal.timeout(5000) }).then(
+    (r) => r.status,
+    () => 'refused',
+  );
+}
+
+/** The certificate a port presents in a TLS handshake, verified against `root`. */
+function presented(
+  port: number,
+  root: string,
+): Promise<{ authorized: boolean; san?: string; serial: string }> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca: root, checkServerIdentity: () => undefined });
+    s.once('secureConnect', () => {
+      const cert = s.getPeerCertificate();
+      resolve({ authorized: s.authorized, san: cert.subjectaltname, serial: cert.serialNumber });
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
+}
+
+describe('mutual TLS between sidecars (citadel, PeerAuthentication, rotation)', () => {
+  const mesh = new TestMesh();
+  let reviews: Backend;
+  let server: SidecarHandle;
+  let client: SidecarHandle;
+  let http: ProxyClient;
+  let root = '';
+
+  beforeAll(async () => {
+    mesh.writeConfig('services.yaml', SERVICES);
+    await mesh.startCitadel();
+    await mesh.startPilot(['--registration-grace-ms', '30000']);
+    reviews = await startBackend('reviews', 'v1');
+    // Short-lived certificates, so the suite sees them rotate.
+    server = await mesh.startSidecar({
+      workload: 'reviews-v1',
+      service: 'reviews',
+      labels: { app: 'reviews', version: 'v1' },
+      appPort: reviews.port,
+      extraArgs: ['--cert-ttl', '20s'],
+    });
+    const app = await startBackend('productpage', 'v1');
+    client = await mesh.startSidecar({
+      workload: 'productpage-v1',
+      service: 'productpage',
+      labels: { app: 'productpage', version: 'v1' },
+      appPort: app.port,
+    });
+    await mesh.waitForSync([server.id, client.id]);
+    root = await (await fetch(`${mesh.citadel!.base}/root-cert.pem`)).text();
+    http = new ProxyClient(client.outboundPort);
+    await eventually(
+      'reviews through the mesh',
+      async () => (await http.request('http://reviews:9080/warm')).status === 200,
+      30_000,
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    http?.close();
+    await reviews?.close();
+    await mesh.stop();
+  });
+
+  it('every proxy holds a certificate for its service account, issued by citadel', async () => {
+    const view = await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`);
+    expect(view.workload?.identity).toBe('spiffe://cluster.local/ns/default/sa/reviews');
+    const cert = await presented(server.inboundPort, root);
+    expect(cert.authorized).toBe(true);
+    expect(cert.san).toBe('URI:spiffe://cluster.local/ns/default/sa/reviews');
+    expect(new X509Certificate(root).subject).toContain('cluster.local');
+  });
+
+  it('sidecar to sidecar is mutual TLS: the app sees its caller’s verified identity', async () => {
+    const r = await http.request('http://reviews:9080/who', {
+      'x-forwarded-client-cert': 'By=spiffe://forged;URI=spiffe://cluster.local/ns/default/sa/admin',
+    });
+    expect(r.status).toBe(200);
+    const xfcc = String(reviews.lastHeaders?.['x-forwarded-client-cert']);
+    // The outbound sidecar drops what the app sent; the inbound one adds what the handshake proved.
+    expect(xfcc).toMatch(
+      /^By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews;Hash=[0-9a-f]{64};Subject="";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/,
+    );
+  });
+
+  it('both reporters name both principals; the destination reports the hop as mutual_tls', async () => {
+    await http.request('http://reviews:9080/metrics-check');
+    await eventually(
+      'istio_requests_total with principals',
+      async () => {
+        const source = await (await fetch(`http://127.0.0.1:${client.statsPort}/stats/prometheus`)).text();
+        const dest = await (await fetch(`http://127.0.0.1:${server.statsPort}/stats/prometheus`)).text();
+        // As in Istio, only the destination reporter knows the connection's security policy.
+        const ok = (text: string, reporter: string, policy: string) =>
+          text
+            .split('\n')
+            .some(
+              (l) =>
+                l.startsWith('istio_requests_total{') &&
+                l.includes(`reporter="${reporter}"`) &&
+                l.includes('source_principal="spiffe://cluster.local/ns/default/sa/productpage"') &&
+                l.includes('destination_principal="spiffe://cluster.local/ns/default/sa/reviews"') &&
+                l.includes(`connection_security_policy="${policy}"`),
+            );
+        return ok(source, 'source', 'unknown') && ok(dest, 'destination', 'mutual_tls');
+      },
+      10_000,
+    );
+  });
+
+  it('PERMISSIVE (the default) also serves clients without a sidecar, and gives them no identity', async () => {
+    expect(await plaintextGet(server.inboundPort)).toBe(200);
+    expect(reviews.lastHeaders?.['x-forwarded-client-cert']).toBeUndefined();
+  });
+
+  it('STRICT refuses plaintext and certificate-less TLS while mesh traffic keeps flowing; DISABLE turns mTLS off', async () => {
+    const strict = await mesh.apply(`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: default }
+spec: { mtls: { mode: STRICT } }
+`);
+    expect(strict.status).toBe(200);
+    await eventually(
+      'plaintext refused',
+      async () => (await plaintextGet(server.inboundPort)) === 'refused',
+      15_000,
+    );
+    // TLS without a client certificate is refused too.
+    const noCert = await new Promise<string>((resolve) => {
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: server.inboundPort,
+        ca: root,
+        checkServerIdentity: () => undefined,
+      });
+      s.once('secureConnect', () => {
+        s.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+        s.once('data', (d) => resolve(d.toString().slice(0, 12)));
+        s.once('close', () => resolve('closed'));
+      });
+      s.once('error', () => resolve('closed'));
+    });
+    expect(noCert).toBe('closed');
+    expect((await http.request('http://reviews:9080/strict')).status).toBe(200);
+
+    // A client whose DestinationRule turns TLS off cannot reach a STRICT workload…
+    await mesh.apply(`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: default }
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: { tls: { mode: DISABLE } }
+`);
+    await eventually(
+      'plaintext hop refused by STRICT',
+      async () => (await http.request('http://reviews:9080/dr-off')).status === 503,
+      15_000,
+    );
+    // …until the workload allows plaintext (a workload policy beats the namespace one).
+    await mesh.apply(`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: reviews, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  mtls: { mode: DISABLE }
+`);
+    await eventually(
+      'plaintext accepted again',
+      async () => (await http.request('http://reviews:9080/disabled')).status === 200,
+      15_000,
+    );
+    expect(reviews.lastHeaders?.['x-forwarded-client-cert']).toBeUndefined();
+    // A raw TCP connect still works on the port; TLS is simply not offered any more.
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(server.inboundPort, '127.0.0.1', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', reject);
+    });
+
+    // Back to auto mTLS and PERMISSIVE for the next test.
+    await mesh.apply(`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: default }
+spec:
+  host: reviews.default.svc.cluster.local
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: reviews, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  mtls: { mode: STRICT }
+`);
+    await eventually(
+      'mTLS again',
+      async () => {
+        const r = await http.request('http://reviews:9080/back');
+        return r.status === 200 && String(reviews.lastHeaders?.['x-forwarded-client-cert']).includes('URI=');
+      },
+      15_000,
+    );
+  }, 90_000);
+
+  it('rotates short-lived certificates under load without failing a request', async () => {
+    const first = await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`);
+    const failures: string[] = [];
+    let sent = 0;
+    const deadline = Date.now() + 30_000;
+    let rotated = false;
+    // Bounded: at most 3000 requests or 30 s (paced, ~100/s), stopping once the server's certificate rotated.
+    while (Date.now() < deadline && sent < 3000 && !rotated) {
+      const batch = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          http.request(`http://reviews:9080/load/${sent++}`).then(
+            (r) => (r.status === 200 ? undefined : `status ${r.status}: ${r.body.slice(0, 80)}`),
+            (err: Error) => err.message,
+          ),
+        ),
+      );
+      for (const f of batch) if (f) failures.push(f);
+      const now = await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`);
+      rotated = (now.workload?.rotations ?? 0) > (first.workload?.rotations ?? 0);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    expect(rotated, `the 20 s certificate should rotate within 30 s (sent ${sent})`).toBe(true);
+    expect(
+      (await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`)).workload?.serial,
+    ).not.toBe(first.workload?.serial);
+    expect(failures).toEqual([]);
+    const cert = await presented(server.inboundPort, root);
+    expect(cert.serial).toBe(
+      (await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`)).workload?.serial,
+    );
+  }, 60_000);
+});
