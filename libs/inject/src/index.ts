@@ -3,6 +3,14 @@
  * (which pods), the pod transformation (init container, sidecar, probes), the
  * AdmissionReview JSONPatch, and offline `kube-inject` over YAML.
  */
+
+export {
+  APP_HEALTH_PREFIX,
+  APP_PROBERS_ENV,
+  AppProber,
+  AppProberError,
+  type ProbeResult,
+} from './app-prober.js';
 export {
   ANNOTATION,
   CANONICAL_NAME_LABEL,

@@ -231,12 +231,7 @@ export function rewriteProbes(containers: Container[]): Record<string, JsonObjec
           tcpSocket: { port, ...(probe.tcpSocket.host ? { host: probe.tcpSocket.host } : {}) },
           timeoutSeconds: timeout,
         };
-      } else if (probe.grpc) {
-        probers[path] = {
-          grpc: { port: probe.grpc.port, ...(probe.grpc.service ? { service: probe.grpc.service } : {}) },
-          timeoutSeconds: timeout,
-        };
-      } else continue;
+      } else continue; // gRPC and exec probes reach the app as they are (kubelet's gRPC probe is plaintext h2)
       const { httpGet: _h, tcpSocket: _t, grpc: _g, ...rest } = probe;
       c[field] = { ...rest, httpGet: { path, port: PORTS.agent, scheme: 'HTTP' } };
     }
