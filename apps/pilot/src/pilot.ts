@@ -144,6 +144,10 @@ export class Pilot {
       return this.metrics.registry.metrics();
     });
     registerDebugRoutes(this.http, { ads: this.ads, push: this.push, config: this.config });
+    // Kubernetes mode: leadership, write counts and every informer's list/watch state.
+    this.http.get('/debug/kubez', async (_req, reply) =>
+      this.kube ? this.kube.stats() : reply.code(404).send({ error: 'pilot is not in Kubernetes mode' }),
+    );
     registerConfigApi(this.http, { store: this.store, config: this.config });
   }
 

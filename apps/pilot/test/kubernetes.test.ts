@@ -177,6 +177,7 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
   const pilots: Pilot[] = [];
   let proxy: MeshProxy | undefined;
   let outboundPort = 0;
+  let debugBase = '';
 
   function startPilot(name: string): Pilot {
     const pilot = new Pilot({
@@ -211,7 +212,8 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     servers.push(await backend('127.0.0.3', backendPort, 'reviews-v2'));
     seedCluster(api, backendPort);
     const pilot = startPilot('pilot-a');
-    const { xdsPort } = await pilot.start();
+    const { xdsPort, httpPort } = await pilot.start();
+    debugBase = `http://127.0.0.1:${httpPort}`;
     outboundPort = await freePort();
     const adminPort = await freePort();
     const healthPort = await freePort();
@@ -260,6 +262,30 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
       ['127.0.0.2', 'v1', 'bookinfo-reviews', 'us-east1/us-east1-b', true],
       ['127.0.0.3', 'v2', 'bookinfo-reviews', 'us-east1/us-east1-b', true],
     ]);
+  });
+
+  it('reports leadership and every informer on /debug/kubez', async () => {
+    await eventually(
+      'pilot-a to lead',
+      () => pilotA().kube!.isLeader(),
+      (l) => l,
+    );
+    const res = await fetch(`${debugBase}/debug/kubez`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      leader: boolean;
+      identity: string;
+      informers: Record<string, { synced: boolean; lists: number }>;
+    };
+    expect(body).toMatchObject({ leader: true, identity: 'pilot-a' });
+    for (const name of [
+      'services',
+      'pods',
+      'virtualservices.networking.istio.io',
+      'endpointslices.discovery.k8s.io',
+    ]) {
+      expect(body.informers[name], name).toMatchObject({ synced: true, lists: 1 });
+    }
   });
 
   it('serves xDS to a real sidecar that routes to the EndpointSlice backends by pod-label subsets', async () => {
