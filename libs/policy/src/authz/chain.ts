@@ -119,6 +119,11 @@ export class AuthzChain {
     return this.steps.length === 0;
   }
 
+  /** The external authorizers this chain may ask (so a proxy can refuse what it cannot call). */
+  authorizers(): CompiledExtAuthz[] {
+    return this.steps.flatMap((s) => (s.kind === 'ext_authz' ? [s.authorizer] : []));
+  }
+
   static compile(
     filters: readonly (HttpFilterJson | NetworkFilterJson)[],
     where = 'authorization',

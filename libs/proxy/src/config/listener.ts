@@ -1,3 +1,4 @@
+import { AuthzChain, isAuthzFilter, type NetworkFilterJson, RBAC_NETWORK_TYPE } from '@mizzen/policy';
 import { durationToMs } from '@mizzen/xds';
 import type {
   FilterChainJson,
@@ -52,6 +53,8 @@ export interface TcpProxyConfig {
   readonly kind: 'tcp';
   readonly statPrefix: string;
   readonly clusters: readonly { name: string; weight: number }[];
+  /** Network RBAC filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
+  readonly authz?: AuthzChain;
 }
 
 export type NetworkFilterConfig = HttpConnectionManagerConfig | TcpProxyConfig;
@@ -81,8 +84,17 @@ export interface ListenerConfig {
   readonly needsInspection: boolean;
   /** How long to wait for a client's first bytes (Envoy's listener_filters_timeout) before deciding without them. */
   readonly inspectionTimeoutMs: number;
+  /**
+   * The workload port this listener stands for, when it is not the port it
+   * binds: local mode gives each inbound port its own listener, and Istio's
+   * policies (AuthorizationPolicy `ports`) name the workload's port.
+   */
+  readonly workloadPort?: number;
   readonly json: ListenerJson;
 }
+
+/** Listener metadata namespace pilot uses for what only a local-mode listener needs to know. */
+export const LISTENER_METADATA_NAMESPACE = 'mizzen.io/listener';
 
 function compileClientCertPolicy(tc: HttpConnectionManagerJson, where: string): ClientCertPolicy {
   const mode = tc.forward_client_cert_details ?? 'SANITIZE';
@@ -127,17 +139,36 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
 }
 
 function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFilterConfig {
-  const filters = chain.filters ?? [];
-  if (filters.length !== 1) {
-    fail(
-      where,
-      `expected exactly one network filter (http_connection_manager or tcp_proxy), got ${filters.length}`,
-    );
+  const all = chain.filters ?? [];
+  // Authorization (network RBAC) may precede the terminal filter, as Istio puts it before tcp_proxy.
+  const authzFilters = all.slice(0, -1);
+  authzFilters.forEach((f, i) => {
+    if (!isAuthzFilter(f) || f.typed_config?.['@type'] !== RBAC_NETWORK_TYPE)
+      fail(
+        `${where}.filters[${i}]`,
+        `network filter ${f.name} is not supported by this proxy before the last filter`,
+      );
+  });
+  if (all.length === 0) {
+    fail(where, 'expected a network filter (http_connection_manager or tcp_proxy), got none');
   }
-  const f = filters[0]!;
+  const last = all.length - 1;
+  const f = all[last]!;
   const tc = f.typed_config;
-  if (tc?.['@type'] === HCM_TYPE) return compileHcm(tc as HttpConnectionManagerJson, `${where}.filters[0]`);
-  if (tc?.['@type'] === TCP_PROXY_TYPE) return compileTcpProxy(tc as TcpProxyJson, `${where}.filters[0]`);
+  if (tc?.['@type'] === HCM_TYPE) {
+    if (authzFilters.length)
+      fail(
+        `${where}.filters[0]`,
+        'network RBAC before an HTTP connection manager is not supported; use the HTTP RBAC filter',
+      );
+    return compileHcm(tc as HttpConnectionManagerJson, `${where}.filters[${last}]`);
+  }
+  if (tc?.['@type'] === TCP_PROXY_TYPE) {
+    const proxy = compileTcpProxy(tc as TcpProxyJson, `${where}.filters[${last}]`);
+    return authzFilters.length
+      ? { ...proxy, authz: AuthzChain.compile(authzFilters as NetworkFilterJson[], `${where}.filters`) }
+      : proxy;
+  }
   fail(
     `${where}.filters[0]`,
     `network filter ${f.name} (${tc?.['@type'] ?? 'no type'}) is not supported by this proxy`,
@@ -154,6 +185,18 @@ function compileFilterChain(chain: FilterChainJson, where: string): FilterChainC
     filter: compileNetworkFilter(chain, where),
     tls: compileTransportSocket(chain.transport_socket as never, 'downstream', `${where}.transport_socket`),
   };
+}
+
+function workloadPortOf(l: ListenerJson, where: string): { workloadPort?: number } {
+  const value = l.metadata?.filter_metadata?.[LISTENER_METADATA_NAMESPACE]?.workload_port;
+  if (value === undefined) return {};
+  const port = Number(value);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535)
+    fail(
+      `${where}.metadata.filter_metadata["${LISTENER_METADATA_NAMESPACE}"].workload_port`,
+      `invalid port ${value}`,
+    );
+  return { workloadPort: port };
 }
 
 export function compileListener(l: ListenerJson): ListenerConfig {
@@ -190,6 +233,7 @@ export function compileListener(l: ListenerJson): ListenerConfig {
     needsInspection: chains.some((c) => c.match.needsInspection),
     // Envoy's default listener_filters_timeout is 15s; Istio sets 0.1s with continue_on_listener_filters_timeout.
     inspectionTimeoutMs: timeout === undefined ? 100 : (durationToMs(timeout) ?? 100),
+    ...workloadPortOf(l, where),
     json: l,
   };
 }

@@ -44,6 +44,7 @@ export interface ListenerJson {
   listener_filters?: FilterJson[];
   listener_filters_timeout?: string;
   continue_on_listener_filters_timeout?: boolean;
+  metadata?: { filter_metadata?: Record<string, Record<string, unknown>> };
 }
 
 export interface HeaderValueOptionJson {

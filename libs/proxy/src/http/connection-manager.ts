@@ -46,6 +46,10 @@ export interface DownstreamContext {
   readonly mtls?: boolean;
   /** The client's verified certificate (mutual TLS), for x-forwarded-client-cert. */
   readonly clientCertificate?: ClientCertificate;
+  /** The port the client connected to, as the workload sees it (authorization's destination.port). */
+  readonly destinationPort?: number;
+  /** The TLS SNI the client sent (connection.sni). */
+  readonly sni?: string;
 }
 
 export interface HcmDeps {
@@ -204,6 +208,7 @@ export class HttpConnectionManager {
       sourcePrincipal: this.deps.direction === 'inbound' ? ctx.peerPrincipal : undefined,
       destinationPrincipal:
         this.deps.direction === 'outbound' ? info.upstreamTls?.peerPrincipal() : undefined,
+      ...(info.authz ? { authz: info.authz } : {}),
     };
   }
 
@@ -259,6 +264,8 @@ export class HttpConnectionManager {
       info.responseCode = status;
       sendLocalReply(res, status, body, replyHeaders as Record<string, string | string[]>);
     };
+    // What goes upstream: a filter may change the path (the route chosen above stays, as in Envoy).
+    let upstreamPath = path;
     if (this.config.filters.length) {
       const filterContext: HttpFilterContext = {
         request: { method: req.method ?? 'GET', path, authority, scheme: ctx.scheme, headers },
@@ -268,12 +275,15 @@ export class HttpConnectionManager {
         vhost,
         info,
         downstream: ctx,
+        clientAddress: this.clientAddress(req, ctx, headers),
         reply,
         decorateResponse: (d) => decorators.push(d),
+        callCluster: (cluster, request, timeoutMs) => this.deps.router.call(cluster, request, timeoutMs),
       };
       for (const filter of this.config.filters) {
         if ((await filter.decode(filterContext)) === 'stop') return;
       }
+      upstreamPath = filterContext.request.path;
     }
     if (!vhost || !route) {
       info.flag('NR');
@@ -295,8 +305,8 @@ export class HttpConnectionManager {
           route,
           action,
           headers,
-          path,
-          pathOnly,
+          path: upstreamPath,
+          pathOnly: upstreamPath === path ? pathOnly : upstreamPath.split('?')[0]!,
           decorators,
         });
     }
@@ -436,6 +446,20 @@ export class HttpConnectionManager {
     }
     applyClientCertPolicy(headers, this.config.clientCert, ctx.clientCertificate);
     return headers;
+  }
+
+  /**
+   * Envoy's downstream remote address: the peer itself at the edge
+   * (use_remote_address), else the X-Forwarded-For entry `xff_num_trusted_hops`
+   * from the right, falling back to the peer.
+   */
+  private clientAddress(req: IncomingMessage, ctx: DownstreamContext, headers: HeaderMap): string {
+    const peer = ctx.remoteAddress ?? req.socket.remoteAddress ?? '';
+    if (this.config.useRemoteAddress) return peer;
+    const xff = headerValue(headers, 'x-forwarded-for');
+    if (!xff) return peer;
+    const hops = xff.split(',').map((s) => s.trim());
+    return hops[hops.length - 1 - this.config.xffNumTrustedHops] || peer;
   }
 
   private async routeTable(): Promise<RouteTable | undefined> {

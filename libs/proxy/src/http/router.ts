@@ -41,6 +41,13 @@ export interface UpstreamRequest {
   readonly decorators?: readonly ResponseDecorator[];
 }
 
+/** The answer to a side call ({@link Router.call}). */
+export interface SideCallResponse {
+  status: number;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  body: string;
+}
+
 type FailureKind =
   | 'connect-failure'
   | 'reset'
@@ -363,6 +370,56 @@ export class Router {
           slot();
         },
       );
+  }
+
+  /**
+   * A request the proxy makes on its own behalf (an external authorizer's
+   * check): one attempt to a host of `clusterName` through its pools, circuit
+   * breaker and TLS, bounded by `timeoutMs`, the answer's body read up to
+   * `maxBodyBytes`. Rejects when the cluster is unknown, has no host, is
+   * overflowing, the host fails or time runs out.
+   */
+  async call(
+    clusterName: string,
+    req: { method: string; path: string; headers: HeaderMap; body?: Buffer },
+    timeoutMs: number,
+    maxBodyBytes = 64 * 1024,
+  ): Promise<SideCallResponse> {
+    const cluster = this.clusters.get(clusterName);
+    if (!cluster) throw new Error(`cluster ${clusterName} is not configured`);
+    const host = cluster.pick();
+    if (!host) throw new Error(`cluster ${clusterName} has no healthy host`);
+    const slot = cluster.breaker.tryAcquire();
+    if (!slot) throw new Error(`cluster ${clusterName} is overflowing`);
+    const signal = new Cancellation();
+    const timer = setTimeout(
+      () => signal.abort(new Error(`no answer from ${clusterName} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    try {
+      const res = await this.pools.dispatch(
+        host,
+        cluster.connectionSettings,
+        upstreamProtocol(cluster, host, false),
+        { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, signal },
+        this.tlsFor(cluster, host),
+      );
+      cluster.report(host.key, outcomeOf(res.statusCode));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (signal.aborted) throw signal.reason;
+        size += chunk.length;
+        if (size <= maxBodyBytes) chunks.push(chunk);
+      }
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() };
+    } catch (err) {
+      cluster.report(host.key, 'local-failure');
+      throw signal.aborted ? signal.reason : err;
+    } finally {
+      clearTimeout(timer);
+      slot();
+    }
   }
 
   private shadowTls(cluster: ClusterRuntime, host: UpstreamHost): UpstreamTls | undefined {

@@ -7,7 +7,8 @@
  * injected, `RL` rate limited, `UAEX` denied by an external authorizer)
  * and where it went. Access logs and metrics read it.
  */
-import type { PeerMetadata } from '../observe/records.js';
+import type { RequestAuth } from '@mizzen/policy';
+import type { AuthzOutcomeRecord, PeerMetadata } from '../observe/records.js';
 
 export type ResponseFlag =
   | 'NR'
@@ -46,6 +47,12 @@ export class StreamInfo {
   upstreamTls?: { peerPrincipal(): string | undefined };
   /** The sidecar on the other end (metadata exchange): the caller inbound, the callee outbound. */
   peer?: PeerMetadata;
+  /** What jwt_authn verified (Istio's request.auth.*); absent when the request carried no token. */
+  requestAuth?: RequestAuth;
+  /** Envoy's dynamic metadata, by filter namespace (jwt_authn payloads, RBAC shadow results). */
+  readonly dynamicMetadata: Record<string, Record<string, unknown>> = {};
+  /** How authorization decided, for logs and metrics. */
+  authz?: AuthzOutcomeRecord;
 
   flag(f: ResponseFlag): void {
     this.flags.add(f);

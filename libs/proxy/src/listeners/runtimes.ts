@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
+import type { AuthzChain } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
 import type { ConnectionFacts } from '../config/filter-chain-match.js';
 import { compareSpecificity } from '../config/filter-chain-match.js';
@@ -17,6 +18,7 @@ import {
 } from '../http/connection-manager.js';
 import type { Router } from '../http/router.js';
 import type { ProxyObserver } from '../observe/records.js';
+import type { ClientCertificate } from '../security/client-cert-details.js';
 import type { SecretStore } from '../security/secret-store.js';
 import { TlsContextProvider } from '../security/tls-provider.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
@@ -46,8 +48,8 @@ export interface ConnectionContext {
   /** The downstream's addresses, when the socket handed over is a TLS stream that no longer knows them. */
   remote?: { address: string; port: number };
   local?: { address: string; port: number };
-  /** Set when a TLS chain terminated the connection: the client's SPIFFE identity, and whether it was mutual TLS. */
-  tls?: { peerPrincipal?: string; mtls: boolean };
+  /** Set when a TLS chain terminated the connection: the client's SPIFFE identity, whether it was mutual TLS, its SNI. */
+  tls?: { peerPrincipal?: string; mtls: boolean; sni?: string; clientCertificate?: ClientCertificate };
 }
 
 /** The network filter of one filter chain: an HTTP connection manager or a TCP proxy. */
@@ -133,7 +135,11 @@ export class HttpChainRuntime implements ChainRuntime {
   private readonly sessions = new WeakMap<http2.ServerHttp2Session, Closable>();
   private accepting?: DownstreamContext;
 
-  constructor(config: HttpConnectionManagerConfig, deps: RuntimeDeps, listener: ListenerConfig) {
+  constructor(
+    config: HttpConnectionManagerConfig,
+    deps: RuntimeDeps,
+    private readonly listener: ListenerConfig,
+  ) {
     this.hcm = new HttpConnectionManager(config, {
       ...deps,
       listenerName: listener.name,
@@ -168,15 +174,28 @@ export class HttpChainRuntime implements ChainRuntime {
     this.h2.on('sessionError', () => {});
   }
 
-  accept(socket: net.Socket, ctx: ConnectionContext): void {
-    const downstream: DownstreamContext = {
+  /** What the connection manager knows of a connection: addresses, the port the workload was called on, TLS facts. */
+  downstreamContext(ctx: ConnectionContext, localPort: number | undefined): DownstreamContext {
+    return {
       scheme: ctx.tls ? 'https' : 'http',
       originalDst: ctx.originalDst,
       remoteAddress: ctx.remote?.address,
       localAddress: ctx.local?.address,
       peerPrincipal: ctx.tls?.peerPrincipal,
       mtls: ctx.tls?.mtls ?? false,
+      clientCertificate: ctx.tls?.clientCertificate,
+      sni: ctx.tls?.sni,
+      destinationPort:
+        ctx.originalDst?.port ??
+        this.listener.workloadPort ??
+        ctx.local?.port ??
+        localPort ??
+        this.listener.port,
     };
+  }
+
+  accept(socket: net.Socket, ctx: ConnectionContext): void {
+    const downstream = this.downstreamContext(ctx, socket.localPort);
     const hand = (i: Inspection) => {
       if (i.applicationProtocols.includes('h2c')) {
         // The HTTP/2 session takes over the socket and reads what inspection put back from its buffer.
@@ -208,11 +227,14 @@ export class TcpChainRuntime implements ChainRuntime {
   readonly proxy: TcpProxy;
   private readonly sockets = new Set<net.Socket>();
 
+  private readonly logger: Logger;
+
   constructor(
     readonly config: TcpProxyConfig,
     deps: RuntimeDeps,
-    listener: ListenerConfig,
+    private readonly listener: ListenerConfig,
   ) {
+    this.logger = deps.logger;
     this.proxy = new TcpProxy(config, deps.clusters, deps.logger, {
       observer: deps.observer,
       listenerName: listener.name,
@@ -221,9 +243,37 @@ export class TcpChainRuntime implements ChainRuntime {
   }
 
   accept(socket: net.Socket, ctx: ConnectionContext): void {
+    if (this.config.authz && !this.authorized(socket, ctx, this.config.authz)) {
+      // Istio's TCP denial: the connection is closed, nothing is proxied.
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     this.proxy.handle(socket, { originalDst: ctx.originalDst });
+  }
+
+  private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {
+    const decision = chain.evaluate({
+      source: {
+        address: ctx.remote?.address ?? socket.remoteAddress ?? '',
+        ...(socket.remotePort !== undefined ? { port: socket.remotePort } : {}),
+        ...(ctx.tls?.peerPrincipal ? { principal: ctx.tls.peerPrincipal } : {}),
+      },
+      destination: {
+        address: ctx.local?.address ?? socket.localAddress ?? '',
+        port: ctx.originalDst?.port ?? this.listener.workloadPort ?? ctx.local?.port ?? socket.localPort ?? 0,
+      },
+      ...(ctx.tls?.sni ? { sni: ctx.tls.sni } : {}),
+    });
+    // Network RBAC never asks an external authorizer (those are HTTP-only here), so 'check' cannot occur.
+    const allowed = decision.verdict === 'allow';
+    if (!allowed)
+      this.logger.debug(
+        { policy: decision.verdict === 'deny' ? decision.policy : undefined },
+        'TCP connection denied by RBAC',
+      );
+    return allowed;
   }
 
   /** Opaque connections cannot be asked to close politely; they get the drain period, then are closed. */

@@ -49,13 +49,37 @@ interface Peer {
   principal?: string;
   mtls: boolean;
   certificate?: ClientCertificate;
+  sni?: string;
+  /** What the listener knew of the connection before TLS (original destination, addresses). */
+  connection: ConnectionContext;
 }
 
-function peerOf(socket: tls.TLSSocket): Peer {
+function peerOf(socket: tls.TLSSocket, connection: ConnectionContext): Peer {
   const cert = socket.getPeerCertificate?.();
   const presented = cert !== undefined && Object.keys(cert).length > 0;
-  if (!presented) return { mtls: false };
-  return { principal: spiffeIdOf(cert), mtls: true, certificate: clientCertificateOf(socket) };
+  const sni = typeof socket.servername === 'string' ? socket.servername : undefined;
+  if (!presented) return { mtls: false, sni, connection };
+  return {
+    principal: spiffeIdOf(cert),
+    mtls: true,
+    certificate: clientCertificateOf(socket),
+    sni,
+    connection,
+  };
+}
+
+/** The connection context a chain hands on after TLS: the pre-TLS facts plus what the handshake proved. */
+function afterTls(peer: Peer): ConnectionContext {
+  const { inspection: _bytesAlreadyConsumed, ...before } = peer.connection;
+  return {
+    ...before,
+    tls: {
+      peerPrincipal: peer.principal,
+      mtls: peer.mtls,
+      sni: peer.sni,
+      clientCertificate: peer.certificate,
+    },
+  };
 }
 
 /**
@@ -71,6 +95,8 @@ abstract class TlsTermination implements ChainRuntime {
   private version?: tls.SecureContext;
   protected readonly peers = new WeakMap<tls.TLSSocket, Peer>();
   private readonly live = new Set<tls.TLSSocket>();
+  /** Each connection's pre-TLS context, by the stream the TLS server was given. */
+  private readonly contexts = new WeakMap<object, ConnectionContext>();
 
   constructor(
     protected readonly provider: TlsContextProvider,
@@ -88,9 +114,24 @@ abstract class TlsTermination implements ChainRuntime {
       return;
     }
     const server = this.serverFor(result.context, result.options);
-    this.remember(socket, ctx);
-    server.emit('connection', ctx.inspection ? streamView(socket) : socket);
+    const wire = ctx.inspection ? streamView(socket) : socket;
+    this.contexts.set(wire, {
+      ...ctx,
+      remote: ctx.remote ?? { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+      local: ctx.local ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+    });
+    server.emit('connection', wire);
     socket.resume();
+  }
+
+  /**
+   * The pre-TLS context of a TLS socket. Node's TLSSocket keeps the stream it
+   * wraps in `_parent` (also reachable through HTTP/2's session socket proxy);
+   * that stream is what accept() handed the server.
+   */
+  protected connectionOf(s: tls.TLSSocket): ConnectionContext {
+    const parent = (s as unknown as { _parent?: object })._parent;
+    return (parent && this.contexts.get(parent)) ?? {};
   }
 
   drain(): void {
@@ -99,9 +140,6 @@ abstract class TlsTermination implements ChainRuntime {
     }, DRAIN_MS);
     timer.unref();
   }
-
-  /** Per-connection facts a subclass needs when the TLS socket appears. */
-  protected remember(_socket: net.Socket, _ctx: ConnectionContext): void {}
 
   private serverFor(context: tls.SecureContext, options: tls.SecureContextOptions): tls.Server {
     const spec = this.provider.spec;
@@ -147,7 +185,7 @@ abstract class TlsTermination implements ChainRuntime {
       s.destroy();
       return;
     }
-    this.peers.set(s, peerOf(s));
+    this.peers.set(s, peerOf(s, this.connectionOf(s)));
     this.live.add(s);
     s.once('close', () => this.live.delete(s));
   }
@@ -156,7 +194,6 @@ abstract class TlsTermination implements ChainRuntime {
 /** TLS in front of a tcp_proxy chain. */
 export class TlsTcpChain extends TlsTermination {
   readonly kind = 'tcp';
-  private readonly contexts = new WeakMap<object, ConnectionContext>();
 
   constructor(
     private readonly inner: ChainRuntime,
@@ -171,9 +208,7 @@ export class TlsTcpChain extends TlsTermination {
     server.on('secureConnection', (s: tls.TLSSocket) => {
       if (s.destroyed) return;
       const peer = this.peers.get(s);
-      this.inner.accept(s as unknown as net.Socket, {
-        tls: { peerPrincipal: peer?.principal, mtls: peer?.mtls ?? false },
-      });
+      if (peer) this.inner.accept(s as unknown as net.Socket, afterTls(peer));
     });
     return server;
   }
@@ -181,10 +216,6 @@ export class TlsTcpChain extends TlsTermination {
   override drain(): void {
     super.drain();
     this.inner.drain();
-  }
-
-  protected override remember(socket: net.Socket, ctx: ConnectionContext): void {
-    this.contexts.set(socket, ctx);
   }
 }
 
@@ -217,14 +248,9 @@ export class TlsHttpChain extends TlsTermination {
         | undefined;
       const session = req.httpVersionMajor === 2 ? req.stream.session : undefined;
       const peer = session ? this.sessionPeer(session) : socket ? this.peers.get(socket) : undefined;
-      const ctx: DownstreamContext = {
-        scheme: 'https',
-        remoteAddress: socket?.remoteAddress,
-        localAddress: socket?.localAddress,
-        peerPrincipal: peer?.principal,
-        mtls: peer?.mtls ?? false,
-        clientCertificate: peer?.certificate,
-      };
+      const ctx: DownstreamContext = peer
+        ? this.inner.downstreamContext(afterTls(peer), undefined)
+        : { scheme: 'https', mtls: false };
       void this.inner.hcm.handle(
         req as unknown as http.IncomingMessage,
         res as unknown as http.ServerResponse,
@@ -239,7 +265,8 @@ export class TlsHttpChain extends TlsTermination {
   private sessionPeer(session: http2.Http2Session): Peer {
     let peer = this.sessionPeers.get(session);
     if (!peer) {
-      peer = peerOf(session.socket as tls.TLSSocket);
+      const socket = session.socket as tls.TLSSocket;
+      peer = peerOf(socket, this.connectionOf(socket));
       this.sessionPeers.set(session, peer);
     }
     return peer;

@@ -138,6 +138,20 @@ export interface HttpRequestRecord extends HttpRequestStart {
   readonly connectionSecurityPolicy: 'mutual_tls' | 'none' | 'unknown';
   readonly sourcePrincipal?: string;
   readonly destinationPrincipal?: string;
+  /** Authorization's decision, when the listener has authorization filters. */
+  readonly authz?: AuthzOutcomeRecord;
+}
+
+/** What the authorization filters decided for one request or connection. */
+export interface AuthzOutcomeRecord {
+  readonly allowed: boolean;
+  /** The policy that denied or admitted it (`ns[foo]-policy[bar]-rule[0]`), when one matched. */
+  readonly policy?: string;
+  readonly deniedBy?: 'rbac' | 'ext_authz' | 'jwt';
+  /** istio.io/dry-run policies: what they would have decided, never enforced. */
+  readonly dryRun: readonly { action: string; allowed: boolean; policy?: string }[];
+  /** AUDIT policies that matched. */
+  readonly audited: readonly string[];
 }
 
 export interface TcpConnectionStart {

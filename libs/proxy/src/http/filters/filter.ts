@@ -2,12 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HeaderMap } from '../../config/headers.js';
 import type { CompiledRoute, CompiledVirtualHost } from '../../config/route-table.js';
 import type { DownstreamContext } from '../connection-manager.js';
+import type { SideCallResponse } from '../router.js';
 import type { StreamInfo } from '../stream-info.js';
 
 /** The request as filters see and may edit it (headers are the end-to-end headers that will go upstream). */
 export interface FilterRequest {
   readonly method: string;
-  readonly path: string;
+  /** :path with the query; a filter may change what goes upstream (jwt_authn removes a token parameter). */
+  path: string;
   readonly authority: string;
   readonly scheme: string;
   readonly headers: HeaderMap;
@@ -25,6 +27,17 @@ export interface HttpFilterContext {
   readonly vhost?: CompiledVirtualHost;
   readonly info: StreamInfo;
   readonly downstream: DownstreamContext;
+  /**
+   * The client's address as Envoy's connection manager determines it: the
+   * peer at the edge (use_remote_address), else from X-Forwarded-For.
+   */
+  readonly clientAddress: string;
+  /** A request of the proxy's own to a cluster (an external authorizer), bounded by `timeoutMs`. */
+  callCluster(
+    cluster: string,
+    req: { method: string; path: string; headers: HeaderMap; body?: Buffer },
+    timeoutMs: number,
+  ): Promise<SideCallResponse>;
   /** Answers the request from the filter (decorators still apply). */
   reply(status: number, body: string | Buffer, headers?: Record<string, string | string[]>): void;
   /** Registers a response-header edit for whatever response goes back. */

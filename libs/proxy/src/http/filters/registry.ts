@@ -1,10 +1,13 @@
+import { AuthzChain, type HttpFilterJson, isAuthzFilter } from '@mizzen/policy';
 import { fail } from '../../config/errors.js';
 import { compileStatsConfig, isStatsFilter } from '../../config/telemetry.js';
 import type { FilterJson } from '../../envoy/types.js';
 import type { StatsSettings } from '../../observe/records.js';
+import { compileAuthzFilter } from './authz.js';
 import { CORS_POLICY_TYPE, CORS_TYPE, CorsFilter, compileCorsPolicy } from './cors.js';
 import { compileFault, FAULT_TYPE, FaultFilter } from './fault.js';
 import type { HttpFilter } from './filter.js';
+import { JWT_AUTHN_TYPE, JwtAuthnFilter } from './jwt-authn.js';
 
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
@@ -18,6 +21,7 @@ interface FilterKind {
 const FILTERS: Record<string, FilterKind> = {
   [FAULT_TYPE]: { create: (name, config, where) => new FaultFilter(name, compileFault(config, where)) },
   [CORS_TYPE]: { create: (name) => new CorsFilter(name) },
+  [JWT_AUTHN_TYPE]: { create: (name, config, where) => JwtAuthnFilter.compile(name, config, where) },
 };
 
 /** Per-route configs (typed_per_filter_config), by their @type, compiled when the route table is. */
@@ -45,9 +49,24 @@ export function compileHttpFilters(
 ): CompiledHttpFilters {
   const filters: HttpFilter[] = [];
   let stats: StatsSettings | undefined;
+  // Consecutive RBAC/ext_authz filters run as one chain: a later one reads what an earlier one decided.
+  let authz: { entries: FilterJson[]; at: string } | undefined;
+  const flushAuthz = () => {
+    if (!authz) return;
+    const { entries, at } = authz;
+    authz = undefined;
+    const chain = AuthzChain.compile(entries as HttpFilterJson[], at);
+    filters.push(compileAuthzFilter(entries.map((e) => e.name).join('+'), chain, at));
+  };
   list.forEach((f, i) => {
     const type = f.typed_config?.['@type'];
     const at = `${where}.http_filters[${i}]`;
+    if (isAuthzFilter(f)) {
+      authz ??= { entries: [], at };
+      authz.entries.push(f);
+      return;
+    }
+    flushAuthz();
     if (type === ROUTER_TYPE) {
       if (i !== list.length - 1) fail(at, 'the router filter must be the last HTTP filter');
       return;
@@ -65,6 +84,7 @@ export function compileHttpFilters(
     const { '@type': _t, ...config } = f.typed_config!;
     filters.push(kind.create(f.name, config, `${at} (${f.name})`));
   });
+  flushAuthz();
   if (list.length === 0 || list[list.length - 1]?.typed_config?.['@type'] !== ROUTER_TYPE) {
     fail(where, 'the HTTP filter chain must end with the router filter');
   }
