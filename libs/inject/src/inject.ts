@@ -142,13 +142,18 @@ export function isInjected(pod: PodLike): boolean {
 /**
  * Istio's policy: a pod opts out with `sidecar.istio.io/inject: "false"`
  * (label or annotation); host-network pods and injected pods are left alone;
- * otherwise the namespace decides — `istio-injection=enabled` or an
- * `istio.io/rev` label injects, `istio-injection=disabled` does not — and a pod
+ * otherwise the namespace decides — `istio-injection=enabled` injects,
+ * `istio-injection=disabled` does not, an `istio.io/rev` label (on the pod or
+ * the namespace) injects when it names this injector's revision — and a pod
  * labelled `sidecar.istio.io/inject: "true"` is injected in any namespace.
  * Unknown namespace labels (offline `kube-inject`, or the API server already
  * filtered by the webhook's namespaceSelector) inject.
  */
-export function shouldInject(pod: PodLike, namespaceLabels?: Record<string, string>): InjectionDecision {
+export function shouldInject(
+  pod: PodLike,
+  namespaceLabels?: Record<string, string>,
+  revision = 'default',
+): InjectionDecision {
   const podFlag =
     truthy(pod.metadata?.labels?.[ANNOTATION.inject]) ??
     truthy(pod.metadata?.annotations?.[ANNOTATION.inject]);
@@ -160,7 +165,12 @@ export function shouldInject(pod: PodLike, namespaceLabels?: Record<string, stri
   const ns = namespaceLabels[INJECTION_LABEL];
   if (ns === 'disabled') return { inject: false, reason: `namespace has ${INJECTION_LABEL}=disabled` };
   if (ns === 'enabled') return { inject: true, reason: `namespace has ${INJECTION_LABEL}=enabled` };
-  if (namespaceLabels[REVISION_LABEL]) return { inject: true, reason: `namespace has ${REVISION_LABEL}` };
+  const rev = pod.metadata?.labels?.[REVISION_LABEL] ?? namespaceLabels[REVISION_LABEL];
+  if (rev !== undefined) {
+    return rev === revision
+      ? { inject: true, reason: `${REVISION_LABEL}=${rev} is this injector's revision` }
+      : { inject: false, reason: `${REVISION_LABEL}=${rev} belongs to another revision's injector` };
+  }
   return { inject: false, reason: 'namespace is not labelled for injection' };
 }
 
@@ -313,7 +323,7 @@ export function injectPod(
   config: InjectionConfig,
   options: InjectOptions = {},
 ): InjectionResult {
-  const decision = shouldInject(input, options.namespaceLabels);
+  const decision = shouldInject(input, options.namespaceLabels, config.revision ?? 'default');
   if (!decision.inject) return { pod: input, injected: false, reason: decision.reason };
   const pod = structuredClone(input);
   pod.metadata ??= {};

@@ -27,7 +27,13 @@ describe('injection policy', () => {
     expect(shouldInject(pod(), { 'istio-injection': 'disabled', 'istio.io/rev': 'default' }).inject).toBe(
       false,
     );
-    expect(shouldInject(pod(), { 'istio.io/rev': 'canary' }).inject).toBe(true);
+    expect(shouldInject(pod(), { 'istio.io/rev': 'default' }).inject).toBe(true);
+    expect(shouldInject(pod(), { 'istio.io/rev': 'canary' })).toEqual({
+      inject: false,
+      reason: "istio.io/rev=canary belongs to another revision's injector",
+    });
+    expect(shouldInject(pod(), { 'istio.io/rev': 'canary' }, 'canary').inject).toBe(true);
+    expect(shouldInject(pod({ labels: { 'istio.io/rev': 'default' } }), {}).inject).toBe(true);
     expect(shouldInject(pod(), {}).inject).toBe(false);
     expect(shouldInject(pod({ labels: { 'sidecar.istio.io/inject': 'true' } }), {}).inject).toBe(true);
     expect(shouldInject(pod({ annotations: { 'sidecar.istio.io/inject': 'false' } }), undefined)).toEqual({

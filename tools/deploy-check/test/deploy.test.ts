@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { KINDS } from '@mizzen/api';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   checkDockerfile,
@@ -97,6 +98,35 @@ describe('deploy/ rendered offline with kustomize (no cluster here: rendering an
         'telemetries.telemetry.istio.io',
       ]),
     );
+  });
+
+  it('has a CRD serving every version of every kind libs/api knows, with status as a subresource', () => {
+    const crds = new Map(
+      all('deploy/base')
+        .filter((o) => o.kind === 'CustomResourceDefinition')
+        .map((o) => [
+          o.metadata.name,
+          o.spec as {
+            group: string;
+            names: { kind: string };
+            versions: {
+              name: string;
+              served: boolean;
+              storage: boolean;
+              subresources?: { status?: unknown };
+            }[];
+          },
+        ]),
+    );
+    for (const info of Object.values(KINDS)) {
+      const crd = crds.get(`${info.plural}.${info.group}`);
+      expect(crd, `CRD for ${info.kind}`).toBeDefined();
+      expect(crd!.names.kind).toBe(info.kind);
+      expect(crd!.versions.map((v) => v.name)).toEqual([...info.versions]);
+      expect(crd!.versions.every((v) => v.served && v.subresources?.status !== undefined)).toBe(true);
+      // Pilot watches the newest version, which is also the one stored.
+      expect(crd!.versions.find((v) => v.storage)?.name).toBe(info.versions[0]);
+    }
   });
 
   it('exposes the ingress on NodePorts 30080/30443 on kind, with images never pulled', () => {

@@ -5,6 +5,7 @@ import {
   KIND_NAMES,
   KINDS,
   type Kind,
+  type KindInfo,
   parseConfig,
   type ValidationIssue,
 } from '@mizzen/api';
@@ -36,8 +37,10 @@ interface Entry {
   issues: ValidationIssue[];
 }
 
-/** The version pilot watches for each kind: v1, which every supported kind serves. */
-export const WATCHED_VERSION = 'v1';
+/** The version pilot watches for a kind: its newest (v1 for every kind Istio has made stable). */
+export function watchedVersion(info: KindInfo): string {
+  return info.versions[0]!;
+}
 
 /** `VirtualService default/reviews` — names an object in issues and logs. */
 export function objectLabel(kind: string, namespace: string | undefined, name: string | undefined): string {
@@ -45,9 +48,10 @@ export function objectLabel(kind: string, namespace: string | undefined, name: s
 }
 
 /**
- * Istio's CRDs as a config source: one informer per kind (networking.istio.io
- * and security.istio.io, watched at v1 — the API server converts objects
- * created at v1beta1 or v1alpha3), each object validated with the same rules
+ * Istio's CRDs as a config source: one informer per kind libs/api knows
+ * (networking, security and telemetry.istio.io, each watched at its newest
+ * version — the API server serves objects created at v1beta1 or v1alpha3 at
+ * it too), each object validated with the same rules
  * as `mizzen apply`. Invalid objects are left out of the config and their
  * problems written to `status.validationMessages` (by the leader only).
  */
@@ -65,9 +69,13 @@ export class KubeConfigSource implements ConfigSource {
       const informer = new Informer<IstioObject>({
         kubeConfig: options.kubeConfig,
         resource: `${info.plural}.${info.group}`,
-        path: `/apis/${info.group}/${WATCHED_VERSION}/${info.plural}`,
+        path: `/apis/${info.group}/${watchedVersion(info)}/${info.plural}`,
         list: () =>
-          api.listClusterCustomObject({ group: info.group, version: WATCHED_VERSION, plural: info.plural }),
+          api.listClusterCustomObject({
+            group: info.group,
+            version: watchedVersion(info),
+            plural: info.plural,
+          }),
         logger: options.logger,
         resyncMs: options.resyncMs,
         initialBackoffMs: options.initialBackoffMs,
@@ -150,7 +158,11 @@ export class KubeConfigSource implements ConfigSource {
       return;
     }
     const { resources, issues } = parseConfig(
-      JSON.stringify({ ...object, kind, apiVersion: object.apiVersion ?? `${KINDS[kind].group}/v1` }),
+      JSON.stringify({
+        ...object,
+        kind,
+        apiVersion: object.apiVersion ?? `${KINDS[kind].group}/${watchedVersion(KINDS[kind])}`,
+      }),
       objectLabel(kind, ns, name),
     );
     for (const i of issues) {

@@ -121,7 +121,7 @@ export class StatusWriter {
       await this.api.patchNamespacedCustomObjectStatus(
         {
           group: info.group,
-          version: 'v1',
+          version: info.versions[0]!,
           namespace,
           plural: info.plural,
           name,
