@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { applyOrDelete } from './commands/apply.js';
+import { dashboard } from './commands/dashboard.js';
 import { get } from './commands/get.js';
 import { kubeInjectCommand } from './commands/kube-inject.js';
 import { status } from './commands/status.js';
@@ -17,6 +18,8 @@ Usage:
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
                                   list config (vs, dr, gw, se, we, sidecar, pa, ap, ra)
   mizzen status [--output json]   components, proxies and their xDS sync state
+  mizzen dashboard [--url URL] [--no-open]
+                                  print the dashboard's URL and open it (xdg-open, when there is one)
   mizzen kube-inject -f FILE [--image IMAGE] [--image-pull-policy POLICY]
                                   add the sidecar to the workloads in Kubernetes YAML (to stdout)
   mizzen version
@@ -113,6 +116,11 @@ async function run(argv: string[]): Promise<void> {
         { output: values.output as string | undefined, pilot: values.pilot as string | undefined },
         out,
       );
+      return;
+    }
+    case 'dashboard': {
+      const { values } = parse({ url: { type: 'string' }, 'no-open': { type: 'boolean' } });
+      dashboard({ url: values.url as string | undefined, open: values['no-open'] !== true }, out);
       return;
     }
     case 'kube-inject': {

@@ -13,6 +13,7 @@ interface SyncEntry {
   ports?: {
     admin?: number;
     health?: number;
+    stats?: number;
     outbound?: number;
     inbound?: { listenPort: number }[];
     gateway?: Record<string, number>;
@@ -60,7 +61,7 @@ export async function collectStatus(pilot?: string): Promise<StatusReport> {
     ports: {
       admin: e.ports?.admin,
       health: e.ports?.health,
-      stats: undefined,
+      stats: e.ports?.stats,
       inbound: e.ports?.inbound?.[0]?.listenPort,
       outbound: e.ports?.outbound,
       ...(e.ports?.gateway

@@ -7,6 +7,7 @@ import { appEntry, defaultConfigDir, mizzenHome } from '../local/paths.js';
 import { pilotReady, productpageServes, proxiesSynced, waitUntil } from '../local/readiness.js';
 import { type MeshState, removeState, writeState } from '../local/state.js';
 import { type ChildSpec, Supervisor } from '../local/supervisor.js';
+import { collectorReady, writeMeshConfig } from '../local/telemetry.js';
 import { formatTable } from '../output/table.js';
 
 export interface UpOptions {
@@ -83,6 +84,12 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   const httpPort = options.pilotHttpPort ?? (await preferredPort(ports, 15014));
   const pilotBase = `http://${HOST}:${httpPort}`;
   const ingressUrl = `http://${HOST}:${ingress}`;
+  // The telemetry collector: OTLP receivers every proxy exports to, and the dashboard.
+  const dashboardPort = await preferredPort(ports, 20001);
+  const otlpHttpPort = await preferredPort(ports, 4318);
+  const otlpGrpcPort = await preferredPort(ports, 4317);
+  const dashboardUrl = `http://${HOST}:${dashboardPort}`;
+  const meshConfigFile = writeMeshConfig(path.join(runDir, 'mesh-config.yaml'), HOST, otlpHttpPort);
 
   let failure: string | undefined;
   let ready = false;
@@ -126,6 +133,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         String(httpPort),
         '--config-dir',
         configDir,
+        '--mesh-config',
+        meshConfigFile,
         '--store',
         storeFile,
         '--registrations',
@@ -135,9 +144,33 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     });
     await wait('pilot', () => pilotReady(pilotBase));
 
+    out.write(`starting telemetry collector (dashboard ${dashboardUrl}, OTLP :${otlpHttpPort})…\n`);
+    start({
+      name: 'telemetry-collector',
+      kind: 'control-plane',
+      entry: appEntry('@mizzen/telemetry-collector'),
+      args: [
+        '--host',
+        HOST,
+        '--http-port',
+        String(dashboardPort),
+        '--otlp-http-port',
+        String(otlpHttpPort),
+        '--otlp-grpc-port',
+        String(otlpGrpcPort),
+        '--pilot',
+        pilotBase,
+        '--scrape-interval',
+        '5s',
+        ...(options.redis ? ['--redis', options.redis] : []),
+      ],
+      ports: { http: dashboardPort, 'otlp-http': otlpHttpPort, 'otlp-grpc': otlpGrpcPort },
+    });
+    await wait('the telemetry collector', () => collectorReady(dashboardUrl));
+
     const expected: string[] = [];
     for (const w of BOOKINFO_WORKLOADS) {
-      const [appPort, inbound, outbound, admin, health] = await ports.takeMany(5);
+      const [appPort, inbound, outbound, admin, health, stats] = await ports.takeMany(6);
       out.write(`starting ${w.name} (app :${appPort}, sidecar inbound :${inbound} outbound :${outbound})…\n`);
       start({
         name: w.name,
@@ -180,17 +213,19 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           HOST,
           '--outbound-port',
           String(outbound),
+          '--stats-port',
+          String(stats),
           '--admin-port',
           String(admin),
           '--health-port',
           String(health),
         ],
-        ports: { inbound, outbound, admin, health },
+        ports: { inbound, outbound, admin, health, stats },
       });
       expected.push(sidecarId(w.name));
     }
 
-    const [gwAdmin, gwHealth] = await ports.takeMany(2);
+    const [gwAdmin, gwHealth, gwStats] = await ports.takeMany(3);
     out.write(`starting ingress gateway (:${ingress})…\n`);
     start({
       name: GATEWAY_NAME,
@@ -207,12 +242,14 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         HOST,
         '--port-map',
         `80=${ingress},8080=${ingress}`,
+        '--stats-port',
+        String(gwStats),
         '--admin-port',
         String(gwAdmin),
         '--health-port',
         String(gwHealth),
       ],
-      ports: { http: ingress, admin: gwAdmin, health: gwHealth },
+      ports: { http: ingress, admin: gwAdmin, health: gwHealth, stats: gwStats },
     });
     expected.push(gatewayId());
 
@@ -231,6 +268,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     startedAt: new Date().toISOString(),
     pilot: { http: pilotBase, xds: `${HOST}:${xdsPort}` },
     ingress: ingressUrl,
+    dashboard: dashboardUrl,
     configDir,
     home,
     components: supervisor.components(),
@@ -252,6 +290,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   );
   out.write(`ingress:   ${ingressUrl}/productpage\n`);
   out.write(`pilot:     ${pilotBase} (xDS ${HOST}:${xdsPort})\n`);
+  out.write(`dashboard: ${dashboardUrl} (OTLP/HTTP :${otlpHttpPort}, OTLP/gRPC :${otlpGrpcPort})\n`);
   out.write(`logs:      ${path.join(home, 'logs')}\n`);
   out.write('mesh ready\n');
   // Stay in the foreground until a signal stops the mesh.

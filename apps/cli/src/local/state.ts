@@ -16,6 +16,8 @@ export interface MeshState {
   startedAt: string;
   pilot: { http: string; xds: string };
   ingress: string;
+  /** The telemetry collector's dashboard and query API. */
+  dashboard?: string;
   configDir: string;
   home: string;
   components: ComponentState[];

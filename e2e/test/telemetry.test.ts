@@ -1,0 +1,536 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkExposition, type Family, parseExposition } from '@mizzen/telemetry';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
+import { eventually } from '../src/load.js';
+import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { appEntry, type Proc } from '../src/processes.js';
+
+/**
+ * Istio's observability through pilot, two real sidecars, a real backend and
+ * the real telemetry collector: exact `istio_requests_total` counts from both
+ * reporters, histograms, the exposition format, response flags for circuit
+ * breaking (UO) and fault injection (FI), JSON access logs on stdout and over
+ * OTLP, one trace with both proxies' spans (W3C and B3-only callers),
+ * sampling at 100% and 0%, and Telemetry API overrides.
+ */
+
+function serviceEntry(name: string, unmeshedPort?: number): string {
+  const where = unmeshedPort
+    ? `endpoints: [{ address: 127.0.0.1, ports: { http: ${unmeshedPort} } }]`
+    : `workloadSelector: { labels: { app: ${name} } }`;
+  return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: [${name}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 8000, name: http, protocol: HTTP }]
+  ${where}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: [${name}]
+  http:
+    - match: [{ headers: { x-fault: { exact: abort } } }]
+      fault: { abort: { httpStatus: 503, percentage: { value: 100 } } }
+      route: [{ destination: { host: ${name} } }]
+      retries: { attempts: 0 }
+    - route: [{ destination: { host: ${name} } }]
+      retries: { attempts: 0 }
+`;
+}
+
+interface Series {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Every sample of a family, by name (`istio_requests_total`, `..._bucket`…). */
+function samples(families: Family[], name: string): Series[] {
+  return families.flatMap((f) =>
+    f.samples.filter((s) => s.name === name).map((s) => ({ labels: s.labels, value: s.value })),
+  );
+}
+
+function sum(series: Series[], match: Record<string, string>): number {
+  return series
+    .filter((s) => Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0);
+}
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+describe('telemetry through pilot, real sidecars and the collector', () => {
+  const mesh = new TestMesh();
+  const backends: Record<string, Backend> = {};
+  const held: (() => void)[] = [];
+  let client: SidecarHandle;
+  let server: SidecarHandle;
+  let http: ProxyClient;
+  let collector: Proc;
+  let api: string;
+
+  const scrape = async (proxy: SidecarHandle) => {
+    const res = await fetch(`http://127.0.0.1:${proxy.statsPort}/stats/prometheus`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    expect(res.status).toBe(200);
+    return res.text();
+  };
+  const metrics = async (proxy: SidecarHandle) => parseExposition(await scrape(proxy)).families;
+  const accessLines = (proxy: SidecarHandle) =>
+    proxy.proc
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"response_flags"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  beforeAll(async () => {
+    const [apiPort, otlpHttp, otlpGrpc] = await mesh.ports.takeMany(3);
+    api = `http://127.0.0.1:${apiPort}`;
+    const meshConfig = path.join(mesh.dir, 'mesh-config.yaml');
+    fs.writeFileSync(
+      meshConfig,
+      `accessLogFile: /dev/stdout
+accessLogEncoding: JSON
+defaultConfig: { tracing: { sampling: 100 } }
+extensionProviders:
+  - name: collector-traces
+    opentelemetry: { service: 127.0.0.1, port: ${otlpHttp}, http: { path: /v1/traces } }
+  - name: collector-logs
+    envoyOtelAls: { service: 127.0.0.1, port: ${otlpHttp}, logName: e2e-access }
+defaultProviders:
+  tracing: [collector-traces]
+  accessLogging: [envoy, collector-logs]
+`,
+    );
+    backends.backend = await startBackend('backend', 'v1', (req, res) => {
+      if (req.url !== '/fail') return false;
+      res.writeHead(503).end('failing on purpose');
+      return true;
+    });
+    backends.slow = await startBackend('slow', 'v1', (_req, res) => {
+      held.push(() => res.end('{}'));
+      return true;
+    });
+    // slow runs without a sidecar (plain HTTP/1.1 from the client's sidecar), as in Istio's circuit-breaking task.
+    mesh.writeConfig(
+      'services.yaml',
+      [serviceEntry('backend'), serviceEntry('slow', backends.slow.port)].join('---\n'),
+    );
+    // With citadel every sidecar has a workload certificate: the sidecars speak mutual TLS and know each other.
+    await mesh.startCitadel();
+    await mesh.startPilot(['--mesh-config', meshConfig, '--registration-grace-ms', '30000']);
+    collector = mesh.procs.start('telemetry-collector', appEntry('@mizzen/telemetry-collector'), [
+      '--host',
+      '127.0.0.1',
+      '--http-port',
+      String(apiPort),
+      '--otlp-http-port',
+      String(otlpHttp),
+      '--otlp-grpc-port',
+      String(otlpGrpc),
+      '--pilot',
+      mesh.pilot!.base,
+      '--scrape-interval',
+      '1s',
+    ]);
+    server = await mesh.startSidecar({
+      workload: 'backend-v1',
+      service: 'backend',
+      labels: { app: 'backend', version: 'v1' },
+      appPort: backends.backend.port,
+      servicePort: 8000,
+    });
+    client = await mesh.startSidecar({
+      workload: 'client-v1',
+      service: 'client',
+      labels: { app: 'client', version: 'v1' },
+      appPort: await mesh.ports.take(),
+    });
+    await mesh.waitForSync([server.id, client.id]);
+    http = new ProxyClient(client.outboundPort);
+    await eventually(
+      'backend reachable through both sidecars',
+      async () => (await http.request('http://backend:8000/')).status === 200,
+    );
+    await eventually('the collector up', async () => (await fetch(`${api}/healthz`)).ok);
+  });
+
+  afterAll(async () => {
+    for (const release of held.splice(0)) release();
+    http?.close();
+    await mesh.stop();
+    await Promise.all(Object.values(backends).map((b) => b.close()));
+  });
+
+  it('counts requests exactly by label set from both reporters, with histograms and a valid exposition (promtool rules)', async () => {
+    const before = { client: await metrics(client), server: await metrics(server) };
+    for (let i = 0; i < 10; i++) expect((await http.request('http://backend:8000/ok')).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await http.request('http://backend:8000/fail')).status).toBe(503);
+    const edge = {
+      source_workload: 'client-v1',
+      source_workload_namespace: 'default',
+      source_app: 'client',
+      source_canonical_service: 'client',
+      source_principal: 'spiffe://cluster.local/ns/default/sa/client',
+      destination_workload: 'backend-v1',
+      destination_workload_namespace: 'default',
+      destination_app: 'backend',
+      destination_version: 'v1',
+      destination_canonical_service: 'backend',
+      destination_canonical_revision: 'v1',
+      destination_service: 'backend.default.svc.cluster.local',
+      destination_service_name: 'backend',
+      destination_service_namespace: 'default',
+      destination_principal: 'spiffe://cluster.local/ns/default/sa/backend',
+      request_protocol: 'http',
+      response_flags: '-',
+    };
+    const grew = async (proxy: SidecarHandle, was: Family[], match: Record<string, string>) =>
+      sum(samples(await metrics(proxy), 'istio_requests_total'), match) -
+      sum(samples(was, 'istio_requests_total'), match);
+    // The server proxy records after its response went out: wait for it rather than race it.
+    await eventually(
+      'the server proxy counted all 13',
+      async () => (await grew(server, before.server, { reporter: 'destination' })) === 13,
+    );
+    expect(
+      await grew(client, before.client, {
+        ...edge,
+        reporter: 'source',
+        response_code: '200',
+        connection_security_policy: 'unknown',
+      }),
+    ).toBe(10);
+    expect(
+      await grew(client, before.client, {
+        ...edge,
+        reporter: 'source',
+        response_code: '503',
+        connection_security_policy: 'unknown',
+      }),
+    ).toBe(3);
+    expect(
+      await grew(server, before.server, {
+        ...edge,
+        reporter: 'destination',
+        response_code: '200',
+        connection_security_policy: 'mutual_tls',
+      }),
+    ).toBe(10);
+    expect(
+      await grew(server, before.server, {
+        ...edge,
+        reporter: 'destination',
+        response_code: '503',
+        connection_security_policy: 'mutual_tls',
+      }),
+    ).toBe(3);
+
+    for (const proxy of [client, server]) {
+      const text = await scrape(proxy);
+      expect(checkExposition(text)).toEqual([]);
+      const families = parseExposition(text).families;
+      const buckets = samples(families, 'istio_request_duration_milliseconds_bucket').filter(
+        (s) => s.labels.destination_workload === 'backend-v1' && s.labels.response_code === '200',
+      );
+      const inf = buckets.find((b) => b.labels.le === '+Inf')!.value;
+      expect(inf).toBeGreaterThanOrEqual(10);
+      expect(buckets.find((b) => b.labels.le === '0.5')!.value).toBeLessThan(inf);
+      expect(buckets.find((b) => b.labels.le === '60000')!.value).toBe(inf);
+      const responseBytes = samples(families, 'istio_response_bytes_sum').filter(
+        (s) => s.labels.response_code === '200',
+      );
+      expect(responseBytes.reduce((a, s) => a + s.value, 0)).toBeGreaterThan(0);
+    }
+  });
+
+  it('reports circuit-breaking overflow as 503 UO and a fault-injected abort as 503 FI, on the client only', async () => {
+    expect(
+      (
+        await mesh.apply(`
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: slow, namespace: default }
+spec:
+  host: slow
+  trafficPolicy:
+    connectionPool:
+      tcp: { maxConnections: 1 }
+      http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 }
+`)
+      ).status,
+    ).toBe(200);
+    await eventually('the limits at the client', async () => {
+      const dump = await getJson<{
+        configs: { dynamic_active_clusters?: { cluster: { name: string; circuit_breakers?: unknown } }[] }[];
+      }>(`http://127.0.0.1:${client.adminPort}/config_dump`);
+      return dump.configs
+        .flatMap((c) => c.dynamic_active_clusters ?? [])
+        .some(
+          (c) =>
+            c.cluster.name === 'outbound|8000||slow.default.svc.cluster.local' &&
+            (c.cluster.circuit_breakers as { thresholds?: { max_connections?: number }[] } | undefined)
+              ?.thresholds?.[0]?.max_connections === 1,
+        );
+    });
+    let settled = 0;
+    const burst = Array.from({ length: 4 }, () =>
+      http.request('http://slow:8000/held').then((r) => {
+        settled++;
+        return r;
+      }),
+    );
+    await eventually(
+      'two overflowed while one is in flight',
+      async () =>
+        (settled === 2 && held.length === 1) ||
+        `settled=${settled} held=${held.length} hits=${backends.slow!.hits}`,
+      10_000,
+    );
+    held.shift()!();
+    await eventually('the pending one admitted', async () => held.length === 1, 10_000);
+    held.shift()!();
+    expect((await Promise.all(burst)).map((r) => r.status).sort()).toEqual([200, 200, 503, 503]);
+
+    const aborted = await http.request('http://backend:8000/ok', { 'x-fault': 'abort' });
+    expect(aborted.status).toBe(503);
+
+    await eventually('the client counted both', async () => {
+      const families = await metrics(client);
+      const rt = samples(families, 'istio_requests_total');
+      return (
+        sum(rt, {
+          reporter: 'source',
+          destination_service_name: 'slow',
+          response_code: '503',
+          response_flags: 'UO',
+        }) === 2 &&
+        sum(rt, {
+          reporter: 'source',
+          destination_service_name: 'backend',
+          response_code: '503',
+          response_flags: 'FI',
+        }) === 1
+      );
+    });
+    const rt = samples(await metrics(client), 'istio_requests_total');
+    // Overflow never reached an upstream: the callee is unknown; its service comes from the route's cluster.
+    expect(rt.find((s) => s.labels.response_flags === 'UO')?.labels).toMatchObject({
+      destination_workload: 'unknown',
+      destination_service: 'slow.default.svc.cluster.local',
+    });
+    expect(sum(samples(await metrics(server), 'istio_requests_total'), { response_flags: 'FI' })).toBe(0);
+  });
+
+  it('writes JSON access-log lines on stdout for a 200 and a 503 UO, and sends them to the collector', async () => {
+    await eventually('access lines on the client', async () =>
+      accessLines(client).some((l) => l.response_flags === 'UO'),
+    );
+    const lines = accessLines(client);
+    const ok = lines.find((l) => l.response_code === 200 && l.path === '/ok')!;
+    expect(ok).toMatchObject({
+      method: 'GET',
+      protocol: 'HTTP/1.1',
+      authority: 'backend:8000',
+      response_flags: '-',
+      upstream_cluster: 'outbound|8000||backend.default.svc.cluster.local',
+      route_name: expect.any(String),
+      upstream_peer: { workload: 'backend-v1', namespace: 'default' },
+      downstream_peer: null,
+    });
+    expect(typeof ok.duration).toBe('number');
+    expect(typeof ok.bytes_sent).toBe('number');
+    expect(ok.request_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ok.start_time).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const uo = lines.find((l) => l.response_flags === 'UO')!;
+    expect(uo).toMatchObject({ response_code: 503, path: '/held', upstream_peer: null });
+    const inbound = accessLines(server).find((l) => l.path === '/ok')!;
+    expect(inbound).toMatchObject({
+      downstream_peer: { workload: 'client-v1' },
+      upstream_cluster: `inbound|${backends.backend!.port}||`,
+      trace_id: ok.trace_id,
+    });
+    await eventually('the collector has the 503 UO line', async () => {
+      const { logs } = await getJson<{ logs: { body: Record<string, unknown>; service: string }[] }>(
+        `${api}/api/logs?q=UO&lookback=10m&limit=100`,
+      );
+      return logs.some((l) => l.body.response_flags === 'UO' && l.service === 'client.default');
+    });
+  });
+
+  it('one request is one trace: the client span parent of the server span, same trace id, both received by the collector', async () => {
+    const parent = '00f067aa0ba902b7';
+    const r = await http.request('http://backend:8000/traced', { traceparent: `00-${TRACE}-${parent}-01` });
+    expect(r.status).toBe(200);
+    // The app sees the server span's context.
+    expect(backends.backend!.lastHeaders?.traceparent).toMatch(new RegExp(`^00-${TRACE}-[0-9a-f]{16}-01$`));
+    type Span = {
+      spanId: string;
+      parentSpanId?: string;
+      kind: string;
+      service: string;
+      name: string;
+      attributes: Record<string, unknown>;
+    };
+    let spans: Span[] = [];
+    await eventually(
+      'both spans at the collector',
+      async () => {
+        const res = await fetch(`${api}/api/traces/${TRACE}`);
+        if (!res.ok) return `collector answered ${res.status}`;
+        spans = ((await res.json()) as { spans: Span[] }).spans;
+        return spans.length >= 2 || `${spans.length} span(s)`;
+      },
+      20_000,
+    );
+    const clientSpan = spans.find((s) => s.kind === 'client')!;
+    const serverSpan = spans.find((s) => s.kind === 'server')!;
+    expect(clientSpan.parentSpanId).toBe(parent);
+    expect(serverSpan.parentSpanId).toBe(clientSpan.spanId);
+    expect(clientSpan.service).toBe('client.default');
+    expect(serverSpan.service).toBe('backend.default');
+    expect(clientSpan.name).toBe('backend.default.svc.cluster.local:8000/*');
+    expect(clientSpan.attributes).toMatchObject({
+      node_id: client.id,
+      upstream_cluster: 'outbound|8000||backend.default.svc.cluster.local',
+      response_flags: '-',
+      'istio.canonical_service': 'client',
+      'http.request.method': 'GET',
+      'http.response.status_code': 200,
+    });
+    expect(serverSpan.attributes).toMatchObject({ node_id: server.id, 'istio.canonical_service': 'backend' });
+  });
+
+  it('joins a B3-only caller (multi headers) into its trace', async () => {
+    const trace = 'a3ce929d0e0e4736a3ce929d0e0e4736';
+    const r = await http.request('http://backend:8000/b3', {
+      'x-b3-traceid': trace,
+      'x-b3-spanid': '1111111111111111',
+      'x-b3-sampled': '1',
+    });
+    expect(r.status).toBe(200);
+    expect(backends.backend!.lastHeaders?.['x-b3-traceid']).toBe(trace);
+    await eventually(
+      'the B3 trace at the collector',
+      async () => {
+        const res = await fetch(`${api}/api/traces/${trace}`);
+        if (!res.ok) return false;
+        const body = (await res.json()) as { spans: { parentSpanId?: string; kind: string }[] };
+        return (
+          body.spans.length >= 2 &&
+          body.spans.some((s) => s.kind === 'client' && s.parentSpanId === '1111111111111111')
+        );
+      },
+      20_000,
+    );
+  });
+
+  it('samples new traces at 100% by default and at 0% once a Telemetry says so', async () => {
+    await http.request('http://backend:8000/sampled');
+    expect(backends.backend!.lastHeaders?.traceparent).toMatch(/-01$/);
+    expect(
+      (
+        await mesh.apply(`
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: mesh-default, namespace: istio-system }
+spec:
+  tracing: [{ randomSamplingPercentage: 0 }]
+`)
+      ).status,
+    ).toBe(200);
+    await eventually('sampling off', async () => {
+      await http.request('http://backend:8000/unsampled');
+      return /-00$/.test(String(backends.backend!.lastHeaders?.traceparent));
+    });
+    const unsampled = String(backends.backend!.lastHeaders?.traceparent).split('-')[1]!;
+    for (let i = 0; i < 5; i++) {
+      await http.request('http://backend:8000/unsampled');
+      expect(backends.backend!.lastHeaders?.traceparent).toMatch(/-00$/);
+    }
+    // An upstream decision still wins: a sampled caller is traced.
+    const forced = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb';
+    await http.request('http://backend:8000/upstream-decides', {
+      traceparent: `00-${forced}-2222222222222222-01`,
+    });
+    await eventually(
+      'the caller-sampled trace exported',
+      async () => (await fetch(`${api}/api/traces/${forced}`)).ok,
+      20_000,
+    );
+    expect((await fetch(`${api}/api/traces/${unsampled}`)).status).toBe(404);
+  });
+
+  it('Telemetry overrides disable a metric and change tags', async () => {
+    const durationCount = async () =>
+      sum(samples(await metrics(client), 'istio_request_duration_milliseconds_count'), {
+        destination_service_name: 'backend',
+      });
+    expect(
+      (
+        await mesh.apply(`
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: client-metrics, namespace: default }
+spec:
+  selector: { matchLabels: { app: client } }
+  metrics:
+    - providers: [{ name: prometheus }]
+      overrides:
+        - match: { metric: REQUEST_DURATION, mode: CLIENT }
+          disabled: true
+        - match: { metric: REQUEST_COUNT }
+          tagOverrides:
+            request_host: { value: request.host }
+            user: { value: "request.headers['x-user']" }
+            response_flags: { operation: REMOVE }
+`)
+      ).status,
+    ).toBe(200);
+    await eventually('the override in force', async () => {
+      await http.request('http://backend:8000/ok', { 'x-user': 'jason' });
+      return samples(await metrics(client), 'istio_requests_total').some((s) => s.labels.user === 'jason');
+    });
+    const durations = await durationCount();
+    for (let i = 0; i < 5; i++) await http.request('http://backend:8000/ok', { 'x-user': 'jason' });
+    const families = await metrics(client);
+    const tagged = samples(families, 'istio_requests_total').filter((s) => s.labels.user === 'jason');
+    expect(tagged).toHaveLength(1);
+    expect(tagged[0]!.labels).toMatchObject({ request_host: 'backend:8000', response_code: '200' });
+    expect(tagged[0]!.labels).not.toHaveProperty('response_flags');
+    expect(tagged[0]!.value).toBeGreaterThanOrEqual(6);
+    expect(await durationCount()).toBe(durations);
+    expect(checkExposition(await scrape(client))).toEqual([]);
+    // The server side keeps its standard metrics.
+    const serverSeries = samples(await metrics(server), 'istio_requests_total');
+    expect(
+      serverSeries.every((s) => s.labels.response_flags !== undefined && s.labels.user === undefined),
+    ).toBe(true);
+  });
+
+  it('the collector scrapes both proxies through pilot (ports.stats) and draws the edge', async () => {
+    const syncz = await mesh.syncz();
+    const entry = syncz.find((e) => e.proxy === client.id) as { ports?: { stats?: number } } | undefined;
+    expect(entry?.ports?.stats).toBe(client.statsPort);
+    await eventually(
+      'client → backend in the graph',
+      async () => {
+        for (let i = 0; i < 3; i++) await http.request('http://backend:8000/ok');
+        const graph = await getJson<{
+          edges: { source: string; target: string; requestsPerSecond: number }[];
+        }>(`${api}/api/graph?window=5m`);
+        return graph.edges.some((e) => e.source.includes('client-v1') && e.requestsPerSecond > 0);
+      },
+      30_000,
+    );
+    expect(collector.child.exitCode).toBeNull();
+  });
+});
