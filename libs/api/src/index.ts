@@ -1,7 +1,8 @@
 /**
  * @mizzen/api — Istio resource types, defaults and validation: the one place
  * that knows the YAML API (networking.istio.io v1/v1beta1/v1alpha3,
- * security.istio.io v1/v1beta1, telemetry.istio.io v1/v1alpha1), plus the config sources that load it.
+ * security.istio.io v1/v1beta1, telemetry.istio.io v1/v1alpha1) and Mizzen's own
+ * policy.mizzen.io/v1alpha1 RateLimitPolicy, plus the config sources that load it.
  */
 
 export { isValidDuration, parseDuration } from './duration.js';
@@ -52,6 +53,19 @@ export type {
   PeerAuthenticationMutualTLS,
   PeerAuthenticationSpec,
 } from './kinds/peer-authentication.js';
+export {
+  DESCRIPTOR_KINDS,
+  RATE_LIMIT_UNITS,
+  type RateLimitAmount,
+  type RateLimitDescriptor,
+  type RateLimitFailureMode,
+  type RateLimitMatch,
+  type RateLimitMode,
+  type RateLimitPolicySpec,
+  type RateLimitRule,
+  type RateLimitUnit,
+  rateLimitRuleName,
+} from './kinds/rate-limit-policy.js';
 export type {
   ClaimToHeader,
   JWTHeader,

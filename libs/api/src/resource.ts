@@ -2,6 +2,7 @@ import type { AuthorizationPolicySpec } from './kinds/authorization-policy.js';
 import type { DestinationRuleSpec } from './kinds/destination-rule.js';
 import type { GatewaySpec } from './kinds/gateway.js';
 import type { PeerAuthenticationSpec } from './kinds/peer-authentication.js';
+import type { RateLimitPolicySpec } from './kinds/rate-limit-policy.js';
 import type { RequestAuthenticationSpec } from './kinds/request-authentication.js';
 import type { ServiceEntrySpec } from './kinds/service-entry.js';
 import type { SidecarSpec } from './kinds/sidecar.js';
@@ -21,6 +22,7 @@ export interface SpecByKind {
   AuthorizationPolicy: AuthorizationPolicySpec;
   RequestAuthentication: RequestAuthenticationSpec;
   Telemetry: TelemetrySpec;
+  RateLimitPolicy: RateLimitPolicySpec;
 }
 
 export type Kind = keyof SpecByKind;
@@ -53,7 +55,7 @@ export type ConfigResource<K extends Kind = Kind> = K extends Kind
     }
   : never;
 
-export type Group = 'networking.istio.io' | 'security.istio.io' | 'telemetry.istio.io';
+export type Group = 'networking.istio.io' | 'security.istio.io' | 'telemetry.istio.io' | 'policy.mizzen.io';
 
 export interface KindInfo {
   kind: Kind;
@@ -85,6 +87,14 @@ export const KINDS: Readonly<Record<Kind, KindInfo>> = {
     versions: TELEMETRY_VERSIONS,
     plural: 'telemetries',
     shortNames: ['telemetry'],
+  },
+  // Mizzen's own kind: Istio leaves global rate limiting to EnvoyFilters and a separate service.
+  RateLimitPolicy: {
+    kind: 'RateLimitPolicy',
+    group: 'policy.mizzen.io',
+    versions: ['v1alpha1'],
+    plural: 'ratelimitpolicies',
+    shortNames: ['rlp'],
   },
 };
 

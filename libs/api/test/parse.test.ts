@@ -205,6 +205,10 @@ describe('envelope and metadata', () => {
       AuthorizationPolicy: {},
       RequestAuthentication: { jwtRules: [{ issuer: 'https://issuer.example.com' }] },
       Telemetry: { accessLogging: [{ providers: [{ name: 'envoy' }] }] },
+      RateLimitPolicy: {
+        selector: { matchLabels: { app: 'a' } },
+        rules: [{ limit: { requests: 1, unit: 'SECOND' } }],
+      },
     };
     let checked = 0;
     for (const kind of KIND_NAMES) {
@@ -216,7 +220,7 @@ describe('envelope and metadata', () => {
         checked++;
       }
     }
-    expect(checked).toBe(6 * 3 + 3 * 2 + 1 * 2);
+    expect(checked).toBe(6 * 3 + 3 * 2 + 1 * 2 + 1);
   });
 
   it('rejects an apiVersion the kind is not served at', () => {
@@ -251,7 +255,7 @@ describe('envelope and metadata', () => {
     ).issues;
     expect(unknown[0]).toMatchObject({ path: 'kind', kind: 'Service', name: 'reviews' });
     expect(unknown[0]!.message).toBe(
-      'unknown kind "Service"; Mizzen understands VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Telemetry',
+      'unknown kind "Service"; Mizzen understands VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication, Telemetry, RateLimitPolicy',
     );
     const lower = parseConfig(
       'apiVersion: networking.istio.io/v1\nkind: destinationrule\nmetadata: { name: r }\n',

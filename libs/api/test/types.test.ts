@@ -5,6 +5,7 @@ import type { authorizationPolicySchema } from '../src/kinds/authorization-polic
 import type { destinationRuleSchema } from '../src/kinds/destination-rule.js';
 import type { gatewaySchema } from '../src/kinds/gateway.js';
 import type { peerAuthenticationSchema } from '../src/kinds/peer-authentication.js';
+import type { rateLimitPolicySchema } from '../src/kinds/rate-limit-policy.js';
 import type { requestAuthenticationSchema } from '../src/kinds/request-authentication.js';
 import type { serviceEntrySchema } from '../src/kinds/service-entry.js';
 import type { sidecarSchema } from '../src/kinds/sidecar.js';
@@ -39,6 +40,7 @@ interface Schemas {
   AuthorizationPolicy: typeof authorizationPolicySchema;
   RequestAuthentication: typeof requestAuthenticationSchema;
   Telemetry: typeof telemetrySchema;
+  RateLimitPolicy: typeof rateLimitPolicySchema;
 }
 
 type Checks = {

@@ -18,6 +18,7 @@ const GROUP: Record<string, string> = {
   PeerAuthentication: 'security.istio.io',
   AuthorizationPolicy: 'security.istio.io',
   RequestAuthentication: 'security.istio.io',
+  RateLimitPolicy: 'policy.mizzen.io',
 };
 
 /** `virtualservice.networking.istio.io/reviews`, as kubectl prints it. */

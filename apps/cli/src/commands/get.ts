@@ -1,4 +1,4 @@
-import { resolveKind } from '@mizzen/api';
+import { type RateLimitPolicySpec, resolveKind } from '@mizzen/api';
 import { stringify } from 'yaml';
 import { CliError } from '../errors.js';
 import { age, formatTable } from '../output/table.js';
@@ -24,7 +24,20 @@ const COLUMNS: Record<string, { headers: string[]; row: (i: Item) => (string | u
     row: (i) => [list(i.spec.hosts), i.spec.location, i.spec.resolution],
   },
   WorkloadEntry: { headers: ['ADDRESS'], row: (i) => [i.spec.address] },
+  RateLimitPolicy: { headers: ['MODE', 'TARGET', 'LIMITS'], row: (i) => rateLimitColumns(i.spec) },
 };
+
+/** `GLOBAL`, `gateway=istio=ingressgateway` or `Gateway/bookinfo`, `100/minute,10/second`. */
+function rateLimitColumns(spec: RateLimitPolicySpec): string[] {
+  const target = spec.targetRefs?.length
+    ? spec.targetRefs.map((r) => `${r.kind}/${r.name}`)
+    : Object.entries(spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  return [
+    `${spec.mode ?? 'GLOBAL'}${spec.shadow ? ' (shadow)' : ''}`,
+    target.join(','),
+    (spec.rules ?? []).map((r) => `${r.limit.requests}/${r.limit.unit.toLowerCase()}`).join(','),
+  ];
+}
 
 export async function get(
   kindArg: string | undefined,

@@ -4,6 +4,7 @@ import type { KindValidation } from './context.js';
 import { destinationRule } from './destination-rule.js';
 import { gateway } from './gateway.js';
 import { peerAuthentication } from './peer-authentication.js';
+import { rateLimitPolicy } from './rate-limit-policy.js';
 import { requestAuthentication } from './request-authentication.js';
 import { serviceEntry } from './service-entry.js';
 import { sidecar } from './sidecar.js';
@@ -23,4 +24,5 @@ export const VALIDATION: { [K in Kind]: KindValidation<SpecFor<K>> } = {
   AuthorizationPolicy: authorizationPolicy,
   RequestAuthentication: requestAuthentication,
   Telemetry: telemetry,
+  RateLimitPolicy: rateLimitPolicy,
 };
