@@ -533,4 +533,27 @@ spec:
     );
     expect(collector.child.exitCode).toBeNull();
   });
+
+  it("pilot's own metrics carry Istio's names: connected proxies, pushes by type, push and convergence time, rejects", async () => {
+    const text = await (await fetch(`${mesh.pilot!.base}/metrics`)).text();
+    const families = parseExposition(text).families;
+    const names = families.map((f) => f.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'pilot_xds',
+        'pilot_xds_pushes',
+        'pilot_xds_push_time',
+        'pilot_proxy_convergence_time',
+        'pilot_total_xds_rejects',
+        'pilot_xds_cds_reject',
+        'pilot_xds_eds_reject',
+        'pilot_xds_lds_reject',
+        'pilot_xds_rds_reject',
+      ]),
+    );
+    expect(samples(families, 'pilot_xds')[0]!.value).toBe(2);
+    expect(sum(samples(families, 'pilot_xds_pushes'), { type: 'lds' })).toBeGreaterThan(0);
+    expect(samples(families, 'pilot_proxy_convergence_time_count')[0]!.value).toBeGreaterThan(0);
+    expect(samples(families, 'pilot_xds_lds_reject')[0]!.value).toBe(0);
+  });
 });

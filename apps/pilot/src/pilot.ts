@@ -186,5 +186,14 @@ export class Pilot {
     this.metrics.services.set(this.push.pushContext().registry.services().length);
     this.metrics.configs.reset();
     for (const r of this.config.list()) this.metrics.configs.inc({ kind: r.kind });
+    const nacked = { cds: 0, eds: 0, lds: 0, rds: 0 };
+    for (const stream of this.ads.status()) {
+      for (const t of stream.types) {
+        const key = String(t.type).toLowerCase() as keyof typeof nacked;
+        if (t.state === 'NACKED' && key in nacked) nacked[key]++;
+      }
+    }
+    for (const [type, n] of Object.entries(nacked))
+      this.metrics.rejectedNow[type as keyof typeof nacked].set(n);
   }
 }

@@ -10,6 +10,8 @@ export interface PilotMetrics {
   services: Gauge;
   configs: Gauge<'kind'>;
   convergence: Histogram;
+  /** Istio's `pilot_xds_{cds,eds,lds,rds}_reject`: proxies whose latest config of that type is NACKed now. */
+  rejectedNow: Record<'cds' | 'eds' | 'lds' | 'rds', Gauge>;
 }
 
 export function createPilotMetrics(): PilotMetrics {
@@ -52,5 +54,19 @@ export function createPilotMetrics(): PilotMetrics {
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 3, 5, 10],
       registers: [registry],
     }),
+    rejectedNow: {
+      cds: rejectGauge(registry, 'cds', 'CDS'),
+      eds: rejectGauge(registry, 'eds', 'EDS'),
+      lds: rejectGauge(registry, 'lds', 'LDS'),
+      rds: rejectGauge(registry, 'rds', 'RDS'),
+    },
   };
+}
+
+function rejectGauge(registry: Registry, type: string, name: string): Gauge {
+  return new Gauge({
+    name: `pilot_xds_${type}_reject`,
+    help: `Proxies whose current ${name} config is rejected (NACKed).`,
+    registers: [registry],
+  });
 }
