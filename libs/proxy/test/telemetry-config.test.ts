@@ -1,0 +1,206 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/config/errors.js';
+import { compileListener } from '../src/config/listener.js';
+import { compileAccessLogs, compileStatsConfig, compileTracing } from '../src/config/telemetry.js';
+import { HCM, ROUTER } from './harness.js';
+
+/** The HCM's tracing, access_log and istio.stats filter, compiled as the observers need them. */
+describe('telemetry settings of an HTTP connection manager', () => {
+  it('compiles Envoy tracing with the OpenTelemetry tracer and custom tags', () => {
+    expect(
+      compileTracing(
+        {
+          random_sampling: { value: 25 },
+          custom_tags: [
+            { tag: 'a', literal: { value: 'x' } },
+            { tag: 'b', request_header: { name: 'X-User', default_value: 'anon' } },
+            { tag: 'c', environment: { name: 'POD_NAME' } },
+          ],
+          max_path_tag_length: 64,
+          provider: {
+            name: 'envoy.tracers.opentelemetry',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+              http_service: {
+                http_uri: {
+                  uri: 'http://otel:4318/v1/traces',
+                  cluster: 'outbound|4318||otel',
+                  timeout: '5s',
+                },
+                request_headers_to_add: [{ header: { key: 'X-Tenant', value: 'm' } }],
+              },
+              service_name: 'productpage.default',
+            },
+          },
+        },
+        'hcm.tracing',
+      ),
+    ).toEqual({
+      randomSamplingPercent: 25,
+      clientSamplingPercent: 100,
+      overallSamplingPercent: 100,
+      maxPathTagLength: 64,
+      customTags: [
+        { tag: 'a', kind: 'literal', value: 'x' },
+        { tag: 'b', kind: 'header', name: 'x-user', defaultValue: 'anon' },
+        { tag: 'c', kind: 'environment', name: 'POD_NAME', defaultValue: undefined },
+      ],
+      provider: {
+        kind: 'opentelemetry',
+        serviceName: 'productpage.default',
+        httpEndpoint: 'http://otel:4318/v1/traces',
+        headers: { 'x-tenant': 'm' },
+        timeoutMs: 5000,
+        grpcCluster: undefined,
+      },
+    });
+  });
+
+  it('refuses tracers and access-log filters it cannot honour (the listener is NACKed)', () => {
+    expect(() =>
+      compileTracing(
+        {
+          provider: {
+            name: 'zipkin',
+            typed_config: { '@type': 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig' },
+          },
+        },
+        'hcm.tracing',
+      ),
+    ).toThrow(ConfigError);
+    expect(() =>
+      compileAccessLogs(
+        [
+          {
+            name: 'f',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+              path: '/dev/stdout',
+            },
+            filter: { status_code_filter: {} },
+          },
+        ],
+        'hcm',
+      ),
+    ).toThrow(/CEL expression filters/);
+  });
+
+  it('compiles file and OpenTelemetry access logs with CEL filters', () => {
+    expect(
+      compileAccessLogs(
+        [
+          {
+            name: 'envoy.access_loggers.file',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+              path: '/dev/stdout',
+              log_format: { json_format: { code: '%RESPONSE_CODE%' } },
+            },
+            filter: {
+              extension_filter: {
+                name: 'envoy.access_loggers.extension_filters.cel',
+                typed_config: {
+                  '@type':
+                    'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
+                  expression: 'response.code >= 400',
+                },
+              },
+            },
+          },
+          {
+            name: 'otel',
+            typed_config: {
+              '@type':
+                'type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig',
+              common_config: {
+                log_name: 'mesh',
+                grpc_service: { envoy_grpc: { cluster_name: 'outbound|4318||otel' } },
+              },
+              body: { string_value: '%REQ(:METHOD)%' },
+              attributes: { values: [{ key: 'flags', value: { string_value: '%RESPONSE_FLAGS%' } }] },
+            },
+          },
+        ],
+        'hcm',
+      ),
+    ).toEqual([
+      {
+        name: 'envoy.access_loggers.file',
+        filter: 'response.code >= 400',
+        sink: {
+          kind: 'file',
+          path: '/dev/stdout',
+          format: { kind: 'json', fields: { code: '%RESPONSE_CODE%' } },
+        },
+      },
+      {
+        name: 'otel',
+        filter: undefined,
+        sink: {
+          kind: 'otel',
+          logName: 'mesh',
+          cluster: 'outbound|4318||otel',
+          body: { kind: 'text', template: '%REQ(:METHOD)%' },
+          attributes: { flags: '%RESPONSE_FLAGS%' },
+        },
+      },
+    ]);
+  });
+
+  it('takes the istio.stats filter out of the chain as the metrics config', () => {
+    const stats = {
+      name: 'istio.stats',
+      typed_config: {
+        '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+        type_url: 'type.googleapis.com/stats.PluginConfig',
+        value: {
+          metrics: [
+            {
+              name: 'requests_total',
+              dimensions: { request_host: 'request.host' },
+              tags_to_remove: ['response_flags'],
+            },
+          ],
+          disable_host_header_fallback: true,
+        },
+      },
+    };
+    expect(compileStatsConfig(stats.typed_config, 'x')).toEqual({
+      metrics: [
+        {
+          name: 'requests_total',
+          dimensions: { request_host: 'request.host' },
+          tagsToRemove: ['response_flags'],
+          drop: false,
+        },
+      ],
+      disableHostHeaderFallback: true,
+    });
+    const listener = compileListener({
+      name: 'l',
+      address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+      filter_chains: [
+        {
+          filters: [
+            {
+              name: 'hcm',
+              typed_config: {
+                '@type': HCM,
+                stat_prefix: 's',
+                route_config: { name: 'r', virtual_hosts: [] },
+                http_filters: [stats, { name: 'router', typed_config: { '@type': ROUTER } }],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const filter = listener.chains[0]!.filter;
+    expect(filter.kind).toBe('http');
+    if (filter.kind !== 'http') return;
+    expect(filter.filters).toEqual([]);
+    expect(filter.telemetry.stats?.disableHostHeaderFallback).toBe(true);
+    expect(filter.telemetry.accessLogs).toEqual([]);
+    expect(filter.telemetry.tracing).toBeUndefined();
+  });
+});
