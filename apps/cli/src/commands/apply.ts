@@ -18,6 +18,7 @@ const GROUP: Record<string, string> = {
   PeerAuthentication: 'security.istio.io',
   AuthorizationPolicy: 'security.istio.io',
   RequestAuthentication: 'security.istio.io',
+  Telemetry: 'telemetry.istio.io',
   RateLimitPolicy: 'policy.mizzen.io',
 };
 
