@@ -24,12 +24,22 @@ export const HCM_TYPE =
   'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 
-/** Listener filters whose job (finding the original destination, sniffing the protocol) this proxy does natively. */
+export const PROXY_PROTOCOL_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol';
+
+/** Listener filters whose job (finding the original destination, sniffing the protocol, PROXY headers) this proxy does natively. */
 const NATIVE_LISTENER_FILTERS = new Set([
   'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
   'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  PROXY_PROTOCOL_TYPE,
 ]);
+
+/**
+ * Where pilot puts what it could not turn into this listener (a gateway
+ * server left closed, and why): `filter_metadata['mizzen.io/gateway'].not_opened`.
+ */
+export const GATEWAY_METADATA = 'mizzen.io/gateway';
 
 export interface HttpConnectionManagerConfig {
   readonly kind: 'http';
@@ -47,6 +57,10 @@ export interface HttpConnectionManagerConfig {
   readonly clientCert: ClientCertPolicy;
   /** Tracing, access logs and Istio's metric overrides, handed to the observers with each request. */
   readonly telemetry: HttpTelemetryConfig;
+  /** How long a client may take to send a request's headers (slowloris bound); 0 means no bound. */
+  readonly requestHeadersTimeoutMs: number;
+  /** The largest request header block accepted (431 beyond it), in bytes. */
+  readonly maxRequestHeadersBytes?: number;
 }
 
 export interface TcpProxyConfig {
@@ -84,6 +98,10 @@ export interface ListenerConfig {
   readonly needsInspection: boolean;
   /** How long to wait for a client's first bytes (Envoy's listener_filters_timeout) before deciding without them. */
   readonly inspectionTimeoutMs: number;
+  /** Connections start with a PROXY protocol header (v1 or v2) naming the real client; read within the timeout. */
+  readonly proxyProtocol?: { readonly allowWithout: boolean; readonly timeoutMs: number };
+  /** Why parts of this listener were left out by the control plane (logged when the listener is applied). */
+  readonly notices: readonly string[];
   /**
    * The workload port this listener stands for, when it is not the port it
    * binds: local mode gives each inbound port its own listener, and Istio's
@@ -126,7 +144,18 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
     filters,
     clientCert: compileClientCertPolicy(tc, where),
     telemetry: compileHcmTelemetry(tc, stats, where),
+    requestHeadersTimeoutMs:
+      tc.request_headers_timeout === undefined ? 0 : (durationToMs(tc.request_headers_timeout) ?? 0),
+    maxRequestHeadersBytes: compileMaxHeaders(tc.max_request_headers_kb, where),
   };
+}
+
+/** Envoy allows 1 KiB to 8 MiB of request headers (60 KiB by default; Node's own default, 16 KiB, when unset). */
+function compileMaxHeaders(kb: number | undefined, where: string): number | undefined {
+  if (kb === undefined) return undefined;
+  if (!Number.isInteger(kb) || kb < 1 || kb > 8192)
+    fail(`${where}.max_request_headers_kb`, `must be between 1 and 8192, got ${kb}`);
+  return kb * 1024;
 }
 
 function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
@@ -199,6 +228,11 @@ function workloadPortOf(l: ListenerJson, where: string): { workloadPort?: number
   return { workloadPort: port };
 }
 
+function notOpened(metadata: ListenerJson['metadata']): string[] {
+  const list = metadata?.filter_metadata?.[GATEWAY_METADATA]?.not_opened;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+}
+
 export function compileListener(l: ListenerJson): ListenerConfig {
   if (!l.name) fail('listener', 'has no name');
   const where = `listener ${l.name}`;
@@ -220,7 +254,10 @@ export function compileListener(l: ListenerJson): ListenerConfig {
     ? compileFilterChain(l.default_filter_chain, `${where}.default_filter_chain`)
     : undefined;
   if (chains.length === 0 && !defaultChain) fail(`${where}.filter_chains`, 'listener has no filter chain');
-  const timeout = (l as { listener_filters_timeout?: string }).listener_filters_timeout;
+  const timeout = l.listener_filters_timeout;
+  const proxyProtocol = (l.listener_filters ?? []).find(
+    (f) => f.typed_config?.['@type'] === PROXY_PROTOCOL_TYPE,
+  )?.typed_config as { allow_requests_without_proxy_protocol?: boolean } | undefined;
   return {
     name: l.name,
     address: sa.address,
@@ -233,6 +270,14 @@ export function compileListener(l: ListenerJson): ListenerConfig {
     needsInspection: chains.some((c) => c.match.needsInspection),
     // Envoy's default listener_filters_timeout is 15s; Istio sets 0.1s with continue_on_listener_filters_timeout.
     inspectionTimeoutMs: timeout === undefined ? 100 : (durationToMs(timeout) ?? 100),
+    // Envoy waits listener_filters_timeout (15s unless set) for the PROXY header.
+    proxyProtocol: proxyProtocol
+      ? {
+          allowWithout: proxyProtocol.allow_requests_without_proxy_protocol === true,
+          timeoutMs: timeout === undefined ? 15_000 : durationToMs(timeout) || 15_000,
+        }
+      : undefined,
+    notices: notOpened(l.metadata),
     ...workloadPortOf(l, where),
     json: l,
   };

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import tls from 'node:tls';
 import type { StringMatcherJson } from '../envoy/types.js';
 import { fail } from './errors.js';
 import { compileStringMatcher, type Matcher } from './string-matcher.js';
@@ -59,18 +60,38 @@ export interface TlsContextSpec {
   readonly alpn: readonly string[];
   readonly requireClientCertificate: boolean;
   readonly sni?: string;
-  readonly minVersion?: 'TLSv1.2' | 'TLSv1.3';
-  readonly maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  readonly minVersion?: tls.SecureVersion;
+  readonly maxVersion?: tls.SecureVersion;
   readonly ciphers?: string;
   /** The secret names it needs (SDS). */
   readonly secrets: readonly string[];
 }
 
-const VERSIONS: Record<string, 'TLSv1.2' | 'TLSv1.3' | undefined> = {
+/** Envoy's TlsParameters versions, as Node names them (TLS_AUTO: the defaults). */
+const VERSIONS: Record<string, tls.SecureVersion | undefined> = {
   TLS_AUTO: undefined,
+  TLSv1_0: 'TLSv1',
+  TLSv1_1: 'TLSv1.1',
   TLSv1_2: 'TLSv1.2',
   TLSv1_3: 'TLSv1.3',
 };
+
+/**
+ * Envoy's cipher_suites (BoringSSL names, `[A|B]` for equal preference) as an
+ * OpenSSL cipher string. They govern TLS 1.2 and below only, as in Envoy:
+ * TLS 1.3 keeps its own suites. A name OpenSSL does not know is an error, so
+ * a typo never silently widens or empties the list.
+ */
+function compileCiphers(suites: readonly string[] | undefined, where: string): string | undefined {
+  if (!suites?.length) return undefined;
+  const known = new Set(tls.getCiphers());
+  const names = suites.flatMap((s) => s.replace(/^\[|\]$/g, '').split('|')).map((s) => s.trim());
+  for (const [i, name] of names.entries()) {
+    if (!known.has(name.toLowerCase()))
+      fail(`${where}.tls_params.cipher_suites[${i}]`, `cipher suite ${name} is not supported`);
+  }
+  return names.join(':');
+}
 
 function inline(d: DataSourceJson | undefined, where: string): string | undefined {
   if (!d) return undefined;
@@ -143,7 +164,7 @@ export function compileTlsContext(json: TlsContextJson, where: string): TlsConte
     ['tls_maximum_protocol_version', params.tls_maximum_protocol_version],
   ] as const) {
     if (value !== undefined && !(value in VERSIONS))
-      fail(`${where}.tls_params.${field}`, `${value} is not supported (TLS 1.2 and 1.3 only)`);
+      fail(`${where}.tls_params.${field}`, `${value} is not a TLS version (TLS_AUTO, TLSv1_0 … TLSv1_3)`);
   }
   return {
     certificate,
@@ -153,7 +174,7 @@ export function compileTlsContext(json: TlsContextJson, where: string): TlsConte
     sni: json.sni || undefined,
     minVersion: VERSIONS[params.tls_minimum_protocol_version ?? 'TLS_AUTO'],
     maxVersion: VERSIONS[params.tls_maximum_protocol_version ?? 'TLS_AUTO'],
-    ciphers: params.cipher_suites?.length ? params.cipher_suites.join(':') : undefined,
+    ciphers: compileCiphers(params.cipher_suites, where),
     secrets,
   };
 }

@@ -215,6 +215,8 @@ export interface HttpConnectionManagerJson extends TypedConfig {
   };
   stream_idle_timeout?: string;
   request_timeout?: string;
+  request_headers_timeout?: string;
+  max_request_headers_kb?: number;
 }
 
 export interface TcpProxyJson extends TypedConfig {

@@ -435,12 +435,14 @@ export class HttpConnectionManager {
     headers.host = authority;
     if (this.config.generateRequestId && !headers['x-request-id']) headers['x-request-id'] = randomUUID();
     if (this.config.useRemoteAddress) {
-      // At the edge the peer is the client: record it, and the scheme it really used.
+      // At the edge: append the peer to X-Forwarded-For, and name the client the trusted hops vouch for.
       const remote = ctx.remoteAddress ?? req.socket.remoteAddress ?? '';
       const xff = headerValue(headers, 'x-forwarded-for');
-      headers['x-forwarded-for'] = xff ? `${xff}, ${remote}` : remote;
-      headers['x-envoy-external-address'] = remote;
-      headers['x-forwarded-proto'] = ctx.scheme;
+      headers['x-forwarded-for'] = xff ? `${xff},${remote}` : remote;
+      headers['x-envoy-external-address'] = this.clientAddress(req, ctx, headers);
+      // The scheme the client really used, unless a trusted proxy in front already said which.
+      if (this.config.xffNumTrustedHops === 0 || !headers['x-forwarded-proto'])
+        headers['x-forwarded-proto'] = ctx.scheme;
     } else if (!headers['x-forwarded-proto']) {
       headers['x-forwarded-proto'] = ctx.scheme;
     }
@@ -449,17 +451,24 @@ export class HttpConnectionManager {
   }
 
   /**
-   * Envoy's downstream remote address: the peer itself at the edge
-   * (use_remote_address), else the X-Forwarded-For entry `xff_num_trusted_hops`
-   * from the right, falling back to the peer.
+   * Envoy's trusted client address. At the edge (use_remote_address, the peer
+   * already appended to X-Forwarded-For) it is the peer, or with
+   * `xff_num_trusted_hops` N the (N+1)th entry from the right — the address
+   * the last of N trusted proxies in front saw; elsewhere the Nth entry from
+   * the right (the rightmost when N is 0). Too few entries: the peer.
    */
   private clientAddress(req: IncomingMessage, ctx: DownstreamContext, headers: HeaderMap): string {
     const peer = ctx.remoteAddress ?? req.socket.remoteAddress ?? '';
-    if (this.config.useRemoteAddress) return peer;
+    const n = this.config.xffNumTrustedHops;
+    if (this.config.useRemoteAddress && n === 0) return peer;
     const xff = headerValue(headers, 'x-forwarded-for');
     if (!xff) return peer;
-    const hops = xff.split(',').map((s) => s.trim());
-    return hops[hops.length - 1 - this.config.xffNumTrustedHops] || peer;
+    const hops = xff
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const fromRight = this.config.useRemoteAddress ? n + 1 : Math.max(n, 1);
+    return hops[hops.length - fromRight] ?? peer;
   }
 
   private async routeTable(): Promise<RouteTable | undefined> {

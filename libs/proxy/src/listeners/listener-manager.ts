@@ -123,6 +123,12 @@ export class ListenerManager {
     }
 
     // Commit: from here nothing can fail.
+    for (const a of next.values()) {
+      // What the control plane left out of a new or changed listener, and why (a gateway server without its certificate).
+      if (this.active.get(a.config.name)?.runtime === a.runtime) continue;
+      for (const notice of a.config.notices)
+        this.logger.warn({ listener: a.config.name, reason: notice }, 'gateway server not opened');
+    }
     const keptRuntimes = new Set([...next.values()].map((a) => a.runtime));
     for (const a of next.values()) if (a.socket) a.socket.runtime = a.runtime;
     for (const a of this.active.values()) if (!keptRuntimes.has(a.runtime)) a.runtime.drain();

@@ -23,6 +23,7 @@ import type { SecretStore } from '../security/secret-store.js';
 import { TlsContextProvider } from '../security/tls-provider.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
 import { type Inspection, inspect } from './inspector.js';
+import { readProxyHeader } from './proxy-protocol.js';
 import { TcpProxy } from './tcp-proxy.js';
 import { TlsHttpChain, TlsTcpChain } from './tls-terminator.js';
 
@@ -113,10 +114,65 @@ function sessionHandle(session: http2.ServerHttp2Session): Closable {
 /** A plaintext connection nothing else is known about. */
 const PLAIN: DownstreamContext = { scheme: 'http' };
 
-export function newHttpServer(): http.Server {
-  const server = http.createServer({ keepAliveTimeout: DOWNSTREAM_KEEPALIVE_MS, noDelay: true });
+/** Limits on what a downstream HTTP/1.1 client may make the proxy hold (from the connection manager's config). */
+export interface DownstreamLimits {
+  /** How long a client may take over one request's headers; 0: unbounded (Envoy's default). */
+  readonly requestHeadersTimeoutMs?: number;
+  readonly maxRequestHeadersBytes?: number;
+}
+
+export function newHttpServer(limits: DownstreamLimits = {}): http.Server {
+  const server = http.createServer({
+    keepAliveTimeout: DOWNSTREAM_KEEPALIVE_MS,
+    noDelay: true,
+    ...(limits.maxRequestHeadersBytes ? { maxHeaderSize: limits.maxRequestHeadersBytes } : {}),
+  });
   server.headersTimeout = DOWNSTREAM_KEEPALIVE_MS + 5_000;
+  enforceHeadersTimeout(server, limits.requestHeadersTimeoutMs);
   return server;
+}
+
+/**
+ * Node enforces `headersTimeout` (answering 408 and closing) from a checker
+ * it starts when a server begins listening. Proxy chains never listen — their
+ * connections are handed over — so the checker is started here, ticking often
+ * enough for the bound to mean what it says. `stopHeadersTimeout` ends it.
+ */
+export function enforceHeadersTimeout(
+  server: http.Server | http2.Http2SecureServer,
+  timeoutMs: number | undefined,
+): void {
+  if (!timeoutMs) return;
+  const s = server as unknown as {
+    headersTimeout: number;
+    requestTimeout: number;
+    connectionsCheckingInterval: number;
+  };
+  s.headersTimeout = timeoutMs;
+  s.requestTimeout = Math.max(s.requestTimeout, timeoutMs);
+  s.connectionsCheckingInterval = Math.max(50, Math.min(1_000, Math.floor(timeoutMs / 4)));
+  server.emit('listening');
+}
+
+/** Stops the checker `enforceHeadersTimeout` started (closing a server that never listened only does that). */
+export function stopHeadersTimeout(server: http.Server | http2.Http2SecureServer): void {
+  server.close(() => {});
+}
+
+/** What a downstream HTTP/1.1 client that broke the protocol gets before its connection is closed. */
+export function answerClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  // Envoy's answers: 431 for headers over the limit, 408 for headers that took too long, else 400.
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : '400 Bad Request';
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
 }
 
 /**
@@ -127,7 +183,7 @@ export function newHttpServer(): http.Server {
 export class HttpChainRuntime implements ChainRuntime {
   readonly kind = 'http';
   readonly hcm: HttpConnectionManager;
-  private readonly h1 = newHttpServer();
+  private readonly h1: http.Server;
   private readonly h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
   private readonly tracker = new ConnectionTracker();
   /** Each connection's context (original destination, TLS peer), by HTTP/1 socket or HTTP/2 session. */
@@ -145,17 +201,12 @@ export class HttpChainRuntime implements ChainRuntime {
       listenerName: listener.name,
       direction: listener.direction === 'INBOUND' ? 'inbound' : 'outbound',
     });
+    this.h1 = newHttpServer(config);
     this.h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.tracker.begin(req.socket, res);
       void this.hcm.handle(req, res, this.connections.get(req.socket) ?? PLAIN);
     });
-    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (err.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    });
+    this.h1.on('clientError', answerClientError);
     this.h2.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.set(session, sessionHandle(session));
       // 'session' fires inside accept()'s emit('connection'): the connection being accepted is this session's.
@@ -218,6 +269,7 @@ export class HttpChainRuntime implements ChainRuntime {
 
   drain(): void {
     this.tracker.drain();
+    stopHeadersTimeout(this.h1);
   }
 }
 
@@ -293,7 +345,7 @@ function chainRuntime(chain: FilterChainConfig, deps: RuntimeDeps, listener: Lis
   if (!chain.tls) return runtime;
   const provider = new TlsContextProvider(chain.tls, deps.secrets);
   return runtime instanceof HttpChainRuntime
-    ? new TlsHttpChain(runtime, provider, deps.logger)
+    ? new TlsHttpChain(runtime, provider, deps.logger, runtime.hcm.config)
     : new TlsTcpChain(runtime, provider, deps.logger);
 }
 
@@ -319,13 +371,41 @@ export class ChainedListenerRuntime implements ListenerRuntime {
   }
 
   accept(socket: net.Socket, originalDst?: OriginalDestination): void {
+    const proxyProtocol = this.config.proxyProtocol;
+    if (!proxyProtocol) {
+      this.acceptFrom(socket, { originalDst });
+      return;
+    }
+    // Envoy's proxy_protocol listener filter runs first: the header's addresses replace the socket's.
+    void readProxyHeader(socket, proxyProtocol.timeoutMs).then((header) => {
+      if ('error' in header) {
+        if (header.absent && proxyProtocol.allowWithout) {
+          this.acceptFrom(socket, { originalDst });
+          return;
+        }
+        this.deps.logger.debug(
+          { listener: this.config.name, remote: socket.remoteAddress, reason: header.error },
+          'connection closed: PROXY protocol header required',
+        );
+        socket.destroy();
+        return;
+      }
+      this.acceptFrom(socket, {
+        originalDst,
+        ...(header.source ? { remote: header.source } : {}),
+        ...(header.destination ? { local: header.destination } : {}),
+      });
+    });
+  }
+
+  private acceptFrom(socket: net.Socket, ctx: ConnectionContext): void {
     if (!this.config.needsInspection && this.chains.length <= 1) {
-      this.dispatch(socket, { originalDst }, this.select(this.facts(socket, originalDst)));
+      this.dispatch(socket, ctx, this.select(this.facts(socket, ctx)));
       return;
     }
     void inspect(socket, this.config.inspectionTimeoutMs).then((inspection) => {
-      const ctx = { originalDst, inspection };
-      this.dispatch(socket, ctx, this.select(this.facts(socket, originalDst, inspection)));
+      const inspected = { ...ctx, inspection };
+      this.dispatch(socket, inspected, this.select(this.facts(socket, inspected)));
     });
   }
 
@@ -361,16 +441,13 @@ export class ChainedListenerRuntime implements ListenerRuntime {
     this.fallback?.drain();
   }
 
-  private facts(
-    socket: net.Socket,
-    originalDst?: OriginalDestination,
-    inspection?: Inspection,
-  ): ConnectionFacts {
+  private facts(socket: net.Socket, ctx: ConnectionContext): ConnectionFacts {
+    const { originalDst, inspection } = ctx;
     return {
-      destinationAddress: originalDst?.host ?? socket.localAddress ?? '',
-      destinationPort: originalDst?.port ?? socket.localPort ?? this.config.port,
-      sourceAddress: socket.remoteAddress ?? '',
-      sourcePort: socket.remotePort ?? 0,
+      destinationAddress: originalDst?.host ?? ctx.local?.address ?? socket.localAddress ?? '',
+      destinationPort: originalDst?.port ?? ctx.local?.port ?? socket.localPort ?? this.config.port,
+      sourceAddress: ctx.remote?.address ?? socket.remoteAddress ?? '',
+      sourcePort: ctx.remote?.port ?? socket.remotePort ?? 0,
       transportProtocol: inspection?.transportProtocol ?? 'raw_buffer',
       serverName: inspection?.serverName,
       applicationProtocols: inspection?.applicationProtocols ?? [],

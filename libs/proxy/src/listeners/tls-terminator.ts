@@ -7,7 +7,15 @@ import type { Logger } from '@mizzen/runtime';
 import type { DownstreamContext } from '../http/connection-manager.js';
 import { type ClientCertificate, clientCertificateOf } from '../security/client-cert-details.js';
 import { spiffeIdOf, type TlsContextProvider } from '../security/tls-provider.js';
-import type { ChainRuntime, ConnectionContext, HttpChainRuntime } from './runtimes.js';
+import {
+  answerClientError,
+  type ChainRuntime,
+  type ConnectionContext,
+  type DownstreamLimits,
+  enforceHeadersTimeout,
+  type HttpChainRuntime,
+  stopHeadersTimeout,
+} from './runtimes.js';
 
 /** How long a client may take to finish its TLS handshake. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -227,11 +235,13 @@ export class TlsTcpChain extends TlsTermination {
 export class TlsHttpChain extends TlsTermination {
   readonly kind = 'http';
   private readonly sessionPeers = new WeakMap<http2.Http2Session, Peer>();
+  private secureServer?: http2.Http2SecureServer;
 
   constructor(
     private readonly inner: HttpChainRuntime,
     provider: TlsContextProvider,
     logger: Logger,
+    private readonly limits: DownstreamLimits = {},
   ) {
     super(provider, logger);
   }
@@ -241,7 +251,12 @@ export class TlsHttpChain extends TlsTermination {
       ...options,
       allowHTTP1: true,
       settings: { maxConcurrentStreams: 1000 },
+      ...(this.limits.maxRequestHeadersBytes ? { maxHeaderSize: this.limits.maxRequestHeadersBytes } : {}),
     });
+    this.secureServer = server;
+    enforceHeadersTimeout(server, this.limits.requestHeadersTimeoutMs);
+    // HTTP/1.1 over TLS gets the same answers as plaintext to requests that break the protocol.
+    server.on('clientError', answerClientError);
     server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
       const socket = (req.httpVersionMajor === 2 ? req.stream.session?.socket : req.socket) as
         | tls.TLSSocket
@@ -275,5 +290,6 @@ export class TlsHttpChain extends TlsTermination {
   override drain(): void {
     super.drain();
     this.inner.drain();
+    if (this.secureServer) stopHeadersTimeout(this.secureServer);
   }
 }

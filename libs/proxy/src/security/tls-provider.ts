@@ -138,6 +138,9 @@ export class TlsContextProvider {
     else options.minVersion = 'TLSv1.2';
     if (this.spec.maxVersion) options.maxVersion = this.spec.maxVersion;
     if (this.spec.ciphers) options.ciphers = this.spec.ciphers;
+    // OpenSSL 3 refuses TLS 1.0/1.1 at its default security level: asking for them must lower it, or they never work.
+    if (options.minVersion === 'TLSv1' || options.minVersion === 'TLSv1.1')
+      options.ciphers = `${options.ciphers ?? tls.DEFAULT_CIPHERS}:@SECLEVEL=0`;
     try {
       return { ok: true, context: tls.createSecureContext(options), options };
     } catch (err) {
