@@ -233,6 +233,67 @@ export async function issueWorkloadCertificate(options: IssueWorkloadOptions): P
   return certificatePem(cert);
 }
 
+export interface IssueTlsOptions {
+  /** DNS names the certificate is for (wildcards like `*.example.com` allowed); the first is also the CN. */
+  dnsNames: readonly string[];
+  /** URI SANs besides (a client certificate's SPIFFE id, say). */
+  uris?: readonly string[];
+  issuer: CaCredentials;
+  /** Clamped so the certificate never outlives its issuer. */
+  ttlSeconds: number;
+  keyType?: KeyType;
+  /** Subject DN; default `CN=<first DNS name>`. */
+  subject?: string;
+  now?: Date;
+}
+
+/**
+ * A certificate and key for a TLS server or client outside the mesh's SPIFFE
+ * identities — a gateway's `credentialName` certificate for `bookinfo.local`,
+ * a client certificate for mutual TLS at the ingress: DNS (and URI) SANs,
+ * CA:false, digitalSignature + keyEncipherment, serverAuth + clientAuth,
+ * AKI/SKI, random serial, valid from a minute ago.
+ */
+export async function issueTlsCertificate(
+  options: IssueTlsOptions,
+): Promise<{ certificate: string; privateKeyPem: string }> {
+  checkTtl(options.ttlSeconds, 'certificate');
+  if (options.dnsNames.length === 0 && !options.uris?.length)
+    throw new PkiError('invalid-identity', 'a TLS certificate needs at least one DNS name or URI');
+  const now = options.now ?? new Date();
+  const issuer = await loadIssuer(options.issuer, now);
+  const keys = await generateKeyPair(options.keyType ?? 'EC-P256');
+  const names = [
+    ...options.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+    ...(options.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+  ];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: options.subject ?? (options.dnsNames[0] ? `CN=${options.dnsNames[0]}` : ''),
+    issuer: issuer.subjectName,
+    notBefore: new Date(now.getTime() - CLOCK_SKEW_SECONDS * 1000),
+    notAfter: notAfterWithin(issuer, now, options.ttlSeconds),
+    publicKey: keys.publicKey,
+    signingKey: options.issuer.privateKey,
+    signingAlgorithm: signingAlgorithm(options.issuer.privateKey),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      await authorityKeyId(issuer),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      new x509.SubjectAlternativeNameExtension(names, false),
+    ],
+  });
+  return { certificate: certificatePem(cert), privateKeyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
+
 /** What a certificate says, for logs, admin pages and checks. */
 export interface CertificateInfo {
   /** Lowercase hex, no leading zero bytes. */

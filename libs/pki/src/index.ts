@@ -9,13 +9,16 @@ export {
   createRootCa,
   DEFAULT_ROOT_TTL_SECONDS,
   type IntermediateCaOptions,
+  type IssueTlsOptions,
   type IssueWorkloadOptions,
   isCaCertificate,
+  issueTlsCertificate,
   issueWorkloadCertificate,
   privateKeyMatchesCertificate,
   type RootCaOptions,
 } from './certificates.js';
 export { type VerifyChainOptions, type VerifyChainResult, verifyChain } from './chain.js';
+export { CredentialDirectory, checkTlsCredential, type TlsCredential } from './credentials.js';
 export {
   type CreateCsrOptions,
   type CsrPolicy,
