@@ -180,6 +180,60 @@ spec:
     }
   });
 
+  it("sends every proxy's telemetry to the collector: one Bookinfo trace across five services, every proxy scraped", async () => {
+    const d = mizzen(['dashboard', '--no-open']);
+    expect(d.code, d.stderr).toBe(0);
+    const dashboard = d.stdout.trim();
+    expect(dashboard).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(output).toContain(`dashboard: ${dashboard}`);
+    const trace = 'c0ffee0000000000c0ffee0000000001';
+    const res = await fetch(`${ingress}/productpage`, {
+      headers: { traceparent: `00-${trace}-00000000000000aa-01` },
+    });
+    expect(res.status).toBe(200);
+    type Span = { spanId: string; parentSpanId?: string; service: string; kind: string };
+    let spans: Span[] = [];
+    await eventually(
+      'the trace through ingress, productpage, details, reviews and ratings',
+      async () => {
+        const r = await fetch(`${dashboard}/api/traces/${trace}`);
+        if (!r.ok) return `collector answered ${r.status}`;
+        spans = ((await r.json()) as { spans: Span[] }).spans;
+        const services = new Set(spans.map((s) => s.service));
+        const want = [
+          'istio-ingressgateway.istio-system',
+          'productpage.default',
+          'details.default',
+          'reviews.default',
+          'ratings.default',
+        ];
+        return want.every((w) => services.has(w)) || `services so far: ${[...services].join(', ')}`;
+      },
+      30_000,
+    );
+    // One tree: every span but the gateway's hangs under another span of the trace.
+    const ids = new Set(spans.map((s) => s.spanId));
+    for (const s of spans)
+      if (s.service !== 'istio-ingressgateway.istio-system') expect(ids.has(s.parentSpanId ?? '')).toBe(true);
+    const status = JSON.parse(mizzen(['status', '--output', 'json']).stdout) as {
+      proxies: { workload: string; ports: Record<string, number> }[];
+    };
+    for (const p of status.proxies) expect(p.ports.stats, p.workload).toBeGreaterThan(0);
+    await eventually(
+      'every proxy scraped by the collector',
+      async () => {
+        const { targets } = (await (await fetch(`${dashboard}/api/targets`)).json()) as {
+          targets: { state: string }[];
+        };
+        return (
+          (targets.length === 7 && targets.every((t) => t.state === 'up')) ||
+          JSON.stringify(targets.map((t) => t.state))
+        );
+      },
+      30_000,
+    );
+  });
+
   it('says in one sentence when pilot cannot be reached', () => {
     const r = spawnSync('npx', ['mizzen', 'get', 'vs', '--pilot', 'http://127.0.0.1:9'], {
       cwd: root,
