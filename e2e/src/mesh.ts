@@ -264,6 +264,11 @@ export class TestMesh {
     return postJson(`${this.pilot!.base}/apis/config/apply`, { yaml, source });
   }
 
+  /** `mizzen delete` through pilot's config API. */
+  async remove(yaml: string, source = 'test.yaml'): Promise<{ status: number; body: { errors?: string[] } }> {
+    return postJson(`${this.pilot!.base}/apis/config/delete`, { yaml, source });
+  }
+
   async stop(): Promise<void> {
     await this.procs.stopAll();
     fs.rmSync(this.dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import type { Logger } from '@mizzen/runtime';
 import type { XdsNode } from '@mizzen/xds';
 import { Registry } from 'prom-client';
 import { AccessLogger } from './access-log.js';
+import { AuthzMetrics } from './authz-metrics.js';
 import { canonicalRevision, canonicalService, identityFromNode, type LocalProxy } from './labels.js';
 import { IstioMetrics } from './metrics.js';
 import { StatsServer } from './stats-server.js';
@@ -78,7 +79,12 @@ export class ProxyTelemetry {
       exportIntervalMs: options.exportIntervalMs,
     });
     // Tracing first: it adds the trace context that access logs record.
-    this.observer = combineObservers([this.tracer, this.metrics, this.accessLogs])!;
+    this.observer = combineObservers([
+      this.tracer,
+      this.metrics,
+      new AuthzMetrics(this.registry),
+      this.accessLogs,
+    ])!;
   }
 
   /** Starts `/stats/prometheus`; resolves with its port (undefined without one). */

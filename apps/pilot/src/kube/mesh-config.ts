@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import type { MeshConfig } from '../networking/mesh-config.js';
+import type { AuthzExtensionProvider, MeshConfig } from '../networking/mesh-config.js';
 import { parseMeshTelemetry } from '../networking/telemetry.js';
 
 /**
@@ -33,5 +33,13 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
     if (otp.mode) mesh.outboundTrafficPolicy = otp.mode;
   }
   mesh.telemetry = parseMeshTelemetry(doc, base.telemetry);
+  if (doc.extensionProviders !== undefined) {
+    if (!Array.isArray(doc.extensionProviders))
+      throw new Error('mesh config: extensionProviders must be a list');
+    // Authorization reads the external authorizers from the same list (libs/policy validates them).
+    mesh.authorizers = (doc.extensionProviders as Record<string, unknown>[]).filter(
+      (p) => p && typeof p === 'object' && ('envoyExtAuthzHttp' in p || 'envoyExtAuthzGrpc' in p),
+    ) as AuthzExtensionProvider[];
+  }
   return mesh;
 }

@@ -9,6 +9,7 @@ import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress } 
 import { translateHttpRoutes } from './http-routes.js';
 import { GATEWAY_XFCC } from './mtls.js';
 import type { GatewayResource, PushContext } from './push-context.js';
+import { securityFilters } from './security-filters.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
 /** Plaintext HTTP servers are served now; TLS servers arrive with the gateways work. */
@@ -102,6 +103,8 @@ export function buildGatewayRouteConfig(
 export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): ResourceSet {
   const servers = gatewayServers(push, proxy);
   const ports = [...new Set(servers.map((s) => s.listenPort))].sort((a, b) => a - b);
+  // Istio's order: authentication, authorization, then CORS, fault and the router.
+  const security = securityFilters(push, proxy);
   const listeners = ports.map((port) => ({
     name: outboundListenerName(port),
     address: socketAddress(bindAddress(proxy), port),
@@ -113,7 +116,7 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
             `outbound_0.0.0.0_${port}`,
             { rds: gatewayRouteName(port) },
             { use_remote_address: true, ...GATEWAY_XFCC, ...hcmTelemetry(push, proxy, 'client') },
-            withStatsFilter(outboundHttpFilters(), statsFilter(push, proxy, 'client')),
+            withStatsFilter([...security.http, ...outboundHttpFilters()], statsFilter(push, proxy, 'client')),
           ),
         ],
       },

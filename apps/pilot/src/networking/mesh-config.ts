@@ -1,4 +1,7 @@
+import type { ExtensionProvider as AuthzExtensionProvider } from '@mizzen/policy';
 import { DEFAULT_MESH_TELEMETRY, type MeshTelemetry } from './telemetry.js';
+
+export type { AuthzExtensionProvider };
 
 /** Mesh-wide settings (Istio's MeshConfig subset that pilot acts on). */
 export interface MeshConfig {
@@ -12,6 +15,8 @@ export interface MeshConfig {
   connectTimeout: string;
   /** Extension providers, default providers, tracing and access-log defaults. */
   telemetry?: MeshTelemetry;
+  /** `extensionProviders` with envoyExtAuthzHttp/Grpc: what CUSTOM AuthorizationPolicies name. */
+  authorizers?: AuthzExtensionProvider[];
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = {

@@ -32,6 +32,8 @@ export class PushContext {
   readonly virtualServices: readonly VirtualServiceResource[];
   readonly destinationRules: readonly DestinationRuleResource[];
   readonly gateways: readonly GatewayResource[];
+  /** What translation skipped or widened for some proxy (a CUSTOM policy naming no provider…), for pilot's log. */
+  readonly warnings = new Set<string>();
 
   constructor(
     readonly version: number,

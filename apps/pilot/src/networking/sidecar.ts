@@ -26,6 +26,7 @@ import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
 import { downstreamMeshTls, inboundMtlsMode, SIDECAR_INBOUND_XFCC, TLS_INSPECTOR } from './mtls.js';
 import type { PushContext } from './push-context.js';
+import { securityFilters } from './security-filters.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
 type PortKind = 'http' | 'sniff' | 'tls' | 'tcp';
@@ -118,6 +119,7 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
 
 function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
   const address = bindAddress(proxy);
+  const security = securityFilters(push, proxy);
   return proxy.ports.map((port) => {
     const cluster = inboundClusterName(port.targetPort);
     const hcm = httpConnectionManager(
@@ -136,19 +138,20 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
         },
       },
       { ...SIDECAR_INBOUND_XFCC, ...hcmTelemetry(push, proxy, 'server') },
-      withStatsFilter([routerFilter()], statsFilter(push, proxy, 'server')),
+      withStatsFilter([...security.http, routerFilter()], statsFilter(push, proxy, 'server')),
     );
+    const tcp = [...security.tcp, tcpProxy(cluster, cluster)];
     const kind = kindOf(port.protocol);
     // A port of unknown protocol takes HTTP when the first bytes are HTTP, anything else as opaque TCP.
-    const base: { name: string; match?: Json; filter: Json }[] =
+    const base: { name: string; match?: Json; filters: Json[] }[] =
       kind === 'http'
-        ? [{ name: cluster, filter: hcm }]
+        ? [{ name: cluster, filters: [hcm] }]
         : kind === 'sniff'
           ? [
-              { name: `${cluster}-http`, match: HTTP_ALPN, filter: hcm },
-              { name: `${cluster}-tcp`, filter: tcpProxy(cluster, cluster) },
+              { name: `${cluster}-http`, match: HTTP_ALPN, filters: [hcm] },
+              { name: `${cluster}-tcp`, filters: tcp },
             ]
-          : [{ name: cluster, filter: tcpProxy(cluster, cluster) }];
+          : [{ name: cluster, filters: tcp }];
     // PeerAuthentication decides which chains exist: mTLS only (STRICT), both told apart by the first bytes (PERMISSIVE), or plaintext.
     const mode = inboundMtlsMode(push, proxy, port.targetPort);
     const chains: Json[] = [];
@@ -163,7 +166,7 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
           name: `${c.name}-mtls`,
           filter_chain_match: match,
           transport_socket: downstreamMeshTls(),
-          filters: [c.filter],
+          filters: c.filters,
         });
       }
     }
@@ -176,7 +179,7 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
         chains.push({
           name: c.name,
           ...(Object.keys(match).length ? { filter_chain_match: match } : {}),
-          filters: [c.filter],
+          filters: c.filters,
         });
       }
     }
@@ -190,8 +193,15 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
       traffic_direction: 'INBOUND',
       ...(listenerFilters.length ? { listener_filters: listenerFilters } : {}),
       filter_chains: chains,
+      // Local mode listens on its own port per workload port; policies name the workload's port.
+      ...(port.listenPort !== port.targetPort ? { metadata: workloadPortMetadata(port.targetPort) } : {}),
     };
   });
+}
+
+/** Listener metadata telling the proxy which workload port a local-mode inbound listener stands for. */
+function workloadPortMetadata(port: number): Json {
+  return { filter_metadata: { 'mizzen.io/listener': { workload_port: port } } };
 }
 
 function toChain(c: L4Chain): Json {

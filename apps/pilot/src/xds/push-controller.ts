@@ -190,6 +190,18 @@ export class PushController {
     };
     this.options.metrics?.pushTime.observe(durationMs / 1000);
     this.options.logger.info(this.last, 'pushed config');
+    this.logNewWarnings();
+  }
+
+  private readonly warned = new Set<string>();
+
+  /** Translation warnings, each logged once while it lasts (a push repeats them for every proxy). */
+  private logNewWarnings(): void {
+    for (const w of this.context.warnings) {
+      if (!this.warned.has(w)) this.options.logger.warn({ version: this.context.version }, w);
+    }
+    this.warned.clear();
+    for (const w of this.context.warnings) this.warned.add(w);
   }
 
   private updateSnapshot(entry: ConnectedProxy, cache = new Map<string, EncodedResource>()): void {

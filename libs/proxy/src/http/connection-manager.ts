@@ -120,6 +120,7 @@ export class HttpConnectionManager {
     const observation = this.deps.observer?.startHttp?.({
       direction: this.deps.direction,
       listener: this.deps.listenerName,
+      statPrefix: this.config.statPrefix,
       method: req.method ?? 'GET',
       authority,
       path,
@@ -179,6 +180,7 @@ export class HttpConnectionManager {
     return {
       direction: this.deps.direction,
       listener: this.deps.listenerName,
+      statPrefix: this.config.statPrefix,
       method: req.method ?? 'GET',
       authority: target.authority,
       path: target.path,

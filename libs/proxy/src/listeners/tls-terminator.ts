@@ -7,6 +7,7 @@ import type { Logger } from '@mizzen/runtime';
 import type { DownstreamContext } from '../http/connection-manager.js';
 import { type ClientCertificate, clientCertificateOf } from '../security/client-cert-details.js';
 import { spiffeIdOf, type TlsContextProvider } from '../security/tls-provider.js';
+import { type Closable, ConnectionTracker, DRAIN_MS, sessionHandle } from './connection-tracker.js';
 import {
   answerClientError,
   type ChainRuntime,
@@ -19,8 +20,6 @@ import {
 
 /** How long a client may take to finish its TLS handshake. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** How long a replaced TLS chain's connections may live on. */
-const DRAIN_MS = 10_000;
 
 /**
  * A socket whose first bytes were read for inspection and put back: TLS can
@@ -236,6 +235,9 @@ export class TlsHttpChain extends TlsTermination {
   readonly kind = 'http';
   private readonly sessionPeers = new WeakMap<http2.Http2Session, Peer>();
   private secureServer?: http2.Http2SecureServer;
+  /** Connections by HTTP/1.1 socket or HTTP/2 session, so a drain closes each as soon as it is idle. */
+  private readonly tracker = new ConnectionTracker();
+  private readonly sessions = new WeakMap<http2.ServerHttp2Session, Closable>();
 
   constructor(
     private readonly inner: HttpChainRuntime,
@@ -262,6 +264,8 @@ export class TlsHttpChain extends TlsTermination {
         | tls.TLSSocket
         | undefined;
       const session = req.httpVersionMajor === 2 ? req.stream.session : undefined;
+      const conn = session ? this.sessions.get(session as http2.ServerHttp2Session) : req.socket;
+      if (conn) this.tracker.begin(conn as Closable, res as unknown as http.ServerResponse);
       const peer = session ? this.sessionPeer(session) : socket ? this.peers.get(socket) : undefined;
       const ctx: DownstreamContext = peer
         ? this.inner.downstreamContext(afterTls(peer), undefined)
@@ -273,6 +277,11 @@ export class TlsHttpChain extends TlsTermination {
       );
     });
     server.on('sessionError', () => {});
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      const handle = sessionHandle(session);
+      this.sessions.set(session, handle);
+      this.tracker.add(handle);
+    });
     return server;
   }
 
@@ -289,6 +298,8 @@ export class TlsHttpChain extends TlsTermination {
 
   override drain(): void {
     super.drain();
+    // Idle connections close now (HTTP/2 with a GOAWAY), busy ones after their last request: clients reconnect to the new config.
+    this.tracker.drain();
     this.inner.drain();
     if (this.secureServer) stopHeadersTimeout(this.secureServer);
   }

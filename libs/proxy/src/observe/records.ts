@@ -101,6 +101,8 @@ export interface HttpTelemetryConfig {
 export interface HttpRequestStart {
   readonly direction: TrafficDirection;
   readonly listener: string;
+  /** The HTTP connection manager's stat_prefix (`inbound_0.0.0.0_9080`): Envoy's per-HCM stats carry it. */
+  readonly statPrefix?: string;
   readonly method: string;
   readonly authority: string;
   readonly path: string;

@@ -1,0 +1,374 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Backend, ProxyClient, requestWithHost, startBackend } from '../src/http.js';
+import { eventually } from '../src/load.js';
+import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+
+/**
+ * Istio's authorization and JWT tasks with their YAML unchanged, through
+ * citadel, pilot and real sidecars: who may call reviews is decided by
+ * AuthorizationPolicy on the reviews sidecar from the caller's mTLS identity,
+ * the request and its verified JWT; an external authorizer (CUSTOM) is a
+ * real HTTP server; tokens are signed here and the JWKS is served here.
+ */
+const ISSUER = 'https://issuer.mizzen.test';
+
+interface Signer {
+  kid: string;
+  privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+  jwk: JWK;
+}
+
+async function signer(kid: string): Promise<Signer> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
+}
+
+async function token(
+  s: Signer,
+  claims: Record<string, unknown>,
+  opts: { issuer?: string; audience?: string; expiresIn?: number } = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', kid: s.kid })
+    .setIssuer(opts.issuer ?? ISSUER)
+    .setAudience(opts.audience ?? 'bookinfo')
+    .setSubject('alice')
+    .setIssuedAt(now - 60)
+    .setExpirationTime(now + (opts.expiresIn ?? 600))
+    .sign(s.privateKey);
+}
+
+/** A JWKS endpoint whose keys the test rotates. */
+async function jwksServer(initial: JWK[]) {
+  const state = { keys: initial, fetches: 0 };
+  const server = http.createServer((_req, res) => {
+    state.fetches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    state,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** Istio's sample ext-authz server: allows a request carrying `x-ext-authz: allow`. */
+async function extAuthzServer() {
+  const state = { checks: 0, lastPath: '' };
+  const server = http.createServer((req, res) => {
+    state.checks++;
+    state.lastPath = req.url ?? '';
+    if (req.headers['x-ext-authz'] === 'allow') {
+      res.writeHead(200, { 'x-ext-authz-check-result': 'allowed' }).end();
+    } else {
+      res.writeHead(403, { 'x-ext-authz-check-result': 'denied' }).end('denied by ext_authz');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    state,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+const services = (extAuthzPort: number) => `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: reviews } }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ext-authz, namespace: default }
+spec:
+  hosts: [ext-authz.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 8000, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${extAuthzPort} } }]
+`;
+
+const MESH_CONFIG = `
+extensionProviders:
+  - name: sample-ext-authz-http
+    envoyExtAuthzHttp:
+      service: ext-authz.default.svc.cluster.local
+      port: 8000
+      includeRequestHeadersInCheck: [x-ext-authz]
+      headersToDownstreamOnDeny: [x-ext-authz-check-result]
+`;
+
+describe('AuthorizationPolicy and RequestAuthentication through real sidecars', () => {
+  const mesh = new TestMesh();
+  let reviews: Backend;
+  let server: SidecarHandle;
+  let productpage: ProxyClient;
+  let details: ProxyClient;
+  let keys: { first: Signer; second: Signer; stranger: Signer };
+  let jwks: Awaited<ReturnType<typeof jwksServer>>;
+  let authorizer: Awaited<ReturnType<typeof extAuthzServer>>;
+
+  const get = (client: ProxyClient, p: string, headers: Record<string, string> = {}, method = 'GET') =>
+    client.request(`http://reviews:9080${p}`, headers, method);
+
+  /** Applies YAML and waits until `check` holds (pilot pushes, the proxy takes it). */
+  const applyAndWait = async (yaml: string, what: string, check: () => Promise<boolean>) => {
+    const r = await mesh.apply(yaml);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    await eventually(what, check, 15_000);
+  };
+
+  beforeAll(async () => {
+    keys = { first: await signer('k1'), second: await signer('k2'), stranger: await signer('k1') };
+    jwks = await jwksServer([keys.first.jwk]);
+    authorizer = await extAuthzServer();
+    mesh.writeConfig('services.yaml', services(authorizer.port));
+    const meshConfig = path.join(mesh.dir, 'mesh.yaml');
+    fs.writeFileSync(meshConfig, MESH_CONFIG);
+    await mesh.startCitadel();
+    await mesh.startPilot(['--registration-grace-ms', '30000', '--mesh-config', meshConfig]);
+    reviews = await startBackend('reviews', 'v1');
+    server = await mesh.startSidecar({
+      workload: 'reviews-v1',
+      service: 'reviews',
+      labels: { app: 'reviews', version: 'v1' },
+      appPort: reviews.port,
+    });
+    const clients: SidecarHandle[] = [];
+    for (const name of ['productpage', 'details']) {
+      const app = await startBackend(name, 'v1');
+      clients.push(
+        await mesh.startSidecar({
+          workload: `${name}-v1`,
+          service: name,
+          labels: { app: name, version: 'v1' },
+          appPort: app.port,
+        }),
+      );
+    }
+    await mesh.waitForSync([server.id, ...clients.map((c) => c.id)]);
+    productpage = new ProxyClient(clients[0]!.outboundPort);
+    details = new ProxyClient(clients[1]!.outboundPort);
+    await eventually('reviews through the mesh', async () => (await get(details, '/warm')).status === 200);
+  }, 120_000);
+
+  afterAll(async () => {
+    productpage?.close();
+    details?.close();
+    await reviews?.close();
+    await jwks?.close();
+    await authorizer?.close();
+    await mesh.stop();
+  });
+
+  it('ALLOW: productpage may GET reviews while details may not, nor may a client without a sidecar', async () => {
+    await applyAndWait(
+      `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: reviews-viewer, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/default/sa/productpage] } }]
+      to: [{ operation: { methods: [GET] } }]
+`,
+      'details refused',
+      async () => (await get(details, '/reviews/1')).status === 403,
+    );
+    const denied = await get(details, '/reviews/1');
+    expect(denied.body).toBe('RBAC: access denied');
+    expect((await get(productpage, '/reviews/1')).status).toBe(200);
+    expect((await get(productpage, '/reviews/1', {}, 'POST')).status).toBe(403);
+    // Plaintext (PERMISSIVE) has no identity, so no principal matches.
+    const plain = await requestWithHost(`http://127.0.0.1:${server.inboundPort}/reviews/1`, 'reviews:9080');
+    expect(plain.status).toBe(403);
+  });
+
+  it('DENY beats ALLOW, with prefix and suffix path wildcards', async () => {
+    await applyAndWait(
+      `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: reviews-deny-admin, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: ["/admin/*", "*.secret"] } }]
+`,
+      'admin denied',
+      async () => (await get(productpage, '/admin/users')).status === 403,
+    );
+    expect((await get(productpage, '/notes.secret')).status).toBe(403);
+    expect((await get(productpage, '/administrator')).status).toBe(200);
+    expect((await get(productpage, '/reviews/2')).status).toBe(200);
+  });
+
+  it('dry-run: a policy annotated istio.io/dry-run is evaluated and counted, never enforced', async () => {
+    const dryRun = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: reviews-deny-all-dry-run
+  namespace: default
+  annotations: { istio.io/dry-run: "true" }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: DENY
+  rules: [{}]
+`;
+    const counter = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${server.statsPort}/stats/prometheus`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('envoy_http_rbac_istio_dry_run_deny_shadow_denied{'));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const before = await counter();
+    await applyAndWait(dryRun, 'the dry-run policy counted', async () => {
+      const r = await get(productpage, '/reviews/3');
+      return r.status === 200 && (await counter()) > before;
+    });
+    const counted = await counter();
+    for (let i = 0; i < 5; i++) expect((await get(productpage, `/reviews/dry/${i}`)).status).toBe(200);
+    // Metrics are recorded as each request completes: wait for the last one.
+    await eventually(
+      'five more dry-run denials counted',
+      async () => (await counter()) >= counted + 5,
+      5_000,
+    );
+    await mesh.remove(dryRun);
+  });
+
+  it('JWT: a valid token passes, expired / wrong issuer / wrong audience are refused, no token is left to policy', async () => {
+    await applyAndWait(
+      `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: reviews-jwt, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  jwtRules:
+    - issuer: ${ISSUER}
+      audiences: [bookinfo]
+      jwksUri: ${jwks.url}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: reviews-require-jwt, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: DENY
+  rules:
+    - from: [{ source: { notRequestPrincipals: ["*"] } }]
+      to: [{ operation: { paths: ["/secure*"] } }]
+`,
+      'a tokenless request to /secure denied',
+      async () => (await get(productpage, '/secure')).status === 403,
+    );
+    const good = await token(keys.first, { groups: ['users'] });
+    const ok = await get(productpage, '/secure', { authorization: `Bearer ${good}` });
+    expect(ok.status).toBe(200);
+    // Istio removes the token before the app unless forwardOriginalToken is set.
+    expect(reviews.lastHeaders?.authorization).toBeUndefined();
+
+    const expired = await token(keys.first, {}, { expiresIn: -120 });
+    const r1 = await get(productpage, '/secure', { authorization: `Bearer ${expired}` });
+    expect([r1.status, r1.body]).toEqual([401, 'Jwt is expired']);
+    const foreign = await token(keys.first, {}, { issuer: 'https://elsewhere.test' });
+    expect((await get(productpage, '/secure', { authorization: `Bearer ${foreign}` })).status).toBe(401);
+    const otherAudience = await token(keys.first, {}, { audience: 'payments' });
+    const r3 = await get(productpage, '/secure', { authorization: `Bearer ${otherAudience}` });
+    expect(r3.status).toBe(403);
+    expect(r3.body).toBe('Audiences in Jwt are not allowed');
+    // A token signed by a key the JWKS does not hold (same kid) fails verification.
+    const forged = await token(keys.stranger, {});
+    expect((await get(productpage, '/secure', { authorization: `Bearer ${forged}` })).status).toBe(401);
+    // A present but invalid token is refused even where no policy asks for one.
+    expect((await get(productpage, '/reviews/1', { authorization: `Bearer ${expired}` })).status).toBe(401);
+    expect((await get(productpage, '/reviews/1')).status).toBe(200);
+  });
+
+  it('JWT: keys rotated at the JWKS are picked up for tokens with the new key id', async () => {
+    jwks.state.keys = [keys.first.jwk, keys.second.jwk];
+    const rotated = await token(keys.second, {});
+    await eventually(
+      'a token signed with the new key accepted',
+      async () => (await get(productpage, '/secure', { authorization: `Bearer ${rotated}` })).status === 200,
+      15_000,
+    );
+    expect(jwks.state.fetches).toBeGreaterThanOrEqual(2);
+  });
+
+  it('claims conditions: request.auth.claims[…] (lists and nested claims) decide an ALLOW rule', async () => {
+    await applyAndWait(
+      `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: reviews-admins, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: ALLOW
+  rules:
+    - to: [{ operation: { paths: ["/claims*"] } }]
+      when:
+        - { key: "request.auth.claims[groups]", values: [admins] }
+        - { key: "request.auth.claims[org][team]", values: [mesh] }
+`,
+      'details allowed by claims',
+      async () => {
+        const t = await token(keys.first, { groups: ['users', 'admins'], org: { team: 'mesh' } });
+        return (await get(details, '/claims', { authorization: `Bearer ${t}` })).status === 200;
+      },
+    );
+    const users = await token(keys.first, { groups: ['users'], org: { team: 'mesh' } });
+    expect((await get(details, '/claims', { authorization: `Bearer ${users}` })).status).toBe(403);
+    const otherTeam = await token(keys.first, { groups: ['admins'], org: { team: 'payments' } });
+    expect((await get(details, '/claims', { authorization: `Bearer ${otherTeam}` })).status).toBe(403);
+    // The claims rule covers /claims only: details is still refused elsewhere.
+    expect((await get(details, '/reviews/1')).status).toBe(403);
+  });
+
+  it('CUSTOM: the external authorizer decides the paths its policy names, and only those', async () => {
+    await applyAndWait(
+      `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: reviews-ext-authz, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: CUSTOM
+  provider: { name: sample-ext-authz-http }
+  rules:
+    - to: [{ operation: { paths: ["/custom/*"] } }]
+`,
+      'the authorizer consulted',
+      async () => (await get(productpage, '/custom/a', { 'x-ext-authz': 'deny' })).status === 403,
+    );
+    const denied = await get(productpage, '/custom/a', { 'x-ext-authz': 'deny' });
+    expect(denied.body).toBe('denied by ext_authz');
+    expect(denied.headers['x-ext-authz-check-result']).toBe('denied');
+    expect(authorizer.state.lastPath).toBe('/custom/a');
+    const allowed = await get(productpage, '/custom/b', { 'x-ext-authz': 'allow' });
+    expect(allowed.status).toBe(200);
+    expect(reviews.lastHeaders?.['x-ext-authz']).toBe('allow');
+    const checks = authorizer.state.checks;
+    expect((await get(productpage, '/reviews/9', { 'x-ext-authz': 'deny' })).status).toBe(200);
+    expect(authorizer.state.checks).toBe(checks);
+  });
+});
