@@ -36,7 +36,7 @@ const ADS = { ads: {}, resource_api_version: 'V3' };
 
 type Ca = Awaited<ReturnType<typeof createRootCa>>;
 
-async function workloadCert(ca: Ca, ns: string, sa: string, ttlSeconds = 3600) {
+async function workloadCert(ca: Ca, ns: string, sa: string, ttlSeconds = 3600, now?: Date) {
   const keys = await generateKeyPair();
   const csr = await parseCsr(
     await createCsr({
@@ -49,6 +49,7 @@ async function workloadCert(ca: Ca, ns: string, sa: string, ttlSeconds = 3600) {
     identity: { trustDomain: 'cluster.local', namespace: ns, serviceAccount: sa },
     issuer: ca,
     ttlSeconds,
+    ...(now ? { now } : {}),
   });
   return { certChain: cert, privateKey: await exportPrivateKeyPem(keys.privateKey) };
 }
@@ -282,10 +283,18 @@ describe('mutual TLS', () => {
     expect(r).toEqual({ ok: true, san: `URI:${ME}` });
   });
 
-  it('STRICT refuses plaintext, clients without a certificate, and certificates from another root', async () => {
+  it('STRICT refuses plaintext, clients without a certificate, expired ones and ones from another root', async () => {
     expect((await handshake(strictPort!)).ok).toBe(false);
     const foreign = await workloadCert(otherCa, 'default', 'productpage');
     expect((await handshake(strictPort!, foreign)).ok).toBe(false);
+    const expired = await workloadCert(
+      ca,
+      'default',
+      'productpage',
+      3600,
+      new Date(Date.now() - 3 * 3600_000),
+    );
+    expect((await handshake(strictPort!, expired)).ok).toBe(false);
     const plain = await fetch(`http://127.0.0.1:${strictPort}/`).then(
       (r) => r.status,
       () => 'refused',
