@@ -1,0 +1,179 @@
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDockerfile, imageTable, REPO_ROOT } from '../src/index.js';
+
+/**
+ * Each image's runtime, rebuilt here without Docker (no engine runs on this
+ * machine): the same tools/images/stage-runtime.sh the Dockerfiles run, then
+ * the same `npm ci --omit=dev --workspace=<app>` in a directory outside the
+ * repository (so nothing resolves from the workspace's own node_modules), then
+ * the Dockerfile's ENTRYPOINT started with local ports until it says it is
+ * ready, and stopped with SIGTERM. A runtime file the build forgot (protos,
+ * static assets, a native addon) or a dependency declared for development only
+ * fails here as it would in the image.
+ */
+
+interface App {
+  image: string;
+  args: (ports: number[]) => string[];
+  env?: Record<string, string>;
+  ready: RegExp;
+}
+
+const APPS: App[] = [
+  {
+    image: 'pilot',
+    args: () => ['--host', '127.0.0.1', '--xds-port', '0', '--http-port', '0', '--store', 'state/store.json'],
+    ready: /"msg":"pilot ready"/,
+  },
+  {
+    image: 'citadel',
+    args: () => ['--host', '127.0.0.1', '--grpc-port', '0', '--http-port', '0', '--ca-dir', 'state/ca'],
+    ready: /"msg":"citadel ready"/,
+  },
+  {
+    image: 'sidecar-agent',
+    args: ([a, h, s]) => [
+      '--pilot',
+      '127.0.0.1:9',
+      '--workload',
+      'layout-test',
+      '--ip',
+      '127.0.0.1',
+      '--admin-port',
+      String(a),
+      '--health-port',
+      String(h),
+      '--stats-port',
+      String(s),
+    ],
+    ready: /"msg":"sidecar-agent started"/,
+  },
+  {
+    image: 'ingress-gateway',
+    args: ([a, h, p]) => [
+      '--pilot',
+      '127.0.0.1:9',
+      '--ip',
+      '127.0.0.1',
+      '--port-map',
+      `80=${p}`,
+      '--admin-port',
+      String(a),
+      '--health-port',
+      String(h),
+    ],
+    ready: /"msg":"ingress-gateway started"/,
+  },
+  {
+    image: 'telemetry-collector',
+    args: () => [
+      '--host',
+      '127.0.0.1',
+      '--http-port',
+      '0',
+      '--otlp-http-port',
+      '0',
+      '--otlp-grpc-port',
+      '0',
+      '--pilot',
+      'none',
+    ],
+    ready: /"msg":"telemetry collector ready"/,
+  },
+  ...['productpage', 'details', 'reviews', 'ratings'].map((app) => ({
+    image: `bookinfo-${app}`,
+    args: () => [],
+    env: { PORT: '0', HOST: '127.0.0.1', SERVICE_VERSION: 'v1' },
+    ready: /Server listening at http/,
+  })),
+];
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const s = net.createServer();
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return s;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+describe('each image runtime rebuilt without Docker (no engine here): staged build output + production dependencies only', () => {
+  const table = imageTable();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-image-'));
+  const staged = path.join(root, 'staged');
+
+  beforeAll(() => {
+    execFileSync(path.join(REPO_ROOT, 'tools', 'images', 'stage-runtime.sh'), [staged], { stdio: 'pipe' });
+  }, 60_000);
+
+  afterAll(() => {
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('stages manifests and build output, never sources or dependencies', () => {
+    expect(fs.existsSync(path.join(staged, 'package-lock.json'))).toBe(true);
+    expect(fs.existsSync(path.join(staged, 'apps', 'pilot', 'dist', 'main.js'))).toBe(true);
+    expect(fs.existsSync(path.join(staged, 'libs', 'xds', 'protos'))).toBe(true);
+    expect(fs.existsSync(path.join(staged, 'apps', 'bookinfo', 'productpage', 'static'))).toBe(true);
+    expect(fs.existsSync(path.join(staged, 'apps', 'pilot', 'src'))).toBe(false);
+    expect(fs.existsSync(path.join(staged, 'apps', 'pilot', 'node_modules'))).toBe(false);
+    expect(fs.existsSync(path.join(staged, 'node_modules'))).toBe(false);
+  });
+
+  for (const app of APPS) {
+    it(`${app.image}: starts from its staged build with its production dependencies alone`, async () => {
+      const dockerfile = table.get(app.image)!;
+      const text = fs.readFileSync(path.join(REPO_ROOT, dockerfile), 'utf8');
+      const pkg = JSON.parse(
+        fs.readFileSync(path.join(REPO_ROOT, path.dirname(dockerfile), 'package.json'), 'utf8'),
+      ) as {
+        name: string;
+      };
+      // The exact install the Dockerfile runs.
+      const install = ['ci', '--omit=dev', `--workspace=${pkg.name}`, '--no-audit', '--no-fund'];
+      expect(text).toContain(`RUN npm ${install.join(' ')}`);
+      expect(text).toContain('RUN tools/images/stage-runtime.sh /out');
+      // One staged tree for every app: npm ci removes the previous app's node_modules first.
+      const dir = staged;
+      fs.rmSync(path.join(dir, 'state'), { recursive: true, force: true });
+      fs.mkdirSync(path.join(dir, 'state'), { recursive: true });
+      execFileSync('npm', [...install, '--prefer-offline', '--loglevel=error'], { cwd: dir, stdio: 'pipe' });
+      expect(fs.existsSync(path.join(dir, 'node_modules', 'vitest'))).toBe(false);
+
+      const entry = checkDockerfile(dockerfile).entrypoint!;
+      const child = spawn(process.execPath, [entry, ...app.args(await freePorts(3))], {
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...app.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => {
+        output += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        output += d.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      try {
+        const deadline = Date.now() + 20_000;
+        while (!app.ready.test(output) && child.exitCode === null && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(output, `${app.image} did not get ready`).toMatch(app.ready);
+        expect(output).not.toMatch(/"level":"(fatal|error)"/);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGTERM');
+      }
+      expect(await exited, `${app.image} exit code after SIGTERM:\n${output}`).toBe(0);
+    }, 120_000);
+  }
+});
