@@ -3,8 +3,9 @@ import path from 'node:path';
 import { isPortInUse, PortAllocator } from '@mizzen/runtime';
 import { CliError } from '../errors.js';
 import { BOOKINFO_SERVICE_PORT, BOOKINFO_WORKLOADS } from '../local/bookinfo.js';
+import { LocalIdentities } from '../local/identity.js';
 import { appEntry, defaultConfigDir, mizzenHome } from '../local/paths.js';
-import { pilotReady, productpageServes, proxiesSynced, waitUntil } from '../local/readiness.js';
+import { citadelReady, pilotReady, productpageServes, proxiesSynced, waitUntil } from '../local/readiness.js';
 import { type MeshState, removeState, writeState } from '../local/state.js';
 import { type ChildSpec, Supervisor } from '../local/supervisor.js';
 import { collectorReady, writeMeshConfig } from '../local/telemetry.js';
@@ -25,6 +26,7 @@ const HOST = '127.0.0.1';
 const NAMESPACE = 'default';
 const GATEWAY_NAMESPACE = 'istio-system';
 const GATEWAY_NAME = 'istio-ingressgateway';
+const GATEWAY_SERVICE_ACCOUNT = 'istio-ingressgateway-service-account';
 
 /** A well-known port if it is free, otherwise any free port (local mode may move ports and says where). */
 async function preferredPort(ports: PortAllocator, preferred: number): Promise<number> {
@@ -49,9 +51,15 @@ function tail(file: string, lines = 15): string {
   }
 }
 
+/** The flags that make a proxy fetch its workload certificate from citadel. */
+function caFlags(caAddress: string, tokenFile: string): string[] {
+  return ['--ca-address', caAddress, '--ca-token-file', tokenFile];
+}
+
 /**
- * `mizzen up`: pilot, the ingress gateway and Bookinfo with a sidecar per
- * workload, as local processes. Prints progress, then a table of what runs
+ * `mizzen up`: citadel, pilot, the ingress gateway and Bookinfo with a sidecar
+ * per workload, as local processes; every proxy gets a workload certificate,
+ * so traffic between sidecars is mutual TLS (Istio's auto mTLS, PERMISSIVE). Prints progress, then a table of what runs
  * where, then `mesh ready` — only once every proxy ACKed its config and
  * productpage answers through the ingress. Ctrl-C stops everything.
  */
@@ -83,6 +91,13 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   const xdsPort = options.pilotXdsPort ?? (await preferredPort(ports, 15010));
   const httpPort = options.pilotHttpPort ?? (await preferredPort(ports, 15014));
   const pilotBase = `http://${HOST}:${httpPort}`;
+  const caGrpcPort = await preferredPort(ports, 8060);
+  const caHttpPort = await preferredPort(ports, 15016);
+  const citadelBase = `http://${HOST}:${caHttpPort}`;
+  const caAddress = `${HOST}:${caGrpcPort}`;
+  const caDir = path.join(home, 'ca');
+  // The CA's root and the token key persist across runs, like a cluster's; tokens are per run.
+  const identities = LocalIdentities.open(path.join(caDir, 'token-key'), path.join(runDir, 'tokens'));
   const ingressUrl = `http://${HOST}:${ingress}`;
   // The telemetry collector: OTLP receivers every proxy exports to, and the dashboard.
   const dashboardPort = await preferredPort(ports, 20001);
@@ -119,6 +134,27 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     });
 
   try {
+    out.write(`starting citadel (CA ${caAddress}, root in ${caDir})…\n`);
+    start({
+      name: 'citadel',
+      kind: 'control-plane',
+      entry: appEntry('@mizzen/citadel'),
+      args: [
+        '--host',
+        HOST,
+        '--grpc-port',
+        String(caGrpcPort),
+        '--http-port',
+        String(caHttpPort),
+        '--ca-dir',
+        caDir,
+        '--token-key',
+        path.join(caDir, 'token-key'),
+      ],
+      ports: { grpc: caGrpcPort, http: caHttpPort },
+    });
+    await wait('citadel', () => citadelReady(citadelBase));
+
     out.write(`starting pilot (config ${configDir})…\n`);
     start({
       name: 'pilot',
@@ -139,6 +175,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         storeFile,
         '--registrations',
         path.join(runDir, 'registrations.json'),
+        '--citadel-url',
+        citadelBase,
       ],
       ports: { xds: xdsPort, http: httpPort },
     });
@@ -219,6 +257,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           String(admin),
           '--health-port',
           String(health),
+          ...caFlags(caAddress, await identities.tokenFile(w.name, NAMESPACE, `bookinfo-${w.app}`)),
         ],
         ports: { inbound, outbound, admin, health, stats },
       });
@@ -248,6 +287,10 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         String(gwAdmin),
         '--health-port',
         String(gwHealth),
+        ...caFlags(
+          caAddress,
+          await identities.tokenFile(GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT),
+        ),
       ],
       ports: { http: ingress, admin: gwAdmin, health: gwHealth, stats: gwStats },
     });
@@ -291,6 +334,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   out.write(`ingress:   ${ingressUrl}/productpage\n`);
   out.write(`pilot:     ${pilotBase} (xDS ${HOST}:${xdsPort})\n`);
   out.write(`dashboard: ${dashboardUrl} (OTLP/HTTP :${otlpHttpPort}, OTLP/gRPC :${otlpGrpcPort})\n`);
+  out.write(`citadel:   ${caAddress} (root ${citadelBase}/root-cert.pem)\n`);
   out.write(`logs:      ${path.join(home, 'logs')}\n`);
   out.write('mesh ready\n');
   // Stay in the foreground until a signal stops the mesh.
