@@ -28,6 +28,7 @@ export { ConfigError } from './config/errors.js';
 export { compileListener } from './config/listener.js';
 export { findRoute, RouteTable } from './config/route-table.js';
 export { compileAccessLogs, compileStatsConfig, compileTracing } from './config/telemetry.js';
+export type { FilterServices } from './http/filters/services.js';
 export { type CaptureMode, ListenerManager } from './listeners/listener-manager.js';
 export {
   encodePeerHeaders,

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, PortAllocator } from '@mizzen/runtime';
 import { AdsServer, type ResourceSet, Snapshot, TypeUrl } from '@mizzen/xds';
-import { MeshProxy } from '../src/agent/proxy.js';
+import { MeshProxy, type ProxyOptions } from '../src/agent/proxy.js';
 import type { SecretStore } from '../src/security/secret-store.js';
 
 /**
@@ -137,7 +137,11 @@ export class ProxyHarness {
   admin = 0;
   private readonly log = createLogger('proxy-test', { level: 'silent' });
 
-  async start(initial: (h: ProxyHarness) => ResourceSet, secrets?: SecretStore): Promise<void> {
+  async start(
+    initial: (h: ProxyHarness) => ResourceSet,
+    secrets?: SecretStore,
+    extra: Pick<ProxyOptions, 'rateLimits'> = {},
+  ): Promise<void> {
     [this.outbound, this.admin] = await this.ports.takeMany(2);
     const health = await this.ports.take();
     this.ads = new AdsServer({ logger: this.log });
@@ -153,6 +157,7 @@ export class ProxyHarness {
       initialBackoffMs: 50,
       maxBackoffMs: 200,
       secrets,
+      ...extra,
     });
     await this.proxy.start();
     await this.until('proxy ready and ACKed', () => this.proxy.isReady() && this.allAcked());

@@ -10,6 +10,7 @@ import type {
   ListenerJson,
   RouteConfigurationJson,
 } from '../envoy/types.js';
+import { bindFilterServices, type FilterServices } from '../http/filters/services.js';
 import type { ListenerManager } from '../listeners/listener-manager.js';
 import type { RouteStore } from '../routes/route-store.js';
 import type { Secret, SecretStore } from '../security/secret-store.js';
@@ -25,6 +26,8 @@ export interface ApplierDeps {
   /** Updates the ADS subscription for a non-wildcard type. */
   subscribe: (typeUrl: TypeUrl, names: readonly string[]) => void;
   logger: Logger;
+  /** Handed to the HTTP filters of every listener applied (rate limit counters and metrics). */
+  filterServices: FilterServices;
 }
 
 interface SecretJson {
@@ -117,6 +120,7 @@ export class ConfigApplier {
       }
       case TypeUrl.Listener: {
         const listeners: ListenerConfig[] = compileAll(resources, (j: ListenerJson) => compileListener(j));
+        bindFilterServices(listeners, this.deps.filterServices);
         await this.deps.listeners.apply(listeners);
         const rds = this.deps.listeners.rdsNames();
         this.deps.routes.retainOnly(rds);

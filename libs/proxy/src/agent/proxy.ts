@@ -1,3 +1,4 @@
+import { memoryRateLimitServices, type RateLimitServices } from '@mizzen/ratelimit';
 import type { Logger } from '@mizzen/runtime';
 import { AdsClient, TypeUrl, type XdsNode } from '@mizzen/xds';
 import type { FastifyInstance } from 'fastify';
@@ -30,6 +31,12 @@ export interface ProxyOptions {
   certificates?: Omit<CertManagerOptions, 'secrets' | 'logger'>;
   /** Telemetry (metrics, access logs, tracing) watching every request and connection. */
   observer?: ProxyObserver;
+  /**
+   * Counters and metrics of the rate limit filters (RateLimitPolicy): Redis
+   * shared by every replica, or memory. Memory without metrics when absent.
+   * The proxy closes the store when it stops.
+   */
+  rateLimits?: RateLimitServices;
   /** Reconnect back-off towards pilot. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -56,6 +63,7 @@ export class MeshProxy {
 
   private readonly applier: ConfigApplier;
   private readonly certs?: WorkloadCertManager;
+  private readonly rateLimits: RateLimitServices;
 
   constructor(private readonly options: ProxyOptions) {
     this.log = options.logger;
@@ -64,6 +72,7 @@ export class MeshProxy {
       ? new WorkloadCertManager({ ...options.certificates, secrets: this.secrets, logger: this.log })
       : undefined;
     this.clusters = new ClusterManager(this.pools, this.secrets);
+    this.rateLimits = options.rateLimits ?? memoryRateLimitServices();
     const router = new Router(this.clusters, this.pools, encodePeerHeaders(options.node));
     this.listeners = new ListenerManager(
       {
@@ -85,6 +94,7 @@ export class MeshProxy {
       applied: this.applied,
       subscribe: (typeUrl, names) => this.ads.subscribe(typeUrl, names),
       logger: this.log,
+      filterServices: { rateLimits: this.rateLimits, logger: this.log },
     });
     const applier = this.applier;
     this.ads = new AdsClient({
@@ -149,6 +159,7 @@ export class MeshProxy {
     this.clusters.stop();
     await this.admin.close();
     await this.health.close();
+    await this.rateLimits.store.close();
   }
 }
 

@@ -12,6 +12,7 @@ import { compilePerRouteConfig } from '../http/filters/registry.js';
 import { type CompiledHashPolicy, compileHashPolicy } from '../http/hash-policy.js';
 import { fail } from './errors.js';
 import { compileHeaderMutation, type HeaderMutation, NO_MUTATION } from './headers.js';
+import { type CompiledRateLimit, compileRateLimits, type RateLimitJson } from './rate-limit-actions.js';
 import { type CompiledRegex, compileRegex } from './regex.js';
 import { compileRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import {
@@ -84,6 +85,8 @@ export interface CompiledRoute {
   readonly responseHeaders: HeaderMutation;
   /** typed_per_filter_config, compiled, by filter name. */
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  /** The route action's `rate_limits`: descriptors for the rate limit filters. */
+  readonly rateLimits: readonly CompiledRateLimit[];
 }
 
 export interface CompiledVirtualHost {
@@ -94,6 +97,7 @@ export interface CompiledVirtualHost {
   readonly responseHeaders: HeaderMutation;
   readonly includeAttemptCount: boolean;
   readonly perFilterConfig: ReadonlyMap<string, unknown>;
+  readonly rateLimits: readonly CompiledRateLimit[];
 }
 
 const REDIRECT_CODES: Record<string, number> = {
@@ -271,6 +275,10 @@ function compileRoute(r: RouteJson, where: string, vhostRetry: RetryPolicy | und
       `${where}.response`,
     ),
     perFilterConfig: compilePerFilter(r.typed_per_filter_config, where),
+    rateLimits: compileRateLimits(
+      (r.route as { rate_limits?: RateLimitJson[] } | undefined)?.rate_limits,
+      `${where}.route`,
+    ),
   };
 }
 
@@ -293,6 +301,7 @@ function compileVirtualHost(v: VirtualHostJson, where: string): CompiledVirtualH
     ),
     includeAttemptCount: v.include_request_attempt_count === true,
     perFilterConfig: compilePerFilter(v.typed_per_filter_config, where),
+    rateLimits: compileRateLimits((v as { rate_limits?: RateLimitJson[] }).rate_limits, where),
   };
 }
 

@@ -1,6 +1,6 @@
 import { AuthzChain, type HttpFilterJson, isAuthzFilter } from '@mizzen/policy';
 import { fail } from '../../config/errors.js';
-import { compileStatsConfig, isStatsFilter } from '../../config/telemetry.js';
+import { compileStatsConfig, isStatsFilter, TYPED_STRUCT_TYPES } from '../../config/telemetry.js';
 import type { FilterJson } from '../../envoy/types.js';
 import type { StatsSettings } from '../../observe/records.js';
 import { compileAuthzFilter } from './authz.js';
@@ -8,6 +8,8 @@ import { CORS_POLICY_TYPE, CORS_TYPE, CorsFilter, compileCorsPolicy } from './co
 import { compileFault, FAULT_TYPE, FaultFilter } from './fault.js';
 import type { HttpFilter } from './filter.js';
 import { JWT_AUTHN_TYPE, JwtAuthnFilter } from './jwt-authn.js';
+import { CompiledLocalRateLimit, LOCAL_RATE_LIMIT_TYPE, LocalRateLimitFilter } from './local-rate-limit.js';
+import { compileRateLimit, MIZZEN_RATE_LIMIT_TYPE, RateLimitFilter } from './rate-limit.js';
 
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
@@ -22,13 +24,35 @@ const FILTERS: Record<string, FilterKind> = {
   [FAULT_TYPE]: { create: (name, config, where) => new FaultFilter(name, compileFault(config, where)) },
   [CORS_TYPE]: { create: (name) => new CorsFilter(name) },
   [JWT_AUTHN_TYPE]: { create: (name, config, where) => JwtAuthnFilter.compile(name, config, where) },
+  [LOCAL_RATE_LIMIT_TYPE]: {
+    create: (name, config, where) =>
+      new LocalRateLimitFilter(name, new CompiledLocalRateLimit(config, where, false)),
+  },
+  [MIZZEN_RATE_LIMIT_TYPE]: {
+    create: (name, config, where) => new RateLimitFilter(name, compileRateLimit(config, where)),
+  },
 };
 
 /** Per-route configs (typed_per_filter_config), by their @type, compiled when the route table is. */
 const PER_ROUTE: Record<string, (config: Json, where: string) => unknown> = {
   [FAULT_TYPE]: (config, where) => compileFault(config, where),
   [CORS_POLICY_TYPE]: (config, where) => compileCorsPolicy(config, where),
+  [LOCAL_RATE_LIMIT_TYPE]: (config, where) => new CompiledLocalRateLimit(config, where, true),
 };
+
+/**
+ * A config in a `udpa.type.v1.TypedStruct` / `xds.type.v3.TypedStruct` (as
+ * Istio's EnvoyFilter examples write the local rate limit, and as pilot sends
+ * Mizzen's own filters) read as the type it names.
+ */
+function unwrapTypedStruct(typed: Json & { '@type'?: string }): { type: string; config: Json } {
+  const type = typed['@type'] ?? '';
+  if (TYPED_STRUCT_TYPES.has(type)) {
+    return { type: String(typed.type_url ?? ''), config: (typed.value as Json | undefined) ?? {} };
+  }
+  const { '@type': _t, ...config } = typed;
+  return { type, config };
+}
 
 export interface CompiledHttpFilters {
   /** Every filter before the router, in order. */
@@ -59,7 +83,7 @@ export function compileHttpFilters(
     filters.push(compileAuthzFilter(entries.map((e) => e.name).join('+'), chain, at));
   };
   list.forEach((f, i) => {
-    const type = f.typed_config?.['@type'];
+    const type = f.typed_config ? unwrapTypedStruct(f.typed_config).type || undefined : undefined;
     const at = `${where}.http_filters[${i}]`;
     if (isAuthzFilter(f)) {
       authz ??= { entries: [], at };
@@ -81,8 +105,7 @@ export function compileHttpFilters(
       if (f.is_optional) return;
       fail(at, `HTTP filter ${f.name} (${type ?? 'no type'}) is not supported by this proxy`);
     }
-    const { '@type': _t, ...config } = f.typed_config!;
-    filters.push(kind.create(f.name, config, `${at} (${f.name})`));
+    filters.push(kind.create(f.name, unwrapTypedStruct(f.typed_config!).config, `${at} (${f.name})`));
   });
   flushAuthz();
   if (list.length === 0 || list[list.length - 1]?.typed_config?.['@type'] !== ROUTER_TYPE) {
@@ -98,16 +121,15 @@ export function compilePerRouteConfig(filterName: string, config: Json, where: s
   if (typed['@type'] === 'type.googleapis.com/envoy.config.route.v3.FilterConfig') {
     const inner = typed.config as (Json & { '@type'?: string }) | undefined;
     if (!inner) return undefined;
-    if (!PER_ROUTE[inner['@type'] ?? ''] && typed.is_optional) return undefined;
+    if (!PER_ROUTE[unwrapTypedStruct(inner).type] && typed.is_optional) return undefined;
     typed = inner;
   }
-  const type = typed['@type'] ?? '';
+  const { type, config: rest } = unwrapTypedStruct(typed);
   const compile = PER_ROUTE[type];
   if (!compile)
     fail(
       `${where}.typed_per_filter_config[${filterName}]`,
       `per-route config ${type || '(no type)'} is not supported`,
     );
-  const { '@type': _t, ...rest } = typed;
   return compile(rest, `${where}.typed_per_filter_config[${filterName}]`);
 }
