@@ -9,6 +9,7 @@ import {
   parseName,
   parsePort,
   parsePortMap,
+  rateLimitsFromEnvironment,
   runProxyApp,
 } from '@mizzen/proxy';
 import type { Logger } from '@mizzen/runtime';
@@ -23,7 +24,9 @@ const USAGE = `usage: ingress-gateway --pilot HOST:PORT [--name istio-ingressgat
 The mesh's edge: serves the Gateway resources whose selector matches its labels.
 --port-map maps a Gateway server port to the port this process really listens on.
 /stats/prometheus on --stats-port serves Istio's metrics; traces and OpenTelemetry access logs
-go where pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.`;
+go where pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.
+REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every replica
+(memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).`;
 
 /** Istio's default ingress gateway labels, which `selector: {istio: ingressgateway}` picks. */
 const DEFAULT_LABELS = 'istio=ingressgateway,app=istio-ingressgateway';
@@ -67,6 +70,7 @@ function build(values: ParsedFlags, logger: Logger) {
     healthPort,
     certificates,
     observer: telemetry.observer,
+    rateLimits: rateLimitsFromEnvironment(logger, telemetry.registry),
   };
 }
 

@@ -10,6 +10,7 @@ import {
   parseName,
   parsePort,
   parsePortSpec,
+  rateLimitsFromEnvironment,
   runProxyApp,
   sidecarNode,
 } from '@mizzen/proxy';
@@ -37,7 +38,9 @@ connection instead (outbound to --outbound-port, 15001 unless set), and the agen
 recovers each one's original destination.
 /stats/prometheus on --stats-port serves Istio's metrics, with the app's own metrics from
 --app-metrics appended (Istio's metrics merging). Traces and OpenTelemetry access logs go where
-pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.`;
+pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.
+REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every
+replica (memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).`;
 
 function build(values: ParsedFlags, logger: Logger) {
   const s = (k: string) => values[k] as string | undefined;
@@ -93,6 +96,7 @@ function build(values: ParsedFlags, logger: Logger) {
     captureMode,
     certificates,
     observer: telemetry.observer,
+    rateLimits: rateLimitsFromEnvironment(logger, telemetry.registry),
   };
 }
 

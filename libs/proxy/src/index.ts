@@ -22,6 +22,7 @@ export {
   sidecarNode,
   type WorkloadPortSpec,
 } from './bootstrap/node.js';
+export { rateLimitsFromEnvironment } from './bootstrap/rate-limits.js';
 export { type ParsedFlags, runProxyApp } from './bootstrap/run.js';
 export { compileCluster, compileLoadAssignment } from './config/cluster.js';
 export { ConfigError } from './config/errors.js';
