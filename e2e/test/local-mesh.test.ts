@@ -234,6 +234,58 @@ spec:
     );
   });
 
+  it('speaks mTLS on every hop, and the README lock-down keeps Bookinfo working while refusing everyone else', async () => {
+    const status = JSON.parse(mizzen(['status', '--output', 'json']).stdout) as {
+      proxies: { workload: string; ports: Record<string, number> }[];
+    };
+    const reviews = status.proxies.find((p) => p.workload === 'reviews-v3')!;
+    const stats = async () =>
+      (await fetch(`http://127.0.0.1:${reviews.ports.stats}/stats/prometheus`)).text();
+    await fetch(`${ingress}/productpage`);
+    await eventually(
+      'reviews reporting an mTLS request from productpage',
+      async () =>
+        (await stats())
+          .split('\n')
+          .some(
+            (l) =>
+              l.startsWith('istio_requests_total{reporter="destination"') &&
+              l.includes('source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage"') &&
+              l.includes('connection_security_policy="mutual_tls"'),
+          ),
+      15_000,
+    );
+    const lockdown = path.join(root, 'deploy/samples/security/bookinfo-lockdown.yaml');
+    const applied = mizzen(['apply', '-f', lockdown]);
+    expect(applied.code, applied.stderr).toBe(0);
+    const direct = `http://127.0.0.1:${reviews.ports.inbound}/reviews/0`;
+    await eventually(
+      'plaintext to a sidecar refused (STRICT)',
+      async () =>
+        fetch(direct).then(
+          () => false,
+          () => true,
+        ),
+      15_000,
+    );
+    // The page still renders with reviews and their ratings (every hop allowed by service account).
+    await eventually(
+      'reviews with their ratings through the locked-down mesh',
+      async () => {
+        const answer = (await (await fetch(`${ingress}/api/v1/products/0/reviews`)).json()) as ReviewsAnswer;
+        return (
+          (answer.reviews.length > 0 && answer.reviews.every((rv) => rv.rating?.stars !== undefined)) ||
+          JSON.stringify(answer)
+        );
+      },
+      15_000,
+    );
+    expect((await fetch(`${ingress}/productpage`)).status).toBe(200);
+    const removed = mizzen(['delete', '-f', lockdown]);
+    expect(removed.code, removed.stderr).toBe(0);
+    await eventually('plaintext accepted again', async () => (await fetch(direct)).status === 200, 15_000);
+  });
+
   it('says in one sentence when pilot cannot be reached', () => {
     const r = spawnSync('npx', ['mizzen', 'get', 'vs', '--pilot', 'http://127.0.0.1:9'], {
       cwd: root,
