@@ -5,7 +5,7 @@ import {
   type IstioCertificateServiceHandlers,
   istioCertificateService,
 } from '@mizzen/xds';
-import { AuthError, type Authenticator, bearerToken } from './authn.js';
+import { AuthError, type Authenticator, bearerToken, type Caller } from './authn.js';
 import type { CitadelMetrics, FailureReason } from './metrics.js';
 import { SignError, type WorkloadSigner } from './signer.js';
 
@@ -38,6 +38,25 @@ function refusal(err: unknown): Refusal | undefined {
   return undefined;
 }
 
+/** Istio's request metadata key for a certificate asked on behalf of another identity. */
+export const IMPERSONATED_IDENTITY = 'ImpersonatedIdentity';
+
+/**
+ * A caller asking for someone else's certificate (Istio's
+ * `ImpersonatedIdentity`) is refused: only node proxies trusted by a node
+ * authorizer may do that in Istio, and there are none here. Asking for one's
+ * own identity this way is allowed.
+ */
+function refuseImpersonation(requested: unknown, caller: Caller, trustDomain: string): void {
+  if (requested === undefined || requested === null || requested === '') return;
+  const own = `spiffe://${trustDomain}/ns/${caller.namespace}/sa/${caller.serviceAccount}`;
+  if (requested === own) return;
+  throw new AuthError(
+    'PERMISSION_DENIED',
+    `the caller proved ${own} and may not request a certificate for ${String(requested)}`,
+  );
+}
+
 /**
  * `CreateCertificate`: authenticate the bearer token, check the TTL and the
  * CSR, sign for the proven identity only, answer [leaf, intermediates…, root].
@@ -52,6 +71,7 @@ export function createCertificateHandler(deps: CaServiceDeps): CreateCertificate
     void (async () => {
       try {
         const caller = await authenticator.authenticate(bearerToken(call.metadata));
+        refuseImpersonation(call.request.metadata?.[IMPERSONATED_IDENTITY], caller, signer.trustDomain);
         const issued = await signer.sign({
           csrPem: call.request.csr,
           requestedTtlSeconds: call.request.validity_duration,

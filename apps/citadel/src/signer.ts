@@ -68,6 +68,11 @@ export class WorkloadSigner {
     private readonly options: SignerOptions,
   ) {}
 
+  /** The trust domain identities are issued in. */
+  get trustDomain(): string {
+    return this.options.trustDomain;
+  }
+
   ttlFor(requested: number): number {
     if (!Number.isFinite(requested) || requested < 0) {
       throw new SignError(

@@ -136,7 +136,7 @@ export interface Workload {
 export async function enroll(
   h: Pick<Harness, 'client'>,
   token: string,
-  options: { keyType?: KeyType; uris?: string[]; ttlSeconds?: number } = {},
+  options: { keyType?: KeyType; uris?: string[]; ttlSeconds?: number; impersonate?: string } = {},
 ): Promise<Workload> {
   const keys = await generateKeyPair(options.keyType ?? 'EC-P256');
   const csrPem = await createCsr({ keys, uris: options.uris ?? [] });
@@ -144,6 +144,7 @@ export async function enroll(
     csrPem,
     token,
     ...(options.ttlSeconds !== undefined ? { ttlSeconds: options.ttlSeconds } : {}),
+    ...(options.impersonate ? { metadata: { ImpersonatedIdentity: options.impersonate } } : {}),
     clusterId: 'Kubernetes',
   });
   return { keyPem: await exportPrivateKeyPem(keys.privateKey), chain };

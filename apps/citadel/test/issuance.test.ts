@@ -58,6 +58,21 @@ describe('citadel issues workload certificates over gRPC', () => {
     });
   });
 
+  it('refuses a request for another identity (ImpersonatedIdentity) with PERMISSION_DENIED and issues nothing', async () => {
+    const h = await startCitadel();
+    const token = await h.token('default', 'bookinfo-ratings');
+    await expect(enroll(h, token, { impersonate: REVIEWS })).rejects.toMatchObject({
+      code: 7,
+      details: expect.stringContaining(`may not request a certificate for ${REVIEWS}`),
+    });
+    const own = await enroll(h, token, {
+      impersonate: 'spiffe://cluster.local/ns/default/sa/bookinfo-ratings',
+    });
+    expect(certificateInfo(own.chain[0]!).uris).toEqual([
+      'spiffe://cluster.local/ns/default/sa/bookinfo-ratings',
+    ]);
+  });
+
   it('honours a requested TTL and uses the 24h default for 0', async () => {
     const h = await startCitadel();
     const token = await h.token('shop', 'cart');
