@@ -70,7 +70,8 @@ export function defaultRouteFor(
   return defaultRoute(outboundClusterName(port, undefined, service.hostname), proxyless, hash);
 }
 
-function stringMatcher(m: StringMatch | undefined, ignoreCase = false): Json | undefined {
+/** Istio's StringMatch as Envoy's StringMatcher (undefined when it sets nothing). */
+export function stringMatcher(m: StringMatch | undefined, ignoreCase = false): Json | undefined {
   if (!m) return undefined;
   const ic = ignoreCase ? { ignore_case: true } : {};
   if (m.exact !== undefined) return { exact: m.exact, ...ic };
@@ -79,7 +80,8 @@ function stringMatcher(m: StringMatch | undefined, ignoreCase = false): Json | u
   return undefined;
 }
 
-function headerMatcher(name: string, m: StringMatch | undefined, invert: boolean): Json {
+/** A header's StringMatch as Envoy's HeaderMatcher; an empty match means the header is present. */
+export function headerMatcher(name: string, m: StringMatch | undefined, invert: boolean): Json {
   const sm = stringMatcher(m);
   const base: Json = { name: name.toLowerCase() };
   if (sm) base.string_match = sm;

@@ -26,6 +26,7 @@ import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
 import { downstreamMeshTls, inboundMtlsMode, SIDECAR_INBOUND_XFCC, TLS_INSPECTOR } from './mtls.js';
 import type { PushContext } from './push-context.js';
+import { rateLimitConfig, withRateLimitFilters } from './rate-limits.js';
 import { securityFilters } from './security-filters.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
@@ -120,6 +121,7 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
 function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
   const address = bindAddress(proxy);
   const security = securityFilters(push, proxy);
+  const limits = rateLimitConfig(push, proxy);
   return proxy.ports.map((port) => {
     const cluster = inboundClusterName(port.targetPort);
     const hcm = httpConnectionManager(
@@ -133,12 +135,16 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
               name: `inbound|http|${port.port}`,
               domains: ['*'],
               routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
+              ...limits.virtualHost,
             },
           ],
         },
       },
       { ...SIDECAR_INBOUND_XFCC, ...hcmTelemetry(push, proxy, 'server') },
-      withStatsFilter([...security.http, routerFilter()], statsFilter(push, proxy, 'server')),
+      withStatsFilter(
+        withRateLimitFilters([...security.http, routerFilter()], limits),
+        statsFilter(push, proxy, 'server'),
+      ),
     );
     const tcp = [...security.tcp, tcpProxy(cluster, cluster)];
     const kind = kindOf(port.protocol);
