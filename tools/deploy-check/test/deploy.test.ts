@@ -203,6 +203,29 @@ describe('deploy/ rendered offline with kustomize (no cluster here: rendering an
       expect(citadel).toContain(f);
   });
 
+  it("ships a Grafana dashboard over Istio's standard metrics and Prometheus jobs for proxies and istiod", () => {
+    const kind = all('deploy/overlays/kind');
+    const cm = kind.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'istio-grafana-dashboards')!;
+    expect(cm.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    const dashboard = JSON.parse((cm.data as Record<string, string>)['mizzen-service-dashboard.json']!) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)).join('\n');
+    for (const metric of [
+      'istio_requests_total',
+      'istio_request_duration_milliseconds_bucket',
+      'istio_tcp_sent_bytes_total',
+    ])
+      expect(exprs).toContain(metric);
+    const scrape = kind.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'istio-prometheus-scrape')!;
+    const jobs = parseObjects(
+      (scrape.data as Record<string, string>)['scrape-configs.yaml']!,
+    )[0] as unknown as {
+      job_name: string;
+    }[];
+    expect(jobs.map((j) => j.job_name)).toEqual(['envoy-stats', 'istiod']);
+  });
+
   it('deploys Bookinfo with app/version labels, named ports and an injection-labelled namespace', () => {
     const bookinfo = all('deploy/samples/bookinfo');
     const ns = bookinfo.find((o) => o.kind === 'Namespace')!;

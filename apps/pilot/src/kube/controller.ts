@@ -45,6 +45,7 @@ export interface KubeControllerOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /** How often informers re-deliver their caches (status writes that failed are retried then); 60s. */
   resyncMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -99,7 +100,7 @@ export class KubeController {
     const common = {
       kubeConfig: kc,
       logger: log,
-      resyncMs: options.resyncMs,
+      resyncMs: options.resyncMs ?? 60_000,
       initialBackoffMs: options.initialBackoffMs,
       maxBackoffMs: options.maxBackoffMs,
     };
