@@ -38,10 +38,8 @@ tools/images/build.sh --tag "$TAG" --kind-load --cluster "$CLUSTER"
 docker pull redis:7.4-alpine >/dev/null && kind load docker-image redis:7.4-alpine --name "$CLUSTER"
 
 step "control plane: kubectl apply -k deploy/overlays/kind"
-# CRDs first, so the custom resources in the same apply find their kinds.
-kubectl apply -k deploy/overlays/kind --server-side --force-conflicts || true
-kubectl wait --for=condition=Established crd --all --timeout=60s
 kubectl apply -k deploy/overlays/kind --server-side --force-conflicts
+kubectl wait --for=condition=Established crd --all --timeout=60s
 kubectl -n istio-system wait --for=condition=Ready certificate --all --timeout=120s
 for d in istiod istio-citadel istio-ingressgateway istio-telemetry istio-telemetry-redis; do
   kubectl -n istio-system rollout status "deploy/$d" --timeout=180s

@@ -140,6 +140,7 @@ describe('admission webhooks over real HTTPS with AdmissionReview v1 JSON', () =
         caAddress: 'istio-citadel.istio-system.svc:8060',
       },
       namespaceLabels: (ns) => namespaces[ns],
+      certPollMs: 50,
     });
     port = await server.listen('127.0.0.1');
   });
@@ -322,6 +323,36 @@ spec:
     expect(
       applyMessage.replace(/^bad-reviews\.yaml: document 1 \((.*?)\): (.*) \(line \d+\)$/, '$1: $2'),
     ).toBe(r.response.status!.message.replace('configuration is invalid: ', ''));
+  });
+
+  it('serves a rotated certificate without a restart', async () => {
+    const peerSerial = () =>
+      new Promise<string>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port, path: '/ready', rejectUnauthorized: false, agent: false },
+          (res) => {
+            resolve((res.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber);
+            res.resume();
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const before = await peerSerial();
+    const next = await createRootCa({ subject: 'CN=istiod.istio-system.svc' });
+    // cert-manager writes the key and the certificate; the server picks up the pair.
+    fs.writeFileSync(path.join(dir, 'tls.key'), next.privateKeyPem);
+    fs.writeFileSync(path.join(dir, 'tls.crt'), next.certificate);
+    const deadline = Date.now() + 5000;
+    let after = before;
+    while (after === before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await peerSerial();
+    }
+    expect(after).not.toBe(before);
+    ca = next.certificate;
+    const r = await post('/validate', review(undefined, { operation: 'DELETE' }));
+    expect(r.response.allowed).toBe(true);
   });
 
   it('/validate admits valid resources, deletes and kinds it does not know', async () => {

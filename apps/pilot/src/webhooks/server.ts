@@ -16,6 +16,8 @@ export interface WebhookOptions {
   logger: Logger;
   /** A namespace's labels when pilot watches Kubernetes; undefined leaves the choice to the webhook's namespaceSelector. */
   namespaceLabels?: (namespace: string) => Record<string, string> | undefined;
+  /** How often the certificate files are checked for a rotation (cert-manager renews them in place); 5s. */
+  certPollMs?: number;
 }
 
 /**
@@ -101,7 +103,8 @@ export class WebhookServer {
         this.options.logger.warn({ err: (err as Error).message }, 'cannot reload the webhook certificate');
       }
     };
-    fs.watchFile(this.options.certFile, { interval: 5000, persistent: false }, reload);
-    fs.watchFile(this.options.keyFile, { interval: 5000, persistent: false }, reload);
+    const interval = this.options.certPollMs ?? 5000;
+    fs.watchFile(this.options.certFile, { interval, persistent: false }, reload);
+    fs.watchFile(this.options.keyFile, { interval, persistent: false }, reload);
   }
 }
