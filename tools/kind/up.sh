@@ -15,6 +15,15 @@ CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.16.2}"
 TAG=0.1.0
 
 step() { printf '\n==> %s\n' "$*"; }
+# Waits for a Deployment; on failure shows the namespace's pods and stops.
+rollout() {
+  local ns="$1" deploy="$2" timeout="$3"
+  if ! kubectl -n "$ns" rollout status "deploy/$deploy" --timeout="$timeout"; then
+    kubectl -n "$ns" get pods -o wide >&2
+    echo "up.sh: deploy/$deploy in $ns did not become ready (kubectl -n $ns describe deploy/$deploy)" >&2
+    exit 1
+  fi
+}
 for tool in docker kind kubectl; do
   command -v "$tool" >/dev/null || { echo "up.sh: $tool is not installed" >&2; exit 1; }
 done
@@ -29,9 +38,9 @@ kubectl config use-context "kind-$CLUSTER" >/dev/null
 
 step "cert-manager $CERT_MANAGER_VERSION"
 kubectl apply -f "https://github.com/cert-manager/cert-manager/releases/download/$CERT_MANAGER_VERSION/cert-manager.yaml"
-kubectl -n cert-manager rollout status deploy/cert-manager --timeout=180s
-kubectl -n cert-manager rollout status deploy/cert-manager-webhook --timeout=180s
-kubectl -n cert-manager rollout status deploy/cert-manager-cainjector --timeout=180s
+for d in cert-manager cert-manager-webhook cert-manager-cainjector; do
+  rollout cert-manager "$d" 180s
+done
 
 step "images (tag $TAG) into kind"
 tools/images/build.sh --tag "$TAG" --kind-load --cluster "$CLUSTER"
@@ -42,13 +51,13 @@ kubectl apply -k deploy/overlays/kind --server-side --force-conflicts
 kubectl wait --for=condition=Established crd --all --timeout=60s
 kubectl -n istio-system wait --for=condition=Ready certificate --all --timeout=120s
 for d in istiod istio-citadel istio-ingressgateway istio-telemetry istio-telemetry-redis; do
-  kubectl -n istio-system rollout status "deploy/$d" --timeout=180s
+  rollout istio-system "$d" 180s
 done
 
 step "Bookinfo"
 kubectl apply -k deploy/samples/bookinfo
 for d in details-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3 productpage-v1; do
-  kubectl -n bookinfo rollout status "deploy/$d" --timeout=240s
+  rollout bookinfo "$d" 240s
 done
 
 step "smoke test: http://localhost:30080/productpage"
