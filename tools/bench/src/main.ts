@@ -1,22 +1,55 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { type RedisServer, startRedisServer } from '@mizzen/ratelimit';
 import { formatReport } from './report.js';
-import { type RunOptions, runScenario, type ScenarioResult } from './run.js';
-import { startBenchMesh } from './setup.js';
+import { type RunOptions, runScenario, type Scenario, type ScenarioResult } from './run.js';
+import { type BenchTargets, LIMITED_SERVICES, startBenchMesh } from './setup.js';
+
+const SUITES = ['mesh', 'ratelimit'] as const;
+type Suite = (typeof SUITES)[number];
+
+const through = (mesh: BenchTargets, name: string, service: string): Scenario => ({
+  name,
+  port: mesh.clientProxyPort,
+  path: `http://${service}:8080/`,
+  host: `${service}:8080`,
+});
 
 /**
- * Requests/second and latency for the same backend reached directly, through
- * one sidecar (client side only) and through two (client and server side),
- * measured side by side in one run with autocannon.
+ * `mesh`: the same backend reached directly, through one sidecar (client
+ * side only) and through two (client and server side).
+ * `ratelimit`: through two sidecars without a policy, and with a
+ * RateLimitPolicy on the server sidecar whose counters live in its memory or
+ * in a real redis-server (started for the run): what counting costs.
  */
+function scenarios(suite: Suite, mesh: BenchTargets): Scenario[] {
+  if (suite === 'ratelimit') {
+    const [memory, redis] = LIMITED_SERVICES;
+    return [
+      through(mesh, 'two sidecars', 'bench'),
+      through(mesh, 'two sidecars + limit (memory)', memory),
+      through(mesh, 'two sidecars + limit (Redis)', redis),
+    ];
+  }
+  return [
+    { name: 'direct', port: mesh.backendPort, path: '/', host: `127.0.0.1:${mesh.backendPort}` },
+    through(mesh, 'one sidecar', 'bench-direct'),
+    through(mesh, 'two sidecars', 'bench'),
+  ];
+}
+
+/** Requests/second and latency of the suite's scenarios, measured side by side in one run with autocannon. */
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      suite: { type: 'string', default: 'mesh' },
       duration: { type: 'string', default: '10' },
       connections: { type: 'string', default: '32' },
       warmup: { type: 'string', default: '2' },
     },
   });
+  const suite = values.suite as Suite;
+  if (!SUITES.includes(suite)) throw new Error(`--suite must be one of ${SUITES.join(', ')}`);
   const opts: RunOptions = {
     durationSec: Number(values.duration),
     connections: Number(values.connections),
@@ -25,27 +58,26 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(opts)) {
     if (!Number.isFinite(v) || v < 0) throw new Error(`--${k} must be a non-negative number`);
   }
-  const command = `npm run bench -- --duration ${opts.durationSec} --connections ${opts.connections} --warmup ${opts.warmupSec}`;
-  process.stderr.write(`starting pilot, two sidecars and a backend… (${os.cpus().length} CPUs)\n`);
-  const mesh = await startBenchMesh();
+  const command = `npm run bench -- --suite ${suite} --duration ${opts.durationSec} --connections ${opts.connections} --warmup ${opts.warmupSec}`;
+  let redis: RedisServer | undefined;
+  if (suite === 'ratelimit') {
+    process.stderr.write('starting redis-server…\n');
+    redis = await startRedisServer();
+  }
+  process.stderr.write(`starting pilot, the sidecars and a backend… (${os.cpus().length} CPUs)\n`);
   const results: ScenarioResult[] = [];
   try {
-    const scenarios = [
-      { name: 'direct', port: mesh.backendPort, path: '/', host: `127.0.0.1:${mesh.backendPort}` },
-      {
-        name: 'one sidecar',
-        port: mesh.clientProxyPort,
-        path: 'http://bench-direct:8080/',
-        host: 'bench-direct:8080',
-      },
-      { name: 'two sidecars', port: mesh.clientProxyPort, path: 'http://bench:8080/', host: 'bench:8080' },
-    ];
-    for (const s of scenarios) {
-      process.stderr.write(`running ${s.name}…\n`);
-      results.push(await runScenario(s, opts));
+    const mesh = await startBenchMesh({ rateLimitRedisUrl: redis?.url });
+    try {
+      for (const s of scenarios(suite, mesh)) {
+        process.stderr.write(`running ${s.name}…\n`);
+        results.push(await runScenario(s, opts));
+      }
+    } finally {
+      await mesh.stop();
     }
   } finally {
-    await mesh.stop();
+    await redis?.stop();
   }
   process.stdout.write(`${formatReport(results, opts, command)}\n`);
 }

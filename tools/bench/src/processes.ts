@@ -9,13 +9,13 @@ function entry(pkg: string): string {
 }
 
 /** Runs a built Mizzen app (pilot, sidecar-agent) as a child process with its logs discarded. */
-export function startApp(pkg: string, args: string[]): ChildProcess {
+export function startApp(pkg: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   const profile = process.env.MIZZEN_BENCH_CPU_PROF
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MIZZEN_BENCH_CPU_PROF}`]
     : [];
   return spawn(process.execPath, [...profile, entry(pkg), ...args], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, MIZZEN_LOG_LEVEL: 'warn', MIZZEN_PARENT_PID: String(process.pid) },
+    env: { ...process.env, MIZZEN_LOG_LEVEL: 'warn', MIZZEN_PARENT_PID: String(process.pid), ...env },
   });
 }
 

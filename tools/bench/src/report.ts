@@ -14,7 +14,15 @@ export function formatReport(results: ScenarioResult[], opts: RunOptions, comman
     String(r.requests),
     String(r.errors + r.non2xx),
   ]);
-  const headers = ['scenario', 'req/s', 'vs direct', 'p50 ms', 'p99 ms', 'requests', 'errors'];
+  const headers = [
+    'scenario',
+    'req/s',
+    `vs ${baseline?.name ?? 'first'}`,
+    'p50 ms',
+    'p99 ms',
+    'requests',
+    'errors',
+  ];
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;

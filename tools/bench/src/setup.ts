@@ -10,6 +10,47 @@ import { startApp, stopApps } from './processes.js';
 
 const BODY = JSON.stringify({ service: 'bench', ok: true, padding: 'x'.repeat(200) });
 
+/**
+ * A RateLimitPolicy that never rejects (the largest limit there is) but
+ * makes every request count: what a limit costs, with counters in the
+ * sidecar's memory and in Redis.
+ */
+export const LIMITED_SERVICES = ['bench-limited-memory', 'bench-limited-redis'] as const;
+
+function rateLimitConfig(): string {
+  return [
+    ...LIMITED_SERVICES.map(
+      (name) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: [${name}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 8080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: ${name} } }
+`,
+    ),
+    `apiVersion: policy.mizzen.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: bench, namespace: default }
+spec:
+  selector: { matchLabels: { ratelimit: bench } }
+  rules:
+  - descriptors: [{ remoteAddress: {} }]
+    limit: { requests: 4294967295, unit: SECOND }
+`,
+  ].join('---\n');
+}
+
+export interface BenchMeshOptions {
+  /**
+   * Also start two server sidecars behind a never-rejecting RateLimitPolicy
+   * (services in LIMITED_SERVICES): one counting in memory, one in this Redis.
+   */
+  rateLimitRedisUrl?: string;
+}
+
 /** What a benchmark run drives: one backend, reachable directly, through one sidecar, and through two. */
 export interface BenchTargets {
   backendPort: number;
@@ -73,13 +114,20 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 }
 
 function viaProxy(proxyPort: number, url: string): Promise<number> {
+  return viaProxyHeaders(proxyPort, url).then((r) => r.status);
+}
+
+function viaProxyHeaders(
+  proxyPort: number,
+  url: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = http.request(
       { host: '127.0.0.1', port: proxyPort, path: url, headers: { host: u.host } },
       (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
       },
     );
     req.on('error', reject);
@@ -88,11 +136,13 @@ function viaProxy(proxyPort: number, url: string): Promise<number> {
 }
 
 /** Starts pilot, a backend, a server sidecar in front of it and a client sidecar; resolves when traffic flows. */
-export async function startBenchMesh(): Promise<BenchTargets> {
+export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<BenchTargets> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-bench-'));
   const backend = await startBackend();
   fs.mkdirSync(path.join(dir, 'config'));
   fs.writeFileSync(path.join(dir, 'config', 'bench.yaml'), registry(backend.port));
+  if (options.rateLimitRedisUrl)
+    fs.writeFileSync(path.join(dir, 'config', 'rate-limits.yaml'), rateLimitConfig());
   const ports = new PortAllocator();
   const [
     xds,
@@ -133,29 +183,40 @@ export async function startBenchMesh(): Promise<BenchTargets> {
       ]),
     );
     await waitFor('pilot', async () => (await fetch(`http://127.0.0.1:${httpPort}/ready`)).ok);
-    const sidecar = (workload: string, app: string, ports: number[], appPort: number) =>
-      startApp('@mizzen/sidecar-agent', [
-        '--pilot',
-        `127.0.0.1:${xds}`,
-        '--workload',
-        workload,
-        '--service',
-        app,
-        '--labels',
-        `app=${app}`,
-        '--port',
-        `http:8080:${appPort}:${ports[0]}`,
-        '--ip',
-        '127.0.0.1',
-        '--outbound-port',
-        String(ports[1]),
-        '--admin-port',
-        String(ports[2]),
-        '--health-port',
-        String(ports[3]),
-        '--stats-port',
-        String(ports[4]),
-      ]);
+    const sidecar = (
+      workload: string,
+      app: string,
+      ports: number[],
+      appPort: number,
+      env: Record<string, string> = {},
+      labels = '',
+    ) =>
+      startApp(
+        '@mizzen/sidecar-agent',
+        [
+          '--pilot',
+          `127.0.0.1:${xds}`,
+          '--workload',
+          workload,
+          '--service',
+          app,
+          '--labels',
+          `app=${app}${labels}`,
+          '--port',
+          `http:8080:${appPort}:${ports[0]}`,
+          '--ip',
+          '127.0.0.1',
+          '--outbound-port',
+          String(ports[1]),
+          '--admin-port',
+          String(ports[2]),
+          '--health-port',
+          String(ports[3]),
+          '--stats-port',
+          String(ports[4]),
+        ],
+        env,
+      );
     children.push(
       sidecar(
         'bench-server',
@@ -180,6 +241,18 @@ export async function startBenchMesh(): Promise<BenchTargets> {
       'traffic through two sidecars',
       async () => (await viaProxy(clientOut!, 'http://bench:8080/')) === 200,
     );
+    if (options.rateLimitRedisUrl) {
+      for (const name of LIMITED_SERVICES) {
+        const env: Record<string, string> = name.endsWith('redis')
+          ? { REDIS_URL: options.rateLimitRedisUrl }
+          : {};
+        children.push(sidecar(name, name, await ports.takeMany(5), backend.port, env, ',ratelimit=bench'));
+        await waitFor(`the rate limit policy at ${name}`, async () => {
+          const r = await viaProxyHeaders(clientOut!, `http://${name}:8080/`);
+          return r.status === 200 && r.headers['ratelimit-limit'] !== undefined;
+        });
+      }
+    }
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,8 @@
+import { startRedisServer } from '@mizzen/ratelimit';
 import { describe, expect, it } from 'vitest';
 import { formatReport } from '../src/report.js';
 import { runScenario } from '../src/run.js';
-import { startBenchMesh } from '../src/setup.js';
+import { LIMITED_SERVICES, startBenchMesh } from '../src/setup.js';
 
 describe('benchmark', () => {
   it('formats results side by side with the reproduce command', () => {
@@ -57,4 +58,32 @@ describe('benchmark', () => {
       await mesh.stop();
     }
   }, 60_000);
+
+  // The rate limit suite's smoke run: sidecars counting every request in memory and in a real Redis still serve.
+  it('drives two sidecars behind a never-rejecting rate limit, counted in memory and in Redis', async () => {
+    const redis = await startRedisServer();
+    try {
+      const mesh = await startBenchMesh({ rateLimitRedisUrl: redis.url });
+      try {
+        const opts = { durationSec: 1, connections: 4, warmupSec: 0 };
+        for (const service of LIMITED_SERVICES) {
+          const r = await runScenario(
+            {
+              name: service,
+              port: mesh.clientProxyPort,
+              path: `http://${service}:8080/`,
+              host: `${service}:8080`,
+            },
+            opts,
+          );
+          expect(r.requests, service).toBeGreaterThan(10);
+          expect(r.errors + r.non2xx, service).toBe(0);
+        }
+      } finally {
+        await mesh.stop();
+      }
+    } finally {
+      await redis.stop();
+    }
+  }, 90_000);
 });
