@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { checkExposition, type Family, parseExposition } from '@mizzen/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +76,7 @@ describe('telemetry through pilot, real sidecars and the collector', () => {
   let server: SidecarHandle;
   let http: ProxyClient;
   let collector: Proc;
+  let appMetrics: Server;
   let api: string;
 
   const scrape = async (proxy: SidecarHandle) => {
@@ -141,12 +144,20 @@ defaultProviders:
       '--scrape-interval',
       '1s',
     ]);
+    // The backend's own metrics, merged into its sidecar's /stats/prometheus (Istio's metrics merging).
+    appMetrics = createServer((_req, res) =>
+      res
+        .writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+        .end('# HELP app_jobs_total Jobs done.\n# TYPE app_jobs_total counter\napp_jobs_total 7\n'),
+    );
+    await new Promise<void>((r) => appMetrics.listen(0, '127.0.0.1', r));
     server = await mesh.startSidecar({
       workload: 'backend-v1',
       service: 'backend',
       labels: { app: 'backend', version: 'v1' },
       appPort: backends.backend.port,
       servicePort: 8000,
+      extraArgs: ['--app-metrics', `http://127.0.0.1:${(appMetrics.address() as AddressInfo).port}/metrics`],
     });
     client = await mesh.startSidecar({
       workload: 'client-v1',
@@ -168,6 +179,7 @@ defaultProviders:
     http?.close();
     await mesh.stop();
     await Promise.all(Object.values(backends).map((b) => b.close()));
+    appMetrics?.close();
   });
 
   it('counts requests exactly by label set from both reporters, with histograms and a valid exposition (promtool rules)', async () => {
@@ -238,6 +250,7 @@ defaultProviders:
       const text = await scrape(proxy);
       expect(checkExposition(text)).toEqual([]);
       const families = parseExposition(text).families;
+      if (proxy === server) expect(samples(families, 'app_jobs_total')).toEqual([{ labels: {}, value: 7 }]);
       const buckets = samples(families, 'istio_request_duration_milliseconds_bucket').filter(
         (s) => s.labels.destination_workload === 'backend-v1' && s.labels.response_code === '200',
       );
