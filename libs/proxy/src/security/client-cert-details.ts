@@ -79,7 +79,7 @@ function pemOf(der: Buffer): string {
 /** What XFCC needs from a mutual-TLS socket, or undefined when the client presented no certificate. */
 export function clientCertificateOf(socket: tls.TLSSocket): ClientCertificate | undefined {
   const cert = socket.getPeerCertificate();
-  if (!cert || !cert.raw) return undefined;
+  if (!cert?.raw) return undefined;
   const sans = peerSans(cert);
   const local = socket.getCertificate();
   const localUri =
