@@ -9,6 +9,8 @@ import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.j
 import { Pilot, type PilotOptions } from './pilot.js';
 
 const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014] [--config-dir DIR]... [--store FILE] [--registrations FILE]
+             [--credentials-dir DIR]   the local credential store gateways' credentialName come from
+                                       (mizzen create secret tls fills it; default: credentials/ next to --store)
              [--registration-grace-ms MS] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]
              [--mesh-config FILE]   Istio MeshConfig YAML (extensionProviders, defaultProviders, enableTracing,
                                     defaultConfig.tracing.sampling, accessLogFile, trustDomain…)
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
         'http-port': { type: 'string' },
         'config-dir': { type: 'string', multiple: true },
         store: { type: 'string' },
+        'credentials-dir': { type: 'string' },
         registrations: { type: 'string' },
         'registration-grace-ms': { type: 'string' },
         'outbound-traffic-policy': { type: 'string' },
@@ -101,6 +104,9 @@ async function main(): Promise<void> {
         path.join(path.dirname(storeFile), 'registrations.json'),
     ),
     registrationGraceMs: grace === undefined ? undefined : Number(grace),
+    ...(str('credentials-dir') !== undefined
+      ? { credentialsDir: path.resolve(str('credentials-dir')!) }
+      : {}),
     mesh: {
       ...meshFile(str('mesh-config')),
       ...(values['outbound-traffic-policy'] !== undefined ? { outboundTrafficPolicy: policy } : {}),

@@ -1,8 +1,10 @@
+import path from 'node:path';
 import { type ConfigSource, DirectorySource, FileStore, formatIssue } from '@mizzen/api';
 import type { Logger } from '@mizzen/runtime';
 import { AdsServer, shortType } from '@mizzen/xds';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { AggregateConfig } from './config/aggregate.js';
+import { LocalCredentialStore } from './credentials/local-store.js';
 import { registerConfigApi } from './http/config-api.js';
 import { registerDebugRoutes } from './http/debug.js';
 import { KubeController, type KubeControllerOptions } from './kube/controller.js';
@@ -47,6 +49,12 @@ export interface PilotOptions {
   rootCert?: RootCertOrigin;
   /** The injection and validation webhooks (HTTPS, 15017 in a pod). */
   webhook?: Omit<WebhookOptions, 'logger' | 'namespaceLabels'>;
+  /**
+   * The local credential store (`mizzen create secret tls` writes it) that
+   * gateways' `credentialName`s come from outside Kubernetes; default
+   * `credentials/` next to the store file. Kubernetes mode reads Secrets.
+   */
+  credentialsDir?: string;
 }
 
 /** Pilot ("istiod"): config sources → registry → xDS, plus the config and debug HTTP API. */
@@ -65,6 +73,7 @@ export class Pilot {
   readonly kube?: KubeController;
   private readonly rootCert?: RootCertSource;
   private readonly webhooks?: WebhookServer;
+  private readonly localCredentials?: LocalCredentialStore;
 
   constructor(private readonly options: PilotOptions) {
     this.log = options.logger;
@@ -125,6 +134,13 @@ export class Pilot {
         if (latencyMs !== undefined) this.metrics.convergence.observe(latencyMs / 1000);
       },
     });
+    if (!this.kube) {
+      this.localCredentials = new LocalCredentialStore(
+        options.credentialsDir ?? path.join(path.dirname(options.storeFile), 'credentials'),
+        this.log,
+      );
+    }
+    const credentials = this.kube?.credentials ?? this.localCredentials!;
     this.push = new PushController({
       ads: this.ads,
       mesh,
@@ -132,7 +148,10 @@ export class Pilot {
       metrics: this.metrics,
       debounceMs: options.debounceMs,
       registries: () => (this.kube ? [this.kube.registry()] : []),
+      credentials,
     });
+    // A new, rotated or removed certificate reaches the gateways with the next push: no restart, no dropped connection.
+    credentials.onChange(() => this.push.requestPush('credentials changed'));
     this.rootCert?.onChange((pem) => this.push.setRootCert(pem));
     this.http = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
     this.http.get('/ready', async (_req, reply) =>
@@ -155,6 +174,7 @@ export class Pilot {
   async start(): Promise<{ xdsPort: number; httpPort: number; webhookPort?: number }> {
     await this.rootCert?.start();
     await this.kube?.start();
+    this.localCredentials?.start();
     await this.config.start();
     this.config.onChange(() => this.push.setConfig(this.config.list()));
     this.push.setConfig(this.config.list(), 'startup');
@@ -179,6 +199,7 @@ export class Pilot {
     await this.webhooks?.close();
     await this.config.stop();
     await this.kube?.stop();
+    this.localCredentials?.stop();
     this.rootCert?.stop();
   }
 

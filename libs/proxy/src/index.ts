@@ -15,8 +15,16 @@ export {
   parsePortSpec,
 } from './bootstrap/flags.js';
 export {
+  EGRESS_GATEWAY,
+  type GatewayDefaults,
+  type GatewayTelemetry,
+  INGRESS_GATEWAY,
+  runGatewayApp,
+} from './bootstrap/gateway-app.js';
+export {
   type GatewayIdentity,
   gatewayNode,
+  gatewayServicePort,
   nodeId,
   type SidecarIdentity,
   sidecarNode,

@@ -3,6 +3,7 @@ import { type AdsServer, decodeMessage, type StreamStatus, shortType, TypeUrl } 
 import type { FastifyInstance } from 'fastify';
 import type { AggregateConfig } from '../config/aggregate.js';
 import type { ProxyInfo } from '../model/proxy.js';
+import { gatewayNotices } from '../networking/gateway.js';
 import type { PushController } from '../xds/push-controller.js';
 
 export interface DebugDeps {
@@ -19,7 +20,11 @@ const ISTIO_FIELDS: Record<string, string> = {
 };
 
 /** One line of /debug/syncz: Istio's sent/acked fields plus per-type state and NACK reasons. */
-export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): Record<string, unknown> {
+export function syncEntry(
+  stream: StreamStatus,
+  proxy: ProxyInfo | undefined,
+  warnings: readonly string[] = [],
+): Record<string, unknown> {
   const sync: Record<string, string> = {};
   const errors: Record<string, string> = {};
   const entry: Record<string, unknown> = {
@@ -38,7 +43,7 @@ export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): R
           health: proxy.healthPort,
           stats: proxy.statsPort,
           outbound: proxy.outboundPort,
-          inbound: proxy.ports.map((p) => ({
+          inbound: (proxy.type === 'router' ? [] : proxy.ports).map((p) => ({
             name: p.name,
             port: p.port,
             listenPort: p.listenPort,
@@ -60,6 +65,8 @@ export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): R
   }
   entry.sync = sync;
   if (Object.keys(errors).length) entry.errors = errors;
+  // Gateway servers left closed (a missing certificate…) or overlapping another Gateway, and why.
+  if (warnings.length) entry.warnings = warnings;
   entry.types = stream.types;
   return entry;
 }
@@ -67,7 +74,11 @@ export function syncEntry(stream: StreamStatus, proxy: ProxyInfo | undefined): R
 export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void {
   app.get('/debug/syncz', async () => {
     const proxies = new Map(deps.push.connectedProxies().map((p) => [p.id, p]));
-    return deps.ads.status().map((s) => syncEntry(s, proxies.get(s.node.id)));
+    const push = deps.push.pushContext();
+    return deps.ads.status().map((s) => {
+      const proxy = proxies.get(s.node.id);
+      return syncEntry(s, proxy, proxy?.type === 'router' ? gatewayNotices(push, proxy) : []);
+    });
   });
 
   app.get('/debug/configz', async () => ({

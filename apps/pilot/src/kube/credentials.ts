@@ -1,4 +1,5 @@
 import type { V1Secret } from '@kubernetes/client-node';
+import { type CredentialLookup, type CredentialSource, checked } from '../credentials/source.js';
 
 /** A TLS credential a Gateway's `credentialName` names, in PEM. */
 export interface Credential {
@@ -8,9 +9,10 @@ export interface Credential {
   caCertificate?: string;
 }
 
-/** Something holding the secrets (the Secret informer's cache). */
+/** Something holding the secrets (the Secret informer's cache), and telling when they change. */
 export interface SecretLookup {
   get(name: string, namespace: string): V1Secret | undefined;
+  on?(handler: (event: 'add' | 'update' | 'delete' | 'resync', secret: V1Secret) => void): () => void;
 }
 
 function decode(secret: V1Secret, ...keys: string[]): string | undefined {
@@ -30,8 +32,23 @@ function decode(secret: V1Secret, ...keys: string[]): string | undefined {
  * taken from a separate `<credentialName>-cacert` secret. Only secrets in the
  * gateway's own namespace are visible to it.
  */
-export class CredentialStore {
+export class CredentialStore implements CredentialSource {
   constructor(private readonly secrets: SecretLookup) {}
+
+  /** The credential checked for serving (certificate, key that belongs to it, CA), or why it cannot be served. */
+  resolve(namespace: string, credentialName: string): CredentialLookup {
+    const found = this.lookup(namespace, credentialName);
+    return checked(namespace, credentialName, found, 'Kubernetes Secrets');
+  }
+
+  /** Secret changes (a cert-manager renewal, a new secret) push config again; resyncs do not. */
+  onChange(listener: () => void): () => void {
+    return (
+      this.secrets.on?.((event) => {
+        if (event !== 'resync') listener();
+      }) ?? (() => {})
+    );
+  }
 
   lookup(namespace: string, credentialName: string): Credential | undefined {
     const secret = this.secrets.get(credentialName, namespace);

@@ -1,4 +1,5 @@
 import { parse } from 'yaml';
+import { parseGatewayTopology } from '../networking/gateway-topology.js';
 import type { AuthzExtensionProvider, MeshConfig } from '../networking/mesh-config.js';
 import { parseMeshTelemetry } from '../networking/telemetry.js';
 
@@ -33,6 +34,12 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
     if (otp.mode) mesh.outboundTrafficPolicy = otp.mode;
   }
   mesh.telemetry = parseMeshTelemetry(doc, base.telemetry);
+  const defaults = doc.defaultConfig as Record<string, unknown> | undefined;
+  if (defaults?.gatewayTopology !== undefined)
+    mesh.gatewayTopology = parseGatewayTopology(
+      defaults.gatewayTopology,
+      'mesh config: defaultConfig.gatewayTopology',
+    );
   if (doc.extensionProviders !== undefined) {
     if (!Array.isArray(doc.extensionProviders))
       throw new Error('mesh config: extensionProviders must be a list');

@@ -3,6 +3,7 @@ import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { type Endpoint, labelsMatch } from '../registry/model.js';
+import { credentialSecrets, sdsSecretNames } from './credential-secrets.js';
 import { type Json, socketAddress } from './envoy.js';
 import { meshTlsEnabled, rootSecret } from './mtls.js';
 import type { PushContext } from './push-context.js';
@@ -89,7 +90,11 @@ export function resourceSet(
     [TypeUrl.ClusterLoadAssignment]: buildEndpoints(push, proxy, eds),
     [TypeUrl.Listener]: parts.listeners,
     [TypeUrl.RouteConfiguration]: parts.routes,
-    // The mesh roots, for proxies that do mTLS (SDS; the workload certificate comes from the proxy's own agent).
-    [TypeUrl.Secret]: meshTlsEnabled(push, proxy) ? [rootSecret(push.rootCert!)] : [],
+    // The mesh roots, for proxies that do mTLS (SDS; the workload certificate comes from the proxy's own agent),
+    // and the credentials (gateway certificates, TLS origination) the listeners and clusters name.
+    [TypeUrl.Secret]: [
+      ...(meshTlsEnabled(push, proxy) ? [rootSecret(push.rootCert!)] : []),
+      ...credentialSecrets(push, proxy, sdsSecretNames([...parts.listeners, ...parts.clusters])),
+    ],
   };
 }

@@ -48,7 +48,8 @@ export function tcpProxyFilter(statPrefix: string, clusters: { name: string; wei
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: typed };
 }
 
-function destinations(
+/** The weighted clusters of an L4 route's destinations (a port named, the service's only port, or the listener's). */
+export function destinations(
   push: PushContext,
   routes: RouteDestination[] | undefined,
   vsNamespace: string,

@@ -1,4 +1,5 @@
 import type { ExtensionProvider as AuthzExtensionProvider } from '@mizzen/policy';
+import type { GatewayTopology } from './gateway-topology.js';
 import { DEFAULT_MESH_TELEMETRY, type MeshTelemetry } from './telemetry.js';
 
 export type { AuthzExtensionProvider };
@@ -15,6 +16,8 @@ export interface MeshConfig {
   connectTimeout: string;
   /** Extension providers, default providers, tracing and access-log defaults. */
   telemetry?: MeshTelemetry;
+  /** `defaultConfig.gatewayTopology`: trusted proxies, XFCC and PROXY protocol in front of gateways. */
+  gatewayTopology?: GatewayTopology;
   /** `extensionProviders` with envoyExtAuthzHttp/Grpc: what CUSTOM AuthorizationPolicies name. */
   authorizers?: AuthzExtensionProvider[];
 }

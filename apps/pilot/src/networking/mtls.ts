@@ -125,8 +125,9 @@ export function applyClusterTls(
       const common: Json = {};
       if (tls.mode === 'MUTUAL') {
         if (tls.credentialName) {
+          // Istio's SDS names: the client certificate as `kubernetes://NAME`, the CA as `kubernetes://NAME-cacert`.
           common.tls_certificate_sds_secret_configs = [
-            { name: tls.credentialName, sds_config: ADS_CONFIG_SOURCE },
+            { name: `kubernetes://${tls.credentialName}`, sds_config: ADS_CONFIG_SOURCE },
           ];
         } else {
           common.tls_certificates = [
@@ -139,14 +140,25 @@ export function applyClusterTls(
         if (tls.caCertificates) validation.trusted_ca = dataSource(tls.caCertificates);
         if (tls.subjectAltNames?.length)
           validation.match_subject_alt_names = tls.subjectAltNames.map((exact) => ({ exact }));
-        common.validation_context = validation;
+        if (tls.credentialName && !tls.caCertificates) {
+          // The credential's ca.crt verifies the server (SIMPLE and MUTUAL alike).
+          common.combined_validation_context = {
+            default_validation_context: validation,
+            validation_context_sds_secret_config: {
+              name: `kubernetes://${tls.credentialName}-cacert`,
+              sds_config: ADS_CONFIG_SOURCE,
+            },
+          };
+        } else common.validation_context = validation;
       }
+      // Without an explicit sni, the service's own name (Istio's auto SNI from the Host an app sends to it).
+      const sniName = tls.sni ?? (service.hostname.includes('*') ? undefined : service.hostname);
       cluster.transport_socket = {
         name: 'envoy.transport_sockets.tls',
         typed_config: {
           '@type': UPSTREAM_TLS_TYPE,
           common_tls_context: common,
-          ...(tls.sni ? { sni: tls.sni } : {}),
+          ...(sniName ? { sni: sniName } : {}),
         },
       };
       return;

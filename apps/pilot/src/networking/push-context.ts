@@ -1,4 +1,5 @@
 import type { ConfigResource, DestinationRuleSpec, GatewaySpec, VirtualServiceSpec } from '@mizzen/api';
+import { type CredentialSource, NO_CREDENTIALS } from '../credentials/source.js';
 import { byCreation } from '../model/ordering.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import {
@@ -42,6 +43,8 @@ export class PushContext {
     readonly mesh: MeshConfig,
     /** The mesh root bundle (PEM) proxies must trust, once pilot has it. */
     readonly rootCert?: string,
+    /** Where `credentialName`s are found (Kubernetes Secrets, or the local credential store). */
+    readonly credentials: CredentialSource = NO_CREDENTIALS,
   ) {
     this.virtualServices = resources
       .filter((r): r is VirtualServiceResource => r.kind === 'VirtualService')

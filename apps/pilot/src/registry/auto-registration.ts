@@ -16,8 +16,8 @@ function entryName(workload: string): string {
 }
 
 /**
- * Istio's WorkloadEntry auto-registration for local mode: a sidecar that
- * connects declaring its service and ports gets a WorkloadEntry, written to
+ * Istio's WorkloadEntry auto-registration for local mode: a sidecar (or a
+ * gateway) that connects declaring its service and ports gets a WorkloadEntry, written to
  * the persistent store so endpoints survive a pilot restart; when it
  * disconnects the entry is removed after a grace period unless it comes back.
  */
@@ -46,7 +46,7 @@ export class AutoRegistration {
   }
 
   connected(proxy: ProxyInfo): void {
-    if (proxy.type !== 'sidecar' || proxy.proxyless || proxy.ports.length === 0) return;
+    if (!registers(proxy)) return;
     const entry = this.workloadEntry(proxy);
     const key = configKey(entry);
     this.connections.set(key, (this.connections.get(key) ?? 0) + 1);
@@ -69,7 +69,7 @@ export class AutoRegistration {
   }
 
   disconnected(proxy: ProxyInfo): void {
-    if (proxy.type !== 'sidecar' || proxy.proxyless || proxy.ports.length === 0) return;
+    if (!registers(proxy)) return;
     const key = configKey(this.workloadEntry(proxy));
     const left = (this.connections.get(key) ?? 1) - 1;
     if (left > 0) {
@@ -125,6 +125,17 @@ export class AutoRegistration {
       },
     } as ConfigResource<'WorkloadEntry'>;
   }
+}
+
+/**
+ * Sidecars that declare ports register; so do gateways that declare their
+ * service ports (`istio-egressgateway.istio-system.svc.cluster.local` is how
+ * sidecars route to the egress gateway, as a Service is in Kubernetes).
+ */
+function registers(proxy: ProxyInfo): boolean {
+  return (
+    !proxy.proxyless && proxy.ports.length > 0 && (proxy.type === 'sidecar' || proxy.service !== undefined)
+  );
 }
 
 function sameAnnotations(a: ConfigResource, b: ConfigResource): boolean {

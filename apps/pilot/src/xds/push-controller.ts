@@ -9,6 +9,7 @@ import {
   TypeUrl,
   type XdsNode,
 } from '@mizzen/xds';
+import type { CredentialSource } from '../credentials/source.js';
 import { mergeRegistries } from '../kube/merged-registry.js';
 import { type ProxyInfo, proxyFromNode } from '../model/proxy.js';
 import { generateResources } from '../networking/generate.js';
@@ -29,6 +30,8 @@ export interface PushControllerOptions {
   maxDelayMs?: number;
   /** Registries merged ahead of the one built from ServiceEntries and WorkloadEntries (Kubernetes). */
   registries?: () => readonly Registry[];
+  /** Where gateway and DestinationRule `credentialName`s are found. */
+  credentials?: CredentialSource;
 }
 
 export interface PushRecord {
@@ -168,7 +171,14 @@ export class PushController {
   private buildContext(): PushContext {
     const own = buildRegistry(this.resources, this.options.mesh.domainSuffix);
     const registry = mergeRegistries([...(this.options.registries?.() ?? []), own]);
-    return new PushContext(++this.version, this.resources, registry, this.options.mesh, this.rootCert);
+    return new PushContext(
+      ++this.version,
+      this.resources,
+      registry,
+      this.options.mesh,
+      this.rootCert,
+      this.options.credentials,
+    );
   }
 
   private push(): void {

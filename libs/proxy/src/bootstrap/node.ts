@@ -49,6 +49,31 @@ export interface GatewayIdentity {
   serviceAccount?: string;
   domainSuffix?: string;
   mtls?: boolean;
+  /**
+   * The service the gateway is, for sidecars to route to (Istio's
+   * `istio-egressgateway` Service): pilot registers it with a port per
+   * port-map entry, named and typed as Istio's gateway Services name them.
+   */
+  service?: string;
+  /** Istio's ProxyConfig for this gateway (the `proxy.istio.io/config` annotation): gatewayTopology… */
+  proxyConfig?: Record<string, unknown>;
+}
+
+/**
+ * The name and protocol of a gateway Service port, as Istio's charts name
+ * them: 443 and 8443 carry HTTPS (sidecars pass TLS through by SNI), 15443
+ * TLS, 31400 TCP, anything else HTTP/2 (sidecars speak h2c to the gateway).
+ */
+export function gatewayServicePort(port: number): { name: string; protocol: string } {
+  const [base, protocol, canonical] =
+    port === 443 || port === 8443
+      ? ['https', 'HTTPS', 443]
+      : port === 15443
+        ? ['tls', 'TLS', 15443]
+        : port === 31400
+          ? ['tcp', 'TCP', 31400]
+          : ['http2', 'HTTP2', 80];
+  return { name: port === canonical ? base : `${base}-${port}`, protocol };
 }
 
 /** `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.cluster.local`, Istio's node id form. */
@@ -113,6 +138,16 @@ export function gatewayNode(g: GatewayIdentity): XdsNode {
     ...(g.statsPort ? { MIZZEN_STATS_PORT: g.statsPort } : {}),
   };
   if (g.serviceAccount) metadata.SERVICE_ACCOUNT = g.serviceAccount;
+  if (g.service) {
+    metadata.MIZZEN_SERVICE = g.service;
+    metadata.MIZZEN_PORTS = Object.entries(g.portMap).map(([port, listen]) => ({
+      ...gatewayServicePort(Number(port)),
+      port: Number(port),
+      targetPort: listen,
+      listenPort: listen,
+    }));
+  }
+  if (g.proxyConfig) metadata.PROXY_CONFIG = g.proxyConfig;
   return {
     id: nodeId('router', g.ip, g.name, g.namespace, g.domainSuffix),
     cluster: `${g.name}.${g.namespace}`,

@@ -37,7 +37,7 @@ const NATIVE_LISTENER_FILTERS = new Set([
 
 /**
  * Where pilot puts what it could not turn into this listener (a gateway
- * server left closed, and why): `filter_metadata['mizzen.io/gateway'].not_opened`.
+ * server left closed, and why; one overlapping another): `filter_metadata['mizzen.io/gateway'].notices`.
  */
 export const GATEWAY_METADATA = 'mizzen.io/gateway';
 
@@ -228,8 +228,8 @@ function workloadPortOf(l: ListenerJson, where: string): { workloadPort?: number
   return { workloadPort: port };
 }
 
-function notOpened(metadata: ListenerJson['metadata']): string[] {
-  const list = metadata?.filter_metadata?.[GATEWAY_METADATA]?.not_opened;
+function gatewayNotices(metadata: ListenerJson['metadata']): string[] {
+  const list = metadata?.filter_metadata?.[GATEWAY_METADATA]?.notices;
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
 }
 
@@ -277,7 +277,7 @@ export function compileListener(l: ListenerJson): ListenerConfig {
           timeoutMs: timeout === undefined ? 15_000 : durationToMs(timeout) || 15_000,
         }
       : undefined,
-    notices: notOpened(l.metadata),
+    notices: gatewayNotices(l.metadata),
     ...workloadPortOf(l, where),
     json: l,
   };

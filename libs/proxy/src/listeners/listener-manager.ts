@@ -127,7 +127,10 @@ export class ListenerManager {
       // What the control plane left out of a new or changed listener, and why (a gateway server without its certificate).
       if (this.active.get(a.config.name)?.runtime === a.runtime) continue;
       for (const notice of a.config.notices)
-        this.logger.warn({ listener: a.config.name, reason: notice }, 'gateway server not opened');
+        this.logger.warn(
+          { listener: a.config.name, reason: notice },
+          'gateway server left closed or overlapping',
+        );
     }
     const keptRuntimes = new Set([...next.values()].map((a) => a.runtime));
     for (const a of next.values()) if (a.socket) a.socket.runtime = a.runtime;

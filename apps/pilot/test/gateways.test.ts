@@ -1,0 +1,254 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '@mizzen/api';
+import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
+import { describe, expect, it } from 'vitest';
+import type { CredentialSource, TlsCredential } from '../src/credentials/source.js';
+import { parseMeshConfig } from '../src/kube/mesh-config.js';
+import { proxyFromNode } from '../src/model/proxy.js';
+import { gatewayNotices } from '../src/networking/gateway.js';
+import { generateResources } from '../src/networking/generate.js';
+import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
+import { PushContext } from '../src/networking/push-context.js';
+import { buildRegistry } from '../src/registry/build.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+type Json = Record<string, unknown>;
+
+/** Credentials by `namespace/name`, as a store would hand them out (PEM stand-ins keep the golden file stable). */
+function credentials(entries: Record<string, TlsCredential>): CredentialSource {
+  return {
+    resolve: (namespace, name) => {
+      const c = entries[`${namespace}/${name}`];
+      return c
+        ? { credential: c }
+        : { problem: `credential ${namespace}/${name} not found in the test store` };
+    },
+    onChange: () => () => {},
+  };
+}
+
+const STORE = credentials({
+  'istio-system/bookinfo-cred': { certificateChain: 'BOOKINFO-CERT', privateKey: 'BOOKINFO-KEY' },
+  'istio-system/api-cred': {
+    certificateChain: 'API-CERT',
+    privateKey: 'API-KEY',
+    caCertificate: 'API-CLIENT-CA',
+  },
+  'istio-system/client-cred': {
+    certificateChain: 'CLIENT-CERT',
+    privateKey: 'CLIENT-KEY',
+    caCertificate: 'EXT-CA',
+  },
+  // In another namespace: gateways never see it.
+  'default/no-such-cred': { certificateChain: 'X', privateKey: 'Y' },
+});
+
+function push(mesh = DEFAULT_MESH_CONFIG): PushContext {
+  const text = fs.readFileSync(path.join(here, 'fixtures', 'gateway-mesh.yaml'), 'utf8');
+  const parsed = parseConfig(text, 'gateway-mesh.yaml');
+  expect(parsed.issues.filter((i) => i.severity === 'error')).toEqual([]);
+  return new PushContext(1, parsed.resources, buildRegistry(parsed.resources), mesh, undefined, STORE);
+}
+
+const INGRESS: XdsNode = {
+  id: 'router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local',
+  metadata: {
+    NAMESPACE: 'istio-system',
+    LABELS: { istio: 'ingressgateway' },
+    INSTANCE_IPS: '127.0.0.1',
+    MIZZEN_CAPTURE_MODE: 'proxy',
+    MIZZEN_GATEWAY_PORTS: { '80': 8080, '443': 8443, '9000': 9000, '15443': 15443 },
+    // The proxy.istio.io/config annotation: one balancer in front, speaking PROXY protocol.
+    PROXY_CONFIG: { gatewayTopology: { numTrustedProxies: 1, proxyProtocol: {} } },
+  },
+};
+
+const EGRESS: XdsNode = {
+  id: 'router~127.0.0.1~istio-egressgateway.istio-system~istio-system.svc.cluster.local',
+  metadata: {
+    NAMESPACE: 'istio-system',
+    LABELS: { istio: 'egressgateway' },
+    INSTANCE_IPS: '127.0.0.1',
+    MIZZEN_CAPTURE_MODE: 'proxy',
+    MIZZEN_GATEWAY_PORTS: { '80': 8080, '443': 8443 },
+  },
+};
+
+const SIDECAR: XdsNode = {
+  id: 'sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local',
+  metadata: {
+    NAMESPACE: 'default',
+    LABELS: { app: 'productpage' },
+    INSTANCE_IPS: '127.0.0.1',
+    MIZZEN_CAPTURE_MODE: 'proxy',
+    MIZZEN_OUTBOUND_PORT: 15001,
+  },
+};
+
+function golden(name: string, resources: unknown): void {
+  const file = path.join(here, 'golden', `${name}.json`);
+  const actual = `${JSON.stringify(resources, null, 2)}\n`;
+  if (process.env.UPDATE_GOLDEN) fs.writeFileSync(file, actual);
+  expect(fs.existsSync(file), `${file} is missing; run with UPDATE_GOLDEN=1 to create it`).toBe(true);
+  expect(actual).toBe(fs.readFileSync(file, 'utf8'));
+}
+
+const listener = (set: Record<string, Json[]>, name: string) =>
+  set[TypeUrl.Listener]!.find((l) => l.name === name) as Json & { filter_chains: Json[] };
+const chainNames = (l: { filter_chains: Json[] }) =>
+  l.filter_chains.map((c) => ((c.filter_chain_match as Json | undefined)?.server_names as string[]) ?? []);
+
+describe('gateway translation (golden files and the rules behind them)', () => {
+  it('builds the ingress gateway: SNI-picked TLS chains, redirect, passthrough, TCP, PROXY protocol', () => {
+    const resources = generateResources(push(), proxyFromNode(INGRESS)) as Record<string, Json[]>;
+    expect(() => Snapshot.build(resources)).not.toThrow();
+    golden('gateway-tls', resources);
+
+    // 443 → 8443: one chain per opened server, picked by SNI; the missing credential's and the conflicting one are not there.
+    const https = listener(resources, '0.0.0.0_8443');
+    expect(chainNames(https)).toEqual([['bookinfo.local'], ['api.local'], ['opt.local'], ['db.local']]);
+    expect((https.listener_filters as Json[]).map((f) => f.name)).toEqual([
+      'envoy.filters.listener.proxy_protocol',
+      'envoy.filters.listener.tls_inspector',
+    ]);
+    const notices = (https.metadata as { filter_metadata: Record<string, { notices: string[] }> })
+      .filter_metadata['mizzen.io/gateway']!.notices;
+    expect(notices).toEqual([
+      'Gateway default/bookinfo-gw server https-missing (port 443) not opened: credential istio-system/no-such-cred not found in the test store',
+      'Gateway default/other-gw server https (port 443) not opened: conflicts with Gateway default/bookinfo-gw server https-bookinfo on port 443 for bookinfo.local (IST0145 ConflictingGateways)',
+    ]);
+
+    // MUTUAL: client certificate required and checked against the credential's CA; TLS 1.2 with one cipher.
+    const api = (https.filter_chains[1]!.transport_socket as { typed_config: Json }).typed_config;
+    expect(api.require_client_certificate).toBe(true);
+    expect(api.common_tls_context).toMatchObject({
+      tls_certificate_sds_secret_configs: [{ name: 'kubernetes://api-cred' }],
+      combined_validation_context: {
+        default_validation_context: { match_subject_alt_names: [{ exact: 'client.api.local' }] },
+        validation_context_sds_secret_config: { name: 'kubernetes://api-cred-cacert' },
+      },
+      tls_params: {
+        tls_minimum_protocol_version: 'TLSv1_2',
+        tls_maximum_protocol_version: 'TLSv1_2',
+        cipher_suites: ['ECDHE-ECDSA-AES256-GCM-SHA384'],
+      },
+    });
+    // OPTIONAL_MUTUAL: verified when presented, not required.
+    const opt = (https.filter_chains[2]!.transport_socket as { typed_config: Json }).typed_config;
+    expect(opt.require_client_certificate).toBe(false);
+
+    // The certificates travel over SDS: those the opened servers (and the clusters' TLS origination) name,
+    // from the gateway's own namespace; never the missing server's.
+    expect(resources[TypeUrl.Secret]!.map((s) => s.name)).toEqual([
+      'kubernetes://api-cred',
+      'kubernetes://api-cred-cacert',
+      'kubernetes://bookinfo-cred',
+      'kubernetes://client-cred',
+      'kubernetes://client-cred-cacert',
+    ]);
+
+    // httpsRedirect on port 80 (8080 here): a redirect to the port HTTPS really listens on.
+    const http = resources[TypeUrl.RouteConfiguration]!.find((r) => r.name === 'http.8080') as {
+      virtual_hosts: { domains: string[]; routes: Json[] }[];
+    };
+    expect(http.virtual_hosts.map((v) => v.domains[0])).toEqual(['bookinfo.local']);
+    expect(http.virtual_hosts[0]!.routes).toEqual([
+      {
+        name: 'https_redirect',
+        match: { prefix: '/' },
+        redirect: { https_redirect: true, port_redirect: 8443 },
+      },
+    ]);
+
+    // The HCMs trust one proxy in front.
+    const hcm = (https.filter_chains[0]!.filters as { typed_config: Json }[])[0]!.typed_config;
+    expect(hcm).toMatchObject({
+      use_remote_address: true,
+      xff_num_trusted_hops: 1,
+      request_headers_timeout: '10s',
+    });
+
+    // ISTIO_MUTUAL without a workload certificate: the port stays closed, and says why.
+    const mesh = listener(resources, '0.0.0.0_15443');
+    expect(mesh.bind_to_port).toBe(false);
+  });
+
+  it('names every server left closed or overlapping, for mizzen status', () => {
+    expect(gatewayNotices(push(), proxyFromNode(INGRESS))).toEqual([
+      'Gateway default/bookinfo-gw server https-missing (port 443) not opened: credential istio-system/no-such-cred not found in the test store',
+      'Gateway default/bookinfo-gw server tls-mesh (port 15443) not opened: tls mode ISTIO_MUTUAL needs the gateway’s workload certificate (start it with --ca-address) and the mesh root',
+      'Gateway default/other-gw server https (port 443) not opened: conflicts with Gateway default/bookinfo-gw server https-bookinfo on port 443 for bookinfo.local (IST0145 ConflictingGateways)',
+      'Gateway default/other-gw server http (port 80) overlaps Gateway default/bookinfo-gw server http on port 80 for host *.local; their routes are merged (IST0145 ConflictingGateways)',
+    ]);
+  });
+
+  it('honours VirtualService exportTo relative to the gateway’s namespace', () => {
+    const resources = generateResources(push(), proxyFromNode(INGRESS)) as Record<string, Json[]>;
+    const text = JSON.stringify(resources[TypeUrl.RouteConfiguration]);
+    expect(text).toContain('virtual-service/bookinfo');
+    expect(text).not.toContain('virtual-service/hidden');
+  });
+
+  it('takes gatewayTopology from mesh config when the gateway sets none', () => {
+    const mesh = parseMeshConfig(
+      'defaultConfig:\n  gatewayTopology:\n    numTrustedProxies: 2\n    forwardClientCertDetails: APPEND_FORWARD\n',
+      DEFAULT_MESH_CONFIG,
+    );
+    const resources = generateResources(push(mesh), proxyFromNode(EGRESS)) as Record<string, Json[]>;
+    const hcm = (
+      listener(resources, '0.0.0.0_8080').filter_chains[0]!.filters as { typed_config: Json }[]
+    )[0]!.typed_config;
+    expect(hcm).toMatchObject({ xff_num_trusted_hops: 2, forward_client_cert_details: 'APPEND_FORWARD' });
+    expect(() =>
+      parseMeshConfig('defaultConfig:\n  gatewayTopology:\n    numTrustedProxies: -1\n', DEFAULT_MESH_CONFIG),
+    ).toThrow(
+      'mesh config: defaultConfig.gatewayTopology.numTrustedProxies must be a non-negative integer, got -1',
+    );
+  });
+
+  it('builds the egress gateway: HTTP to TLS origination with a credential, and SNI passthrough', () => {
+    const resources = generateResources(push(), proxyFromNode(EGRESS)) as Record<string, Json[]>;
+    expect(() => Snapshot.build(resources)).not.toThrow();
+    golden('gateway-egress', resources);
+    const origination = resources[TypeUrl.Cluster]!.find(
+      (c) => c.name === 'outbound|443||secure.test',
+    ) as Json;
+    expect((origination.transport_socket as { typed_config: Json }).typed_config).toMatchObject({
+      sni: 'secure.test',
+      common_tls_context: {
+        tls_certificate_sds_secret_configs: [{ name: 'kubernetes://client-cred' }],
+        combined_validation_context: {
+          validation_context_sds_secret_config: { name: 'kubernetes://client-cred-cacert' },
+        },
+      },
+    });
+    expect(resources[TypeUrl.Secret]!.map((s) => s.name)).toEqual([
+      'kubernetes://client-cred',
+      'kubernetes://client-cred-cacert',
+    ]);
+    expect(chainNames(listener(resources, '0.0.0.0_8443'))).toEqual([['external.test']]);
+    const route = resources[TypeUrl.RouteConfiguration]!.find((r) => r.name === 'http.8080') as {
+      virtual_hosts: { routes: { route?: { cluster?: string } }[] }[];
+    };
+    expect(route.virtual_hosts[0]!.routes[0]!.route?.cluster).toBe('outbound|443||secure.test');
+  });
+
+  it('sends the sidecar’s external traffic to the egress gateway (gateways: [mesh, …])', () => {
+    const resources = generateResources(push(), proxyFromNode(SIDECAR)) as Record<string, Json[]>;
+    const route = resources[TypeUrl.RouteConfiguration]!.find((r) => r.name === '80') as {
+      virtual_hosts: { name: string; routes: { route?: { cluster?: string } }[] }[];
+    };
+    const secure = route.virtual_hosts.find((v) => v.name === 'secure.test:80')!;
+    expect(secure.routes[0]!.route?.cluster).toBe(
+      'outbound|80||istio-egressgateway.istio-system.svc.cluster.local',
+    );
+    const tls = listener(resources, '0.0.0.0_443');
+    expect(JSON.stringify(tls.filter_chains[0])).toContain(
+      'outbound|443||istio-egressgateway.istio-system.svc.cluster.local',
+    );
+    // Sidecars get no gateway credentials, even where a DestinationRule names one for a port they route elsewhere.
+    expect(resources[TypeUrl.Secret] ?? []).toEqual([]);
+  });
+});

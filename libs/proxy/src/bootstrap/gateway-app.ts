@@ -1,0 +1,151 @@
+import type { Logger } from '@mizzen/runtime';
+import type { XdsNode } from '@mizzen/xds';
+import type { ProxyObserver } from '../observe/records.js';
+import {
+  CERTIFICATE_FLAGS,
+  FlagError,
+  parseAddress,
+  parseCertificateFlags,
+  parseIp,
+  parseLabels,
+  parseName,
+  parsePort,
+  parsePortMap,
+} from './flags.js';
+import { gatewayNode } from './node.js';
+import { type ParsedFlags, runProxyApp } from './run.js';
+
+type ArgOptions = Parameters<typeof runProxyApp>[0]['flags'];
+
+/** What makes a gateway an ingress or an egress gateway: only its defaults (Istio's charts' names and labels). */
+export interface GatewayDefaults {
+  /** The process name in logs and messages: `ingress-gateway`. */
+  component: string;
+  name: string;
+  labels: string;
+  portMap: string;
+  /** The paragraph of `--help` that says what this gateway is for. */
+  purpose: string;
+}
+
+export const INGRESS_GATEWAY: GatewayDefaults = {
+  component: 'ingress-gateway',
+  name: 'istio-ingressgateway',
+  labels: 'istio=ingressgateway,app=istio-ingressgateway',
+  portMap: '80=8080,443=8443',
+  purpose: "The mesh's edge: serves the Gateway resources whose selector matches its labels.",
+};
+
+export const EGRESS_GATEWAY: GatewayDefaults = {
+  component: 'egress-gateway',
+  name: 'istio-egressgateway',
+  labels: 'istio=egressgateway,app=istio-egressgateway',
+  portMap: '80=8080,443=8443',
+  purpose:
+    'The way out of the mesh: serves the Gateway resources whose selector matches its labels, so\n' +
+    'VirtualServices bound to `mesh` and to it send traffic for external hosts (ServiceEntries)\n' +
+    'through it, where DestinationRules originate TLS or SNI passes it through.',
+};
+
+/** Telemetry (the stats port, traces, access logs), given by the app so this lib does not depend on it. */
+export interface GatewayTelemetry<F> {
+  flags: ArgOptions;
+  parse: (values: ParsedFlags) => F & { statsPort?: number };
+  start: (opts: { component: string; node: XdsNode; logger: Logger; host: string; flags: F }) => {
+    observer: ProxyObserver;
+  };
+}
+
+function usage(d: GatewayDefaults): string {
+  return `usage: ${d.component} --pilot HOST:PORT [--name ${d.name}] [--namespace istio-system]
+         [--labels ${d.labels}] [--port-map ${d.portMap}]
+         [--ip 127.0.0.1] [--admin-port 15000] [--health-port 15021] [--log-level info]
+         [--stats-port 15020] [--otlp-endpoint http://HOST:4318] [--proxy-config JSON]
+         [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
+
+${d.purpose}
+--port-map maps a Gateway server port (the gateway Service's port) to the port this process
+really listens on; pilot registers the gateway as the service <name>.<namespace>.svc.cluster.local
+with those ports, so sidecars can route to it. --proxy-config is Istio's proxy.istio.io/config
+annotation (JSON), e.g. '{"gatewayTopology":{"numTrustedProxies":1,"proxyProtocol":{}}}'.
+/stats/prometheus on --stats-port serves Istio's metrics; traces and OpenTelemetry access logs
+go where pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.`;
+}
+
+function parseProxyConfig(value: string | undefined): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new FlagError(`--proxy-config must be JSON (Istio's ProxyConfig), got "${value}"`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new FlagError('--proxy-config must be a JSON object (Istio ProxyConfig)');
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * The `main` of both gateway apps: one engine, one set of flags, the
+ * defaults (name, labels, port map) telling an ingress from an egress gateway.
+ */
+export function runGatewayApp<F>(defaults: GatewayDefaults, telemetry: GatewayTelemetry<F>): Promise<void> {
+  return runProxyApp({
+    component: defaults.component,
+    usage: usage(defaults),
+    flags: {
+      pilot: { type: 'string' },
+      name: { type: 'string' },
+      namespace: { type: 'string' },
+      labels: { type: 'string' },
+      'port-map': { type: 'string' },
+      ip: { type: 'string' },
+      'admin-port': { type: 'string' },
+      'health-port': { type: 'string' },
+      'proxy-config': { type: 'string' },
+      ...CERTIFICATE_FLAGS,
+      ...telemetry.flags,
+    },
+    build: (values, logger) => {
+      const s = (k: string) => values[k] as string | undefined;
+      const ip = parseIp(s('ip'));
+      const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
+      const healthPort = parsePort(s('health-port'), '--health-port', 15021);
+      const name = parseName(s('name'), '--name', defaults.name);
+      const namespace = parseName(s('namespace'), '--namespace', 'istio-system');
+      const serviceAccount = `${name}-service-account`;
+      const certificates = parseCertificateFlags(values, { namespace, serviceAccount });
+      const telemetryFlags = telemetry.parse(values);
+      const node = gatewayNode({
+        name,
+        namespace,
+        mtls: certificates !== undefined,
+        labels: parseLabels(s('labels') ?? defaults.labels),
+        ip,
+        portMap: parsePortMap(s('port-map') ?? defaults.portMap),
+        adminPort,
+        healthPort,
+        statsPort: telemetryFlags.statsPort,
+        serviceAccount,
+        service: name,
+        proxyConfig: parseProxyConfig(s('proxy-config')),
+      });
+      const { observer } = telemetry.start({
+        component: defaults.component,
+        node,
+        logger,
+        host: ip,
+        flags: telemetryFlags,
+      });
+      return {
+        node,
+        pilot: parseAddress(s('pilot'), '--pilot'),
+        adminHost: ip,
+        adminPort,
+        healthPort,
+        certificates,
+        observer,
+      };
+    },
+  });
+}
