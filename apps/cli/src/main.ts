@@ -3,6 +3,7 @@ import { applyOrDelete } from './commands/apply.js';
 import { dashboard } from './commands/dashboard.js';
 import { get } from './commands/get.js';
 import { kubeInjectCommand } from './commands/kube-inject.js';
+import { createTlsSecret, deleteSecret } from './commands/secret.js';
 import { status } from './commands/status.js';
 import { up } from './commands/up.js';
 import { CliError } from './errors.js';
@@ -15,6 +16,9 @@ Usage:
   mizzen apply -f FILE [-f FILE…] [--dry-run]
                                   validate and apply Istio YAML to the running mesh
   mizzen delete -f FILE           delete the resources a file names
+  mizzen create secret tls NAME --cert FILE --key FILE [--cacert FILE] [-n istio-system]
+                                  store a gateway credential (credentialName: NAME); again to rotate it
+  mizzen delete secret NAME [-n istio-system]
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
                                   list config (vs, dr, gw, se, we, sidecar, pa, ap, ra)
   mizzen status [--output json]   components, proxies and their xDS sync state
@@ -36,6 +40,21 @@ function int(value: string | undefined, flag: string): number | undefined {
 }
 
 type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
+type Parse = (options: NonNullable<ParseArgsConfig['options']>) => { values: Flags; positionals: string[] };
+
+/** `mizzen apply -f FILE…` and `mizzen delete -f FILE…`. */
+async function applyOrDeleteFiles(command: 'apply' | 'delete', parse: Parse): Promise<void> {
+  const { values } = parse({
+    filename: { type: 'string', short: 'f', multiple: true },
+    'dry-run': { type: 'boolean' },
+  });
+  await applyOrDelete(
+    command,
+    (values.filename as string[] | undefined) ?? [],
+    { pilot: values.pilot as string | undefined, dryRun: values['dry-run'] === true },
+    process.stdout,
+  );
+}
 
 async function run(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -77,20 +96,41 @@ async function run(argv: string[]): Promise<void> {
       );
       return;
     }
-    case 'apply':
-    case 'delete': {
-      const { values } = parse({
-        filename: { type: 'string', short: 'f', multiple: true },
-        'dry-run': { type: 'boolean' },
+    case 'create': {
+      const { values, positionals } = parse({
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        cacert: { type: 'string' },
+        namespace: { type: 'string', short: 'n' },
       });
-      await applyOrDelete(
-        command,
-        (values.filename as string[] | undefined) ?? [],
-        { pilot: values.pilot as string | undefined, dryRun: values['dry-run'] === true },
+      if (positionals[0] !== 'secret' || positionals[1] !== 'tls')
+        throw new CliError(
+          'create: only `mizzen create secret tls NAME --cert FILE --key FILE` is supported',
+          2,
+        );
+      createTlsSecret(
+        {
+          name: positionals[2],
+          cert: values.cert as string | undefined,
+          key: values.key as string | undefined,
+          cacert: values.cacert as string | undefined,
+          namespace: values.namespace as string | undefined,
+        },
         out,
       );
       return;
     }
+    case 'delete':
+      if (rest[0] === 'secret') {
+        const { values, positionals } = parse({ namespace: { type: 'string', short: 'n' } });
+        deleteSecret({ name: positionals[1], namespace: values.namespace as string | undefined }, out);
+        return;
+      }
+      await applyOrDeleteFiles(command, parse);
+      return;
+    case 'apply':
+      await applyOrDeleteFiles(command, parse);
+      return;
     case 'get': {
       const { values, positionals } = parse({
         namespace: { type: 'string', short: 'n' },

@@ -20,6 +20,7 @@ interface SyncEntry {
   };
   sync?: Record<string, string>;
   errors?: Record<string, string>;
+  warnings?: string[];
 }
 
 export interface StatusReport {
@@ -33,6 +34,8 @@ export interface StatusReport {
     ports: Record<string, number | undefined>;
     sync: Record<string, string>;
     errors?: Record<string, string>;
+    /** Gateway servers left closed (a missing credential…) or overlapping another Gateway, and why. */
+    warnings?: string[];
   }[];
 }
 
@@ -70,6 +73,7 @@ export async function collectStatus(pilot?: string): Promise<StatusReport> {
     },
     sync: e.sync ?? {},
     ...(e.errors ? { errors: e.errors } : {}),
+    ...(e.warnings?.length ? { warnings: e.warnings } : {}),
   }));
   proxies.sort((a, b) => (a.id < b.id ? -1 : 1));
   return { components, proxies };
@@ -114,5 +118,6 @@ export async function status(
   );
   for (const p of report.proxies) {
     for (const [t, e] of Object.entries(p.errors ?? {})) out.write(`${p.id}: ${t} rejected: ${e}\n`);
+    for (const w of p.warnings ?? []) out.write(`${p.id}: ${w}\n`);
   }
 }
