@@ -18,6 +18,12 @@ import { type GatewayTopology, gatewayTopologyFor } from './gateway-topology.js'
 import { translateHttpRoutes } from './http-routes.js';
 import { GATEWAY_XFCC, TLS_INSPECTOR } from './mtls.js';
 import type { PushContext } from './push-context.js';
+import {
+  type RateLimitConfig,
+  rateLimitConfig,
+  withRateLimitActions,
+  withRateLimitFilters,
+} from './rate-limits.js';
 import { securityFilters } from './security-filters.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
@@ -162,6 +168,7 @@ function gatewayHcm(
   listenPort: number,
   rds: string,
   topology: GatewayTopology,
+  limits: RateLimitConfig,
 ): Json {
   return httpConnectionManager(
     `outbound_0.0.0.0_${listenPort}`,
@@ -173,7 +180,7 @@ function gatewayHcm(
       request_headers_timeout: EDGE_REQUEST_HEADERS_TIMEOUT,
       ...hcmTelemetry(push, proxy, 'client'),
     },
-    gatewayHttpFilters(push, proxy),
+    withRateLimitFilters(gatewayHttpFilters(push, proxy), limits),
   );
 }
 
@@ -190,14 +197,21 @@ function portChains(
   servers: GatewayServer[],
   topology: GatewayTopology,
 ): { chains: Json[]; routes: Json[]; notices: string[] } {
+  // RateLimitPolicies by the gateway's labels, or targeting a Gateway that has servers here.
+  const limitsFor = (on: GatewayServer[]) =>
+    rateLimitConfig(push, proxy, { gateways: on.map((s) => s.gatewayName) });
   if (servers[0]!.kind === 'http') {
-    const routeConfig = {
-      name: gatewayRouteName(port),
-      virtual_hosts: virtualHosts(push, proxy, servers, plan),
-      validate_clusters: false,
-    };
+    const limits = limitsFor(servers);
+    const routeConfig = withRateLimitActions(
+      {
+        name: gatewayRouteName(port),
+        virtual_hosts: virtualHosts(push, proxy, servers, plan),
+        validate_clusters: false,
+      },
+      limits,
+    );
     return {
-      chains: [{ filters: [gatewayHcm(push, proxy, port, gatewayRouteName(port), topology)] }],
+      chains: [{ filters: [gatewayHcm(push, proxy, port, gatewayRouteName(port), topology, limits)] }],
       routes: [routeConfig],
       notices: [],
     };
@@ -211,12 +225,18 @@ function portChains(
     switch (s.kind) {
       case 'https': {
         const name = httpsRouteName(s);
-        routes.push({ name, virtual_hosts: virtualHosts(push, proxy, [s], plan), validate_clusters: false });
+        const limits = limitsFor([s]);
+        routes.push(
+          withRateLimitActions(
+            { name, virtual_hosts: virtualHosts(push, proxy, [s], plan), validate_clusters: false },
+            limits,
+          ),
+        );
         chains.push(
           chain(s.sniHosts, {
             name,
             transport_socket: gatewayDownstreamTls(s.server.tls!, true),
-            filters: [gatewayHcm(push, proxy, port, name, topology)],
+            filters: [gatewayHcm(push, proxy, port, name, topology, limits)],
           }),
         );
         break;

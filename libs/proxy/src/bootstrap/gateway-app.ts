@@ -13,6 +13,7 @@ import {
   parsePortMap,
 } from './flags.js';
 import { gatewayNode } from './node.js';
+import { type MetricsRegistry, rateLimitsFromEnvironment } from './rate-limits.js';
 import { type ParsedFlags, runProxyApp } from './run.js';
 
 type ArgOptions = Parameters<typeof runProxyApp>[0]['flags'];
@@ -53,6 +54,8 @@ export interface GatewayTelemetry<F> {
   parse: (values: ParsedFlags) => F & { statsPort?: number };
   start: (opts: { component: string; node: XdsNode; logger: Logger; host: string; flags: F }) => {
     observer: ProxyObserver;
+    /** Where rate limit decisions are counted too. */
+    registry?: MetricsRegistry;
   };
 }
 
@@ -69,7 +72,9 @@ really listens on; pilot registers the gateway as the service <name>.<namespace>
 with those ports, so sidecars can route to it. --proxy-config is Istio's proxy.istio.io/config
 annotation (JSON), e.g. '{"gatewayTopology":{"numTrustedProxies":1,"proxyProtocol":{}}}'.
 /stats/prometheus on --stats-port serves Istio's metrics; traces and OpenTelemetry access logs
-go where pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.`;
+go where pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.
+REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every replica
+(memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).`;
 }
 
 function parseProxyConfig(value: string | undefined): Record<string, unknown> | undefined {
@@ -130,7 +135,7 @@ export function runGatewayApp<F>(defaults: GatewayDefaults, telemetry: GatewayTe
         service: name,
         proxyConfig: parseProxyConfig(s('proxy-config')),
       });
-      const { observer } = telemetry.start({
+      const { observer, registry } = telemetry.start({
         component: defaults.component,
         node,
         logger,
@@ -145,6 +150,7 @@ export function runGatewayApp<F>(defaults: GatewayDefaults, telemetry: GatewayTe
         healthPort,
         certificates,
         observer,
+        rateLimits: rateLimitsFromEnvironment(logger, registry),
       };
     },
   });

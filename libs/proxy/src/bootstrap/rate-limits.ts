@@ -2,7 +2,8 @@ import { type RateLimitServices, rateLimitServicesFromEnv } from '@mizzen/rateli
 import type { Logger } from '@mizzen/runtime';
 import { FlagError } from './flags.js';
 
-type MetricsRegistry = Parameters<typeof rateLimitServicesFromEnv>[0]['registry'];
+/** A prom-client registry (the proxy's `/stats/prometheus`), without this lib depending on prom-client. */
+export type MetricsRegistry = Parameters<typeof rateLimitServicesFromEnv>[0]['registry'];
 
 /**
  * The rate limit counters of a proxy process, from its environment:
