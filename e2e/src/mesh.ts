@@ -199,32 +199,42 @@ export class TestMesh {
     };
   }
 
-  async startGateway(opts: { name?: string; portMap: Record<number, number> }): Promise<SidecarHandle> {
+  async startGateway(opts: {
+    name?: string;
+    portMap: Record<number, number>;
+    /** More environment for the process (`REDIS_URL` for shared rate limit counters). */
+    env?: Record<string, string>;
+  }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
     const name = opts.name ?? 'istio-ingressgateway';
     const [adminPort, healthPort, statsPort] = await this.ports.takeMany(3);
     const portMap = Object.entries(opts.portMap)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
-    const proc = this.procs.start(`gateway ${name}`, appEntry('@mizzen/ingress-gateway'), [
-      '--pilot',
-      this.pilot.xds,
-      '--name',
-      name,
-      '--namespace',
-      'istio-system',
-      '--ip',
-      '127.0.0.1',
-      '--port-map',
-      portMap,
-      '--admin-port',
-      String(adminPort),
-      '--health-port',
-      String(healthPort),
-      '--stats-port',
-      String(statsPort),
-      ...(await this.certificateArgs(name, 'istio-system', `${name}-service-account`)),
-    ]);
+    const proc = this.procs.start(
+      `gateway ${name}`,
+      appEntry('@mizzen/ingress-gateway'),
+      [
+        '--pilot',
+        this.pilot.xds,
+        '--name',
+        name,
+        '--namespace',
+        'istio-system',
+        '--ip',
+        '127.0.0.1',
+        '--port-map',
+        portMap,
+        '--admin-port',
+        String(adminPort),
+        '--health-port',
+        String(healthPort),
+        '--stats-port',
+        String(statsPort),
+        ...(await this.certificateArgs(name, 'istio-system', `${name}-service-account`)),
+      ],
+      opts.env,
+    );
     return {
       id: `router~127.0.0.1~${name}.istio-system~istio-system.svc.cluster.local`,
       workload: name,
