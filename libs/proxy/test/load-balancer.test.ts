@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hash32 } from '../src/upstream/consistent-hash.js';
-import { makeHost } from '../src/upstream/host.js';
+import { makeHost, type UpstreamHost } from '../src/upstream/host.js';
 import { LoadBalancer } from '../src/upstream/load-balancer.js';
 
 const hosts = [makeHost('10.0.0.1', 80), makeHost('10.0.0.2', 80), makeHost('10.0.0.3', 80)];
@@ -100,5 +100,134 @@ describe('load balancer', () => {
   it('with no healthy host it falls back to every host (panic mode) rather than none', () => {
     const lb = new LoadBalancer('random', [makeHost('a', 1, 1, false)], { active: () => 0 });
     expect(lb.pick()?.key).toBe('a:1');
+  });
+
+  describe('priorities, localities and slow start (Envoy semantics)', () => {
+    const at = (name: string, priority: number, locality = '', localityWeight = 0, weight = 1) =>
+      makeHost(name, 80, weight, true, locality, false, {}, { priority, localityWeight });
+
+    it('sends everything to priority 0 while it is healthy enough, spilling by the overprovisioning factor', () => {
+      const p0 = Array.from({ length: 10 }, (_, i) => at(`p0-${i}`, 0));
+      const p1 = Array.from({ length: 10 }, (_, i) => at(`p1-${i}`, 1));
+      const ejected = new Set<string>();
+      const lb = new LoadBalancer('round_robin', [...p0, ...p1], {
+        active: () => 0,
+        isEjected: (k) => ejected.has(k),
+        panicThresholdPercent: 0,
+      });
+      expect(lb.priorityLoad()).toEqual([100, 0]);
+      // 8 of 10 healthy: 80% × 1.4 = 112%, still all of the load.
+      ejected.add(p0[0]!.key).add(p0[1]!.key);
+      expect(lb.priorityLoad()).toEqual([100, 0]);
+      // 5 of 10: 70% health, the rest spills to priority 1.
+      for (const h of p0.slice(2, 5)) ejected.add(h.key);
+      expect(lb.priorityLoad()).toEqual([70, 30]);
+      // None healthy at 0: everything to 1.
+      for (const h of p0) ejected.add(h.key);
+      expect(lb.priorityLoad()).toEqual([0, 100]);
+      expect(Object.keys(tally(lb, 50)).every((k) => k.startsWith('p1-'))).toBe(true);
+      // Both gone with panic disabled: nothing to pick.
+      for (const h of p1) ejected.add(h.key);
+      expect(lb.pick()).toBeUndefined();
+    });
+
+    it('normalises loads when the levels together are not fully healthy, and panics below the threshold', () => {
+      const hosts = [at('a0', 0), at('a1', 0), at('b0', 1), at('b1', 1)];
+      const ejected = new Set([hosts[0]!.key, hosts[2]!.key]);
+      // Each level 1 of 2 healthy: 70% each, 140% together, capped at 100: level 0 takes 70, level 1 the rest.
+      const lb = new LoadBalancer('round_robin', hosts, {
+        active: () => 0,
+        isEjected: (k) => ejected.has(k),
+      });
+      expect(lb.priorityLoad()).toEqual([70, 30]);
+      // 50% healthy is not below the default 50% panic threshold: ejected hosts get nothing.
+      expect(tally(lb, 100)[hosts[0]!.key]).toBeUndefined();
+      // Everything ejected with the default threshold: total panic, load by host count, every host used.
+      for (const h of hosts) ejected.add(h.key);
+      expect(lb.priorityLoad()).toEqual([50, 50]);
+      expect(Object.keys(tally(lb, 200)).sort()).toEqual(hosts.map((h) => h.key).sort());
+    });
+
+    it('weights localities by load_balancing_weight × availability when locality-weighted', () => {
+      const hosts = [at('a', 0, 'r/z1', 80), at('b', 0, 'r/z2', 20), at('c', 0, 'r/z2', 20)];
+      const lb = new LoadBalancer('round_robin', hosts, { active: () => 0, localityWeighted: true });
+      const t = tally(lb, 1000);
+      expect(t['a:80']).toBe(800);
+      expect((t['b:80'] ?? 0) + (t['c:80'] ?? 0)).toBe(200);
+      // Without locality weighting every host counts the same.
+      const flat = new LoadBalancer('round_robin', hosts, { active: () => 0 });
+      expect(Object.values(tally(flat, 300))).toEqual([100, 100, 100]);
+      // A locality with half its hosts ejected has 0.5 × 1.4 = 0.7 availability.
+      const ejected = new Set(['b:80']);
+      const degraded = new LoadBalancer('round_robin', [...hosts, at('d', 0, 'r/z1', 80)], {
+        active: () => 0,
+        localityWeighted: true,
+        isEjected: (k) => ejected.has(k),
+        panicThresholdPercent: 0,
+      });
+      const d = tally(degraded, 940);
+      expect((d['a:80'] ?? 0) + (d['d:80'] ?? 0)).toBe(800);
+      expect(d['c:80']).toBe(140);
+    });
+
+    it('ramps a host that joins in slow start: min weight first, then linearly, then full', () => {
+      let now = 0;
+      const joined = new Map<string, number>([['new:80', 0]]);
+      const hosts = [at('old', 0), at('new', 0)];
+      const lb = new LoadBalancer('round_robin', hosts, {
+        active: () => 0,
+        slowStart: { windowMs: 10_000, aggression: 1, minWeightPercent: 10 },
+        joinedAt: (k) => joined.get(k),
+        now: () => now,
+      });
+      // At the start the new host weighs 10% of the old one: 1 request in 11.
+      expect(tally(lb, 1100)['new:80']).toBe(100);
+      now = 5_000; // halfway: weight 0.5
+      expect(tally(lb, 1500)['new:80']).toBe(500);
+      now = 10_000; // window over: equal share
+      expect(tally(lb, 1000)['new:80']).toBe(500);
+      // Aggression bends the curve: at a quarter of the window, 0.25^(1/2) = 0.5.
+      now = 0;
+      const steep = new LoadBalancer('round_robin', hosts, {
+        active: () => 0,
+        slowStart: { windowMs: 10_000, aggression: 2, minWeightPercent: 10 },
+        joinedAt: (k) => joined.get(k),
+        now: () => now + 2_500,
+      });
+      expect(tally(steep, 1500)['new:80']).toBe(500);
+    });
+
+    it('retries to other priorities with previous_priorities every update_frequency attempts', () => {
+      const hosts = [at('local', 0), at('remote', 1)];
+      const lb = new LoadBalancer('round_robin', hosts, { active: () => 0, panicThresholdPercent: 0 });
+      const attempted: UpstreamHost[] = [];
+      const retry = { updateFrequency: 2, attempted };
+      const tried = new Set<string>();
+      const next = () => {
+        const h = lb.pick(tried, undefined, retry)!;
+        attempted.push(h);
+        tried.add(h.key);
+        return h.key;
+      };
+      // Attempts 1 and 2 use the unmodified load (the only local host, twice), attempt 3 leaves priority 0.
+      expect([next(), next(), next()]).toEqual(['local:80', 'local:80', 'remote:80']);
+      // Without the retry priority every attempt stays local.
+      const plain = new LoadBalancer('round_robin', hosts, { active: () => 0, panicThresholdPercent: 0 });
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) seen.add(plain.pick(new Set(['local:80']))!.key);
+      expect([...seen]).toEqual(['local:80']);
+      // When every level has been tried, nothing is excluded any more.
+      expect(lb.priorityLoad({ updateFrequency: 1, attempted: hosts })).toEqual([100, 0]);
+    });
+
+    it('hashes within the chosen priority and keeps a key on one host', () => {
+      const hosts = [at('a', 0), at('b', 0), at('c', 1)];
+      const lb = new LoadBalancer('ring_hash', hosts, { active: () => 0, hashTableSize: 256 });
+      for (let k = 0; k < 50; k++) {
+        const first = lb.pick(undefined, hash32(`k${k}`))!.key;
+        expect(first).not.toBe('c:80');
+        expect(lb.pick(undefined, hash32(`k${k}`))!.key).toBe(first);
+      }
+    });
   });
 });

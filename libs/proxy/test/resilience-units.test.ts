@@ -86,4 +86,39 @@ describe('outlier detector', () => {
     expect(od.ejected()).toEqual(['a']);
     od.stop();
   });
+
+  it('grows the ejection time with repeated ejections up to max_ejection_time, and forgives a host that stays back', () => {
+    let now = 0;
+    const od = new OutlierDetector({ ...config, baseEjectionMs: 1000, maxEjectionMs: 3000 }, () => now);
+    const fail = () => {
+      for (let i = 0; i < 3; i++) od.report('a', '5xx', 4);
+    };
+    const ejectedFor = () => {
+      const from = now;
+      while (od.isEjected('a')) now += 100;
+      const took = now - from;
+      od.sweep(); // the interval that notices the return
+      return took;
+    };
+    fail();
+    expect(ejectedFor()).toBe(1000);
+    fail();
+    expect(ejectedFor()).toBe(2000);
+    fail();
+    expect(ejectedFor()).toBe(3000);
+    fail();
+    expect(ejectedFor()).toBe(3000); // capped by max_ejection_time
+    expect(od.ejectionMultiplier('a')).toBe(4);
+    // Each interval back in rotation takes one off the multiplier.
+    od.sweep();
+    od.sweep();
+    expect(od.ejectionMultiplier('a')).toBe(2);
+    fail();
+    expect(ejectedFor()).toBe(3000);
+    for (let i = 0; i < 3; i++) od.sweep();
+    expect(od.ejectionMultiplier('a')).toBe(0);
+    fail();
+    expect(ejectedFor()).toBe(1000);
+    od.stop();
+  });
 });

@@ -10,8 +10,13 @@ export function clustersText(clusters: ClusterManager, pools: ConnectionPools): 
     for (const h of c.hosts()) {
       const prefix = `${c.name}::${h.key}`;
       lines.push(`${prefix}::rq_active::${pools.active(h.key)}`);
-      lines.push(`${prefix}::health_flags::${h.healthy ? 'healthy' : '/eds_unhealthy'}`);
+      const flags = [
+        ...(h.healthy ? [] : ['/eds_unhealthy']),
+        ...(c.isEjected(h.key) ? ['/failed_outlier_check'] : []),
+      ];
+      lines.push(`${prefix}::health_flags::${flags.length ? flags.join('') : 'healthy'}`);
       lines.push(`${prefix}::weight::${h.weight}`);
+      lines.push(`${prefix}::priority::${h.priority}`);
       const [region = '', zone = '', subZone = ''] = h.locality.split('/');
       lines.push(
         `${prefix}::region::${region}`,
@@ -33,8 +38,12 @@ export function clustersJson(clusters: ClusterManager): Record<string, unknown> 
         const [region = '', zone = '', subZone = ''] = h.locality.split('/');
         return {
           address: { socket_address: { address: h.address, port_value: h.port } },
-          health_status: { eds_health_status: h.healthy ? 'HEALTHY' : 'UNHEALTHY' },
+          health_status: {
+            eds_health_status: h.healthy ? 'HEALTHY' : 'UNHEALTHY',
+            ...(c.isEjected(h.key) ? { failed_outlier_check: true } : {}),
+          },
           weight: h.weight,
+          priority: h.priority,
           locality: { region, zone, sub_zone: subZone },
         };
       }),

@@ -1,5 +1,6 @@
 import { durationToMs } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
+import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
 
@@ -17,6 +18,21 @@ export interface EndpointSpec {
   readonly sidecar: boolean;
   /** Its `envoy.transport_socket_match` metadata, which picks the cluster's transport socket for it. */
   readonly transportMatch: Readonly<Record<string, string>>;
+  /** Its locality group's priority (0 is the highest; lower levels take traffic as higher ones fail). */
+  readonly priority: number;
+  /** Its locality group's load_balancing_weight (0 when unset). */
+  readonly localityWeight: number;
+  /** The assignment's policy.overprovisioning_factor, in percent (140 unless set). */
+  readonly overprovisioningFactor: number;
+}
+
+/** Envoy's slow_start_config: hosts that join ramp up their weight over a window. */
+export interface SlowStartConfig {
+  readonly windowMs: number;
+  /** Ramp shape: weight × (time_factor ^ (1 / aggression)); 1 is linear. */
+  readonly aggression: number;
+  /** The floor of the scaled weight, in percent of the host's weight. */
+  readonly minWeightPercent: number;
 }
 
 export interface ClusterConfig {
@@ -34,6 +50,10 @@ export interface ClusterConfig {
   readonly panicThresholdPercent: number;
   /** Ring hash: points on the ring; Maglev: table size. */
   readonly hashTableSize: number;
+  /** common_lb_config.locality_weighted_lb_config: pick a locality by weight × availability, then a host in it. */
+  readonly localityWeighted: boolean;
+  /** ROUND_ROBIN / LEAST_REQUEST slow start (Istio's DestinationRule `warmup`). */
+  readonly slowStart?: SlowStartConfig;
   readonly http: {
     idleTimeoutMs?: number;
     maxRequestsPerConnection?: number;
@@ -165,7 +185,14 @@ function transportMatchOf(metadata: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
 }
 
-function endpointSpec(e: LbEndpointJson, locality: string, where: string): EndpointSpec {
+interface GroupPlacement {
+  locality: string;
+  priority: number;
+  localityWeight: number;
+  overprovisioningFactor: number;
+}
+
+function endpointSpec(e: LbEndpointJson, group: GroupPlacement, where: string): EndpointSpec {
   const sa = e.endpoint?.address?.socket_address;
   if (!sa?.address) fail(where, 'endpoint has no socket address');
   const port = sa.port_value ?? 0;
@@ -177,23 +204,79 @@ function endpointSpec(e: LbEndpointJson, locality: string, where: string): Endpo
     weight: e.load_balancing_weight ?? 1,
     // Envoy routes to UNKNOWN and HEALTHY (and DEGRADED as a last resort); never to UNHEALTHY, DRAINING or TIMEOUT.
     healthy: status === 'UNKNOWN' || status === 'HEALTHY' || status === 'DEGRADED',
-    locality,
     sidecar: transportMatchOf(e.metadata).tlsMode === 'istio',
     transportMatch: transportMatchOf(e.metadata),
+    ...group,
   };
 }
 
+/**
+ * The endpoints of a ClusterLoadAssignment, each with its locality group's
+ * locality, priority and weight. As Envoy requires, priorities run from 0
+ * without gaps.
+ */
 export function compileLoadAssignment(cla: ClusterLoadAssignmentJson, where: string): EndpointSpec[] {
   const out: EndpointSpec[] = [];
+  const policy = (cla as { policy?: { overprovisioning_factor?: number } }).policy;
+  const overprovisioningFactor = policy?.overprovisioning_factor ?? DEFAULT_OVERPROVISIONING_FACTOR;
+  if (!(overprovisioningFactor > 0))
+    fail(`${where}.policy.overprovisioning_factor`, 'must be greater than zero');
+  const priorities = new Set<number>();
   (cla.endpoints ?? []).forEach((group, g) => {
     const l = group.locality;
     const locality =
       l && (l.region || l.zone || l.sub_zone) ? `${l.region ?? ''}/${l.zone ?? ''}/${l.sub_zone ?? ''}` : '';
+    const priority = group.priority ?? 0;
+    priorities.add(priority);
+    const placement = {
+      locality,
+      priority,
+      localityWeight: group.load_balancing_weight ?? 0,
+      overprovisioningFactor,
+    };
     (group.lb_endpoints ?? []).forEach((e, i) => {
-      out.push(endpointSpec(e, locality, `${where}.endpoints[${g}].lb_endpoints[${i}]`));
+      out.push(endpointSpec(e, placement, `${where}.endpoints[${g}].lb_endpoints[${i}]`));
     });
   });
+  for (const p of priorities) {
+    if (p > 0 && !priorities.has(p - 1))
+      fail(
+        `${where}.endpoints`,
+        `priority ${p} is used but priority ${p - 1} is not (priorities must be contiguous)`,
+      );
+  }
   return out;
+}
+
+type SlowStartJson = {
+  slow_start_window?: string;
+  aggression?: { default_value?: number; runtime_key?: string };
+  min_weight_percent?: { value?: number };
+};
+
+/** The slow start config of a ROUND_ROBIN or LEAST_REQUEST cluster (Envoy ignores it for other policies). */
+function compileSlowStart(c: ClusterJson, where: string): SlowStartConfig | undefined {
+  const configs = c as {
+    round_robin_lb_config?: { slow_start_config?: SlowStartJson };
+    least_request_lb_config?: { slow_start_config?: SlowStartJson };
+  };
+  const lbPolicy = c.lb_policy ?? 'ROUND_ROBIN';
+  const [field, json] =
+    lbPolicy === 'ROUND_ROBIN'
+      ? ['round_robin_lb_config', configs.round_robin_lb_config?.slow_start_config]
+      : lbPolicy === 'LEAST_REQUEST'
+        ? ['least_request_lb_config', configs.least_request_lb_config?.slow_start_config]
+        : [undefined, undefined];
+  if (!json?.slow_start_window) return undefined;
+  const at = `${where}.${field}.slow_start_config`;
+  const windowMs = durationToMs(json.slow_start_window) ?? 0;
+  if (!(windowMs > 0)) return undefined;
+  const aggression = json.aggression?.default_value ?? 1;
+  if (!(aggression > 0)) fail(`${at}.aggression`, 'must be greater than zero');
+  const minWeightPercent = json.min_weight_percent?.value ?? 10;
+  if (!(minWeightPercent >= 0 && minWeightPercent <= 100))
+    fail(`${at}.min_weight_percent`, 'must be between 0 and 100');
+  return { windowMs, aggression, minWeightPercent };
 }
 
 export function compileCluster(c: ClusterJson): ClusterConfig {
@@ -231,6 +314,10 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
       lb === 'maglev'
         ? (c.maglev_lb_config?.table_size ?? 65537)
         : (c.ring_hash_lb_config?.minimum_ring_size ?? 1024),
+    localityWeighted:
+      (c.common_lb_config as { locality_weighted_lb_config?: unknown } | undefined)
+        ?.locality_weighted_lb_config !== undefined,
+    slowStart: compileSlowStart(c, where),
     http: compileHttpOptions(c, where),
     tcpKeepalive: keepalive ? { initialDelayMs: (keepalive.keepalive_time ?? 7200) * 1000 } : undefined,
     tls: compileTransportSocket(c.transport_socket as never, 'upstream', `${where}.transport_socket`),

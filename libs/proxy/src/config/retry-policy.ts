@@ -30,6 +30,31 @@ export interface RetryPolicy {
   readonly retriableStatusCodes: ReadonlySet<number>;
   readonly baseIntervalMs: number;
   readonly maxIntervalMs: number;
+  /** Envoy's previous_priorities retry priority: retries leave already-tried priority levels (localities). */
+  readonly priority?: { readonly updateFrequency: number };
+}
+
+export const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
+const PREVIOUS_PRIORITIES_TYPE =
+  'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
+
+type RetryPriorityJson = {
+  name?: string;
+  typed_config?: { '@type'?: string; update_frequency?: number };
+};
+
+function compileRetryPriority(
+  json: RetryPriorityJson | undefined,
+  where: string,
+): RetryPolicy['priority'] | undefined {
+  if (!json) return undefined;
+  const type = json.typed_config?.['@type'];
+  if (json.name !== PREVIOUS_PRIORITIES && type !== PREVIOUS_PRIORITIES_TYPE)
+    fail(`${where}.retry_priority`, `retry priority ${json.name ?? type} is not supported`);
+  const updateFrequency = json.typed_config?.update_frequency ?? 0;
+  if (!(updateFrequency > 0))
+    fail(`${where}.retry_priority.typed_config.update_frequency`, 'must be greater than zero');
+  return { updateFrequency };
 }
 
 export function compileRetryPolicy(p: RetryPolicyJson | undefined, where: string): RetryPolicy | undefined {
@@ -53,5 +78,6 @@ export function compileRetryPolicy(p: RetryPolicyJson | undefined, where: string
     retriableStatusCodes: new Set(p.retriable_status_codes ?? []),
     baseIntervalMs: base,
     maxIntervalMs: Math.max(base, max),
+    priority: compileRetryPriority((p as { retry_priority?: RetryPriorityJson }).retry_priority, where),
   };
 }

@@ -4,7 +4,7 @@ import { TlsContextProvider } from '../security/tls-provider.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { ConnectionPools, ConnectionSettings } from './connection-pools.js';
 import { makeHost, type UpstreamHost } from './host.js';
-import { LoadBalancer } from './load-balancer.js';
+import { LoadBalancer, type RetryPriority } from './load-balancer.js';
 import { type AttemptOutcome, OutlierDetector } from './outlier-detector.js';
 
 /** Where the downstream was going before the proxy caught it (ORIGINAL_DST clusters send it there). */
@@ -17,6 +17,12 @@ export interface OriginalDestination {
 export class ClusterRuntime {
   private balancer: LoadBalancer;
   private hostList: readonly UpstreamHost[];
+  /**
+   * When each host joined (slow start counts from there). Hosts of the first
+   * assignment map to undefined: as in Envoy, only hosts added later ramp up.
+   */
+  private joinTimes = new Map<string, number | undefined>();
+  private seeded = false;
   readonly breaker: CircuitBreaker;
   readonly outlier?: OutlierDetector;
   /** How connections to this cluster's hosts are made. */
@@ -54,7 +60,12 @@ export class ClusterRuntime {
       maxRequestsPerConnection: config.http.maxRequestsPerConnection,
       keepaliveInitialDelayMs: config.tcpKeepalive?.initialDelayMs,
     };
+    if (previous) {
+      this.joinTimes = previous.joinTimes;
+      this.seeded = previous.seeded;
+    }
     this.hostList = toHosts(endpoints);
+    this.trackJoins();
     this.balancer = this.makeBalancer();
   }
 
@@ -68,6 +79,7 @@ export class ClusterRuntime {
 
   setEndpoints(endpoints: readonly EndpointSpec[]): void {
     this.hostList = toHosts(endpoints);
+    this.trackJoins();
     this.balancer = this.makeBalancer();
   }
 
@@ -76,11 +88,17 @@ export class ClusterRuntime {
     exclude?: ReadonlySet<string>,
     originalDst?: OriginalDestination,
     hash?: number,
+    retry?: RetryPriority,
   ): UpstreamHost | undefined {
     if (this.config.type === 'ORIGINAL_DST') {
       return originalDst ? makeHost(originalDst.host, originalDst.port) : undefined;
     }
-    return this.balancer.pick(exclude, hash);
+    return this.balancer.pick(exclude, hash, retry);
+  }
+
+  /** Each priority level's share of new requests (percent), as the balancer computes it now. */
+  priorityLoad(): number[] {
+    return this.balancer.priorityLoad();
   }
 
   /**
@@ -114,13 +132,34 @@ export class ClusterRuntime {
       isEjected: this.outlier ? (k) => this.outlier!.isEjected(k) : undefined,
       panicThresholdPercent: this.config.panicThresholdPercent,
       hashTableSize: this.config.hashTableSize,
+      localityWeighted: this.config.localityWeighted,
+      slowStart: this.config.slowStart,
+      joinedAt: (k) => this.joinTimes.get(k),
     });
+  }
+
+  /** Records when hosts joined; a host that leaves and comes back joins anew. */
+  private trackJoins(): void {
+    const now = Date.now();
+    const present = new Set(this.hostList.map((h) => h.key));
+    if (!this.seeded) {
+      if (present.size === 0) return;
+      this.seeded = true;
+      for (const k of present) this.joinTimes.set(k, undefined);
+      return;
+    }
+    for (const k of present) if (!this.joinTimes.has(k)) this.joinTimes.set(k, now);
+    for (const k of [...this.joinTimes.keys()]) if (!present.has(k)) this.joinTimes.delete(k);
   }
 }
 
 function toHosts(endpoints: readonly EndpointSpec[]): UpstreamHost[] {
   return endpoints.map((e) =>
-    makeHost(e.address, e.port, e.weight, e.healthy, e.locality, e.sidecar, e.transportMatch),
+    makeHost(e.address, e.port, e.weight, e.healthy, e.locality, e.sidecar, e.transportMatch, {
+      priority: e.priority,
+      localityWeight: e.localityWeight,
+      overprovisioningFactor: e.overprovisioningFactor,
+    }),
   );
 }
 

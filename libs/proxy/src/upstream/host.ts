@@ -11,7 +11,23 @@ export interface UpstreamHost {
   readonly sidecar: boolean;
   /** Endpoint metadata that selects the transport (TLS or plain) for this host. */
   readonly transportMatch: Readonly<Record<string, string>>;
+  /** The EDS priority of its locality group (0 is the highest). */
+  readonly priority: number;
+  /** Its locality group's load_balancing_weight (0 when unset), for locality-weighted balancing. */
+  readonly localityWeight: number;
+  /** Its ClusterLoadAssignment's overprovisioning factor, in percent (Envoy's default 140). */
+  readonly overprovisioningFactor: number;
 }
+
+/** Where a host sits in its cluster's load assignment. */
+export interface HostPlacement {
+  priority?: number;
+  localityWeight?: number;
+  overprovisioningFactor?: number;
+}
+
+/** Envoy's default overprovisioning factor: a priority level counts as fully available at 1/1.4 healthy. */
+export const DEFAULT_OVERPROVISIONING_FACTOR = 140;
 
 export function hostKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
@@ -25,6 +41,19 @@ export function makeHost(
   locality = '',
   sidecar = false,
   transportMatch: Readonly<Record<string, string>> = {},
+  placement: HostPlacement = {},
 ): UpstreamHost {
-  return { key: hostKey(address, port), address, port, weight, healthy, locality, sidecar, transportMatch };
+  return {
+    key: hostKey(address, port),
+    address,
+    port,
+    weight,
+    healthy,
+    locality,
+    sidecar,
+    transportMatch,
+    priority: placement.priority ?? 0,
+    localityWeight: placement.localityWeight ?? 0,
+    overprovisioningFactor: placement.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING_FACTOR,
+  };
 }

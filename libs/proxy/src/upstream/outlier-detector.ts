@@ -16,8 +16,10 @@ interface HostState {
  * failures): a host that fails too often in a row is ejected for
  * base_ejection_time × the number of times it was ejected (capped by
  * max_ejection_time), never more than max_ejection_percent of the hosts at
- * once (but at least one), and returns when its time is up. Connection
- * failures, resets and timeouts count as both kinds of failure.
+ * once (but at least one), and returns when its time is up. Each interval a
+ * host spends back in rotation takes one off that multiplier, so a host that
+ * keeps failing stays out longer each time and one that recovers is forgiven.
+ * Connection failures, resets and timeouts count as both kinds of failure.
  */
 export class OutlierDetector {
   private readonly hosts = new Map<string, HostState>();
@@ -87,31 +89,43 @@ export class OutlierDetector {
   }
 
   private eject(h: HostState): void {
-    h.ejections++;
+    // Envoy grows the multiplier only while base × multiplier is below max + base (the time is capped anyway).
+    if (h.ejections * this.config.baseEjectionMs < this.config.maxEjectionMs + this.config.baseEjectionMs)
+      h.ejections++;
     h.consecutive5xx = 0;
     h.consecutiveGateway = 0;
     const ms = Math.min(this.config.baseEjectionMs * h.ejections, this.config.maxEjectionMs);
     h.ejectedUntil = this.now() + ms;
   }
 
-  /** Each interval, hosts that stayed healthy have their ejection multiplier decay, as Envoy does. */
+  /** Times the host was ejected without being forgiven: its next ejection lasts base × (this + 1), capped. */
+  ejectionMultiplier(hostKey: string): number {
+    return this.hosts.get(hostKey)?.ejections ?? 0;
+  }
+
+  /**
+   * The interval's sweep, as Envoy's: hosts whose ejection ended return, and
+   * hosts back in rotation for a whole interval have their multiplier decay.
+   */
+  sweep(): void {
+    const now = this.now();
+    for (const [key, h] of this.hosts) {
+      if (h.ejectedUntil !== undefined && h.ejectedUntil <= now) h.ejectedUntil = undefined;
+      else if (h.ejectedUntil === undefined && h.ejections > 0) h.ejections--;
+      if (
+        h.ejections === 0 &&
+        h.ejectedUntil === undefined &&
+        h.consecutive5xx === 0 &&
+        h.consecutiveGateway === 0
+      ) {
+        this.hosts.delete(key);
+      }
+    }
+  }
+
   private schedule(): void {
     clearTimeout(this.timer);
-    this.timer = setInterval(() => {
-      const now = this.now();
-      for (const [key, h] of this.hosts) {
-        if (h.ejectedUntil !== undefined && h.ejectedUntil <= now) h.ejectedUntil = undefined;
-        else if (h.ejectedUntil === undefined && h.ejections > 0 && h.consecutive5xx === 0) h.ejections--;
-        if (
-          h.ejections === 0 &&
-          h.ejectedUntil === undefined &&
-          h.consecutive5xx === 0 &&
-          h.consecutiveGateway === 0
-        ) {
-          this.hosts.delete(key);
-        }
-      }
-    }, this.config.intervalMs);
+    this.timer = setInterval(() => this.sweep(), this.config.intervalMs);
     this.timer.unref();
   }
 }
