@@ -52,6 +52,8 @@ export function httpConnectionManager(
       stat_prefix: statPrefix,
       ...routeSpec,
       http_filters: httpFilters,
+      // Istio allows WebSocket upgrades on every HTTP connection manager.
+      upgrade_configs: [{ upgrade_type: 'websocket' }],
       ...extra,
     },
   };

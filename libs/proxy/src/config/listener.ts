@@ -55,6 +55,8 @@ export interface HttpConnectionManagerConfig {
   readonly filters: readonly HttpFilter[];
   /** What happens to x-forwarded-client-cert (forward_client_cert_details). */
   readonly clientCert: ClientCertPolicy;
+  /** Protocols a request may upgrade to (upgrade_configs), lower case: `websocket`. */
+  readonly upgradeTypes: ReadonlySet<string>;
   /** Tracing, access logs and Istio's metric overrides, handed to the observers with each request. */
   readonly telemetry: HttpTelemetryConfig;
   /** How long a client may take to send a request's headers (slowloris bound); 0 means no bound. */
@@ -114,6 +116,16 @@ export interface ListenerConfig {
 /** Listener metadata namespace pilot uses for what only a local-mode listener needs to know. */
 export const LISTENER_METADATA_NAMESPACE = 'mizzen.io/listener';
 
+function compileUpgradeTypes(tc: HttpConnectionManagerJson, where: string): ReadonlySet<string> {
+  const types = new Set<string>();
+  (tc.upgrade_configs ?? []).forEach((u, i) => {
+    if (!u.upgrade_type) fail(`${where}.upgrade_configs[${i}]`, 'upgrade_type is required');
+    if (u.enabled === false) return;
+    types.add(u.upgrade_type.toLowerCase());
+  });
+  return types;
+}
+
 function compileClientCertPolicy(tc: HttpConnectionManagerJson, where: string): ClientCertPolicy {
   const mode = tc.forward_client_cert_details ?? 'SANITIZE';
   if (!isForwardClientCertDetails(mode))
@@ -143,6 +155,7 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
     generateRequestId: tc.generate_request_id !== false,
     filters,
     clientCert: compileClientCertPolicy(tc, where),
+    upgradeTypes: compileUpgradeTypes(tc, where),
     telemetry: compileHcmTelemetry(tc, stats, where),
     requestHeadersTimeoutMs:
       tc.request_headers_timeout === undefined ? 0 : (durationToMs(tc.request_headers_timeout) ?? 0),

@@ -206,6 +206,7 @@ export interface HttpConnectionManagerJson extends TypedConfig {
   generate_request_id?: boolean;
   server_name?: string;
   forward_client_cert_details?: string;
+  upgrade_configs?: { upgrade_type?: string; enabled?: boolean }[];
   set_current_client_cert_details?: {
     subject?: boolean;
     cert?: boolean;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
+import { type Duplex, Transform } from 'node:stream';
 import type { Logger } from '@mizzen/runtime';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { HttpConnectionManagerConfig } from '../config/listener.js';
@@ -26,6 +26,14 @@ import { LocalReplies, sendLocalReply } from './local-reply.js';
 import { readRequestBody } from './request-body.js';
 import type { Router } from './router.js';
 import { StreamInfo } from './stream-info.js';
+import { responseOnSocket } from './upgrade-tunnel.js';
+
+/** A request that asked to switch protocols: the raw connection and what followed the request head. */
+export interface UpgradeContext {
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly protocol: string;
+}
 
 /** Route tables received over RDS, by name. */
 export interface RouteTables {
@@ -97,7 +105,37 @@ export class HttpConnectionManager {
     return this.config.inlineRoutes ? undefined : this.config.rds;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, ctx: DownstreamContext): Promise<void> {
+  /**
+   * An HTTP/1.1 request asking to switch protocols (`Upgrade: websocket`).
+   * Upgrade types the HCM allows (upgrade_configs) are routed like any
+   * request — filters, authorization and all — then tunnelled to the chosen
+   * endpoint; others get 403 as in Envoy. `h2c` is HTTP's own upgrade, which
+   * Envoy's codec ignores: such a request is served as a plain one.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, ctx: DownstreamContext): void {
+    const protocol = String(req.headers.upgrade ?? '').toLowerCase();
+    const res = responseOnSocket(req, socket);
+    if (protocol === 'h2c') {
+      if (head.length || Number(req.headers['content-length'] ?? 0) > 0) {
+        sendLocalReply(res, 400, 'an h2c upgrade request with a body is not supported');
+        return;
+      }
+      void this.handle(req, res, ctx);
+      return;
+    }
+    if (!this.config.upgradeTypes.has(protocol)) {
+      sendLocalReply(res, 403, 'upgrade failed');
+      return;
+    }
+    void this.handle(req, res, ctx, { socket, head, protocol });
+  }
+
+  async handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: DownstreamContext,
+    upgrade?: UpgradeContext,
+  ): Promise<void> {
     const info = new StreamInfo();
     const started = new Date();
     let path = req.url ?? '/';
@@ -139,7 +177,7 @@ export class HttpConnectionManager {
         ),
       );
     try {
-      await this.route(req, res, ctx, info, { path, authority, headers });
+      await this.route(req, res, ctx, info, { path, authority, headers }, upgrade);
     } catch (err) {
       this.deps.logger.error({ err, url: req.url }, 'request failed inside the proxy');
       sendLocalReply(res, 500, 'internal proxy error');
@@ -220,6 +258,7 @@ export class HttpConnectionManager {
     ctx: DownstreamContext,
     info: StreamInfo,
     target: { path: string; authority: string; headers: HeaderMap },
+    upgrade?: UpgradeContext,
   ): Promise<void> {
     const { path, authority, headers } = target;
     const table = await this.routeTable();
@@ -310,6 +349,7 @@ export class HttpConnectionManager {
           path: upstreamPath,
           pathOnly: upstreamPath === path ? pathOnly : upstreamPath.split('?')[0]!,
           decorators,
+          upgrade,
         });
     }
   }
@@ -328,6 +368,7 @@ export class HttpConnectionManager {
       path: string;
       pathOnly: string;
       decorators: ResponseDecorator[];
+      upgrade?: UpgradeContext;
     },
   ): Promise<void> {
     const target = pickWeighted(r.action);
@@ -351,6 +392,25 @@ export class HttpConnectionManager {
     const hash = r.action.hashPolicies.length
       ? this.hash(r.action, r.headers, req, r.path, r.decorators, ctx)
       : undefined;
+    if (r.upgrade) {
+      await this.deps.router.upgrade(
+        target.name,
+        {
+          method: req.method ?? 'GET',
+          path,
+          headers: r.headers,
+          protocol: r.upgrade.protocol,
+          head: r.upgrade.head,
+          originalDst: ctx.originalDst,
+          hash,
+          timeoutMs: r.action.timeoutMs,
+        },
+        r.upgrade.socket,
+        res,
+        info,
+      );
+      return;
+    }
     const body = await readRequestBody(req);
     if (body.kind === 'buffered') info.requestBytes = body.data.length;
     else if (body.kind === 'stream') {

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
@@ -16,6 +17,7 @@ import { endToEndHeaders } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
 import type { RequestBody } from './request-body.js';
 import type { StreamInfo } from './stream-info.js';
+import { joinStreams, openUpgradeTunnel, type UpgradeRequest } from './upgrade-tunnel.js';
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -429,6 +431,81 @@ export class Router {
       return undefined;
     }
   }
+  /**
+   * A protocol upgrade (WebSocket): one attempt to one host over HTTP/1.1
+   * (TLS when the cluster says so), then the client and the upstream are
+   * joined byte for byte. The cluster's circuit breaker counts the tunnel
+   * until it closes; failures before the 101 are answered as Envoy does.
+   */
+  async upgrade(
+    clusterName: string,
+    req: UpgradeRequest & { originalDst?: OriginalDestination; hash?: number; timeoutMs: number },
+    downstream: Duplex,
+    res: ServerResponse,
+    info: StreamInfo,
+  ): Promise<void> {
+    info.upstreamCluster = clusterName;
+    info.attempts = 1;
+    const cluster = this.clusters.get(clusterName);
+    if (!cluster) {
+      info.flag('NC');
+      sendLocalReply(res, 503, LocalReplies.noCluster);
+      return;
+    }
+    const host = cluster.pick(undefined, req.originalDst, req.hash);
+    if (!host) {
+      info.flag('UH');
+      sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
+      return;
+    }
+    const slot = cluster.breaker.tryAcquire();
+    if (!slot) {
+      info.flag('UO');
+      sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
+      return;
+    }
+    info.upstreamHost = host.key;
+    let secure: UpstreamTls | undefined;
+    try {
+      secure = this.tlsFor(cluster, host);
+    } catch {
+      slot();
+      info.flag('UF');
+      sendLocalReply(res, 503, LocalReplies.connectFailure);
+      return;
+    }
+    info.upstreamMtls = secure?.mutual ?? false;
+    info.upstreamTls = secure;
+    const outcome = await openUpgradeTunnel(host, req, downstream, {
+      ...(secure ? { tls: secure } : {}),
+      connectTimeoutMs: cluster.connectionSettings.connectTimeoutMs,
+      headTimeoutMs: req.timeoutMs,
+    });
+    if (outcome.kind === 'failed') {
+      slot();
+      cluster.report(host.key, 'local-failure');
+      const timeout = outcome.reason === 'timeout';
+      info.flag(outcome.reason === 'connect-failure' ? 'UF' : timeout ? 'UT' : 'UC');
+      sendLocalReply(
+        res,
+        timeout ? 504 : 503,
+        timeout
+          ? LocalReplies.upstreamTimeout
+          : outcome.reason === 'connect-failure'
+            ? LocalReplies.connectFailure
+            : LocalReplies.reset,
+      );
+      return;
+    }
+    info.responseCode = outcome.status;
+    cluster.report(host.key, outcomeOf(outcome.status));
+    if (outcome.kind === 'refused') {
+      downstream.once('close', slot);
+      return;
+    }
+    joinStreams(downstream, outcome.upstream, slot);
+  }
+
 
   /** Waits out the retry back-off; an overall timeout during it still ends the request. */
   private async pause(

@@ -5,6 +5,7 @@ import { endToEndHeaders } from '../http/headers.js';
 import { sendLocalReply } from '../http/local-reply.js';
 import { readRequestBody } from '../http/request-body.js';
 import { StreamInfo } from '../http/stream-info.js';
+import { responseOnSocket } from '../http/upgrade-tunnel.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
 import {
   type ChainedListenerRuntime,
@@ -70,6 +71,9 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
       this.onConnect(req, socket, head),
     );
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
     this.server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
   }
 
@@ -133,6 +137,49 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
         originalDst: dest,
         responseMutations: [],
       },
+      res,
+      new StreamInfo(),
+    );
+  }
+
+  /** A WebSocket (or other upgrade) through HTTP_PROXY: routed by the port's HTTP chain, else passed through. */
+  private onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    const dest = requestDestination(req);
+    if (!dest) {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const source = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0 };
+    const chain = this.lookup.virtualFor(dest.host, dest.port)?.chainForHttp(dest, source);
+    if (chain instanceof HttpChainRuntime) {
+      chain.hcm.handleUpgrade(req, socket, head, { scheme: 'http', originalDst: dest });
+      return;
+    }
+    const res = responseOnSocket(req, socket);
+    const cluster = (chain instanceof TcpChainRuntime ? chain : this.fallback).config.clusters[0]!.name;
+    if (cluster === BLACKHOLE_CLUSTER) {
+      sendLocalReply(
+        res,
+        502,
+        `${dest.host}:${dest.port} is not in the mesh registry (outboundTrafficPolicy REGISTRY_ONLY)`,
+      );
+      return;
+    }
+    const url = req.url ?? '/';
+    const headers = endToEndHeaders(req.headers);
+    headers.host = dest.port === 80 ? dest.host : `${dest.host}:${dest.port}`;
+    void this.deps.router.upgrade(
+      cluster,
+      {
+        method: req.method ?? 'GET',
+        path: /^https?:\/\//i.test(url) ? `${new URL(url).pathname}${new URL(url).search}` : url,
+        headers,
+        protocol: String(req.headers.upgrade ?? '').toLowerCase(),
+        head,
+        originalDst: dest,
+        timeoutMs: 0,
+      },
+      socket,
       res,
       new StreamInfo(),
     );

@@ -155,6 +155,11 @@ export class HttpChainRuntime implements ChainRuntime {
       this.tracker.begin(req.socket, res);
       void this.hcm.handle(req, res, this.connections.get(req.socket) ?? PLAIN);
     });
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      // The tunnel outlives any request: a drain closes it after the drain period.
+      this.tracker.add(socket);
+      this.hcm.handleUpgrade(req, socket, head, this.connections.get(socket) ?? PLAIN);
+    });
     this.h1.on('clientError', answerClientError);
     this.h2.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.set(session, sessionHandle(session));
@@ -362,10 +367,10 @@ export class ChainedListenerRuntime implements ListenerRuntime {
   rdsNames(): string[] {
     const names: string[] = [];
     for (const c of [...this.chains.map((x) => x.runtime), this.fallback]) {
-      if (c instanceof HttpChainRuntime) {
-        const n = c.hcm.rdsName();
-        if (n) names.push(n);
-      }
+      // Terminated TLS chains route too (a gateway's HTTPS servers use RDS).
+      const hcm = c instanceof HttpChainRuntime || c instanceof TlsHttpChain ? c.hcm : undefined;
+      const n = hcm?.rdsName();
+      if (n) names.push(n);
     }
     return names;
   }

@@ -277,12 +277,24 @@ export class TlsHttpChain extends TlsTermination {
       );
     });
     server.on('sessionError', () => {});
+    server.on('upgrade', (req: http.IncomingMessage, socket: tls.TLSSocket, head: Buffer) => {
+      const peer = this.peers.get(socket);
+      const ctx: DownstreamContext = peer
+        ? this.inner.downstreamContext(afterTls(peer), undefined)
+        : { scheme: 'https', mtls: false };
+      this.inner.hcm.handleUpgrade(req, socket, head, ctx);
+    });
     server.on('session', (session: http2.ServerHttp2Session) => {
       const handle = sessionHandle(session);
       this.sessions.set(session, handle);
       this.tracker.add(handle);
     });
     return server;
+  }
+
+  /** The connection manager behind the TLS (its route table comes over RDS). */
+  get hcm(): HttpChainRuntime['hcm'] {
+    return this.inner.hcm;
   }
 
   /** HTTP/2 hands requests a proxy of the socket: its certificate is read once per session. */
