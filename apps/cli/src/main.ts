@@ -20,7 +20,7 @@ Usage:
                                   store a gateway credential (credentialName: NAME); again to rotate it
   mizzen delete secret NAME [-n istio-system]
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
-                                  list config (vs, dr, gw, se, we, sidecar, pa, ap, ra)
+                                  list config (vs, dr, gw, se, we, sidecar, pa, ap, ra, telemetry, rlp)
   mizzen status [--output json]   components, proxies and their xDS sync state
   mizzen dashboard [--url URL] [--no-open]
                                   print the dashboard's URL and open it (xdg-open, when there is one)
