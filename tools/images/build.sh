@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
     --tag) tag="$2"; shift 2 ;;
     --cluster) cluster="$2"; shift 2 ;;
     --kind-load) kind_load=true; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed -E 's/^# ?//'; exit 0 ;;
     -*) echo "build.sh: unknown flag $1" >&2; exit 2 ;;
     *) only+=("$1"); shift ;;
   esac
