@@ -443,6 +443,24 @@ const TOPOLOGY_LABELS = [
   'topology.istio.io/subzone',
 ];
 
+/**
+ * Istio's validateLocalities: no locality may cover another one listed
+ * before it (`us-east/*` then `us-east/zone1`, or anything after `*`).
+ */
+function overlapProblem(localities: readonly string[]): string | undefined {
+  const seen: string[][] = [];
+  for (const loc of localities) {
+    const parts = loc.split('/').filter((p) => p !== '*');
+    for (const prev of seen) {
+      const n = Math.min(prev.length, parts.length);
+      if (prev.slice(0, n).join('/') === parts.slice(0, n).join('/'))
+        return `"${loc}" overlaps a locality listed before it`;
+    }
+    seen.push(parts);
+  }
+  return undefined;
+}
+
 function checkLocalityLb(
   l: LocalityLoadBalancerSetting,
   at: Checker,
@@ -463,7 +481,9 @@ function checkLocalityLb(
       total += weight;
     }
     if (total !== 100) here.at('to').error(`locality weights must add up to 100, got ${total}`);
+    here.at('to').check(overlapProblem(Object.keys(d.to ?? {})));
   }
+  if (l.distribute?.length) at.at('distribute').check(overlapProblem(l.distribute.map((d) => d.from ?? '')));
   for (const [i, f] of (l.failover ?? []).entries()) {
     const here = at.at('failover', i);
     if (!f.from || !f.to) here.error('from and to regions are required');
