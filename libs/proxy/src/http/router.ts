@@ -226,12 +226,17 @@ export class Router {
     const replayable = req.body.kind !== 'stream';
     const maxRetries = replayable ? (req.retry?.numRetries ?? 0) : 0;
     const tried = new Set<string>();
+    // Every host attempted, in order, for the route's retry priority (retryRemoteLocalities).
+    const attempted: UpstreamHost[] = [];
+    const retryPriority = req.retry?.priority
+      ? { updateFrequency: req.retry.priority.updateFrequency, attempted }
+      : undefined;
     let raceRetryUsed = false;
     let retryBudget: Release | undefined;
     try {
       for (let attempt = 1; ; attempt++) {
         info.attempts = attempt;
-        const host = cluster.pick(tried, req.originalDst, req.hash);
+        const host = cluster.pick(tried, req.originalDst, req.hash, retryPriority);
         if (!host) {
           info.flag('UH');
           sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
@@ -245,6 +250,7 @@ export class Router {
         }
         if (!release) return this.ended(overall, res, info);
         tried.add(host.key);
+        attempted.push(host);
         info.upstreamHost = host.key;
         // A retry needs the cluster's retry budget (max_retries retries in flight).
         const mayRetry = () => {
@@ -270,6 +276,7 @@ export class Router {
             if (raceRetry) raceRetryUsed = true;
             if (policyRetry) await this.pause(req.retry, attempt, overall);
             if (kind === 'pool-closed' || raceRetry) tried.delete(host.key);
+            if (kind === 'pool-closed') attempted.pop();
             continue;
           }
           if (attempt > 1) info.flag('URX');
