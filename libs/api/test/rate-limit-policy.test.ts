@@ -177,6 +177,7 @@ describe('RateLimitPolicy', () => {
           { path: {}, method: {} },
           { requestHeader: { name: 'X-User' } },
           { requestHeader: { name: 'x-user' } },
+          { requestHeader: { name: '@request.auth.claims.sub' } },
         ]),
       ),
     ).toEqual([
@@ -189,6 +190,10 @@ describe('RateLimitPolicy', () => {
         'a descriptor sets exactly one of requestHeader, path, method, sourcePrincipal, remoteAddress, route, found path and method',
       ),
       error('spec.rules[0].descriptors[3]', 'requestHeader x-user is already descriptor 2; list it once'),
+      error(
+        'spec.rules[0].descriptors[4].requestHeader.name',
+        '"@request.auth.claims.sub" is not a request header; JWT claims cannot key a rate limit',
+      ),
     ]);
     expect(errorsOf('RateLimitPolicy', withDescriptors([{ path: {} }], { mode: 'LOCAL' }))).toEqual([
       error(

@@ -192,6 +192,12 @@ function checkDescriptors(rule: RateLimitRule, mode: RateLimitMode, at: Checker)
       );
       continue;
     }
+    if (d.requestHeader?.name.startsWith('@')) {
+      here
+        .at('requestHeader', 'name')
+        .error(`"${d.requestHeader.name}" is not a request header; JWT claims cannot key a rate limit`);
+      continue;
+    }
     const identity = d.requestHeader ? `requestHeader ${d.requestHeader.name.toLowerCase()}` : set[0]!;
     const first = seen.get(identity);
     if (first !== undefined) here.error(`${identity} is already descriptor ${first}; list it once`);
