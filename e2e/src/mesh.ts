@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateTokenSecret, mintWorkloadToken } from '@mizzen/pki';
+import { CredentialDirectory, generateTokenSecret, mintWorkloadToken, type TlsCredential } from '@mizzen/pki';
 import { PortAllocator } from '@mizzen/runtime';
 import { getJson, postJson } from './http.js';
 import { eventually } from './load.js';
@@ -50,12 +50,19 @@ export class TestMesh {
   readonly ports = new PortAllocator();
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-mesh-'));
   readonly configDir = path.join(this.dir, 'config');
+  /** The local credential store pilot serves gateways' credentialName from (what `mizzen create secret tls` fills). */
+  readonly credentialsDir = path.join(this.dir, 'credentials');
   pilot?: PilotHandle;
   citadel?: CitadelHandle;
   private tokenSecret?: string;
 
   constructor() {
     fs.mkdirSync(this.configDir, { recursive: true });
+  }
+
+  /** Stores (or replaces: rotation) a TLS credential, as `mizzen create secret tls NAME -n NAMESPACE` does. */
+  writeCredential(name: string, credential: TlsCredential, namespace = 'istio-system'): void {
+    new CredentialDirectory(this.credentialsDir).write(namespace, name, credential);
   }
 
   /** Writes a YAML file into the directory pilot watches. */
@@ -117,6 +124,8 @@ export class TestMesh {
       path.join(this.dir, 'store.json'),
       '--registrations',
       path.join(this.dir, 'registrations.json'),
+      '--credentials-dir',
+      this.credentialsDir,
       ...(this.citadel ? ['--citadel-url', this.citadel.base] : []),
       ...extraArgs,
     ];
@@ -202,18 +211,22 @@ export class TestMesh {
   async startGateway(opts: {
     name?: string;
     portMap: Record<number, number>;
+    /** The egress gateway app (Istio's egress defaults: istio-egressgateway, istio=egressgateway). */
+    egress?: boolean;
+    /** More flags (`--proxy-config`…). */
+    extraArgs?: string[];
     /** More environment for the process (`REDIS_URL` for shared rate limit counters). */
     env?: Record<string, string>;
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
-    const name = opts.name ?? 'istio-ingressgateway';
+    const name = opts.name ?? (opts.egress ? 'istio-egressgateway' : 'istio-ingressgateway');
     const [adminPort, healthPort, statsPort] = await this.ports.takeMany(3);
     const portMap = Object.entries(opts.portMap)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
     const proc = this.procs.start(
       `gateway ${name}`,
-      appEntry('@mizzen/ingress-gateway'),
+      appEntry(opts.egress ? '@mizzen/egress-gateway' : '@mizzen/ingress-gateway'),
       [
         '--pilot',
         this.pilot.xds,
@@ -232,6 +245,7 @@ export class TestMesh {
         '--stats-port',
         String(statsPort),
         ...(await this.certificateArgs(name, 'istio-system', `${name}-service-account`)),
+        ...(opts.extraArgs ?? []),
       ],
       opts.env,
     );
