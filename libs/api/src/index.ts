@@ -165,4 +165,5 @@ export {
   type ResourceIdentity,
 } from './sources/file-store.js';
 export type { RawIssue } from './validation/checker.js';
+export { exportToProblems } from './validation/names.js';
 export { checkResource, type ResourceCheck } from './validation/resource.js';

@@ -1,3 +1,4 @@
+import { exportToProblems } from '@mizzen/api';
 import { parse } from 'yaml';
 import { parseGatewayTopology } from '../networking/gateway-topology.js';
 import type { AuthzExtensionProvider, MeshConfig } from '../networking/mesh-config.js';
@@ -33,6 +34,14 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
     }
     if (otp.mode) mesh.outboundTrafficPolicy = otp.mode;
   }
+  for (const [field, allowNone] of [
+    ['defaultServiceExportTo', true],
+    ['defaultVirtualServiceExportTo', false],
+    ['defaultDestinationRuleExportTo', false],
+  ] as const) {
+    const list = exportToDefault(doc[field], field, allowNone);
+    if (list) mesh[field] = list;
+  }
   mesh.telemetry = parseMeshTelemetry(doc, base.telemetry);
   const defaults = doc.defaultConfig as Record<string, unknown> | undefined;
   if (defaults?.gatewayTopology !== undefined)
@@ -49,4 +58,15 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
     ) as AuthzExtensionProvider[];
   }
   return mesh;
+}
+
+/** A mesh-wide exportTo default (`.`, `*`, namespaces; `~` for services), checked as Istio checks exportTo. */
+function exportToDefault(value: unknown, field: string, allowNone: boolean): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+    throw new Error(`mesh config: ${field} must be a list of namespaces, "." or "*"`);
+  // "." means the resource's own namespace; check it against a namespace no resource has.
+  const problems = exportToProblems(value as string[], '', allowNone);
+  if (problems.length) throw new Error(`mesh config: ${field}: ${problems.join('; ')}`);
+  return value as string[];
 }

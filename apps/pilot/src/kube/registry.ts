@@ -114,7 +114,7 @@ export function buildKubeRegistry(objects: KubeObjects, domainSuffix = 'cluster.
       resolution: external ? 'DNS' : 'STATIC',
       location: 'MESH_INTERNAL',
       addresses: clusterIps,
-      exportTo: exportTo && exportTo.length > 0 ? exportTo : ['*'],
+      exportTo: exportTo ?? [],
       origin: `Kubernetes Service ${ns}/${name}`,
     };
     byHost.set(hostname, service);

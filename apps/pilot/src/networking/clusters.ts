@@ -11,6 +11,7 @@ import type { Service, ServicePort } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
 import { applyClusterTls } from './mtls.js';
 import type { PushContext } from './push-context.js';
+import { inboundPorts } from './sidecar-scope.js';
 import { applyPolicyToCluster, effectivePolicy, setUpstreamProtocol } from './traffic-policy.js';
 
 /** gRPC and HTTP/2 ports are spoken over HTTP/2 upstream; ports of unknown protocol follow the downstream. */
@@ -102,14 +103,19 @@ export function buildOutboundClusters(push: PushContext, proxy: ProxyInfo): Json
   return clusters;
 }
 
-/** Clusters that deliver inbound traffic to the workload's own ports. */
+/**
+ * Clusters that deliver inbound traffic to the workload: one per inbound
+ * port, to the app's port on 127.0.0.1 or where a Sidecar ingress
+ * listener's defaultEndpoint says, with the Sidecar's inbound connection
+ * pool when it sets one.
+ */
 export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[] {
   const seen = new Set<number>();
   const clusters: Json[] = [];
-  for (const port of proxy.ports) {
-    if (seen.has(port.targetPort)) continue;
-    seen.add(port.targetPort);
-    const name = inboundClusterName(port.targetPort);
+  for (const port of inboundPorts(proxy, push.sidecarScope(proxy))) {
+    if (seen.has(port.port)) continue;
+    seen.add(port.port);
+    const name = inboundClusterName(port.port);
     const cluster: Json = {
       name,
       type: 'STATIC',
@@ -118,11 +124,16 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
       load_assignment: {
         cluster_name: name,
         endpoints: [
-          { lb_endpoints: [{ endpoint: { address: socketAddress('127.0.0.1', port.targetPort) } }] },
+          {
+            lb_endpoints: [
+              { endpoint: { address: socketAddress(port.endpoint.address, port.endpoint.port) } },
+            ],
+          },
         ],
       },
     };
     applyProtocol(cluster, port.protocol);
+    if (port.connectionPool) applyPolicyToCluster(cluster, { connectionPool: port.connectionPool });
     clusters.push(cluster);
   }
   return clusters;

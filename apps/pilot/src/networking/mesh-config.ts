@@ -20,6 +20,12 @@ export interface MeshConfig {
   gatewayTopology?: GatewayTopology;
   /** `extensionProviders` with envoyExtAuthzHttp/Grpc: what CUSTOM AuthorizationPolicies name. */
   authorizers?: AuthzExtensionProvider[];
+  /** `defaultServiceExportTo`: exportTo of services (ServiceEntries, Kubernetes Services) that set none (Istio: `*`). */
+  defaultServiceExportTo?: string[];
+  /** `defaultVirtualServiceExportTo`: exportTo of VirtualServices that set none (Istio: `*`). */
+  defaultVirtualServiceExportTo?: string[];
+  /** `defaultDestinationRuleExportTo`: exportTo of DestinationRules that set none (Istio: `*`). */
+  defaultDestinationRuleExportTo?: string[];
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = {

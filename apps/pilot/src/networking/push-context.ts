@@ -10,7 +10,16 @@ import {
   resolveShortName,
   type Service,
 } from '../registry/model.js';
+import { mergeDelegates } from './delegates.js';
 import type { MeshConfig } from './mesh-config.js';
+import {
+  buildSidecarScope,
+  type SidecarResource,
+  type SidecarScope,
+  selectSidecar,
+  sidecarWarnings,
+  vsDestinationHosts,
+} from './sidecar-scope.js';
 
 export type VirtualServiceResource = ConfigResource<'VirtualService'>;
 export type DestinationRuleResource = ConfigResource<'DestinationRule'>;
@@ -30,11 +39,15 @@ export function resolveGatewayRef(ref: string, vsNamespace: string): string {
  * and then shared read-only by every proxy's build (Istio's PushContext).
  */
 export class PushContext {
+  /** VirtualServices with hosts, oldest first, delegates merged into their roots (delegates themselves left out). */
   readonly virtualServices: readonly VirtualServiceResource[];
   readonly destinationRules: readonly DestinationRuleResource[];
   readonly gateways: readonly GatewayResource[];
+  readonly sidecars: readonly SidecarResource[];
   /** What translation skipped or widened for some proxy (a CUSTOM policy naming no provider…), for pilot's log. */
   readonly warnings = new Set<string>();
+  /** Sidecar scopes by workload namespace and labels: computed once per push, shared by every proxy alike. */
+  private readonly scopes = new Map<string, { scope: SidecarScope; imported: Set<VirtualServiceResource> }>();
 
   constructor(
     readonly version: number,
@@ -46,21 +59,91 @@ export class PushContext {
     /** Where `credentialName`s are found (Kubernetes Secrets, or the local credential store). */
     readonly credentials: CredentialSource = NO_CREDENTIALS,
   ) {
-    this.virtualServices = resources
-      .filter((r): r is VirtualServiceResource => r.kind === 'VirtualService')
-      .sort(byCreation);
+    this.virtualServices = mergeDelegates(
+      resources.filter((r): r is VirtualServiceResource => r.kind === 'VirtualService').sort(byCreation),
+      {
+        domainSuffix: mesh.domainSuffix,
+        defaultExportTo: mesh.defaultVirtualServiceExportTo ?? ['*'],
+        warn: (w) => this.warnings.add(w),
+      },
+    );
     this.destinationRules = resources
       .filter((r): r is DestinationRuleResource => r.kind === 'DestinationRule')
       .sort(byCreation);
     this.gateways = resources.filter((r): r is GatewayResource => r.kind === 'Gateway').sort(byCreation);
+    this.sidecars = resources.filter((r): r is SidecarResource => r.kind === 'Sidecar').sort(byCreation);
+    sidecarWarnings(this.sidecars, (w) => this.warnings.add(w));
   }
 
-  /** Services this proxy may reach (exportTo), sorted by hostname for stable output. */
-  servicesFor(proxy: ProxyInfo): Service[] {
+  /** exportTo of a VirtualService, DestinationRule or service, the mesh default when it sets none. */
+  exportTo(kind: 'VirtualService' | 'DestinationRule' | 'Service', list: readonly string[] | undefined) {
+    if (list?.length) return list;
+    const fallback =
+      kind === 'VirtualService'
+        ? this.mesh.defaultVirtualServiceExportTo
+        : kind === 'DestinationRule'
+          ? this.mesh.defaultDestinationRuleExportTo
+          : this.mesh.defaultServiceExportTo;
+    return fallback ?? ['*'];
+  }
+
+  /** Services exported to a namespace, sorted by hostname for stable output. */
+  visibleServices(namespace: string): Service[] {
     return this.registry
       .services()
-      .filter((s) => isVisible(s.exportTo, s.namespace, proxy.namespace))
+      .filter((s) => isVisible(this.exportTo('Service', s.exportTo), s.namespace, namespace))
       .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  }
+
+  /**
+   * Services this proxy gets clusters for, sorted by hostname: those exported
+   * to its namespace, narrowed for sidecars by the Sidecar resource in force.
+   */
+  servicesFor(proxy: ProxyInfo): Service[] {
+    if (proxy.type === 'router') return this.visibleServices(proxy.namespace);
+    return this.sidecarScope(proxy).services;
+  }
+
+  /** Is a VirtualService exported to a namespace? */
+  vsVisible(vs: VirtualServiceResource, namespace: string): boolean {
+    const spec = vs.spec as VirtualServiceSpec;
+    return isVisible(this.exportTo('VirtualService', spec.exportTo), vs.metadata.namespace, namespace);
+  }
+
+  /**
+   * What a sidecar sees (Istio's SidecarScope): the Sidecar resource that
+   * applies to it (by workloadSelector, else its namespace's, else the root
+   * namespace's), the services and VirtualServices each egress listener
+   * imports, and its outbound traffic policy.
+   */
+  sidecarScope(proxy: ProxyInfo): SidecarScope {
+    return this.scopeEntry(proxy).scope;
+  }
+
+  private scopeEntry(proxy: ProxyInfo) {
+    const labels = Object.entries(proxy.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const key = `${proxy.namespace}\n${JSON.stringify(labels)}`;
+    let entry = this.scopes.get(key);
+    if (!entry) {
+      const sidecar = selectSidecar(this.sidecars, proxy, this.mesh.rootNamespace, (w) =>
+        this.warnings.add(w),
+      );
+      const scope = buildSidecarScope(sidecar, proxy, {
+        services: this.visibleServices(proxy.namespace),
+        virtualServices: this.virtualServices.filter(
+          (vs) => this.vsGateways(vs).includes(MESH_GATEWAY) && this.vsVisible(vs, proxy.namespace),
+        ),
+        vsHosts: (vs) => this.vsHosts(vs),
+        vsDestinations: (vs) =>
+          vsDestinationHosts(vs.spec as VirtualServiceSpec).map((h) =>
+            resolveShortName(h, vs.metadata.namespace, this.mesh.domainSuffix),
+          ),
+        meshPolicy: this.mesh.outboundTrafficPolicy,
+      });
+      entry = { scope, imported: new Set(scope.egress.flatMap((l) => l.virtualServices)) };
+      this.scopes.set(key, entry);
+    }
+    return entry;
   }
 
   /** VirtualService hosts resolved to FQDNs (short names are relative to the VirtualService's namespace). */
@@ -87,9 +170,12 @@ export class PushContext {
     gateway = MESH_GATEWAY,
   ): VirtualServiceResource | undefined {
     let wildcard: VirtualServiceResource | undefined;
+    // A sidecar sees only the VirtualServices its Sidecar's egress hosts import.
+    const imported =
+      gateway === MESH_GATEWAY && proxy.type === 'sidecar' ? this.scopeEntry(proxy).imported : undefined;
     for (const vs of this.virtualServices) {
-      const spec = vs.spec as VirtualServiceSpec;
-      if (!isVisible(spec.exportTo ?? ['*'], vs.metadata.namespace, proxy.namespace)) continue;
+      if (!this.vsVisible(vs, proxy.namespace)) continue;
+      if (imported && !imported.has(vs)) continue;
       if (!this.vsGateways(vs).includes(gateway)) continue;
       const hosts = this.vsHosts(vs);
       if (hosts.includes(hostname)) return vs;
@@ -112,7 +198,8 @@ export class PushContext {
     const order = [proxy.namespace, service.namespace, this.mesh.rootNamespace];
     const candidates = this.destinationRules.filter((dr) => {
       const spec = dr.spec as DestinationRuleSpec;
-      if (!isVisible(spec.exportTo ?? ['*'], dr.metadata.namespace, proxy.namespace)) return false;
+      if (!isVisible(this.exportTo('DestinationRule', spec.exportTo), dr.metadata.namespace, proxy.namespace))
+        return false;
       const host = resolveShortName(spec.host, dr.metadata.namespace, this.mesh.domainSuffix);
       return hostMatches(host, service.hostname);
     });

@@ -3,12 +3,13 @@ import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
   inboundListenerName,
+  outboundClusterName,
   outboundListenerName,
   outboundRouteName,
   PASSTHROUGH_CLUSTER,
   VIRTUAL_OUTBOUND,
 } from '../model/names.js';
-import { isHttpProtocol, type Protocol } from '../model/protocol.js';
+import { isHttpProtocol, type Protocol, resolveProtocol } from '../model/protocol.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
 import type { Service } from '../registry/model.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
@@ -24,10 +25,17 @@ import {
 } from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
-import { downstreamMeshTls, inboundMtlsMode, SIDECAR_INBOUND_XFCC, TLS_INSPECTOR } from './mtls.js';
+import {
+  DOWNSTREAM_TLS_TYPE,
+  downstreamMeshTls,
+  inboundMtlsMode,
+  SIDECAR_INBOUND_XFCC,
+  TLS_INSPECTOR,
+} from './mtls.js';
 import type { PushContext } from './push-context.js';
 import { rateLimitConfig, withRateLimitFilters } from './rate-limits.js';
 import { securityFilters } from './security-filters.js';
+import { type EgressListenerScope, inboundPorts, type SidecarScope } from './sidecar-scope.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
 
 type PortKind = 'http' | 'sniff' | 'tls' | 'tcp';
@@ -42,25 +50,66 @@ function kindOf(protocol: Protocol): PortKind {
 
 const KIND_PRECEDENCE: PortKind[] = ['http', 'sniff', 'tls', 'tcp'];
 
-/** The outbound ports of a proxy, each with how it is served and the services on it. */
-function outboundPorts(
-  push: PushContext,
-  proxy: ProxyInfo,
-): Map<number, { kind: PortKind; services: Service[] }> {
-  const ports = new Map<number, { kind: PortKind; services: Service[] }>();
-  for (const service of push.servicesFor(proxy)) {
-    for (const port of service.ports) {
-      const kind = kindOf(port.protocol);
-      const existing = ports.get(port.port);
-      if (!existing) ports.set(port.port, { kind, services: [service] });
-      else {
-        existing.services.push(service);
-        // Several services on one port: HTTP wins (it routes by host); without VIPs TCP cannot tell them apart.
-        if (KIND_PRECEDENCE.indexOf(kind) < KIND_PRECEDENCE.indexOf(existing.kind)) existing.kind = kind;
+/** One outbound port of a sidecar: how it is served, the services on it, and the egress listener it comes from. */
+interface OutboundPlan {
+  kind: PortKind;
+  services: Service[];
+  /** A Sidecar egress listener with `captureMode: NONE`: a real listener on `bind` (default 127.0.0.1). */
+  bind?: string;
+}
+
+/**
+ * The outbound ports of a sidecar, each with how it is served and the
+ * services on it, from its scope's egress listeners in order: a listener
+ * with a port claims that port for the services it imports; the catch-all
+ * listener (no port) serves every port of its services that no listener
+ * with a port claimed (Istio's rule).
+ */
+function outboundPorts(scope: SidecarScope): Map<number, OutboundPlan> {
+  const ports = new Map<number, OutboundPlan>();
+  const claimed = new Set<number>();
+  for (const listener of scope.egress) {
+    if (listener.port) {
+      const n = listener.port.number;
+      if (claimed.has(n)) continue;
+      claimed.add(n);
+      ports.set(n, explicitPortPlan(listener, n));
+      continue;
+    }
+    for (const service of listener.services) {
+      for (const port of service.ports) {
+        if (claimed.has(port.port)) continue;
+        const kind = kindOf(port.protocol);
+        const existing = ports.get(port.port);
+        if (!existing) ports.set(port.port, { kind, services: [service] });
+        else if (!existing.services.includes(service)) {
+          existing.services.push(service);
+          // Several services on one port: HTTP wins (it routes by host); without VIPs TCP cannot tell them apart.
+          if (KIND_PRECEDENCE.indexOf(kind) < KIND_PRECEDENCE.indexOf(existing.kind)) existing.kind = kind;
+        }
       }
     }
   }
   return ports;
+}
+
+/** The service port a listener port reaches: the same number, else a single-port service's only port (Istio's alias). */
+function servicePortFor(service: Service, port: number) {
+  return (
+    service.ports.find((p) => p.port === port) ?? (service.ports.length === 1 ? service.ports[0] : undefined)
+  );
+}
+
+function explicitPortPlan(listener: EgressListenerScope, n: number): OutboundPlan {
+  const services = listener.services.filter((s) => servicePortFor(s, n) !== undefined);
+  let kind: PortKind;
+  if (listener.port?.protocol) kind = kindOf(resolveProtocol(listener.port.protocol, listener.port.name));
+  else {
+    const kinds = services.map((s) => kindOf(servicePortFor(s, n)!.protocol));
+    kind = KIND_PRECEDENCE.find((k) => kinds.includes(k)) ?? 'sniff';
+  }
+  const bound = listener.captureMode === 'NONE';
+  return { kind, services, ...(bound ? { bind: listener.bind ?? '127.0.0.1' } : {}) };
 }
 
 /** Istio's listener filters for a port whose protocol is decided by the first bytes. */
@@ -74,8 +123,16 @@ const SNIFFING_FILTERS = [
 ];
 const HTTP_ALPN = { application_protocols: ['http/1.1', 'h2c'] };
 
-function catchAllVirtualHost(push: PushContext): Json {
-  if (push.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY') {
+/** Where traffic to destinations the scope does not know goes: nowhere (REGISTRY_ONLY), the egress proxy, or through. */
+function catchAllCluster(scope: SidecarScope): string {
+  if (scope.outboundTrafficPolicy === 'REGISTRY_ONLY') return BLACKHOLE_CLUSTER;
+  const proxy = scope.egressProxy;
+  if (proxy?.port?.number) return outboundClusterName(proxy.port.number, proxy.subset, proxy.host);
+  return PASSTHROUGH_CLUSTER;
+}
+
+function catchAllVirtualHost(scope: SidecarScope): Json {
+  if (scope.outboundTrafficPolicy === 'REGISTRY_ONLY') {
     return {
       name: 'block_all',
       domains: ['*'],
@@ -86,17 +143,27 @@ function catchAllVirtualHost(push: PushContext): Json {
     name: 'allow_any',
     domains: ['*'],
     routes: [
-      { name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } },
+      {
+        name: 'allow_any',
+        match: { prefix: '/' },
+        route: { cluster: catchAllCluster(scope), timeout: '0s' },
+      },
     ],
   };
 }
 
 /** The route table a sidecar uses for one outbound port: a virtual host per service on that port. */
-export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, port: number): Json {
+export function buildOutboundRouteConfig(
+  push: PushContext,
+  proxy: ProxyInfo,
+  port: number,
+  services: readonly Service[] = push.servicesFor(proxy),
+): Json {
+  const scope = push.sidecarScope(proxy);
   const virtualHosts: Json[] = [];
   const taken = new Set<string>();
-  for (const service of push.servicesFor(proxy)) {
-    const sp = service.ports.find((p) => p.port === port);
+  for (const service of services) {
+    const sp = servicePortFor(service, port);
     if (!sp || kindOf(sp.protocol) === 'tcp' || kindOf(sp.protocol) === 'tls') continue;
     const domains = serviceDomains(service, port, proxy.namespace, push.mesh.domainSuffix).filter(
       (d) => !taken.has(d),
@@ -105,8 +172,8 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
     for (const d of domains) taken.add(d);
     const vs = push.virtualServiceFor(proxy, service.hostname);
     const routes = vs
-      ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port, listenerPort: port })
-      : [defaultRouteFor(push, proxy, service, port)];
+      ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port, listenerPort: sp.port })
+      : [defaultRouteFor(push, proxy, service, sp.port)];
     virtualHosts.push({
       name: `${service.hostname}:${port}`,
       domains,
@@ -114,25 +181,60 @@ export function buildOutboundRouteConfig(push: PushContext, proxy: ProxyInfo, po
       include_request_attempt_count: true,
     });
   }
-  virtualHosts.push(catchAllVirtualHost(push));
+  virtualHosts.push(catchAllVirtualHost(scope));
   return { name: outboundRouteName(port), virtual_hosts: virtualHosts, validate_clusters: false };
 }
 
+/** TLS a Sidecar ingress listener terminates for callers outside the mesh (SIMPLE or MUTUAL, from files). */
+function ingressTls(tls: NonNullable<InboundPortTls>): Json {
+  const common: Json = {
+    tls_certificates: [
+      {
+        certificate_chain: { filename: tls.serverCertificate ?? '' },
+        private_key: { filename: tls.privateKey ?? '' },
+      },
+    ],
+    alpn_protocols: ['h2', 'http/1.1'],
+  };
+  const mutual = tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL';
+  if (mutual && tls.caCertificates)
+    common.validation_context = { trusted_ca: { filename: tls.caCertificates } };
+  const params: Json = {};
+  if (tls.minProtocolVersion) params.tls_minimum_protocol_version = envoyTlsVersion(tls.minProtocolVersion);
+  if (tls.maxProtocolVersion) params.tls_maximum_protocol_version = envoyTlsVersion(tls.maxProtocolVersion);
+  if (tls.cipherSuites?.length) params.cipher_suites = tls.cipherSuites;
+  if (Object.keys(params).length) common.tls_params = params;
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': DOWNSTREAM_TLS_TYPE,
+      common_tls_context: common,
+      require_client_certificate: tls.mode === 'MUTUAL',
+    },
+  };
+}
+
+type InboundPortTls = ReturnType<typeof inboundPorts>[number]['tls'];
+
+/** Istio's TLSV1_2 as Envoy's TLSv1_2 (TLS_AUTO stays). */
+function envoyTlsVersion(v: string): string {
+  return v.replace(/^TLSV/, 'TLSv');
+}
+
 function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
-  const address = bindAddress(proxy);
   const security = securityFilters(push, proxy);
   const limits = rateLimitConfig(push, proxy);
-  return proxy.ports.map((port) => {
-    const cluster = inboundClusterName(port.targetPort);
+  return inboundPorts(proxy, push.sidecarScope(proxy), (w) => push.warnings.add(w)).map((port) => {
+    const cluster = inboundClusterName(port.port);
     const hcm = httpConnectionManager(
-      `inbound_0.0.0.0_${port.targetPort}`,
+      `inbound_0.0.0.0_${port.port}`,
       {
         inline: {
-          name: `inbound|${port.targetPort}||`,
+          name: `inbound|${port.port}||`,
           validate_clusters: false,
           virtual_hosts: [
             {
-              name: `inbound|http|${port.port}`,
+              name: `inbound|http|${port.servicePort}`,
               domains: ['*'],
               routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
               ...limits.virtualHost,
@@ -159,7 +261,8 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
             ]
           : [{ name: cluster, filters: tcp }];
     // PeerAuthentication decides which chains exist: mTLS only (STRICT), both told apart by the first bytes (PERMISSIVE), or plaintext.
-    const mode = inboundMtlsMode(push, proxy, port.targetPort);
+    // A Sidecar ingress listener with `tls` terminates that TLS instead, for callers outside the mesh.
+    const mode = port.tls ? 'TLS' : inboundMtlsMode(push, proxy, port.port);
     const chains: Json[] = [];
     if (mode !== 'DISABLE') {
       for (const c of base) {
@@ -169,14 +272,14 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
           ...(c.match ? { application_protocols: ['h2', 'http/1.1'] } : {}),
         };
         chains.push({
-          name: `${c.name}-mtls`,
+          name: `${c.name}-${port.tls ? 'tls' : 'mtls'}`,
           filter_chain_match: match,
-          transport_socket: downstreamMeshTls(),
+          transport_socket: port.tls ? ingressTls(port.tls) : downstreamMeshTls(),
           filters: c.filters,
         });
       }
     }
-    if (mode !== 'STRICT') {
+    if (mode !== 'STRICT' && mode !== 'TLS') {
       for (const c of base) {
         const match = {
           ...(c.match ?? {}),
@@ -194,13 +297,13 @@ function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
       ...(kind === 'sniff' ? SNIFFING_FILTERS : []),
     ];
     return {
-      name: inboundListenerName(address, port.listenPort),
-      address: socketAddress(address, port.listenPort),
+      name: inboundListenerName(port.address, port.listenPort),
+      address: socketAddress(port.address, port.listenPort),
       traffic_direction: 'INBOUND',
       ...(listenerFilters.length ? { listener_filters: listenerFilters } : {}),
       filter_chains: chains,
       // Local mode listens on its own port per workload port; policies name the workload's port.
-      ...(port.listenPort !== port.targetPort ? { metadata: workloadPortMetadata(port.targetPort) } : {}),
+      ...(port.listenPort !== port.port ? { metadata: workloadPortMetadata(port.port) } : {}),
     };
   });
 }
@@ -214,13 +317,27 @@ function toChain(c: L4Chain): Json {
   return c.match ? { filter_chain_match: c.match, filters: [c.filter] } : { filters: [c.filter] };
 }
 
+/**
+ * The TCP chains of an outbound port: the first service's VirtualService tcp
+ * routes (an aliased single-port service routes to its own port), else the
+ * catch-all when the port's egress listener imports nothing.
+ */
+function outboundTcpChains(push: PushContext, proxy: ProxyInfo, plan: OutboundPlan, port: number): Json[] {
+  const service = plan.services[0];
+  if (!service) {
+    const cluster = catchAllCluster(push.sidecarScope(proxy));
+    return [{ filters: [tcpProxy(cluster, cluster)] }];
+  }
+  return tcpChains(push, proxy, service, servicePortFor(service, port)?.port ?? port).map(toChain);
+}
+
 /** Every resource a sidecar gets: Istio's outbound/inbound listener layout, routes per port, clusters, endpoints. */
 export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): ResourceSet {
+  const scope = push.sidecarScope(proxy);
   const listeners: Json[] = [];
   const routes: Json[] = [];
   if (proxy.outboundPort) {
-    const catchAll =
-      push.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+    const catchAll = catchAllCluster(scope);
     listeners.push({
       name: VIRTUAL_OUTBOUND,
       address: socketAddress(bindAddress(proxy), proxy.outboundPort),
@@ -229,10 +346,10 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
       filter_chains: [{ name: catchAll, filters: [tcpProxy(catchAll, catchAll)] }],
     });
   }
-  for (const [port, plan] of [...outboundPorts(push, proxy).entries()].sort((a, b) => a[0] - b[0])) {
+  for (const [port, plan] of [...outboundPorts(scope).entries()].sort((a, b) => a[0] - b[0])) {
     const hcm = () =>
       httpConnectionManager(
-        `outbound_0.0.0.0_${port}`,
+        `outbound_${plan.bind ?? '0.0.0.0'}_${port}`,
         { rds: outboundRouteName(port) },
         hcmTelemetry(push, proxy, 'client'),
         withStatsFilter(outboundHttpFilters(), statsFilter(push, proxy, 'client')),
@@ -245,26 +362,31 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
       case 'sniff':
         chains = [
           { filter_chain_match: HTTP_ALPN, filters: [hcm()] },
-          ...tcpChains(push, proxy, plan.services[0]!, port).map(toChain),
+          ...outboundTcpChains(push, proxy, plan, port),
         ];
         break;
       case 'tls':
-        chains = tlsChains(push, proxy, plan.services, port).map(toChain);
+        chains = plan.services.length
+          ? tlsChains(push, proxy, plan.services, port).map(toChain)
+          : outboundTcpChains(push, proxy, plan, port);
         break;
       case 'tcp':
-        chains = tcpChains(push, proxy, plan.services[0]!, port).map(toChain);
+        chains = outboundTcpChains(push, proxy, plan, port);
         break;
     }
+    // A Sidecar egress listener with captureMode NONE is a real socket the app connects to; the others
+    // only take connections the capture listener hands over.
+    const address = plan.bind ?? '0.0.0.0';
     listeners.push({
-      name: outboundListenerName(port),
-      address: socketAddress('0.0.0.0', port),
-      bind_to_port: false,
+      name: plan.bind ? `${plan.bind}_${port}` : outboundListenerName(port),
+      address: socketAddress(address, port),
+      ...(plan.bind ? {} : { bind_to_port: false }),
       traffic_direction: 'OUTBOUND',
       ...(plan.kind === 'sniff' ? { listener_filters: SNIFFING_FILTERS } : {}),
       filter_chains: chains,
     });
     if (plan.kind === 'http' || plan.kind === 'sniff')
-      routes.push(buildOutboundRouteConfig(push, proxy, port));
+      routes.push(buildOutboundRouteConfig(push, proxy, port, plan.services));
   }
   listeners.push(...inboundListeners(push, proxy));
 

@@ -103,7 +103,7 @@ export function buildRegistry(
         resolution: (spec.resolution ?? 'NONE') as Resolution,
         location: (spec.location ?? 'MESH_EXTERNAL') as Location,
         addresses: spec.addresses ?? [],
-        exportTo: spec.exportTo ?? ['*'],
+        exportTo: spec.exportTo ?? [],
         origin: `ServiceEntry ${ns}/${se.metadata.name}`,
       };
       add(service, (port) => {
@@ -165,7 +165,7 @@ export function buildRegistry(
         resolution: 'STATIC',
         location: 'MESH_INTERNAL',
         addresses: [],
-        exportTo: ['*'],
+        exportTo: [],
         origin: 'auto-registration',
       },
       (port) =>

@@ -19,7 +19,7 @@ export interface Service {
   resolution: Resolution;
   location: Location;
   addresses: string[];
-  /** Namespaces that may see it: '*' (all), '.' resolved to its own namespace, or names. */
+  /** Namespaces that may see it: '*' (all), '.' (its own namespace), '~' (none), or names; empty: the mesh default. */
   exportTo: string[];
   /** Where it came from, for debugging (`ServiceEntry default/reviews` or `auto-registration`). */
   origin: string;
@@ -76,7 +76,7 @@ export function hostMatches(pattern: string, host: string): boolean {
   return pattern.toLowerCase() === host.toLowerCase();
 }
 
-/** True when a service exported to `exportTo` from `fromNamespace` is visible in `namespace`. */
+/** True when a resource exported to `exportTo` from `fromNamespace` is visible in `namespace` (empty: everywhere). */
 export function isVisible(exportTo: readonly string[], fromNamespace: string, namespace: string): boolean {
   if (exportTo.length === 0) return true;
   for (const e of exportTo) {
