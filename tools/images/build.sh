@@ -29,13 +29,14 @@ declare -A dockerfiles=(
   [citadel]=apps/citadel/Dockerfile
   [sidecar-agent]=apps/sidecar-agent/Dockerfile
   [ingress-gateway]=apps/ingress-gateway/Dockerfile
+  [egress-gateway]=apps/egress-gateway/Dockerfile
   [telemetry-collector]=apps/telemetry-collector/Dockerfile
   [bookinfo-productpage]=apps/bookinfo/productpage/Dockerfile
   [bookinfo-details]=apps/bookinfo/details/Dockerfile
   [bookinfo-reviews]=apps/bookinfo/reviews/Dockerfile
   [bookinfo-ratings]=apps/bookinfo/ratings/Dockerfile
 )
-order=(pilot citadel sidecar-agent ingress-gateway telemetry-collector
+order=(pilot citadel sidecar-agent ingress-gateway egress-gateway telemetry-collector
   bookinfo-productpage bookinfo-details bookinfo-reviews bookinfo-ratings)
 [ "${#only[@]}" -gt 0 ] && order=("${only[@]}")
 

@@ -50,7 +50,7 @@ step "control plane: kubectl apply -k deploy/overlays/kind"
 kubectl apply -k deploy/overlays/kind --server-side --force-conflicts
 kubectl wait --for=condition=Established crd --all --timeout=60s
 kubectl -n istio-system wait --for=condition=Ready certificate --all --timeout=120s
-for d in istiod istio-citadel istio-ingressgateway istio-telemetry istio-telemetry-redis; do
+for d in istiod istio-citadel istio-ingressgateway istio-egressgateway istio-telemetry istio-telemetry-redis; do
   rollout istio-system "$d" 180s
 done
 

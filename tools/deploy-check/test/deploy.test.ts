@@ -66,7 +66,13 @@ describe('deploy/ rendered offline with kustomize (no cluster here: rendering an
         .filter((o) => o.kind === k && (o.metadata.namespace ?? 'istio-system') === 'istio-system')
         .map((o) => o.metadata.name);
     expect(names('Deployment')).toEqual(
-      expect.arrayContaining(['istiod', 'istio-citadel', 'istio-ingressgateway', 'istio-telemetry']),
+      expect.arrayContaining([
+        'istiod',
+        'istio-citadel',
+        'istio-ingressgateway',
+        'istio-egressgateway',
+        'istio-telemetry',
+      ]),
     );
     expect(names('Service')).toEqual(
       expect.arrayContaining(['istiod', 'istio-citadel', 'istio-ingressgateway', 'istio-telemetry']),
@@ -266,6 +272,7 @@ describe('images and Dockerfiles, checked statically (no Docker engine runs here
       'bookinfo-ratings',
       'bookinfo-reviews',
       'citadel',
+      'egress-gateway',
       'ingress-gateway',
       'pilot',
       'sidecar-agent',

@@ -52,6 +52,7 @@ describe("each image's entrypoint, run from the build output as a process (no Do
   it('accepts the arguments deploy/ gives every control-plane container', () => {
     expect(workloads.map((w) => w.metadata.name).sort()).toEqual([
       'istio-citadel',
+      'istio-egressgateway',
       'istio-ingressgateway',
       'istio-telemetry',
       'istiod',

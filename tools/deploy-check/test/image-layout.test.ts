@@ -70,6 +70,22 @@ const APPS: App[] = [
     ready: /"msg":"ingress-gateway started"/,
   },
   {
+    image: 'egress-gateway',
+    args: ([a, h, p]) => [
+      '--pilot',
+      '127.0.0.1:9',
+      '--ip',
+      '127.0.0.1',
+      '--port-map',
+      `80=${p}`,
+      '--admin-port',
+      String(a),
+      '--health-port',
+      String(h),
+    ],
+    ready: /"msg":"egress-gateway started"/,
+  },
+  {
     image: 'telemetry-collector',
     args: () => [
       '--host',
