@@ -431,13 +431,6 @@ export class Router {
     }
   }
 
-  private shadowTls(cluster: ClusterRuntime, host: UpstreamHost): UpstreamTls | undefined {
-    try {
-      return this.tlsFor(cluster, host);
-    } catch {
-      return undefined;
-    }
-  }
   /**
    * A protocol upgrade (WebSocket): one attempt to one host over HTTP/1.1
    * (TLS when the cluster says so), then the client and the upstream are
@@ -513,6 +506,13 @@ export class Router {
     joinStreams(downstream, outcome.upstream, slot);
   }
 
+  private shadowTls(cluster: ClusterRuntime, host: UpstreamHost): UpstreamTls | undefined {
+    try {
+      return this.tlsFor(cluster, host);
+    } catch {
+      return undefined;
+    }
+  }
 
   /** Waits out the retry back-off; an overall timeout during it still ends the request. */
   private async pause(
