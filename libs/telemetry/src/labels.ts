@@ -140,6 +140,8 @@ function stripPort(authority: string): string {
  */
 export function destinationService(opts: {
   cluster?: string;
+  /** The route that answered: Istio's catch-all routes name the cluster they stand for. */
+  route?: string;
   authority?: string;
   inboundService?: string;
   hostHeaderFallback: boolean;
@@ -151,7 +153,9 @@ export function destinationService(opts: {
     const host = opts.authority ? stripPort(opts.authority) : UNKNOWN;
     return { service: host, name: cluster, namespace: UNKNOWN };
   }
-  if (cluster === 'BlackHoleCluster') return { service: cluster, name: cluster, namespace: UNKNOWN };
+  // REGISTRY_ONLY answers unknown destinations from the `block_all` route (502), counted as BlackHoleCluster.
+  if (cluster === 'BlackHoleCluster' || opts.route === 'block_all')
+    return { service: 'BlackHoleCluster', name: 'BlackHoleCluster', namespace: UNKNOWN };
   if (opts.inboundService) return serviceFromHost(opts.inboundService);
   if (opts.hostHeaderFallback && opts.authority) return serviceFromHost(stripPort(opts.authority));
   return { service: UNKNOWN, name: UNKNOWN, namespace: UNKNOWN };
@@ -185,6 +189,7 @@ export function httpLabels(
   const own = mtls ? spiffeId(local.identity, local.trustDomain) : undefined;
   const dest = destinationService({
     cluster: record.upstreamCluster,
+    route: record.routeName,
     authority: record.authority,
     inboundService: inbound ? local.inboundService : undefined,
     hostHeaderFallback: opts.hostHeaderFallback ?? !inbound,

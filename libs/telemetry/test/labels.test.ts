@@ -143,6 +143,10 @@ describe('standard labels', () => {
       name: 'PassthroughCluster',
       namespace: 'unknown',
     });
+    // REGISTRY_ONLY's block_all route (a 502 with no cluster) is counted as BlackHoleCluster, as Istio's stats filter does.
+    expect(
+      destinationService({ route: 'block_all', authority: 'unknown.example.org', hostHeaderFallback: true }),
+    ).toEqual({ service: 'BlackHoleCluster', name: 'BlackHoleCluster', namespace: 'unknown' });
     expect(
       destinationService({ cluster: 'inbound|9080||', authority: 'reviews:9080', hostHeaderFallback: false })
         .service,
