@@ -13,6 +13,13 @@ export interface WorkloadPort {
   listenPort: number;
 }
 
+/** Where a workload runs (Envoy's Node.locality; Istio's `region/zone/subzone`). */
+export interface Locality {
+  region: string;
+  zone: string;
+  subZone: string;
+}
+
 /** What pilot knows about a connected proxy, read from its Envoy node. */
 export interface ProxyInfo {
   id: string;
@@ -40,6 +47,8 @@ export interface ProxyInfo {
   istioVersion?: string;
   /** The proxy has a workload certificate (it can take part in mutual TLS). */
   hasCerts: boolean;
+  /** The node's locality (`--locality`), when it has one. */
+  locality?: Locality;
   metadata: Record<string, unknown>;
 }
 
@@ -118,6 +127,11 @@ export function proxyFromNode(node: XdsNode): ProxyInfo {
     if (from && to) gatewayPorts[from] = to;
   }
   const ips = str(md.INSTANCE_IPS)?.split(',').filter(Boolean);
+  const loc = node.locality;
+  const locality =
+    loc && (loc.region || loc.zone || loc.sub_zone)
+      ? { region: loc.region ?? '', zone: loc.zone ?? '', subZone: loc.sub_zone ?? '' }
+      : undefined;
   const capture = str(md.MIZZEN_CAPTURE_MODE);
   return {
     id: node.id,
@@ -139,6 +153,7 @@ export function proxyFromNode(node: XdsNode): ProxyInfo {
     gatewayPorts,
     istioVersion: str(md.ISTIO_VERSION),
     hasCerts: md.MIZZEN_WORKLOAD_CERTS === true || md.MIZZEN_WORKLOAD_CERTS === 'true',
+    ...(locality ? { locality } : {}),
     metadata: md,
   };
 }

@@ -5,8 +5,10 @@ import type { ProxyInfo } from '../model/proxy.js';
 import { type Endpoint, labelsMatch } from '../registry/model.js';
 import { credentialSecrets, sdsSecretNames } from './credential-secrets.js';
 import { type Json, socketAddress } from './envoy.js';
+import { applyLocalityLbToEndpoints, proxyLocality } from './locality-lb.js';
 import { meshTlsEnabled, rootSecret } from './mtls.js';
 import type { PushContext } from './push-context.js';
+import { effectivePolicy } from './traffic-policy.js';
 
 /** The label Istio's injector puts on workloads that run a sidecar. */
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
@@ -19,6 +21,14 @@ function locality(value: string | undefined): Json {
 
 /** Endpoints grouped by locality, each group weighted by its endpoints (gRPC clients need locality weights). */
 export function loadAssignment(clusterName: string, endpoints: readonly Endpoint[]): Json {
+  return groupedAssignment(clusterName, endpoints).cla;
+}
+
+/** The assignment and, per locality group (same order), the endpoints it holds. */
+function groupedAssignment(
+  clusterName: string,
+  endpoints: readonly Endpoint[],
+): { cla: Json; groups: Endpoint[][] } {
   const groups = new Map<string, Endpoint[]>();
   for (const e of endpoints) {
     const key = e.locality ?? '';
@@ -26,7 +36,7 @@ export function loadAssignment(clusterName: string, endpoints: readonly Endpoint
     list.push(e);
     groups.set(key, list);
   }
-  return {
+  const cla = {
     cluster_name: clusterName,
     endpoints: [...groups.entries()].map(([loc, list]) => ({
       locality: locality(loc || undefined),
@@ -47,29 +57,49 @@ export function loadAssignment(clusterName: string, endpoints: readonly Endpoint
       })),
     })),
   };
+  return { cla, groups: [...groups.values()] };
 }
 
-/** A ClusterLoadAssignment for every EDS cluster the proxy has (the service port and each subset). */
+/**
+ * A ClusterLoadAssignment for every EDS cluster the proxy has (the service
+ * port and each subset), with the cluster's locality load balancing applied
+ * as seen from this proxy: weights by `distribute`, priorities by failover.
+ */
 export function buildEndpoints(
   push: PushContext,
   proxy: ProxyInfo,
   edsClusterNames: ReadonlySet<string>,
 ): Json[] {
   const out: Json[] = [];
+  const self = { locality: proxyLocality(push, proxy), labels: proxy.labels };
+  const assignment = (
+    name: string,
+    endpoints: readonly Endpoint[],
+    rule: DestinationRuleSpec | undefined,
+    subset: string | undefined,
+    port: number,
+  ) => {
+    const { cla, groups } = groupedAssignment(name, endpoints);
+    applyLocalityLbToEndpoints(cla, groups, self, effectivePolicy(rule, subset, port));
+    return cla;
+  };
   for (const service of push.servicesFor(proxy)) {
     const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
     for (const port of service.ports) {
       const all = push.registry.endpoints(service.hostname, port.port);
       const base = outboundClusterName(port.port, undefined, service.hostname);
-      if (edsClusterNames.has(base)) out.push(loadAssignment(base, all));
+      if (edsClusterNames.has(base)) out.push(assignment(base, all, rule, undefined, port.port));
       for (const subset of rule?.subsets ?? []) {
         const name = outboundClusterName(port.port, subset.name, service.hostname);
         if (!edsClusterNames.has(name)) continue;
         const selector = (subset.labels ?? {}) as Record<string, string>;
         out.push(
-          loadAssignment(
+          assignment(
             name,
             all.filter((e) => labelsMatch(selector, e.labels)),
+            rule,
+            subset.name,
+            port.port,
           ),
         );
       }

@@ -48,12 +48,71 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
           {
             name,
             domains: serviceDomains(service, port.port, proxy.namespace, push.mesh.domainSuffix),
-            routes: routeList,
+            routes: routeList.filter((r) => r.route !== undefined).map(grpcRoute),
           },
         ],
       });
     }
   }
-  const clusters = buildOutboundClusters(push, proxy);
+  const clusters = buildOutboundClusters(push, proxy).map(grpcCluster);
   return resourceSet(push, proxy, { listeners, routes, clusters });
+}
+
+/**
+ * A route as gRPC reads it (gRFC A28/A31): gRPC takes the route's timeout
+ * from max_stream_duration, as Istio sets it for proxyless clients. Routes
+ * that answer without an upstream (redirect, directResponse) were left out
+ * above: gRPC rejects a whole route table that has one.
+ */
+function grpcRoute(route: Json): Json {
+  const action = route.route as Json;
+  const timeout = action.timeout as string | undefined;
+  if (timeout === undefined || timeout === '0s') return route;
+  return { ...route, route: { ...action, max_stream_duration: { max_stream_duration: timeout } } };
+}
+
+/**
+ * A cluster as @grpc/grpc-js-xds accepts it, from the same DestinationRule:
+ *
+ * - gRPC balances with ROUND_ROBIN or RING_HASH only (anything else makes it
+ *   reject the cluster): a consistent hash with Maglev becomes a ring hash,
+ *   the other simple policies round robin (Istio warns and does the same);
+ * - gRPC's outlier detection (gRFC A50) has no consecutive-error detector,
+ *   only success-rate and failure-percentage ones. consecutive5xxErrors (or
+ *   consecutiveGatewayErrors) N becomes failure-percentage ejection: a host
+ *   with at least N calls in an interval, more than (N−1)/N of them failed,
+ *   is ejected — with the same interval, base ejection time (growing with
+ *   repeated ejections) and maxEjectionPercent.
+ */
+function grpcCluster(cluster: Json): Json {
+  const out: Json = { ...cluster };
+  if (out.lb_policy === 'MAGLEV') {
+    out.lb_policy = 'RING_HASH';
+    const size = (out.maglev_lb_config as Json | undefined)?.table_size;
+    delete out.maglev_lb_config;
+    if (size) out.ring_hash_lb_config = { minimum_ring_size: size };
+  } else if (out.lb_policy !== 'RING_HASH' && out.lb_policy !== 'CLUSTER_PROVIDED') {
+    out.lb_policy = 'ROUND_ROBIN';
+    delete out.least_request_lb_config;
+  }
+  const od = out.outlier_detection as Json | undefined;
+  if (od) {
+    const counts = [
+      od.enforcing_consecutive_5xx ? (od.consecutive_5xx as number | undefined) : undefined,
+      od.enforcing_consecutive_gateway_failure
+        ? (od.consecutive_gateway_failure as number | undefined)
+        : undefined,
+    ].filter((n): n is number => n !== undefined && n > 0);
+    if (counts.length) {
+      const n = Math.min(...counts);
+      out.outlier_detection = {
+        ...od,
+        enforcing_failure_percentage: 100,
+        failure_percentage_request_volume: n,
+        failure_percentage_minimum_hosts: 1,
+        failure_percentage_threshold: Math.ceil((100 * (n - 1)) / n),
+      };
+    }
+  }
+  return out;
 }

@@ -246,8 +246,18 @@ function retryPolicy(route: HTTPRoute, proxyless: boolean): Json | undefined {
   const policy: Json = { retry_on: conditions.join(','), num_retries: retries.attempts };
   if (codes.length) policy.retriable_status_codes = codes;
   if (retries.perTryTimeout) policy.per_try_timeout = envoyDuration(retries.perTryTimeout);
+  // Istio's retryRemoteLocalities: Envoy's previous_priorities, updated every two attempts.
+  if (retries.retryRemoteLocalities) {
+    policy.retry_priority = {
+      name: 'envoy.retry_priorities.previous_priorities',
+      typed_config: { '@type': PREVIOUS_PRIORITIES_TYPE, update_frequency: 2 },
+    };
+  }
   return policy;
 }
+
+const PREVIOUS_PRIORITIES_TYPE =
+  'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 
 interface ResolvedDestination {
   cluster: string;

@@ -6,10 +6,12 @@ import type {
   LoadBalancerSettings,
   OutlierDetection,
   TrafficPolicy,
+  WarmupConfiguration,
 } from '@mizzen/api';
 import { parseDuration } from '@mizzen/api';
 import { envoyDuration } from './durations.js';
 import type { Json } from './envoy.js';
+import { applyLocalityLbToCluster } from './locality-lb.js';
 
 /** The parts of a TrafficPolicy that apply to one cluster. */
 export interface EffectivePolicy {
@@ -63,6 +65,7 @@ export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy): vo
   applyLoadBalancer(cluster, policy.loadBalancer);
   applyConnectionPool(cluster, policy.connectionPool);
   applyOutlierDetection(cluster, policy.outlierDetection);
+  applyLocalityLbToCluster(cluster, policy);
 }
 
 function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined): void {
@@ -87,6 +90,28 @@ function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined):
       if (size) cluster.ring_hash_lb_config = { minimum_ring_size: size };
     }
   }
+  // Slow start exists for ROUND_ROBIN and LEAST_REQUEST only (Istio sets it on those and nowhere else).
+  const slowStart = lb.warmup
+    ? warmupConfig(lb.warmup)
+    : lb.warmupDurationSecs
+      ? { slow_start_window: envoyDuration(lb.warmupDurationSecs) }
+      : undefined;
+  if (slowStart && cluster.lb_policy === 'ROUND_ROBIN')
+    cluster.round_robin_lb_config = { slow_start_config: slowStart };
+  if (slowStart && cluster.lb_policy === 'LEAST_REQUEST')
+    cluster.least_request_lb_config = { slow_start_config: slowStart };
+}
+
+/**
+ * `warmup` as Envoy's slow_start_config, with Istio's defaults (linear ramp,
+ * 10% minimum) and its runtime key that no runtime defines.
+ */
+function warmupConfig(w: WarmupConfiguration): Json {
+  return {
+    slow_start_window: envoyDuration(w.duration),
+    aggression: { default_value: w.aggression ?? 1, runtime_key: '(' },
+    min_weight_percent: { value: w.minimumPercent ?? 10 },
+  };
 }
 
 function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undefined): void {
