@@ -4,7 +4,12 @@ import { createLogger } from '@mizzen/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeController } from '../src/kube/controller.js';
 import { parseMeshConfig } from '../src/kube/mesh-config.js';
-import { buildKubeRegistry, localityOf, servicePortProtocol } from '../src/kube/registry.js';
+import {
+  buildKubeRegistry,
+  localityOf,
+  servicePortProtocol,
+  workloadServicePorts,
+} from '../src/kube/registry.js';
 import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
 import { FakeKubeApi } from './fake-kube-api.js';
 
@@ -119,6 +124,56 @@ describe('Kubernetes registry rules', () => {
       port: 5432,
     });
     expect(registry.service('headless.shop.svc.cluster.local')!.addresses).toEqual([]);
+  });
+});
+
+describe('the service ports a pod serves (service targets for inbound listeners)', () => {
+  it('finds the Services that select the pod and resolves named target ports', () => {
+    const pod: V1Pod = {
+      metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web', tier: 'front' } },
+      spec: {
+        containers: [
+          {
+            name: 'web',
+            ports: [
+              { name: 'http', containerPort: 8080 },
+              { name: 'metrics', containerPort: 9102 },
+            ],
+          },
+        ],
+      },
+    };
+    const services: V1Service[] = [
+      svc('web', {
+        selector: { app: 'web' },
+        ports: [
+          { name: 'http', port: 80, targetPort: 'http' },
+          { name: 'grpc', port: 9000, appProtocol: 'grpc' },
+          { name: 'dns', port: 53, protocol: 'UDP' },
+        ],
+      }),
+      svc('web-metrics', {
+        selector: { app: 'web', tier: 'front' },
+        ports: [{ name: 'http-metrics', port: 9102, targetPort: 9102 }],
+      }),
+      svc('other', { selector: { app: 'other' }, ports: [{ name: 'http', port: 80 }] }),
+      svc('no-selector', { ports: [{ name: 'http', port: 80 }] }),
+      {
+        metadata: { name: 'web', namespace: 'elsewhere' },
+        spec: { selector: { app: 'web' }, ports: [{ port: 1 }] },
+      },
+    ];
+    expect(workloadServicePorts(pod, services)).toEqual([
+      {
+        service: 'web-metrics.shop.svc.cluster.local',
+        name: 'http-metrics',
+        port: 9102,
+        targetPort: 9102,
+        protocol: 'HTTP',
+      },
+      { service: 'web.shop.svc.cluster.local', name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' },
+      { service: 'web.shop.svc.cluster.local', name: 'grpc', port: 9000, targetPort: 9000, protocol: 'GRPC' },
+    ]);
   });
 });
 

@@ -288,6 +288,19 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     }
   });
 
+  it('tells which service ports a pod serves (for inbound listeners of iptables-mode sidecars)', () => {
+    expect(pilotA().kube!.workloadPorts('default', 'reviews-v1-abc')).toEqual([
+      {
+        service: 'reviews.default.svc.cluster.local',
+        name: 'http',
+        port: 9080,
+        targetPort: 9080,
+        protocol: 'HTTP',
+      },
+    ]);
+    expect(pilotA().kube!.workloadPorts('default', 'nope')).toBeUndefined();
+  });
+
   it('serves xDS to a real sidecar that routes to the EndpointSlice backends by pod-label subsets', async () => {
     const reply = await eventually(
       'the sidecar to route reviews to v2',

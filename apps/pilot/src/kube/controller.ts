@@ -20,7 +20,7 @@ import { CredentialStore } from './credentials.js';
 import { Informer, type InformerOptions, statusOf, waitForSync } from './informer.js';
 import { LeaderElection } from './leader.js';
 import { parseMeshConfig } from './mesh-config.js';
-import { buildKubeRegistry } from './registry.js';
+import { buildKubeRegistry, type WorkloadServicePort, workloadServicePorts } from './registry.js';
 import type { RootCertSource } from './root-cert.js';
 import { StatusWriter } from './status.js';
 
@@ -246,6 +246,16 @@ export class KubeController {
       this.domainSuffix,
     );
     return this.registryCache;
+  }
+
+  /**
+   * The service ports a pod serves (by namespace and pod name, as a sidecar's
+   * node id names it): what inbound listeners for a sidecar in iptables
+   * capture mode need. Undefined when the pod is not known.
+   */
+  workloadPorts(namespace: string, podName: string): WorkloadServicePort[] | undefined {
+    const pod = this.pods.get(podName, namespace);
+    return pod ? workloadServicePorts(pod, this.services.list(namespace), this.domainSuffix) : undefined;
   }
 
   /** A namespace's labels (`istio-injection`, `istio.io/rev`), or undefined when it is unknown. */

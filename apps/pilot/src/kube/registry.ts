@@ -197,3 +197,60 @@ function regionOfZone(nodes: Map<string, V1Node>, zone: string): string | undefi
   }
   return undefined;
 }
+
+/** One port a pod serves for a Service that selects it: what an inbound listener for it needs. */
+export interface WorkloadServicePort {
+  /** `<svc>.<ns>.svc.<domain>` */
+  service: string;
+  /** The Service port's name (`port-<n>` when unnamed). */
+  name: string;
+  /** The Service port. */
+  port: number;
+  /** The container port traffic arrives on (a named targetPort resolved through the pod's containers). */
+  targetPort: number;
+  protocol: Protocol;
+}
+
+function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (!selector || Object.keys(selector).length === 0) return false;
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/**
+ * The service ports a pod serves, as Istio finds a sidecar's service targets:
+ * every Service in the pod's namespace whose selector matches the pod's
+ * labels, each port with its targetPort resolved (a name through the pod's
+ * container ports; no targetPort means the Service port). UDP ports are left
+ * out, as the registry leaves them out.
+ */
+export function workloadServicePorts(
+  pod: V1Pod,
+  services: readonly V1Service[],
+  domainSuffix = 'cluster.local',
+): WorkloadServicePort[] {
+  const ns = pod.metadata?.namespace ?? 'default';
+  const labels = pod.metadata?.labels ?? {};
+  const containerPorts = (pod.spec?.containers ?? []).flatMap((c) => c.ports ?? []);
+  const out: WorkloadServicePort[] = [];
+  for (const svc of services) {
+    if ((svc.metadata?.namespace ?? 'default') !== ns || svc.spec?.type === 'ExternalName') continue;
+    if (!selects(svc.spec?.selector, labels)) continue;
+    for (const p of svc.spec?.ports ?? []) {
+      if ((p.protocol ?? 'TCP') === 'UDP') continue;
+      let targetPort: number | undefined;
+      if (p.targetPort === undefined) targetPort = p.port;
+      else if (typeof p.targetPort === 'number') targetPort = p.targetPort;
+      else if (/^\d+$/.test(p.targetPort)) targetPort = Number(p.targetPort);
+      else targetPort = containerPorts.find((c) => c.name === p.targetPort)?.containerPort;
+      if (targetPort === undefined) continue;
+      out.push({
+        service: `${svc.metadata?.name}.${ns}.svc.${domainSuffix}`,
+        name: portName(p.name, p.port),
+        port: p.port,
+        targetPort,
+        protocol: servicePortProtocol(p.appProtocol, p.name),
+      });
+    }
+  }
+  return out.sort((a, b) => (a.service === b.service ? a.port - b.port : a.service < b.service ? -1 : 1));
+}
