@@ -67,13 +67,13 @@ describe('mutual TLS between sidecars (citadel, PeerAuthentication, rotation)', 
     await mesh.startCitadel();
     await mesh.startPilot(['--registration-grace-ms', '30000']);
     reviews = await startBackend('reviews', 'v1');
-    // Short-lived certificates, so the suite sees them rotate.
+    // Certificates of a few seconds, so the whole suite runs across rotations.
     server = await mesh.startSidecar({
       workload: 'reviews-v1',
       service: 'reviews',
       labels: { app: 'reviews', version: 'v1' },
       appPort: reviews.port,
-      extraArgs: ['--cert-ttl', '20s'],
+      extraArgs: ['--cert-ttl', '6s'],
     });
     const app = await startBackend('productpage', 'v1');
     client = await mesh.startSidecar({
@@ -250,7 +250,7 @@ spec:
     let sent = 0;
     const deadline = Date.now() + 30_000;
     let rotated = false;
-    // Bounded: at most 3000 requests or 30 s (paced, ~100/s), stopping once the server's certificate rotated.
+    // Bounded: at most 3000 requests or 30 s (paced, ~100/s), stopping after three rotations of the server's certificate.
     while (Date.now() < deadline && sent < 3000 && !rotated) {
       const batch = await Promise.all(
         Array.from({ length: 5 }, () =>
@@ -262,17 +262,17 @@ spec:
       );
       for (const f of batch) if (f) failures.push(f);
       const now = await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`);
-      rotated = (now.workload?.rotations ?? 0) > (first.workload?.rotations ?? 0);
+      rotated = (now.workload?.rotations ?? 0) >= (first.workload?.rotations ?? 0) + 3;
       await new Promise((r) => setTimeout(r, 40));
     }
-    expect(rotated, `the 20 s certificate should rotate within 30 s (sent ${sent})`).toBe(true);
+    expect(rotated, `the 6 s certificate should rotate three times within 30 s (sent ${sent})`).toBe(true);
     expect(
       (await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`)).workload?.serial,
     ).not.toBe(first.workload?.serial);
     expect(failures).toEqual([]);
+    // What the port presents now is a current certificate, still for the same identity.
     const cert = await presented(server.inboundPort, root);
-    expect(cert.serial).toBe(
-      (await getJson<CertsView>(`http://127.0.0.1:${server.adminPort}/certs`)).workload?.serial,
-    );
+    expect(cert.authorized).toBe(true);
+    expect(cert.san).toBe('URI:spiffe://cluster.local/ns/default/sa/reviews');
   }, 60_000);
 });
