@@ -275,7 +275,21 @@ function resolveDestination(
   const service = ctx.push.registry.service(host);
   let port = dest.port?.number;
   if (port === undefined) port = service?.ports.length === 1 ? service.ports[0]!.port : ctx.listenerPort;
+  if (dest.subset && service) warnUndefinedSubset(ctx, service, host, dest.subset);
   return { cluster: outboundClusterName(port, dest.subset, host), host, port, subset: dest.subset };
+}
+
+/**
+ * A route to a subset no DestinationRule defines: Istio's analyzer warns
+ * (IST0101 ReferencedResourceNotFound) and such requests get 503 with no
+ * cluster (`NC`); pilot says so in its log.
+ */
+function warnUndefinedSubset(ctx: RouteContext, service: Service, host: string, subset: string): void {
+  const rule = ctx.push.destinationRuleFor(ctx.proxy, service)?.spec as DestinationRuleSpec | undefined;
+  if (rule?.subsets?.some((s) => s.name === subset)) return;
+  ctx.push.warnings.add(
+    `a VirtualService routes to subset "${subset}" of ${host}, which no DestinationRule defines (IST0101): those requests get 503 (no cluster)`,
+  );
 }
 
 function destinationCluster(
