@@ -1,12 +1,14 @@
 import {
   CERTIFICATE_FLAGS,
   FlagError,
+  LOCALITY_FLAG,
   type ParsedFlags,
   parseAddress,
   parseCaptureMode,
   parseCertificateFlags,
   parseIp,
   parseLabels,
+  parseLocality,
   parseName,
   parsePort,
   parsePortSpec,
@@ -27,7 +29,7 @@ const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespa
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
          [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
-         [--capture-mode http-proxy|iptables]
+         [--capture-mode http-proxy|iptables] [--locality region/zone/subzone]
          [--stats-port 15020] [--app-metrics http://127.0.0.1:PORT/metrics] [--otlp-endpoint http://HOST:4318]
        sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
 
@@ -40,7 +42,9 @@ recovers each one's original destination.
 --app-metrics appended (Istio's metrics merging). Traces and OpenTelemetry access logs go where
 pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.
 REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every
-replica (memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).`;
+replica (memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).
+--locality is where the workload runs: its auto-registered endpoint carries it, and
+DestinationRule localityLbSetting orders and weighs the endpoints this proxy calls by it.`;
 
 function build(values: ParsedFlags, logger: Logger) {
   const s = (k: string) => values[k] as string | undefined;
@@ -79,6 +83,7 @@ function build(values: ParsedFlags, logger: Logger) {
     healthPort,
     statsPort: telemetryFlags.statsPort,
     captureMode,
+    locality: parseLocality(s('locality')),
   });
   const telemetry = startProxyTelemetry({
     component: 'sidecar-agent',
@@ -124,6 +129,7 @@ if (process.argv[2] === 'iptables') {
       'health-port': { type: 'string' },
       ...CERTIFICATE_FLAGS,
       'capture-mode': { type: 'string' },
+      ...LOCALITY_FLAG,
       ...TELEMETRY_FLAGS,
       ...APP_METRICS_FLAG,
     },

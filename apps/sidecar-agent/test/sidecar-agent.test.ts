@@ -79,6 +79,8 @@ describe('sidecar-agent process', () => {
         String(health),
         '--stats-port',
         String(stats),
+        '--locality',
+        'us-east/zone-a/rack1',
       ],
       { stdio: 'ignore' },
     );
@@ -87,6 +89,7 @@ describe('sidecar-agent process', () => {
       const deadline = Date.now() + 15_000;
       while (nodes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(nodes[0]?.id).toBe('sidecar~127.0.0.1~reviews-v2.shop~shop.svc.cluster.local');
+      expect(nodes[0]?.locality).toEqual({ region: 'us-east', zone: 'zone-a', sub_zone: 'rack1' });
       expect(nodes[0]?.metadata).toMatchObject({
         NAMESPACE: 'shop',
         SERVICE_ACCOUNT: 'bookinfo-reviews',

@@ -4,11 +4,13 @@ export { MeshProxy, type ProxyOptions } from './agent/proxy.js';
 export {
   CERTIFICATE_FLAGS,
   FlagError,
+  LOCALITY_FLAG,
   parseAddress,
   parseCaptureMode,
   parseCertificateFlags,
   parseIp,
   parseLabels,
+  parseLocality,
   parseName,
   parsePort,
   parsePortMap,

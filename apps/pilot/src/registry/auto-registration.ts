@@ -122,6 +122,8 @@ export class AutoRegistration {
         labels: proxy.labels,
         ports,
         ...(proxy.serviceAccount ? { serviceAccount: proxy.serviceAccount } : {}),
+        // The proxy's --locality is its workload's: callers' locality load balancing reads it here.
+        ...(proxy.locality ? { locality: localityLabel(proxy.locality) } : {}),
       },
     } as ConfigResource<'WorkloadEntry'>;
   }
@@ -136,6 +138,11 @@ function registers(proxy: ProxyInfo): boolean {
   return (
     !proxy.proxyless && proxy.ports.length > 0 && (proxy.type === 'sidecar' || proxy.service !== undefined)
   );
+}
+
+/** `region/zone/subzone`, without trailing empty parts. */
+function localityLabel(l: { region: string; zone: string; subZone: string }): string {
+  return [l.region, l.zone, l.subZone].join('/').replace(/\/+$/, '');
 }
 
 function sameAnnotations(a: ConfigResource, b: ConfigResource): boolean {

@@ -143,3 +143,23 @@ export function parseCaptureMode(value: string | undefined, flag = '--capture-mo
     throw new FlagError(`${flag} must be http-proxy or iptables, got "${mode}"`);
   return mode;
 }
+
+/** `--locality region/zone/subzone`: where the proxy runs (Envoy's Node.locality, Istio's locality). */
+export const LOCALITY_FLAG = { locality: { type: 'string' } } as const;
+
+const LOCALITY_PART = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+/** `region[/zone[/subzone]]` as Envoy's Node.locality; undefined when not given. */
+export function parseLocality(
+  value: string | undefined,
+  flag = '--locality',
+): { region: string; zone?: string; sub_zone?: string } | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split('/');
+  if (parts.length > 3 || parts.some((p) => !LOCALITY_PART.test(p)))
+    throw new FlagError(
+      `${flag} must be region[/zone[/subzone]] (letters, digits, '-', '_', '.'), got "${value}"`,
+    );
+  const [region, zone, subZone] = parts as [string, string?, string?];
+  return { region, ...(zone ? { zone } : {}), ...(subZone ? { sub_zone: subZone } : {}) };
+}

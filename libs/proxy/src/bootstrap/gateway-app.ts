@@ -4,10 +4,12 @@ import type { ProxyObserver } from '../observe/records.js';
 import {
   CERTIFICATE_FLAGS,
   FlagError,
+  LOCALITY_FLAG,
   parseAddress,
   parseCertificateFlags,
   parseIp,
   parseLabels,
+  parseLocality,
   parseName,
   parsePort,
   parsePortMap,
@@ -64,6 +66,7 @@ function usage(d: GatewayDefaults): string {
          [--labels ${d.labels}] [--port-map ${d.portMap}]
          [--ip 127.0.0.1] [--admin-port 15000] [--health-port 15021] [--log-level info]
          [--stats-port 15020] [--otlp-endpoint http://HOST:4318] [--proxy-config JSON]
+         [--locality region/zone/subzone]
          [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
 
 ${d.purpose}
@@ -74,7 +77,8 @@ annotation (JSON), e.g. '{"gatewayTopology":{"numTrustedProxies":1,"proxyProtoco
 /stats/prometheus on --stats-port serves Istio's metrics; traces and OpenTelemetry access logs
 go where pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.
 REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every replica
-(memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).`;
+(memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).
+--locality is where the gateway runs: DestinationRule localityLbSetting orders and weighs endpoints by it.`;
 }
 
 function parseProxyConfig(value: string | undefined): Record<string, unknown> | undefined {
@@ -108,6 +112,7 @@ export function runGatewayApp<F>(defaults: GatewayDefaults, telemetry: GatewayTe
       'admin-port': { type: 'string' },
       'health-port': { type: 'string' },
       'proxy-config': { type: 'string' },
+      ...LOCALITY_FLAG,
       ...CERTIFICATE_FLAGS,
       ...telemetry.flags,
     },
@@ -134,6 +139,7 @@ export function runGatewayApp<F>(defaults: GatewayDefaults, telemetry: GatewayTe
         serviceAccount,
         service: name,
         proxyConfig: parseProxyConfig(s('proxy-config')),
+        locality: parseLocality(s('locality')),
       });
       const { observer, registry } = telemetry.start({
         component: defaults.component,

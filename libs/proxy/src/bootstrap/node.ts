@@ -33,6 +33,8 @@ export interface SidecarIdentity {
   mtls?: boolean;
   /** How traffic reaches the sidecar (pilot binds listeners on 0.0.0.0 for iptables capture). */
   captureMode?: CaptureMode;
+  /** Where the workload runs (`--locality`): pilot orders endpoints by it for locality load balancing. */
+  locality?: XdsNode['locality'];
 }
 
 export interface GatewayIdentity {
@@ -57,6 +59,8 @@ export interface GatewayIdentity {
   service?: string;
   /** Istio's ProxyConfig for this gateway (the `proxy.istio.io/config` annotation): gatewayTopology… */
   proxyConfig?: Record<string, unknown>;
+  /** Where the gateway runs (`--locality`): pilot orders endpoints by it for locality load balancing. */
+  locality?: XdsNode['locality'];
 }
 
 /**
@@ -122,6 +126,7 @@ export function sidecarNode(s: SidecarIdentity): XdsNode {
   return {
     id: nodeId('sidecar', s.ip, s.workload, s.namespace, s.domainSuffix),
     cluster: `${s.service ?? s.workload}.${s.namespace}`,
+    ...(s.locality ? { locality: s.locality } : {}),
     metadata,
     user_agent_name: 'mizzen',
     user_agent_version: MIZZEN_VERSION,
@@ -151,6 +156,7 @@ export function gatewayNode(g: GatewayIdentity): XdsNode {
   return {
     id: nodeId('router', g.ip, g.name, g.namespace, g.domainSuffix),
     cluster: `${g.name}.${g.namespace}`,
+    ...(g.locality ? { locality: g.locality } : {}),
     metadata,
     user_agent_name: 'mizzen',
     user_agent_version: MIZZEN_VERSION,
