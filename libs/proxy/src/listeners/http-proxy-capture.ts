@@ -7,6 +7,7 @@ import { readRequestBody } from '../http/request-body.js';
 import { StreamInfo } from '../http/stream-info.js';
 import { responseOnSocket } from '../http/upgrade-tunnel.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
+import { ConnectionTracker } from './connection-tracker.js';
 import {
   type ChainedListenerRuntime,
   HttpChainRuntime,
@@ -52,6 +53,7 @@ export function parseAuthority(authority: string, defaultPort: number): Original
 export class HttpProxyCaptureRuntime implements ListenerRuntime {
   readonly kind = 'http';
   private readonly server = newHttpServer();
+  private readonly tracker = new ConnectionTracker();
   /** This listener's own filter chain: where traffic for ports no listener claims goes (passthrough or blackhole). */
   private readonly fallback: TcpChainRuntime;
 
@@ -64,10 +66,10 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
     if (own?.filter.kind !== 'tcp')
       throw new Error(`listener ${config.name} needs a tcp_proxy chain to pass unknown traffic to`);
     this.fallback = new TcpChainRuntime(own.filter, deps, config);
-    this.server.on(
-      'request',
-      (req: http.IncomingMessage, res: http.ServerResponse) => void this.onRequest(req, res),
-    );
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.tracker.begin(req.socket, res);
+      void this.onRequest(req, res);
+    });
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
       this.onConnect(req, socket, head),
     );
@@ -81,7 +83,14 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
     this.server.emit('connection', socket);
   }
 
+  /**
+   * Replaced (its catch-all changed): keep-alive connections close as soon as
+   * their request is answered, so the app's next request reaches the new
+   * listener and its catch-all instead of this one's. CONNECT tunnels belong
+   * to the listener they were handed to and are left alone.
+   */
   drain(): void {
+    this.tracker.drain();
     this.server.closeIdleConnections();
   }
 
