@@ -77,7 +77,13 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
   it('prints progress, a table of what runs where, and then `mesh ready`', () => {
     expect(output).toContain('starting pilot');
     expect(output).toMatch(/COMPONENT\s+KIND\s+PID\s+PORTS/);
-    for (const name of ['pilot', 'productpage-v1', 'reviews-v3-sidecar', 'istio-ingressgateway'])
+    for (const name of [
+      'pilot',
+      'productpage-v1',
+      'reviews-v3-sidecar',
+      'istio-ingressgateway',
+      'istio-egressgateway',
+    ])
       expect(output).toContain(name);
     expect(output.indexOf('mesh ready')).toBeGreaterThan(output.indexOf('COMPONENT'));
   });
@@ -89,6 +95,42 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
     expect(html).toContain('The Comedy of Errors');
     const unknown = await fetch(`${ingress}/not-routed`);
     expect(unknown.status).toBe(404);
+  });
+
+  it('serves Bookinfo over HTTPS for bookinfo.local with the certificate mizzen up made', () => {
+    const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as {
+      ingressHttps: string;
+    };
+    const { hostname, port } = new URL(state.ingressHttps);
+    expect(hostname).toBe('bookinfo.local');
+    const ca = path.join(home, 'certs', 'bookinfo-ca.crt');
+    // curl checks the certificate against the local ingress CA and the name bookinfo.local.
+    const r = spawnSync(
+      'curl',
+      [
+        '-sS',
+        '--max-time',
+        '10',
+        '--cacert',
+        ca,
+        '--resolve',
+        `bookinfo.local:${port}:127.0.0.1`,
+        `${state.ingressHttps}/productpage`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('The Comedy of Errors');
+    const hello = spawnSync(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'bookinfo.local'],
+      {
+        input: '',
+        encoding: 'utf8',
+        timeout: 10_000,
+      },
+    );
+    expect(hello.stdout).toMatch(/^subject=CN = bookinfo\.local$/m);
   });
 
   it('reports every component and proxy with real ports and ACKed xDS in `mizzen status --output json`', () => {
@@ -107,7 +149,7 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
       }[];
     };
     expect(status.components.find((c) => c.name === 'pilot')?.ports.xds).toBeGreaterThan(0);
-    expect(status.proxies).toHaveLength(7);
+    expect(status.proxies).toHaveLength(8);
     const reviews = status.proxies.find((p) => p.workload === 'reviews-v1');
     expect(reviews).toMatchObject({
       id: 'sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local',
@@ -120,6 +162,7 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
     expect(reviews?.ports.inbound).toBeGreaterThan(0);
     expect(reviews?.ports.outbound).toBeGreaterThan(0);
     expect(status.proxies.filter((p) => p.kind === 'ingress')).toHaveLength(1);
+    expect(status.proxies.filter((p) => p.kind === 'egress')).toHaveLength(1);
   });
 
   it('sends every reviews request to v3 (red stars) after `mizzen apply` of a VirtualService', async () => {
@@ -226,7 +269,7 @@ spec:
           targets: { state: string }[];
         };
         return (
-          (targets.length === 7 && targets.every((t) => t.state === 'up')) ||
+          (targets.length === 8 && targets.every((t) => t.state === 'up')) ||
           JSON.stringify(targets.map((t) => t.state))
         );
       },
@@ -307,7 +350,7 @@ spec:
       components: { pid: number }[];
     };
     const pids = state.components.map((c) => c.pid);
-    expect(pids.length).toBeGreaterThanOrEqual(14);
+    expect(pids.length).toBeGreaterThanOrEqual(16);
     const started = Date.now();
     // npx runs mizzen as a child; signal the whole group the way a terminal's Ctrl-C does.
     process.kill(-up.pid!, 'SIGINT');

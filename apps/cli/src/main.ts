@@ -12,7 +12,7 @@ const HELP = `mizzen — a service mesh that runs Istio's YAML unchanged
 
 Usage:
   mizzen up [--config DIR] [--redis URL] [--ingress-port PORT] [--reset]
-                                  start pilot, the ingress gateway and Bookinfo locally
+                                  start pilot, the ingress and egress gateways and Bookinfo locally
   mizzen apply -f FILE [-f FILE…] [--dry-run]
                                   validate and apply Istio YAML to the running mesh
   mizzen delete -f FILE           delete the resources a file names

@@ -3,13 +3,29 @@ import path from 'node:path';
 import { isPortInUse, PortAllocator } from '@mizzen/runtime';
 import { CliError } from '../errors.js';
 import { BOOKINFO_SERVICE_PORT, BOOKINFO_WORKLOADS } from '../local/bookinfo.js';
+import {
+  BOOKINFO_HOST,
+  bookinfoCertificate,
+  EGRESS_GATEWAY,
+  gatewayId,
+  gatewaySpec,
+  INGRESS_GATEWAY,
+} from '../local/gateways.js';
 import { LocalIdentities } from '../local/identity.js';
 import { appEntry, defaultConfigDir, mizzenHome } from '../local/paths.js';
-import { citadelReady, pilotReady, productpageServes, proxiesSynced, waitUntil } from '../local/readiness.js';
+import {
+  citadelReady,
+  pilotReady,
+  productpageServes,
+  productpageServesOverTls,
+  proxiesSynced,
+  waitUntil,
+} from '../local/readiness.js';
 import { type MeshState, removeState, writeState } from '../local/state.js';
 import { type ChildSpec, Supervisor } from '../local/supervisor.js';
 import { collectorReady, writeMeshConfig } from '../local/telemetry.js';
 import { formatTable } from '../output/table.js';
+import { credentialsDir } from './secret.js';
 
 export interface UpOptions {
   configDir?: string;
@@ -24,9 +40,6 @@ export interface UpOptions {
 
 const HOST = '127.0.0.1';
 const NAMESPACE = 'default';
-const GATEWAY_NAMESPACE = 'istio-system';
-const GATEWAY_NAME = 'istio-ingressgateway';
-const GATEWAY_SERVICE_ACCOUNT = 'istio-ingressgateway-service-account';
 
 /** A well-known port if it is free, otherwise any free port (local mode may move ports and says where). */
 async function preferredPort(ports: PortAllocator, preferred: number): Promise<number> {
@@ -37,10 +50,6 @@ async function preferredPort(ports: PortAllocator, preferred: number): Promise<n
 
 function sidecarId(workload: string): string {
   return `sidecar~${HOST}~${workload}.${NAMESPACE}~${NAMESPACE}.svc.cluster.local`;
-}
-
-function gatewayId(): string {
-  return `router~${HOST}~${GATEWAY_NAME}.${GATEWAY_NAMESPACE}~${GATEWAY_NAMESPACE}.svc.cluster.local`;
 }
 
 function tail(file: string, lines = 15): string {
@@ -57,11 +66,13 @@ function caFlags(caAddress: string, tokenFile: string): string[] {
 }
 
 /**
- * `mizzen up`: citadel, pilot, the ingress gateway and Bookinfo with a sidecar
- * per workload, as local processes; every proxy gets a workload certificate,
- * so traffic between sidecars is mutual TLS (Istio's auto mTLS, PERMISSIVE). Prints progress, then a table of what runs
- * where, then `mesh ready` — only once every proxy ACKed its config and
- * productpage answers through the ingress. Ctrl-C stops everything.
+ * `mizzen up`: citadel, pilot, the ingress and egress gateways and Bookinfo
+ * with a sidecar per workload, as local processes; every proxy gets a workload
+ * certificate, so traffic between sidecars is mutual TLS (Istio's auto mTLS,
+ * PERMISSIVE), and the ingress serves bookinfo.local over HTTPS with a
+ * certificate made here. Prints progress, then a table of what runs where,
+ * then `mesh ready` — only once every proxy ACKed its config and productpage
+ * answers through the ingress over HTTP and HTTPS. Ctrl-C stops everything.
  */
 export async function up(options: UpOptions, out: NodeJS.WritableStream): Promise<void> {
   const configDir = path.resolve(options.configDir ?? defaultConfigDir());
@@ -99,6 +110,11 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   // The CA's root and the token key persist across runs, like a cluster's; tokens are per run.
   const identities = LocalIdentities.open(path.join(caDir, 'token-key'), path.join(runDir, 'tokens'));
   const ingressUrl = `http://${HOST}:${ingress}`;
+  // HTTPS at the ingress (Gateway port 443) on DESIGN's 8443 when free, for bookinfo.local.
+  const ingressHttps = await preferredPort(ports, 8443);
+  const ingressHttpsUrl = `https://${BOOKINFO_HOST}:${ingressHttps}`;
+  // The egress gateway's Service ports 80 and 443, wherever they are free.
+  const [egressHttp, egressHttps] = await ports.takeMany(2);
   // The telemetry collector: OTLP receivers every proxy exports to, and the dashboard.
   const dashboardPort = await preferredPort(ports, 20001);
   const otlpHttpPort = await preferredPort(ports, 4318);
@@ -108,6 +124,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
 
   let failure: string | undefined;
   let ready = false;
+  let caFile = '';
   const supervisor = new Supervisor(path.join(home, 'logs'), (name, code, log) => {
     const message = `${name} exited unexpectedly (code ${code}); last lines of ${log}:\n${tail(log)}`;
     if (!ready) failure ??= message;
@@ -134,6 +151,10 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     });
 
   try {
+    out.write(
+      `making the ${BOOKINFO_HOST} certificate for the HTTPS ingress (credential in ${credentialsDir()})…\n`,
+    );
+    const bookinfoTls = await bookinfoCertificate(home, credentialsDir());
     out.write(`starting citadel (CA ${caAddress}, root in ${caDir})…\n`);
     start({
       name: 'citadel',
@@ -175,6 +196,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         storeFile,
         '--registrations',
         path.join(runDir, 'registrations.json'),
+        '--credentials-dir',
+        credentialsDir(),
         '--citadel-url',
         citadelBase,
       ],
@@ -264,42 +287,47 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
       expected.push(sidecarId(w.name));
     }
 
-    const [gwAdmin, gwHealth, gwStats] = await ports.takeMany(3);
-    out.write(`starting ingress gateway (:${ingress})…\n`);
-    start({
-      name: GATEWAY_NAME,
-      kind: 'gateway',
-      entry: appEntry('@mizzen/ingress-gateway'),
-      args: [
-        '--pilot',
-        `${HOST}:${xdsPort}`,
-        '--name',
-        GATEWAY_NAME,
-        '--namespace',
-        GATEWAY_NAMESPACE,
-        '--ip',
-        HOST,
-        '--port-map',
-        `80=${ingress},8080=${ingress}`,
-        '--stats-port',
-        String(gwStats),
-        '--admin-port',
-        String(gwAdmin),
-        '--health-port',
-        String(gwHealth),
-        ...caFlags(
-          caAddress,
-          await identities.tokenFile(GATEWAY_NAME, GATEWAY_NAMESPACE, GATEWAY_SERVICE_ACCOUNT),
-        ),
+    for (const [g, portMap, servicePorts] of [
+      [
+        INGRESS_GATEWAY,
+        { 80: ingress, 8080: ingress, 443: ingressHttps },
+        { http: ingress, https: ingressHttps },
       ],
-      ports: { http: ingress, admin: gwAdmin, health: gwHealth, stats: gwStats },
-    });
-    expected.push(gatewayId());
+      [EGRESS_GATEWAY, { 80: egressHttp, 443: egressHttps }, { http: egressHttp, https: egressHttps }],
+    ] as const) {
+      const [admin, health, stats] = await ports.takeMany(3);
+      out.write(`starting ${g.name} (:${servicePorts.http} HTTP, :${servicePorts.https} HTTPS)…\n`);
+      start(
+        gatewaySpec(g, {
+          host: HOST,
+          pilotXds: `${HOST}:${xdsPort}`,
+          portMap,
+          admin,
+          health,
+          stats,
+          ports: servicePorts,
+          extraArgs: caFlags(
+            caAddress,
+            await identities.tokenFile(g.name, g.namespace, `${g.name}-service-account`),
+          ),
+        }),
+      );
+      expected.push(gatewayId(g, HOST));
+    }
 
     out.write(`waiting for ${expected.length} proxies to receive and accept their config…\n`);
     await wait('every proxy to sync', () => proxiesSynced(pilotBase, expected));
     out.write('waiting for productpage to answer through the ingress gateway…\n');
     await wait('productpage through the ingress', () => productpageServes(ingressUrl));
+    await wait(`productpage over HTTPS for ${BOOKINFO_HOST}`, () =>
+      productpageServesOverTls(
+        HOST,
+        ingressHttps,
+        BOOKINFO_HOST,
+        fs.readFileSync(bookinfoTls.caFile, 'utf8'),
+      ),
+    );
+    caFile = bookinfoTls.caFile;
   } catch (err) {
     await supervisor.stopAll();
     throw err;
@@ -311,6 +339,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     startedAt: new Date().toISOString(),
     pilot: { http: pilotBase, xds: `${HOST}:${xdsPort}` },
     ingress: ingressUrl,
+    ingressHttps: ingressHttpsUrl,
     dashboard: dashboardUrl,
     configDir,
     home,
@@ -332,6 +361,9 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     )}\n\n`,
   );
   out.write(`ingress:   ${ingressUrl}/productpage\n`);
+  out.write(
+    `https:     ${ingressHttpsUrl}/productpage (curl --cacert ${caFile} --resolve ${BOOKINFO_HOST}:${ingressHttps}:${HOST} …)\n`,
+  );
   out.write(`pilot:     ${pilotBase} (xDS ${HOST}:${xdsPort})\n`);
   out.write(`dashboard: ${dashboardUrl} (OTLP/HTTP :${otlpHttpPort}, OTLP/gRPC :${otlpGrpcPort})\n`);
   out.write(`citadel:   ${caAddress} (root ${citadelBase}/root-cert.pem)\n`);

@@ -1,3 +1,4 @@
+import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 
@@ -69,4 +70,37 @@ export async function proxiesSynced(base: string, expected: readonly string[]): 
 export async function productpageServes(ingress: string): Promise<true | string> {
   const res = await get(`${ingress}/productpage`, 3000);
   return res.status === 200 ? true : `GET ${ingress}/productpage answered ${res.status}`;
+}
+
+/** True when productpage answers 200 over HTTPS at the ingress for `host`, its certificate verified against `ca`. */
+export function productpageServesOverTls(
+  address: string,
+  port: number,
+  host: string,
+  ca: string,
+): Promise<true | string> {
+  return new Promise((resolve) => {
+    const req = https.get(
+      {
+        host: address,
+        port,
+        servername: host,
+        headers: { host },
+        path: '/productpage',
+        ca,
+        agent: false,
+        timeout: 3000,
+      },
+      (res) => {
+        res.resume();
+        resolve(
+          res.statusCode === 200
+            ? true
+            : `GET https://${host}:${port}/productpage answered ${res.statusCode}`,
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (err) => resolve(`https://${host}:${port}/productpage: ${err.message}`));
+  });
 }

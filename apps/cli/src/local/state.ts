@@ -16,6 +16,8 @@ export interface MeshState {
   startedAt: string;
   pilot: { http: string; xds: string };
   ingress: string;
+  /** Bookinfo over HTTPS at the ingress: `https://bookinfo.local:8443` (resolve the name to 127.0.0.1). */
+  ingressHttps?: string;
   /** The telemetry collector's dashboard and query API. */
   dashboard?: string;
   configDir: string;
