@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { checkExposition, type Family, parseExposition } from '@mizzen/telemetry';
+import {
+  checkExposition,
+  type Family,
+  ISTIO_LINT_EXCEPTIONS,
+  PROM_CLIENT_LINT_EXCEPTIONS,
+  parseExposition,
+} from '@mizzen/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
@@ -67,6 +73,9 @@ function sum(series: Series[], match: Record<string, string>): number {
 }
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+/** `promtool check metrics` on a real exposition, accepting only the lint problems Istio's own names carry. */
+const promtool = (text: string) => checkExposition(text, { allow: ISTIO_LINT_EXCEPTIONS });
 
 describe('telemetry through pilot, real sidecars and the collector', () => {
   const mesh = new TestMesh();
@@ -248,7 +257,7 @@ defaultProviders:
 
     for (const proxy of [client, server]) {
       const text = await scrape(proxy);
-      expect(checkExposition(text)).toEqual([]);
+      expect(promtool(text)).toEqual([]);
       const families = parseExposition(text).families;
       if (proxy === server) expect(samples(families, 'app_jobs_total')).toEqual([{ labels: {}, value: 7 }]);
       const buckets = samples(families, 'istio_request_duration_milliseconds_bucket').filter(
@@ -377,6 +386,65 @@ spec:
       );
       return logs.some((l) => l.body.response_flags === 'UO' && l.service === 'client.default');
     });
+  });
+
+  it('writes an RBAC 403 as Envoy does: the server proxy answered it (no flag, rbac_access_denied details), the client saw the upstream’s 403', async () => {
+    const policy = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-forbidden, namespace: default }
+spec:
+  selector: { matchLabels: { app: backend } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: [/forbidden] } }] }]
+`;
+    expect((await mesh.apply(policy)).status).toBe(200);
+    try {
+      await eventually('the policy in force at the backend’s sidecar', async () => {
+        const r = await http.request('http://backend:8000/forbidden');
+        return r.status === 403 || `got ${r.status}`;
+      });
+      const hitsBefore = backends.backend!.hits;
+      const denied = await http.request('http://backend:8000/forbidden', { 'x-request-id': 'rbac-403-line' });
+      expect(denied.status).toBe(403);
+      expect(denied.body).toBe('RBAC: access denied');
+      expect(backends.backend!.hits).toBe(hitsBefore);
+      expect((await http.request('http://backend:8000/allowed')).status).toBe(200);
+      const line = (proxy: SidecarHandle) => accessLines(proxy).find((l) => l.request_id === 'rbac-403-line');
+      await eventually('both proxies logged the 403', async () => !!line(server) && !!line(client));
+      expect(line(server)).toMatchObject({
+        method: 'GET',
+        path: '/forbidden',
+        response_code: 403,
+        response_flags: '-',
+        response_code_details:
+          'rbac_access_denied_matched_policy[ns[default]-policy[deny-forbidden]-rule[0]]',
+        upstream_host: null,
+        downstream_peer: { workload: 'client-v1', namespace: 'default' },
+      });
+      expect(line(client)).toMatchObject({
+        response_code: 403,
+        response_flags: '-',
+        response_code_details: 'via_upstream',
+        upstream_cluster: 'outbound|8000||backend.default.svc.cluster.local',
+        upstream_peer: { workload: 'backend-v1' },
+      });
+      // Envoy's RBAC counters and Istio's request count agree on the denial.
+      const families = await metrics(server);
+      expect(
+        sum(samples(families, 'istio_requests_total'), {
+          reporter: 'destination',
+          response_code: '403',
+          source_workload: 'client-v1',
+        }),
+      ).toBeGreaterThanOrEqual(2);
+      expect(
+        samples(families, 'envoy_http_rbac_denied').reduce((a, s) => a + s.value, 0),
+      ).toBeGreaterThanOrEqual(2);
+      expect(promtool(await scrape(server))).toEqual([]);
+    } finally {
+      expect((await mesh.remove(policy)).status).toBe(200);
+    }
   });
 
   it('one request is one trace: the client span parent of the server span, same trace id, both received by the collector', async () => {
@@ -521,7 +589,7 @@ spec:
     expect(tagged[0]!.labels).not.toHaveProperty('response_flags');
     expect(tagged[0]!.value).toBeGreaterThanOrEqual(6);
     expect(await durationCount()).toBe(durations);
-    expect(checkExposition(await scrape(client))).toEqual([]);
+    expect(promtool(await scrape(client))).toEqual([]);
     // The server side keeps its standard metrics.
     const serverSeries = samples(await metrics(server), 'istio_requests_total');
     expect(
@@ -547,9 +615,16 @@ spec:
     expect(collector.child.exitCode).toBeNull();
   });
 
-  it("pilot's own metrics carry Istio's names: connected proxies, pushes by type, push and convergence time, rejects", async () => {
-    const text = await (await fetch(`${mesh.pilot!.base}/metrics`)).text();
-    const families = parseExposition(text).families;
+  it("the control plane's own metrics carry Istio's names and values, and every exposition passes promtool's rules", async () => {
+    const scrapeText = async (url: string) => {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      expect(res.status, url).toBe(200);
+      return res.text();
+    };
+    // Pilot: connected proxies, pushes by type, push and convergence time, rejects.
+    const pilotText = await scrapeText(`${mesh.pilot!.base}/metrics`);
+    expect(promtool(pilotText)).toEqual([]);
+    const families = parseExposition(pilotText).families;
     const names = families.map((f) => f.name);
     expect(names).toEqual(
       expect.arrayContaining([
@@ -565,8 +640,29 @@ spec:
       ]),
     );
     expect(samples(families, 'pilot_xds')[0]!.value).toBe(2);
-    expect(sum(samples(families, 'pilot_xds_pushes'), { type: 'lds' })).toBeGreaterThan(0);
+    // Every test above changed config: listeners and routes were pushed again to both proxies.
+    for (const type of ['cds', 'lds', 'rds'])
+      expect(sum(samples(families, 'pilot_xds_pushes'), { type }), type).toBeGreaterThan(0);
+    expect(samples(families, 'pilot_xds_push_time_count')[0]!.value).toBeGreaterThan(0);
     expect(samples(families, 'pilot_proxy_convergence_time_count')[0]!.value).toBeGreaterThan(0);
     expect(samples(families, 'pilot_xds_lds_reject')[0]!.value).toBe(0);
+    expect(samples(families, 'pilot_total_xds_rejects').reduce((a, s) => a + s.value, 0)).toBe(0);
+
+    // Citadel: one CSR per sidecar so far, each issued, none failed.
+    const citadelText = await scrapeText(`${mesh.citadel!.base}/metrics`);
+    expect(promtool(citadelText)).toEqual([]);
+    const ca = parseExposition(citadelText).families;
+    const csrs = samples(ca, 'citadel_server_csr_count')[0]!.value;
+    expect(csrs).toBeGreaterThanOrEqual(2);
+    expect(samples(ca, 'citadel_server_success_cert_issuance_count')[0]!.value).toBe(csrs);
+    expect(samples(ca, 'citadel_server_csr_sign_err_count').reduce((a, s) => a + s.value, 0)).toBe(0);
+    expect(samples(ca, 'citadel_server_root_cert_expiry_timestamp')[0]!.value).toBeGreaterThan(
+      Date.now() / 1000,
+    );
+
+    // The collector's own metrics are valid too (its names are Mizzen's; prom-client's Node.js defaults aside).
+    expect(
+      checkExposition(await scrapeText(`${api}/metrics`), { allow: PROM_CLIENT_LINT_EXCEPTIONS }),
+    ).toEqual([]);
   });
 });

@@ -10,7 +10,13 @@ import type {
   ProxyObserver,
 } from '@mizzen/proxy';
 import type { Logger } from '@mizzen/runtime';
-import { compileExpression, evaluateFilter, evaluateTag, requestAttributes } from './attributes.js';
+import {
+  compileExpression,
+  evaluateFilter,
+  evaluateTag,
+  requestAttributes,
+  responseCodeDetails,
+} from './attributes.js';
 import { OtlpLogExporter, stringAttributes } from './otlp-logs.js';
 import { traceContextOf } from './trace-context.js';
 
@@ -144,7 +150,7 @@ function operator(
     case 'RESPONSE_CODE':
       return r.responseCode;
     case 'RESPONSE_CODE_DETAILS':
-      return r.responseCode === 0 ? undefined : r.responseFlags === '-' ? 'via_upstream' : undefined;
+      return responseCodeDetails(r);
     case 'RESPONSE_FLAGS':
       return r.responseFlags;
     case 'GRPC_STATUS':

@@ -68,7 +68,7 @@ export function requestAttributes(
   ]);
   const response: Bag = new Map<string, unknown>([
     ['code', BigInt(r.responseCode)],
-    ['code_details', r.responseCode ? 'via_upstream' : ''],
+    ['code_details', responseCodeDetails(r) ?? ''],
     ['flags', r.responseFlags],
     ['grpc_status', r.grpcStatus === undefined ? 0n : BigInt(Number(r.grpcStatus) || 0)],
     ['headers', headerMap(r.responseHeaders as Record<string, unknown>)],
@@ -99,6 +99,28 @@ export function requestAttributes(
 const env = celEnv();
 
 /** A compiled CEL expression; `error` set when it does not parse. */
+/**
+ * Envoy's %RESPONSE_CODE_DETAILS% (`response.code_details`): why the response
+ * has its code. `via_upstream` when the upstream answered; otherwise the detail
+ * of the filter that answered itself, as Envoy names it
+ * (`rbac_access_denied_matched_policy[ns[default]-policy[deny-get]-rule[0]]`,
+ * `ext_authz_denied`, `fault_filter_abort`, `route_not_found`,
+ * `no_healthy_upstream`); undefined when the proxy cannot tell.
+ */
+export function responseCodeDetails(r: HttpRequestRecord): string | undefined {
+  if (r.responseCode === 0) return undefined;
+  if (r.authz && !r.authz.allowed) {
+    if (r.authz.deniedBy === 'rbac') return `rbac_access_denied_matched_policy[${r.authz.policy ?? 'none'}]`;
+    if (r.authz.deniedBy === 'ext_authz') return 'ext_authz_denied';
+    if (r.authz.deniedBy === 'jwt') return 'jwt_authn_access_denied';
+  }
+  const flags = r.responseFlags.split(',');
+  if (flags.includes('FI')) return 'fault_filter_abort';
+  if (flags.includes('NR')) return 'route_not_found';
+  if (flags.includes('UH')) return 'no_healthy_upstream';
+  return r.responseFlags === '-' ? 'via_upstream' : undefined;
+}
+
 export interface CompiledExpression {
   readonly source: string;
   readonly error?: string;

@@ -3,9 +3,10 @@
  * check metrics` checks it: its parser's errors (line syntax, names, label
  * escaping, duplicate HELP/TYPE, TYPE after samples, a family split in two,
  * duplicate series, histogram buckets with `+Inf`, cumulative and matching
- * `_count`) and its linter's complaints (missing HELP, counters without
- * `_total`, reserved suffixes on non-histograms). Also: splitting an
- * exposition into families, used to merge an application's metrics.
+ * `_count`) and promlint's rules (missing HELP, non-base units, counters
+ * without `_total`, reserved suffixes and labels, types and abbreviated units
+ * in names, colons, camelCase). Also: splitting an exposition into families,
+ * used to merge an application's metrics.
  */
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -230,10 +231,178 @@ function checkHistogram(f: Family, errors: string[]): void {
 }
 
 /**
- * Every problem `promtool check metrics` would report about an exposition;
- * an empty list when it passes.
+ * A lint problem that a metric's fixed name causes: Istio's and Envoy's names
+ * are a contract (dashboards and Kiali query them), and some break promlint's
+ * naming rules in Istio's own exposition too.
  */
-export function checkExposition(text: string): string[] {
+export interface LintException {
+  /** The metric families it applies to. */
+  readonly metric: RegExp;
+  /** The problem's text, as `promtool check metrics` prints it after the name. */
+  readonly problem: string;
+  /** Why the name cannot change. */
+  readonly why: string;
+}
+
+const NO_TOTAL = 'counter metrics should have "_total" suffix';
+
+/**
+ * The promlint problems that Istio's and Envoy's own names raise, and nothing
+ * else: an Istio proxy and istiod fail `promtool check metrics` with exactly
+ * these, because renaming would break every existing dashboard.
+ */
+export const ISTIO_LINT_EXCEPTIONS: readonly LintException[] = [
+  {
+    metric: /^istio_request_duration_milliseconds$/,
+    problem: 'use base unit "seconds" instead of "milliseconds"',
+    why: "Istio's standard request-duration histogram is in milliseconds",
+  },
+  {
+    metric: /^pilot_(xds_pushes|total_xds_rejects)$/,
+    problem: NO_TOTAL,
+    why: "istiod's counters carry no _total suffix",
+  },
+  {
+    metric: /^citadel_server_[a-z_]+_count$/,
+    problem: NO_TOTAL,
+    why: "Istio's CA counters are named *_count",
+  },
+  {
+    metric: /^citadel_server_[a-z_]+_count$/,
+    problem: 'non-histogram and non-summary metrics should not have "_count" suffix',
+    why: "Istio's CA counters are named *_count",
+  },
+  {
+    metric: /^envoy_/,
+    problem: NO_TOTAL,
+    why: "Envoy's stats (RBAC, jwt_authn…) are counters without _total in Envoy's Prometheus output",
+  },
+];
+
+/**
+ * prom-client's default Node.js metrics (`collectDefaultMetrics`): three
+ * gauges named `*_total`, kept as every Node.js dashboard knows them.
+ */
+export const PROM_CLIENT_LINT_EXCEPTIONS: readonly LintException[] = [
+  {
+    metric: /(^|_)nodejs_active_(resources|handles|requests)_total$/,
+    problem: 'non-counter metrics should not have "_total" suffix',
+    why: "prom-client's default metrics name these gauges *_total",
+  },
+];
+
+/** promlint's units (prometheus/client_golang testutil/promlint): a unit and its base unit. */
+const UNITS: Readonly<Record<string, string>> = {
+  amperes: 'amperes',
+  bytes: 'bytes',
+  celsius: 'celsius',
+  grams: 'grams',
+  joules: 'joules',
+  kelvin: 'kelvin',
+  meters: 'meters',
+  metres: 'metres',
+  seconds: 'seconds',
+  volts: 'volts',
+  minutes: 'seconds',
+  hours: 'seconds',
+  days: 'seconds',
+  weeks: 'seconds',
+  kelvins: 'kelvin',
+  fahrenheit: 'celsius',
+  rankine: 'celsius',
+  inches: 'meters',
+  yards: 'meters',
+  miles: 'meters',
+  bits: 'bytes',
+  calories: 'joules',
+  pounds: 'grams',
+  ounces: 'grams',
+};
+const UNIT_PREFIXES = [
+  'pico',
+  'nano',
+  'micro',
+  'milli',
+  'centi',
+  'deci',
+  'deca',
+  'hecto',
+  'kilo',
+  'kibi',
+  'mega',
+  'mibi',
+  'giga',
+  'gibi',
+  'tera',
+  'tebi',
+  'peta',
+  'pebi',
+];
+const UNIT_ABBREVIATIONS = ['s', 'ms', 'us', 'ns', 'sec', 'b', 'kb', 'mb', 'gb', 'tb', 'pb', 'm', 'h', 'd'];
+const CAMEL_CASE = /[a-z][A-Z]/;
+
+/** A unit in the name that is not its base unit (`milliseconds` → `seconds`). */
+function nonBaseUnit(name: string): { unit: string; base: string } | undefined {
+  for (const part of name.split('_')) {
+    for (const prefix of ['', ...UNIT_PREFIXES]) {
+      if (!part.startsWith(prefix)) continue;
+      const base = UNITS[part.slice(prefix.length)];
+      if (base !== undefined) return part === base ? undefined : { unit: part, base };
+    }
+  }
+  return undefined;
+}
+
+/** promlint's rules for one family: `NAME: problem` for each. */
+function lintFamily(f: Family): string[] {
+  // promtool's parser drops families without samples before linting.
+  if (!f.samples.length) return [];
+  const out: string[] = [];
+  const add = (problem: string) => out.push(`${f.name}: ${problem}`);
+  const type = f.type ?? 'untyped';
+  const labels = new Set(f.samples.flatMap((s) => Object.keys(s.labels)));
+  if (f.help === undefined) add('no help text');
+  const unit = nonBaseUnit(f.name);
+  if (unit) add(`use base unit "${unit.base}" instead of "${unit.unit}"`);
+  if (type === 'counter' && !f.name.endsWith('_total')) add(NO_TOTAL);
+  if (type !== 'untyped' && type !== 'counter' && f.name.endsWith('_total'))
+    add('non-counter metrics should not have "_total" suffix');
+  if (type !== 'untyped') {
+    const histogram = type === 'histogram';
+    const summary = type === 'summary';
+    if (!histogram && f.name.endsWith('_bucket'))
+      add('non-histogram metrics should not have "_bucket" suffix');
+    for (const suffix of ['_count', '_sum'])
+      if (!histogram && !summary && f.name.endsWith(suffix))
+        add(`non-histogram and non-summary metrics should not have "${suffix}" suffix`);
+    if (!histogram && labels.has('le')) add('non-histogram metrics should not have "le" label');
+    if (!summary && labels.has('quantile')) add('non-summary metrics should not have "quantile" label');
+  }
+  const lower = f.name.toLowerCase();
+  for (const t of ['counter', 'gauge', 'histogram', 'summary'])
+    if (lower.includes(`_${t}_`) || lower.endsWith(`_${t}`))
+      add(`metric name should not include type '${t}'`);
+  if (f.name.includes(':')) add("metric names should not contain ':'");
+  if (CAMEL_CASE.test(f.name)) add("metric names should be written in 'snake_case' not 'camelCase'");
+  if ([...labels].some((l) => CAMEL_CASE.test(l)))
+    add("label names should be written in 'snake_case' not 'camelCase'");
+  for (const a of UNIT_ABBREVIATIONS)
+    if (lower.includes(`_${a}_`) || lower.endsWith(`_${a}`))
+      add('metric names should not contain abbreviated units');
+  return out;
+}
+
+export interface CheckOptions {
+  /** Lint problems to accept (for example ISTIO_LINT_EXCEPTIONS: names that are a contract). */
+  allow?: readonly LintException[];
+}
+
+/**
+ * Every problem `promtool check metrics` would report about an exposition —
+ * its parser's errors and promlint's naming rules — less the lint problems
+ * `allow`ed; an empty list when it passes.
+ */
+export function checkExposition(text: string, options: CheckOptions = {}): string[] {
   const { families, errors } = parseExposition(text);
   const seen = new Set<string>();
   for (const f of families) {
@@ -243,22 +412,13 @@ export function checkExposition(text: string): string[] {
       seen.add(key);
       for (const l of Object.keys(s.labels))
         if (!LABEL_NAME.test(l) || l.startsWith('__')) errors.push(`line ${s.line}: invalid label name ${l}`);
-      if (f.type !== 'histogram' && f.type !== 'summary' && 'le' in s.labels && f.type !== undefined)
-        errors.push(`line ${s.line}: label "le" on a ${f.type}`);
       if (f.type === 'counter' && s.value < 0) errors.push(`line ${s.line}: counter ${s.name} is negative`);
     }
     if (f.type === 'histogram') checkHistogram(f, errors);
-    // promlint
-    if (f.help === undefined && f.samples.length) errors.push(`${f.name}: no help text`);
-    if (f.type === 'counter' && !f.name.endsWith('_total'))
-      errors.push(`${f.name}: counter metrics should have "_total" suffix`);
-    if (f.type !== 'histogram' && f.type !== 'summary') {
-      for (const suffix of ['_bucket', '_count', '_sum'])
-        if (f.name.endsWith(suffix))
-          errors.push(`${f.name}: non-histogram and non-summary metrics should not have "${suffix}" suffix`);
-    }
-    if (/[A-Z]/.test(f.name))
-      errors.push(`${f.name}: metric names should be written in 'snake_case' not 'camelCase'`);
+    const allowed = (options.allow ?? [])
+      .filter((e) => e.metric.test(f.name))
+      .map((e) => `${f.name}: ${e.problem}`);
+    errors.push(...lintFamily(f).filter((p) => !allowed.includes(p)));
   }
   return errors;
 }

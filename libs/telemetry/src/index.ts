@@ -21,7 +21,16 @@ export {
   type TelemetryFlags,
 } from './app.js';
 export { compileExpression, evaluateFilter, evaluateTag, requestAttributes } from './attributes.js';
-export { checkExposition, type Family, parseExposition, withoutFamilies } from './exposition.js';
+export {
+  type CheckOptions,
+  checkExposition,
+  type Family,
+  ISTIO_LINT_EXCEPTIONS,
+  type LintException,
+  PROM_CLIENT_LINT_EXCEPTIONS,
+  parseExposition,
+  withoutFamilies,
+} from './exposition.js';
 export {
   canonicalRevision,
   canonicalService,

@@ -59,6 +59,36 @@ describe('access-log formats', () => {
     });
   });
 
+  it("says why the proxy answered itself, in Envoy's response_code_details", () => {
+    const details = (overrides: Parameters<typeof record>[0]) =>
+      JSON.parse(
+        formatAccessLog(
+          { kind: 'json', fields: ISTIO_JSON_FORMAT },
+          { record: record(overrides), node: NODE },
+        ),
+      ).response_code_details;
+    const denied = (policy?: string, deniedBy: 'rbac' | 'ext_authz' = 'rbac') => ({
+      direction: 'inbound' as const,
+      responseCode: 403,
+      upstreamHost: undefined,
+      authz: { allowed: false, deniedBy, dryRun: [], audited: [], ...(policy ? { policy } : {}) },
+    });
+    expect(details({})).toBe('via_upstream');
+    // A DENY policy that matched, and an ALLOW policy that nothing matched (Envoy's `[none]`).
+    expect(details(denied('ns[default]-policy[deny-get]-rule[0]'))).toBe(
+      'rbac_access_denied_matched_policy[ns[default]-policy[deny-get]-rule[0]]',
+    );
+    expect(details(denied())).toBe('rbac_access_denied_matched_policy[none]');
+    expect(details(denied(undefined, 'ext_authz'))).toBe('ext_authz_denied');
+    // An upstream's own 403 is still the upstream's.
+    expect(details({ responseCode: 403, authz: { allowed: true, dryRun: [], audited: [] } })).toBe(
+      'via_upstream',
+    );
+    expect(details({ responseCode: 503, responseFlags: 'FI' })).toBe('fault_filter_abort');
+    expect(details({ responseCode: 404, responseFlags: 'NR' })).toBe('route_not_found');
+    expect(details({ responseCode: 0, responseFlags: 'DC' })).toBeNull();
+  });
+
   it('text formats with REQ fallbacks, max lengths and the default Istio line', () => {
     const r = record({ headers: { 'x-envoy-original-path': '/orig', 'user-agent': 'a-very-long-agent' } });
     expect(

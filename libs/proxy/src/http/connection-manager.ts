@@ -14,7 +14,7 @@ import {
   type RouteTable,
   type WeightedCluster,
 } from '../config/route-table.js';
-import { takePeerHeaders } from '../observe/peer-metadata.js';
+import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
 import type { HttpRequestRecord, ProxyObserver, TrafficDirection } from '../observe/records.js';
 import { applyClientCertPolicy, type ClientCertificate } from '../security/client-cert-details.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
@@ -300,6 +300,12 @@ export class HttpConnectionManager {
     const decorators: ResponseDecorator[] = [];
     const reply = (status: number, body: string | Buffer, extra: Record<string, string | string[]> = {}) => {
       const replyHeaders: HeaderMap = { ...extra };
+      // Istio's metadata exchange answers a meshed caller on every response, the proxy's own (an RBAC 403) too.
+      const self = this.deps.router.identity;
+      if (self && this.deps.direction === 'inbound' && info.peer) {
+        replyHeaders[PEER_ID_HEADER] = self.id;
+        replyHeaders[PEER_METADATA_HEADER] = self.metadata;
+      }
       applyHeaderMutations(replyHeaders, responseLevels);
       for (const d of decorators) d(status, replyHeaders);
       info.responseCode = status;

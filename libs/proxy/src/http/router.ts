@@ -180,7 +180,7 @@ export class Router {
     private readonly clusters: ClusterManager,
     private readonly pools: ConnectionPools,
     /** This proxy's metadata-exchange headers (Istio's x-envoy-peer-metadata), when it is a sidecar or gateway in the mesh. */
-    private readonly identity?: { id: string; metadata: string },
+    readonly identity?: { id: string; metadata: string },
   ) {}
 
   async forward(
