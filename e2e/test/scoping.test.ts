@@ -398,7 +398,7 @@ spec:
       route: [{ destination: { host: reviews.default.svc.cluster.local, subset: v2 } }]
     - route: [{ destination: { host: reviews.default.svc.cluster.local, subset: v1 } }]
 `;
-    await applied(root + '---' + delegate('["*"]'));
+    await applied(`${root}---${delegate('["*"]')}`);
     await only(fromClient, 'http://reviews:9080/reviews/0', 'v2', { 'end-user': 'jason' });
     expect(await tally(fromClient, 20, 'http://reviews:9080/reviews/0')).toEqual({ v1: 20 });
     expect(await tally(fromClient, 20, 'http://reviews:9080/reviews/0', { 'end-user': 'jason' })).toEqual({
@@ -410,7 +410,7 @@ spec:
     // A delegate not exported to the root's namespace is not used: the root's next route answers.
     await applied(delegate('["."]'));
     await only(fromClient, 'http://reviews:9080/reviews/0', '404');
-    await removed(root + '---' + delegate('["."]'));
+    await removed(`${root}---${delegate('["."]')}`);
     await eventually('reviews back to both versions', async () => {
       const seen = await tally(fromClient, 10, 'http://reviews:9080/reviews/0');
       return (seen.v1 !== undefined && seen.v2 !== undefined) || JSON.stringify(seen);

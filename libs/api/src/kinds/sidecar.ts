@@ -182,11 +182,24 @@ function checkSidecar(spec: SidecarSpec, at: Checker): void {
         here.at('port', 'number').error(`port ${n} already has an egress listener`);
       }
       if (n !== 0) egressPorts.add(n);
-      if (l.bind !== undefined) here.at('bind').check(unix ? unixAddress(l.bind) : ipAddress(l.bind));
+      // Istio: a unix:// bind goes with port 0; any other port binds an IP.
+      if (l.bind !== undefined)
+        here.at('bind').check(n === 0 && unix ? unixAddress(l.bind) : ipAddress(l.bind));
     }
     if (l.hosts.length === 0)
       here.at('hosts').error('at least one host is required (for example "./*" or "istio-system/*")');
-    for (const [j, host] of l.hosts.entries()) here.at('hosts', j).check(namespacedHost(host, 'sidecar'));
+    for (const [j, host] of l.hosts.entries()) {
+      const problem = namespacedHost(host, 'sidecar');
+      here.at('hosts', j).check(problem);
+      const name = host.slice(host.indexOf('/') + 1);
+      if (!problem && !name.includes('.') && name !== '*') {
+        here
+          .at('hosts', j)
+          .warn(
+            `"${name}" is a short name: egress hosts are matched as FQDNs, so it only matches a service whose hostname is exactly "${name}"; for a Kubernetes service use "${host.slice(0, host.indexOf('/'))}/${name}.<namespace>.svc.cluster.local" or "${host.slice(0, host.indexOf('/'))}/*"`,
+          );
+      }
+    }
   }
 
   const policy = spec.outboundTrafficPolicy;

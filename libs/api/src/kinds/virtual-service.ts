@@ -8,7 +8,14 @@ import {
   checkSubnets,
   checkWeights,
 } from '../validation/common.js';
-import { hostSubsetOf, hostsOverlap, isIP, wildcardHost } from '../validation/names.js';
+import {
+  hostSubsetOf,
+  hostsOverlap,
+  isIP,
+  namespaceName,
+  resourceName,
+  wildcardHost,
+} from '../validation/names.js';
 import {
   bool,
   duration,
@@ -505,6 +512,9 @@ function checkHttpRoute(
       at.at('delegate').error('a delegate VirtualService (one without hosts) cannot delegate again');
     if (!route.delegate.name)
       at.at('delegate', 'name').error('the name of the VirtualService to delegate to is required');
+    else at.at('delegate', 'name').check(resourceName(route.delegate.name));
+    if (route.delegate.namespace)
+      at.at('delegate', 'namespace').check(namespaceName(route.delegate.namespace));
   }
 
   const noRegex = route.delegate !== undefined || vs.delegate;
