@@ -7,7 +7,12 @@ import { TestMesh } from '../src/mesh.js';
 /**
  * Proxyless gRPC: a stock @grpc/grpc-js-xds client resolves
  * xds:///greeter.default.svc.cluster.local:50051 through pilot and calls real
- * gRPC servers; a weighted VirtualService splits its calls.
+ * gRPC servers, and the same VirtualService and DestinationRule YAML that
+ * drives sidecars drives it: weighted subsets, header matching, fault
+ * injection, retries, ring-hash affinity and outlier detection — every
+ * traffic feature grpc-js-xds implements (all enabled by default in 1.14:
+ * GRPC_XDS_EXPERIMENTAL_FAULT_INJECTION, _ENABLE_RETRY, _ENABLE_RING_HASH,
+ * GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION).
  */
 const json = {
   serialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
@@ -26,11 +31,22 @@ const GREETER = {
   },
 } satisfies grpc.ServiceDefinition;
 
-async function startGreeter(version: string): Promise<{ port: number; server: grpc.Server }> {
+/** How a greeter answers a call: undefined for OK, or the status code it fails with. */
+type Behaviour = (call: grpc.ServerUnaryCall<unknown, unknown>) => grpc.status | undefined;
+
+async function startGreeter(
+  version: string,
+  behave: Behaviour = () => undefined,
+  hits: Record<string, number> = {},
+): Promise<{ port: number; server: grpc.Server }> {
   const server = new grpc.Server();
   server.addService(GREETER, {
-    Hello: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
-      cb(null, { version }),
+    Hello: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      hits[version] = (hits[version] ?? 0) + 1;
+      const code = behave(call);
+      if (code !== undefined) cb({ code, details: `${version} fails` });
+      else cb(null, { version });
+    },
   });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -87,23 +103,87 @@ spec:
 `;
 }
 
+function virtualService(http: string): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: greeter, namespace: default }
+spec:
+  hosts: [greeter]
+  http:
+${http}`;
+}
+
+function destinationRule(trafficPolicy: string): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: greeter, namespace: default }
+spec:
+  host: greeter
+  trafficPolicy:
+${trafficPolicy}
+  subsets:
+    - { name: v1, labels: { version: v1 } }
+    - { name: v2, labels: { version: v2 } }
+`;
+}
+
 describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
   const mesh = new TestMesh();
   const servers: grpc.Server[] = [];
+  /** Calls each greeter answered (failures included). */
+  const hits: Record<string, number> = {};
+  /** Greeters answering UNAVAILABLE to everything, and those failing every call's first attempt. */
+  const failing = new Set<string>();
+  const failFirstAttempt = new Set<string>();
   let client: grpc.Client & {
-    Hello: (req: unknown, cb: (err: grpc.ServiceError | null, res: { version: string }) => void) => void;
+    Hello: (
+      req: unknown,
+      md: grpc.Metadata,
+      opts: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res: { version: string }) => void,
+    ) => void;
   };
 
-  const call = () =>
-    new Promise<string>((resolve, reject) =>
-      client.Hello({}, (err, res) =>
-        err ? reject(new Error(`${err.code} ${err.details}`)) : resolve(res.version),
-      ),
-    );
+  /** One call: the version that answered, or `code N`. */
+  const attempt = (headers: Record<string, string> = {}) =>
+    new Promise<string>((resolve) => {
+      const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(headers)) md.set(k, v);
+      client.Hello({}, md, { deadline: Date.now() + 20_000 }, (err, res) =>
+        resolve(err ? `code ${err.code}` : res.version),
+      );
+    });
+
+  const call = async (headers: Record<string, string> = {}) => {
+    const r = await attempt(headers);
+    if (r.startsWith('code ')) throw new Error(`call failed: ${r}`);
+    return r;
+  };
+
+  const tally = async (n: number, headers: Record<string, string> = {}) => {
+    const out: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const r = await attempt(headers);
+      out[r] = (out[r] ?? 0) + 1;
+    }
+    return out;
+  };
+
+  const applied = async (yaml: string) => expect((await mesh.apply(yaml)).status).toBe(200);
 
   beforeAll(async () => {
-    const v1 = await startGreeter('v1');
-    const v2 = await startGreeter('v2');
+    const behaviour =
+      (version: string): Behaviour =>
+      (c) => {
+        if (failing.has(version)) return grpc.status.UNAVAILABLE;
+        if (failFirstAttempt.has(version) && c.metadata.get('grpc-previous-rpc-attempts').length === 0)
+          return grpc.status.UNAVAILABLE;
+        return undefined;
+      };
+    const v1 = await startGreeter('v1', behaviour('v1'), hits);
+    const v2 = await startGreeter('v2', behaviour('v2'), hits);
     servers.push(v1.server, v2.server);
     mesh.writeConfig('greeter.yaml', registry(v1.port, v2.port));
     const pilot = await mesh.startPilot();
@@ -161,6 +241,128 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
     await eventually('all calls on v2', async () => {
       for (let i = 0; i < 20; i++) if ((await call()) !== 'v2') return false;
       return true;
+    });
+  });
+
+  it('header matching: a header sends the call to another subset', async () => {
+    await applied(
+      virtualService(`
+    - match: [{ headers: { x-user: { exact: jason } } }]
+      route: [{ destination: { host: greeter, subset: v2 } }]
+    - route: [{ destination: { host: greeter, subset: v1 } }]
+`),
+    );
+    await eventually('the header route to reach the client', async () => {
+      return (await call({ 'x-user': 'jason' })) === 'v2' && (await call()) === 'v1';
+    });
+    expect(await tally(20, { 'x-user': 'jason' })).toEqual({ v2: 20 });
+    expect(await tally(20, { 'x-user': 'someone-else' })).toEqual({ v1: 20 });
+  });
+
+  it('fault injection: aborts with the gRPC status at the given percentage, and delays', async () => {
+    await applied(
+      virtualService(`
+    - match: [{ headers: { x-fault: { exact: abort } } }]
+      fault: { abort: { grpcStatus: UNAVAILABLE, percentage: { value: 100 } } }
+      route: [{ destination: { host: greeter, subset: v1 } }]
+    - match: [{ headers: { x-fault: { exact: half } } }]
+      fault: { abort: { grpcStatus: RESOURCE_EXHAUSTED, percentage: { value: 50 } } }
+      route: [{ destination: { host: greeter, subset: v1 } }]
+    - match: [{ headers: { x-fault: { exact: delay } } }]
+      fault: { delay: { fixedDelay: 1s, percentage: { value: 100 } } }
+      route: [{ destination: { host: greeter, subset: v1 } }]
+    - route: [{ destination: { host: greeter, subset: v1 } }]
+`),
+    );
+    await eventually(
+      'the fault to reach the client',
+      async () => (await attempt({ 'x-fault': 'abort' })) === 'code 14',
+    );
+    const before = hits.v1 ?? 0;
+    expect(await tally(10, { 'x-fault': 'abort' })).toEqual({ 'code 14': 10 });
+    expect(hits.v1 ?? 0).toBe(before); // aborted in the client: the server never saw them
+    const half = await tally(200, { 'x-fault': 'half' });
+    expect(half['code 8'] ?? 0).toBeGreaterThanOrEqual(70);
+    expect(half['code 8'] ?? 0).toBeLessThanOrEqual(130);
+    expect((half['code 8'] ?? 0) + (half.v1 ?? 0)).toBe(200);
+    const started = Date.now();
+    expect(await call({ 'x-fault': 'delay' })).toBe('v1');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+  });
+
+  it('retries: a call whose first attempt fails UNAVAILABLE succeeds with retries, and fails without', async () => {
+    await applied(
+      virtualService(`
+    - match: [{ headers: { x-retry: { exact: "yes" } } }]
+      route: [{ destination: { host: greeter, subset: v1 } }]
+      retries: { attempts: 2, retryOn: unavailable }
+    - match: [{ headers: { x-retry: { exact: "no" } } }]
+      route: [{ destination: { host: greeter, subset: v1 } }]
+    - route: [{ destination: { host: greeter, subset: v2 } }]
+`),
+    );
+    await eventually('the retry routes to reach the client', async () => (await attempt()) === 'v2');
+    failFirstAttempt.add('v1');
+    try {
+      const before = hits.v1 ?? 0;
+      expect(await tally(10, { 'x-retry': 'yes' })).toEqual({ v1: 10 });
+      expect((hits.v1 ?? 0) - before).toBe(20); // every call: one failed attempt, one retry
+      expect(await tally(5, { 'x-retry': 'no' })).toEqual({ 'code 14': 5 });
+    } finally {
+      failFirstAttempt.delete('v1');
+    }
+  });
+
+  it('ring hash: a DestinationRule consistentHash keeps each user on one server', async () => {
+    await applied(
+      `${destinationRule('    loadBalancer: { consistentHash: { httpHeaderName: x-user } }')}---${virtualService(
+        '    - route: [{ destination: { host: greeter } }]\n',
+      )}`,
+    );
+    const seen = new Set<string>();
+    await eventually('users spread over both servers, each on one', async () => {
+      seen.clear();
+      for (let u = 0; u < 12; u++) {
+        const first = await call({ 'x-user': `user-${u}` });
+        for (let i = 0; i < 3; i++)
+          if ((await call({ 'x-user': `user-${u}` })) !== first) return `user-${u} moved`;
+        seen.add(first);
+      }
+      return seen.size === 2 || `only ${[...seen]}`;
+    });
+    for (let u = 0; u < 12; u++) {
+      const answers = new Set<string>();
+      for (let i = 0; i < 5; i++) answers.add(await call({ 'x-user': `user-${u}` }));
+      expect(answers.size, `user-${u}`).toBe(1);
+    }
+  });
+
+  it('outlier detection: a server that starts failing is ejected, then comes back', async () => {
+    await applied(
+      `${destinationRule(
+        '    outlierDetection: { consecutive5xxErrors: 2, interval: 500ms, baseEjectionTime: 2s, maxEjectionPercent: 100 }',
+      )}---${virtualService('    - route: [{ destination: { host: greeter } }]\n')}`,
+    );
+    await eventually('round robin over both again', async () => {
+      const t = await tally(10);
+      return ((t.v1 ?? 0) > 0 && (t.v2 ?? 0) > 0) || JSON.stringify(t);
+    });
+    failing.add('v2');
+    try {
+      // gRPC looks at the last interval's calls: more than half of at least two failed, so v2 is ejected.
+      await eventually('v2 ejected', async () => {
+        const t = await tally(10);
+        return t.v1 === 10 || JSON.stringify(t);
+      });
+      const v2Hits = hits.v2 ?? 0;
+      expect(await tally(20)).toEqual({ v1: 20 });
+      expect(hits.v2 ?? 0).toBe(v2Hits);
+    } finally {
+      failing.delete('v2');
+    }
+    await eventually('v2 back after its ejection time', async () => {
+      const t = await tally(10);
+      return (t.v2 ?? 0) > 0 || JSON.stringify(t);
     });
   });
 });
