@@ -399,6 +399,50 @@ inboundConnectionPool: { tcp: { maxConnections: 7 } }`,
     expect(pool.max_connections).toBe(7);
   });
 
+  it('bind, per-listener connectionPool over inboundConnectionPool; Unix sockets are skipped with a warning', () => {
+    const yaml =
+      MESH +
+      sidecar(
+        'reviews',
+        'default',
+        `
+workloadSelector: { labels: { app: reviews } }
+ingress:
+  - port: { number: 9080, protocol: HTTP, name: http }
+    bind: 127.0.0.2
+    connectionPool: { tcp: { maxConnections: 3 } }
+  - port: { number: 7070, protocol: HTTP, name: http-uds }
+    defaultEndpoint: unix:///var/run/app.sock
+egress:
+  - port: { number: 8081, protocol: HTTP, name: http-local }
+    captureMode: NONE
+    bind: 127.0.0.3
+    hosts: ["./*"]
+  - port: { number: 0 }
+    captureMode: NONE
+    bind: unix:///var/run/egress.sock
+    hosts: ["./*"]
+  - hosts: ["./*"]
+inboundConnectionPool: { tcp: { maxConnections: 7 } }`,
+      );
+    const push = pushFor(yaml);
+    const b = build(push, REVIEWS);
+    expect(inbound(b).map((l) => l.name)).toEqual(['inbound_127.0.0.2_15006']);
+    expect(inbound(b)[0].address.socket_address.address).toBe('127.0.0.2');
+    // The app port stays the workload's own when defaultEndpoint is not given.
+    expect(inboundClusters(b)).toEqual([['inbound|9080||', { address: '127.0.0.1', port_value: 19080 }]]);
+    const pool = b.clusters.find((c) => c.name === 'inbound|9080||').circuit_breakers.thresholds[0];
+    expect(pool.max_connections).toBe(3);
+    expect(b.listener('127.0.0.3_8081').address.socket_address).toEqual({
+      address: '127.0.0.3',
+      port_value: 8081,
+    });
+    expect([...push.warnings].sort()).toEqual([
+      "Sidecar default/reviews egress[1]: Unix domain socket listeners (unix:///var/run/egress.sock) are not supported by Mizzen's proxy; the listener is skipped",
+      "Sidecar default/reviews ingress[1]: defaultEndpoint unix:///var/run/app.sock (a Unix domain socket) is not supported by Mizzen's proxy; port 7070 gets no inbound listener",
+    ]);
+  });
+
   // Real files: the proxy reads them when it compiles the listener.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-sidecar-tls-'));
   beforeAll(async () => {

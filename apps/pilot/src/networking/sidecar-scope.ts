@@ -173,6 +173,8 @@ export interface ScopeInputs {
   /** A VirtualService's route, mirror and delegate destinations, as FQDNs. */
   vsDestinations: (vs: ConfigResource<'VirtualService'>) => string[];
   meshPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** What the scope leaves out and why, for pilot's log. */
+  warn?: (message: string) => void;
 }
 
 /** A proxy's scope under a Sidecar resource (or Istio's implicit default without one). */
@@ -182,7 +184,15 @@ export function buildSidecarScope(
   inputs: ScopeInputs,
 ): SidecarScope {
   const spec = (sidecar?.spec ?? {}) as SidecarSpec;
-  const listeners = spec.egress?.length ? spec.egress : [{ hosts: ['*/*'] }];
+  const declared = spec.egress?.length ? spec.egress : [{ hosts: ['*/*'] }];
+  // Port 0 is a Unix domain socket listener (`bind: unix://…`), which Mizzen's proxy cannot open.
+  const listeners = declared.filter((l, i) => {
+    if (!l.port || l.port.number) return true;
+    inputs.warn?.(
+      `Sidecar ${sidecar ? name(sidecar) : ''} egress[${i}]: Unix domain socket listeners (${l.bind ?? 'port 0'}) are not supported by Mizzen's proxy; the listener is skipped`,
+    );
+    return false;
+  });
   const egress: EgressListenerScope[] = listeners.map((l) => {
     const hosts = parseImportedHosts(l.hosts, proxy.namespace);
     return {
