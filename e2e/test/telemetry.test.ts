@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   checkExposition,
   type Family,
@@ -73,9 +74,38 @@ function sum(series: Series[], match: Record<string, string>): number {
 }
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** `promtool check metrics` on a real exposition, accepting only the lint problems Istio's own names carry. */
 const promtool = (text: string) => checkExposition(text, { allow: ISTIO_LINT_EXCEPTIONS });
+
+/** What a PromQL expression reads: metric names with the labels it matches on, and the labels it groups by. */
+function promqlRefs(expr: string): { metrics: Map<string, Set<string>>; grouping: Set<string> } {
+  const metrics = new Map<string, Set<string>>();
+  const grouping = new Set<string>();
+  const use = (metric: string) => metrics.get(metric) ?? metrics.set(metric, new Set()).get(metric)!;
+  let s = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\[[^\]]*\]/g, '');
+  s = s.replace(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}/g, (_m, metric: string, matchers: string) => {
+    const labels = use(metric);
+    for (const m of matchers.split(',')) {
+      const label = /^\s*([a-zA-Z_]\w*)/.exec(m)?.[1];
+      if (label) labels.add(label);
+    }
+    return ' ';
+  });
+  s = s.replace(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g, (_m, _k, labels: string) => {
+    for (const l of labels
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean))
+      grouping.add(l);
+    return ' ';
+  });
+  const keywords = new Set(['and', 'or', 'unless', 'bool', 'offset', 'group_left', 'group_right']);
+  for (const m of s.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*(?!\s*\()(?![a-zA-Z0-9_:])/g))
+    if (!keywords.has(m[0]) && !/^\d/.test(m[0])) use(m[0]);
+  return { metrics, grouping };
+}
 
 describe('telemetry through pilot, real sidecars and the collector', () => {
   const mesh = new TestMesh();
@@ -664,5 +694,73 @@ spec:
     expect(
       checkExposition(await scrapeText(`${api}/metrics`), { allow: PROM_CLIENT_LINT_EXCEPTIONS }),
     ).toEqual([]);
+  });
+
+  it('the Grafana dashboards in deploy/components/telemetry query only metrics and labels these processes export', async () => {
+    // Every sample name (histograms as _bucket/_sum/_count) with the labels its samples carry, from real output.
+    const exported = new Map<string, Set<string>>();
+    const sources = [
+      `http://127.0.0.1:${client.statsPort}/stats/prometheus`,
+      `http://127.0.0.1:${server.statsPort}/stats/prometheus`,
+      `${mesh.pilot!.base}/metrics`,
+      `${mesh.citadel!.base}/metrics`,
+    ];
+    for (const url of sources) {
+      for (const f of parseExposition(await (await fetch(url)).text()).families) {
+        const names =
+          f.type === 'histogram' ? ['_bucket', '_sum', '_count'].map((x) => f.name + x) : [f.name];
+        for (const n of names) if (!exported.has(n)) exported.set(n, new Set());
+        for (const sample of f.samples)
+          for (const l of Object.keys(sample.labels)) exported.get(sample.name)?.add(l);
+      }
+    }
+    const dir = path.join(REPO, 'deploy/components/telemetry/dashboards');
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files.sort()).toEqual([
+      'mizzen-control-plane-dashboard.json',
+      'mizzen-mesh-dashboard.json',
+      'mizzen-service-dashboard.json',
+      'mizzen-workload-dashboard.json',
+    ]);
+    const problems: string[] = [];
+    let checked = 0;
+    for (const file of files) {
+      const dashboard = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as {
+        panels: { title: string; targets?: { expr: string }[] }[];
+        templating: { list: { name: string; query?: string }[] };
+      };
+      const queries = [
+        ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: p.title, expr: t.expr }))),
+        ...dashboard.templating.list
+          .filter((v) => v.query?.startsWith('label_values('))
+          .map((v) => {
+            const [, expr, label] = /^label_values\((.*),\s*([a-zA-Z_]\w*)\)$/.exec(v.query!)!;
+            return { where: `variable ${v.name}`, expr: `sum(${expr}) by (${label})` };
+          }),
+      ];
+      for (const { where, expr } of queries) {
+        checked++;
+        const { metrics, grouping } = promqlRefs(expr);
+        if (metrics.size === 0) problems.push(`${file} ${where}: no metric in ${expr}`);
+        const known = new Set<string>();
+        for (const [metric, labels] of metrics) {
+          const has = exported.get(metric);
+          if (!has) {
+            problems.push(`${file} ${where}: ${metric} is not exported`);
+            continue;
+          }
+          // Labels are known only for families with samples (a counter never incremented has none yet).
+          if (has.size === 0) continue;
+          for (const l of has) known.add(l);
+          for (const l of labels)
+            if (!has.has(l)) problems.push(`${file} ${where}: ${metric} has no label ${l}`);
+        }
+        if (known.size)
+          for (const l of grouping)
+            if (!known.has(l)) problems.push(`${file} ${where}: nothing to group by ${l}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(checked).toBeGreaterThan(40);
   });
 });

@@ -209,18 +209,33 @@ describe('deploy/ rendered offline with kustomize (no cluster here: rendering an
       expect(citadel).toContain(f);
   });
 
-  it("ships a Grafana dashboard over Istio's standard metrics and Prometheus jobs for proxies and istiod", () => {
+  it('ships Grafana dashboards (mesh, service, workload, control plane) and Prometheus jobs for proxies, istiod and citadel', () => {
     const kind = all('deploy/overlays/kind');
     const cm = kind.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'istio-grafana-dashboards')!;
     expect(cm.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
-    const dashboard = JSON.parse((cm.data as Record<string, string>)['mizzen-service-dashboard.json']!) as {
-      panels: { targets: { expr: string }[] }[];
-    };
-    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)).join('\n');
+    const data = cm.data as Record<string, string>;
+    expect(Object.keys(data).sort()).toEqual([
+      'mizzen-control-plane-dashboard.json',
+      'mizzen-mesh-dashboard.json',
+      'mizzen-service-dashboard.json',
+      'mizzen-workload-dashboard.json',
+    ]);
+    // What e2e/test/telemetry.test.ts checks against real processes' metrics; here: each is a dashboard.
+    for (const [file, json] of Object.entries(data)) {
+      const dashboard = JSON.parse(json) as {
+        uid: string;
+        panels: { type: string; targets?: { expr: string }[] }[];
+      };
+      expect(dashboard.uid, file).toBe(file.replace(/-dashboard\.json$/, ''));
+      expect(dashboard.panels.filter((p) => p.targets?.length).length, file).toBeGreaterThan(4);
+    }
+    const exprs = Object.values(data).join('\n');
     for (const metric of [
       'istio_requests_total',
       'istio_request_duration_milliseconds_bucket',
       'istio_tcp_sent_bytes_total',
+      'pilot_xds_pushes',
+      'citadel_server_csr_count',
     ])
       expect(exprs).toContain(metric);
     const scrape = kind.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'istio-prometheus-scrape')!;
@@ -229,7 +244,7 @@ describe('deploy/ rendered offline with kustomize (no cluster here: rendering an
     )[0] as unknown as {
       job_name: string;
     }[];
-    expect(jobs.map((j) => j.job_name)).toEqual(['envoy-stats', 'istiod']);
+    expect(jobs.map((j) => j.job_name)).toEqual(['envoy-stats', 'istiod', 'citadel']);
   });
 
   it('deploys Bookinfo with app/version labels, named ports and an injection-labelled namespace', () => {
