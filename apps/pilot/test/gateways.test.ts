@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { V1Secret } from '@kubernetes/client-node';
 import { parseConfig } from '@mizzen/api';
+import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
 import type { CredentialSource, TlsCredential } from '../src/credentials/source.js';
+import { CredentialStore } from '../src/kube/credentials.js';
 import { parseMeshConfig } from '../src/kube/mesh-config.js';
 import { proxyFromNode } from '../src/model/proxy.js';
 import { gatewayNotices } from '../src/networking/gateway.js';
@@ -250,5 +253,92 @@ describe('gateway translation (golden files and the rules behind them)', () => {
     );
     // Sidecars get no gateway credentials, even where a DestinationRule names one for a port they route elsewhere.
     expect(resources[TypeUrl.Secret] ?? []).toEqual([]);
+  });
+
+  it('translates ServiceEntries in full: VIPs for TCP, NONE wildcards to the original destination, DNS round robin', () => {
+    const resources = generateResources(push(), proxyFromNode(SIDECAR)) as Record<string, Json[]>;
+    // Two TCP services on 5432: the one with an address by where the connection goes, the other for the rest.
+    const pg = listener(resources, '0.0.0.0_5432');
+    expect(pg.filter_chains.map((c) => c.filter_chain_match ?? null)).toEqual([
+      { prefix_ranges: [{ address_prefix: '240.0.0.10' }] },
+      null,
+    ]);
+    expect(JSON.stringify(pg.filter_chains[0])).toContain('outbound|5432||legacy-db.internal');
+    expect(JSON.stringify(pg.filter_chains[1])).toContain('outbound|5432||db.default.svc.cluster.local');
+    const cluster = (name: string) => resources[TypeUrl.Cluster]!.find((c) => c.name === name) as Json;
+    expect(cluster('outbound|9443||*.wild.test')).toMatchObject({
+      type: 'ORIGINAL_DST',
+      lb_policy: 'CLUSTER_PROVIDED',
+    });
+    expect(cluster('outbound|8080||rr.test')).toMatchObject({
+      type: 'LOGICAL_DNS',
+      load_assignment: {
+        endpoints: [
+          {
+            lb_endpoints: [
+              { endpoint: { address: { socket_address: { address: 'rr-backend.test', port_value: 8080 } } } },
+            ],
+          },
+        ],
+      },
+    });
+    expect(chainNames(listener(resources, '0.0.0.0_9443'))).toEqual([['*.wild.test']]);
+  });
+
+  it('opens ISTIO_MUTUAL servers once the gateway has a workload certificate and pilot the mesh root', () => {
+    const withCerts = { ...INGRESS, metadata: { ...INGRESS.metadata, MIZZEN_WORKLOAD_CERTS: true } };
+    const text = fs.readFileSync(path.join(here, 'fixtures', 'gateway-mesh.yaml'), 'utf8');
+    const parsed = parseConfig(text, 'gateway-mesh.yaml');
+    const ctx = new PushContext(
+      1,
+      parsed.resources,
+      buildRegistry(parsed.resources),
+      DEFAULT_MESH_CONFIG,
+      'ROOT',
+      STORE,
+    );
+    const resources = generateResources(ctx, proxyFromNode(withCerts)) as Record<string, Json[]>;
+    const mesh = listener(resources, '0.0.0.0_15443');
+    expect(mesh.bind_to_port).toBeUndefined();
+    expect((mesh.filter_chains[0]!.transport_socket as { typed_config: Json }).typed_config).toMatchObject({
+      require_client_certificate: true,
+      common_tls_context: {
+        tls_certificate_sds_secret_configs: [{ name: 'default' }],
+        combined_validation_context: { validation_context_sds_secret_config: { name: 'ROOTCA' } },
+      },
+    });
+  });
+
+  it('reads Kubernetes Secrets as credentials, refusing a key that is not the certificate’s', async () => {
+    const ca = await createRootCa({ ttlSeconds: 600 });
+    const a = await issueTlsCertificate({ dnsNames: ['a.example.com'], issuer: ca, ttlSeconds: 600 });
+    const b = await issueTlsCertificate({ dnsNames: ['b.example.com'], issuer: ca, ttlSeconds: 600 });
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const secrets: Record<string, V1Secret> = {
+      'istio-system/good': { data: { 'tls.crt': b64(a.certificate), 'tls.key': b64(a.privateKeyPem) } },
+      'istio-system/bad': { data: { 'tls.crt': b64(a.certificate), 'tls.key': b64(b.privateKeyPem) } },
+    };
+    let handler: ((event: 'add' | 'update' | 'delete' | 'resync') => void) | undefined;
+    const store = new CredentialStore({
+      get: (name, namespace) => secrets[`${namespace}/${name}`],
+      on: (h) => {
+        handler = h as typeof handler;
+        return () => {};
+      },
+    });
+    expect(store.resolve('istio-system', 'good')).toEqual({
+      credential: { certificateChain: a.certificate, privateKey: a.privateKeyPem },
+    });
+    expect(store.resolve('istio-system', 'bad')).toEqual({
+      problem: 'credential istio-system/bad: tls.key does not belong to the certificate in tls.crt',
+    });
+    expect(store.resolve('default', 'good')).toEqual({
+      problem: 'credential default/good not found in Kubernetes Secrets',
+    });
+    let changes = 0;
+    store.onChange(() => changes++);
+    handler?.('update');
+    handler?.('resync');
+    expect(changes).toBe(1);
   });
 });

@@ -17,7 +17,7 @@ export interface L4Chain {
 }
 
 /** `10.0.0.0/16` → Envoy CidrRange. */
-function cidr(subnet: string): Json {
+export function cidr(subnet: string): Json {
   const [address, len] = subnet.split('/');
   return len === undefined
     ? { address_prefix: address }

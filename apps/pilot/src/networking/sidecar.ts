@@ -24,7 +24,7 @@ import {
   tcpProxy,
 } from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
-import { type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
+import { cidr, type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
 import {
   DOWNSTREAM_TLS_TYPE,
   downstreamMeshTls,
@@ -328,7 +328,18 @@ function outboundTcpChains(push: PushContext, proxy: ProxyInfo, plan: OutboundPl
     const cluster = catchAllCluster(push.sidecarScope(proxy));
     return [{ filters: [tcpProxy(cluster, cluster)] }];
   }
-  return tcpChains(push, proxy, service, servicePortFor(service, port)?.port ?? port).map(toChain);
+  const chainsOf = (s: Service) => tcpChains(push, proxy, s, servicePortFor(s, port)?.port ?? port);
+  // Opaque TCP has no Host or SNI: services with `addresses` (ServiceEntry VIPs and CIDRs) are told apart
+  // by where the connection was going; the first service without addresses takes the rest.
+  const byAddress = plan.services
+    .filter((s) => s.addresses.length > 0)
+    .flatMap((s) =>
+      chainsOf(s).map((c) =>
+        c.match ? c : { match: { prefix_ranges: s.addresses.map(cidr) }, filter: c.filter },
+      ),
+    );
+  const rest = plan.services.find((s) => s.addresses.length === 0);
+  return [...byAddress, ...(rest || byAddress.length === 0 ? chainsOf(rest ?? service) : [])].map(toChain);
 }
 
 /** Every resource a sidecar gets: Istio's outbound/inbound listener layout, routes per port, clusters, endpoints. */
