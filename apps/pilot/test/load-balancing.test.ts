@@ -5,6 +5,7 @@ import { parseConfig } from '@mizzen/api';
 import { compileCluster, compileLoadAssignment } from '@mizzen/proxy';
 import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
+import { parseMeshConfig } from '../src/kube/mesh-config.js';
 import { proxyFromNode } from '../src/model/proxy.js';
 import { generateResources } from '../src/networking/generate.js';
 import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
@@ -39,11 +40,11 @@ const NODES: Record<string, XdsNode> = {
 const SERVICES = ['proximity', 'failover', 'labels', 'distribute', 'warmup', 'no-outlier'];
 const mine = (name: string) => SERVICES.some((s) => name.includes(`|${s}.default.svc.cluster.local`));
 
-function push(): PushContext {
+function push(mesh = DEFAULT_MESH_CONFIG): PushContext {
   const text = fs.readFileSync(path.join(here, 'fixtures', 'load-balancing.yaml'), 'utf8');
   const parsed = parseConfig(text, 'load-balancing.yaml');
   expect(parsed.issues.filter((i) => i.severity === 'error')).toEqual([]);
-  return new PushContext(1, parsed.resources, buildRegistry(parsed.resources), DEFAULT_MESH_CONFIG);
+  return new PushContext(1, parsed.resources, buildRegistry(parsed.resources), mesh);
 }
 
 const CLUSTER_FIELDS = [
@@ -123,5 +124,47 @@ describe('locality load balancing, warmup and retryRemoteLocalities (golden)', (
     expect(warnings.map((w) => w.message)).toEqual([
       'locality failover only happens with outlierDetection set in the same traffic policy',
     ]);
+  });
+
+  it('takes MeshConfig localityLbSetting for rules without their own, and rejects a bad one in one sentence', () => {
+    const east = proxyFromNode(NODES['us-east/zone-a/rack1']!);
+    const localities = (p: PushContext, service: string) => {
+      const resources = generateResources(p, east) as unknown as Record<string, Json[]>;
+      const cla = resources[TypeUrl.ClusterLoadAssignment]!.find(
+        (c) => c.cluster_name === `outbound|5000||${service}.default.svc.cluster.local`,
+      )!;
+      return (cla.endpoints as Json[]).map((g) => [g.priority ?? 0, g.load_balancing_weight]);
+    };
+    // Turned off mesh-wide: no failover by proximity for a rule with only outlierDetection…
+    const off = push(parseMeshConfig('localityLbSetting: { enabled: false }', DEFAULT_MESH_CONFIG));
+    expect(localities(off, 'proximity')).toEqual([
+      [0, 1],
+      [0, 1],
+      [0, 1],
+      [0, 3],
+      [0, 1],
+    ]);
+    // …while a rule's own setting still applies.
+    expect(localities(off, 'failover').map(([p]) => p)).toEqual([0, 1, 2, 3, 4]);
+    // A mesh-wide distribute for every rule that has none.
+    const split = push(
+      parseMeshConfig(
+        'localityLbSetting: { distribute: [{ from: "us-east/*", to: { "us-east/*": 90, "eu-west/*": 10 } }] }',
+        DEFAULT_MESH_CONFIG,
+      ),
+    );
+    expect(localities(split, 'proximity')).toEqual([
+      [0, 30],
+      [0, 30],
+      [0, 30],
+      [0, 10],
+      [0, 1],
+    ]);
+    expect(() =>
+      parseMeshConfig(
+        'localityLbSetting: { distribute: [{ from: "a/*", to: { "a/*": 60 } }] }',
+        DEFAULT_MESH_CONFIG,
+      ),
+    ).toThrow('mesh config: localityLbSetting.distribute[0].to: locality weights must add up to 100, got 60');
   });
 });

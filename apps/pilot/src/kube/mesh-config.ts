@@ -1,4 +1,4 @@
-import { exportToProblems } from '@mizzen/api';
+import { checkResource, exportToProblems, type LocalityLoadBalancerSetting } from '@mizzen/api';
 import { parse } from 'yaml';
 import { parseGatewayTopology } from '../networking/gateway-topology.js';
 import type { AuthzExtensionProvider, MeshConfig } from '../networking/mesh-config.js';
@@ -49,6 +49,8 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
       defaults.gatewayTopology,
       'mesh config: defaultConfig.gatewayTopology',
     );
+  if (doc.localityLbSetting !== undefined && doc.localityLbSetting !== null)
+    mesh.localityLbSetting = meshLocalityLbSetting(doc.localityLbSetting);
   if (doc.extensionProviders !== undefined) {
     if (!Array.isArray(doc.extensionProviders))
       throw new Error('mesh config: extensionProviders must be a list');
@@ -69,4 +71,29 @@ function exportToDefault(value: unknown, field: string, allowNone: boolean): str
   const problems = exportToProblems(value as string[], '', allowNone);
   if (problems.length) throw new Error(`mesh config: ${field}: ${problems.join('; ')}`);
   return value as string[];
+}
+
+/**
+ * MeshConfig `localityLbSetting`, checked by the DestinationRule's rules (as
+ * Istio's ValidateMeshConfig does, as if outlier detection were on).
+ */
+function meshLocalityLbSetting(value: unknown): LocalityLoadBalancerSetting {
+  const check = checkResource({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'DestinationRule',
+    metadata: { name: 'mesh-config', namespace: 'istio-system' },
+    spec: {
+      host: 'mesh',
+      trafficPolicy: { loadBalancer: { localityLbSetting: value }, outlierDetection: {} },
+    },
+  });
+  const error = check.issues.find((i) => i.severity === 'error');
+  if (error) {
+    const at = error.path
+      .slice(error.path.indexOf('localityLbSetting'))
+      .join('.')
+      .replace(/\.(\d+)/g, '[$1]');
+    throw new Error(`mesh config: ${at || 'localityLbSetting'}: ${error.message}`);
+  }
+  return value as LocalityLoadBalancerSetting;
 }

@@ -81,7 +81,7 @@ function outboundCluster(
   }
   applyProtocol(cluster, port.protocol);
   const policy = effectivePolicy(rule, subset?.name, port.port);
-  applyPolicyToCluster(cluster, policy);
+  applyPolicyToCluster(cluster, policy, push.mesh.localityLbSetting);
   if (cluster.type !== 'ORIGINAL_DST')
     applyClusterTls(push, proxy, cluster, service, port.port, subset?.name, policy.tls);
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';

@@ -80,7 +80,8 @@ export function buildEndpoints(
     port: number,
   ) => {
     const { cla, groups } = groupedAssignment(name, endpoints);
-    applyLocalityLbToEndpoints(cla, groups, self, effectivePolicy(rule, subset, port));
+    const policy = effectivePolicy(rule, subset, port);
+    applyLocalityLbToEndpoints(cla, groups, self, policy, push.mesh.localityLbSetting);
     return cla;
   };
   for (const service of push.servicesFor(proxy)) {

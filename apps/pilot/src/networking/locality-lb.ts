@@ -100,8 +100,12 @@ export function effectiveLocalitySetting(
  * distributes, or fails over by explicit rules or priority labels with
  * outlier detection on (without it Envoy would never see a level fail).
  */
-export function applyLocalityLbToCluster(cluster: Json, policy: EffectivePolicy): void {
-  const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting);
+export function applyLocalityLbToCluster(
+  cluster: Json,
+  policy: EffectivePolicy,
+  mesh?: LocalityLoadBalancerSetting,
+): void {
+  const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, mesh);
   if (!setting) return;
   const failover = policy.outlierDetection !== undefined;
   if (
@@ -130,8 +134,9 @@ export function applyLocalityLbToEndpoints(
   groups: readonly (readonly Endpoint[])[],
   proxy: { locality?: Locality; labels: Record<string, string> },
   policy: EffectivePolicy,
+  mesh?: LocalityLoadBalancerSetting,
 ): void {
-  const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting);
+  const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, mesh);
   if (!setting) return;
   const localities = cla.endpoints as Json[];
   if (setting.distribute?.length) {

@@ -1,3 +1,4 @@
+import type { LocalityLoadBalancerSetting } from '@mizzen/api';
 import type { ExtensionProvider as AuthzExtensionProvider } from '@mizzen/policy';
 import type { GatewayTopology } from './gateway-topology.js';
 import { DEFAULT_MESH_TELEMETRY, type MeshTelemetry } from './telemetry.js';
@@ -18,6 +19,11 @@ export interface MeshConfig {
   telemetry?: MeshTelemetry;
   /** `defaultConfig.gatewayTopology`: trusted proxies, XFCC and PROXY protocol in front of gateways. */
   gatewayTopology?: GatewayTopology;
+  /**
+   * MeshConfig `localityLbSetting`: what DestinationRules without their own
+   * use (Istio's default when unset: enabled, failover by proximity).
+   */
+  localityLbSetting?: LocalityLoadBalancerSetting;
   /** `extensionProviders` with envoyExtAuthzHttp/Grpc: what CUSTOM AuthorizationPolicies name. */
   authorizers?: AuthzExtensionProvider[];
   /** `defaultServiceExportTo`: exportTo of services (ServiceEntries, Kubernetes Services) that set none (Istio: `*`). */

@@ -4,6 +4,7 @@ import type {
   ConsistentHashLB,
   DestinationRuleSpec,
   LoadBalancerSettings,
+  LocalityLoadBalancerSetting,
   OutlierDetection,
   TrafficPolicy,
   WarmupConfiguration,
@@ -61,11 +62,15 @@ const UNLIMITED = 4_294_967_295;
 const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 /** Applies load balancing, connection pool and outlier detection to an outbound cluster, as Istio's cluster builder does. */
-export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy): void {
+export function applyPolicyToCluster(
+  cluster: Json,
+  policy: EffectivePolicy,
+  meshLocalityLb?: LocalityLoadBalancerSetting,
+): void {
   applyLoadBalancer(cluster, policy.loadBalancer);
   applyConnectionPool(cluster, policy.connectionPool);
   applyOutlierDetection(cluster, policy.outlierDetection);
-  applyLocalityLbToCluster(cluster, policy);
+  applyLocalityLbToCluster(cluster, policy, meshLocalityLb);
 }
 
 function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined): void {
