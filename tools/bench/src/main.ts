@@ -17,7 +17,8 @@ const through = (mesh: BenchTargets, name: string, service: string): Scenario =>
 
 /**
  * `mesh`: the same backend reached directly, through one sidecar (client
- * side only) and through two (client and server side).
+ * side only) and through two (client and server side, mutual TLS between
+ * them as in `mizzen up`).
  * `ratelimit`: through two sidecars without a policy, and with a
  * RateLimitPolicy on the server sidecar whose counters live in its memory or
  * in a real redis-server (started for the run): what counting costs.
@@ -26,15 +27,15 @@ function scenarios(suite: Suite, mesh: BenchTargets): Scenario[] {
   if (suite === 'ratelimit') {
     const [memory, redis] = LIMITED_SERVICES;
     return [
-      through(mesh, 'two sidecars', 'bench'),
-      through(mesh, 'two sidecars + limit (memory)', memory),
-      through(mesh, 'two sidecars + limit (Redis)', redis),
+      through(mesh, 'two sidecars (mTLS)', 'bench'),
+      through(mesh, 'two sidecars (mTLS) + limit (memory)', memory),
+      through(mesh, 'two sidecars (mTLS) + limit (Redis)', redis),
     ];
   }
   return [
     { name: 'direct', port: mesh.backendPort, path: '/', host: `127.0.0.1:${mesh.backendPort}` },
     through(mesh, 'one sidecar', 'bench-direct'),
-    through(mesh, 'two sidecars', 'bench'),
+    through(mesh, 'two sidecars (mTLS)', 'bench'),
   ];
 }
 

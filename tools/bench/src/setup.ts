@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { generateTokenSecret, mintWorkloadToken } from '@mizzen/pki';
 import { PortAllocator } from '@mizzen/runtime';
 import { startApp, stopApps } from './processes.js';
 
@@ -158,7 +159,9 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
     clientApp,
     clientStats,
     serverStats,
-  ] = await ports.takeMany(13);
+    caGrpc,
+    caHttp,
+  ] = await ports.takeMany(15);
   const children: ChildProcess[] = [];
   const stop = async () => {
     await stopApps(children);
@@ -166,6 +169,43 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
+    // Mutual TLS between the sidecars, as in `mizzen up`: citadel issues each one a certificate.
+    const caDir = path.join(dir, 'ca');
+    const tokenSecret = generateTokenSecret();
+    fs.mkdirSync(caDir, { mode: 0o700 });
+    fs.writeFileSync(path.join(caDir, 'token-key'), tokenSecret, { mode: 0o600 });
+    children.push(
+      startApp('@mizzen/citadel', [
+        '--host',
+        '127.0.0.1',
+        '--grpc-port',
+        String(caGrpc),
+        '--http-port',
+        String(caHttp),
+        '--ca-dir',
+        caDir,
+        '--token-key',
+        path.join(caDir, 'token-key'),
+      ]),
+    );
+    await waitFor('citadel', async () => (await fetch(`http://127.0.0.1:${caHttp}/ready`)).ok);
+    const certificateFlags = async (workload: string, serviceAccount: string) => {
+      const file = path.join(caDir, `${workload}.jwt`);
+      const token = await mintWorkloadToken(tokenSecret, {
+        namespace: 'default',
+        serviceAccount,
+        ttlSeconds: 3600,
+      });
+      fs.writeFileSync(file, token, { mode: 0o600 });
+      return [
+        '--service-account',
+        serviceAccount,
+        '--ca-address',
+        `127.0.0.1:${caGrpc}`,
+        '--ca-token-file',
+        file,
+      ];
+    };
     children.push(
       startApp('@mizzen/pilot', [
         '--host',
@@ -180,10 +220,12 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
         path.join(dir, 'store.json'),
         '--registrations',
         path.join(dir, 'registrations.json'),
+        '--citadel-url',
+        `http://127.0.0.1:${caHttp}`,
       ]),
     );
     await waitFor('pilot', async () => (await fetch(`http://127.0.0.1:${httpPort}/ready`)).ok);
-    const sidecar = (
+    const sidecar = async (
       workload: string,
       app: string,
       ports: number[],
@@ -214,11 +256,12 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
           String(ports[3]),
           '--stats-port',
           String(ports[4]),
+          ...(await certificateFlags(workload, app)),
         ],
         env,
       );
     children.push(
-      sidecar(
+      await sidecar(
         'bench-server',
         'bench',
         [serverIn!, serverOut!, serverAdmin!, serverHealth!, serverStats!],
@@ -226,7 +269,7 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
       ),
     );
     children.push(
-      sidecar(
+      await sidecar(
         'bench-client',
         'bench-client',
         [clientIn!, clientOut!, clientAdmin!, clientHealth!, clientStats!],
@@ -246,7 +289,9 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
         const env: Record<string, string> = name.endsWith('redis')
           ? { REDIS_URL: options.rateLimitRedisUrl }
           : {};
-        children.push(sidecar(name, name, await ports.takeMany(5), backend.port, env, ',ratelimit=bench'));
+        children.push(
+          await sidecar(name, name, await ports.takeMany(5), backend.port, env, ',ratelimit=bench'),
+        );
         await waitFor(`the rate limit policy at ${name}`, async () => {
           const r = await viaProxyHeaders(clientOut!, `http://${name}:8080/`);
           return r.status === 200 && r.headers['ratelimit-limit'] !== undefined;
