@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { durationToMs } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
@@ -61,6 +62,13 @@ export interface ClusterConfig {
     protocol: 'http1' | 'http2' | 'downstream';
   };
   readonly tcpKeepalive?: { initialDelayMs: number };
+  /**
+   * upstream_bind_config.source_address: connections to this cluster's hosts
+   * are made from this local address (Istio's inbound clusters bind
+   * 127.0.0.6, which the capture rules never redirect), and from
+   * extra_source_addresses' entry of the other IP family for hosts of it.
+   */
+  readonly sourceAddresses?: { readonly ipv4?: string; readonly ipv6?: string };
   /** TLS origination for every host (transport_socket), unless a transport socket match picks another. */
   readonly tls?: TlsContextSpec;
   /** Istio's auto-mTLS: hosts whose metadata matches get that transport (TLS or plain), first match wins. */
@@ -279,6 +287,25 @@ function compileSlowStart(c: ClusterJson, where: string): SlowStartConfig | unde
   return { windowMs, aggression, minWeightPercent };
 }
 
+/** upstream_bind_config: the source address per IP family (a port other than 0 is not supported). */
+function compileBindConfig(c: ClusterJson, where: string): ClusterConfig['sourceAddresses'] {
+  const bind = c.upstream_bind_config;
+  if (!bind) return undefined;
+  const out: { ipv4?: string; ipv6?: string } = {};
+  const add = (a: { address?: string; port_value?: number } | undefined, at: string) => {
+    if (!a?.address) fail(at, 'source address has no address');
+    if (a.port_value) fail(`${at}.port_value`, 'a fixed source port is not supported; use 0');
+    const family = net.isIPv4(a.address) ? 'ipv4' : net.isIPv6(a.address) ? 'ipv6' : undefined;
+    if (!family) fail(`${at}.address`, `"${a.address}" is not an IP address`);
+    if (out[family]) fail(at, `a second ${family === 'ipv4' ? 'IPv4' : 'IPv6'} source address`);
+    out[family] = a.address;
+  };
+  add(bind.source_address, `${where}.upstream_bind_config.source_address`);
+  for (const [i, e] of (bind.extra_source_addresses ?? []).entries())
+    add(e.address, `${where}.upstream_bind_config.extra_source_addresses[${i}].address`);
+  return out;
+}
+
 export function compileCluster(c: ClusterJson): ClusterConfig {
   const where = `cluster ${c.name}`;
   if (!c.name) fail('cluster', 'has no name');
@@ -320,6 +347,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     slowStart: compileSlowStart(c, where),
     http: compileHttpOptions(c, where),
     tcpKeepalive: keepalive ? { initialDelayMs: (keepalive.keepalive_time ?? 7200) * 1000 } : undefined,
+    sourceAddresses: compileBindConfig(c, where),
     tls: compileTransportSocket(c.transport_socket as never, 'upstream', `${where}.transport_socket`),
     transportMatches: (c.transport_socket_matches ?? []).map((m, i) => ({
       name: m.name ?? `match-${i}`,

@@ -69,23 +69,29 @@ class Cidrs {
 }
 
 export interface CompiledChainMatch {
-  /** True when the connection satisfies every criterion this chain names. */
-  matches(c: ConnectionFacts): boolean;
-  /** Envoy's matching order as a comparable tuple: a higher score is the more specific chain. */
-  specificity(c: ConnectionFacts): number[];
+  /**
+   * Each of Envoy's nine criteria, in Envoy's order (destination port,
+   * destination IP, server name, transport protocol, application protocols,
+   * directly connected source IP, source type, source IP, source port): how
+   * specifically this chain matches the connection on it (0: the chain does
+   * not name it; higher: more specific), or undefined when it does not match.
+   */
+  steps(c: ConnectionFacts): (number | undefined)[];
+  /** The destination port this chain names, if any. */
+  readonly destinationPort?: number;
   /** Does picking this chain need a look at the first bytes (SNI, TLS or HTTP detection)? */
   readonly needsInspection: boolean;
   readonly wantsHttpDetection: boolean;
 }
 
-function serverNameScore(names: readonly string[], sni: string | undefined): number {
+function serverNameScore(names: readonly string[], sni: string | undefined): number | undefined {
   if (names.length === 0) return 0;
-  if (!sni) return -1;
+  if (!sni) return undefined;
   const lower = sni.toLowerCase();
-  let best = -1;
+  let best: number | undefined;
   for (const n of names) {
     if (n === lower) return 1_000_000;
-    if (n.startsWith('*.') && lower.endsWith(n.slice(1))) best = Math.max(best, n.length);
+    if (n.startsWith('*.') && lower.endsWith(n.slice(1))) best = Math.max(best ?? 0, n.length);
   }
   return best;
 }
@@ -94,48 +100,70 @@ function isLoopbackOrSame(c: ConnectionFacts): boolean {
   return c.sourceAddress === c.destinationAddress || /^127\.|^::1$|^::ffff:127\./.test(c.sourceAddress);
 }
 
+/** 0 when no ranges are named, else 1 + the longest prefix containing `ip` (undefined: none does). */
+function rangeScore(ranges: Cidrs, ip: string): number | undefined {
+  if (ranges.empty) return 0;
+  const len = ranges.longestMatch(ip);
+  return len < 0 ? undefined : len + 1;
+}
+
 export function compileChainMatch(m: FilterChainMatchJson | undefined, where: string): CompiledChainMatch {
   const match = m ?? {};
   const dest = new Cidrs(match.prefix_ranges ?? [], `${where}.prefix_ranges`);
-  const source = new Cidrs(
-    [...(match.source_prefix_ranges ?? []), ...(match.direct_source_prefix_ranges ?? [])],
-    `${where}.source_prefix_ranges`,
-  );
+  const direct = new Cidrs(match.direct_source_prefix_ranges ?? [], `${where}.direct_source_prefix_ranges`);
+  const source = new Cidrs(match.source_prefix_ranges ?? [], `${where}.source_prefix_ranges`);
   const names = (match.server_names ?? []).map((n) => n.toLowerCase());
   const alpn = match.application_protocols ?? [];
   const sourcePorts = new Set(match.source_ports ?? []);
   const sourceType = match.source_type ?? 'ANY';
+  const port = match.destination_port;
+  const named = (set: boolean, ok: boolean) => (!set ? 0 : ok ? 1 : undefined);
   return {
+    ...(port !== undefined ? { destinationPort: port } : {}),
     needsInspection: names.length > 0 || match.transport_protocol !== undefined || alpn.length > 0,
     wantsHttpDetection: alpn.some((p) => p === 'http/1.1' || p === 'h2c' || p === 'http/1.0'),
-    matches: (c) => {
-      if (match.destination_port !== undefined && match.destination_port !== c.destinationPort) return false;
-      if (!dest.empty && dest.longestMatch(c.destinationAddress) < 0) return false;
-      if (serverNameScore(names, c.serverName) < 0) return false;
-      if (match.transport_protocol !== undefined && match.transport_protocol !== c.transportProtocol)
-        return false;
-      if (alpn.length && !alpn.some((p) => c.applicationProtocols.includes(p))) return false;
-      if (sourceType === 'SAME_IP_OR_LOOPBACK' && !isLoopbackOrSame(c)) return false;
-      if (sourceType === 'EXTERNAL' && isLoopbackOrSame(c)) return false;
-      if (!source.empty && source.longestMatch(c.sourceAddress) < 0) return false;
-      if (sourcePorts.size && !sourcePorts.has(c.sourcePort)) return false;
-      return true;
-    },
-    specificity: (c) => [
-      match.destination_port !== undefined ? 1 : 0,
-      dest.empty ? -1 : dest.longestMatch(c.destinationAddress),
+    steps: (c) => [
+      named(port !== undefined, port === c.destinationPort),
+      rangeScore(dest, c.destinationAddress),
       serverNameScore(names, c.serverName),
-      match.transport_protocol !== undefined ? 1 : 0,
-      alpn.length ? 1 : 0,
-      sourceType !== 'ANY' ? 1 : 0,
-      source.empty ? -1 : source.longestMatch(c.sourceAddress),
-      sourcePorts.size ? 1 : 0,
+      named(match.transport_protocol !== undefined, match.transport_protocol === c.transportProtocol),
+      named(
+        alpn.length > 0,
+        alpn.some((p) => c.applicationProtocols.includes(p)),
+      ),
+      rangeScore(direct, c.sourceAddress),
+      sourceType === 'ANY'
+        ? 0
+        : (sourceType === 'SAME_IP_OR_LOOPBACK') === isLoopbackOrSame(c)
+          ? 1
+          : undefined,
+      rangeScore(source, c.sourceAddress),
+      named(sourcePorts.size > 0, sourcePorts.has(c.sourcePort)),
     ],
   };
 }
 
-/** Lexicographic comparison of two specificity tuples. */
-export function compareSpecificity(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return 0;
+/**
+ * Envoy's filter chain selection: criterion by criterion, in Envoy's order,
+ * only the chains that match it most specifically go on to the next; when
+ * none matches a criterion, no chain is selected (there is no going back to
+ * a less specific value of an earlier criterion). So a plaintext connection
+ * to a port whose chains all require TLS is refused, even when a catch-all
+ * chain without a destination port would take plaintext.
+ */
+export function selectFilterChain<T extends { readonly match: CompiledChainMatch }>(
+  chains: readonly T[],
+  facts: ConnectionFacts,
+): T | undefined {
+  let candidates = chains.map((chain) => ({ chain, steps: chain.match.steps(facts) }));
+  for (let i = 0; candidates.length > 0 && i < candidates[0]!.steps.length; i++) {
+    let best: number | undefined;
+    for (const c of candidates) {
+      const s = c.steps[i];
+      if (s !== undefined && (best === undefined || s > best)) best = s;
+    }
+    if (best === undefined) return undefined;
+    candidates = candidates.filter((c) => c.steps[i] === best);
+  }
+  return candidates[0]?.chain;
 }

@@ -282,6 +282,11 @@ export interface ClusterJson {
   upstream_connection_options?: {
     tcp_keepalive?: { keepalive_probes?: number; keepalive_time?: number; keepalive_interval?: number };
   };
+  /** The local address upstream connections are made from (Istio's inbound clusters: 127.0.0.6). */
+  upstream_bind_config?: {
+    source_address?: { address?: string; port_value?: number };
+    extra_source_addresses?: { address?: { address?: string; port_value?: number } }[];
+  };
 }
 
 export interface CircuitBreakerThresholdsJson {

@@ -7,7 +7,11 @@ import type { TrafficDirection } from '../observe/records.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { Release } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
-import type { ConnectionPools, UpstreamProtocol } from '../upstream/connection-pools.js';
+import {
+  type ConnectionPools,
+  sourceAddressFor,
+  type UpstreamProtocol,
+} from '../upstream/connection-pools.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import type { AttemptOutcome } from '../upstream/outlier-detector.js';
 import type { UpstreamResponse } from '../upstream/upstream-response.js';
@@ -480,6 +484,7 @@ export class Router {
       ...(secure ? { tls: secure } : {}),
       connectTimeoutMs: cluster.connectionSettings.connectTimeoutMs,
       headTimeoutMs: req.timeoutMs,
+      localAddress: sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address),
     });
     if (outcome.kind === 'failed') {
       slot();

@@ -47,7 +47,7 @@ export function openUpgradeTunnel(
   host: UpstreamHost,
   req: UpgradeRequest,
   downstream: Duplex,
-  opts: { tls?: UpstreamTls; connectTimeoutMs?: number; headTimeoutMs?: number },
+  opts: { tls?: UpstreamTls; connectTimeoutMs?: number; headTimeoutMs?: number; localAddress?: string },
 ): Promise<TunnelOutcome> {
   return new Promise((resolve) => {
     let settled = false;
@@ -61,13 +61,18 @@ export function openUpgradeTunnel(
       ? tls.connect({
           host: host.address,
           port: host.port,
+          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
           secureContext: opts.tls.context,
           servername: opts.tls.servername,
           ALPNProtocols: ['http/1.1'],
           rejectUnauthorized: true,
           checkServerIdentity: opts.tls.verify,
         })
-      : net.connect({ host: host.address, port: host.port });
+      : net.connect({
+          host: host.address,
+          port: host.port,
+          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        });
     upstream.setNoDelay(true);
     let connected = false;
     const expire = () => {

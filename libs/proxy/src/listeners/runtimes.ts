@@ -4,7 +4,7 @@ import type net from 'node:net';
 import type { AuthzChain } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
 import type { ConnectionFacts } from '../config/filter-chain-match.js';
-import { compareSpecificity } from '../config/filter-chain-match.js';
+import { selectFilterChain } from '../config/filter-chain-match.js';
 import type {
   FilterChainConfig,
   HttpConnectionManagerConfig,
@@ -313,14 +313,22 @@ export interface ListenerRuntime {
 }
 
 export class ChainedListenerRuntime implements ListenerRuntime {
-  private readonly chains: { config: FilterChainConfig; runtime: ChainRuntime }[];
+  private readonly chains: {
+    config: FilterChainConfig;
+    match: FilterChainConfig['match'];
+    runtime: ChainRuntime;
+  }[];
   private readonly fallback?: ChainRuntime;
 
   constructor(
     readonly config: ListenerConfig,
     private readonly deps: RuntimeDeps,
   ) {
-    this.chains = config.chains.map((c) => ({ config: c, runtime: chainRuntime(c, deps, config) }));
+    this.chains = config.chains.map((c) => ({
+      config: c,
+      match: c.match,
+      runtime: chainRuntime(c, deps, config),
+    }));
     this.fallback = config.defaultChain ? chainRuntime(config.defaultChain, deps, config) : undefined;
   }
 
@@ -353,7 +361,7 @@ export class ChainedListenerRuntime implements ListenerRuntime {
   }
 
   private acceptFrom(socket: net.Socket, ctx: ConnectionContext): void {
-    if (!this.config.needsInspection && this.chains.length <= 1) {
+    if (!this.needsInspection(this.facts(socket, ctx).destinationPort)) {
       this.dispatch(socket, ctx, this.select(this.facts(socket, ctx)));
       return;
     }
@@ -408,14 +416,24 @@ export class ChainedListenerRuntime implements ListenerRuntime {
     };
   }
 
+  /**
+   * Whether picking a chain for a connection to `port` needs its first bytes:
+   * only when a chain that can take that port (its own, else the chains
+   * naming no port) matches on SNI, TLS or ALPN — as Istio enables the
+   * inspectors per destination port, so a server-first protocol on a port
+   * declared TCP is not kept waiting.
+   */
+  private needsInspection(port: number): boolean {
+    if (!this.config.needsInspection) return false;
+    const own = this.chains.filter((c) => c.config.match.destinationPort === port);
+    const candidates = own.length
+      ? own
+      : this.chains.filter((c) => c.config.match.destinationPort === undefined);
+    return candidates.some((c) => c.config.match.needsInspection);
+  }
+
   private select(facts: ConnectionFacts): ChainRuntime | undefined {
-    let best: { runtime: ChainRuntime; score: number[] } | undefined;
-    for (const c of this.chains) {
-      if (!c.config.match.matches(facts)) continue;
-      const score = c.config.match.specificity(facts);
-      if (!best || compareSpecificity(score, best.score) > 0) best = { runtime: c.runtime, score };
-    }
-    return best?.runtime ?? this.fallback;
+    return selectFilterChain(this.chains, facts)?.runtime ?? this.fallback;
   }
 
   private dispatch(socket: net.Socket, ctx: ConnectionContext, chain: ChainRuntime | undefined): void {

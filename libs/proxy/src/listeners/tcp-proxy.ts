@@ -3,6 +3,7 @@ import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
+import { sourceAddressFor } from '../upstream/connection-pools.js';
 
 export interface TcpConnectionContext {
   originalDst?: OriginalDestination;
@@ -94,10 +95,12 @@ export class TcpProxy {
       else downstream.destroy();
       return;
     }
+    const localAddress = sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address);
     const upstream = net.connect({
       host: host.address,
       port: host.port,
       timeout: cluster.config.connectTimeoutMs,
+      ...(localAddress ? { localAddress } : {}),
     });
     upstream.setNoDelay(true);
     let connected = false;

@@ -59,6 +59,7 @@ export class ClusterRuntime {
       idleTimeoutMs: config.http.idleTimeoutMs,
       maxRequestsPerConnection: config.http.maxRequestsPerConnection,
       keepaliveInitialDelayMs: config.tcpKeepalive?.initialDelayMs,
+      ...(config.sourceAddresses ? { sourceAddresses: config.sourceAddresses } : {}),
     };
     if (previous) {
       this.joinTimes = previous.joinTimes;

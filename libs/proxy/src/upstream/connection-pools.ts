@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { type Dispatcher, Pool } from 'undici';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import { H2Sessions } from './h2-sessions.js';
@@ -21,6 +22,23 @@ export interface ConnectionSettings {
   maxRequestsPerConnection?: number;
   /** TCP keepalive probes after this long idle. */
   keepaliveInitialDelayMs?: number;
+  /** The local address to connect from, per IP family (the cluster's upstream_bind_config). */
+  sourceAddresses?: { readonly ipv4?: string; readonly ipv6?: string };
+}
+
+/** The local address a connection to `host` is made from, when the cluster binds one for its family. */
+export function sourceAddressFor(
+  sources: ConnectionSettings['sourceAddresses'],
+  host: string,
+): string | undefined {
+  if (!sources) return undefined;
+  return net.isIPv6(host) ? sources.ipv6 : sources.ipv4;
+}
+
+/** The part of a pool or session key that keeps connections from different source addresses apart. */
+export function sourceKey(settings: ConnectionSettings, host: UpstreamHost): string {
+  const source = sourceAddressFor(settings.sourceAddresses, host.address);
+  return source ? `|from=${source}` : '';
 }
 
 /** Connections per upstream host; enough that a busy host is never a queue behind a few sockets. */
@@ -77,7 +95,9 @@ export class ConnectionPools {
       this.signatures.set(settings, signature);
     }
     // TLS and plaintext connections to one host are different pools; a new TLS setup replaces the old one's.
-    const key = tls ? `${host.key}|tls` : host.key;
+    // Connections from another source address (upstream_bind_config) are another pool too.
+    const localAddress = sourceAddressFor(settings.sourceAddresses, host.address);
+    const key = `${host.key}${sourceKey(settings, host)}${tls ? '|tls' : ''}`;
     if (tls) signature = `${signature}|${tls.key}`;
     let entry = this.pools.get(key);
     if (entry && entry.signature !== signature) {
@@ -91,6 +111,7 @@ export class ConnectionPools {
         pool: new Pool(origin, {
           connections: MAX_CONNECTIONS_PER_HOST,
           pipelining: 1,
+          ...(localAddress ? { localAddress } : {}),
           connect: {
             timeout: settings.connectTimeoutMs,
             ...(tls

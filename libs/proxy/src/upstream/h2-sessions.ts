@@ -2,7 +2,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { UpstreamTls } from '../security/tls-provider.js';
-import type { ConnectionSettings } from './connection-pools.js';
+import { type ConnectionSettings, sourceAddressFor, sourceKey } from './connection-pools.js';
 import type { UpstreamHost } from './host.js';
 import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
@@ -52,7 +52,8 @@ export class H2Sessions {
   }
 
   private session(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls) {
-    const key = secure ? `${host.key}|${secure.key}` : host.key;
+    const key = `${host.key}${sourceKey(settings, host)}${secure ? `|${secure.key}` : ''}`;
+    const localAddress = sourceAddressFor(settings.sourceAddresses, host.address);
     const existing = this.sessions.get(key);
     if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
     const session = http2.connect(`${secure ? 'https' : 'http'}://${host.key}`, {
@@ -61,6 +62,7 @@ export class H2Sessions {
           const socket = tls.connect({
             host: host.address,
             port: host.port,
+            ...(localAddress ? { localAddress } : {}),
             secureContext: secure.context,
             servername: secure.servername,
             ALPNProtocols: ['h2'],
@@ -78,6 +80,7 @@ export class H2Sessions {
         const socket = net.connect({
           host: host.address,
           port: host.port,
+          ...(localAddress ? { localAddress } : {}),
           noDelay: true,
           timeout: settings.connectTimeoutMs,
         });
