@@ -379,6 +379,12 @@ spec:
       destination_workload: 'unknown',
       destination_service: 'slow.default.svc.cluster.local',
     });
+    // An abort never leaves the client either; its service is the route's cluster (Envoy resolves it with the route).
+    expect(rt.find((s) => s.labels.response_flags === 'FI')?.labels).toMatchObject({
+      destination_workload: 'unknown',
+      destination_service: 'backend.default.svc.cluster.local',
+      destination_service_namespace: 'default',
+    });
     expect(sum(samples(await metrics(server), 'istio_requests_total'), { response_flags: 'FI' })).toBe(0);
   });
 

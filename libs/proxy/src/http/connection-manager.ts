@@ -295,6 +295,10 @@ export class HttpConnectionManager {
     };
     const route = vhost ? findRoute(vhost, input) : undefined;
     info.routeName = route?.name;
+    // As Envoy's refreshCachedRoute: the route's (weighted) cluster is chosen with the route, so a filter
+    // that answers itself (a fault abort, an RBAC denial) is still reported against it.
+    const routeCluster = route?.action.kind === 'forward' ? pickWeighted(route.action) : undefined;
+    if (routeCluster) info.upstreamCluster = routeCluster.name;
     const responseLevels =
       route && vhost ? [route.responseHeaders, vhost.responseHeaders, table.responseHeaders] : [];
     const decorators: ResponseDecorator[] = [];
@@ -351,6 +355,7 @@ export class HttpConnectionManager {
           vhost,
           route,
           action,
+          target: routeCluster ?? pickWeighted(action),
           headers,
           path: upstreamPath,
           pathOnly: upstreamPath === path ? pathOnly : upstreamPath.split('?')[0]!,
@@ -370,6 +375,7 @@ export class HttpConnectionManager {
       vhost: CompiledVirtualHost;
       route: CompiledRoute;
       action: ForwardAction;
+      target: WeightedCluster;
       headers: HeaderMap;
       path: string;
       pathOnly: string;
@@ -377,7 +383,7 @@ export class HttpConnectionManager {
       upgrade?: UpgradeContext;
     },
   ): Promise<void> {
-    const target = pickWeighted(r.action);
+    const target = r.target;
     // Envoy's order: weighted cluster, route, virtual host, route table — later levels win on overwrite.
     const requestLevels: HeaderMutation[] = [
       target.requestHeaders,
