@@ -39,7 +39,8 @@ With --capture-mode iptables the rules of \`sidecar-agent iptables\` redirect ev
 connection instead (outbound to --outbound-port, 15001 unless set), and the agent
 recovers each one's original destination.
 /stats/prometheus on --stats-port serves Istio's metrics, with the app's own metrics from
---app-metrics appended (Istio's metrics merging). Traces and OpenTelemetry access logs go where
+--app-metrics appended (Istio's metrics merging; on Kubernetes the injector passes the pod's
+prometheus.io/* annotations in ISTIO_PROMETHEUS_ANNOTATIONS instead). Traces and OpenTelemetry access logs go where
 pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when given.
 REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every
 replica (memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger, freePort } from '@mizzen/runtime';
@@ -112,6 +114,73 @@ describe('sidecar-agent process', () => {
       expect(await exited).toBe(0);
     } finally {
       await ads.close();
+    }
+  });
+
+  it("merges the app's own metrics that the injector hands over in ISTIO_PROMETHEUS_ANNOTATIONS (Istio's metrics merging on Kubernetes)", async () => {
+    const app = createServer((req, res) => {
+      if (req.url !== '/app-metrics') return void res.writeHead(404).end();
+      res
+        .writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+        .end('# HELP app_orders_total Orders.\n# TYPE app_orders_total counter\napp_orders_total 42\n');
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const appPort = (app.address() as AddressInfo).port;
+    const ads = new AdsServer({ logger: createLogger('test', { level: 'silent' }) });
+    const xds = await ads.listen(0, '127.0.0.1');
+    const [admin, health, stats] = await Promise.all([freePort(), freePort(), freePort()]);
+    const args = [
+      main,
+      '--pilot',
+      `127.0.0.1:${xds}`,
+      '--workload',
+      'orders-v1',
+      '--admin-port',
+      String(admin),
+      '--health-port',
+      String(health),
+      '--stats-port',
+      String(stats),
+    ];
+    // What libs/inject puts on the istio-proxy container for a pod annotated prometheus.io/port and path.
+    const env = {
+      ...process.env,
+      ISTIO_PROMETHEUS_ANNOTATIONS: JSON.stringify({
+        scrape: 'true',
+        path: '/app-metrics',
+        port: String(appPort),
+      }),
+    };
+    const child = spawn(process.execPath, args, { stdio: 'ignore', env });
+    children.push(child);
+    try {
+      let text = '';
+      const deadline = Date.now() + 15_000;
+      while (!text.includes('app_orders_total') && Date.now() < deadline) {
+        text = await fetch(`http://127.0.0.1:${stats}/stats/prometheus`).then(
+          (r) => r.text(),
+          () => '',
+        );
+        if (!text.includes('app_orders_total')) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(text).toContain('# TYPE istio_requests_total counter');
+      expect(text).toMatch(/^app_orders_total 42$/m);
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // A value the agent cannot read is named on the first line, exit 2, as a bad flag.
+      const bad = spawnSync(process.execPath, args, {
+        encoding: 'utf8',
+        timeout: 10_000,
+        env: { ...process.env, ISTIO_PROMETHEUS_ANNOTATIONS: '{"port":"http"}' },
+      });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr.split('\n')[0]).toMatch(
+        /ISTIO_PROMETHEUS_ANNOTATIONS: prometheus.io\/port must be a port number, got "http"/,
+      );
+    } finally {
+      await ads.close();
+      app.close();
     }
   });
 });

@@ -29,6 +29,7 @@ export {
   type JsonObject,
   PORTS,
   type PodLike,
+  PROMETHEUS_ANNOTATIONS_ENV,
   PROXY_CONTAINER,
   PROXY_UID,
   type Probe,

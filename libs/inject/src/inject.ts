@@ -89,7 +89,13 @@ export const ANNOTATION = {
   includeOutboundPorts: 'traffic.sidecar.istio.io/includeOutboundPorts',
   defaultContainer: 'kubectl.kubernetes.io/default-container',
   defaultLogsContainer: 'kubectl.kubernetes.io/default-logs-container',
+  /** `"false"` turns Istio's metrics merging off for the pod: its prometheus.io/* annotations stay as they are. */
+  mergeMetrics: 'prometheus.istio.io/merge-metrics',
 } as const;
+
+/** Where the agent finds the app's own metrics when merging (Istio's env, JSON `{scrape, path, port}`). */
+export const PROMETHEUS_ANNOTATIONS_ENV = 'ISTIO_PROMETHEUS_ANNOTATIONS';
+const PROMETHEUS = { scrape: 'prometheus.io/scrape', path: 'prometheus.io/path', port: 'prometheus.io/port' };
 
 export const INJECTION_LABEL = 'istio-injection';
 export const REVISION_LABEL = 'istio.io/rev';
@@ -382,6 +388,18 @@ export function injectPod(
   ];
   if (Object.keys(probers).length > 0)
     env.push({ name: 'ISTIO_KUBE_APP_PROBERS', value: JSON.stringify(probers) });
+  // Istio's metrics merging: the agent's 15020 serves Istio's metrics followed by the app's own, so the
+  // prometheus.io/* annotations that pointed Prometheus at the app are handed to the agent instead.
+  const mergeMetrics = annotations[ANNOTATION.mergeMetrics] !== 'false';
+  if (mergeMetrics) {
+    const scrape = {
+      scrape: annotations[PROMETHEUS.scrape] ?? '',
+      path: annotations[PROMETHEUS.path] ?? '',
+      port: annotations[PROMETHEUS.port] ?? '',
+    };
+    if (scrape.scrape || scrape.path || scrape.port)
+      env.push({ name: PROMETHEUS_ANNOTATIONS_ENV, value: JSON.stringify(scrape) });
+  }
 
   const image = annotations[ANNOTATION.proxyImage] ?? config.proxyImage;
   const pullPolicy = config.imagePullPolicy ?? 'IfNotPresent';
@@ -523,9 +541,11 @@ export function injectPod(
     annotations[ANNOTATION.defaultLogsContainer] ??= firstApp;
   }
   annotations['istio.io/rev'] ??= revision;
-  annotations['prometheus.io/path'] ??= '/stats/prometheus';
-  annotations['prometheus.io/port'] ??= String(PORTS.agent);
-  annotations['prometheus.io/scrape'] ??= 'true';
+  if (mergeMetrics) {
+    annotations[PROMETHEUS.path] = '/stats/prometheus';
+    annotations[PROMETHEUS.port] = String(PORTS.agent);
+    annotations[PROMETHEUS.scrape] = 'true';
+  }
   annotations[ANNOTATION.status] = JSON.stringify({
     initContainers: [INIT_CONTAINER],
     containers: [PROXY_CONTAINER],

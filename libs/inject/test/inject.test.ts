@@ -113,6 +113,44 @@ describe('the injected pod', () => {
     expect((sidecar.env ?? []).some((e) => e.name === 'ISTIO_KUBE_APP_PROBERS')).toBe(false);
   });
 
+  it("merges the app's metrics as Istio does: prometheus.io/* handed to the agent, Prometheus pointed at 15020", () => {
+    const annotated = pod({
+      annotations: {
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': '9102',
+        'prometheus.io/path': '/app',
+      },
+    });
+    const { pod: out } = injectPod(annotated, config);
+    expect(out.metadata?.annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '15020',
+      'prometheus.io/path': '/stats/prometheus',
+    });
+    const env = out.spec!.containers![1]!.env ?? [];
+    expect(env.find((e) => e.name === 'ISTIO_PROMETHEUS_ANNOTATIONS')?.value).toBe(
+      '{"scrape":"true","path":"/app","port":"9102"}',
+    );
+    // The patch turns the pod into exactly that, as the webhook sends it.
+    expect(applyPatch(annotated, injectionPatch(annotated, out))).toEqual(out);
+    // Without annotations: Prometheus scrapes the agent, which has no app metrics to merge.
+    const plain = injectPod(pod(), config).pod;
+    expect(plain.metadata?.annotations?.['prometheus.io/port']).toBe('15020');
+    expect(
+      (plain.spec!.containers![1]!.env ?? []).some((e) => e.name === 'ISTIO_PROMETHEUS_ANNOTATIONS'),
+    ).toBe(false);
+    // prometheus.istio.io/merge-metrics: "false" leaves the pod's annotations alone.
+    const optOut = injectPod(
+      pod({ annotations: { 'prometheus.istio.io/merge-metrics': 'false', 'prometheus.io/port': '9102' } }),
+      config,
+    ).pod;
+    expect(optOut.metadata?.annotations?.['prometheus.io/port']).toBe('9102');
+    expect(optOut.metadata?.annotations?.['prometheus.io/path']).toBeUndefined();
+    expect(
+      (optOut.spec!.containers![1]!.env ?? []).some((e) => e.name === 'ISTIO_PROMETHEUS_ANNOTATIONS'),
+    ).toBe(false);
+  });
+
   it('is a JSONPatch that turns the original pod into the injected one, and nothing on the second pass', () => {
     const original = pod({ annotations: { keep: 'me' } });
     const { pod: injected } = injectPod(original, config);

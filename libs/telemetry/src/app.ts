@@ -9,7 +9,7 @@ export const TELEMETRY_FLAGS = {
   'otlp-endpoint': { type: 'string' },
 } as const;
 
-/** The sidecar's extra flag: Istio's metrics merging (`prometheus.io/scrape|port|path`) in local mode. */
+/** The sidecar's extra flag: Istio's metrics merging (`prometheus.io/scrape|port|path`) in local mode; on Kubernetes the injector's ISTIO_PROMETHEUS_ANNOTATIONS. */
 export const APP_METRICS_FLAG = { 'app-metrics': { type: 'string' } } as const;
 
 export interface TelemetryFlags {
@@ -30,15 +30,58 @@ function httpUrl(value: string, flag: string): string {
   return value;
 }
 
-/** `--stats-port` (default 15020), `--otlp-endpoint URL`, `--app-metrics URL`; a bad value is a FlagError. */
-export function parseTelemetryFlags(values: ParsedFlags): TelemetryFlags {
+/**
+ * The app's metrics endpoint from Istio's `ISTIO_PROMETHEUS_ANNOTATIONS` (the
+ * pod's prometheus.io/scrape|path|port, which the injector hands the agent
+ * when merging metrics), as Istio's agent reads it: path `/metrics` and port
+ * 80 unless given; nothing when scraping is off or the port is the agent's own.
+ */
+export function appMetricsFromAnnotations(json: string, statsPort: number): string | undefined {
+  let scrape: { scrape?: unknown; path?: unknown; port?: unknown };
+  try {
+    scrape = JSON.parse(json) as typeof scrape;
+  } catch {
+    throw new FlagError(
+      `ISTIO_PROMETHEUS_ANNOTATIONS must be JSON like {"scrape":"true","port":"8080"}, got "${json}"`,
+    );
+  }
+  if (!scrape || typeof scrape !== 'object')
+    throw new FlagError('ISTIO_PROMETHEUS_ANNOTATIONS must be a JSON object');
+  const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  if (str(scrape.scrape) === 'false') return undefined;
+  const port = str(scrape.port) || '80';
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535)
+    throw new FlagError(
+      `ISTIO_PROMETHEUS_ANNOTATIONS: prometheus.io/port must be a port number, got "${port}"`,
+    );
+  if (Number(port) === statsPort) return undefined;
+  const path = str(scrape.path) || '/metrics';
+  return `http://127.0.0.1:${port}${path.startsWith('/') ? path : `/${path}`}`;
+}
+
+/**
+ * `--stats-port` (default 15020), `--otlp-endpoint URL`, `--app-metrics URL`
+ * (else Istio's ISTIO_PROMETHEUS_ANNOTATIONS from the injector); a bad value is a FlagError.
+ */
+export function parseTelemetryFlags(
+  values: ParsedFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): TelemetryFlags {
   const s = (k: string) => values[k] as string | undefined;
   const otlp = s('otlp-endpoint');
-  const app = s('app-metrics');
+  const statsPort = parsePort(s('stats-port'), '--stats-port', 15020);
+  const flag = s('app-metrics');
+  const annotations = env.ISTIO_PROMETHEUS_ANNOTATIONS;
+  const app =
+    flag !== undefined
+      ? httpUrl(flag, '--app-metrics')
+      : annotations
+        ? appMetricsFromAnnotations(annotations, statsPort)
+        : undefined;
   return {
-    statsPort: parsePort(s('stats-port'), '--stats-port', 15020),
+    statsPort,
     ...(otlp !== undefined ? { otlpEndpoint: httpUrl(otlp, '--otlp-endpoint') } : {}),
-    ...(app !== undefined ? { appMetricsUrl: httpUrl(app, '--app-metrics') } : {}),
+    ...(app !== undefined ? { appMetricsUrl: app } : {}),
   };
 }
 

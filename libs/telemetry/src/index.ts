@@ -15,6 +15,7 @@ export {
 } from './access-log.js';
 export {
   APP_METRICS_FLAG,
+  appMetricsFromAnnotations,
   parseTelemetryFlags,
   startProxyTelemetry,
   TELEMETRY_FLAGS,

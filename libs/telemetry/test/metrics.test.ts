@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { HttpRequestStart, StatsSettings } from '@mizzen/proxy';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
+import { appMetricsFromAnnotations, parseTelemetryFlags } from '../src/app.js';
 import { checkExposition, ISTIO_LINT_EXCEPTIONS, parseExposition } from '../src/exposition.js';
 import { IstioMetrics } from '../src/metrics.js';
 import { StatsServer } from '../src/stats-server.js';
@@ -180,6 +181,34 @@ describe('/stats/prometheus with metrics merging', () => {
     const text2 = await (await fetch(`http://127.0.0.1:${downPort}/stats/prometheus`)).text();
     expect(checkExposition(text2)).toEqual([]);
     expect(text2).toMatch(/^istio_agent_scrape_failures_total 1$/m);
+  });
+});
+
+describe("the app's metrics endpoint from the injector (ISTIO_PROMETHEUS_ANNOTATIONS)", () => {
+  it("reads it as Istio's agent does: /metrics and port 80 unless given, nothing when off or on the agent's port", () => {
+    expect(appMetricsFromAnnotations('{"scrape":"true","path":"/app","port":"9102"}', 15020)).toBe(
+      'http://127.0.0.1:9102/app',
+    );
+    expect(appMetricsFromAnnotations('{"scrape":"true","path":"","port":""}', 15020)).toBe(
+      'http://127.0.0.1:80/metrics',
+    );
+    expect(appMetricsFromAnnotations('{"scrape":"false","port":"9102"}', 15020)).toBeUndefined();
+    expect(appMetricsFromAnnotations('{"scrape":"true","port":"15020"}', 15020)).toBeUndefined();
+    expect(() => appMetricsFromAnnotations('not json', 15020)).toThrow(
+      /ISTIO_PROMETHEUS_ANNOTATIONS must be JSON/,
+    );
+    expect(() => appMetricsFromAnnotations('{"port":"http"}', 15020)).toThrow(
+      /must be a port number, got "http"/,
+    );
+  });
+
+  it('takes --app-metrics first, the injector’s env otherwise', () => {
+    const env = { ISTIO_PROMETHEUS_ANNOTATIONS: '{"scrape":"true","path":"/m","port":"9102"}' };
+    expect(parseTelemetryFlags({}, env).appMetricsUrl).toBe('http://127.0.0.1:9102/m');
+    expect(parseTelemetryFlags({ 'app-metrics': 'http://127.0.0.1:1/x' }, env).appMetricsUrl).toBe(
+      'http://127.0.0.1:1/x',
+    );
+    expect(parseTelemetryFlags({}, {}).appMetricsUrl).toBeUndefined();
   });
 });
 
