@@ -94,6 +94,41 @@ describe('exportTo', () => {
     expect(routeOf(seOnly, DEFAULT_CLIENT, privateByDefault).name).toBe('default');
   });
 
+  it('gateways see VirtualServices exported to their namespace, the mesh default included', () => {
+    const yaml = `${mesh()}
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: api-gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 80, name: http, protocol: HTTP }, hosts: ["*/api.example.com"] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: api-edge, namespace: team }
+spec:
+  hosts: [api.example.com]
+  gateways: [istio-system/api-gw]
+  http: [{ route: [{ destination: { host: api } }] }]
+`;
+    const gateway = {
+      id: 'router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local',
+      metadata: {
+        NAMESPACE: 'istio-system',
+        LABELS: { istio: 'ingressgateway' },
+        INSTANCE_IPS: '127.0.0.1',
+        MIZZEN_CAPTURE_MODE: 'proxy',
+        MIZZEN_GATEWAY_PORTS: { '80': 8080 },
+      },
+    };
+    const domains = (meshCfg = {}) =>
+      build(pushFor(yaml, meshCfg), gateway).routes.flatMap((r: Json) =>
+        r.virtual_hosts.flatMap((v: Json) => v.domains),
+      );
+    expect(domains()).toContain('api.example.com');
+    expect(domains({ defaultVirtualServiceExportTo: ['.'] })).not.toContain('api.example.com');
+  });
+
   it('reads the defaults from mesh config and rejects bad ones with the field and reason', () => {
     const parsed = parseMeshConfig(
       'defaultServiceExportTo: ["."]\ndefaultVirtualServiceExportTo: ["*"]\ndefaultDestinationRuleExportTo: [team]\n',

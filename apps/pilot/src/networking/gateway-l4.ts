@@ -26,7 +26,9 @@ export function boundVirtualServices(
   const out: { vs: VirtualServiceResource; hosts: string[] }[] = [];
   for (const vs of push.virtualServicesForGateway(s.gatewayName)) {
     const spec = vs.spec as VirtualServiceSpec;
-    if (!isVisible(spec.exportTo ?? ['*'], vs.metadata.namespace, proxy.namespace)) continue;
+    // exportTo, else the mesh's defaultVirtualServiceExportTo.
+    if (!isVisible(push.exportTo('VirtualService', spec.exportTo), vs.metadata.namespace, proxy.namespace))
+      continue;
     const hosts = push
       .vsHosts(vs)
       .filter((h) =>
