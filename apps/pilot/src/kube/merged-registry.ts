@@ -1,4 +1,10 @@
-import type { Endpoint, Registry, Service } from '../registry/model.js';
+import {
+  type Endpoint,
+  type Registry,
+  type Service,
+  type ServiceTarget,
+  sortTargets,
+} from '../registry/model.js';
 
 /**
  * Several registries seen as one (Istio's aggregate controller): for a
@@ -9,7 +15,7 @@ import type { Endpoint, Registry, Service } from '../registry/model.js';
 export class MergedRegistry implements Registry {
   private readonly byHost = new Map<string, { service: Service; owner: Registry }>();
 
-  constructor(registries: readonly Registry[]) {
+  constructor(private readonly registries: readonly Registry[]) {
     for (const registry of registries) {
       for (const service of registry.services()) {
         if (!this.byHost.has(service.hostname))
@@ -28,6 +34,15 @@ export class MergedRegistry implements Registry {
 
   endpoints(hostname: string, port: number): readonly Endpoint[] {
     return this.byHost.get(hostname)?.owner.endpoints(hostname, port) ?? [];
+  }
+
+  /** Each registry's targets for the hostnames it owns here. */
+  serviceTargets(address: string): readonly ServiceTarget[] {
+    return sortTargets(
+      this.registries.flatMap((owner) =>
+        owner.serviceTargets(address).filter((t) => this.byHost.get(t.hostname)?.owner === owner),
+      ),
+    );
   }
 }
 

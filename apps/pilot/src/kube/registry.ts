@@ -1,6 +1,13 @@
 import type { V1EndpointSlice, V1Namespace, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import { type Protocol, resolveProtocol } from '../model/protocol.js';
-import type { Endpoint, Registry, Service, ServicePort } from '../registry/model.js';
+import {
+  type Endpoint,
+  type Registry,
+  type Service,
+  type ServicePort,
+  type ServiceTarget,
+  serviceTargetsAt,
+} from '../registry/model.js';
 
 /** Istio's annotation limiting where a Service is visible. */
 export const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
@@ -47,7 +54,18 @@ class KubeRegistry implements Registry {
   constructor(
     private readonly byHost: Map<string, Service>,
     private readonly eps: Map<string, Endpoint[]>,
+    /** The service ports of each pod by its IP, from the Services selecting it (ready or not). */
+    private readonly targetsByIp: Map<string, ServiceTarget[]> = new Map(),
   ) {}
+
+  /**
+   * As Istio's Kubernetes controller finds a proxy's service targets: the pod
+   * at that IP and the Services that select it, whether or not the pod is
+   * ready yet (its EndpointSlice entries may not serve); else the endpoints.
+   */
+  serviceTargets(address: string): readonly ServiceTarget[] {
+    return this.targetsByIp.get(address) ?? serviceTargetsAt(this, address);
+  }
 
   services(): readonly Service[] {
     return [...this.byHost.values()];
@@ -188,7 +206,18 @@ export function buildKubeRegistry(objects: KubeObjects, domainSuffix = 'cluster.
       eps.set(key, list);
     }
   }
-  return new KubeRegistry(byHost, eps);
+  const targetsByIp = new Map<string, ServiceTarget[]>();
+  for (const [ip, pod] of podsByIp) {
+    const targets = workloadServicePorts(pod, objects.services, domainSuffix).map((t) => ({
+      hostname: t.service,
+      name: t.name,
+      port: t.port,
+      targetPort: t.targetPort,
+      protocol: t.protocol,
+    }));
+    targetsByIp.set(ip, targets);
+  }
+  return new KubeRegistry(byHost, eps, targetsByIp);
 }
 
 function regionOfZone(nodes: Map<string, V1Node>, zone: string): string | undefined {

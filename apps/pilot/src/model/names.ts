@@ -25,6 +25,11 @@ export function parseClusterName(
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
 export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
 export const VIRTUAL_OUTBOUND = 'virtualOutbound';
+/** iptables capture: the listener every redirected inbound connection reaches, and its port (Istio's proxyInboundListenPort). */
+export const VIRTUAL_INBOUND = 'virtualInbound';
+export const VIRTUAL_INBOUND_PORT = 15006;
+/** Inbound traffic to ports no service declares: to the original destination, from 127.0.0.6. */
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughCluster';
 
 /** Sidecars: one outbound listener (not bound) and one route table per service port. */
 export function outboundListenerName(port: number): string {

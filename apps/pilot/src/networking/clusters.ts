@@ -1,6 +1,8 @@
+import net from 'node:net';
 import type { DestinationRuleSpec, Subset } from '@mizzen/api';
 import {
   BLACKHOLE_CLUSTER,
+  INBOUND_PASSTHROUGH_CLUSTER,
   inboundClusterName,
   outboundClusterName,
   PASSTHROUGH_CLUSTER,
@@ -104,34 +106,62 @@ export function buildOutboundClusters(push: PushContext, proxy: ProxyInfo): Json
 }
 
 /**
+ * The local address Istio's inbound clusters connect from in iptables mode:
+ * 127.0.0.6 (::6), which the capture rules let through instead of sending the
+ * connection back to the proxy's own inbound port.
+ */
+function inboundBindConfig(proxy: ProxyInfo): Json {
+  return { source_address: { address: net.isIPv6(proxy.ip) ? '::6' : '127.0.0.6', port_value: 0 } };
+}
+
+/**
  * Clusters that deliver inbound traffic to the workload: one per inbound
- * port, to the app's port on 127.0.0.1 or where a Sidecar ingress
- * listener's defaultEndpoint says, with the Sidecar's inbound connection
- * pool when it sets one.
+ * port, with the Sidecar's inbound connection pool when it sets one. Local
+ * mode delivers to the app's port on 127.0.0.1. In iptables mode, as Istio
+ * does, to where the connection was going (ORIGINAL_DST: the pod's own
+ * address and the port the caller dialled) from 127.0.0.6, so the app must
+ * listen on the pod IP or 0.0.0.0 as in any Istio pod. A Sidecar ingress
+ * listener's defaultEndpoint is used as given (from 127.0.0.6 in iptables
+ * mode unless it is a loopback address).
  */
 export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[] {
   const seen = new Set<number>();
   const clusters: Json[] = [];
-  for (const port of inboundPorts(proxy, push.sidecarScope(proxy))) {
+  const scope = push.sidecarScope(proxy);
+  const captured = proxy.captureMode === 'iptables';
+  for (const port of inboundPorts(proxy, scope)) {
     if (seen.has(port.port)) continue;
     seen.add(port.port);
     const name = inboundClusterName(port.port);
-    const cluster: Json = {
-      name,
-      type: 'STATIC',
-      connect_timeout: push.mesh.connectTimeout,
-      lb_policy: 'ROUND_ROBIN',
-      load_assignment: {
-        cluster_name: name,
-        endpoints: [
-          {
-            lb_endpoints: [
-              { endpoint: { address: socketAddress(port.endpoint.address, port.endpoint.port) } },
-            ],
-          },
-        ],
-      },
-    };
+    let cluster: Json;
+    if (captured && scope.ingress.length === 0) {
+      cluster = {
+        name,
+        type: 'ORIGINAL_DST',
+        connect_timeout: push.mesh.connectTimeout,
+        lb_policy: 'CLUSTER_PROVIDED',
+        upstream_bind_config: inboundBindConfig(proxy),
+      };
+    } else {
+      cluster = {
+        name,
+        type: 'STATIC',
+        connect_timeout: push.mesh.connectTimeout,
+        lb_policy: 'ROUND_ROBIN',
+        load_assignment: {
+          cluster_name: name,
+          endpoints: [
+            {
+              lb_endpoints: [
+                { endpoint: { address: socketAddress(port.endpoint.address, port.endpoint.port) } },
+              ],
+            },
+          ],
+        },
+      };
+      if (captured && !isLoopback(port.endpoint.address))
+        cluster.upstream_bind_config = inboundBindConfig(proxy);
+    }
     applyProtocol(cluster, port.protocol);
     if (port.connectionPool) applyPolicyToCluster(cluster, { connectionPool: port.connectionPool });
     clusters.push(cluster);
@@ -139,9 +169,31 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
   return clusters;
 }
 
-/** Istio's catch-all clusters: pass through to the original destination, or drop. */
-export function buildPassthroughClusters(push: PushContext): Json[] {
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.');
+}
+
+/**
+ * Istio's catch-all clusters: pass through to the original destination, or
+ * drop; in iptables mode also InboundPassthroughCluster, which delivers
+ * inbound traffic to ports no service declares from 127.0.0.6.
+ */
+export function buildPassthroughClusters(push: PushContext, proxy?: ProxyInfo): Json[] {
+  const inbound =
+    proxy?.captureMode === 'iptables'
+      ? [
+          {
+            name: INBOUND_PASSTHROUGH_CLUSTER,
+            type: 'ORIGINAL_DST',
+            lb_policy: 'CLUSTER_PROVIDED',
+            connect_timeout: push.mesh.connectTimeout,
+            upstream_bind_config: inboundBindConfig(proxy),
+          },
+        ]
+      : [];
+  for (const c of inbound) applyProtocol(c, 'UNKNOWN');
   return [
+    ...inbound,
     {
       name: PASSTHROUGH_CLUSTER,
       type: 'ORIGINAL_DST',

@@ -1,5 +1,9 @@
 import type { ClientTLSSettings, ConfigResource } from '@mizzen/api';
-import { effectivePeerAuthentication, mtlsModeForPort } from '@mizzen/policy';
+import {
+  type EffectivePeerAuthentication,
+  effectivePeerAuthentication,
+  mtlsModeForPort,
+} from '@mizzen/policy';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, type Json } from './envoy.js';
@@ -176,20 +180,31 @@ export function applyClusterTls(
   }
 }
 
+/**
+ * The PeerAuthentication in force for the proxy's workload (Istio's
+ * precedence, from libs/policy), or undefined when the proxy cannot take part
+ * in mutual TLS (everything is then plaintext).
+ */
+export function peerAuthenticationFor(
+  push: PushContext,
+  proxy: ProxyInfo,
+): (EffectivePeerAuthentication & { mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE' }) | undefined {
+  if (!meshTlsEnabled(push, proxy)) return undefined;
+  return effectivePeerAuthentication(
+    push.resources as ConfigResource[],
+    { namespace: proxy.namespace, labels: proxy.labels },
+    { rootNamespace: push.mesh.rootNamespace },
+  ) as EffectivePeerAuthentication & { mode: 'STRICT' | 'PERMISSIVE' | 'DISABLE' };
+}
+
 /** The PeerAuthentication mode for one of the proxy's ports (Istio's precedence, from libs/policy). */
 export function inboundMtlsMode(
   push: PushContext,
   proxy: ProxyInfo,
   targetPort: number,
 ): 'STRICT' | 'PERMISSIVE' | 'DISABLE' {
-  if (!meshTlsEnabled(push, proxy)) return 'DISABLE';
-  const effective = effectivePeerAuthentication(
-    push.resources as ConfigResource[],
-    { namespace: proxy.namespace, labels: proxy.labels },
-    {
-      rootNamespace: push.mesh.rootNamespace,
-    },
-  );
+  const effective = peerAuthenticationFor(push, proxy);
+  if (!effective) return 'DISABLE';
   return mtlsModeForPort(effective, targetPort) as 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 }
 

@@ -266,6 +266,8 @@ export interface InboundPort {
   /** TLS the sidecar terminates for callers from outside the mesh (Sidecar ingress `tls`), instead of mesh mTLS. */
   tls?: ServerTLSSettings;
   connectionPool?: ConnectionPoolSettings;
+  /** A Sidecar ingress listener with `captureMode: NONE`: a bound listener even when iptables captures the rest. */
+  bind?: boolean;
 }
 
 /**
@@ -317,6 +319,7 @@ export function inboundPorts(
       endpoint,
       ...(l.tls ? { tls: l.tls } : {}),
       ...(pool ? { connectionPool: pool } : {}),
+      ...(l.captureMode === 'NONE' ? { bind: true } : {}),
     });
   }
   return out;

@@ -1,54 +1,26 @@
 import type { ResourceSet } from '@mizzen/xds';
 import {
   BLACKHOLE_CLUSTER,
-  inboundClusterName,
-  inboundListenerName,
   outboundClusterName,
   outboundListenerName,
   outboundRouteName,
   PASSTHROUGH_CLUSTER,
   VIRTUAL_OUTBOUND,
 } from '../model/names.js';
-import { isHttpProtocol, type Protocol, resolveProtocol } from '../model/protocol.js';
+import { resolveProtocol } from '../model/protocol.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
 import type { Service } from '../registry/model.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
-import {
-  httpConnectionManager,
-  type Json,
-  outboundHttpFilters,
-  routerFilter,
-  socketAddress,
-  tcpProxy,
-} from './envoy.js';
+import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
+import { buildInboundListeners, withServiceTargets } from './inbound.js';
 import { cidr, type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
-import {
-  DOWNSTREAM_TLS_TYPE,
-  downstreamMeshTls,
-  inboundMtlsMode,
-  SIDECAR_INBOUND_XFCC,
-  TLS_INSPECTOR,
-} from './mtls.js';
+import { HTTP_ALPN, KIND_PRECEDENCE, kindOf, type PortKind, SNIFFING_FILTERS } from './port-kinds.js';
 import type { PushContext } from './push-context.js';
-import { rateLimitConfig, withRateLimitFilters } from './rate-limits.js';
-import { securityFilters } from './security-filters.js';
-import { type EgressListenerScope, inboundPorts, type SidecarScope } from './sidecar-scope.js';
+import type { EgressListenerScope, SidecarScope } from './sidecar-scope.js';
 import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
-
-type PortKind = 'http' | 'sniff' | 'tls' | 'tcp';
-
-/** How a port's protocol is served: routed HTTP, sniffed (HTTP or TCP by the first bytes), TLS by SNI, or TCP. */
-function kindOf(protocol: Protocol): PortKind {
-  if (isHttpProtocol(protocol)) return 'http';
-  if (protocol === 'UNKNOWN') return 'sniff';
-  if (protocol === 'TLS' || protocol === 'HTTPS') return 'tls';
-  return 'tcp';
-}
-
-const KIND_PRECEDENCE: PortKind[] = ['http', 'sniff', 'tls', 'tcp'];
 
 /** One outbound port of a sidecar: how it is served, the services on it, and the egress listener it comes from. */
 interface OutboundPlan {
@@ -112,17 +84,6 @@ function explicitPortPlan(listener: EgressListenerScope, n: number): OutboundPla
   return { kind, services, ...(bound ? { bind: listener.bind ?? '127.0.0.1' } : {}) };
 }
 
-/** Istio's listener filters for a port whose protocol is decided by the first bytes. */
-const SNIFFING_FILTERS = [
-  {
-    name: 'envoy.filters.listener.http_inspector',
-    typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
-    },
-  },
-];
-const HTTP_ALPN = { application_protocols: ['http/1.1', 'h2c'] };
-
 /** Where traffic to destinations the scope does not know goes: nowhere (REGISTRY_ONLY), the egress proxy, or through. */
 function catchAllCluster(scope: SidecarScope): string {
   if (scope.outboundTrafficPolicy === 'REGISTRY_ONLY') return BLACKHOLE_CLUSTER;
@@ -185,134 +146,6 @@ export function buildOutboundRouteConfig(
   return { name: outboundRouteName(port), virtual_hosts: virtualHosts, validate_clusters: false };
 }
 
-/** TLS a Sidecar ingress listener terminates for callers outside the mesh (SIMPLE or MUTUAL, from files). */
-function ingressTls(tls: NonNullable<InboundPortTls>): Json {
-  const common: Json = {
-    tls_certificates: [
-      {
-        certificate_chain: { filename: tls.serverCertificate ?? '' },
-        private_key: { filename: tls.privateKey ?? '' },
-      },
-    ],
-    alpn_protocols: ['h2', 'http/1.1'],
-  };
-  const mutual = tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL';
-  if (mutual && tls.caCertificates)
-    common.validation_context = { trusted_ca: { filename: tls.caCertificates } };
-  const params: Json = {};
-  if (tls.minProtocolVersion) params.tls_minimum_protocol_version = envoyTlsVersion(tls.minProtocolVersion);
-  if (tls.maxProtocolVersion) params.tls_maximum_protocol_version = envoyTlsVersion(tls.maxProtocolVersion);
-  if (tls.cipherSuites?.length) params.cipher_suites = tls.cipherSuites;
-  if (Object.keys(params).length) common.tls_params = params;
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': DOWNSTREAM_TLS_TYPE,
-      common_tls_context: common,
-      require_client_certificate: tls.mode === 'MUTUAL',
-    },
-  };
-}
-
-type InboundPortTls = ReturnType<typeof inboundPorts>[number]['tls'];
-
-/** Istio's TLSV1_2 as Envoy's TLSv1_2 (TLS_AUTO stays). */
-function envoyTlsVersion(v: string): string {
-  return v.replace(/^TLSV/, 'TLSv');
-}
-
-function inboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
-  const security = securityFilters(push, proxy);
-  const limits = rateLimitConfig(push, proxy);
-  return inboundPorts(proxy, push.sidecarScope(proxy), (w) => push.warnings.add(w)).map((port) => {
-    const cluster = inboundClusterName(port.port);
-    const hcm = httpConnectionManager(
-      `inbound_0.0.0.0_${port.port}`,
-      {
-        inline: {
-          name: `inbound|${port.port}||`,
-          validate_clusters: false,
-          virtual_hosts: [
-            {
-              name: `inbound|http|${port.servicePort}`,
-              domains: ['*'],
-              routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
-              ...limits.virtualHost,
-            },
-          ],
-        },
-      },
-      { ...SIDECAR_INBOUND_XFCC, ...hcmTelemetry(push, proxy, 'server') },
-      withStatsFilter(
-        withRateLimitFilters([...security.http, routerFilter()], limits),
-        statsFilter(push, proxy, 'server'),
-      ),
-    );
-    const tcp = [...security.tcp, tcpProxy(cluster, cluster)];
-    const kind = kindOf(port.protocol);
-    // A port of unknown protocol takes HTTP when the first bytes are HTTP, anything else as opaque TCP.
-    const base: { name: string; match?: Json; filters: Json[] }[] =
-      kind === 'http'
-        ? [{ name: cluster, filters: [hcm] }]
-        : kind === 'sniff'
-          ? [
-              { name: `${cluster}-http`, match: HTTP_ALPN, filters: [hcm] },
-              { name: `${cluster}-tcp`, filters: tcp },
-            ]
-          : [{ name: cluster, filters: tcp }];
-    // PeerAuthentication decides which chains exist: mTLS only (STRICT), both told apart by the first bytes (PERMISSIVE), or plaintext.
-    // A Sidecar ingress listener with `tls` terminates that TLS instead, for callers outside the mesh.
-    const mode = port.tls ? 'TLS' : inboundMtlsMode(push, proxy, port.port);
-    const chains: Json[] = [];
-    if (mode !== 'DISABLE') {
-      for (const c of base) {
-        // Inside TLS the ALPN says whether it is HTTP: h2 or http/1.1.
-        const match = {
-          transport_protocol: 'tls',
-          ...(c.match ? { application_protocols: ['h2', 'http/1.1'] } : {}),
-        };
-        chains.push({
-          name: `${c.name}-${port.tls ? 'tls' : 'mtls'}`,
-          filter_chain_match: match,
-          transport_socket: port.tls ? ingressTls(port.tls) : downstreamMeshTls(),
-          filters: c.filters,
-        });
-      }
-    }
-    if (mode !== 'STRICT' && mode !== 'TLS') {
-      for (const c of base) {
-        const match = {
-          ...(c.match ?? {}),
-          ...(mode === 'PERMISSIVE' ? { transport_protocol: 'raw_buffer' } : {}),
-        };
-        chains.push({
-          name: c.name,
-          ...(Object.keys(match).length ? { filter_chain_match: match } : {}),
-          filters: c.filters,
-        });
-      }
-    }
-    const listenerFilters = [
-      ...(mode !== 'DISABLE' ? [TLS_INSPECTOR] : []),
-      ...(kind === 'sniff' ? SNIFFING_FILTERS : []),
-    ];
-    return {
-      name: inboundListenerName(port.address, port.listenPort),
-      address: socketAddress(port.address, port.listenPort),
-      traffic_direction: 'INBOUND',
-      ...(listenerFilters.length ? { listener_filters: listenerFilters } : {}),
-      filter_chains: chains,
-      // Local mode listens on its own port per workload port; policies name the workload's port.
-      ...(port.listenPort !== port.port ? { metadata: workloadPortMetadata(port.port) } : {}),
-    };
-  });
-}
-
-/** Listener metadata telling the proxy which workload port a local-mode inbound listener stands for. */
-function workloadPortMetadata(port: number): Json {
-  return { filter_metadata: { 'mizzen.io/listener': { workload_port: port } } };
-}
-
 function toChain(c: L4Chain): Json {
   return c.match ? { filter_chain_match: c.match, filters: [c.filter] } : { filters: [c.filter] };
 }
@@ -343,7 +176,8 @@ function outboundTcpChains(push: PushContext, proxy: ProxyInfo, plan: OutboundPl
 }
 
 /** Every resource a sidecar gets: Istio's outbound/inbound listener layout, routes per port, clusters, endpoints. */
-export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): ResourceSet {
+export function buildSidecarResources(push: PushContext, node: ProxyInfo): ResourceSet {
+  const proxy = withServiceTargets(push, node);
   const scope = push.sidecarScope(proxy);
   const listeners: Json[] = [];
   const routes: Json[] = [];
@@ -399,12 +233,12 @@ export function buildSidecarResources(push: PushContext, proxy: ProxyInfo): Reso
     if (plan.kind === 'http' || plan.kind === 'sniff')
       routes.push(buildOutboundRouteConfig(push, proxy, port, plan.services));
   }
-  listeners.push(...inboundListeners(push, proxy));
+  listeners.push(...buildInboundListeners(push, proxy));
 
   const clusters = [
     ...buildOutboundClusters(push, proxy),
     ...buildInboundClusters(push, proxy),
-    ...buildPassthroughClusters(push),
+    ...buildPassthroughClusters(push, proxy),
   ];
   return resourceSet(push, proxy, { listeners, routes, clusters });
 }

@@ -9,6 +9,8 @@ import {
   type Resolution,
   type Service,
   type ServicePort,
+  type ServiceTarget,
+  serviceTargetsAt,
 } from './model.js';
 
 /** Annotations pilot writes on WorkloadEntries it creates for connecting sidecars (auto-registration). */
@@ -35,6 +37,10 @@ class StaticRegistry implements Registry {
 
   endpoints(hostname: string, port: number): readonly Endpoint[] {
     return this.eps.get(`${hostname}:${port}`) ?? [];
+  }
+
+  serviceTargets(address: string): readonly ServiceTarget[] {
+    return serviceTargetsAt(this, address);
   }
 }
 

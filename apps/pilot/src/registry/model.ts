@@ -46,11 +46,64 @@ export interface ServiceWithEndpoints {
   endpoints: Map<number, Endpoint[]>;
 }
 
+/**
+ * One port a workload serves for a service (Istio's ServiceTarget): what the
+ * inbound side of a sidecar in iptables capture mode is built from.
+ */
+export interface ServiceTarget {
+  hostname: string;
+  /** The service port's name and number. */
+  name: string;
+  port: number;
+  /** The port the workload listens on: redirected connections arrive with it as their destination port. */
+  targetPort: number;
+  protocol: Protocol;
+}
+
 /** An immutable view of every service and endpoint, rebuilt when config or registrations change. */
 export interface Registry {
   services(): readonly Service[];
   service(hostname: string): Service | undefined;
   endpoints(hostname: string, port: number): readonly Endpoint[];
+  /** The service ports the workload at `address` serves (Istio finds a proxy's service targets by its IP). */
+  serviceTargets(address: string): readonly ServiceTarget[];
+}
+
+/** Service targets found among a registry's endpoints: every service port with an endpoint at `address`. */
+export function serviceTargetsAt(
+  registry: Pick<Registry, 'services' | 'endpoints'>,
+  address: string,
+): ServiceTarget[] {
+  const out: ServiceTarget[] = [];
+  for (const service of registry.services()) {
+    for (const port of service.ports) {
+      for (const e of registry.endpoints(service.hostname, port.port)) {
+        if (e.address !== address) continue;
+        if (out.some((t) => t.hostname === service.hostname && t.targetPort === e.port)) continue;
+        out.push({
+          hostname: service.hostname,
+          name: port.name,
+          port: port.port,
+          targetPort: e.port,
+          protocol: port.protocol,
+        });
+      }
+    }
+  }
+  return sortTargets(out);
+}
+
+/** Stable order: by hostname, then service port, then target port. */
+export function sortTargets(list: ServiceTarget[]): ServiceTarget[] {
+  return list.sort((a, b) =>
+    a.hostname !== b.hostname
+      ? a.hostname < b.hostname
+        ? -1
+        : 1
+      : a.port !== b.port
+        ? a.port - b.port
+        : a.targetPort - b.targetPort,
+  );
 }
 
 export function labelsMatch(
