@@ -2,13 +2,24 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
 import type { OriginalDestination } from '@mizzen/original-dst';
+import {
+  createCsr,
+  createRootCa,
+  exportPrivateKeyPem,
+  formatSpiffeId,
+  generateKeyPair,
+  issueWorkloadCertificate,
+  parseCsr,
+} from '@mizzen/pki';
 import { createLogger, PortAllocator } from '@mizzen/runtime';
 import { AdsServer, Snapshot, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MeshProxy } from '../src/agent/proxy.js';
 import { compileCluster } from '../src/config/cluster.js';
 import { ConfigError } from '../src/config/errors.js';
+import { SecretStore } from '../src/security/secret-store.js';
 import { HCM, ROUTER, TCP } from './harness.js';
 
 /**
@@ -36,6 +47,32 @@ vi.mock('@mizzen/original-dst', () => ({
 type Json = Record<string, unknown>;
 const NODE_ID = 'sidecar~127.0.0.1~web.default~default.svc.cluster.local';
 const BIND = { source_address: { address: '127.0.0.6', port_value: 0 } };
+const ADS = { ads: {}, resource_api_version: 'V3' };
+const TLS_CHAIN_SOCKET = {
+  name: 'envoy.transport_sockets.tls',
+  typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+    common_tls_context: {
+      tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ADS }],
+      combined_validation_context: {
+        default_validation_context: {},
+        validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: ADS },
+      },
+      alpn_protocols: ['h2', 'http/1.1'],
+    },
+    require_client_certificate: true,
+  },
+};
+
+type Ca = Awaited<ReturnType<typeof createRootCa>>;
+
+async function workloadCert(ca: Ca, serviceAccount: string) {
+  const identity = { trustDomain: 'cluster.local', namespace: 'default', serviceAccount };
+  const keys = await generateKeyPair();
+  const csr = await parseCsr(await createCsr({ keys, uris: [formatSpiffeId(identity)] }));
+  const cert = await issueWorkloadCertificate({ csr, identity, issuer: ca, ttlSeconds: 3600 });
+  return { certChain: cert, privateKey: await exportPrivateKeyPem(keys.privateKey) };
+}
 
 const tcpProxy = (cluster: string) => ({
   name: 'envoy.filters.network.tcp_proxy',
@@ -123,16 +160,25 @@ describe('virtualInbound: chains by destination port, ORIGINAL_DST inbound clust
   let proxy: MeshProxy;
   let inbound = 0;
   let strictPort = 0;
+  let tcpOut = 0;
+  let ca: Ca;
+  let client: { certChain: string; privateKey: string };
   const s: Record<string, Server> = {};
 
   beforeAll(async () => {
-    const [capture, admin, health, strict] = await ports.takeMany(4);
+    const [capture, admin, health, strict, out, mtlsIn] = await ports.takeMany(6);
     inbound = capture!;
     strictPort = strict!;
+    tcpOut = out!;
     s.http = await app();
     s.h2 = await h2App();
     s.tcp = await tcpApp();
     s.passthrough = await tcpApp();
+    s.mtls = await app();
+    ca = await createRootCa({ organization: 'cluster.local' });
+    client = await workloadCert(ca, 'client');
+    const secrets = new SecretStore();
+    secrets.setLocal('default', { kind: 'certificate', ...(await workloadCert(ca, 'web')) });
     const chain = (port: number, filter: Json, match: Json = {}) => ({
       name: `0.0.0.0_${port}`,
       filter_chain_match: { destination_port: port, ...match },
@@ -161,6 +207,11 @@ describe('virtualInbound: chains by destination port, ORIGINAL_DST inbound clust
           chain(s.http.port, hcm(`inbound|${s.http.port}||`)),
           chain(s.h2.port, hcm(`inbound|${s.h2.port}||`)),
           chain(s.tcp.port, tcpProxy(`inbound|${s.tcp.port}||`)),
+          // Mesh mTLS (STRICT): TLS terminated, then the connection manager, over HTTP/2 or HTTP/1.1 by ALPN.
+          {
+            ...chain(s.mtls.port, hcm(`inbound|${s.mtls.port}||`), { transport_protocol: 'tls' }),
+            transport_socket: TLS_CHAIN_SOCKET,
+          },
           // A STRICT port: TLS only (the bytes are passed on as they are; no certificate is needed here).
           chain(strictPort, tcpProxy('InboundPassthroughCluster'), { transport_protocol: 'tls' }),
           // Istio's passthrough chain for every other port, plaintext (PERMISSIVE's raw_buffer half).
@@ -172,7 +223,86 @@ describe('virtualInbound: chains by destination port, ORIGINAL_DST inbound clust
         ],
       },
     ];
+    // Outbound TCP to a sidecar: the cluster originates mutual TLS (Istio's auto-mTLS picks it per endpoint);
+    // the receiving listener takes TLS only.
+    listeners.push(
+      {
+        name: 'tcp-out',
+        address: { socket_address: { address: '127.0.0.1', port_value: tcpOut } },
+        traffic_direction: 'OUTBOUND',
+        filter_chains: [{ filters: [tcpProxy('mesh-tcp')] }],
+      },
+      {
+        name: 'mtls-in',
+        address: { socket_address: { address: '127.0.0.1', port_value: mtlsIn } },
+        traffic_direction: 'INBOUND',
+        filter_chains: [
+          {
+            filter_chain_match: { transport_protocol: 'tls' },
+            transport_socket: TLS_CHAIN_SOCKET,
+            filters: [tcpProxy('tcp-app')],
+          },
+        ],
+      },
+    );
     const clusters: Json[] = [
+      {
+        name: 'mesh-tcp',
+        type: 'STATIC',
+        connect_timeout: '1s',
+        load_assignment: {
+          cluster_name: 'mesh-tcp',
+          endpoints: [
+            {
+              lb_endpoints: [
+                {
+                  endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: mtlsIn } } },
+                  metadata: { filter_metadata: { 'envoy.transport_socket_match': { tlsMode: 'istio' } } },
+                },
+              ],
+            },
+          ],
+        },
+        transport_socket_matches: [
+          {
+            name: 'tlsMode-istio',
+            match: { tlsMode: 'istio' },
+            transport_socket: {
+              name: 'envoy.transport_sockets.tls',
+              typed_config: {
+                '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+                common_tls_context: {
+                  tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: ADS }],
+                  combined_validation_context: {
+                    default_validation_context: {
+                      match_subject_alt_names: [{ exact: 'spiffe://cluster.local/ns/default/sa/web' }],
+                    },
+                    validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: ADS },
+                  },
+                },
+                sni: 'outbound_.9000_._.web.default.svc.cluster.local',
+              },
+            },
+          },
+        ],
+      },
+      {
+        name: 'tcp-app',
+        type: 'STATIC',
+        connect_timeout: '1s',
+        load_assignment: {
+          cluster_name: 'tcp-app',
+          endpoints: [
+            {
+              lb_endpoints: [
+                {
+                  endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: s.tcp.port } } },
+                },
+              ],
+            },
+          ],
+        },
+      },
       originalDst(`inbound|${s.http.port}||`),
       originalDst(`inbound|${s.h2.port}||`, {
         typed_extension_protocol_options: {
@@ -183,11 +313,21 @@ describe('virtualInbound: chains by destination port, ORIGINAL_DST inbound clust
         },
       }),
       originalDst(`inbound|${s.tcp.port}||`),
+      originalDst(`inbound|${s.mtls.port}||`),
       originalDst('InboundPassthroughCluster'),
     ];
     ads = new AdsServer({ logger: log });
     const adsPort = await ads.listen(0, '127.0.0.1');
-    ads.setSnapshot(NODE_ID, Snapshot.build({ [TypeUrl.Listener]: listeners, [TypeUrl.Cluster]: clusters }));
+    ads.setSnapshot(
+      NODE_ID,
+      Snapshot.build({
+        [TypeUrl.Listener]: listeners,
+        [TypeUrl.Cluster]: clusters,
+        [TypeUrl.Secret]: [
+          { name: 'ROOTCA', validation_context: { trusted_ca: { inline_string: ca.certificate } } },
+        ],
+      }),
+    );
     proxy = new MeshProxy({
       node: { id: NODE_ID, metadata: { NAMESPACE: 'default', MIZZEN_CAPTURE_MODE: 'iptables' } },
       pilot: `127.0.0.1:${adsPort}`,
@@ -196,6 +336,7 @@ describe('virtualInbound: chains by destination port, ORIGINAL_DST inbound clust
       adminPort: admin!,
       healthPort: health!,
       captureMode: 'iptables',
+      secrets,
       initialBackoffMs: 50,
       maxBackoffMs: 200,
     });
@@ -275,9 +416,87 @@ describe('virtualInbound: chains by destination port, ORIGINAL_DST inbound clust
     expect(await get(s.h2!.port)).toBe('200 127.0.0.6');
   });
 
+  /** A request over mutual TLS to the redirected connection: ALPN picks HTTP/2 or HTTP/1.1. */
+  async function mtlsGet(port: number, alpn: 'h2' | 'http/1.1'): Promise<string> {
+    const raw = await redirected(port);
+    const socket = tls.connect({
+      socket: raw,
+      ca: ca.certificate,
+      cert: client.certChain,
+      key: client.privateKey,
+      ALPNProtocols: [alpn],
+      checkServerIdentity: () => undefined,
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('error', reject);
+    });
+    if (alpn === 'h2') {
+      const session = http2.connect('https://web', { createConnection: () => socket });
+      try {
+        return await new Promise((resolve, reject) => {
+          const req = session.request({ ':path': '/' });
+          let body = '';
+          let status = 0;
+          req.setEncoding('utf8');
+          req.on('response', (h) => {
+            status = Number(h[':status']);
+          });
+          req.on('data', (c) => {
+            body += c;
+          });
+          req.on('end', () => resolve(`${status} ${body}`));
+          req.on('error', reject);
+          req.end();
+        });
+      } finally {
+        session.destroy();
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { createConnection: () => socket, path: '/', headers: { host: 'web' } },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => {
+            body += c;
+          });
+          res.on('end', () => {
+            socket.destroy();
+            resolve(`${res.statusCode} ${body}`);
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it('mTLS chains keep the original destination through TLS termination (inspected connections, HTTP/2 and HTTP/1.1)', async () => {
+    expect(await mtlsGet(s.mtls!.port, 'h2')).toBe('200 127.0.0.6');
+    expect(await mtlsGet(s.mtls!.port, 'http/1.1')).toBe('200 127.0.0.6');
+  });
+
   it('TCP reaches the original destination from 127.0.0.6, and so does the passthrough chain', async () => {
     expect(await line(s.tcp!.port, 'hi')).toBe('127.0.0.6:hi');
     expect(await line(s.passthrough!.port, 'other')).toBe('127.0.0.6:other');
+  });
+
+  it('tcp_proxy originates mutual TLS to an endpoint the transport socket match marks as a sidecar', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: tcpOut });
+    const answer = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('timeout'), 3_000);
+      socket.once('data', (d) => {
+        clearTimeout(timer);
+        resolve(d.toString());
+      });
+      socket.once('close', () => resolve('closed'));
+      socket.on('error', () => {});
+      socket.write('over mtls');
+    });
+    socket.destroy();
+    expect(answer).toBe('127.0.0.1:over mtls');
   });
 
   it('refuses plaintext to a port whose chains all require TLS, rather than passing it through', async () => {

@@ -256,7 +256,7 @@ export class TcpChainRuntime implements ChainRuntime {
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    this.proxy.handle(socket, { originalDst: ctx.originalDst });
+    this.proxy.handle(socket, { originalDst: ctx.originalDst, mtls: ctx.tls?.mtls === true });
   }
 
   private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
@@ -15,6 +16,8 @@ export interface TcpConnectionContext {
    * the downstream (to answer the CONNECT with an error first).
    */
   onUpstream?: (connected: boolean) => void;
+  /** The downstream connection came over mutual TLS (a chain terminated it): what Istio's metrics report. */
+  mtls?: boolean;
 }
 
 /**
@@ -38,7 +41,13 @@ export class TcpProxy {
   ) {}
 
   /** Reports the connection to observers (Istio's TCP metrics and access logs). */
-  private watch(downstream: net.Socket, upstream: net.Socket, cluster: string, hostKey: string): void {
+  private watch(
+    downstream: net.Socket,
+    upstream: net.Socket,
+    cluster: string,
+    hostKey: string,
+    mtls: boolean,
+  ): void {
     const start = {
       direction: this.observe.direction,
       listener: this.observe.listenerName,
@@ -64,7 +73,7 @@ export class TcpProxy {
       receivedBytes: received,
       sentBytes: sent,
       responseFlags: '-',
-      connectionSecurityPolicy: 'none' as const,
+      connectionSecurityPolicy: mtls ? ('mutual_tls' as const) : ('none' as const),
     });
     // Long-lived connections report their bytes as they go, as Istio's proxies do every few seconds.
     const timer = observation.progress
@@ -95,20 +104,41 @@ export class TcpProxy {
       else downstream.destroy();
       return;
     }
+    // Istio's auto-mTLS picks the transport per host (mTLS to hosts with a sidecar), as for HTTP.
+    const provider = cluster.tlsFor(host);
+    const secure = provider?.upstream(host);
+    if (secure && 'error' in secure) {
+      this.logger.debug(
+        { cluster: clusterName, host: host.key, err: secure.error, flags: 'UF' },
+        'tcp upstream TLS unavailable',
+      );
+      if (ctx.onUpstream) ctx.onUpstream(false);
+      else downstream.destroy();
+      return;
+    }
     const localAddress = sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address);
-    const upstream = net.connect({
+    const options = {
       host: host.address,
       port: host.port,
       timeout: cluster.config.connectTimeoutMs,
       ...(localAddress ? { localAddress } : {}),
-    });
+    };
+    const upstream: net.Socket = secure
+      ? tls.connect({
+          ...options,
+          secureContext: secure.context,
+          ...(secure.servername ? { servername: secure.servername } : {}),
+          rejectUnauthorized: true,
+          checkServerIdentity: secure.verify,
+        })
+      : net.connect(options);
     upstream.setNoDelay(true);
     let connected = false;
-    upstream.once('connect', () => {
+    upstream.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
       upstream.setTimeout(0);
       ctx.onUpstream?.(true);
-      this.watch(downstream, upstream, clusterName, host.key);
+      this.watch(downstream, upstream, clusterName, host.key, ctx.mtls === true);
       if (ctx.head?.length) upstream.write(ctx.head);
       downstream.pipe(upstream);
       upstream.pipe(downstream);

@@ -132,13 +132,19 @@ abstract class TlsTermination implements ChainRuntime {
   }
 
   /**
-   * The pre-TLS context of a TLS socket. Node's TLSSocket keeps the stream it
-   * wraps in `_parent` (also reachable through HTTP/2's session socket proxy);
-   * that stream is what accept() handed the server.
+   * The pre-TLS context of a TLS socket. Node's TLSSocket keeps a net.Socket
+   * it wraps in `_parent`; a JS stream (the view accept() makes of an
+   * inspected connection, so the inspected bytes are read again) it wraps in
+   * a JSStreamSocket reachable from its TLS handle as `_parentWrap.stream`.
+   * Both are reachable through HTTP/2's session socket proxy; that stream is
+   * what accept() handed the server. Without this, a connection that was
+   * inspected (every chain behind a TLS inspector) lost its original
+   * destination and addresses at TLS termination.
    */
   protected connectionOf(s: tls.TLSSocket): ConnectionContext {
-    const parent = (s as unknown as { _parent?: object })._parent;
-    return (parent && this.contexts.get(parent)) ?? {};
+    const internals = s as unknown as { _parent?: object; _handle?: { _parentWrap?: { stream?: object } } };
+    const wrapped = internals._parent ?? internals._handle?._parentWrap?.stream;
+    return (wrapped && this.contexts.get(wrapped)) ?? {};
   }
 
   drain(): void {
