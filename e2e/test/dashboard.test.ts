@@ -342,6 +342,18 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     }
   });
 
+  it('has the control plane’s own traces next to the mesh’s: pilot’s pushes and citadel’s certificates', async () => {
+    await page.goto(`${dashboard}/#/traces`);
+    const services = page.getByRole('combobox', { name: 'Service' });
+    await poll(() => services.locator('option').allTextContents()).toEqual(
+      expect.arrayContaining(['pilot', 'citadel', 'productpage.default']),
+    );
+    const { traces } = (await (await fetch(`${dashboard}/api/traces?service=pilot&lookback=1h`)).json()) as {
+      traces: unknown[];
+    };
+    expect(JSON.stringify(traces)).toContain('pilot.push');
+  });
+
   it('lists every proxy of `mizzen status` with its xDS acknowledged', async () => {
     const status = JSON.parse(mizzen(['status', '--output', 'json']).stdout) as { proxies: { id: string }[] };
     await page.goto(`${dashboard}/#/proxies`);

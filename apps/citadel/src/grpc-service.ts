@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '@mizzen/runtime';
+import { componentTracer, type Logger, SpanKind, SpanStatusCode } from '@mizzen/runtime';
 import {
   type CreateCertificateHandler,
   type IstioCertificateServiceHandlers,
@@ -16,6 +16,7 @@ export interface CaServiceDeps {
   logger: Logger;
 }
 
+const tracer = componentTracer('citadel');
 /** A refusal as gRPC sends it, with the metric reason. */
 interface Refusal {
   code: grpc.status;
@@ -68,6 +69,23 @@ export function createCertificateHandler(deps: CaServiceDeps): CreateCertificate
     metrics.csrCount.inc();
     const peer = call.getPeer();
     const clusterId = call.metadata.get('clusterid')[0]?.toString();
+    // Citadel's own trace (OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set): one server span per CSR.
+    const span = tracer.startSpan('istio.v1.auth.IstioCertificateService/CreateCertificate', {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'rpc.system': 'grpc',
+        'rpc.service': 'istio.v1.auth.IstioCertificateService',
+        'rpc.method': 'CreateCertificate',
+      },
+    });
+    const answer: typeof callback = (err, value) => {
+      if (err) {
+        span.setAttribute('rpc.grpc.status_code', err.code ?? grpc.status.UNKNOWN);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: err.details ?? '' });
+      } else span.setAttribute('rpc.grpc.status_code', grpc.status.OK);
+      span.end();
+      callback(err, value);
+    };
     void (async () => {
       try {
         const caller = await authenticator.authenticate(bearerToken(call.metadata));
@@ -85,6 +103,7 @@ export function createCertificateHandler(deps: CaServiceDeps): CreateCertificate
           );
         }
         metrics.success.inc();
+        span.setAttribute('mizzen.identity', issued.identity);
         logger.info(
           {
             peer,
@@ -98,13 +117,13 @@ export function createCertificateHandler(deps: CaServiceDeps): CreateCertificate
           },
           'issued a workload certificate',
         );
-        callback(null, { cert_chain: issued.chain });
+        answer(null, { cert_chain: issued.chain });
       } catch (err) {
         const r = refusal(err);
         if (!r) {
           logger.error({ peer, err: (err as Error).message }, 'CreateCertificate failed unexpectedly');
           metrics.signErrors.inc({ reason: 'CERT_GEN_ERROR' });
-          callback({ code: grpc.status.INTERNAL, details: 'internal error while signing the certificate' });
+          answer({ code: grpc.status.INTERNAL, details: 'internal error while signing the certificate' });
           return;
         }
         metrics.signErrors.inc({ reason: r.reason });
@@ -114,7 +133,8 @@ export function createCertificateHandler(deps: CaServiceDeps): CreateCertificate
           { peer, code: grpc.status[r.code], reason: r.reason, message: r.message },
           'CreateCertificate refused',
         );
-        callback({ code: r.code, details: r.message });
+        span.setAttribute('mizzen.refusal', r.reason);
+        answer({ code: r.code, details: r.message });
       }
     })();
   };

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { createLogger, installLifecycle, onShutdown } from '@mizzen/runtime';
+import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
 import type { Authenticator } from './authn.js';
 import { KubernetesTokenReviewAuthenticator } from './authn-kubernetes.js';
 import { LocalTokenAuthenticator, loadTokenKey } from './authn-local.js';
@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger('citadel', config.logLevel ? { level: config.logLevel } : {});
   installLifecycle(logger);
+  startComponentTracing('citadel', logger);
   let citadel: Citadel;
   try {
     citadel = new Citadel({

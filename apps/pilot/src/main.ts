@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createLogger, installLifecycle, onShutdown } from '@mizzen/runtime';
+import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
 import { parseMeshConfig } from './kube/mesh-config.js';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
 import { Pilot, type PilotOptions } from './pilot.js';
@@ -86,6 +86,7 @@ async function main(): Promise<void> {
     level: (values['log-level'] as 'info' | undefined) ?? undefined,
   });
   installLifecycle(logger);
+  startComponentTracing('pilot', logger);
   const storeFile = path.resolve(
     (values.store as string | undefined) ?? path.join(os.homedir(), '.mizzen', 'pilot', 'store.json'),
   );

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { type ConfigSource, DirectorySource, FileStore, formatIssue } from '@mizzen/api';
-import type { Logger } from '@mizzen/runtime';
+import { componentTracer, type Logger, SpanStatusCode } from '@mizzen/runtime';
 import { AdsServer, shortType } from '@mizzen/xds';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { AggregateConfig } from './config/aggregate.js';
@@ -23,6 +23,8 @@ export type PilotKubernetesOptions = Omit<
   /** The root certificate to publish as `istio-ca-root-cert` in every namespace. */
   rootCert?: RootCertOrigin;
 };
+
+const tracer = componentTracer('pilot');
 
 export interface PilotOptions {
   logger: Logger;
@@ -128,8 +130,14 @@ export class Pilot {
         const proxy = this.push.proxyDisconnected(node);
         if (proxy) this.registration.disconnected(proxy);
       },
-      onNack: (_node, typeUrl) =>
-        this.metrics.rejects.inc({ type: String(shortType(typeUrl)).toLowerCase() }),
+      onNack: (node, typeUrl) => {
+        const type = String(shortType(typeUrl)).toLowerCase();
+        this.metrics.rejects.inc({ type });
+        tracer
+          .startSpan('pilot.xds.reject', { attributes: { 'mizzen.proxy': node.id, 'mizzen.xds.type': type } })
+          .setStatus({ code: SpanStatusCode.ERROR, message: `${node.id} rejected ${type}` })
+          .end();
+      },
       onAck: (_node, _typeUrl, _version, latencyMs) => {
         if (latencyMs !== undefined) this.metrics.convergence.observe(latencyMs / 1000);
       },

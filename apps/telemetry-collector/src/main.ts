@@ -1,4 +1,4 @@
-import { createLogger, installLifecycle, onShutdown } from '@mizzen/runtime';
+import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
 import { FlagError, parseFlags, USAGE } from './flags.js';
 
 function fail(message: string): never {
@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   const { logLevel, ...options } = flags;
   const logger = createLogger('telemetry-collector', { level: logLevel });
   installLifecycle(logger);
+  startComponentTracing('telemetry-collector', logger);
   // Loaded after the flags are checked, so a bad flag is reported without loading the servers.
   const { Collector } = await import('./collector.js');
   const collector = new Collector({ ...options, logger });

@@ -1,4 +1,4 @@
-import type { Logger } from '@mizzen/runtime';
+import { componentTracer, type Logger, withSpan } from '@mizzen/runtime';
 import { type Dispatcher, request } from 'undici';
 import { intervalBetween, snapshotOf, type TargetSnapshot } from './mesh/deltas.js';
 import type { KnownProxy } from './mesh/graph.js';
@@ -7,6 +7,8 @@ import type { CollectorMetrics } from './metrics.js';
 import { type PilotClient, type PilotProxy, statsUrl } from './pilot.js';
 import { parseExposition } from './prometheus/parse.js';
 import type { Storage } from './store/storage.js';
+
+const tracer = componentTracer('telemetry-collector');
 
 export interface StaticTarget {
   name: string;
@@ -132,7 +134,19 @@ export class Scraper {
     return out;
   }
 
-  private async round(): Promise<void> {
+  private round(): Promise<void> {
+    // The collector's own trace (OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set): one span per round.
+    return withSpan(tracer, 'collector.scrape', {}, async (span) => {
+      const states = await this.roundOnce();
+      span.setAttributes({
+        'mizzen.scrape.targets_up': states.up,
+        'mizzen.scrape.targets_down': states.down,
+        'mizzen.scrape.targets_pending': states.pending,
+      });
+    });
+  }
+
+  private async roundOnce(): Promise<{ up: number; down: number; pending: number }> {
     const t = this.options.clock();
     const targets = await this.targets();
     const records: IntervalRecord[] = [];
@@ -156,6 +170,7 @@ export class Scraper {
     for (const [state, n] of Object.entries(states)) this.options.metrics.scrapeTargets.set({ state }, n);
     records.sort((a, b) => a.target.localeCompare(b.target));
     await this.options.storage.addIntervals(records);
+    return states;
   }
 
   private async scrapeOne(target: ScrapeTarget, t: number): Promise<IntervalRecord | undefined> {

@@ -1,3 +1,10 @@
 export { installLifecycle, isAlive, onShutdown, shutdown } from './lifecycle.js';
 export { createLogger, isLogLevel, type Logger, type LoggerOptions } from './logger.js';
 export { freePort, isPortInUse, PortAllocator } from './ports.js';
+export {
+  componentTracer,
+  SpanKind,
+  SpanStatusCode,
+  startComponentTracing,
+  withSpan,
+} from './tracing.js';

@@ -131,6 +131,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     else out.write(`warning: ${message}\n`);
   });
   const extraEnv: Record<string, string> = options.redis ? { REDIS_URL: options.redis } : {};
+  // The control plane's own traces (OpenTelemetry's Node SDK) go to the collector too: pilot's pushes, citadel's CSRs.
+  const ownTraces = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST}:${otlpHttpPort}` };
   const stop = async (signal: string) => {
     out.write(`\n${signal}: stopping the mesh…\n`);
     await supervisor.stopAll();
@@ -173,6 +175,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         path.join(caDir, 'token-key'),
       ],
       ports: { grpc: caGrpcPort, http: caHttpPort },
+      env: ownTraces,
     });
     await wait('citadel', () => citadelReady(citadelBase));
 
@@ -202,6 +205,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         citadelBase,
       ],
       ports: { xds: xdsPort, http: httpPort },
+      env: ownTraces,
     });
     await wait('pilot', () => pilotReady(pilotBase));
 

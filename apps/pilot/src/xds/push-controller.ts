@@ -1,5 +1,5 @@
 import type { ConfigResource } from '@mizzen/api';
-import type { Logger } from '@mizzen/runtime';
+import { componentTracer, type Logger } from '@mizzen/runtime';
 import {
   type AdsServer,
   type EncodedResource,
@@ -49,6 +49,7 @@ interface ConnectedProxy {
   error?: string;
 }
 
+const tracer = componentTracer('pilot');
 /**
  * Turns config + registry into per-proxy snapshots: changes are debounced,
  * a PushContext is built once per push and each connected proxy gets its
@@ -184,13 +185,26 @@ export class PushController {
   private push(): void {
     const started = performance.now();
     const reason = [...this.reasons].join(', ') || 'push';
+    // Pilot's own trace (OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set): one span per push.
+    const span = tracer.startSpan('pilot.push', { attributes: { 'mizzen.push.reason': reason } });
     this.reasons.clear();
     this.firstPending = undefined;
     this.timer = undefined;
     this.context = this.buildContext();
     const cache = new Map<string, EncodedResource>();
-    for (const entry of this.proxies.values()) this.updateSnapshot(entry, cache);
+    let failed = 0;
+    for (const entry of this.proxies.values()) {
+      this.updateSnapshot(entry, cache);
+      if (entry.error) failed++;
+    }
     const durationMs = performance.now() - started;
+    span.setAttributes({
+      'mizzen.push.version': this.context.version,
+      'mizzen.push.proxies': this.proxies.size,
+      'mizzen.push.failed_proxies': failed,
+      'mizzen.push.warnings': this.context.warnings.size,
+    });
+    span.end();
     this.last = {
       version: this.context.version,
       at: new Date().toISOString(),
