@@ -3,9 +3,7 @@ import { applyOrDelete } from './commands/apply.js';
 import { dashboard } from './commands/dashboard.js';
 import { get } from './commands/get.js';
 import { kubeInjectCommand } from './commands/kube-inject.js';
-import { createTlsSecret, deleteSecret } from './commands/secret.js';
 import { status } from './commands/status.js';
-import { up } from './commands/up.js';
 import { CliError } from './errors.js';
 
 const HELP = `mizzen — a service mesh that runs Istio's YAML unchanged
@@ -83,6 +81,8 @@ async function run(argv: string[]): Promise<void> {
         'http-port': { type: 'string' },
         reset: { type: 'boolean' },
       });
+      // Loaded on demand: `up` and `secret` pull in the key and certificate code every other command does without.
+      const { up } = await import('./commands/up.js');
       await up(
         {
           configDir: values.config as string | undefined,
@@ -108,6 +108,7 @@ async function run(argv: string[]): Promise<void> {
           'create: only `mizzen create secret tls NAME --cert FILE --key FILE` is supported',
           2,
         );
+      const { createTlsSecret } = await import('./commands/secret.js');
       createTlsSecret(
         {
           name: positionals[2],
@@ -123,6 +124,7 @@ async function run(argv: string[]): Promise<void> {
     case 'delete':
       if (rest[0] === 'secret') {
         const { values, positionals } = parse({ namespace: { type: 'string', short: 'n' } });
+        const { deleteSecret } = await import('./commands/secret.js');
         deleteSecret({ name: positionals[1], namespace: values.namespace as string | undefined }, out);
         return;
       }
