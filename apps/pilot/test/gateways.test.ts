@@ -309,6 +309,33 @@ describe('gateway translation (golden files and the rules behind them)', () => {
     });
   });
 
+  it('leaves closed a server asking for client checks the proxy cannot make (caCrl, SPKI/hash pins)', () => {
+    const parsed = parseConfig(
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: pinned, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: 443, name: https, protocol: HTTPS }
+      hosts: [pinned.example.com]
+      tls: { mode: MUTUAL, credentialName: api-cred, verifyCertificateSpki: [abc] }
+`,
+      'pinned.yaml',
+    );
+    const ctx = new PushContext(
+      1,
+      parsed.resources,
+      buildRegistry(parsed.resources),
+      DEFAULT_MESH_CONFIG,
+      undefined,
+      STORE,
+    );
+    expect(gatewayNotices(ctx, proxyFromNode(INGRESS))).toEqual([
+      'Gateway istio-system/pinned server https (port 443) not opened: tls.verifyCertificateSpki is not supported yet',
+    ]);
+  });
+
   it('reads Kubernetes Secrets as credentials, refusing a key that is not the certificate’s', async () => {
     const ca = await createRootCa({ ttlSeconds: 600 });
     const a = await issueTlsCertificate({ dnsNames: ['a.example.com'], issuer: ca, ttlSeconds: 600 });

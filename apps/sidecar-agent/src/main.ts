@@ -1,3 +1,5 @@
+import net from 'node:net';
+import { APP_PROBERS_ENV, AppProber, AppProberError, type AppProberOptions } from '@mizzen/inject';
 import {
   CERTIFICATE_FLAGS,
   FlagError,
@@ -25,7 +27,7 @@ import {
 } from '@mizzen/telemetry';
 import { runIptablesCommand } from './iptables/command.js';
 
-const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--namespace default] [--service NAME]
+const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--workload-name NAME] [--namespace default] [--service NAME]
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
          [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
@@ -45,7 +47,12 @@ pilot's mesh config says, or to --otlp-endpoint (an OTLP/HTTP receiver) when giv
 REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters with every
 replica (memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).
 --locality is where the workload runs: its auto-registered endpoint carries it, and
-DestinationRule localityLbSetting orders and weighs the endpoints this proxy calls by it.`;
+DestinationRule localityLbSetting orders and weighs the endpoints this proxy calls by it.
+--workload names the pod (the node id); --workload-name (else ISTIO_META_WORKLOAD_NAME, else
+--workload) the workload it belongs to, a Deployment's name, which metrics report as
+source_workload and destination_workload.
+Kubelet probes the injector rewrote (ISTIO_KUBE_APP_PROBERS) are answered on --stats-port at
+/app-health/<container>/livez|readyz|startupz: the agent runs the app's HTTP or TCP probe.`;
 
 function build(values: ParsedFlags, logger: Logger) {
   const s = (k: string) => values[k] as string | undefined;
@@ -70,8 +77,10 @@ function build(values: ParsedFlags, logger: Logger) {
   const serviceAccount = parseName(s('service-account'), '--service-account', 'default');
   const certificates = parseCertificateFlags(values, { namespace, serviceAccount });
   const telemetryFlags = parseTelemetryFlags(values);
+  const workloadName = s('workload-name') ?? process.env.ISTIO_META_WORKLOAD_NAME;
   const node = sidecarNode({
     workload: parseName(s('workload'), '--workload'),
+    ...(workloadName ? { workloadName: parseName(workloadName, '--workload-name') } : {}),
     namespace,
     serviceAccount,
     mtls: certificates !== undefined,
@@ -86,12 +95,17 @@ function build(values: ParsedFlags, logger: Logger) {
     captureMode,
     locality: parseLocality(s('locality')),
   });
+  // As Istio's agent: in a pod (iptables capture), probes go to the pod IP from 127.0.0.6, which the rules let through.
+  const prober = appProber(
+    captureMode === 'iptables' ? { host: ip, localAddress: net.isIPv6(ip) ? '::6' : '127.0.0.6' } : {},
+  );
   const telemetry = startProxyTelemetry({
     component: 'sidecar-agent',
     node,
     logger,
     host: ip,
     flags: telemetryFlags,
+    ...(prober.paths().length ? { appProbe: (path: string) => prober.probe(path) } : {}),
   });
   return {
     node,
@@ -104,6 +118,16 @@ function build(values: ParsedFlags, logger: Logger) {
     observer: telemetry.observer,
     rateLimits: rateLimitsFromEnvironment(logger, telemetry.registry),
   };
+}
+
+/** The app probes the injector moved to the agent (Istio's ISTIO_KUBE_APP_PROBERS); a bad value is one sentence. */
+function appProber(options: AppProberOptions): AppProber {
+  try {
+    return AppProber.fromEnv(process.env[APP_PROBERS_ENV], options);
+  } catch (err) {
+    if (err instanceof AppProberError) throw new FlagError(err.message);
+    throw err;
+  }
 }
 
 if (process.argv[2] === 'iptables') {
@@ -119,6 +143,7 @@ if (process.argv[2] === 'iptables') {
     flags: {
       pilot: { type: 'string' },
       workload: { type: 'string' },
+      'workload-name': { type: 'string' },
       namespace: { type: 'string' },
       service: { type: 'string' },
       'service-account': { type: 'string' },

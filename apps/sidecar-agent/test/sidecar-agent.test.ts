@@ -183,4 +183,80 @@ describe('sidecar-agent process', () => {
       app.close();
     }
   });
+
+  it("answers kubelet's rewritten probes on the stats port by running the app's own (ISTIO_KUBE_APP_PROBERS), and reports the pod's workload by ISTIO_META_WORKLOAD_NAME", async () => {
+    const app = createServer((req, res) => {
+      if (req.url === '/ready') return void res.end('ok');
+      res.writeHead(500).end('broken');
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const appPort = (app.address() as AddressInfo).port;
+    const nodes: XdsNode[] = [];
+    const ads = new AdsServer({
+      logger: createLogger('test', { level: 'silent' }),
+      onStreamOpen: (n) => nodes.push(n),
+    });
+    const xds = await ads.listen(0, '127.0.0.1');
+    const [admin, health, stats] = await Promise.all([freePort(), freePort(), freePort()]);
+    const args = [
+      main,
+      '--pilot',
+      `127.0.0.1:${xds}`,
+      '--workload',
+      'orders-v1-7d9c8f6b5-x2x9q',
+      '--admin-port',
+      String(admin),
+      '--health-port',
+      String(health),
+      '--stats-port',
+      String(stats),
+    ];
+    // What libs/inject puts on the istio-proxy container of a Deployment's pod with readiness and liveness probes.
+    const env = {
+      ...process.env,
+      ISTIO_META_WORKLOAD_NAME: 'orders-v1',
+      ISTIO_KUBE_APP_PROBERS: JSON.stringify({
+        '/app-health/orders/readyz': { httpGet: { path: '/ready', port: appPort }, timeoutSeconds: 1 },
+        '/app-health/orders/livez': { httpGet: { path: '/down', port: appPort }, timeoutSeconds: 1 },
+      }),
+    };
+    const child = spawn(process.execPath, args, { stdio: 'ignore', env });
+    children.push(child);
+    try {
+      const deadline = Date.now() + 15_000;
+      let ready = 0;
+      while (ready !== 200 && Date.now() < deadline) {
+        ready = await fetch(`http://127.0.0.1:${stats}/app-health/orders/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        );
+        if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ready).toBe(200);
+      const live = await fetch(`http://127.0.0.1:${stats}/app-health/orders/livez`);
+      expect(live.status).toBe(503);
+      expect(await live.text()).toContain('app answered 500');
+      expect((await fetch(`http://127.0.0.1:${stats}/app-health/other/readyz`)).status).toBe(404);
+      while (nodes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // The node id names the pod; metrics name its workload (the Deployment).
+      expect(nodes[0]?.id).toBe(
+        'sidecar~127.0.0.1~orders-v1-7d9c8f6b5-x2x9q.default~default.svc.cluster.local',
+      );
+      expect(nodes[0]?.metadata).toMatchObject({ WORKLOAD_NAME: 'orders-v1' });
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // A value the agent cannot read is named on the first line, exit 2, as a bad flag.
+      const bad = spawnSync(process.execPath, args, {
+        encoding: 'utf8',
+        timeout: 10_000,
+        env: { ...process.env, ISTIO_KUBE_APP_PROBERS: '[1]' },
+      });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr.split('\n')[0]).toMatch(/ISTIO_KUBE_APP_PROBERS must be a JSON object/);
+    } finally {
+      await ads.close();
+      app.close();
+    }
+  });
 });

@@ -34,6 +34,18 @@ export interface ProbeResult {
 
 export class AppProberError extends Error {}
 
+/** Where the agent runs the probes from. */
+export interface AppProberOptions {
+  /** The address probes without a `host` go to (Istio's agent: the pod IP); 127.0.0.1 by default. */
+  host?: string;
+  /**
+   * The local address probes connect from: Istio's agent uses 127.0.0.6, which
+   * the capture rules never redirect, so a probe of the pod's own IP reaches
+   * the app instead of the sidecar's inbound listener.
+   */
+  localAddress?: string;
+}
+
 /**
  * The agent's half of probe rewriting: kubelet asks
  * `/app-health/<container>/<readyz|livez|startupz>` on 15020 and the agent
@@ -45,7 +57,10 @@ export class AppProberError extends Error {}
 export class AppProber {
   private readonly probers: Map<string, Prober>;
 
-  constructor(probers: Record<string, JsonObject>) {
+  constructor(
+    probers: Record<string, JsonObject>,
+    private readonly options: AppProberOptions = {},
+  ) {
     this.probers = new Map();
     for (const [path, value] of Object.entries(probers)) {
       if (!path.startsWith(APP_HEALTH_PREFIX))
@@ -61,8 +76,8 @@ export class AppProber {
   }
 
   /** From the env var's JSON (absent or empty: no probes). */
-  static fromEnv(value: string | undefined): AppProber {
-    if (!value || value.trim() === '') return new AppProber({});
+  static fromEnv(value: string | undefined, options: AppProberOptions = {}): AppProber {
+    if (!value || value.trim() === '') return new AppProber({}, options);
     let parsed: unknown;
     try {
       parsed = JSON.parse(value);
@@ -71,7 +86,7 @@ export class AppProber {
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
       throw new AppProberError(`${APP_PROBERS_ENV} must be a JSON object of probes by path`);
-    return new AppProber(parsed as Record<string, JsonObject>);
+    return new AppProber(parsed as Record<string, JsonObject>, options);
   }
 
   paths(): string[] {
@@ -84,21 +99,26 @@ export class AppProber {
     if (!prober) return { status: 404, body: `no app probe at ${path}` };
     const timeoutMs = Math.max(1, prober.timeoutSeconds ?? 1) * 1000;
     try {
-      if ('httpGet' in prober) return await httpProbe(prober.httpGet, timeoutMs);
-      return await tcpProbe(prober.tcpSocket, timeoutMs);
+      if ('httpGet' in prober) return await httpProbe(prober.httpGet, timeoutMs, this.options);
+      return await tcpProbe(prober.tcpSocket, timeoutMs, this.options);
     } catch (err) {
       return { status: 503, body: `app probe failed: ${(err as Error).message}` };
     }
   }
 }
 
-function httpProbe(spec: HttpProber['httpGet'], timeoutMs: number): Promise<ProbeResult> {
+function httpProbe(
+  spec: HttpProber['httpGet'],
+  timeoutMs: number,
+  from: AppProberOptions,
+): Promise<ProbeResult> {
   const secure = (spec.scheme ?? 'HTTP').toUpperCase() === 'HTTPS';
   const headers: Record<string, string> = { 'user-agent': 'kube-probe/mizzen-agent' };
   for (const h of spec.httpHeaders ?? []) headers[h.name.toLowerCase()] = h.value;
   const options: https.RequestOptions = {
-    host: spec.host ?? '127.0.0.1',
+    host: spec.host ?? from.host ?? '127.0.0.1',
     port: spec.port,
+    ...(from.localAddress ? { localAddress: from.localAddress } : {}),
     path: spec.path ?? '/',
     method: 'GET',
     headers,
@@ -119,9 +139,17 @@ function httpProbe(spec: HttpProber['httpGet'], timeoutMs: number): Promise<Prob
   });
 }
 
-function tcpProbe(spec: TcpProber['tcpSocket'], timeoutMs: number): Promise<ProbeResult> {
+function tcpProbe(
+  spec: TcpProber['tcpSocket'],
+  timeoutMs: number,
+  options: AppProberOptions,
+): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: spec.host ?? '127.0.0.1', port: spec.port });
+    const socket = net.connect({
+      host: spec.host ?? options.host ?? '127.0.0.1',
+      port: spec.port,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no connection within ${timeoutMs} ms`)));
     socket.once('connect', () => {
       socket.destroy();

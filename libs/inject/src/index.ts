@@ -9,6 +9,7 @@ export {
   APP_PROBERS_ENV,
   AppProber,
   AppProberError,
+  type AppProberOptions,
   type ProbeResult,
 } from './app-prober.js';
 export {

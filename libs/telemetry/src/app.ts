@@ -2,6 +2,7 @@ import { FlagError, type ParsedFlags, parsePort } from '@mizzen/proxy';
 import { type Logger, onShutdown } from '@mizzen/runtime';
 import type { XdsNode } from '@mizzen/xds';
 import { ProxyTelemetry } from './observer.js';
+import type { AppProbe } from './stats-server.js';
 
 /** The telemetry flags of the sidecar and gateway apps (pass to `runProxyApp`). */
 export const TELEMETRY_FLAGS = {
@@ -97,6 +98,8 @@ export function startProxyTelemetry(opts: {
   logger: Logger;
   host: string;
   flags: TelemetryFlags;
+  /** The sidecar's app prober: kubelet's rewritten probes answered on the stats port. */
+  appProbe?: AppProbe;
 }): ProxyTelemetry {
   const telemetry = new ProxyTelemetry({
     node: opts.node,
@@ -105,6 +108,7 @@ export function startProxyTelemetry(opts: {
     statsPort: opts.flags.statsPort,
     appMetricsUrl: opts.flags.appMetricsUrl,
     otlpEndpoint: opts.flags.otlpEndpoint,
+    ...(opts.appProbe ? { appProbe: opts.appProbe } : {}),
   });
   onShutdown(() => telemetry.close());
   telemetry.start().then(

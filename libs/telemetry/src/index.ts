@@ -55,7 +55,7 @@ export {
 } from './metrics.js';
 export { ProxyTelemetry, type ProxyTelemetryOptions } from './observer.js';
 export { OtlpLogExporter } from './otlp-logs.js';
-export { StatsServer, type StatsServerOptions } from './stats-server.js';
+export { type AppProbe, StatsServer, type StatsServerOptions } from './stats-server.js';
 export {
   applicableTelemetries,
   type EffectiveAccessLog,

@@ -6,7 +6,7 @@ import { AccessLogger } from './access-log.js';
 import { AuthzMetrics } from './authz-metrics.js';
 import { canonicalRevision, canonicalService, identityFromNode, type LocalProxy } from './labels.js';
 import { IstioMetrics } from './metrics.js';
-import { StatsServer } from './stats-server.js';
+import { type AppProbe, StatsServer } from './stats-server.js';
 import { ProxyTracer } from './tracing.js';
 
 export interface ProxyTelemetryOptions {
@@ -25,6 +25,8 @@ export interface ProxyTelemetryOptions {
   exportIntervalMs?: number;
   /** Where `/dev/stdout` access-log lines go. */
   stdout?: NodeJS.WritableStream;
+  /** Kubelet's rewritten probes on the stats port (`/app-health/...`), as Istio's agent serves them on 15020. */
+  appProbe?: AppProbe;
 }
 
 /**
@@ -96,6 +98,7 @@ export class ProxyTelemetry {
       port: this.options.statsPort,
       appMetricsUrl: this.options.appMetricsUrl,
       logger: this.options.logger,
+      ...(this.options.appProbe ? { appProbe: this.options.appProbe } : {}),
     });
     return this.stats.start();
   }

@@ -22,7 +22,15 @@ export interface StatsServerOptions {
   /** Bound on the application scrape. */
   appTimeoutMs?: number;
   logger?: Logger;
+  /**
+   * Kubelet's probes rewritten by the injector (`GET /app-health/<container>/livez|readyz|startupz`):
+   * runs the application's own probe and answers with its verdict. Without it, those paths are 404.
+   */
+  appProbe?: AppProbe;
 }
+
+/** Runs the application probe registered at a path; `status` is what kubelet gets (200, 503, 404). */
+export type AppProbe = (path: string) => Promise<{ status: number; body: string }>;
 
 export class StatsServer {
   private readonly app: FastifyInstance;
@@ -57,6 +65,14 @@ export class StatsServer {
       return appText === undefined ? own : own + this.merge(appText, own);
     });
     this.app.get('/healthz/ready', async () => 'ok');
+    const probe = options.appProbe;
+    if (probe) {
+      this.app.get('/app-health/*', async (req, reply) => {
+        const result = await probe(req.url);
+        reply.code(result.status).header('content-type', 'text/plain; charset=utf-8');
+        return result.body;
+      });
+    }
   }
 
   /** The application's exposition without the families the proxy already serves. */

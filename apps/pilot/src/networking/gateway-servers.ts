@@ -101,6 +101,11 @@ export function serverCredential(tls: ServerTLSSettings | undefined): string | u
 /** Why a terminating server's certificate (and client CA) cannot be served, if it cannot. */
 function tlsProblem(push: PushContext, proxy: ProxyInfo, tls: ServerTLSSettings): string | undefined {
   const mode = tls.mode ?? 'PASSTHROUGH';
+  // Client checks the proxy cannot make yet: refused rather than served with a weaker check.
+  for (const field of ['caCrl', 'verifyCertificateSpki', 'verifyCertificateHash'] as const) {
+    const v = tls[field];
+    if (v !== undefined && (!Array.isArray(v) || v.length > 0)) return `tls.${field} is not supported yet`;
+  }
   if (mode === 'ISTIO_MUTUAL') {
     return meshTlsEnabled(push, proxy)
       ? undefined

@@ -112,7 +112,8 @@ export class AutoRegistration {
       apiVersion: 'networking.istio.io/v1',
       kind: 'WorkloadEntry',
       metadata: {
-        name: entryName(proxy.workloadName),
+        // One entry per proxy: pods of one workload share its name.
+        name: entryName(proxy.podName),
         namespace: proxy.namespace,
         labels: { [AUTO_REGISTERED_LABEL]: 'true' },
         annotations,

@@ -15,7 +15,14 @@ export interface WorkloadPortSpec {
 }
 
 export interface SidecarIdentity {
+  /** The pod (or process) name: the node id's POD part. */
   workload: string;
+  /**
+   * The workload the pod belongs to (a Deployment's name; Istio's
+   * ISTIO_META_WORKLOAD_NAME), reported as source_workload/destination_workload;
+   * `workload` when unset.
+   */
+  workloadName?: string;
   namespace: string;
   serviceAccount: string;
   /** The service the workload serves (local mode auto-registration). */
@@ -111,7 +118,7 @@ export function sidecarNode(s: SidecarIdentity): XdsNode {
       s.namespace,
       s.mtls ? { 'security.istio.io/tlsMode': 'istio', ...s.labels } : s.labels,
       s.ip,
-      s.workload,
+      s.workloadName ?? s.workload,
     ),
     ...(s.mtls ? { MIZZEN_WORKLOAD_CERTS: true } : {}),
     SERVICE_ACCOUNT: s.serviceAccount,
