@@ -27,6 +27,15 @@ function mizzen(args: string[], input?: string) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** What the CLI wrote to stderr, without the `npm warn` lines npx may print first; no stack traces. */
+function errorLines(stderr: string): string[] {
+  expect(stderr).not.toMatch(/\n\s+at /);
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('npm warn'));
+}
+
 interface ReviewsAnswer {
   version: string;
   reviews: { reviewer: string; rating?: { stars?: number; color?: string } }[];
@@ -211,9 +220,49 @@ spec:
     );
     const r = mizzen(['apply', '-f', bad]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('bad-reviews.yaml');
-    expect(r.stderr).toContain('spec.http[0].route[0].weight');
-    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(errorLines(r.stderr)).toEqual([
+      `error: ${bad}: document 1 (VirtualService default/reviews): spec.http[0].route[0].weight: must be between 0 and 100, got 120 (line 10)`,
+    ]);
+    // Broken YAML: the file, the document and the line, nothing applied.
+    const broken = path.join(home, 'broken.yaml');
+    fs.writeFileSync(
+      broken,
+      'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews\nspec:\n  hosts: [reviews]\n',
+    );
+    const syntax = mizzen(['apply', '-f', broken]);
+    expect(syntax.code).not.toBe(0);
+    const syntaxLines = errorLines(syntax.stderr);
+    expect(syntaxLines).toHaveLength(1);
+    expect(syntaxLines[0]).toMatch(new RegExp(`^error: ${broken}: document 1: YAML syntax error at line 4`));
+    // One good document and one bad: neither is applied.
+    const mixed = path.join(home, 'mixed.yaml');
+    fs.writeFileSync(
+      mixed,
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ratings-extra }
+spec: { host: ratings }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ratings-slow }
+spec:
+  hosts: [ratings]
+  http:
+    - timeout: 1.5 s
+      route: [{ destination: { host: ratings } }]
+`,
+    );
+    const half = mizzen(['apply', '-f', mixed]);
+    expect(half.code).not.toBe(0);
+    expect(errorLines(half.stderr)).toEqual([
+      expect.stringMatching(
+        /^error: .*mixed\.yaml: document 2 \(VirtualService default\/ratings-slow\): spec\.http\[0\]\.timeout: invalid duration "1\.5 s"/,
+      ),
+    ]);
+    const extra = mizzen(['get', 'destinationrule', 'ratings-extra']);
+    expect(extra.code).not.toBe(0);
+    expect(errorLines(extra.stderr).join('\n')).toContain('not found');
     const current = mizzen(['get', 'virtualservice', 'reviews', '-o', 'json']);
     expect(current.code, current.stderr).toBe(0);
     expect(JSON.parse(current.stdout).spec.http[0].route[0].destination.subset).toBe('v3');
@@ -345,22 +394,27 @@ spec:
     expect(lines[0]).toMatch(/^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/);
   });
 
-  it('stops every process it started on SIGINT, within seconds', async () => {
+  it('stops every process it started when it alone is signalled (SIGTERM, as a service manager stops it), within seconds', async () => {
     const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as {
+      pid: number;
       components: { pid: number }[];
     };
     const pids = state.components.map((c) => c.pid);
     expect(pids.length).toBeGreaterThanOrEqual(16);
+    expect(pids).not.toContain(state.pid);
     const started = Date.now();
-    // npx runs mizzen as a child; signal the whole group the way a terminal's Ctrl-C does.
-    process.kill(-up.pid!, 'SIGINT');
-    await exitCode;
+    // Only mizzen up itself is signalled, not its process group (a terminal's Ctrl-C would reach
+    // every child directly): the children stop because mizzen up stops them.
+    process.kill(state.pid, 'SIGTERM');
     await eventually(
       'every component to exit',
       async () => pids.every((pid) => !isAlive(pid)) || pids.filter(isAlive).join(','),
       15_000,
     );
+    await eventually('mizzen up to exit', async () => !isAlive(state.pid), 15_000);
+    await exitCode;
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(output).toContain('stopped');
+    expect(fs.existsSync(path.join(home, 'run', 'state.json'))).toBe(false);
   });
 });
