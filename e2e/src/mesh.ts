@@ -265,8 +265,11 @@ export class TestMesh {
     return getJson<SyncEntry[]>(`${this.pilot!.base}/debug/syncz`);
   }
 
-  /** Waits until every listed proxy is connected and ACKed all four types at pilot's current config. */
-  async waitForSync(ids: string[], timeoutMs = 30_000): Promise<void> {
+  /**
+   * Waits until every listed proxy is connected and ACKed all four types at pilot's current config.
+   * The bound is generous: a loaded 2-core machine takes a while to start a dozen Node processes.
+   */
+  async waitForSync(ids: string[], timeoutMs = 90_000): Promise<void> {
     await eventually(
       `proxies ${ids.join(', ')} to ACK their config`,
       async () => {
