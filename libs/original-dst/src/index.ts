@@ -30,8 +30,20 @@ export class OriginalDestinationError extends Error {
   }
 }
 
+/** TCP keepalive settings of a socket, in seconds and probes (the kernel's TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). */
+export interface TcpKeepalive {
+  /** Idle time before the first probe. */
+  time?: number;
+  /** Time between probes. */
+  interval?: number;
+  /** Unanswered probes before the connection is dropped. */
+  probes?: number;
+}
+
 interface Addon {
   getOriginalDestination(fd: number): OriginalDestination;
+  setTcpKeepalive(fd: number, options: TcpKeepalive): void;
+  getTcpKeepalive(fd: number): Required<TcpKeepalive> & { enabled: boolean };
 }
 
 const NAME = 'original_dst.node';
@@ -70,14 +82,46 @@ function loadAddon(): Addon {
  * (getsockopt SO_ORIGINAL_DST, or IP6T_SO_ORIGINAL_DST for IPv6).
  */
 export function getOriginalDestination(fd: number): OriginalDestination {
+  return call((a) => a.getOriginalDestination(fd));
+}
+
+/** Calls the addon, turning its system-call errors into OriginalDestinationError (argument errors stay as they are). */
+function call<T>(fn: (a: Addon) => T): T {
   const a = loadAddon();
   try {
-    return a.getOriginalDestination(fd);
+    return fn(a);
   } catch (err) {
     const e = err as Error & { code?: string };
     if (e instanceof TypeError || e instanceof RangeError) throw e;
     throw new OriginalDestinationError(e.message, e.code);
   }
+}
+
+/** True when the native addon loads (socket options beyond Node's can be set). */
+export function nativeSocketOptionsAvailable(): boolean {
+  try {
+    loadAddon();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns TCP keepalive on for a connected socket and sets the idle time,
+ * probe interval and probe count that are given (the rest keep the kernel's
+ * defaults), as Envoy's tcp_keepalive does. Node's setKeepAlive reaches only
+ * the idle time.
+ */
+export function setTcpKeepalive(socket: net.Socket, options: TcpKeepalive): void {
+  const fd = socketFd(socket);
+  call((a) => a.setTcpKeepalive(fd, options));
+}
+
+/** The keepalive settings the kernel holds for a socket (getsockopt), for checks and diagnostics. */
+export function tcpKeepalive(socket: net.Socket): Required<TcpKeepalive> & { enabled: boolean } {
+  const fd = socketFd(socket);
+  return call((a) => a.getTcpKeepalive(fd));
 }
 
 /** The file descriptor under a connected net.Socket (libuv's TCP handle). */

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "errno_error.h"
+
 #ifdef __linux__
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,23 +27,6 @@
 #endif
 
 namespace {
-
-Napi::Error ErrnoError(Napi::Env env, int err, const std::string& what) {
-  Napi::Error e = Napi::Error::New(env, what + ": " + std::strerror(err));
-  const char* code = nullptr;
-  switch (err) {
-    case EBADF: code = "EBADF"; break;
-    case ENOTSOCK: code = "ENOTSOCK"; break;
-    case ENOTCONN: code = "ENOTCONN"; break;
-    case EINVAL: code = "EINVAL"; break;
-    case EFAULT: code = "EFAULT"; break;
-    case EAFNOSUPPORT: code = "EAFNOSUPPORT"; break;
-    default: break;
-  }
-  if (code != nullptr) e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, err));
-  return e;
-}
 
 #ifdef __linux__
 
@@ -129,16 +114,9 @@ Napi::Value Lookup(Napi::Env env, int fd) {
 
 Napi::Value GetOriginalDestination(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsNumber()) {
-    throw Napi::TypeError::New(env, "getOriginalDestination(fd) needs a file descriptor number");
-  }
-  const double raw = info[0].As<Napi::Number>().DoubleValue();
-  if (!(raw >= 0 && raw <= 2147483647.0) || raw != static_cast<double>(static_cast<int>(raw))) {
-    throw Napi::RangeError::New(env, "getOriginalDestination(fd): fd must be a non-negative integer, got " +
-                                         info[0].ToString().Utf8Value());
-  }
+  const int fd = FdArgument(info, 0, "getOriginalDestination(fd)");
 #ifdef __linux__
-  return Lookup(env, static_cast<int>(raw));
+  return Lookup(env, fd);
 #else
   throw Napi::Error::New(env, "SO_ORIGINAL_DST exists only on Linux (iptables); this platform has no "
                               "transparent capture");
@@ -147,6 +125,7 @@ Napi::Value GetOriginalDestination(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getOriginalDestination", Napi::Function::New(env, GetOriginalDestination));
+  RegisterTcpKeepalive(env, exports);
   return exports;
 }
 

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { nativeSocketOptionsAvailable, type TcpKeepalive } from '@mizzen/original-dst';
 import { durationToMs } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
@@ -61,7 +62,8 @@ export interface ClusterConfig {
     /** The upstream HTTP protocol: always HTTP/2 (gRPC, `http2-` ports), follow the downstream, or HTTP/1.1. */
     protocol: 'http1' | 'http2' | 'downstream';
   };
-  readonly tcpKeepalive?: { initialDelayMs: number };
+  /** upstream_connection_options.tcp_keepalive: seconds idle before probing, seconds between probes, probes. */
+  readonly tcpKeepalive?: TcpKeepalive;
   /**
    * upstream_bind_config.source_address: connections to this cluster's hosts
    * are made from this local address (Istio's inbound clusters bind
@@ -287,6 +289,38 @@ function compileSlowStart(c: ClusterJson, where: string): SlowStartConfig | unde
   return { windowMs, aggression, minWeightPercent };
 }
 
+/** The kernel's bounds (Linux): TCP_KEEPIDLE and TCP_KEEPINTVL up to 32767 s, TCP_KEEPCNT up to 127. */
+const KEEPALIVE_LIMITS = { time: 32_767, interval: 32_767, probes: 127 } as const;
+
+/**
+ * upstream_connection_options.tcp_keepalive, as Envoy applies it: keepalive
+ * on, and each of idle time, probe interval and probe count set when given
+ * (the kernel's defaults otherwise). Needs the native addon for the interval
+ * and count; a proxy without it refuses the cluster instead of ignoring them.
+ */
+function compileKeepalive(c: ClusterJson, where: string): TcpKeepalive | undefined {
+  const ka = c.upstream_connection_options?.tcp_keepalive;
+  if (!ka) return undefined;
+  const at = `${where}.upstream_connection_options.tcp_keepalive`;
+  const out: { time?: number; interval?: number; probes?: number } = {};
+  const fields = [
+    ['time', 'keepalive_time', ka.keepalive_time],
+    ['interval', 'keepalive_interval', ka.keepalive_interval],
+    ['probes', 'keepalive_probes', ka.keepalive_probes],
+  ] as const;
+  for (const [key, field, value] of fields) {
+    // 0 is protobuf's "unset" for these UInt32Values once they went through JSON.
+    if (value === undefined || value === 0) continue;
+    const max = KEEPALIVE_LIMITS[key];
+    if (!Number.isInteger(value) || value < 1 || value > max)
+      fail(`${at}.${field}`, `must be a whole number from 1 to ${max}, got ${value}`);
+    out[key] = value;
+  }
+  if (!nativeSocketOptionsAvailable())
+    fail(at, 'TCP keepalive options need the @mizzen/original-dst native addon, which did not load');
+  return out;
+}
+
 /** upstream_bind_config: the source address per IP family (a port other than 0 is not supported). */
 function compileBindConfig(c: ClusterJson, where: string): ClusterConfig['sourceAddresses'] {
   const bind = c.upstream_bind_config;
@@ -326,7 +360,6 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
   const timeout =
     c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationToMs(c.connect_timeout)!;
   const lb = LB[lbPolicy] ?? 'round_robin';
-  const keepalive = c.upstream_connection_options?.tcp_keepalive;
   return {
     name: c.name,
     type,
@@ -346,7 +379,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
         ?.locality_weighted_lb_config !== undefined,
     slowStart: compileSlowStart(c, where),
     http: compileHttpOptions(c, where),
-    tcpKeepalive: keepalive ? { initialDelayMs: (keepalive.keepalive_time ?? 7200) * 1000 } : undefined,
+    tcpKeepalive: compileKeepalive(c, where),
     sourceAddresses: compileBindConfig(c, where),
     tls: compileTransportSocket(c.transport_socket as never, 'upstream', `${where}.transport_socket`),
     transportMatches: (c.transport_socket_matches ?? []).map((m, i) => ({

@@ -485,6 +485,7 @@ export class Router {
       connectTimeoutMs: cluster.connectionSettings.connectTimeoutMs,
       headTimeoutMs: req.timeoutMs,
       localAddress: sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address),
+      keepalive: cluster.connectionSettings.tcpKeepalive,
     });
     if (outcome.kind === 'failed') {
       slot();

@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import type { HeaderMap } from '../config/headers.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { UpstreamHost } from '../upstream/host.js';
+import { applyUpstreamSocketOptions, type TcpKeepalive } from '../upstream/socket-options.js';
 
 /** The most an upstream may send before its response head is complete. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -47,7 +48,14 @@ export function openUpgradeTunnel(
   host: UpstreamHost,
   req: UpgradeRequest,
   downstream: Duplex,
-  opts: { tls?: UpstreamTls; connectTimeoutMs?: number; headTimeoutMs?: number; localAddress?: string },
+  opts: {
+    tls?: UpstreamTls;
+    connectTimeoutMs?: number;
+    headTimeoutMs?: number;
+    localAddress?: string;
+    /** The cluster's TCP keepalive for the tunnel's upstream connection. */
+    keepalive?: TcpKeepalive;
+  },
 ): Promise<TunnelOutcome> {
   return new Promise((resolve) => {
     let settled = false;
@@ -86,6 +94,12 @@ export function openUpgradeTunnel(
     let timer = setTimeout(expire, opts.connectTimeoutMs ?? 10_000);
     const onConnected = () => {
       connected = true;
+      try {
+        applyUpstreamSocketOptions(upstream, opts.keepalive);
+      } catch (err) {
+        upstream.destroy(err as Error);
+        return;
+      }
       clearTimeout(timer);
       // The route timeout bounds the wait for the answer; once upgraded, the tunnel has no timeout (as Envoy's).
       if (opts.headTimeoutMs) timer = setTimeout(expire, opts.headTimeoutMs);

@@ -5,6 +5,7 @@ import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
+import { applyUpstreamSocketOptions } from '../upstream/socket-options.js';
 
 export interface TcpConnectionContext {
   originalDst?: OriginalDestination;
@@ -137,6 +138,12 @@ export class TcpProxy {
     upstream.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
       upstream.setTimeout(0);
+      try {
+        applyUpstreamSocketOptions(upstream, cluster.connectionSettings.tcpKeepalive);
+      } catch (err) {
+        upstream.destroy(err as Error);
+        return;
+      }
       ctx.onUpstream?.(true);
       this.watch(downstream, upstream, clusterName, host.key, ctx.mtls === true);
       if (ctx.head?.length) upstream.write(ctx.head);

@@ -58,7 +58,7 @@ export class ClusterRuntime {
       connectTimeoutMs: config.connectTimeoutMs,
       idleTimeoutMs: config.http.idleTimeoutMs,
       maxRequestsPerConnection: config.http.maxRequestsPerConnection,
-      keepaliveInitialDelayMs: config.tcpKeepalive?.initialDelayMs,
+      ...(config.tcpKeepalive ? { tcpKeepalive: config.tcpKeepalive } : {}),
       ...(config.sourceAddresses ? { sourceAddresses: config.sourceAddresses } : {}),
     };
     if (previous) {

@@ -1,8 +1,9 @@
 import net from 'node:net';
-import { type Dispatcher, Pool } from 'undici';
+import { buildConnector, type Dispatcher, Pool } from 'undici';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import { H2Sessions } from './h2-sessions.js';
 import type { UpstreamHost } from './host.js';
+import { applyUpstreamSocketOptions, type TcpKeepalive } from './socket-options.js';
 import type { UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
 interface Entry {
@@ -20,8 +21,8 @@ export interface ConnectionSettings {
   idleTimeoutMs?: number;
   /** Close a connection after this many requests (max_requests_per_connection). */
   maxRequestsPerConnection?: number;
-  /** TCP keepalive probes after this long idle. */
-  keepaliveInitialDelayMs?: number;
+  /** TCP keepalive (upstream_connection_options.tcp_keepalive): idle time, probe interval (s) and probe count. */
+  tcpKeepalive?: TcpKeepalive;
   /** The local address to connect from, per IP family (the cluster's upstream_bind_config). */
   sourceAddresses?: { readonly ipv4?: string; readonly ipv6?: string };
 }
@@ -39,6 +40,39 @@ export function sourceAddressFor(
 export function sourceKey(settings: ConnectionSettings, host: UpstreamHost): string {
   const source = sourceAddressFor(settings.sourceAddresses, host.address);
   return source ? `|from=${source}` : '';
+}
+
+/**
+ * How undici connects to a host: its own connector with the cluster's
+ * connect timeout and TLS, wrapped to set the cluster's socket options
+ * (keepalive) once the connection is up.
+ */
+function connector(settings: ConnectionSettings, tls?: UpstreamTls): buildConnector.connector {
+  const base = buildConnector({
+    timeout: settings.connectTimeoutMs,
+    ...(tls
+      ? {
+          secureContext: tls.context,
+          servername: tls.servername,
+          ALPNProtocols: ['http/1.1'],
+          rejectUnauthorized: true,
+          checkServerIdentity: tls.verify,
+        }
+      : {}),
+  } as buildConnector.BuildOptions);
+  const keepalive = settings.tcpKeepalive;
+  if (!keepalive) return base;
+  return (options, callback) =>
+    base(options, (err, socket) => {
+      if (err || !socket) return callback(err ?? new Error('no socket'), null);
+      try {
+        applyUpstreamSocketOptions(socket, keepalive);
+      } catch (e) {
+        socket.destroy();
+        return callback(e as Error, null);
+      }
+      callback(null, socket);
+    });
 }
 
 /** Connections per upstream host; enough that a busy host is never a queue behind a few sockets. */
@@ -112,21 +146,7 @@ export class ConnectionPools {
           connections: MAX_CONNECTIONS_PER_HOST,
           pipelining: 1,
           ...(localAddress ? { localAddress } : {}),
-          connect: {
-            timeout: settings.connectTimeoutMs,
-            ...(tls
-              ? {
-                  secureContext: tls.context,
-                  servername: tls.servername,
-                  ALPNProtocols: ['http/1.1'],
-                  rejectUnauthorized: true,
-                  checkServerIdentity: tls.verify,
-                }
-              : {}),
-            ...(settings.keepaliveInitialDelayMs !== undefined
-              ? { keepAlive: true, keepAliveInitialDelay: settings.keepaliveInitialDelayMs }
-              : {}),
-          },
+          connect: connector(settings, tls),
           // Route and per-try timeouts are the router's job; undici must not impose its own.
           headersTimeout: 0,
           bodyTimeout: 0,

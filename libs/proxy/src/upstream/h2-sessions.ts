@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import { type ConnectionSettings, sourceAddressFor, sourceKey } from './connection-pools.js';
 import type { UpstreamHost } from './host.js';
+import { applyUpstreamSocketOptions } from './socket-options.js';
 import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
 /** An error from an HTTP/2 attempt, with the code the router classifies. */
@@ -17,6 +18,15 @@ export class H2Error extends Error {
 }
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+
+/** The cluster's socket options on a new session's connection; one the kernel refuses fails the session. */
+function withSocketOptions(socket: net.Socket, settings: ConnectionSettings): void {
+  try {
+    applyUpstreamSocketOptions(socket, settings.tcpKeepalive);
+  } catch (err) {
+    socket.destroy(err as Error);
+  }
+}
 
 /**
  * Cleartext HTTP/2 to upstream hosts: one multiplexed session per host, so
@@ -71,7 +81,10 @@ export class H2Sessions {
             timeout: settings.connectTimeoutMs,
           });
           socket.setNoDelay(true);
-          socket.once('secureConnect', () => socket.setTimeout(0));
+          socket.once('secureConnect', () => {
+            socket.setTimeout(0);
+            withSocketOptions(socket, settings);
+          });
           socket.once('timeout', () =>
             socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
           );
@@ -84,12 +97,13 @@ export class H2Sessions {
           noDelay: true,
           timeout: settings.connectTimeoutMs,
         });
-        socket.once('connect', () => socket.setTimeout(0));
+        socket.once('connect', () => {
+          socket.setTimeout(0);
+          withSocketOptions(socket, settings);
+        });
         socket.once('timeout', () =>
           socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
         );
-        if (settings.keepaliveInitialDelayMs !== undefined)
-          socket.setKeepAlive(true, settings.keepaliveInitialDelayMs);
         return socket;
       },
       settings: { enablePush: false },
