@@ -109,6 +109,15 @@ extensionProviders:
       port: 8000
       includeRequestHeadersInCheck: [x-ext-authz]
       headersToDownstreamOnDeny: [x-ext-authz-check-result]
+  - name: dry-run-log
+    envoyFileAccessLog:
+      path: /dev/stdout
+      logFormat:
+        labels:
+          path: "%REQ(:PATH)%"
+          response_code: "%RESPONSE_CODE%"
+          dry_run_policy: "%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_effective_policy_id)%"
+          dry_run_result: "%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_engine_result)%"
 `;
 
 describe('AuthorizationPolicy and RequestAuthentication through real sidecars', () => {
@@ -219,7 +228,7 @@ spec:
     expect((await get(productpage, '/reviews/2')).status).toBe(200);
   });
 
-  it('dry-run: a policy annotated istio.io/dry-run is evaluated and counted, never enforced', async () => {
+  it('dry-run: a policy annotated istio.io/dry-run is evaluated, logged and counted, never enforced', async () => {
     const dryRun = `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -231,6 +240,13 @@ spec:
   selector: { matchLabels: { app: reviews } }
   action: DENY
   rules: [{}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: reviews-dry-run-log, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  accessLogging: [{ providers: [{ name: dry-run-log }] }]
 `;
     const counter = async () => {
       const text = await (await fetch(`http://127.0.0.1:${server.statsPort}/stats/prometheus`)).text();
@@ -252,6 +268,42 @@ spec:
       async () => (await counter()) >= counted + 5,
       5_000,
     );
+    // Each would-be decision is logged by the reviews sidecar, naming the policy (Envoy's shadow fields)…
+    const lines = () =>
+      server.proc
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const policyId = 'ns[default]-policy[reviews-deny-all-dry-run]-rule[0]';
+    await eventually(
+      'the dry-run decisions logged',
+      async () =>
+        lines().filter((l) => l.dryRun === true && String(l.path).startsWith('/reviews/dry/')).length === 5,
+      5_000,
+    );
+    const logged = lines().find((l) => l.dryRun === true && l.path === '/reviews/dry/4');
+    expect(logged).toMatchObject({
+      level: 'info',
+      msg: `dry-run: shadow denied, matched policy ${policyId}`,
+      action: 'DENY',
+      shadow_engine_result: 'denied',
+      shadow_effective_policy_id: policyId,
+      source: 'spiffe://cluster.local/ns/default/sa/productpage',
+      method: 'GET',
+    });
+    // …and access logs can carry it with %DYNAMIC_METADATA(envoy.filters.http.rbac:…)%, next to the 200 actually sent.
+    await eventually(
+      'the access log line with the dry-run result',
+      async () => lines().some((l) => l.path === '/reviews/dry/4' && l.dry_run_policy !== undefined),
+      5_000,
+    );
+    expect(lines().find((l) => l.path === '/reviews/dry/4' && l.dry_run_policy !== undefined)).toEqual({
+      path: '/reviews/dry/4',
+      response_code: 200,
+      dry_run_policy: policyId,
+      dry_run_result: 'denied',
+    });
     await mesh.remove(dryRun);
   });
 

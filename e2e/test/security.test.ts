@@ -24,6 +24,16 @@ spec:
   resolution: STATIC
   ports: [{ number: 9080, name: http, protocol: HTTP }]
   workloadSelector: { labels: { app: reviews } }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ratings, namespace: default }
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: ratings } }
 `;
 
 interface CertsView {
@@ -42,12 +52,13 @@ async function plaintextGet(port: number): Promise<number | 'refused'> {
 function presented(
   port: number,
   root: string,
-): Promise<{ authorized: boolean; san?: string; serial: string }> {
+): Promise<{ authorized: boolean; san?: string; serial: string; key: string }> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', port, ca: root, checkServerIdentity: () => undefined });
     s.once('secureConnect', () => {
       const cert = s.getPeerCertificate();
-      resolve({ authorized: s.authorized, san: cert.subjectaltname, serial: cert.serialNumber });
+      const key = cert.modulus ? `RSA ${cert.bits}` : `EC ${cert.asn1Curve}`;
+      resolve({ authorized: s.authorized, san: cert.subjectaltname, serial: cert.serialNumber, key });
       s.destroy();
     });
     s.once('error', reject);
@@ -274,5 +285,57 @@ spec:
     const cert = await presented(server.inboundPort, root);
     expect(cert.authorized).toBe(true);
     expect(cert.san).toBe('URI:spiffe://cluster.local/ns/default/sa/reviews');
+  }, 60_000);
+
+  it('a sidecar with an RSA workload key (--cert-key-type rsa) and ECDSA ones talk mutual TLS both ways', async () => {
+    const ratings = await startBackend('ratings', 'v1');
+    const rsa = await mesh.startSidecar({
+      workload: 'ratings-v1',
+      service: 'ratings',
+      labels: { app: 'ratings', version: 'v1' },
+      appPort: ratings.port,
+      extraArgs: ['--cert-key-type', 'rsa'],
+    });
+    const viaRsa = new ProxyClient(rsa.outboundPort);
+    try {
+      await mesh.waitForSync([rsa.id]);
+      await eventually(
+        'the RSA sidecar’s certificate',
+        async () =>
+          (await getJson<CertsView>(`http://127.0.0.1:${rsa.adminPort}/certs`)).workload?.serial !==
+          undefined,
+        30_000,
+      );
+      // Seen from outside: the RSA sidecar presents an RSA 2048 certificate, reviews' sidecar an ECDSA P-256 one.
+      expect(await presented(rsa.inboundPort, root)).toMatchObject({
+        authorized: true,
+        key: 'RSA 2048',
+        san: 'URI:spiffe://cluster.local/ns/default/sa/ratings',
+      });
+      expect((await presented(server.inboundPort, root)).key).toBe('EC prime256v1');
+
+      // RSA client → ECDSA server: reviews' app sees the caller's identity from the RSA certificate.
+      await eventually(
+        'ratings (RSA) → reviews (ECDSA)',
+        async () => (await viaRsa.request('http://reviews:9080/from-rsa')).status === 200,
+        15_000,
+      );
+      expect(String(reviews.lastHeaders?.['x-forwarded-client-cert'])).toMatch(
+        /;URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings$/,
+      );
+      // ECDSA client → RSA server.
+      await eventually(
+        'productpage (ECDSA) → ratings (RSA)',
+        async () => (await http.request('http://ratings:9080/from-ecdsa')).status === 200,
+        15_000,
+      );
+      expect(String(ratings.lastHeaders?.['x-forwarded-client-cert'])).toMatch(
+        /^By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings;.*;URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/,
+      );
+    } finally {
+      viaRsa.close();
+      await rsa.proc.kill();
+      await ratings.close();
+    }
   }, 60_000);
 });

@@ -8,6 +8,7 @@ export {
   parseAddress,
   parseCaptureMode,
   parseCertificateFlags,
+  parseCertKeyType,
   parseIp,
   parseLabels,
   parseLocality,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlagError, parseLocality } from '../src/bootstrap/flags.js';
+import { FlagError, parseCertificateFlags, parseCertKeyType, parseLocality } from '../src/bootstrap/flags.js';
 import { gatewayNode, sidecarNode } from '../src/bootstrap/node.js';
 
 describe('--locality', () => {
@@ -30,5 +30,47 @@ describe('--locality', () => {
       expect(() => parseLocality(bad), bad).toThrow(FlagError);
       expect(() => parseLocality(bad)).toThrow(/^--locality must be region\[\/zone\[\/subzone\]\]/);
     }
+  });
+});
+
+describe('--cert-key-type and Istio’s key environment', () => {
+  const ca = { 'ca-address': '127.0.0.1:8060', 'ca-token-file': '/tmp/t.jwt' };
+  const who = { namespace: 'default', serviceAccount: 'reviews' };
+
+  it('is ECDSA P-256 unless asked; the flag takes ecdsa, rsa or an exact key type and wins over the environment', () => {
+    expect(parseCertificateFlags(ca, who, {})?.keyType).toBe('EC-P256');
+    expect(parseCertificateFlags({ ...ca, 'cert-key-type': 'rsa' }, who, {})?.keyType).toBe('RSA-2048');
+    expect(parseCertKeyType('ecdsa', {})).toBe('EC-P256');
+    expect(parseCertKeyType('RSA-4096', {})).toBe('RSA-4096');
+    expect(parseCertKeyType('ec-p384', {})).toBe('EC-P384');
+    expect(parseCertKeyType('ecdsa', { ECC_SIGNATURE_ALGORITHM: 'RSA' })).toBe('EC-P256');
+  });
+
+  it('reads ECC_SIGNATURE_ALGORITHM with ECC_CURVE or WORKLOAD_RSA_KEY_SIZE when there is no flag', () => {
+    expect(parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'ECDSA' })).toBe('EC-P256');
+    expect(parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'ECDSA', ECC_CURVE: 'P384' })).toBe(
+      'EC-P384',
+    );
+    expect(parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'RSA' })).toBe('RSA-2048');
+    expect(
+      parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'rsa', WORKLOAD_RSA_KEY_SIZE: '3072' }),
+    ).toBe('RSA-3072');
+  });
+
+  it('names the flag or variable and the accepted values when a value is wrong', () => {
+    expect(() => parseCertKeyType('dsa', {})).toThrow(
+      new FlagError(
+        '--cert-key-type must be ecdsa, rsa, EC-P256, EC-P384, RSA-2048, RSA-3072 or RSA-4096, got "dsa"',
+      ),
+    );
+    expect(() => parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'ED25519' })).toThrow(
+      /^ECC_SIGNATURE_ALGORITHM must be ECDSA or RSA, got "ED25519"$/,
+    );
+    expect(() => parseCertKeyType(undefined, { ECC_CURVE: 'P521' })).toThrow(
+      /^ECC_CURVE must be P256 or P384/,
+    );
+    expect(() =>
+      parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'RSA', WORKLOAD_RSA_KEY_SIZE: '1024' }),
+    ).toThrow(/^WORKLOAD_RSA_KEY_SIZE must be 2048, 3072 or 4096/);
   });
 });

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { type KeyType, parseKeyType } from '@mizzen/pki';
 import type { CaptureMode } from '../listeners/listener-manager.js';
 import type { WorkloadPortSpec } from './node.js';
 
@@ -92,10 +93,48 @@ export function parseAddress(value: string | undefined, flag: string): string {
   return value;
 }
 
-/** `--ca-address` / `--ca-token-file` / `--trust-domain` / `--cert-ttl`: where the workload certificate comes from. */
+/**
+ * The workload key's type: `--cert-key-type` (`ecdsa` = ECDSA P-256, `rsa` =
+ * RSA 2048, or an exact EC-P256, EC-P384, RSA-2048, RSA-3072, RSA-4096), else
+ * Istio's agent environment — ECC_SIGNATURE_ALGORITHM (ECDSA, or RSA) with
+ * ECC_CURVE (P256, P384) or WORKLOAD_RSA_KEY_SIZE (2048, 3072, 4096). ECDSA
+ * P-256 when neither says (Istio's agent defaults to RSA; Mizzen to ECDSA).
+ */
+export function parseCertKeyType(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): KeyType {
+  if (flag !== undefined) {
+    const lower = flag.toLowerCase();
+    if (lower === 'ecdsa') return 'EC-P256';
+    if (lower === 'rsa') return 'RSA-2048';
+    try {
+      return parseKeyType(flag);
+    } catch {
+      throw new FlagError(
+        `--cert-key-type must be ecdsa, rsa, EC-P256, EC-P384, RSA-2048, RSA-3072 or RSA-4096, got "${flag}"`,
+      );
+    }
+  }
+  const algorithm = env.ECC_SIGNATURE_ALGORITHM?.trim().toUpperCase() || 'ECDSA';
+  if (algorithm === 'ECDSA') {
+    const curve = env.ECC_CURVE?.trim().toUpperCase() || 'P256';
+    if (curve === 'P256') return 'EC-P256';
+    if (curve === 'P384') return 'EC-P384';
+    throw new FlagError(`ECC_CURVE must be P256 or P384, got "${env.ECC_CURVE}"`);
+  }
+  if (algorithm === 'RSA') {
+    const size = env.WORKLOAD_RSA_KEY_SIZE?.trim() || '2048';
+    if (size === '2048' || size === '3072' || size === '4096') return `RSA-${size}`;
+    throw new FlagError(
+      `WORKLOAD_RSA_KEY_SIZE must be 2048, 3072 or 4096, got "${env.WORKLOAD_RSA_KEY_SIZE}"`,
+    );
+  }
+  throw new FlagError(`ECC_SIGNATURE_ALGORITHM must be ECDSA or RSA, got "${env.ECC_SIGNATURE_ALGORITHM}"`);
+}
+
+/** `--ca-address` / `--ca-token-file` / `--trust-domain` / `--cert-ttl` / `--cert-key-type`: where the workload certificate comes from. */
 export function parseCertificateFlags(
   values: Record<string, unknown>,
   identity: { namespace: string; serviceAccount: string },
+  env: NodeJS.ProcessEnv = process.env,
 ):
   | {
       caAddress: string;
@@ -104,6 +143,7 @@ export function parseCertificateFlags(
       namespace: string;
       serviceAccount: string;
       ttlSeconds?: number;
+      keyType: KeyType;
     }
   | undefined {
   const address = values['ca-address'] as string | undefined;
@@ -121,7 +161,8 @@ export function parseCertificateFlags(
     if (!m) throw new FlagError(`--cert-ttl must be like 30s, 10m or 24h, got "${ttl}"`);
     ttlSeconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
   }
-  return { caAddress: address, tokenFile, trustDomain, ...identity, ttlSeconds };
+  const keyType = parseCertKeyType(values['cert-key-type'] as string | undefined, env);
+  return { caAddress: address, tokenFile, trustDomain, ...identity, ttlSeconds, keyType };
 }
 
 /** The certificate flags both sidecar and gateway accept. */
@@ -130,6 +171,7 @@ export const CERTIFICATE_FLAGS = {
   'ca-token-file': { type: 'string' },
   'trust-domain': { type: 'string' },
   'cert-ttl': { type: 'string' },
+  'cert-key-type': { type: 'string' },
 } as const;
 
 /**

@@ -249,6 +249,7 @@ export class HttpConnectionManager {
       destinationPrincipal:
         this.deps.direction === 'outbound' ? info.upstreamTls?.peerPrincipal() : undefined,
       ...(info.authz ? { authz: info.authz } : {}),
+      ...(Object.keys(info.dynamicMetadata).length ? { dynamicMetadata: info.dynamicMetadata } : {}),
     };
   }
 

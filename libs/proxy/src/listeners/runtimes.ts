@@ -1,7 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { AuthzChain } from '@mizzen/policy';
+import type { AuthzChain, RequestAttributes } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
 import type { ConnectionFacts } from '../config/filter-chain-match.js';
 import { selectFilterChain } from '../config/filter-chain-match.js';
@@ -17,6 +17,7 @@ import {
   type RouteTables,
 } from '../http/connection-manager.js';
 import type { Router } from '../http/router.js';
+import { logDryRunDecisions } from '../observe/dry-run-log.js';
 import type { ProxyObserver } from '../observe/records.js';
 import type { ClientCertificate } from '../security/client-cert-details.js';
 import type { SecretStore } from '../security/secret-store.js';
@@ -260,7 +261,7 @@ export class TcpChainRuntime implements ChainRuntime {
   }
 
   private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {
-    const decision = chain.evaluate({
+    const attrs: RequestAttributes = {
       source: {
         address: ctx.remote?.address ?? socket.remoteAddress ?? '',
         ...(socket.remotePort !== undefined ? { port: socket.remotePort } : {}),
@@ -271,7 +272,9 @@ export class TcpChainRuntime implements ChainRuntime {
         port: ctx.originalDst?.port ?? this.listener.workloadPort ?? ctx.local?.port ?? socket.localPort ?? 0,
       },
       ...(ctx.tls?.sni ? { sni: ctx.tls.sni } : {}),
-    });
+    };
+    const decision = chain.evaluate(attrs);
+    logDryRunDecisions(this.logger, decision.shadow, attrs);
     // Network RBAC never asks an external authorizer (those are HTTP-only here), so 'check' cannot occur.
     const allowed = decision.verdict === 'allow';
     if (!allowed)

@@ -142,6 +142,8 @@ export interface HttpRequestRecord extends HttpRequestStart {
   readonly destinationPrincipal?: string;
   /** Authorization's decision, when the listener has authorization filters. */
   readonly authz?: AuthzOutcomeRecord;
+  /** Envoy's dynamic metadata by filter namespace (RBAC shadow results, jwt_authn payloads): `%DYNAMIC_METADATA(…)%`. */
+  readonly dynamicMetadata?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 /** What the authorization filters decided for one request or connection. */

@@ -1,6 +1,16 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import { createCsr, exportPrivateKeyPem, formatSpiffeId, generateKeyPair, type KeyType } from '@mizzen/pki';
+import {
+  certificateInfo,
+  createCsr,
+  exportPrivateKeyPem,
+  formatSpiffeId,
+  generateKeyPair,
+  type KeyPair,
+  type KeyType,
+  privateKeyMatchesCertificate,
+  verifyChain,
+} from '@mizzen/pki';
 import type { Logger } from '@mizzen/runtime';
 import { CaClient } from '@mizzen/xds';
 import type { SecretStore } from './secret-store.js';
@@ -20,19 +30,36 @@ export interface CertManagerOptions {
   logger: Logger;
   /** Requested lifetime (the CA may shorten it); default 24 h. */
   ttlSeconds?: number;
+  /** The workload key's type; ECDSA P-256 by default. */
   keyType?: KeyType;
-  /** First retry delay after a failed request; doubles up to 30 s. */
+  /** First retry delay after a failed request; doubles up to `maxBackoffMs`. */
   initialBackoffMs?: number;
+  /** Longest wait between retries; default 30 s. */
+  maxBackoffMs?: number;
 }
 
 export interface CertStatus {
   identity: string;
+  /** The workload key's type (`EC-P256`, `RSA-2048`…). */
+  keyType: KeyType;
   serial?: string;
   notBefore?: string;
   notAfter?: string;
+  /** Serial of the root the certificate chains to (the last one of the CA's answer). */
+  rootSerial?: string;
   rotations: number;
   lastError?: string;
   nextRotation?: string;
+}
+
+/** A CA answer checked and ready to install. */
+interface Issued {
+  certChain: string;
+  privateKey: string;
+  serial: string;
+  rootSerial: string;
+  validFrom: number;
+  validTo: number;
 }
 
 /**
@@ -42,7 +69,9 @@ export interface CertStatus {
  * half of each certificate's life (with jitter, so a fleet does not rotate
  * in step), retrying with back-off when the CA is unreachable. Every new
  * certificate goes straight into the secret store, so listeners use it for
- * the next handshake.
+ * the next handshake. What the CA answers is checked before it is used: the
+ * certificate must be for exactly this workload's identity and this key, and
+ * chain to the root the CA sent.
  */
 export class WorkloadCertManager {
   private readonly ca: CaClient;
@@ -50,6 +79,11 @@ export class WorkloadCertManager {
   private stopped = false;
   private readonly state: CertStatus;
   private backoffMs: number;
+  /** A renewal is running; `again` asks for another one as soon as it ends. */
+  private inFlight = false;
+  private again = false;
+  private readonly firstIssued: Promise<void>;
+  private settleFirst!: () => void;
 
   constructor(private readonly options: CertManagerOptions) {
     this.ca = new CaClient({ address: options.caAddress });
@@ -60,25 +94,26 @@ export class WorkloadCertManager {
         namespace: options.namespace,
         serviceAccount: options.serviceAccount,
       }),
+      keyType: options.keyType ?? 'EC-P256',
       rotations: 0,
     };
+    this.firstIssued = new Promise((resolve) => {
+      this.settleFirst = resolve;
+    });
     options.secrets.reserveLocal(WORKLOAD_SECRET);
   }
 
   /** Gets the first certificate (retrying until it succeeds or `stop()`), then keeps rotating. */
   async start(): Promise<void> {
-    while (!this.stopped) {
-      if (await this.renew()) return;
-      await new Promise((r) => {
-        this.timer = setTimeout(r, this.nextBackoff());
-      });
-    }
+    this.runSoon(0);
+    await this.firstIssued;
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
     this.ca.close();
+    this.settleFirst();
   }
 
   status(): CertStatus {
@@ -87,78 +122,122 @@ export class WorkloadCertManager {
 
   private nextBackoff(): number {
     const delay = this.backoffMs * (0.8 + Math.random() * 0.4);
-    this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs ?? 30_000);
     return delay;
   }
 
-  /** One CSR round trip; true when a new certificate is in place. */
-  private async renew(): Promise<boolean> {
+  /** (Re)arms the one timer that drives renewals. */
+  private runSoon(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.run(), delayMs);
+    // Until the first certificate is here the retry keeps the process busy on purpose; afterwards it must not.
+    if (this.state.serial !== undefined) this.timer.unref();
+  }
+
+  private async run(): Promise<void> {
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.inFlight = true;
+    let issued: Issued | undefined;
     try {
-      const keys = await generateKeyPair(this.options.keyType ?? 'EC-P256');
-      const csrPem = await createCsr({ keys, uris: [this.state.identity] });
-      const token = fs.readFileSync(this.options.tokenFile, 'utf8').trim();
-      const chain = await this.ca.createCertificate({
-        csrPem,
-        token,
-        ttlSeconds: this.options.ttlSeconds ?? 86_400,
-      });
-      if (chain.length === 0) throw new Error('the CA answered with an empty certificate chain');
-      // Present the leaf and intermediates; the root is what peers already trust.
-      const presented = chain.length > 1 ? chain.slice(0, -1) : chain;
-      const leaf = new X509Certificate(chain[0]!);
-      if (!leaf.subjectAltName?.includes(this.state.identity)) {
-        throw new Error(`the CA issued a certificate for ${leaf.subjectAltName}, not ${this.state.identity}`);
-      }
-      this.options.secrets.setLocal(WORKLOAD_SECRET, {
-        kind: 'certificate',
-        certChain: presented.join(''),
-        privateKey: await exportPrivateKeyPem(keys.privateKey),
-      });
-      const validFrom = new Date(leaf.validFrom).getTime();
-      const validTo = new Date(leaf.validTo).getTime();
-      this.state.serial = leaf.serialNumber;
-      this.state.notBefore = new Date(validFrom).toISOString();
-      this.state.notAfter = new Date(validTo).toISOString();
-      this.state.rotations++;
-      this.state.lastError = undefined;
-      this.backoffMs = this.options.initialBackoffMs ?? 1_000;
-      // CAs backdate notBefore for clock skew (citadel by a minute): count the life from receipt,
-      // or a short-lived certificate would look half spent on arrival and rotate at once.
-      this.schedule(Math.max(validFrom, Date.now()), validTo);
-      this.options.logger.info(
-        { identity: this.state.identity, serial: leaf.serialNumber, notAfter: this.state.notAfter },
-        'workload certificate issued',
-      );
-      return true;
+      issued = await this.request();
     } catch (err) {
       this.state.lastError = (err as Error).message;
       this.options.logger.warn(
         { err: this.state.lastError },
         'could not get a workload certificate; retrying',
       );
-      return false;
     }
+    this.inFlight = false;
+    if (this.stopped) return;
+    if (issued) this.install(issued);
+    if (this.again) {
+      this.again = false;
+      this.runSoon(0);
+    } else if (issued) this.scheduleRotation(issued);
+    else this.runSoon(this.nextBackoff());
   }
 
-  /** Rotation at 50% of the lifetime ± 10% jitter (never sooner than a second from now). */
-  private schedule(validFrom: number, validTo: number): void {
-    if (this.stopped) return;
-    const life = validTo - validFrom;
-    const at = validFrom + life * (0.4 + Math.random() * 0.2);
+  /** One CSR round trip, its answer checked; throws with the reason it cannot be used. */
+  private async request(): Promise<Issued> {
+    const keys = await generateKeyPair(this.state.keyType);
+    const csrPem = await createCsr({ keys, uris: [this.state.identity] });
+    const token = fs.readFileSync(this.options.tokenFile, 'utf8').trim();
+    const chain = await this.ca.createCertificate({
+      csrPem,
+      token,
+      ttlSeconds: this.options.ttlSeconds ?? 86_400,
+    });
+    return this.check(chain, keys);
+  }
+
+  /**
+   * The CA's answer [leaf, intermediates…, root] must be a certificate for
+   * exactly our SPIFFE id (a URI SAN compared whole: `…/sa/a` is not
+   * `…/sa/ab`) and our key, chaining to that root and valid now.
+   */
+  private async check(chain: string[], keys: KeyPair): Promise<Issued> {
+    if (chain.length === 0) throw new Error('the CA answered with an empty certificate chain');
+    const leafPem = chain[0]!;
+    const leaf = certificateInfo(leafPem);
+    const identity = this.state.identity;
+    if (leaf.uris.length !== 1 || leaf.uris[0] !== identity) {
+      const got = leaf.uris.length ? leaf.uris.join(', ') : 'no URI SAN';
+      throw new Error(`the CA issued a certificate for ${got}, not ${identity}`);
+    }
+    if (!(await privateKeyMatchesCertificate(keys.privateKey, leafPem)))
+      throw new Error('the CA issued a certificate for another key than the one in our CSR');
+    const root = chain[chain.length - 1]!;
+    const verified = await verifyChain({ leaf: leafPem, intermediates: chain.slice(1, -1), roots: [root] });
+    if (!verified.ok) throw new Error(`the certificate the CA issued does not verify: ${verified.reason}`);
+    // Present the leaf and intermediates; the root is what peers already trust.
+    const presented = chain.length > 1 ? chain.slice(0, -1) : chain;
+    return {
+      certChain: presented.join(''),
+      privateKey: await exportPrivateKeyPem(keys.privateKey),
+      serial: leaf.serialNumber,
+      rootSerial: certificateInfo(root).serialNumber,
+      validFrom: leaf.notBefore.getTime(),
+      validTo: leaf.notAfter.getTime(),
+    };
+  }
+
+  private install(issued: Issued): void {
+    this.options.secrets.setLocal(WORKLOAD_SECRET, {
+      kind: 'certificate',
+      certChain: issued.certChain,
+      privateKey: issued.privateKey,
+    });
+    this.state.serial = issued.serial;
+    this.state.rootSerial = issued.rootSerial;
+    this.state.notBefore = new Date(issued.validFrom).toISOString();
+    this.state.notAfter = new Date(issued.validTo).toISOString();
+    this.state.rotations++;
+    this.state.lastError = undefined;
+    this.backoffMs = this.options.initialBackoffMs ?? 1_000;
+    this.options.logger.info(
+      { identity: this.state.identity, serial: issued.serial, notAfter: this.state.notAfter },
+      'workload certificate issued',
+    );
+    this.settleFirst();
+  }
+
+  /**
+   * Rotation at 50% of the lifetime ± 10% jitter (never sooner than a second
+   * from now). CAs backdate notBefore for clock skew (citadel by a minute):
+   * the life is counted from receipt, or a short-lived certificate would look
+   * half spent on arrival and rotate at once.
+   */
+  private scheduleRotation(issued: Issued): void {
+    const from = Math.max(issued.validFrom, Date.now());
+    const life = issued.validTo - from;
+    const at = from + life * (0.4 + Math.random() * 0.2);
     const delay = Math.max(1_000, at - Date.now());
     this.state.nextRotation = new Date(Date.now() + delay).toISOString();
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.rotate(), delay);
-    this.timer.unref();
-  }
-
-  private async rotate(): Promise<void> {
-    while (!this.stopped && !(await this.renew())) {
-      await new Promise((r) => {
-        this.timer = setTimeout(r, this.nextBackoff());
-        this.timer.unref();
-      });
-    }
+    this.runSoon(delay);
   }
 }
 
