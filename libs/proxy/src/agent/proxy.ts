@@ -68,6 +68,12 @@ export class MeshProxy {
   constructor(private readonly options: ProxyOptions) {
     this.log = options.logger;
     this.secrets = options.secrets ?? new SecretStore();
+    // Certificate files this proxy reads itself: a change that breaks them closes their servers, and says why.
+    this.secrets.onChange((name) => {
+      const problem = this.secrets.problem(name);
+      if (problem)
+        this.log.warn({ secret: name, reason: problem }, 'TLS servers using these files stay closed');
+    });
     this.certs = options.certificates
       ? new WorkloadCertManager({ ...options.certificates, secrets: this.secrets, logger: this.log })
       : undefined;
@@ -146,7 +152,13 @@ export class MeshProxy {
   isReady(): boolean {
     if (!this.applied.has(TypeUrl.Cluster) || !this.applied.has(TypeUrl.Listener)) return false;
     if (!this.clusters.warm()) return false;
-    if (!this.applier.secretNames().every((n) => this.secrets.get(n) !== undefined)) return false;
+    // A certificate file that cannot be read keeps only its own servers closed (and says so); it does not hold readiness.
+    if (
+      !this.applier
+        .secretNames()
+        .every((n) => this.secrets.get(n) !== undefined || this.secrets.problem(n) !== undefined)
+    )
+      return false;
     return this.listeners.rdsNames().every((n) => this.routes.has(n));
   }
 
@@ -160,6 +172,7 @@ export class MeshProxy {
     await this.admin.close();
     await this.health.close();
     await this.rateLimits.store.close();
+    this.secrets.close();
   }
 }
 
