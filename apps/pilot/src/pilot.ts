@@ -175,7 +175,7 @@ export class Pilot {
     this.http.get('/debug/kubez', async (_req, reply) =>
       this.kube ? this.kube.stats() : reply.code(404).send({ error: 'pilot is not in Kubernetes mode' }),
     );
-    registerConfigApi(this.http, { store: this.store, config: this.config });
+    registerConfigApi(this.http, { store: this.store, config: this.config, mesh: () => this.push.mesh() });
   }
 
   /** Loads config, then serves xDS and HTTP. Resolves with the bound ports. */

@@ -65,6 +65,7 @@ describe('observation and metadata exchange between two proxies', () => {
         .end();
     });
 
+  let hung = 0;
   const until = async (check: () => boolean) => {
     const deadline = Date.now() + 10_000;
     while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -73,8 +74,16 @@ describe('observation and metadata exchange between two proxies', () => {
 
   beforeAll(async () => {
     app = await backend('app', (req, res) => {
-      if (req.url === '/fail') {
+      if (req.url?.endsWith('/fail')) {
         res.writeHead(503).end('nope');
+        return true;
+      }
+      if (req.url === '/reset') {
+        req.socket.destroy();
+        return true;
+      }
+      if (req.url === '/hang') {
+        hung++;
         return true;
       }
       return false;
@@ -169,7 +178,21 @@ describe('observation and metadata exchange between two proxies', () => {
         },
       ],
       [TypeUrl.RouteConfiguration]: [
-        svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '0s' } }]),
+        svcRoutes([
+          {
+            match: { prefix: '/retried/' },
+            route: {
+              cluster: 'reviews',
+              timeout: '0s',
+              retry_policy: {
+                retry_on: 'gateway-error',
+                num_retries: 1,
+                retry_back_off: { base_interval: '0.001s' },
+              },
+            },
+          },
+          { match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '0s' } },
+        ]),
       ],
     };
     ads.setSnapshot(SERVER, Snapshot.build(serverSet));
@@ -216,7 +239,7 @@ describe('observation and metadata exchange between two proxies', () => {
   });
 
   afterAll(async () => {
-    for (const p of proxies) await p.stop();
+    for (const p of proxies.splice(0)) await p.stop();
     await ads.close();
     await app.close();
     echo.close();
@@ -254,12 +277,29 @@ describe('observation and metadata exchange between two proxies', () => {
   });
 
   it('records failures with their codes and flags on both sides', async () => {
-    client.records.length = 0;
-    server.records.length = 0;
-    expect((await request('/fail')).status).toBe(503);
-    await until(() => client.records.length === 1 && server.records.length === 1);
-    expect(client.records[0]!.responseCode).toBe(503);
-    expect(server.records[0]!.responseCode).toBe(503);
+    const failure = async (
+      path: string,
+      expected: { client: string; server: string[]; attempts: number },
+    ) => {
+      client.records.length = 0;
+      server.records.length = 0;
+      expect((await request(path)).status).toBe(503);
+      await until(() => client.records.length === 1 && server.records.length === expected.server.length);
+      expect(client.records[0]).toMatchObject({
+        responseCode: 503,
+        responseFlags: expected.client,
+        attempts: expected.attempts,
+      });
+      expect(server.records.map((r) => [r.responseCode, r.responseFlags])).toEqual(
+        expected.server.map((flags) => [503, flags]),
+      );
+    };
+    // The app's own 503 is an answer, not a failure of the proxies: no flag on either side.
+    await failure('/fail', { client: '-', server: ['-'], attempts: 1 });
+    // The app drops the connection: the server's sidecar answers 503 UC; the client sees that 503.
+    await failure('/reset', { client: '-', server: ['UC'], attempts: 1 });
+    // Retried once on gateway-error and failing again: the client gives up with URX.
+    await failure('/retried/fail', { client: 'URX', server: ['-', '-'], attempts: 2 });
   });
 
   it('reports a TCP connection with its bytes each way', async () => {
@@ -279,5 +319,19 @@ describe('observation and metadata exchange between two proxies', () => {
     });
     await until(() => client.tcp.length === 1);
     expect(client.tcp[0]).toMatchObject({ upstreamCluster: 'tcp-echo', receivedBytes: 12, sentBytes: 12 });
+  });
+
+  // Last: it stops the server's proxy.
+  it('flags LR when the proxy resets its own upstream request (its connections torn down as it stops)', async () => {
+    server.records.length = 0;
+    const answer = request('/hang').catch((err: Error) => ({ status: 0, headers: {}, body: err.message }));
+    await until(() => hung === 1);
+    const serverProxy = proxies.shift()!;
+    await serverProxy.stop();
+    await until(() => server.records.length === 1);
+    expect(server.records[0]).toMatchObject({ responseFlags: 'LR', attempts: 1 });
+    // Never sent again: the request was in flight when the proxy cut it.
+    expect(hung).toBe(1);
+    await answer;
   });
 });

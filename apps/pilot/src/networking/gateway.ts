@@ -115,6 +115,7 @@ function virtualHosts(
               gateway: s.gatewayName,
               matchPort: s.server.port.number,
               listenerPort: s.server.port.number,
+              tls: s.kind === 'https',
             }),
           );
           break;

@@ -35,4 +35,5 @@ export const LocalReplies = {
     'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  localReset: 'upstream connect error or disconnect/reset before headers. reset reason: local reset',
 } as const;
