@@ -1,7 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CredentialDirectory, generateTokenSecret, mintWorkloadToken, type TlsCredential } from '@mizzen/pki';
+import {
+  type CaFiles,
+  CredentialDirectory,
+  generateTokenSecret,
+  mintWorkloadToken,
+  type TlsCredential,
+} from '@mizzen/pki';
 import { PortAllocator } from '@mizzen/runtime';
 import { getJson, postJson } from './http.js';
 import { eventually } from './load.js';
@@ -65,6 +71,32 @@ export class TestMesh {
     new CredentialDirectory(this.credentialsDir).write(namespace, name, credential);
   }
 
+  /** citadel's `--ca-dir`: its root, the plug-in CA files, the token key. */
+  get caDir(): string {
+    return path.join(this.dir, 'ca');
+  }
+
+  /**
+   * Writes Istio's plug-in CA files into citadel's directory, each replaced
+   * whole as a secret volume changes them: before `startCitadel` it starts
+   * from this CA, afterwards citadel reloads it (a rotation).
+   */
+  writePlugInCa(files: CaFiles): void {
+    fs.mkdirSync(this.caDir, { recursive: true, mode: 0o700 });
+    const named: [string, string | undefined, number][] = [
+      ['ca-cert.pem', files.caCert, 0o644],
+      ['ca-key.pem', files.caKey, 0o600],
+      ['cert-chain.pem', files.certChain, 0o644],
+      ['root-cert.pem', files.rootCert, 0o644],
+    ];
+    for (const [name, content, mode] of named) {
+      if (content === undefined) continue;
+      const file = path.join(this.caDir, name);
+      fs.writeFileSync(`${file}.tmp`, content, { mode });
+      fs.renameSync(`${file}.tmp`, file);
+    }
+  }
+
   /** Writes a YAML file into the directory pilot watches. */
   writeConfig(name: string, yaml: string): void {
     fs.writeFileSync(path.join(this.configDir, name), yaml);
@@ -77,7 +109,7 @@ export class TestMesh {
    */
   async startCitadel(extraArgs: string[] = []): Promise<CitadelHandle> {
     const [grpcPort, httpPort] = await this.ports.takeMany(2);
-    const keyFile = path.join(this.dir, 'ca', 'token-key');
+    const keyFile = path.join(this.caDir, 'token-key');
     this.tokenSecret = generateTokenSecret();
     fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
     fs.writeFileSync(keyFile, this.tokenSecret, { mode: 0o600 });
@@ -90,7 +122,7 @@ export class TestMesh {
       '--http-port',
       String(httpPort),
       '--ca-dir',
-      path.join(this.dir, 'ca'),
+      this.caDir,
       '--token-key',
       keyFile,
       ...extraArgs,
@@ -104,7 +136,7 @@ export class TestMesh {
   private async certificateArgs(name: string, namespace: string, serviceAccount: string): Promise<string[]> {
     if (!this.citadel || !this.tokenSecret) return [];
     const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 3600 });
-    const file = path.join(this.dir, 'ca', `${name}.jwt`);
+    const file = path.join(this.caDir, `${name}.jwt`);
     fs.writeFileSync(file, token, { mode: 0o600 });
     return ['--ca-address', this.citadel.address, '--ca-token-file', file];
   }

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, ProxyClient, requestWithHost, startBackend } from '../src/http.js';
+import { jwksServer, type Signer, signer, tokenMinter } from '../src/jwt.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
 
@@ -16,48 +16,7 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  * real HTTP server; tokens are signed here and the JWKS is served here.
  */
 const ISSUER = 'https://issuer.mizzen.test';
-
-interface Signer {
-  kid: string;
-  privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-  jwk: JWK;
-}
-
-async function signer(kid: string): Promise<Signer> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
-
-async function token(
-  s: Signer,
-  claims: Record<string, unknown>,
-  opts: { issuer?: string; audience?: string; expiresIn?: number } = {},
-): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES256', kid: s.kid })
-    .setIssuer(opts.issuer ?? ISSUER)
-    .setAudience(opts.audience ?? 'bookinfo')
-    .setSubject('alice')
-    .setIssuedAt(now - 60)
-    .setExpirationTime(now + (opts.expiresIn ?? 600))
-    .sign(s.privateKey);
-}
-
-/** A JWKS endpoint whose keys the test rotates. */
-async function jwksServer(initial: JWK[]) {
-  const state = { keys: initial, fetches: 0 };
-  const server = http.createServer((_req, res) => {
-    state.fetches++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    state,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
+const token = tokenMinter(ISSUER);
 
 /** Istio's sample ext-authz server: allows a request carrying `x-ext-authz: allow`. */
 async function extAuthzServer() {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { presented } from '../src/tls.js';
 
 /**
  * Istio's mutual TLS tasks through citadel, pilot and real sidecars: every
@@ -46,23 +47,6 @@ async function plaintextGet(port: number): Promise<number | 'refused'> {
     (r) => r.status,
     () => 'refused',
   );
-}
-
-/** The certificate a port presents in a TLS handshake, verified against `root`. */
-function presented(
-  port: number,
-  root: string,
-): Promise<{ authorized: boolean; san?: string; serial: string; key: string }> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ca: root, checkServerIdentity: () => undefined });
-    s.once('secureConnect', () => {
-      const cert = s.getPeerCertificate();
-      const key = cert.modulus ? `RSA ${cert.bits}` : `EC ${cert.asn1Curve}`;
-      resolve({ authorized: s.authorized, san: cert.subjectaltname, serial: cert.serialNumber, key });
-      s.destroy();
-    });
-    s.once('error', reject);
-  });
 }
 
 describe('mutual TLS between sidecars (citadel, PeerAuthentication, rotation)', () => {

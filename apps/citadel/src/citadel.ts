@@ -47,6 +47,8 @@ export class Citadel {
       logger: options.logger,
       selfSignedTtlSeconds: options.selfSignedRootTtlSeconds,
       keyType: options.caKeyType,
+      // Certificates issued before a restart may live up to the max TTL; their roots are kept that long.
+      retainRootsMs: options.maxTtlSeconds * 1000,
       ...(options.reloadDebounceMs !== undefined ? { debounceMs: options.reloadDebounceMs } : {}),
       ...(options.reloadPollMs !== undefined ? { pollIntervalMs: options.reloadPollMs } : {}),
     });

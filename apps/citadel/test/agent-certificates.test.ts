@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -10,7 +11,17 @@ import {
 import { SecretStore, WORKLOAD_SECRET, WorkloadCertManager } from '@mizzen/proxy';
 import { createLogger, freePort } from '@mizzen/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanup, type Harness, LogCapture, mutualTls, onCleanup, startCitadel, tempDir } from './helpers.js';
+import {
+  cleanup,
+  type Harness,
+  LogCapture,
+  mutualTls,
+  onCleanup,
+  plugInSet,
+  startCitadel,
+  tempDir,
+  writePlugIn,
+} from './helpers.js';
 
 /**
  * The sidecar agent's certificate client (libs/proxy WorkloadCertManager)
@@ -34,7 +45,7 @@ async function agent(
   secret: string,
   caAddress: string,
   serviceAccount: string,
-  opts: { tokenFor?: string; ttlSeconds?: number; keyType?: KeyType } = {},
+  opts: { tokenFor?: string; ttlSeconds?: number; keyType?: KeyType; rootSettleMs?: number } = {},
 ): Promise<Agent> {
   const dir = tempDir('agent-');
   const tokenFile = path.join(dir, 'token.jwt');
@@ -58,6 +69,7 @@ async function agent(
     maxBackoffMs: 400,
     ...(opts.ttlSeconds !== undefined ? { ttlSeconds: opts.ttlSeconds } : {}),
     ...(opts.keyType ? { keyType: opts.keyType } : {}),
+    ...(opts.rootSettleMs !== undefined ? { rootSettleMs: opts.rootSettleMs } : {}),
   });
   onCleanup(() => manager.stop());
   return { manager, secrets, logs, tokenFile };
@@ -231,5 +243,57 @@ describe('the agent’s workload certificates from a real citadel', () => {
     fs.writeFileSync(wrong.tokenFile, token);
     await until('the certificate after the token is fixed', () => wrong.manager.status().rotations === 1);
     expect(wrong.manager.status().lastError).toBeUndefined();
+  });
+
+  it('moves to a rotated root only once the trust bundle has it, while the old root keeps working', async () => {
+    const caDir = tempDir();
+    const oldSet = await plugInSet('Old');
+    writePlugIn(caDir, oldSet);
+    const h = await startCitadel({ caDir });
+    const caAddress = `127.0.0.1:${h.ports.grpc}`;
+    const a = await agent(h.secret, caAddress, 'reviews', { ttlSeconds: 4, rootSettleMs: 300 });
+    const b = await agent(h.secret, caAddress, 'productpage', { ttlSeconds: 3600, rootSettleMs: 300 });
+    // What pilot does: every proxy gets citadel's trust bundle as ROOTCA.
+    const distribute = () => {
+      const trustedCa = h.citadel.store.trustBundle().join('');
+      for (const x of [a, b])
+        x.secrets.applyRemote([{ name: 'ROOTCA', secret: { kind: 'validation', trustedCa } }]);
+      return trustedCa;
+    };
+    distribute();
+    await Promise.all([a.manager.start(), b.manager.start()]);
+    const oldSerial = certificateInfo(oldSet.root.certificate).serialNumber;
+    expect(a.manager.status().rootSerial).toBe(oldSerial);
+
+    // The operator replaces the plug-in CA: citadel signs with the new root at once…
+    const newSet = await plugInSet('New');
+    const reloaded = once(h.citadel.store, 'reloaded');
+    writePlugIn(caDir, newSet);
+    await reloaded;
+    const issued = a.manager.status();
+    // …but before the proxies have the new root, the agent's next rotation keeps the certificate it has.
+    const held = await until('a rotation held back', () => a.manager.status().lastError);
+    expect(held).toMatch(/^the CA signs under a root the mesh does not trust yet/);
+    expect(a.manager.status()).toMatchObject({ serial: issued.serial, rootSerial: oldSerial });
+
+    // productpage's certificate from the old root, as a peer that has not re-issued yet still presents it.
+    const notYetRotated = installed(b, oldSet.root.certificate);
+    // The bundle with both roots reaches the proxies: both re-issue under the new root, unprompted.
+    const bundle = distribute();
+    expect(parseCertificates(bundle)).toHaveLength(2);
+    const newSerial = certificateInfo(newSet.root.certificate).serialNumber;
+    await until('both agents on the new root', () =>
+      [a, b].every((x) => x.manager.status().rootSerial === newSerial && !x.manager.status().lastError),
+    );
+    expect(b.logs.find('the mesh trust bundle changed; re-issuing the workload certificate')).toBeDefined();
+    // Old-root and new-root certificates both verify against the bundle, so nothing breaks in between.
+    const rotated = installed(a, newSet.root.certificate);
+    for (const [server, client] of [
+      [rotated, notYetRotated],
+      [notYetRotated, rotated],
+    ] as const) {
+      const tls = await mutualTls(server, client, bundle);
+      expect(tls.clientAuthorized).toBe(true);
+    }
   });
 });

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import {
+  type CertifiedKey,
   createCsr,
+  createIntermediateCa,
+  createRootCa,
   exportPrivateKeyPem,
   generateKeyPair,
   type KeyType,
@@ -208,4 +211,36 @@ export async function mutualTls(
 export function metricValue(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** An operator's CA for Istio's plug-in layout: a root and the intermediate citadel signs with. */
+export interface PlugIn {
+  root: CertifiedKey;
+  int: CertifiedKey;
+}
+
+export async function plugInSet(name: string): Promise<PlugIn> {
+  const root = await createRootCa({ subject: `O=cluster.local, CN=${name} Root` });
+  const int = await createIntermediateCa({
+    issuer: root,
+    subject: `O=cluster.local, CN=${name} Intermediate`,
+    ttlSeconds: 86_400,
+  });
+  return { root, int };
+}
+
+/** Writes Istio's four plug-in files the way cert-manager's secret mount changes them: each file replaced whole. */
+export function writePlugIn(dir: string, set: PlugIn, only?: string[]): void {
+  const files: Record<string, string> = {
+    'ca-cert.pem': set.int.certificate,
+    'ca-key.pem': set.int.privateKeyPem,
+    'cert-chain.pem': set.int.certificate + set.root.certificate,
+    'root-cert.pem': set.root.certificate,
+  };
+  for (const [name, content] of Object.entries(files)) {
+    if (only && !only.includes(name)) continue;
+    const tmp = path.join(dir, `.${name}.tmp`);
+    fs.writeFileSync(tmp, content, { mode: name === 'ca-key.pem' ? 0o600 : 0o644 });
+    fs.renameSync(tmp, path.join(dir, name));
+  }
 }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseDuration } from '@mizzen/api';
 import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
 import { parseMeshConfig } from './kube/mesh-config.js';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
@@ -16,6 +17,7 @@ const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014]
                                     defaultConfig.tracing.sampling, accessLogFile, trustDomain…)
              [--root-cert FILE | --citadel-url URL]   the mesh root certificate proxies trust (sent as ROOTCA over SDS;
                                                       in Kubernetes mode also every namespace's istio-ca-root-cert)
+             [--root-cert-refresh 10s]   how often it is re-read (a rotated root reaches proxies within this)
   Kubernetes mode:
              [--kubernetes | --kubeconfig FILE] [--system-namespace istio-system]
   Webhooks (HTTPS /inject and /validate):
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
         'system-namespace': { type: 'string' },
         'root-cert': { type: 'string' },
         'citadel-url': { type: 'string' },
+        'root-cert-refresh': { type: 'string' },
         'webhook-port': { type: 'string' },
         'webhook-cert': { type: 'string' },
         'webhook-key': { type: 'string' },
@@ -174,12 +177,27 @@ function kubernetesOptions(
   };
 }
 
-/** `--root-cert FILE` or `--citadel-url URL`: where the mesh root certificate comes from. */
-function rootCertOption(str: (k: string) => string | undefined): Pick<PilotOptions, 'rootCert'> {
+/** `--root-cert FILE` or `--citadel-url URL`: where the mesh root certificate comes from, and how often it is read. */
+function rootCertOption(
+  str: (k: string) => string | undefined,
+): Pick<PilotOptions, 'rootCert' | 'rootCertRefreshMs'> {
   const file = str('root-cert');
   const citadel = str('citadel-url');
+  const refresh = str('root-cert-refresh');
   if (file !== undefined && citadel !== undefined) fail('give --root-cert or --citadel-url, not both');
-  if (file !== undefined) return { rootCert: { file: path.resolve(file) } };
+  let rootCertRefreshMs: number | undefined;
+  if (refresh !== undefined) {
+    if (file === undefined && citadel === undefined)
+      fail('--root-cert-refresh needs --root-cert or --citadel-url');
+    try {
+      rootCertRefreshMs = parseDuration(refresh);
+    } catch (err) {
+      fail(`--root-cert-refresh: ${(err as Error).message}`);
+    }
+    if (rootCertRefreshMs < 100) fail(`--root-cert-refresh must be at least 100ms, got "${refresh}"`);
+  }
+  const every = rootCertRefreshMs !== undefined ? { rootCertRefreshMs } : {};
+  if (file !== undefined) return { rootCert: { file: path.resolve(file) }, ...every };
   if (citadel === undefined) return {};
   let url: URL;
   try {
@@ -187,7 +205,7 @@ function rootCertOption(str: (k: string) => string | undefined): Pick<PilotOptio
   } catch {
     fail(`--citadel-url must be a URL such as http://127.0.0.1:15016, got "${citadel}"`);
   }
-  return { rootCert: { url: url.toString() } };
+  return { rootCert: { url: url.toString() }, ...every };
 }
 
 function webhookOptions(str: (k: string) => string | undefined): PilotOptions['webhook'] {

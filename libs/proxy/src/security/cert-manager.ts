@@ -17,6 +17,8 @@ import type { SecretStore } from './secret-store.js';
 
 /** Istio's name for the workload certificate secret. */
 export const WORKLOAD_SECRET = 'default';
+/** Istio's name for the mesh trust bundle pilot sends every proxy. */
+export const TRUST_BUNDLE_SECRET = 'ROOTCA';
 
 export interface CertManagerOptions {
   /** host:port of citadel's CreateCertificate service. */
@@ -36,6 +38,14 @@ export interface CertManagerOptions {
   initialBackoffMs?: number;
   /** Longest wait between retries; default 30 s. */
   maxBackoffMs?: number;
+  /**
+   * How long a root must have been in the mesh trust bundle before this
+   * workload presents a certificate chaining to it (so its peers, which get
+   * the bundle from pilot at about the same time, trust it too); also the
+   * wait, plus up to as much again of jitter, before re-issuing when the
+   * bundle changes. Default 5 s.
+   */
+  rootSettleMs?: number;
 }
 
 export interface CertStatus {
@@ -58,8 +68,17 @@ interface Issued {
   privateKey: string;
   serial: string;
   rootSerial: string;
+  /** SHA-256 fingerprint of the root the chain ends at. */
+  root: string;
   validFrom: number;
   validTo: number;
+}
+
+/** The SHA-256 fingerprints of every certificate in a PEM bundle. */
+function fingerprints(pems: string): string[] {
+  return (pems.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (pem) => new X509Certificate(pem).fingerprint256,
+  );
 }
 
 /**
@@ -72,6 +91,13 @@ interface Issued {
  * the next handshake. What the CA answers is checked before it is used: the
  * certificate must be for exactly this workload's identity and this key, and
  * chain to the root the CA sent.
+ *
+ * Root rotation (Istio's multi-root mesh): when the trust bundle pilot sends
+ * (ROOTCA) changes, the agent re-issues, so workloads move to the CA's new
+ * root while the bundle still holds the old one. It never presents a
+ * certificate whose root its peers may not trust yet: the root must have been
+ * in the bundle for `rootSettleMs`, else the current certificate is kept (unless
+ * it is about to expire) and the request is made again later.
  */
 export class WorkloadCertManager {
   private readonly ca: CaClient;
@@ -84,6 +110,12 @@ export class WorkloadCertManager {
   private again = false;
   private readonly firstIssued: Promise<void>;
   private settleFirst!: () => void;
+  /** Roots of the trust bundle by fingerprint, with when each first appeared (-Infinity: from the start). */
+  private bundleRoots?: Map<string, number>;
+  /** Root fingerprint and validity of the certificate in use. */
+  private current?: Pick<Issued, 'root' | 'validFrom' | 'validTo'>;
+  private readonly settleMs: number;
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly options: CertManagerOptions) {
     this.ca = new CaClient({ address: options.caAddress });
@@ -100,7 +132,11 @@ export class WorkloadCertManager {
     this.firstIssued = new Promise((resolve) => {
       this.settleFirst = resolve;
     });
+    this.settleMs = options.rootSettleMs ?? 5_000;
     options.secrets.reserveLocal(WORKLOAD_SECRET);
+    this.unsubscribe = options.secrets.onChange((name) => {
+      if (name === TRUST_BUNDLE_SECRET) this.trustBundleChanged();
+    });
   }
 
   /** Gets the first certificate (retrying until it succeeds or `stop()`), then keeps rotating. */
@@ -111,6 +147,7 @@ export class WorkloadCertManager {
 
   stop(): void {
     this.stopped = true;
+    this.unsubscribe();
     clearTimeout(this.timer);
     this.ca.close();
     this.settleFirst();
@@ -153,12 +190,66 @@ export class WorkloadCertManager {
     }
     this.inFlight = false;
     if (this.stopped) return;
-    if (issued) this.install(issued);
+    const holdFor = issued ? this.holdFor(issued) : undefined;
+    if (issued && holdFor === 0) this.install(issued);
     if (this.again) {
       this.again = false;
       this.runSoon(0);
-    } else if (issued) this.scheduleRotation(issued);
+    } else if (issued && holdFor === 0) this.scheduleRotation(issued);
+    else if (holdFor !== undefined && holdFor !== Number.POSITIVE_INFINITY) this.runSoon(holdFor);
     else this.runSoon(this.nextBackoff());
+  }
+
+  /**
+   * 0 when a new certificate may be presented now; else how long to wait
+   * before asking again (Infinity: until the trust bundle has its root, with
+   * back-off). A first certificate, or one replacing a certificate about to
+   * expire, is always taken.
+   */
+  private holdFor(issued: Issued): number {
+    const seen = this.bundleRoots?.get(issued.root);
+    const current = this.current;
+    if (!this.bundleRoots || !current) return 0;
+    const left = current.validTo - Date.now();
+    if (left < (current.validTo - current.validFrom) * 0.1) return 0;
+    if (seen === undefined) {
+      this.state.lastError =
+        `the CA signs under a root the mesh does not trust yet (serial ${issued.rootSerial}); ` +
+        'keeping the current certificate until the trust bundle has it';
+      this.options.logger.warn({ rootSerial: issued.rootSerial }, this.state.lastError);
+      return Number.POSITIVE_INFINITY;
+    }
+    return Math.max(0, seen + this.settleMs - Date.now());
+  }
+
+  /**
+   * The mesh trust bundle arrived or changed. The first one is what every peer
+   * already trusts; a later change (a root added or removed) means the CA is
+   * rotating: re-issue after the bundle had time to reach the peers, with
+   * jitter so a fleet does not hit the CA at once.
+   */
+  private trustBundleChanged(): void {
+    const secret = this.options.secrets.get(TRUST_BUNDLE_SECRET);
+    if (secret?.kind !== 'validation') return;
+    let roots: string[];
+    try {
+      roots = fingerprints(secret.trustedCa);
+    } catch {
+      return;
+    }
+    const before = this.bundleRoots;
+    this.bundleRoots = new Map(roots.map((r) => [r, before ? (before.get(r) ?? Date.now()) : -Infinity]));
+    const changed =
+      before !== undefined && (before.size !== roots.length || roots.some((r) => !before.has(r)));
+    const orphaned = this.current !== undefined && !this.bundleRoots.has(this.current.root);
+    if (this.stopped || !this.current || !(changed || orphaned)) return;
+    const delay = orphaned && !changed ? 0 : this.settleMs + Math.random() * this.settleMs;
+    this.options.logger.info(
+      { roots: roots.length, reissueInMs: Math.round(delay) },
+      'the mesh trust bundle changed; re-issuing the workload certificate',
+    );
+    this.state.nextRotation = new Date(Date.now() + delay).toISOString();
+    this.runSoon(delay);
   }
 
   /** One CSR round trip, its answer checked; throws with the reason it cannot be used. */
@@ -200,6 +291,7 @@ export class WorkloadCertManager {
       privateKey: await exportPrivateKeyPem(keys.privateKey),
       serial: leaf.serialNumber,
       rootSerial: certificateInfo(root).serialNumber,
+      root: new X509Certificate(root).fingerprint256,
       validFrom: leaf.notBefore.getTime(),
       validTo: leaf.notAfter.getTime(),
     };
@@ -211,6 +303,12 @@ export class WorkloadCertManager {
       certChain: issued.certChain,
       privateKey: issued.privateKey,
     });
+    // The life counts from receipt: CAs backdate notBefore for clock skew (see scheduleRotation).
+    this.current = {
+      root: issued.root,
+      validFrom: Math.max(issued.validFrom, Date.now()),
+      validTo: issued.validTo,
+    };
     this.state.serial = issued.serial;
     this.state.rootSerial = issued.rootSerial;
     this.state.notBefore = new Date(issued.validFrom).toISOString();
