@@ -4,11 +4,16 @@ import path from 'node:path';
 import {
   type CaFiles,
   CredentialDirectory,
+  createCsr,
+  exportPrivateKeyPem,
+  formatSpiffeId,
+  generateKeyPair,
   generateTokenSecret,
   mintWorkloadToken,
   type TlsCredential,
 } from '@mizzen/pki';
 import { PortAllocator } from '@mizzen/runtime';
+import { CaClient } from '@mizzen/xds';
 import { getJson, postJson } from './http.js';
 import { eventually } from './load.js';
 import { appEntry, type Proc, Processes } from './processes.js';
@@ -141,8 +146,41 @@ export class TestMesh {
     return ['--ca-address', this.citadel.address, '--ca-token-file', file];
   }
 
-  async startPilot(extraArgs: string[] = []): Promise<PilotHandle> {
-    const [xdsPort, httpPort] = await this.ports.takeMany(2);
+  /**
+   * A workload certificate from citadel for `spiffe://cluster.local/ns/NS/sa/SA`,
+   * as a sidecar gets one (a key made here, a CSR with the service account's
+   * token): for clients that speak the mesh's mutual TLS themselves.
+   */
+  async workloadCertificate(
+    namespace: string,
+    serviceAccount: string,
+  ): Promise<{ certificate: string; privateKeyPem: string; root: string }> {
+    if (!this.citadel || !this.tokenSecret) throw new Error('start citadel first');
+    const keys = await generateKeyPair();
+    const identity = formatSpiffeId({ trustDomain: 'cluster.local', namespace, serviceAccount });
+    const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 600 });
+    const ca = new CaClient({ address: this.citadel.address });
+    try {
+      const chain = await ca.createCertificate({
+        csrPem: await createCsr({ keys, uris: [identity] }),
+        token,
+        ttlSeconds: 3600,
+      });
+      return {
+        certificate: chain.slice(0, -1).join('') || chain[0]!,
+        privateKeyPem: await exportPrivateKeyPem(keys.privateKey),
+        root: chain.at(-1)!,
+      };
+    } finally {
+      ca.close();
+    }
+  }
+
+  /** Starts pilot; `xdsPort` fixes where it serves ADS (a proxy started before it already dials there). */
+  async startPilot(extraArgs: string[] = [], opts: { xdsPort?: number } = {}): Promise<PilotHandle> {
+    const [xdsPort, httpPort] = opts.xdsPort
+      ? [opts.xdsPort, await this.ports.take()]
+      : await this.ports.takeMany(2);
     const args = [
       '--host',
       '127.0.0.1',
@@ -249,8 +287,11 @@ export class TestMesh {
     extraArgs?: string[];
     /** More environment for the process (`REDIS_URL` for shared rate limit counters). */
     env?: Record<string, string>;
+    /** Where the gateway dials pilot (host:port), when pilot is not started yet or is another. */
+    pilot?: string;
   }): Promise<SidecarHandle> {
-    if (!this.pilot) throw new Error('start pilot first');
+    const pilot = opts.pilot ?? this.pilot?.xds;
+    if (!pilot) throw new Error('start pilot first');
     const name = opts.name ?? (opts.egress ? 'istio-egressgateway' : 'istio-ingressgateway');
     const [adminPort, healthPort, statsPort] = await this.ports.takeMany(3);
     const portMap = Object.entries(opts.portMap)
@@ -261,7 +302,7 @@ export class TestMesh {
       appEntry(opts.egress ? '@mizzen/egress-gateway' : '@mizzen/ingress-gateway'),
       [
         '--pilot',
-        this.pilot.xds,
+        pilot,
         '--name',
         name,
         '--namespace',

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
@@ -6,6 +5,7 @@ import path from 'node:path';
 import type tls from 'node:tls';
 import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl } from '../src/clients.js';
 import { type Backend, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
@@ -21,14 +21,6 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  * mutual TLS), and TLS passed through the egress gateway by SNI.
  */
 type Ca = Awaited<ReturnType<typeof createRootCa>>;
-
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** An HTTPS server standing for an external service; `clientCa` makes it require a client certificate. */
 async function externalHttps(

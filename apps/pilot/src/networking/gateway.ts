@@ -59,8 +59,18 @@ function intersectHosts(a: string, b: string): string | undefined {
   return undefined;
 }
 
-function gatewayDomains(host: string): string[] {
-  return host === '*' ? ['*'] : [host, `${host}:*`];
+/**
+ * The domains of a gateway virtual host: the host, and the host with a port
+ * (clients send `host:port` when the port is not the scheme's default). For
+ * a name Istio adds `host:*`; a wildcard host cannot take a second wildcard
+ * (Envoy reads `*.example.com:*` as the literal suffix `.example.com:*`), so
+ * it gets the ports a client can name: the server's port and the one the
+ * gateway really listens on.
+ */
+function gatewayDomains(host: string, ports: readonly number[]): string[] {
+  if (host === '*') return ['*'];
+  if (!host.startsWith('*')) return [host, `${host}:*`];
+  return [host, ...[...new Set(ports)].sort((a, b) => a - b).map((p) => `${host}:${p}`)];
 }
 
 /**
@@ -90,7 +100,10 @@ function virtualHosts(
   servers: GatewayServer[],
   plan: GatewayPlan,
 ): Json[] {
-  const vhosts = new Map<string, { routes: Json[]; port: number; sources: Set<string>; redirect: boolean }>();
+  const vhosts = new Map<
+    string,
+    { routes: Json[]; port: number; listenPort: number; sources: Set<string>; redirect: boolean }
+  >();
   for (const s of servers) {
     const serverHosts = s.server.hosts.map((h) => splitServerHost(h, s.gateway.metadata.namespace));
     for (const { vs } of boundVirtualServices(push, proxy, s)) {
@@ -101,7 +114,13 @@ function virtualHosts(
           if (!host) continue;
           let vh = vhosts.get(host);
           if (!vh) {
-            vh = { routes: [], port: s.server.port.number, sources: new Set(), redirect: false };
+            vh = {
+              routes: [],
+              port: s.server.port.number,
+              listenPort: s.listenPort,
+              sources: new Set(),
+              redirect: false,
+            };
             vhosts.set(host, vh);
           }
           vh.redirect ||= s.server.tls?.httpsRedirect === true;
@@ -127,7 +146,7 @@ function virtualHosts(
     .sort(([a], [b]) => (a === '*' ? 1 : b === '*' ? -1 : a < b ? -1 : a > b ? 1 : 0))
     .map(([host, vh]) => ({
       name: `${host}:${vh.port}`,
-      domains: gatewayDomains(host),
+      domains: gatewayDomains(host, [vh.port, vh.listenPort]),
       routes: vh.redirect ? [httpsRedirectRoute(httpsPortFor(plan, host))] : vh.routes,
     }));
 }
