@@ -182,6 +182,12 @@ export class FakeKubeApi {
   readonly requests: { method: string; url: string }[] = [];
   /** Answers 403 to list/watch of these resources (plurals), as missing RBAC would. */
   readonly forbidden = new Set<string>();
+  /**
+   * Answers 403 to these single-object requests, as missing RBAC would: `verb
+   * plural` or `verb plural/subresource` with Kubernetes' verbs (get, create,
+   * update, patch, delete), e.g. `update leases`, `patch virtualservices/status`.
+   */
+  readonly denied = new Set<string>();
   url = '';
 
   async start(): Promise<string> {
@@ -413,6 +419,15 @@ export class FakeKubeApi {
       }
       const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj) : undefined;
       const bucket = this.bucket(resource);
+      const verb = { GET: 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[method];
+      const rule = `${verb} ${resource.plural}${subresource ? `/${subresource}` : ''}`;
+      if ((name || method === 'POST') && this.denied.has(rule)) {
+        throw new HttpError(
+          403,
+          'Forbidden',
+          `${resource.plural}${resource.group ? `.${resource.group}` : ''} is forbidden: User cannot ${verb} resource "${resource.plural}${subresource ? `/${subresource}` : ''}"`,
+        );
+      }
       if (method === 'GET' && !name) {
         if (this.forbidden.has(resource.plural)) {
           throw new HttpError(

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { APP_PROBERS_ENV, AppProber, AppProberError, type AppProberOptions } from '@mizzen/inject';
+import { loadOriginalDestinationAddon, OriginalDestinationError } from '@mizzen/original-dst';
 import {
   CERTIFICATE_FLAGS,
   FlagError,
@@ -70,6 +71,7 @@ function build(values: ParsedFlags, logger: Logger) {
   const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
   const healthPort = parsePort(s('health-port'), '--health-port', 15021);
   const captureMode = parseCaptureMode(s('capture-mode'));
+  if (captureMode === 'iptables') checkOriginalDestination(logger);
   const outboundPort =
     s('outbound-port') === undefined
       ? captureMode === 'iptables'
@@ -121,6 +123,21 @@ function build(values: ParsedFlags, logger: Logger) {
     observer: telemetry.observer,
     rateLimits: rateLimitsFromEnvironment(logger, telemetry.registry),
   };
+}
+
+/**
+ * Under iptables capture every connection needs its original destination:
+ * load the native addon now, so an image without it stops at start with one
+ * sentence instead of failing every captured connection.
+ */
+function checkOriginalDestination(logger: Logger): void {
+  try {
+    logger.info({ addon: loadOriginalDestinationAddon() }, 'original destination addon loaded');
+  } catch (err) {
+    if (!(err instanceof OriginalDestinationError)) throw err;
+    process.stderr.write(`sidecar-agent: --capture-mode iptables cannot work: ${err.message}\n`);
+    process.exit(1);
+  }
 }
 
 /** The app probes the injector moved to the agent (Istio's ISTIO_KUBE_APP_PROBERS); a bad value is one sentence. */

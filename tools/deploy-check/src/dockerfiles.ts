@@ -11,6 +11,24 @@ export function imageTable(): Map<string, string> {
   return table;
 }
 
+/**
+ * Every app's Dockerfile (apps/<app>/Dockerfile, apps/bookinfo/<service>/Dockerfile)
+ * by the image name it builds: `<app>`, or `bookinfo-<service>`.
+ */
+export function appDockerfiles(): Map<string, string> {
+  const found = new Map<string, string>();
+  const scan = (dir: string, prefix: string) => {
+    for (const entry of fs.readdirSync(path.join(REPO_ROOT, dir), { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const file = path.posix.join(dir, entry.name, 'Dockerfile');
+      if (fs.existsSync(path.join(REPO_ROOT, file))) found.set(`${prefix}${entry.name}`, file);
+    }
+  };
+  scan('apps', '');
+  scan('apps/bookinfo', 'bookinfo-');
+  return new Map([...found].sort(([a], [b]) => a.localeCompare(b)));
+}
+
 export interface DockerfileReport {
   file: string;
   stages: number;

@@ -1,7 +1,7 @@
 /** Offline checks of deploy/ and the Dockerfiles, used by this package's tests, and the CRD generator. */
 export { type CrdValidator, crdValidator, preservedPaths, structuralProblems } from './crd-schema.js';
 export { crdFor, crds, crdsYaml, openApiSchema, toStructural } from './crds.js';
-export { checkDockerfile, type DockerfileReport, imageTable } from './dockerfiles.js';
+export { appDockerfiles, checkDockerfile, type DockerfileReport, imageTable } from './dockerfiles.js';
 export { imagesOf, podSpecOf, servicePortProblems, webhookProblems, workloadProblems } from './policy.js';
 export {
   components,
