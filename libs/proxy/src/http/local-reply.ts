@@ -36,4 +36,6 @@ export const LocalReplies = {
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
   localReset: 'upstream connect error or disconnect/reset before headers. reset reason: local reset',
+  refusedStream:
+    'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset',
 } as const;

@@ -142,9 +142,29 @@ function failureReply(kind: FailureKind): { flag: ResponseFlag; status: number; 
       return { flag: 'UF', status: 503, body: LocalReplies.connectFailure };
     case 'local-reset':
       return { flag: 'LR', status: 503, body: LocalReplies.localReset };
+    case 'refused-stream':
+      return { flag: 'UR', status: 503, body: LocalReplies.refusedStream };
     default:
       return { flag: 'UC', status: 503, body: LocalReplies.reset };
   }
+}
+
+/**
+ * A reply the router makes itself (no host, overflow, timeout, failed
+ * attempts). As Envoy's router does, the route's response header edits and
+ * the filters' (CORS) apply to it as to an upstream answer.
+ */
+function localReply(
+  res: ServerResponse,
+  req: Pick<UpstreamRequest, 'responseMutations' | 'decorators'>,
+  status: number,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
+  const headers: HeaderMap = { ...extra };
+  applyHeaderMutations(headers, req.responseMutations);
+  for (const d of req.decorators ?? []) d(status, headers);
+  sendLocalReply(res, status, body, headers as Record<string, string | string[]>);
 }
 
 /** A pool that closes under us again and again is a fault, not a race: stop re-sending after this many. */
@@ -220,7 +240,7 @@ export class Router {
     const cluster = this.clusters.get(clusterName);
     if (!cluster) {
       info.flag('NC');
-      sendLocalReply(res, 503, LocalReplies.noCluster);
+      localReply(res, req, 503, LocalReplies.noCluster);
       return;
     }
     const overall = new Cancellation();
@@ -288,16 +308,16 @@ export class Router {
         const host = cluster.pick(avoid, req.originalDst, req.hash, retryPriority);
         if (!host) {
           info.flag('UH');
-          sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
+          localReply(res, req, 503, LocalReplies.noHealthyUpstream);
           return;
         }
         const release = await this.slot(cluster, overall);
         if (release === 'overflow') {
           info.flag('UO');
-          sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
+          localReply(res, req, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
           return;
         }
-        if (!release) return this.ended(overall, res, info);
+        if (!release) return this.ended(overall, res, info, req);
         tried.add(host.key);
         attempted.push(host);
         info.upstreamHost = host.key;
@@ -308,7 +328,7 @@ export class Router {
         } catch (err) {
           release();
           const kind = classify(err);
-          if (kind === 'timeout' || kind === 'downstream-closed') return this.ended(overall, res, info);
+          if (kind === 'timeout' || kind === 'downstream-closed') return this.ended(overall, res, info, req);
           if (kind === 'pool-closed' && resends < MAX_POOL_CLOSED_RESENDS) {
             // Never written: send it again on a live connection, outside the retry policy's count.
             resends++;
@@ -323,7 +343,7 @@ export class Router {
           }
           const reply = failureReply(kind);
           info.flag(reply.flag);
-          sendLocalReply(res, reply.status, reply.body);
+          localReply(res, req, reply.status, reply.body);
           return;
         }
         cluster.report(host.key, outcomeOf(response.statusCode));
@@ -365,10 +385,10 @@ export class Router {
   }
 
   /** The request ended on the router's side: the route timeout fired, or the downstream went away. */
-  private ended(overall: Cancellation, res: ServerResponse, info: StreamInfo): void {
+  private ended(overall: Cancellation, res: ServerResponse, info: StreamInfo, req: UpstreamRequest): void {
     if ((overall.reason as AttemptFailure | undefined)?.kind === 'timeout') {
       info.flag('UT');
-      sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+      localReply(res, req, 504, LocalReplies.upstreamTimeout);
     }
   }
 

@@ -2,7 +2,8 @@
  * What happened to one request, in Envoy's terms: the response flags
  * (`NR` no route, `UH` no healthy upstream, `UF` upstream connection failure,
  * `UC` upstream connection termination, `UT` upstream timeout, `LR` the
- * proxy reset the upstream request itself, `URX` retry limit exceeded, `DC`
+ * proxy reset the upstream request itself, `UR` the upstream reset it
+ * (an HTTP/2 stream refused), `URX` retry limit exceeded, `DC`
  * downstream connection termination, `NC` no cluster, `UO` upstream overflow
  * (circuit breaking, or a retry the retry budget refused), `DI` delay
  * injected, `FI` fault injected, `RL` rate limited, `UAEX` denied by an
@@ -27,7 +28,8 @@ export type ResponseFlag =
   | 'RL'
   | 'RLSE'
   | 'UAEX'
-  | 'LR';
+  | 'LR'
+  | 'UR';
 
 /**
  * Envoy's order of the flags (their bit order in StreamInfo::CoreResponseFlag),
@@ -37,6 +39,7 @@ const FLAG_ORDER: readonly ResponseFlag[] = [
   'UH',
   'UT',
   'LR',
+  'UR',
   'UF',
   'UC',
   'UO',
