@@ -10,6 +10,8 @@ import type {
   WarmupConfiguration,
 } from '@mizzen/api';
 import { parseDuration } from '@mizzen/api';
+import { SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
+import type { Protocol } from '../model/protocol.js';
 import { envoyDuration } from './durations.js';
 import type { Json } from './envoy.js';
 import { applyLocalityLbToCluster } from './locality-lb.js';
@@ -61,21 +63,78 @@ const UNLIMITED = 4_294_967_295;
 
 const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** Applies load balancing, connection pool and outlier detection to an outbound cluster, as Istio's cluster builder does. */
-export function applyPolicyToCluster(
-  cluster: Json,
-  policy: EffectivePolicy,
-  meshLocalityLb?: LocalityLoadBalancerSetting,
-): void {
-  applyLoadBalancer(cluster, policy.loadBalancer);
-  applyConnectionPool(cluster, policy.connectionPool);
-  applyOutlierDetection(cluster, policy.outlierDetection);
-  applyLocalityLbToCluster(cluster, policy, meshLocalityLb);
+/** What a cluster's policy depends on besides the DestinationRule. */
+export interface ClusterContext {
+  /** The service port's protocol: HTTP/2 for gRPC and HTTP2 ports, the downstream's for sniffed ones. */
+  readonly portProtocol: Protocol;
+  /**
+   * MeshConfig h2UpgradePolicy. Unset is Mizzen's default: HTTP ports speak
+   * HTTP/2 to hosts that run a sidecar (and HTTP/1.1 to others); UPGRADE
+   * upgrades the whole cluster as Istio does; DO_NOT_UPGRADE never upgrades.
+   */
+  readonly meshH2Upgrade?: 'UPGRADE' | 'DO_NOT_UPGRADE';
+  readonly meshLocalityLb?: LocalityLoadBalancerSetting;
+  /** Inbound clusters (to the workload's own app) speak the port's protocol: no upgrade, as in Istio. */
+  readonly inbound?: boolean;
+  /** For a proxyless gRPC client, which has no original destination: PASSTHROUGH balances round robin instead. */
+  readonly proxyless?: boolean;
 }
 
-function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined): void {
+/** Applies load balancing, connection pool and outlier detection to an outbound cluster, as Istio's cluster builder does. */
+export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy, ctx: ClusterContext): void {
+  applyLoadBalancer(cluster, policy.loadBalancer, ctx.proxyless === true);
+  applyUpstreamProtocol(cluster, ctx, policy.connectionPool?.http);
+  applyConnectionPool(cluster, policy.connectionPool);
+  applyOutlierDetection(cluster, policy.outlierDetection);
+  applyLocalityLbToCluster(cluster, policy, ctx.meshLocalityLb);
+}
+
+/** gRPC and HTTP/2 ports are spoken over HTTP/2 upstream; ports of unknown protocol follow the downstream. */
+export function portUpstreamProtocol(p: Protocol): 'http1' | 'http2' | 'downstream' {
+  if (p === 'GRPC' || p === 'HTTP2' || p === 'GRPC-WEB') return 'http2';
+  return p === 'UNKNOWN' ? 'downstream' : 'http1';
+}
+
+/**
+ * The protocol a cluster speaks upstream, as Istio's shouldH2Upgrade decides
+ * it: the port's protocol, then a DestinationRule h2UpgradePolicy (UPGRADE:
+ * HTTP/2 whatever the port, DO_NOT_UPGRADE: never), else the mesh's policy
+ * for HTTP ports; useClientProtocol follows the downstream over all of it.
+ * Mizzen's default (mesh policy unset) marks HTTP clusters so that hosts
+ * with a sidecar get HTTP/2 and plain hosts HTTP/1.1.
+ */
+function applyUpstreamProtocol(
+  cluster: Json,
+  ctx: ClusterContext,
+  http: ConnectionPoolSettings['http'] | undefined,
+): void {
+  const p = ctx.portProtocol;
+  let protocol = portUpstreamProtocol(p);
+  let sidecarUpgrade = false;
+  const override = ctx.inbound ? 'DO_NOT_UPGRADE' : (http?.h2UpgradePolicy ?? 'DEFAULT');
+  if (override === 'UPGRADE') protocol = 'http2';
+  else if (override === 'DEFAULT' && p === 'HTTP') {
+    if (ctx.meshH2Upgrade === 'UPGRADE') protocol = 'http2';
+    else if (ctx.meshH2Upgrade === undefined) sidecarUpgrade = true;
+  }
+  if (http?.useClientProtocol) {
+    protocol = 'downstream';
+    sidecarUpgrade = false;
+  }
+  if (protocol !== 'http1') setUpstreamProtocol(cluster, protocol);
+  if (sidecarUpgrade) {
+    const metadata = (cluster.metadata ?? {}) as Json;
+    metadata.filter_metadata = {
+      ...(metadata.filter_metadata as Json | undefined),
+      [SIDECAR_H2_UPGRADE_KEY]: { http2_protocol_options: {} },
+    };
+    cluster.metadata = metadata;
+  }
+}
+
+function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined, proxyless: boolean): void {
   if (!lb) return;
-  if (lb.simple === 'PASSTHROUGH') {
+  if (lb.simple === 'PASSTHROUGH' && !proxyless) {
     // Send straight to the address the caller used, with no balancing.
     cluster.type = 'ORIGINAL_DST';
     cluster.lb_policy = 'CLUSTER_PROVIDED';
@@ -139,11 +198,36 @@ function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undef
     cluster.upstream_connection_options = { tcp_keepalive: keepalive };
   }
   const common: Json = {};
-  if (pool.http?.idleTimeout) common.idle_timeout = envoyDuration(pool.http.idleTimeout);
+  // As Istio: the HTTP idle timeout, else the TCP one, closes idle upstream connections.
+  const idle = pool.http?.idleTimeout ?? pool.tcp?.idleTimeout;
+  if (idle) common.idle_timeout = envoyDuration(idle);
   if (pool.http?.maxRequestsPerConnection)
     common.max_requests_per_connection = pool.http.maxRequestsPerConnection;
+  if (pool.tcp?.maxConnectionDuration)
+    common.max_connection_duration = envoyDuration(pool.tcp.maxConnectionDuration);
   if (Object.keys(common).length) httpProtocolOptions(cluster).common_http_protocol_options = common;
-  if (pool.http?.h2UpgradePolicy === 'UPGRADE') setUpstreamProtocol(cluster, 'http2');
+  const streams = pool.http?.maxConcurrentStreams;
+  if (streams) for (const h2 of http2Options(cluster)) h2.max_concurrent_streams = streams;
+}
+
+/**
+ * Every HTTP/2 option block of a cluster: the explicit or downstream-following
+ * protocol's, and the sidecar upgrade's (maxConcurrentStreams applies to each).
+ */
+function http2Options(cluster: Json): Json[] {
+  const out: Json[] = [];
+  const options = (cluster.typed_extension_protocol_options as Json | undefined)?.[
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions'
+  ] as Json | undefined;
+  for (const holder of [options?.explicit_http_config, options?.use_downstream_protocol_config]) {
+    const h2 = (holder as Json | undefined)?.http2_protocol_options as Json | undefined;
+    if (h2) out.push(h2);
+  }
+  const upgrade = ((cluster.metadata as Json | undefined)?.filter_metadata as Json | undefined)?.[
+    SIDECAR_H2_UPGRADE_KEY
+  ] as Json | undefined;
+  if (upgrade) out.push(upgrade.http2_protocol_options as Json);
+  return out;
 }
 
 /** The cluster's HttpProtocolOptions, created on first use (HTTP/1.1 unless something says otherwise). */

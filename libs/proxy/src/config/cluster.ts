@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { nativeSocketOptionsAvailable, type TcpKeepalive } from '@mizzen/original-dst';
-import { durationToMs } from '@mizzen/xds';
+import { durationToMs, SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
@@ -57,10 +57,17 @@ export interface ClusterConfig {
   /** ROUND_ROBIN / LEAST_REQUEST slow start (Istio's DestinationRule `warmup`). */
   readonly slowStart?: SlowStartConfig;
   readonly http: {
+    /** Close a connection with no request for this long (idle_timeout). */
     idleTimeoutMs?: number;
     maxRequestsPerConnection?: number;
+    /** Close a connection this long after it was made, once its requests end (max_connection_duration). */
+    maxConnectionDurationMs?: number;
+    /** HTTP/2 streams in flight per connection before another opens (max_concurrent_streams). */
+    maxConcurrentStreams?: number;
     /** The upstream HTTP protocol: always HTTP/2 (gRPC, `http2-` ports), follow the downstream, or HTTP/1.1. */
     protocol: 'http1' | 'http2' | 'downstream';
+    /** HTTP/2 to hosts with a sidecar although the cluster speaks HTTP/1.1 (pilot's mesh upgrade marker). */
+    upgradeSidecarsToHttp2: boolean;
   };
   /** upstream_connection_options.tcp_keepalive: seconds idle before probing, seconds between probes, probes. */
   readonly tcpKeepalive?: TcpKeepalive;
@@ -155,34 +162,140 @@ function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefine
   };
 }
 
+type Http2OptionsJson = { max_concurrent_streams?: number } & Record<string, unknown>;
+
+interface HttpProtocolOptionsJson {
+  common_http_protocol_options?: {
+    idle_timeout?: string;
+    max_requests_per_connection?: number;
+    max_connection_duration?: string;
+  } & Record<string, unknown>;
+  explicit_http_config?: { http_protocol_options?: unknown; http2_protocol_options?: Http2OptionsJson };
+  use_downstream_protocol_config?: {
+    http_protocol_options?: unknown;
+    http2_protocol_options?: Http2OptionsJson;
+  };
+  auto_config?: unknown;
+}
+
+/** The common HTTP options the proxy honours; anything else in common_http_protocol_options is refused. */
+const COMMON_HTTP_OPTIONS = new Set([
+  'idle_timeout',
+  'max_requests_per_connection',
+  'max_connection_duration',
+]);
+
+/** max_concurrent_streams of an Http2ProtocolOptions, the one HTTP/2 option the proxy's upstream side honours. */
+function compileHttp2Options(o: Http2OptionsJson | undefined, at: string): number | undefined {
+  if (!o) return undefined;
+  for (const key of Object.keys(o))
+    if (key !== 'max_concurrent_streams') fail(`${at}.${key}`, 'is not supported');
+  const n = o.max_concurrent_streams;
+  if (n === undefined || n === 0) return undefined;
+  if (!(Number.isInteger(n) && n >= 1 && n <= 2_147_483_647))
+    fail(`${at}.max_concurrent_streams`, `must be a whole number from 1 to 2147483647, got ${n}`);
+  return n;
+}
+
+function positiveMs(value: string | undefined, at: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = durationToMs(value);
+  if (ms === undefined || ms < 0) fail(at, `"${value}" is not a duration`);
+  return ms === 0 ? undefined : ms;
+}
+
+/**
+ * HttpProtocolOptions (the upstream protocol and connection limits) and
+ * Mizzen's sidecar upgrade marker. Settings the proxy does not implement are
+ * refused by name rather than ignored.
+ */
 function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'] {
   const options = c.typed_extension_protocol_options ?? {};
   for (const [name, config] of Object.entries(options)) {
     if (config['@type'] !== HTTP_OPTIONS_TYPE)
       fail(`${where}.typed_extension_protocol_options[${name}]`, `${config['@type']} is not supported`);
   }
-  const http = Object.values(options).find((o) => o['@type'] === HTTP_OPTIONS_TYPE) as
-    | {
-        common_http_protocol_options?: { idle_timeout?: string; max_requests_per_connection?: number };
-        explicit_http_config?: Record<string, unknown>;
-      }
-    | undefined;
+  const entry = Object.entries(options).find(([, o]) => o['@type'] === HTTP_OPTIONS_TYPE);
+  const at = `${where}.typed_extension_protocol_options[${entry?.[0] ?? ''}]`;
+  const http = entry?.[1] as HttpProtocolOptionsJson | undefined;
+  const upgrade = compileSidecarUpgrade(c, where);
   // The older cluster-level field still means "HTTP/2 upstream".
-  const legacyH2 = (c as { http2_protocol_options?: unknown }).http2_protocol_options !== undefined;
-  if (!http) return { protocol: legacyH2 ? 'http2' : 'http1' };
+  const legacy = (c as { http2_protocol_options?: Http2OptionsJson }).http2_protocol_options;
+  if (!http) {
+    return {
+      protocol: legacy ? 'http2' : 'http1',
+      maxConcurrentStreams: legacy ? compileHttp2Options(legacy, `${where}.http2_protocol_options`) : upgrade,
+      upgradeSidecarsToHttp2: !legacy && hasSidecarUpgrade(c),
+    };
+  }
+  if (http.auto_config !== undefined)
+    fail(`${at}.auto_config`, 'protocol selection by ALPN is not supported; use explicit_http_config');
+  const common = http.common_http_protocol_options ?? {};
+  for (const key of Object.keys(common))
+    if (!COMMON_HTTP_OPTIONS.has(key)) fail(`${at}.common_http_protocol_options.${key}`, 'is not supported');
   const explicit = http.explicit_http_config;
+  const downstream = http.use_downstream_protocol_config;
   const protocol =
-    explicit?.http2_protocol_options !== undefined || legacyH2
+    explicit?.http2_protocol_options !== undefined || legacy
       ? 'http2'
-      : (http as { use_downstream_protocol_config?: unknown }).use_downstream_protocol_config !== undefined
+      : downstream !== undefined
         ? 'downstream'
         : 'http1';
-  const idle = http.common_http_protocol_options?.idle_timeout;
+  const h2 =
+    protocol === 'http2'
+      ? compileHttp2Options(
+          explicit?.http2_protocol_options ?? legacy,
+          explicit?.http2_protocol_options
+            ? `${at}.explicit_http_config.http2_protocol_options`
+            : `${where}.http2_protocol_options`,
+        )
+      : protocol === 'downstream'
+        ? compileHttp2Options(
+            downstream?.http2_protocol_options,
+            `${at}.use_downstream_protocol_config.http2_protocol_options`,
+          )
+        : upgrade;
+  const max = common.max_requests_per_connection;
+  if (max !== undefined && !(Number.isInteger(max) && max >= 0))
+    fail(
+      `${at}.common_http_protocol_options.max_requests_per_connection`,
+      `must be a whole number, got ${max}`,
+    );
   return {
-    idleTimeoutMs: idle === undefined ? undefined : durationToMs(idle),
-    maxRequestsPerConnection: http.common_http_protocol_options?.max_requests_per_connection || undefined,
+    idleTimeoutMs: positiveMs(common.idle_timeout, `${at}.common_http_protocol_options.idle_timeout`),
+    maxRequestsPerConnection: max || undefined,
+    maxConnectionDurationMs: positiveMs(
+      common.max_connection_duration,
+      `${at}.common_http_protocol_options.max_connection_duration`,
+    ),
+    maxConcurrentStreams: h2,
     protocol,
+    // Upgrading only makes sense where the cluster would speak HTTP/1.1.
+    upgradeSidecarsToHttp2: protocol === 'http1' && hasSidecarUpgrade(c),
   };
+}
+
+function sidecarUpgradeOf(c: ClusterJson): Record<string, unknown> | undefined {
+  const fm = (c.metadata as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)
+    ?.filter_metadata;
+  return fm?.[SIDECAR_H2_UPGRADE_KEY];
+}
+
+function hasSidecarUpgrade(c: ClusterJson): boolean {
+  return sidecarUpgradeOf(c) !== undefined;
+}
+
+/** The sidecar upgrade marker's HTTP/2 options (max_concurrent_streams), validated like the cluster's own. */
+function compileSidecarUpgrade(c: ClusterJson, where: string): number | undefined {
+  const marker = sidecarUpgradeOf(c);
+  if (!marker) return undefined;
+  const at = `${where}.metadata.filter_metadata[${SIDECAR_H2_UPGRADE_KEY}]`;
+  for (const key of Object.keys(marker))
+    if (key !== 'http2_protocol_options') fail(`${at}.${key}`, 'is not supported');
+  return compileHttp2Options(
+    marker.http2_protocol_options as Http2OptionsJson | undefined,
+    `${at}.http2_protocol_options`,
+  );
 }
 
 /** Envoy's default connect timeout. */

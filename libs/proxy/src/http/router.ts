@@ -82,6 +82,7 @@ const CONNECT_FAILURE_CODES = new Set([
   'EADDRNOTAVAIL',
   'TLS_CONTEXT_UNAVAILABLE',
   'H2_CONNECT_FAILED',
+  'UPSTREAM_CONNECT_FAILED',
 ]);
 
 /** Methods safe to send twice: a connection lost before any response may be retried whatever the policy says. */
@@ -147,19 +148,20 @@ function shouldRetryResponse(
 }
 
 /**
- * HTTP/2 to a cluster that asks for it (gRPC, HTTP2 ports), to any host that
- * has a sidecar (sidecars multiplex between themselves whatever the app
- * speaks), or when the cluster follows the downstream and that was HTTP/2.
+ * HTTP/2 to a cluster that asks for it (gRPC, HTTP2 ports, h2UpgradePolicy
+ * UPGRADE), to a host with a sidecar when pilot marks the cluster for the
+ * mesh's sidecar upgrade (sidecars multiplex between themselves whatever the
+ * app speaks), or when the cluster follows the downstream and that was HTTP/2.
  */
 function upstreamProtocol(
   cluster: ClusterRuntime,
   host: UpstreamHost,
   downstreamHttp2: boolean | undefined,
 ): UpstreamProtocol {
-  const wanted = cluster.config.http.protocol;
-  if (wanted === 'http2' || host.sidecar) return 'http2';
-  if (wanted === 'downstream' && downstreamHttp2) return 'http2';
-  return 'http1';
+  const http = cluster.config.http;
+  if (http.protocol === 'http2') return 'http2';
+  if (http.protocol === 'downstream') return downstreamHttp2 ? 'http2' : 'http1';
+  return host.sidecar && http.upgradeSidecarsToHttp2 ? 'http2' : 'http1';
 }
 
 /** How an upstream answer counts for outlier detection. */

@@ -58,6 +58,8 @@ export class ClusterRuntime {
       connectTimeoutMs: config.connectTimeoutMs,
       idleTimeoutMs: config.http.idleTimeoutMs,
       maxRequestsPerConnection: config.http.maxRequestsPerConnection,
+      maxConnectionDurationMs: config.http.maxConnectionDurationMs,
+      maxConcurrentStreams: config.http.maxConcurrentStreams,
       ...(config.tcpKeepalive ? { tcpKeepalive: config.tcpKeepalive } : {}),
       ...(config.sourceAddresses ? { sourceAddresses: config.sourceAddresses } : {}),
     };
