@@ -6,7 +6,10 @@ import type {
   LoadBalancerSettings,
   LocalityLoadBalancerSetting,
   OutlierDetection,
+  ProxyProtocol,
+  RetryBudget,
   TrafficPolicy,
+  TunnelSettings,
   WarmupConfiguration,
 } from '@mizzen/api';
 import { parseDuration } from '@mizzen/api';
@@ -22,6 +25,10 @@ export interface EffectivePolicy {
   connectionPool?: ConnectionPoolSettings;
   outlierDetection?: OutlierDetection;
   tls?: ClientTLSSettings;
+  /** Not port-level settings in Istio: the rule's, or its subset's. */
+  tunnel?: TunnelSettings;
+  proxyProtocol?: ProxyProtocol;
+  retryBudget?: RetryBudget;
 }
 
 /**
@@ -43,6 +50,9 @@ export function effectivePolicy(
     connectionPool: portLevel?.connectionPool ?? merged.connectionPool,
     outlierDetection: portLevel?.outlierDetection ?? merged.outlierDetection,
     tls: portLevel?.tls ?? merged.tls,
+    tunnel: merged.tunnel,
+    proxyProtocol: merged.proxyProtocol,
+    retryBudget: merged.retryBudget,
   };
 }
 
@@ -84,7 +94,7 @@ export interface ClusterContext {
 export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy, ctx: ClusterContext): void {
   applyLoadBalancer(cluster, policy.loadBalancer, ctx.proxyless === true);
   applyUpstreamProtocol(cluster, ctx, policy.connectionPool?.http);
-  applyConnectionPool(cluster, policy.connectionPool);
+  applyConnectionPool(cluster, policy.connectionPool, policy.retryBudget);
   applyOutlierDetection(cluster, policy.outlierDetection);
   applyLocalityLbToCluster(cluster, policy, ctx.meshLocalityLb);
 }
@@ -178,14 +188,28 @@ function warmupConfig(w: WarmupConfiguration): Json {
   };
 }
 
-function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undefined): void {
+/** A limit as Istio reads it: 0 is protobuf's "unset", so it leaves the limit open. */
+const limit = (n: number | undefined) => (n && n > 0 ? n : UNLIMITED);
+
+function applyConnectionPool(
+  cluster: Json,
+  pool: ConnectionPoolSettings | undefined,
+  retryBudget?: RetryBudget,
+): void {
   const thresholds: Json = {
-    max_connections: pool?.tcp?.maxConnections ?? UNLIMITED,
-    max_pending_requests: pool?.http?.http1MaxPendingRequests ?? UNLIMITED,
-    max_requests: pool?.http?.http2MaxRequests ?? UNLIMITED,
-    max_retries: pool?.http?.maxRetries ?? UNLIMITED,
+    max_connections: limit(pool?.tcp?.maxConnections),
+    max_pending_requests: limit(pool?.http?.http1MaxPendingRequests),
+    max_requests: limit(pool?.http?.http2MaxRequests),
+    max_retries: limit(pool?.http?.maxRetries),
     track_remaining: true,
   };
+  if (retryBudget) {
+    // Envoy's defaults, as Istio fills them: 20% of the outstanding requests, at least 3 retries.
+    thresholds.retry_budget = {
+      budget_percent: { value: retryBudget.percent ?? 20 },
+      min_retry_concurrency: retryBudget.minRetryConcurrency ?? 3,
+    };
+  }
   cluster.circuit_breakers = { thresholds: [thresholds] };
   if (!pool) return;
   if (pool.tcp?.connectTimeout) cluster.connect_timeout = envoyDuration(pool.tcp.connectTimeout);

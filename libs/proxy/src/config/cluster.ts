@@ -95,6 +95,8 @@ export interface CircuitBreakerLimits {
   readonly maxPendingRequests: number;
   readonly maxRequests: number;
   readonly maxRetries: number;
+  /** retry_budget: retries in flight capped at percent of the active and pending requests (at least the minimum); replaces maxRetries. */
+  readonly retryBudget?: { readonly percent: number; readonly minRetryConcurrency: number };
 }
 
 export interface OutlierConfig {
@@ -127,8 +129,10 @@ const LB: Partial<Record<string, LbKind>> = {
 };
 
 function compileLimits(c: ClusterJson, where: string): CircuitBreakerLimits {
-  const t = (c.circuit_breakers?.thresholds ?? []).find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
+  const all = c.circuit_breakers?.thresholds ?? [];
+  const t = all.find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
   if (!t) return DEFAULT_LIMITS;
+  const at = `${where}.circuit_breakers.thresholds[${all.indexOf(t)}]`;
   const limits = {
     maxConnections: t.max_connections ?? DEFAULT_LIMITS.maxConnections,
     maxPendingRequests: t.max_pending_requests ?? DEFAULT_LIMITS.maxPendingRequests,
@@ -137,7 +141,16 @@ function compileLimits(c: ClusterJson, where: string): CircuitBreakerLimits {
   };
   for (const [k, v] of Object.entries(limits))
     if (!(v >= 0)) fail(`${where}.circuit_breakers`, `${k} must not be negative`);
-  return limits;
+  const budget = t.retry_budget;
+  if (!budget) return limits;
+  // Envoy's defaults: 20% of the outstanding requests, and at least 3 retries.
+  const percent = budget.budget_percent?.value ?? 20;
+  if (!(percent >= 0 && percent <= 100))
+    fail(`${at}.retry_budget.budget_percent`, `must be between 0 and 100, got ${percent}`);
+  const min = budget.min_retry_concurrency ?? 3;
+  if (!(Number.isInteger(min) && min >= 0))
+    fail(`${at}.retry_budget.min_retry_concurrency`, `must be a whole number, got ${min}`);
+  return { ...limits, retryBudget: { percent, minRetryConcurrency: min } };
 }
 
 function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefined {

@@ -296,6 +296,7 @@ export interface CircuitBreakerThresholdsJson {
   max_requests?: number;
   max_retries?: number;
   track_remaining?: boolean;
+  retry_budget?: { budget_percent?: { value?: number }; min_retry_concurrency?: number };
 }
 
 export interface OutlierDetectionJson {

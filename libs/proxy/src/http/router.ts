@@ -248,7 +248,11 @@ export class Router {
           sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
           return;
         }
-        const release = await this.slot(cluster, overall);
+        const release = await this.slot(
+          cluster,
+          overall,
+          upstreamProtocol(cluster, host, req.downstreamHttp2),
+        );
         if (release === 'overflow') {
           info.flag('UO');
           sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
@@ -258,11 +262,15 @@ export class Router {
         tried.add(host.key);
         attempted.push(host);
         info.upstreamHost = host.key;
-        // A retry needs the cluster's retry budget (max_retries retries in flight).
+        // A retry needs the cluster's retry budget (max_retries or retry_budget); without it, Envoy flags UO.
+        let retryOverflow = false;
         const mayRetry = () => {
           if (attempt > maxRetries) return false;
           retryBudget?.();
-          retryBudget = cluster.breaker.tryRetry();
+          retryBudget = undefined;
+          const verdict = cluster.breaker.tryRetry();
+          if (verdict === 'overflow') retryOverflow = true;
+          else retryBudget = verdict;
           return retryBudget !== undefined;
         };
         let response: UpstreamResponse;
@@ -285,7 +293,8 @@ export class Router {
             if (kind === 'pool-closed') attempted.pop();
             continue;
           }
-          if (attempt > 1) info.flag('URX');
+          if (retryOverflow) info.flag('UO');
+          else if (attempt > 1) info.flag('URX');
           if (kind === 'per-try-timeout') {
             info.flag('UT');
             sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
@@ -309,7 +318,8 @@ export class Router {
           await this.pause(req.retry, attempt, overall);
           continue;
         }
-        if (retriable && attempt > 1) info.flag('URX');
+        if (retriable && retryOverflow) info.flag('UO');
+        else if (retriable && attempt > 1) info.flag('URX');
         info.upstreamServiceTimeMs = performance.now() - started;
         try {
           await this.respond(response, req, res, info, overall);
@@ -323,12 +333,13 @@ export class Router {
     }
   }
 
-  /** A connection slot from the cluster's circuit breaker, waiting in its pending queue if need be. */
+  /** A request slot from the cluster's circuit breaker, waiting in its pending queue if need be. */
   private async slot(
     cluster: ClusterRuntime,
     overall: Cancellation,
+    protocol: UpstreamProtocol,
   ): Promise<Release | 'overflow' | undefined> {
-    const slot = cluster.breaker.acquire({ onAbandon: (cb) => overall.once('abort', cb) });
+    const slot = cluster.breaker.acquire(protocol, { onAbandon: (cb) => overall.once('abort', cb) });
     if (slot === 'overflow' || typeof slot === 'function') return slot;
     if (overall.aborted) return undefined;
     return Promise.race([
@@ -357,7 +368,7 @@ export class Router {
     const cluster = this.clusters.get(clusterName);
     const host = cluster?.pick(undefined, req.originalDst);
     if (!cluster || !host) return;
-    const slot = cluster.breaker.tryAcquire();
+    const slot = cluster.breaker.tryAcquire(upstreamProtocol(cluster, host, false));
     if (!slot) return;
     void this.pools
       .dispatch(
@@ -404,7 +415,7 @@ export class Router {
     if (!cluster) throw new Error(`cluster ${clusterName} is not configured`);
     const host = cluster.pick();
     if (!host) throw new Error(`cluster ${clusterName} has no healthy host`);
-    const slot = cluster.breaker.tryAcquire();
+    const slot = cluster.breaker.tryAcquire(upstreamProtocol(cluster, host, false));
     if (!slot) throw new Error(`cluster ${clusterName} is overflowing`);
     const signal = new Cancellation();
     const timer = setTimeout(
@@ -464,7 +475,8 @@ export class Router {
       sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
       return;
     }
-    const slot = cluster.breaker.tryAcquire();
+    // An upgraded tunnel holds an HTTP/1.1 connection for as long as it lasts.
+    const slot = cluster.breaker.tryAcquire('http1');
     if (!slot) {
       info.flag('UO');
       sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });

@@ -116,6 +116,17 @@ export class TcpProxy {
       else downstream.destroy();
       return;
     }
+    // The connection counts against the cluster's max_connections; beyond it, Envoy refuses it (flag UO).
+    const slot = cluster.breaker.tryAcquire('connection');
+    if (!slot) {
+      this.logger.debug(
+        { cluster: clusterName, flags: 'UO' },
+        'tcp connection refused: max_connections reached',
+      );
+      if (ctx.onUpstream) ctx.onUpstream(false);
+      else downstream.destroy();
+      return;
+    }
     const settings = cluster.connectionSettings;
     const upstream = connectUpstream(host, {
       connectTimeoutMs: settings.connectTimeoutMs,
@@ -138,7 +149,10 @@ export class TcpProxy {
       else downstream.destroy();
     });
     downstream.once('error', () => upstream.destroy());
-    upstream.once('close', () => downstream.destroy());
+    upstream.once('close', () => {
+      slot();
+      downstream.destroy();
+    });
     downstream.once('close', () => upstream.destroy());
   }
 
