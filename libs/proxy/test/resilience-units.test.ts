@@ -97,6 +97,9 @@ describe('outlier detector', () => {
     baseEjectionMs: 1000,
     maxEjectionMs: 10_000,
     maxEjectionPercent: 50,
+    splitLocalOrigin: false,
+    consecutiveLocalOrigin: 5,
+    enforcingLocalOrigin: 100,
   };
 
   it('ejects after consecutive errors for base × times ejected, and a success resets the count', () => {
@@ -120,6 +123,44 @@ describe('outlier detector', () => {
     expect(od.isEjected('a')).toBe(true); // second ejection lasts twice as long
     now = 3000;
     expect(od.isEjected('a')).toBe(false);
+    od.stop();
+  });
+
+  it('consecutive gateway errors count 502/503/504 and local failures only; any other answer starts the count again', () => {
+    const od = new OutlierDetector(
+      { ...config, consecutive5xx: 0, consecutiveGateway: 3, enforcingGateway: 100 },
+      () => 0,
+    );
+    for (let i = 0; i < 10; i++) od.report('a', '5xx', 4);
+    expect(od.isEjected('a')).toBe(false);
+    od.report('a', 'gateway-error', 4);
+    od.report('a', 'local-failure', 4);
+    od.report('a', '5xx', 4); // a 500 breaks the run
+    od.report('a', 'gateway-error', 4);
+    od.report('a', 'gateway-error', 4);
+    expect(od.isEjected('a')).toBe(false);
+    od.report('a', 'local-failure', 4);
+    expect(od.isEjected('a')).toBe(true);
+    od.stop();
+  });
+
+  it('split local-origin errors: connection failures count on their own, and any answer from the host resets them', () => {
+    const od = new OutlierDetector(
+      { ...config, consecutive5xx: 2, splitLocalOrigin: true, consecutiveLocalOrigin: 3 },
+      () => 0,
+    );
+    od.report('a', 'local-failure', 4);
+    od.report('a', 'local-failure', 4);
+    od.report('a', '5xx', 4); // an answer: the connection works
+    od.report('a', 'local-failure', 4);
+    od.report('a', 'local-failure', 4);
+    expect(od.isEjected('a')).toBe(false);
+    od.report('a', 'local-failure', 4);
+    expect(od.isEjected('a')).toBe(true);
+    // Local failures never counted toward the 5xx rule: one 5xx more does not eject b.
+    od.report('b', 'local-failure', 4);
+    od.report('b', '5xx', 4);
+    expect(od.isEjected('b')).toBe(false);
     od.stop();
   });
 

@@ -282,10 +282,15 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
   if (!od) return;
   // Istio's translation: success-rate ejection off, each consecutive-error rule enforced at 100% when set.
   const out: Json = { enforcing_success_rate: 0 };
-  const fivexx = od.consecutive5xxErrors ?? od.consecutiveErrors;
-  if (fivexx !== undefined) {
-    out.consecutive_5xx = fivexx;
-    out.enforcing_consecutive_5xx = fivexx > 0 ? 100 : 0;
+  // The deprecated consecutiveErrors means gateway errors only (istio/api#617).
+  if (od.consecutiveErrors !== undefined && od.consecutiveErrors > 0) {
+    out.consecutive_gateway_failure = od.consecutiveErrors;
+    out.enforcing_consecutive_gateway_failure = 100;
+    out.enforcing_consecutive_5xx = 0;
+  }
+  if (od.consecutive5xxErrors !== undefined) {
+    out.consecutive_5xx = od.consecutive5xxErrors;
+    out.enforcing_consecutive_5xx = od.consecutive5xxErrors > 0 ? 100 : 0;
   }
   if (od.consecutiveGatewayErrors !== undefined) {
     out.consecutive_gateway_failure = od.consecutiveGatewayErrors;
@@ -297,8 +302,10 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
     out.max_ejection_percent = od.maxEjectionPercent;
   if (od.splitExternalLocalOriginErrors) {
     out.split_external_local_origin_errors = true;
-    if (od.consecutiveLocalOriginFailures !== undefined)
+    if (od.consecutiveLocalOriginFailures !== undefined && od.consecutiveLocalOriginFailures > 0) {
       out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
+      out.enforcing_consecutive_local_origin_failure = 100;
+    }
   }
   cluster.outlier_detection = out;
   // minHealthPercent (default 0) becomes Envoy's panic threshold: by default, ejected hosts really get nothing.

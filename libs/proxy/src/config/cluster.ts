@@ -108,6 +108,13 @@ export interface OutlierConfig {
   readonly baseEjectionMs: number;
   readonly maxEjectionMs: number;
   readonly maxEjectionPercent: number;
+  /**
+   * split_external_local_origin_errors: connect failures, resets and timeouts
+   * count apart from the host's answers, toward consecutiveLocalOrigin.
+   */
+  readonly splitLocalOrigin: boolean;
+  readonly consecutiveLocalOrigin: number;
+  readonly enforcingLocalOrigin: number;
 }
 
 /** Envoy's defaults where a cluster sets no thresholds. */
@@ -172,6 +179,9 @@ function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefine
     baseEjectionMs,
     maxEjectionMs: Math.max(baseEjectionMs, ms(o.max_ejection_time, 300_000, 'max_ejection_time')),
     maxEjectionPercent: o.max_ejection_percent ?? 10,
+    splitLocalOrigin: o.split_external_local_origin_errors === true,
+    consecutiveLocalOrigin: o.consecutive_local_origin_failure ?? 5,
+    enforcingLocalOrigin: o.enforcing_consecutive_local_origin_failure ?? 100,
   };
 }
 

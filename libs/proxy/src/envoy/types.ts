@@ -311,4 +311,5 @@ export interface OutlierDetectionJson {
   max_ejection_percent?: number;
   split_external_local_origin_errors?: boolean;
   consecutive_local_origin_failure?: number;
+  enforcing_consecutive_local_origin_failure?: number;
 }
