@@ -140,7 +140,7 @@ export class ProxyHarness {
   async start(
     initial: (h: ProxyHarness) => ResourceSet,
     secrets?: SecretStore,
-    extra: Pick<ProxyOptions, 'rateLimits'> = {},
+    extra: Pick<ProxyOptions, 'rateLimits' | 'observer'> = {},
   ): Promise<void> {
     [this.outbound, this.admin] = await this.ports.takeMany(2);
     const health = await this.ports.take();

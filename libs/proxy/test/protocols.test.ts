@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { TypeUrl } from '@mizzen/xds';
+import { SIDECAR_H2_UPGRADE_KEY, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend,
@@ -153,9 +153,10 @@ describe('protocols', () => {
       [TypeUrl.Cluster]: [
         staticCluster('grpc', [grpcPort], { typed_extension_protocol_options: h2Options }),
         staticCluster('app', [app.port]),
-        // An endpoint with a sidecar (Istio's tlsMode: istio): proxies speak HTTP/2 to it.
+        // An endpoint with a sidecar (Istio's tlsMode: istio) of a cluster pilot marks for the mesh's upgrade: proxies speak HTTP/2 to it.
         {
           ...staticCluster('meshed', []),
+          metadata: { filter_metadata: { [SIDECAR_H2_UPGRADE_KEY]: { http2_protocol_options: {} } } },
           load_assignment: {
             cluster_name: 'meshed',
             endpoints: [

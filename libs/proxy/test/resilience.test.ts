@@ -1,5 +1,8 @@
+import http2 from 'node:http2';
+import net from 'node:net';
 import { TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HttpRequestRecord } from '../src/observe/records.js';
 import {
   type Backend,
   backend,
@@ -8,7 +11,15 @@ import {
   ProxyHarness,
   staticCluster,
   svcRoutes,
+  TCP,
 } from './harness.js';
+
+const H2 = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    explicit_http_config: { http2_protocol_options: {} },
+  },
+};
 
 /**
  * Circuit breaking, outlier detection, consistent hashing and mirroring, each
@@ -22,6 +33,16 @@ describe('resilience and balancing', () => {
   let flakyDown = false;
   /** Held responses of `slow`, released by the test. */
   const held: (() => void)[] = [];
+  /** Held responses of the HTTP/2 server. */
+  const heldH2: (() => void)[] = [];
+  let slowH2: http2.Http2Server;
+  let slowH2Port = 0;
+  let echo: net.Server;
+  let echoPort = 0;
+  let tcpPort = 0;
+  /** What the proxy recorded for each finished request (path, code, response flags). */
+  const records: HttpRequestRecord[] = [];
+  const flagsOf = (path: string) => records.filter((r) => r.path === path).map((r) => r.responseFlags);
 
   const clusters = () => [
     staticCluster('slow', [b.slow!.port], {
@@ -46,6 +67,19 @@ describe('resilience and balancing', () => {
     staticCluster('maglev', [b.s1!.port, b.s2!.port, b.s3!.port], { lb_policy: 'MAGLEV' }),
     staticCluster('main', [b.good!.port]),
     staticCluster('shadow', [b.shadow!.port]),
+    // HTTP/2: max_requests caps the streams in flight; one connection is no limit for them.
+    staticCluster('slow-h2', [slowH2Port], {
+      typed_extension_protocol_options: H2,
+      circuit_breakers: {
+        thresholds: [{ max_connections: 1, max_pending_requests: 100, max_requests: 2, max_retries: 3 }],
+      },
+    }),
+    // No retry may start (max_retries 0): a retriable answer is passed on, flagged UO.
+    staticCluster('no-retries', [b.flaky!.port], {
+      circuit_breakers: { thresholds: [{ max_retries: 0 }] },
+    }),
+    staticCluster('retries', [b.flaky!.port]),
+    staticCluster('tcp-limited', [echoPort], { circuit_breakers: { thresholds: [{ max_connections: 1 }] } }),
     PASSTHROUGH,
   ];
 
@@ -53,6 +87,11 @@ describe('resilience and balancing', () => {
     svcRoutes([
       { match: { prefix: '/slow' }, route: { cluster: 'slow', timeout: '0s' } },
       { match: { prefix: '/pair' }, route: { cluster: 'pair', timeout: '0s' } },
+      { match: { prefix: '/h2-slow' }, route: { cluster: 'slow-h2', timeout: '0s' } },
+      ...['no-retries', 'retries'].map((cluster) => ({
+        match: { prefix: `/${cluster}/` },
+        route: { cluster, timeout: '0s', retry_policy: { retry_on: '5xx', num_retries: 3 } },
+      })),
       {
         match: { prefix: '/sticky-header' },
         route: { cluster: 'sticky', timeout: '0s', hash_policy: [{ header: { header_name: 'x-user' } }] },
@@ -93,16 +132,46 @@ describe('resilience and balancing', () => {
     });
     for (const n of ['s1', 's2', 's3']) b[n] = await backend(n);
     b.shadow = await backend('shadow');
-    await h.start(() => ({
-      [TypeUrl.Cluster]: clusters(),
-      [TypeUrl.Listener]: outboundListeners(h.outbound),
-      [TypeUrl.RouteConfiguration]: [routes()],
-    }));
+    slowH2 = http2.createServer((req, res) => {
+      req.resume();
+      heldH2.push(() => res.end('done'));
+    });
+    await new Promise<void>((r) => slowH2.listen(0, '127.0.0.1', r));
+    slowH2Port = (slowH2.address() as net.AddressInfo).port;
+    echo = net.createServer((s) => s.pipe(s).on('error', () => {}));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echoPort = (echo.address() as net.AddressInfo).port;
+    tcpPort = await h.ports.take();
+    await h.start(
+      () => ({
+        [TypeUrl.Cluster]: clusters(),
+        [TypeUrl.Listener]: [
+          ...outboundListeners(h.outbound),
+          {
+            name: 'tcp-limited',
+            address: { socket_address: { address: '127.0.0.1', port_value: tcpPort } },
+            filter_chains: [
+              {
+                filters: [
+                  { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'tcp-limited' } },
+                ],
+              },
+            ],
+          },
+        ],
+        [TypeUrl.RouteConfiguration]: [routes()],
+      }),
+      undefined,
+      { observer: { startHttp: () => ({ end: (r) => records.push(r) }) } },
+    );
   });
 
   afterAll(async () => {
     for (const release of held.splice(0)) release();
+    for (const release of heldH2.splice(0)) release();
     await h.stop();
+    slowH2.close();
+    echo.close();
     await Promise.all(Object.values(b).map((x) => x.close()));
   });
 
@@ -123,6 +192,67 @@ describe('resilience and balancing', () => {
     held.shift()!();
     const done = await Promise.all(inflight);
     expect(done.map((r) => r.status)).toEqual([200, 200]);
+  });
+
+  it('circuit breaking over HTTP/2: max_requests streams in flight, and every request beyond overflows at once (UO), never queued', async () => {
+    const inflight = [h.request('http://svc:9080/h2-slow/1'), h.request('http://svc:9080/h2-slow/2')];
+    await h.until('two streams at the backend', () => heldH2.length === 2);
+    const overflow = await Promise.all([
+      h.request('http://svc:9080/h2-slow/3'),
+      h.request('http://svc:9080/h2-slow/4'),
+    ]);
+    expect(overflow.map((r) => r.status)).toEqual([503, 503]);
+    expect(overflow.every((r) => r.headers['x-envoy-overloaded'] === 'true')).toBe(true);
+    expect([...flagsOf('/h2-slow/3'), ...flagsOf('/h2-slow/4')]).toEqual(['UO', 'UO']);
+    expect(heldH2.length).toBe(2);
+    for (const release of heldH2.splice(0)) release();
+    expect((await Promise.all(inflight)).map((r) => r.status)).toEqual([200, 200]);
+    expect(flagsOf('/h2-slow/1')).toEqual(['-']);
+  });
+
+  it('max_retries: with no retry budget left a retriable answer is passed on, flagged UO; within it, retried and flagged URX', async () => {
+    flakyDown = true;
+    try {
+      const before = b.flaky!.hits;
+      const r = await h.request('http://svc:9080/no-retries/x');
+      expect(r.status).toBe(503);
+      expect(b.flaky!.hits - before).toBe(1);
+      expect(flagsOf('/no-retries/x')).toEqual(['UO']);
+      const retried = await h.request('http://svc:9080/retries/x');
+      expect(retried.status).toBe(503);
+      expect(b.flaky!.hits - before).toBe(1 + 4);
+      expect(flagsOf('/retries/x')).toEqual(['URX']);
+    } finally {
+      flakyDown = false;
+    }
+  });
+
+  it('tcp_proxy: connections beyond max_connections are refused while the first is open', async () => {
+    const first = net.connect(tcpPort, '127.0.0.1');
+    await new Promise<void>((resolve) => {
+      first.once('data', () => resolve());
+      first.write('one');
+    });
+    const second = net.connect(tcpPort, '127.0.0.1');
+    const secondGot: Buffer[] = [];
+    second.on('data', (c: Buffer) => secondGot.push(c));
+    second.on('error', () => {});
+    second.write('two');
+    await new Promise((resolve) => second.once('close', resolve));
+    expect(Buffer.concat(secondGot).toString()).toBe('');
+    first.destroy();
+    // The slot is back once the first connection closed.
+    await h.until('a new connection echoes again', async () => {
+      const third = net.connect(tcpPort, '127.0.0.1');
+      third.on('error', () => {});
+      const ok = await new Promise<boolean>((resolve) => {
+        third.once('data', () => resolve(true));
+        third.once('close', () => resolve(false));
+        third.write('three');
+      });
+      third.destroy();
+      return ok;
+    });
   });
 
   it('outlier detection: ejects the failing host so it gets no traffic, and lets it back after the ejection time', async () => {

@@ -49,6 +49,7 @@ export {
   parseDurationJson,
   toJson,
 } from './json.js';
+export { SIDECAR_H2_UPGRADE_KEY } from './metadata-keys.js';
 export {
   decodeOtlpRequest,
   decodeOtlpResponse,

@@ -25,6 +25,14 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
   mesh.trustDomain = str('trustDomain') ?? mesh.trustDomain;
   mesh.rootNamespace = str('rootNamespace') ?? mesh.rootNamespace;
   mesh.connectTimeout = str('connectTimeout') ?? mesh.connectTimeout;
+  const h2 = str('h2UpgradePolicy');
+  if (h2 !== undefined) {
+    if (h2 !== 'UPGRADE' && h2 !== 'DO_NOT_UPGRADE')
+      throw new Error(
+        `mesh config: h2UpgradePolicy must be UPGRADE or DO_NOT_UPGRADE, got ${JSON.stringify(h2)}`,
+      );
+    mesh.h2UpgradePolicy = h2;
+  }
   const otp = doc.outboundTrafficPolicy as { mode?: unknown } | undefined;
   if (otp !== undefined && otp !== null) {
     if (otp.mode !== undefined && otp.mode !== 'ALLOW_ANY' && otp.mode !== 'REGISTRY_ONLY') {

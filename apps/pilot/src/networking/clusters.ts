@@ -14,13 +14,17 @@ import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
 import { applyClusterTls } from './mtls.js';
 import type { PushContext } from './push-context.js';
 import { inboundPorts } from './sidecar-scope.js';
-import { applyPolicyToCluster, effectivePolicy, setUpstreamProtocol } from './traffic-policy.js';
+import {
+  applyPolicyToCluster,
+  effectivePolicy,
+  portUpstreamProtocol,
+  setUpstreamProtocol,
+} from './traffic-policy.js';
 
-/** gRPC and HTTP/2 ports are spoken over HTTP/2 upstream; ports of unknown protocol follow the downstream. */
+/** The port's own protocol (no upgrade): for clusters to the workload's app and the passthrough ones. */
 function applyProtocol(cluster: Json, protocol: Protocol): void {
-  if (protocol === 'GRPC' || protocol === 'HTTP2' || protocol === 'GRPC-WEB')
-    setUpstreamProtocol(cluster, 'http2');
-  else if (protocol === 'UNKNOWN') setUpstreamProtocol(cluster, 'downstream');
+  const upstream = portUpstreamProtocol(protocol);
+  if (upstream !== 'http1') setUpstreamProtocol(cluster, upstream);
 }
 
 function istioMetadata(service: Service, subset?: string): Json {
@@ -81,9 +85,13 @@ function outboundCluster(
       cluster.type = 'EDS';
       cluster.eds_cluster_config = { eds_config: ADS_CONFIG_SOURCE, service_name: name };
   }
-  applyProtocol(cluster, port.protocol);
   const policy = effectivePolicy(rule, subset?.name, port.port);
-  applyPolicyToCluster(cluster, policy, push.mesh.localityLbSetting);
+  applyPolicyToCluster(cluster, policy, {
+    portProtocol: port.protocol,
+    meshH2Upgrade: push.mesh.h2UpgradePolicy,
+    meshLocalityLb: push.mesh.localityLbSetting,
+    proxyless: proxy.proxyless,
+  });
   if (cluster.type !== 'ORIGINAL_DST')
     applyClusterTls(push, proxy, cluster, service, port.port, subset?.name, policy.tls);
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
@@ -162,8 +170,14 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
       if (captured && !isLoopback(port.endpoint.address))
         cluster.upstream_bind_config = inboundBindConfig(proxy);
     }
-    applyProtocol(cluster, port.protocol);
-    if (port.connectionPool) applyPolicyToCluster(cluster, { connectionPool: port.connectionPool });
+    // Inbound, the app gets its port's protocol (no upgrade); the Sidecar's connection pool may follow the client's.
+    if (port.connectionPool)
+      applyPolicyToCluster(
+        cluster,
+        { connectionPool: port.connectionPool },
+        { portProtocol: port.protocol, inbound: true },
+      );
+    else applyProtocol(cluster, port.protocol);
     clusters.push(cluster);
   }
   return clusters;

@@ -26,6 +26,12 @@ export interface MeshConfig {
   localityLbSetting?: LocalityLoadBalancerSetting;
   /** `extensionProviders` with envoyExtAuthzHttp/Grpc: what CUSTOM AuthorizationPolicies name. */
   authorizers?: AuthzExtensionProvider[];
+  /**
+   * `h2UpgradePolicy`: UPGRADE speaks HTTP/2 to every host of an HTTP port
+   * (Istio), DO_NOT_UPGRADE never upgrades. Unset, Mizzen's sidecars speak
+   * HTTP/2 to hosts that run a sidecar and HTTP/1.1 to the rest.
+   */
+  h2UpgradePolicy?: 'UPGRADE' | 'DO_NOT_UPGRADE';
   /** `defaultServiceExportTo`: exportTo of services (ServiceEntries, Kubernetes Services) that set none (Istio: `*`). */
   defaultServiceExportTo?: string[];
   /** `defaultVirtualServiceExportTo`: exportTo of VirtualServices that set none (Istio: `*`). */

@@ -6,10 +6,15 @@ import type {
   LoadBalancerSettings,
   LocalityLoadBalancerSetting,
   OutlierDetection,
+  ProxyProtocol,
+  RetryBudget,
   TrafficPolicy,
+  TunnelSettings,
   WarmupConfiguration,
 } from '@mizzen/api';
 import { parseDuration } from '@mizzen/api';
+import { SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
+import type { Protocol } from '../model/protocol.js';
 import { envoyDuration } from './durations.js';
 import type { Json } from './envoy.js';
 import { applyLocalityLbToCluster } from './locality-lb.js';
@@ -20,6 +25,10 @@ export interface EffectivePolicy {
   connectionPool?: ConnectionPoolSettings;
   outlierDetection?: OutlierDetection;
   tls?: ClientTLSSettings;
+  /** Not port-level settings in Istio: the rule's, or its subset's. */
+  tunnel?: TunnelSettings;
+  proxyProtocol?: ProxyProtocol;
+  retryBudget?: RetryBudget;
 }
 
 /**
@@ -41,6 +50,9 @@ export function effectivePolicy(
     connectionPool: portLevel?.connectionPool ?? merged.connectionPool,
     outlierDetection: portLevel?.outlierDetection ?? merged.outlierDetection,
     tls: portLevel?.tls ?? merged.tls,
+    tunnel: merged.tunnel,
+    proxyProtocol: merged.proxyProtocol,
+    retryBudget: merged.retryBudget,
   };
 }
 
@@ -61,21 +73,78 @@ const UNLIMITED = 4_294_967_295;
 
 const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** Applies load balancing, connection pool and outlier detection to an outbound cluster, as Istio's cluster builder does. */
-export function applyPolicyToCluster(
-  cluster: Json,
-  policy: EffectivePolicy,
-  meshLocalityLb?: LocalityLoadBalancerSetting,
-): void {
-  applyLoadBalancer(cluster, policy.loadBalancer);
-  applyConnectionPool(cluster, policy.connectionPool);
-  applyOutlierDetection(cluster, policy.outlierDetection);
-  applyLocalityLbToCluster(cluster, policy, meshLocalityLb);
+/** What a cluster's policy depends on besides the DestinationRule. */
+export interface ClusterContext {
+  /** The service port's protocol: HTTP/2 for gRPC and HTTP2 ports, the downstream's for sniffed ones. */
+  readonly portProtocol: Protocol;
+  /**
+   * MeshConfig h2UpgradePolicy. Unset is Mizzen's default: HTTP ports speak
+   * HTTP/2 to hosts that run a sidecar (and HTTP/1.1 to others); UPGRADE
+   * upgrades the whole cluster as Istio does; DO_NOT_UPGRADE never upgrades.
+   */
+  readonly meshH2Upgrade?: 'UPGRADE' | 'DO_NOT_UPGRADE';
+  readonly meshLocalityLb?: LocalityLoadBalancerSetting;
+  /** Inbound clusters (to the workload's own app) speak the port's protocol: no upgrade, as in Istio. */
+  readonly inbound?: boolean;
+  /** For a proxyless gRPC client, which has no original destination: PASSTHROUGH balances round robin instead. */
+  readonly proxyless?: boolean;
 }
 
-function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined): void {
+/** Applies load balancing, connection pool and outlier detection to an outbound cluster, as Istio's cluster builder does. */
+export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy, ctx: ClusterContext): void {
+  applyLoadBalancer(cluster, policy.loadBalancer, ctx.proxyless === true);
+  applyUpstreamProtocol(cluster, ctx, policy.connectionPool?.http);
+  applyConnectionPool(cluster, policy.connectionPool, policy.retryBudget);
+  applyOutlierDetection(cluster, policy.outlierDetection);
+  applyLocalityLbToCluster(cluster, policy, ctx.meshLocalityLb);
+}
+
+/** gRPC and HTTP/2 ports are spoken over HTTP/2 upstream; ports of unknown protocol follow the downstream. */
+export function portUpstreamProtocol(p: Protocol): 'http1' | 'http2' | 'downstream' {
+  if (p === 'GRPC' || p === 'HTTP2' || p === 'GRPC-WEB') return 'http2';
+  return p === 'UNKNOWN' ? 'downstream' : 'http1';
+}
+
+/**
+ * The protocol a cluster speaks upstream, as Istio's shouldH2Upgrade decides
+ * it: the port's protocol, then a DestinationRule h2UpgradePolicy (UPGRADE:
+ * HTTP/2 whatever the port, DO_NOT_UPGRADE: never), else the mesh's policy
+ * for HTTP ports; useClientProtocol follows the downstream over all of it.
+ * Mizzen's default (mesh policy unset) marks HTTP clusters so that hosts
+ * with a sidecar get HTTP/2 and plain hosts HTTP/1.1.
+ */
+function applyUpstreamProtocol(
+  cluster: Json,
+  ctx: ClusterContext,
+  http: ConnectionPoolSettings['http'] | undefined,
+): void {
+  const p = ctx.portProtocol;
+  let protocol = portUpstreamProtocol(p);
+  let sidecarUpgrade = false;
+  const override = ctx.inbound ? 'DO_NOT_UPGRADE' : (http?.h2UpgradePolicy ?? 'DEFAULT');
+  if (override === 'UPGRADE') protocol = 'http2';
+  else if (override === 'DEFAULT' && p === 'HTTP') {
+    if (ctx.meshH2Upgrade === 'UPGRADE') protocol = 'http2';
+    else if (ctx.meshH2Upgrade === undefined) sidecarUpgrade = true;
+  }
+  if (http?.useClientProtocol) {
+    protocol = 'downstream';
+    sidecarUpgrade = false;
+  }
+  if (protocol !== 'http1') setUpstreamProtocol(cluster, protocol);
+  if (sidecarUpgrade) {
+    const metadata = (cluster.metadata ?? {}) as Json;
+    metadata.filter_metadata = {
+      ...(metadata.filter_metadata as Json | undefined),
+      [SIDECAR_H2_UPGRADE_KEY]: { http2_protocol_options: {} },
+    };
+    cluster.metadata = metadata;
+  }
+}
+
+function applyLoadBalancer(cluster: Json, lb: LoadBalancerSettings | undefined, proxyless: boolean): void {
   if (!lb) return;
-  if (lb.simple === 'PASSTHROUGH') {
+  if (lb.simple === 'PASSTHROUGH' && !proxyless) {
     // Send straight to the address the caller used, with no balancing.
     cluster.type = 'ORIGINAL_DST';
     cluster.lb_policy = 'CLUSTER_PROVIDED';
@@ -119,14 +188,28 @@ function warmupConfig(w: WarmupConfiguration): Json {
   };
 }
 
-function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undefined): void {
+/** A limit as Istio reads it: 0 is protobuf's "unset", so it leaves the limit open. */
+const limit = (n: number | undefined) => (n && n > 0 ? n : UNLIMITED);
+
+function applyConnectionPool(
+  cluster: Json,
+  pool: ConnectionPoolSettings | undefined,
+  retryBudget?: RetryBudget,
+): void {
   const thresholds: Json = {
-    max_connections: pool?.tcp?.maxConnections ?? UNLIMITED,
-    max_pending_requests: pool?.http?.http1MaxPendingRequests ?? UNLIMITED,
-    max_requests: pool?.http?.http2MaxRequests ?? UNLIMITED,
-    max_retries: pool?.http?.maxRetries ?? UNLIMITED,
+    max_connections: limit(pool?.tcp?.maxConnections),
+    max_pending_requests: limit(pool?.http?.http1MaxPendingRequests),
+    max_requests: limit(pool?.http?.http2MaxRequests),
+    max_retries: limit(pool?.http?.maxRetries),
     track_remaining: true,
   };
+  if (retryBudget) {
+    // Envoy's defaults, as Istio fills them: 20% of the outstanding requests, at least 3 retries.
+    thresholds.retry_budget = {
+      budget_percent: { value: retryBudget.percent ?? 20 },
+      min_retry_concurrency: retryBudget.minRetryConcurrency ?? 3,
+    };
+  }
   cluster.circuit_breakers = { thresholds: [thresholds] };
   if (!pool) return;
   if (pool.tcp?.connectTimeout) cluster.connect_timeout = envoyDuration(pool.tcp.connectTimeout);
@@ -139,11 +222,36 @@ function applyConnectionPool(cluster: Json, pool: ConnectionPoolSettings | undef
     cluster.upstream_connection_options = { tcp_keepalive: keepalive };
   }
   const common: Json = {};
-  if (pool.http?.idleTimeout) common.idle_timeout = envoyDuration(pool.http.idleTimeout);
+  // As Istio: the HTTP idle timeout, else the TCP one, closes idle upstream connections.
+  const idle = pool.http?.idleTimeout ?? pool.tcp?.idleTimeout;
+  if (idle) common.idle_timeout = envoyDuration(idle);
   if (pool.http?.maxRequestsPerConnection)
     common.max_requests_per_connection = pool.http.maxRequestsPerConnection;
+  if (pool.tcp?.maxConnectionDuration)
+    common.max_connection_duration = envoyDuration(pool.tcp.maxConnectionDuration);
   if (Object.keys(common).length) httpProtocolOptions(cluster).common_http_protocol_options = common;
-  if (pool.http?.h2UpgradePolicy === 'UPGRADE') setUpstreamProtocol(cluster, 'http2');
+  const streams = pool.http?.maxConcurrentStreams;
+  if (streams) for (const h2 of http2Options(cluster)) h2.max_concurrent_streams = streams;
+}
+
+/**
+ * Every HTTP/2 option block of a cluster: the explicit or downstream-following
+ * protocol's, and the sidecar upgrade's (maxConcurrentStreams applies to each).
+ */
+function http2Options(cluster: Json): Json[] {
+  const out: Json[] = [];
+  const options = (cluster.typed_extension_protocol_options as Json | undefined)?.[
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions'
+  ] as Json | undefined;
+  for (const holder of [options?.explicit_http_config, options?.use_downstream_protocol_config]) {
+    const h2 = (holder as Json | undefined)?.http2_protocol_options as Json | undefined;
+    if (h2) out.push(h2);
+  }
+  const upgrade = ((cluster.metadata as Json | undefined)?.filter_metadata as Json | undefined)?.[
+    SIDECAR_H2_UPGRADE_KEY
+  ] as Json | undefined;
+  if (upgrade) out.push(upgrade.http2_protocol_options as Json);
+  return out;
 }
 
 /** The cluster's HttpProtocolOptions, created on first use (HTTP/1.1 unless something says otherwise). */
@@ -174,10 +282,15 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
   if (!od) return;
   // Istio's translation: success-rate ejection off, each consecutive-error rule enforced at 100% when set.
   const out: Json = { enforcing_success_rate: 0 };
-  const fivexx = od.consecutive5xxErrors ?? od.consecutiveErrors;
-  if (fivexx !== undefined) {
-    out.consecutive_5xx = fivexx;
-    out.enforcing_consecutive_5xx = fivexx > 0 ? 100 : 0;
+  // The deprecated consecutiveErrors means gateway errors only (istio/api#617).
+  if (od.consecutiveErrors !== undefined && od.consecutiveErrors > 0) {
+    out.consecutive_gateway_failure = od.consecutiveErrors;
+    out.enforcing_consecutive_gateway_failure = 100;
+    out.enforcing_consecutive_5xx = 0;
+  }
+  if (od.consecutive5xxErrors !== undefined) {
+    out.consecutive_5xx = od.consecutive5xxErrors;
+    out.enforcing_consecutive_5xx = od.consecutive5xxErrors > 0 ? 100 : 0;
   }
   if (od.consecutiveGatewayErrors !== undefined) {
     out.consecutive_gateway_failure = od.consecutiveGatewayErrors;
@@ -189,8 +302,10 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
     out.max_ejection_percent = od.maxEjectionPercent;
   if (od.splitExternalLocalOriginErrors) {
     out.split_external_local_origin_errors = true;
-    if (od.consecutiveLocalOriginFailures !== undefined)
+    if (od.consecutiveLocalOriginFailures !== undefined && od.consecutiveLocalOriginFailures > 0) {
       out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
+      out.enforcing_consecutive_local_origin_failure = 100;
+    }
   }
   cluster.outlier_detection = out;
   // minHealthPercent (default 0) becomes Envoy's panic threshold: by default, ejected hosts really get nothing.

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { nativeSocketOptionsAvailable, type TcpKeepalive } from '@mizzen/original-dst';
-import { durationToMs } from '@mizzen/xds';
+import { durationToMs, SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
@@ -57,10 +57,17 @@ export interface ClusterConfig {
   /** ROUND_ROBIN / LEAST_REQUEST slow start (Istio's DestinationRule `warmup`). */
   readonly slowStart?: SlowStartConfig;
   readonly http: {
+    /** Close a connection with no request for this long (idle_timeout). */
     idleTimeoutMs?: number;
     maxRequestsPerConnection?: number;
+    /** Close a connection this long after it was made, once its requests end (max_connection_duration). */
+    maxConnectionDurationMs?: number;
+    /** HTTP/2 streams in flight per connection before another opens (max_concurrent_streams). */
+    maxConcurrentStreams?: number;
     /** The upstream HTTP protocol: always HTTP/2 (gRPC, `http2-` ports), follow the downstream, or HTTP/1.1. */
     protocol: 'http1' | 'http2' | 'downstream';
+    /** HTTP/2 to hosts with a sidecar although the cluster speaks HTTP/1.1 (pilot's mesh upgrade marker). */
+    upgradeSidecarsToHttp2: boolean;
   };
   /** upstream_connection_options.tcp_keepalive: seconds idle before probing, seconds between probes, probes. */
   readonly tcpKeepalive?: TcpKeepalive;
@@ -88,6 +95,8 @@ export interface CircuitBreakerLimits {
   readonly maxPendingRequests: number;
   readonly maxRequests: number;
   readonly maxRetries: number;
+  /** retry_budget: retries in flight capped at percent of the active and pending requests (at least the minimum); replaces maxRetries. */
+  readonly retryBudget?: { readonly percent: number; readonly minRetryConcurrency: number };
 }
 
 export interface OutlierConfig {
@@ -99,6 +108,13 @@ export interface OutlierConfig {
   readonly baseEjectionMs: number;
   readonly maxEjectionMs: number;
   readonly maxEjectionPercent: number;
+  /**
+   * split_external_local_origin_errors: connect failures, resets and timeouts
+   * count apart from the host's answers, toward consecutiveLocalOrigin.
+   */
+  readonly splitLocalOrigin: boolean;
+  readonly consecutiveLocalOrigin: number;
+  readonly enforcingLocalOrigin: number;
 }
 
 /** Envoy's defaults where a cluster sets no thresholds. */
@@ -120,8 +136,10 @@ const LB: Partial<Record<string, LbKind>> = {
 };
 
 function compileLimits(c: ClusterJson, where: string): CircuitBreakerLimits {
-  const t = (c.circuit_breakers?.thresholds ?? []).find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
+  const all = c.circuit_breakers?.thresholds ?? [];
+  const t = all.find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
   if (!t) return DEFAULT_LIMITS;
+  const at = `${where}.circuit_breakers.thresholds[${all.indexOf(t)}]`;
   const limits = {
     maxConnections: t.max_connections ?? DEFAULT_LIMITS.maxConnections,
     maxPendingRequests: t.max_pending_requests ?? DEFAULT_LIMITS.maxPendingRequests,
@@ -130,7 +148,16 @@ function compileLimits(c: ClusterJson, where: string): CircuitBreakerLimits {
   };
   for (const [k, v] of Object.entries(limits))
     if (!(v >= 0)) fail(`${where}.circuit_breakers`, `${k} must not be negative`);
-  return limits;
+  const budget = t.retry_budget;
+  if (!budget) return limits;
+  // Envoy's defaults: 20% of the outstanding requests, and at least 3 retries.
+  const percent = budget.budget_percent?.value ?? 20;
+  if (!(percent >= 0 && percent <= 100))
+    fail(`${at}.retry_budget.budget_percent`, `must be between 0 and 100, got ${percent}`);
+  const min = budget.min_retry_concurrency ?? 3;
+  if (!(Number.isInteger(min) && min >= 0))
+    fail(`${at}.retry_budget.min_retry_concurrency`, `must be a whole number, got ${min}`);
+  return { ...limits, retryBudget: { percent, minRetryConcurrency: min } };
 }
 
 function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefined {
@@ -152,37 +179,146 @@ function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefine
     baseEjectionMs,
     maxEjectionMs: Math.max(baseEjectionMs, ms(o.max_ejection_time, 300_000, 'max_ejection_time')),
     maxEjectionPercent: o.max_ejection_percent ?? 10,
+    splitLocalOrigin: o.split_external_local_origin_errors === true,
+    consecutiveLocalOrigin: o.consecutive_local_origin_failure ?? 5,
+    enforcingLocalOrigin: o.enforcing_consecutive_local_origin_failure ?? 100,
   };
 }
 
+type Http2OptionsJson = { max_concurrent_streams?: number } & Record<string, unknown>;
+
+interface HttpProtocolOptionsJson {
+  common_http_protocol_options?: {
+    idle_timeout?: string;
+    max_requests_per_connection?: number;
+    max_connection_duration?: string;
+  } & Record<string, unknown>;
+  explicit_http_config?: { http_protocol_options?: unknown; http2_protocol_options?: Http2OptionsJson };
+  use_downstream_protocol_config?: {
+    http_protocol_options?: unknown;
+    http2_protocol_options?: Http2OptionsJson;
+  };
+  auto_config?: unknown;
+}
+
+/** The common HTTP options the proxy honours; anything else in common_http_protocol_options is refused. */
+const COMMON_HTTP_OPTIONS = new Set([
+  'idle_timeout',
+  'max_requests_per_connection',
+  'max_connection_duration',
+]);
+
+/** max_concurrent_streams of an Http2ProtocolOptions, the one HTTP/2 option the proxy's upstream side honours. */
+function compileHttp2Options(o: Http2OptionsJson | undefined, at: string): number | undefined {
+  if (!o) return undefined;
+  for (const key of Object.keys(o))
+    if (key !== 'max_concurrent_streams') fail(`${at}.${key}`, 'is not supported');
+  const n = o.max_concurrent_streams;
+  if (n === undefined || n === 0) return undefined;
+  if (!(Number.isInteger(n) && n >= 1 && n <= 2_147_483_647))
+    fail(`${at}.max_concurrent_streams`, `must be a whole number from 1 to 2147483647, got ${n}`);
+  return n;
+}
+
+function positiveMs(value: string | undefined, at: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = durationToMs(value);
+  if (ms === undefined || ms < 0) fail(at, `"${value}" is not a duration`);
+  return ms === 0 ? undefined : ms;
+}
+
+/**
+ * HttpProtocolOptions (the upstream protocol and connection limits) and
+ * Mizzen's sidecar upgrade marker. Settings the proxy does not implement are
+ * refused by name rather than ignored.
+ */
 function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'] {
   const options = c.typed_extension_protocol_options ?? {};
   for (const [name, config] of Object.entries(options)) {
     if (config['@type'] !== HTTP_OPTIONS_TYPE)
       fail(`${where}.typed_extension_protocol_options[${name}]`, `${config['@type']} is not supported`);
   }
-  const http = Object.values(options).find((o) => o['@type'] === HTTP_OPTIONS_TYPE) as
-    | {
-        common_http_protocol_options?: { idle_timeout?: string; max_requests_per_connection?: number };
-        explicit_http_config?: Record<string, unknown>;
-      }
-    | undefined;
+  const entry = Object.entries(options).find(([, o]) => o['@type'] === HTTP_OPTIONS_TYPE);
+  const at = `${where}.typed_extension_protocol_options[${entry?.[0] ?? ''}]`;
+  const http = entry?.[1] as HttpProtocolOptionsJson | undefined;
+  const upgrade = compileSidecarUpgrade(c, where);
   // The older cluster-level field still means "HTTP/2 upstream".
-  const legacyH2 = (c as { http2_protocol_options?: unknown }).http2_protocol_options !== undefined;
-  if (!http) return { protocol: legacyH2 ? 'http2' : 'http1' };
+  const legacy = (c as { http2_protocol_options?: Http2OptionsJson }).http2_protocol_options;
+  if (!http) {
+    return {
+      protocol: legacy ? 'http2' : 'http1',
+      maxConcurrentStreams: legacy ? compileHttp2Options(legacy, `${where}.http2_protocol_options`) : upgrade,
+      upgradeSidecarsToHttp2: !legacy && hasSidecarUpgrade(c),
+    };
+  }
+  if (http.auto_config !== undefined)
+    fail(`${at}.auto_config`, 'protocol selection by ALPN is not supported; use explicit_http_config');
+  const common = http.common_http_protocol_options ?? {};
+  for (const key of Object.keys(common))
+    if (!COMMON_HTTP_OPTIONS.has(key)) fail(`${at}.common_http_protocol_options.${key}`, 'is not supported');
   const explicit = http.explicit_http_config;
+  const downstream = http.use_downstream_protocol_config;
   const protocol =
-    explicit?.http2_protocol_options !== undefined || legacyH2
+    explicit?.http2_protocol_options !== undefined || legacy
       ? 'http2'
-      : (http as { use_downstream_protocol_config?: unknown }).use_downstream_protocol_config !== undefined
+      : downstream !== undefined
         ? 'downstream'
         : 'http1';
-  const idle = http.common_http_protocol_options?.idle_timeout;
+  const h2 =
+    protocol === 'http2'
+      ? compileHttp2Options(
+          explicit?.http2_protocol_options ?? legacy,
+          explicit?.http2_protocol_options
+            ? `${at}.explicit_http_config.http2_protocol_options`
+            : `${where}.http2_protocol_options`,
+        )
+      : protocol === 'downstream'
+        ? compileHttp2Options(
+            downstream?.http2_protocol_options,
+            `${at}.use_downstream_protocol_config.http2_protocol_options`,
+          )
+        : upgrade;
+  const max = common.max_requests_per_connection;
+  if (max !== undefined && !(Number.isInteger(max) && max >= 0))
+    fail(
+      `${at}.common_http_protocol_options.max_requests_per_connection`,
+      `must be a whole number, got ${max}`,
+    );
   return {
-    idleTimeoutMs: idle === undefined ? undefined : durationToMs(idle),
-    maxRequestsPerConnection: http.common_http_protocol_options?.max_requests_per_connection || undefined,
+    idleTimeoutMs: positiveMs(common.idle_timeout, `${at}.common_http_protocol_options.idle_timeout`),
+    maxRequestsPerConnection: max || undefined,
+    maxConnectionDurationMs: positiveMs(
+      common.max_connection_duration,
+      `${at}.common_http_protocol_options.max_connection_duration`,
+    ),
+    maxConcurrentStreams: h2,
     protocol,
+    // Upgrading only makes sense where the cluster would speak HTTP/1.1.
+    upgradeSidecarsToHttp2: protocol === 'http1' && hasSidecarUpgrade(c),
   };
+}
+
+function sidecarUpgradeOf(c: ClusterJson): Record<string, unknown> | undefined {
+  const fm = (c.metadata as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)
+    ?.filter_metadata;
+  return fm?.[SIDECAR_H2_UPGRADE_KEY];
+}
+
+function hasSidecarUpgrade(c: ClusterJson): boolean {
+  return sidecarUpgradeOf(c) !== undefined;
+}
+
+/** The sidecar upgrade marker's HTTP/2 options (max_concurrent_streams), validated like the cluster's own. */
+function compileSidecarUpgrade(c: ClusterJson, where: string): number | undefined {
+  const marker = sidecarUpgradeOf(c);
+  if (!marker) return undefined;
+  const at = `${where}.metadata.filter_metadata[${SIDECAR_H2_UPGRADE_KEY}]`;
+  for (const key of Object.keys(marker))
+    if (key !== 'http2_protocol_options') fail(`${at}.${key}`, 'is not supported');
+  return compileHttp2Options(
+    marker.http2_protocol_options as Http2OptionsJson | undefined,
+    `${at}.http2_protocol_options`,
+  );
 }
 
 /** Envoy's default connect timeout. */

@@ -299,6 +299,7 @@ export interface CircuitBreakerThresholdsJson {
   max_requests?: number;
   max_retries?: number;
   track_remaining?: boolean;
+  retry_budget?: { budget_percent?: { value?: number }; min_retry_concurrency?: number };
 }
 
 export interface OutlierDetectionJson {
@@ -313,4 +314,5 @@ export interface OutlierDetectionJson {
   max_ejection_percent?: number;
   split_external_local_origin_errors?: boolean;
   consecutive_local_origin_failure?: number;
+  enforcing_consecutive_local_origin_failure?: number;
 }

@@ -83,6 +83,7 @@ const CONNECT_FAILURE_CODES = new Set([
   'EADDRNOTAVAIL',
   'TLS_CONTEXT_UNAVAILABLE',
   'H2_CONNECT_FAILED',
+  'UPSTREAM_CONNECT_FAILED',
 ]);
 
 /** gRPC status codes by the retry_on name Envoy gives them. */
@@ -189,19 +190,20 @@ function shouldRetryResponse(
 }
 
 /**
- * HTTP/2 to a cluster that asks for it (gRPC, HTTP2 ports), to any host that
- * has a sidecar (sidecars multiplex between themselves whatever the app
- * speaks), or when the cluster follows the downstream and that was HTTP/2.
+ * HTTP/2 to a cluster that asks for it (gRPC, HTTP2 ports, h2UpgradePolicy
+ * UPGRADE), to a host with a sidecar when pilot marks the cluster for the
+ * mesh's sidecar upgrade (sidecars multiplex between themselves whatever the
+ * app speaks), or when the cluster follows the downstream and that was HTTP/2.
  */
 function upstreamProtocol(
   cluster: ClusterRuntime,
   host: UpstreamHost,
   downstreamHttp2: boolean | undefined,
 ): UpstreamProtocol {
-  const wanted = cluster.config.http.protocol;
-  if (wanted === 'http2' || host.sidecar) return 'http2';
-  if (wanted === 'downstream' && downstreamHttp2) return 'http2';
-  return 'http1';
+  const http = cluster.config.http;
+  if (http.protocol === 'http2') return 'http2';
+  if (http.protocol === 'downstream') return downstreamHttp2 ? 'http2' : 'http1';
+  return host.sidecar && http.upgradeSidecarsToHttp2 ? 'http2' : 'http1';
 }
 
 /** How an upstream answer counts for outlier detection. */
@@ -293,11 +295,13 @@ export class Router {
         return false;
       }
       retryBudget?.();
-      retryBudget = cluster.breaker.tryRetry();
-      if (!retryBudget) {
+      retryBudget = undefined;
+      const verdict = cluster.breaker.tryRetry();
+      if (verdict === 'overflow') {
         info.flag('UO');
         return false;
       }
+      retryBudget = verdict;
       retries++;
       return true;
     };
@@ -311,7 +315,11 @@ export class Router {
           localReply(res, req, 503, LocalReplies.noHealthyUpstream);
           return;
         }
-        const release = await this.slot(cluster, overall);
+        const release = await this.slot(
+          cluster,
+          overall,
+          upstreamProtocol(cluster, host, req.downstreamHttp2),
+        );
         if (release === 'overflow') {
           info.flag('UO');
           localReply(res, req, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
@@ -370,12 +378,13 @@ export class Router {
     }
   }
 
-  /** A connection slot from the cluster's circuit breaker, waiting in its pending queue if need be. */
+  /** A request slot from the cluster's circuit breaker, waiting in its pending queue if need be. */
   private async slot(
     cluster: ClusterRuntime,
     overall: Cancellation,
+    protocol: UpstreamProtocol,
   ): Promise<Release | 'overflow' | undefined> {
-    const slot = cluster.breaker.acquire({ onAbandon: (cb) => overall.once('abort', cb) });
+    const slot = cluster.breaker.acquire(protocol, { onAbandon: (cb) => overall.once('abort', cb) });
     if (slot === 'overflow' || typeof slot === 'function') return slot;
     if (overall.aborted) return undefined;
     return Promise.race([
@@ -404,7 +413,7 @@ export class Router {
     const cluster = this.clusters.get(clusterName);
     const host = cluster?.pick(undefined, req.originalDst);
     if (!cluster || !host) return;
-    const slot = cluster.breaker.tryAcquire();
+    const slot = cluster.breaker.tryAcquire(upstreamProtocol(cluster, host, false));
     if (!slot) return;
     void this.pools
       .dispatch(
@@ -451,7 +460,7 @@ export class Router {
     if (!cluster) throw new Error(`cluster ${clusterName} is not configured`);
     const host = cluster.pick();
     if (!host) throw new Error(`cluster ${clusterName} has no healthy host`);
-    const slot = cluster.breaker.tryAcquire();
+    const slot = cluster.breaker.tryAcquire(upstreamProtocol(cluster, host, false));
     if (!slot) throw new Error(`cluster ${clusterName} is overflowing`);
     const signal = new Cancellation();
     const timer = setTimeout(
@@ -511,7 +520,8 @@ export class Router {
       sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
       return;
     }
-    const slot = cluster.breaker.tryAcquire();
+    // An upgraded tunnel holds an HTTP/1.1 connection for as long as it lasts.
+    const slot = cluster.breaker.tryAcquire('http1');
     if (!slot) {
       info.flag('UO');
       sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });

@@ -1,11 +1,12 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { HeaderMap } from '../config/headers.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
+import { connectUpstream } from '../upstream/connect.js';
 import type { UpstreamHost } from '../upstream/host.js';
-import { applyUpstreamSocketOptions, type TcpKeepalive } from '../upstream/socket-options.js';
+import type { TcpKeepalive } from '../upstream/socket-options.js';
 
 /** The most an upstream may send before its response head is complete. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -65,23 +66,13 @@ export function openUpgradeTunnel(
       clearTimeout(timer);
       resolve(o);
     };
-    const upstream: net.Socket = opts.tls
-      ? tls.connect({
-          host: host.address,
-          port: host.port,
-          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-          secureContext: opts.tls.context,
-          servername: opts.tls.servername,
-          ALPNProtocols: ['http/1.1'],
-          rejectUnauthorized: true,
-          checkServerIdentity: opts.tls.verify,
-        })
-      : net.connect({
-          host: host.address,
-          port: host.port,
-          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
-        });
-    upstream.setNoDelay(true);
+    const upstream = connectUpstream(host, {
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      localAddress: opts.localAddress,
+      ...(opts.tls ? { tls: opts.tls } : {}),
+      alpn: ['http/1.1'],
+      keepalive: opts.keepalive,
+    });
     let connected = false;
     const expire = () => {
       upstream.destroy();
@@ -94,12 +85,6 @@ export function openUpgradeTunnel(
     let timer = setTimeout(expire, opts.connectTimeoutMs ?? 10_000);
     const onConnected = () => {
       connected = true;
-      try {
-        applyUpstreamSocketOptions(upstream, opts.keepalive);
-      } catch (err) {
-        upstream.destroy(err as Error);
-        return;
-      }
       clearTimeout(timer);
       // The route timeout bounds the wait for the answer; once upgraded, the tunnel has no timeout (as Envoy's).
       if (opts.headTimeoutMs) timer = setTimeout(expire, opts.headTimeoutMs);

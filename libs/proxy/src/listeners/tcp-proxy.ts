@@ -1,11 +1,10 @@
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
+import { connectUpstream } from '../upstream/connect.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
-import { applyUpstreamSocketOptions } from '../upstream/socket-options.js';
 
 export interface TcpConnectionContext {
   originalDst?: OriginalDestination;
@@ -117,47 +116,43 @@ export class TcpProxy {
       else downstream.destroy();
       return;
     }
-    const localAddress = sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address);
-    const options = {
-      host: host.address,
-      port: host.port,
-      timeout: cluster.config.connectTimeoutMs,
-      ...(localAddress ? { localAddress } : {}),
-    };
-    const upstream: net.Socket = secure
-      ? tls.connect({
-          ...options,
-          secureContext: secure.context,
-          ...(secure.servername ? { servername: secure.servername } : {}),
-          rejectUnauthorized: true,
-          checkServerIdentity: secure.verify,
-        })
-      : net.connect(options);
-    upstream.setNoDelay(true);
+    // The connection counts against the cluster's max_connections; beyond it, Envoy refuses it (flag UO).
+    const slot = cluster.breaker.tryAcquire('connection');
+    if (!slot) {
+      this.logger.debug(
+        { cluster: clusterName, flags: 'UO' },
+        'tcp connection refused: max_connections reached',
+      );
+      if (ctx.onUpstream) ctx.onUpstream(false);
+      else downstream.destroy();
+      return;
+    }
+    const settings = cluster.connectionSettings;
+    const upstream = connectUpstream(host, {
+      connectTimeoutMs: settings.connectTimeoutMs,
+      localAddress: sourceAddressFor(settings.sourceAddresses, host.address),
+      ...(secure ? { tls: secure } : {}),
+      keepalive: settings.tcpKeepalive,
+    });
     let connected = false;
     upstream.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
-      upstream.setTimeout(0);
-      try {
-        applyUpstreamSocketOptions(upstream, cluster.connectionSettings.tcpKeepalive);
-      } catch (err) {
-        upstream.destroy(err as Error);
-        return;
-      }
       ctx.onUpstream?.(true);
       this.watch(downstream, upstream, clusterName, host.key, ctx.mtls === true);
       if (ctx.head?.length) upstream.write(ctx.head);
       downstream.pipe(upstream);
       upstream.pipe(downstream);
     });
-    upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
     upstream.once('error', (err) => {
       this.logger.debug({ cluster: clusterName, host: host.key, err: err.message }, 'tcp upstream error');
       if (!connected && ctx.onUpstream) ctx.onUpstream(false);
       else downstream.destroy();
     });
     downstream.once('error', () => upstream.destroy());
-    upstream.once('close', () => downstream.destroy());
+    upstream.once('close', () => {
+      slot();
+      downstream.destroy();
+    });
     downstream.once('close', () => upstream.destroy());
   }
 

@@ -48,8 +48,8 @@ export class ClusterRuntime {
       provider: m.tls ? new TlsContextProvider(m.tls, secrets) : undefined,
     }));
     // Counters and ejections outlive a config update of the same cluster, so limits hold across pushes.
-    this.breaker = previous?.breaker ?? new CircuitBreaker(config.limits);
-    if (previous) this.breaker.update(config.limits);
+    this.breaker = previous?.breaker ?? new CircuitBreaker(config.limits, config.http.maxConcurrentStreams);
+    if (previous) this.breaker.update(config.limits, config.http.maxConcurrentStreams);
     if (config.outlier) {
       this.outlier = previous?.outlier ?? new OutlierDetector(config.outlier);
       if (previous?.outlier) this.outlier.update(config.outlier);
@@ -58,6 +58,8 @@ export class ClusterRuntime {
       connectTimeoutMs: config.connectTimeoutMs,
       idleTimeoutMs: config.http.idleTimeoutMs,
       maxRequestsPerConnection: config.http.maxRequestsPerConnection,
+      maxConnectionDurationMs: config.http.maxConnectionDurationMs,
+      maxConcurrentStreams: config.http.maxConcurrentStreams,
       ...(config.tcpKeepalive ? { tcpKeepalive: config.tcpKeepalive } : {}),
       ...(config.sourceAddresses ? { sourceAddresses: config.sourceAddresses } : {}),
     };

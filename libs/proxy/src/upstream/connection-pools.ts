@@ -1,9 +1,10 @@
 import net from 'node:net';
-import { buildConnector, type Dispatcher, Pool } from 'undici';
+import { Client, type Dispatcher, Pool } from 'undici';
 import type { UpstreamTls } from '../security/tls-provider.js';
+import { asConnectFailure, connectUpstream } from './connect.js';
 import { H2Sessions } from './h2-sessions.js';
-import type { UpstreamHost } from './host.js';
-import { applyUpstreamSocketOptions, type TcpKeepalive } from './socket-options.js';
+import { makeHost, type UpstreamHost } from './host.js';
+import type { TcpKeepalive } from './socket-options.js';
 import type { UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
 interface Entry {
@@ -21,6 +22,10 @@ export interface ConnectionSettings {
   idleTimeoutMs?: number;
   /** Close a connection after this many requests (max_requests_per_connection). */
   maxRequestsPerConnection?: number;
+  /** Close a connection this long after it was made, once its requests end (max_connection_duration). */
+  maxConnectionDurationMs?: number;
+  /** HTTP/2: streams in flight per connection before another connection opens (http2_protocol_options.max_concurrent_streams). */
+  maxConcurrentStreams?: number;
   /** TCP keepalive (upstream_connection_options.tcp_keepalive): idle time, probe interval (s) and probe count. */
   tcpKeepalive?: TcpKeepalive;
   /** The local address to connect from, per IP family (the cluster's upstream_bind_config). */
@@ -43,36 +48,52 @@ export function sourceKey(settings: ConnectionSettings, host: UpstreamHost): str
 }
 
 /**
- * How undici connects to a host: its own connector with the cluster's
- * connect timeout and TLS, wrapped to set the cluster's socket options
- * (keepalive) once the connection is up.
+ * How undici connects to a host: through {@link connectUpstream}, so HTTP/1.1
+ * connections get the cluster's TLS, timeout and socket options like every
+ * other upstream connection.
  */
-function connector(settings: ConnectionSettings, tls?: UpstreamTls): buildConnector.connector {
-  const base = buildConnector({
-    timeout: settings.connectTimeoutMs,
-    ...(tls
-      ? {
-          secureContext: tls.context,
-          servername: tls.servername,
-          ALPNProtocols: ['http/1.1'],
-          rejectUnauthorized: true,
-          checkServerIdentity: tls.verify,
-        }
-      : {}),
-  } as buildConnector.BuildOptions);
-  const keepalive = settings.tcpKeepalive;
-  if (!keepalive) return base;
-  return (options, callback) =>
-    base(options, (err, socket) => {
-      if (err || !socket) return callback(err ?? new Error('no socket'), null);
-      try {
-        applyUpstreamSocketOptions(socket, keepalive);
-      } catch (e) {
-        socket.destroy();
-        return callback(e as Error, null);
-      }
-      callback(null, socket);
+function connector(settings: ConnectionSettings, secure?: UpstreamTls): Pool.Options['connect'] {
+  return (options, callback) => {
+    const host = makeHost(options.hostname.replace(/^\[|\]$/g, ''), Number(options.port));
+    const socket = connectUpstream(host, {
+      connectTimeoutMs: settings.connectTimeoutMs,
+      localAddress: options.localAddress ?? undefined,
+      tls: secure,
+      alpn: ['http/1.1'],
+      keepalive: settings.tcpKeepalive,
     });
+    let done = false;
+    const finish = (err: Error | null) => {
+      if (done) return;
+      done = true;
+      socket.off('error', finish);
+      if (err) callback(asConnectFailure(err), null);
+      else callback(null, socket);
+    };
+    socket.once(secure ? 'secureConnect' : 'connect', () => finish(null));
+    socket.once('error', finish);
+  };
+}
+
+/**
+ * One undici Client per connection. With max_connection_duration, a
+ * connection is closed that long after it was made, once its request ends
+ * (undici's close waits for it), and the pool stops handing it requests
+ * (clientTtl) from the same moment.
+ */
+function clientFactory(settings: ConnectionSettings): Pool.Options['factory'] {
+  const duration = settings.maxConnectionDurationMs;
+  return (origin, opts) => {
+    const client = new Client(origin, opts as Client.Options);
+    if (duration) {
+      client.once('connect', () => {
+        const timer = setTimeout(() => void client.close().catch(() => {}), duration + 1);
+        timer.unref();
+        client.once('disconnect', () => clearTimeout(timer));
+      });
+    }
+    return client;
+  };
 }
 
 /** Connections per upstream host; enough that a busy host is never a queue behind a few sockets. */
@@ -108,6 +129,8 @@ export class ConnectionPools {
         headers: headers as Record<string, string | string[]>,
         body: req.body,
         signal: req.signal as never,
+        // max_requests_per_connection 1: every connection carries one request.
+        ...(settings.maxRequestsPerConnection === 1 ? { reset: true } : {}),
       });
       return {
         statusCode: res.statusCode,
@@ -147,13 +170,17 @@ export class ConnectionPools {
           pipelining: 1,
           ...(localAddress ? { localAddress } : {}),
           connect: connector(settings, tls),
+          factory: clientFactory(settings),
+          ...(settings.maxConnectionDurationMs ? { clientTtl: settings.maxConnectionDurationMs } : {}),
           // Route and per-try timeouts are the router's job; undici must not impose its own.
           headersTimeout: 0,
           bodyTimeout: 0,
           keepAliveTimeout: idle,
-          keepAliveMaxTimeout: Math.max(idle, 300_000),
-          ...(settings.maxRequestsPerConnection
-            ? { maxRequestsPerClient: settings.maxRequestsPerConnection }
+          // A configured idle timeout also caps what a server's Keep-Alive hint may ask for.
+          keepAliveMaxTimeout: settings.idleTimeoutMs ?? Math.max(idle, 300_000),
+          // undici resets a connection after maxRequestsPerClient + 1 requests; 1 is done per request (reset).
+          ...(settings.maxRequestsPerConnection && settings.maxRequestsPerConnection > 1
+            ? { maxRequestsPerClient: settings.maxRequestsPerConnection - 1 }
             : {}),
         }),
         signature,

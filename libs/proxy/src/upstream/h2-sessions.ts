@@ -1,10 +1,8 @@
 import http2 from 'node:http2';
-import net from 'node:net';
-import tls from 'node:tls';
 import type { UpstreamTls } from '../security/tls-provider.js';
+import { connectUpstream } from './connect.js';
 import { type ConnectionSettings, sourceAddressFor, sourceKey } from './connection-pools.js';
 import type { UpstreamHost } from './host.js';
-import { applyUpstreamSocketOptions } from './socket-options.js';
 import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
 /** An error from an HTTP/2 attempt, with the code the router classifies. */
@@ -19,22 +17,38 @@ export class H2Error extends Error {
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
-/** The cluster's socket options on a new session's connection; one the kernel refuses fails the session. */
-function withSocketOptions(socket: net.Socket, settings: ConnectionSettings): void {
-  try {
-    applyUpstreamSocketOptions(socket, settings.tcpKeepalive);
-  } catch (err) {
-    socket.destroy(err as Error);
-  }
+/** Envoy's default idle_timeout for upstream connections: a session with no stream this long is closed. */
+const DEFAULT_IDLE_MS = 3_600_000;
+
+/** One HTTP/2 connection to a host and what it has carried. */
+interface Session {
+  readonly session: http2.ClientHttp2Session;
+  readonly ready: Promise<void>;
+  /** Streams open on it now. */
+  active: number;
+  /** Streams ever handed out on it (max_requests_per_connection counts these). */
+  started: number;
+  /** Takes no new stream: it reached max_requests_per_connection or max_connection_duration, or was told to go away. */
+  retiring: boolean;
+  idleTimer?: NodeJS.Timeout;
+  lifeTimer?: NodeJS.Timeout;
 }
 
 /**
- * Cleartext HTTP/2 to upstream hosts: one multiplexed session per host, so
- * many requests share one connection (sidecar to sidecar, and gRPC servers).
- * A session that fails or is told to go away is replaced on the next request.
+ * Cleartext or TLS HTTP/2 to upstream hosts, as Envoy's HTTP/2 connection
+ * pool: requests to a host share a multiplexed session (sidecar to sidecar,
+ * and gRPC servers), a new session opens when every session of the host has
+ * its max_concurrent_streams (the cluster's, or fewer if the server's
+ * SETTINGS say so) in flight, a session that has carried
+ * max_requests_per_connection streams or lived max_connection_duration takes
+ * no more and closes once its streams end (GOAWAY, gracefully), and one with
+ * no stream for idle_timeout (an hour by default) is closed. A session that
+ * fails or is told to go away is replaced on the next request.
  */
 export class H2Sessions {
-  private readonly sessions = new Map<string, { session: http2.ClientHttp2Session; ready: Promise<void> }>();
+  /** Sessions by host, source address, TLS and connection settings (clusters with other settings do not share). */
+  private readonly pools = new Map<string, Session[]>();
+  private readonly signatures = new WeakMap<ConnectionSettings, string>();
 
   request(
     host: UpstreamHost,
@@ -42,95 +56,161 @@ export class H2Sessions {
     req: UpstreamRequestHead,
     secure?: UpstreamTls,
   ): Promise<UpstreamResponse> {
-    const entry = this.session(host, settings, secure);
-    return entry.ready.then(() => this.stream(entry.session, req));
+    const entry = this.acquire(host, settings, secure);
+    return entry.ready.then(
+      () => this.stream(entry, settings, req),
+      (err) => {
+        this.release(entry, settings);
+        throw err;
+      },
+    );
+  }
+
+  /** Open sessions to a host (under any settings), for diagnostics and tests. */
+  sessionsTo(hostKey: string): number {
+    let n = 0;
+    for (const [key, list] of this.pools) if (key.split('|')[0] === hostKey) n += list.length;
+    return n;
   }
 
   /** Closes sessions to hosts not in `keep`; streams in flight finish first. */
   retainOnly(keep: ReadonlySet<string>): void {
-    for (const [key, e] of this.sessions) {
-      if (!keep.has(key.split('|')[0]!)) {
-        this.sessions.delete(key);
-        e.session.close();
-      }
+    for (const [key, list] of this.pools) {
+      if (keep.has(key.split('|')[0]!)) continue;
+      this.pools.delete(key);
+      for (const e of list) this.retire(e);
     }
   }
 
   closeAll(): void {
-    for (const e of this.sessions.values()) e.session.destroy();
-    this.sessions.clear();
+    for (const list of this.pools.values()) {
+      for (const e of list) {
+        clearTimeout(e.idleTimer);
+        clearTimeout(e.lifeTimer);
+        e.session.destroy();
+      }
+    }
+    this.pools.clear();
   }
 
-  private session(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls) {
-    const key = `${host.key}${sourceKey(settings, host)}${secure ? `|${secure.key}` : ''}`;
-    const localAddress = sourceAddressFor(settings.sourceAddresses, host.address);
-    const existing = this.sessions.get(key);
-    if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
+  private keyOf(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls): string {
+    let signature = this.signatures.get(settings);
+    if (signature === undefined) {
+      signature = JSON.stringify(settings);
+      this.signatures.set(settings, signature);
+    }
+    return `${host.key}${sourceKey(settings, host)}${secure ? `|${secure.key}` : ''}|${signature}`;
+  }
+
+  /** A session with room for one more stream (opening one if none has), with that stream counted on it. */
+  private acquire(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls): Session {
+    const key = this.keyOf(host, settings, secure);
+    const list = this.pools.get(key) ?? [];
+    let entry = list.find((e) => this.hasRoom(e, settings));
+    if (!entry) {
+      entry = this.open(key, host, settings, secure);
+      list.push(entry);
+      this.pools.set(key, list);
+    }
+    entry.active++;
+    entry.started++;
+    clearTimeout(entry.idleTimer);
+    const max = settings.maxRequestsPerConnection;
+    if (max && entry.started >= max) entry.retiring = true;
+    return entry;
+  }
+
+  private hasRoom(e: Session, settings: ConnectionSettings): boolean {
+    if (e.retiring || e.session.closed || e.session.destroyed) return false;
+    const peer = e.session.remoteSettings?.maxConcurrentStreams;
+    const limit = Math.min(
+      settings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY,
+      peer && peer > 0 ? peer : Number.POSITIVE_INFINITY,
+    );
+    return e.active < limit;
+  }
+
+  /** A stream on the session ended: a session left with none starts its idle timer. */
+  private release(e: Session, settings: ConnectionSettings): void {
+    e.active--;
+    if (e.retiring) this.closeIfDone(e);
+    if (e.active > 0 || e.retiring) return;
+    const idle = settings.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+    e.idleTimer = setTimeout(() => {
+      e.retiring = true;
+      this.retire(e);
+    }, idle);
+    e.idleTimer.unref();
+  }
+
+  /** Takes a session out of use; it closes once the streams handed out on it have ended. */
+  private retire(e: Session): void {
+    e.retiring = true;
+    clearTimeout(e.idleTimer);
+    clearTimeout(e.lifeTimer);
+    this.closeIfDone(e);
+  }
+
+  /** Closes a retiring session (GOAWAY to the server) once every stream handed out on it has ended. */
+  private closeIfDone(e: Session): void {
+    if (!e.retiring || e.active > 0) return;
+    if (!e.session.closed && !e.session.destroyed) e.session.close();
+  }
+
+  private open(key: string, host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls): Session {
     const session = http2.connect(`${secure ? 'https' : 'http'}://${host.key}`, {
-      createConnection: () => {
-        if (secure) {
-          const socket = tls.connect({
-            host: host.address,
-            port: host.port,
-            ...(localAddress ? { localAddress } : {}),
-            secureContext: secure.context,
-            servername: secure.servername,
-            ALPNProtocols: ['h2'],
-            rejectUnauthorized: true,
-            checkServerIdentity: secure.verify,
-            timeout: settings.connectTimeoutMs,
-          });
-          socket.setNoDelay(true);
-          socket.once('secureConnect', () => {
-            socket.setTimeout(0);
-            withSocketOptions(socket, settings);
-          });
-          socket.once('timeout', () =>
-            socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
-          );
-          return socket;
-        }
-        const socket = net.connect({
-          host: host.address,
-          port: host.port,
-          ...(localAddress ? { localAddress } : {}),
-          noDelay: true,
-          timeout: settings.connectTimeoutMs,
-        });
-        socket.once('connect', () => {
-          socket.setTimeout(0);
-          withSocketOptions(socket, settings);
-        });
-        socket.once('timeout', () =>
-          socket.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
-        );
-        return socket;
-      },
+      createConnection: () =>
+        connectUpstream(host, {
+          connectTimeoutMs: settings.connectTimeoutMs,
+          localAddress: sourceAddressFor(settings.sourceAddresses, host.address),
+          tls: secure,
+          alpn: ['h2'],
+          keepalive: settings.tcpKeepalive,
+        }),
       settings: { enablePush: false },
     });
-    const forget = () => {
-      if (this.sessions.get(key)?.session === session) this.sessions.delete(key);
-    };
     const ready = new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
       session.once('error', (err: NodeJS.ErrnoException) => {
-        forget();
         // Failing before the session is up (refused, unreachable, TLS rejected) never carried a request.
         reject(new H2Error(err.message, 'H2_CONNECT_FAILED'));
       });
     });
     ready.catch(() => {});
+    const entry: Session = { session, ready, active: 0, started: 0, retiring: false };
+    const forget = () => {
+      entry.retiring = true;
+      clearTimeout(entry.idleTimer);
+      clearTimeout(entry.lifeTimer);
+      const list = this.pools.get(key);
+      const i = list?.indexOf(entry) ?? -1;
+      if (i >= 0) list!.splice(i, 1);
+      if (list?.length === 0 && this.pools.get(key) === list) this.pools.delete(key);
+    };
     session.on('error', forget);
     session.on('goaway', forget);
     session.on('close', forget);
-    if (settings.idleTimeoutMs) session.setTimeout(settings.idleTimeoutMs, () => session.close());
+    if (settings.maxConnectionDurationMs) {
+      // Counted from the connection's start, as Envoy's max_connection_duration.
+      entry.lifeTimer = setTimeout(() => this.retire(entry), settings.maxConnectionDurationMs);
+      entry.lifeTimer.unref();
+    }
     session.unref();
-    const entry = { session, ready };
-    this.sessions.set(key, entry);
     return entry;
   }
 
-  private stream(session: http2.ClientHttp2Session, req: UpstreamRequestHead): Promise<UpstreamResponse> {
+  private stream(
+    entry: Session,
+    settings: ConnectionSettings,
+    req: UpstreamRequestHead,
+  ): Promise<UpstreamResponse> {
+    const session = entry.session;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.release(entry, settings);
+    };
     return new Promise((resolve, reject) => {
       const { host, ...rest } = req.headers;
       const headers: http2.OutgoingHttpHeaders = {
@@ -147,6 +227,7 @@ export class H2Sessions {
       try {
         stream = session.request(headers, { endStream: req.body === null });
       } catch (err) {
+        release();
         reject(new H2Error((err as Error).message, 'UND_ERR_CLOSED'));
         return;
       }
@@ -169,6 +250,7 @@ export class H2Sessions {
         });
       });
       stream.once('close', () => {
+        release();
         req.signal.off('abort', onAbort);
         if (answered) return;
         const code =

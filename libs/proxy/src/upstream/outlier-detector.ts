@@ -6,6 +6,7 @@ export type AttemptOutcome = 'success' | '5xx' | 'gateway-error' | 'local-failur
 interface HostState {
   consecutive5xx: number;
   consecutiveGateway: number;
+  consecutiveLocalOrigin: number;
   /** Times ejected; the next ejection lasts base_ejection_time × this. */
   ejections: number;
   ejectedUntil?: number;
@@ -19,7 +20,10 @@ interface HostState {
  * once (but at least one), and returns when its time is up. Each interval a
  * host spends back in rotation takes one off that multiplier, so a host that
  * keeps failing stays out longer each time and one that recovers is forgiven.
- * Connection failures, resets and timeouts count as both kinds of failure.
+ * Connection failures, resets and timeouts count as both kinds of failure —
+ * or, with split_external_local_origin_errors, only toward their own
+ * consecutive_local_origin_failure count, which any answer from the host
+ * resets.
  */
 export class OutlierDetector {
   private readonly hosts = new Map<string, HostState>();
@@ -51,8 +55,22 @@ export class OutlierDetector {
   report(hostKey: string, outcome: AttemptOutcome, totalHosts: number): void {
     let h = this.hosts.get(hostKey);
     if (!h) {
-      h = { consecutive5xx: 0, consecutiveGateway: 0, ejections: 0 };
+      h = { consecutive5xx: 0, consecutiveGateway: 0, consecutiveLocalOrigin: 0, ejections: 0 };
       this.hosts.set(hostKey, h);
+    }
+    const c = this.config;
+    if (c.splitLocalOrigin) {
+      if (outcome === 'local-failure') {
+        h.consecutiveLocalOrigin++;
+        const byLocal =
+          c.consecutiveLocalOrigin > 0 &&
+          h.consecutiveLocalOrigin >= c.consecutiveLocalOrigin &&
+          this.enforced(c.enforcingLocalOrigin);
+        if (byLocal && !this.isEjected(hostKey) && this.mayEject(totalHosts)) this.eject(h);
+        return;
+      }
+      // The host answered: its connection works, whatever the status.
+      h.consecutiveLocalOrigin = 0;
     }
     if (outcome === 'success') {
       h.consecutive5xx = 0;
@@ -63,7 +81,6 @@ export class OutlierDetector {
     if (outcome !== '5xx') h.consecutiveGateway++;
     else h.consecutiveGateway = 0;
     if (this.isEjected(hostKey)) return;
-    const c = this.config;
     const by5xx =
       c.consecutive5xx > 0 && h.consecutive5xx >= c.consecutive5xx && this.enforced(c.enforcing5xx);
     const byGateway =
@@ -94,6 +111,7 @@ export class OutlierDetector {
       h.ejections++;
     h.consecutive5xx = 0;
     h.consecutiveGateway = 0;
+    h.consecutiveLocalOrigin = 0;
     const ms = Math.min(this.config.baseEjectionMs * h.ejections, this.config.maxEjectionMs);
     h.ejectedUntil = this.now() + ms;
   }
@@ -116,7 +134,8 @@ export class OutlierDetector {
         h.ejections === 0 &&
         h.ejectedUntil === undefined &&
         h.consecutive5xx === 0 &&
-        h.consecutiveGateway === 0
+        h.consecutiveGateway === 0 &&
+        h.consecutiveLocalOrigin === 0
       ) {
         this.hosts.delete(key);
       }

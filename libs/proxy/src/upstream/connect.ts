@@ -1,0 +1,71 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { UpstreamTls } from '../security/tls-provider.js';
+import type { UpstreamHost } from './host.js';
+import { applyUpstreamSocketOptions, type TcpKeepalive } from './socket-options.js';
+
+/** How one upstream connection is made: the cluster's transport, source address, timeout and socket options. */
+export interface UpstreamConnectOptions {
+  readonly connectTimeoutMs: number;
+  /** upstream_bind_config's address for the host's family. */
+  readonly localAddress?: string;
+  /** TLS origination (the cluster's transport socket, or the match for this host). */
+  readonly tls?: UpstreamTls;
+  /** ALPN offered over TLS: `h2` for HTTP/2 sessions, `http/1.1` for pools and upgrades. */
+  readonly alpn?: readonly string[];
+  /** upstream_connection_options.tcp_keepalive. */
+  readonly keepalive?: TcpKeepalive;
+}
+
+/** The code of an upstream connection that failed before it was up, for errors that bring none (a refused peer identity). */
+export const CONNECT_FAILED = 'UPSTREAM_CONNECT_FAILED';
+
+/** An error from before the connection was up, marked so the router counts it as a connect failure (UF), never a reset. */
+export function asConnectFailure(err: Error): Error {
+  const e = err as Error & { code?: string };
+  return e.code ? e : Object.assign(e, { code: CONNECT_FAILED });
+}
+
+/** The error a connection that took longer than the cluster's connect_timeout fails with (classified as a connect failure). */
+export function connectTimeoutError(): Error {
+  return Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' });
+}
+
+/**
+ * Opens a connection to an upstream host as its cluster says: from the bound
+ * source address, over TLS when the transport asks for it, failing with
+ * UND_ERR_CONNECT_TIMEOUT after connect_timeout, and with the cluster's
+ * socket options set as soon as the TCP connection is up (a kernel that
+ * refuses them fails the connection). The socket is returned at once; it
+ * emits 'connect' (and 'secureConnect' over TLS) as usual.
+ */
+export function connectUpstream(host: UpstreamHost, o: UpstreamConnectOptions): net.Socket {
+  const base = {
+    host: host.address,
+    port: host.port,
+    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+    timeout: o.connectTimeoutMs,
+  };
+  const socket: net.Socket = o.tls
+    ? tls.connect({
+        ...base,
+        secureContext: o.tls.context,
+        ...(o.tls.servername ? { servername: o.tls.servername } : {}),
+        ...(o.alpn ? { ALPNProtocols: [...o.alpn] } : {}),
+        rejectUnauthorized: true,
+        checkServerIdentity: o.tls.verify,
+      })
+    : net.connect(base);
+  socket.setNoDelay(true);
+  socket.once('connect', () => {
+    try {
+      applyUpstreamSocketOptions(socket, o.keepalive);
+    } catch (err) {
+      socket.destroy(err as Error);
+    }
+  });
+  // The connect timeout covers the TLS handshake too; once up, the connection has no socket timeout.
+  socket.once(o.tls ? 'secureConnect' : 'connect', () => socket.setTimeout(0));
+  socket.once('timeout', () => socket.destroy(connectTimeoutError()));
+  return socket;
+}
