@@ -74,6 +74,9 @@ export class ConnectionPools {
         headers: headers as Record<string, string | string[]>,
         body: req.body,
         signal: req.signal as never,
+        // The SNI is the cluster's (DestinationRule sni, Istio's outbound_.… for mesh hops): undici would
+        // otherwise send each request's Host as SNI, and reconnect whenever two requests' Hosts differ.
+        ...(tls?.servername ? ({ servername: tls.servername } as object) : {}),
       });
       return {
         statusCode: res.statusCode,
