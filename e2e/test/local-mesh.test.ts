@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isAlive, isPortInUse } from '@mizzen/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProxyClient } from '../src/http.js';
 import { eventually } from '../src/load.js';
 
 /**
@@ -330,21 +331,44 @@ spec:
     const status = JSON.parse(mizzen(['status', '--output', 'json']).stdout) as {
       proxies: { workload: string; ports: Record<string, number> }[];
     };
-    const reviews = status.proxies.find((p) => p.workload === 'reviews-v3')!;
-    const stats = async () =>
-      (await fetch(`http://127.0.0.1:${reviews.ports.stats}/stats/prometheus`)).text();
+    const proxy = (workload: string) => status.proxies.find((p) => p.workload === workload)!;
+    const reviews = proxy('reviews-v3');
+    const stats = async (workload: string) =>
+      (await fetch(`http://127.0.0.1:${proxy(workload).ports.stats}/stats/prometheus`)).text();
+    /** An istio_requests_total line of `workload`'s proxy with every one of `labels`. */
+    const reported = async (workload: string, labels: string[]) =>
+      (await stats(workload))
+        .split('\n')
+        .some((l) => l.startsWith('istio_requests_total{') && labels.every((x) => l.includes(x)));
+    const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+    const DETAILS = 'spiffe://cluster.local/ns/default/sa/bookinfo-details';
     await fetch(`${ingress}/productpage`);
     await eventually(
       'reviews reporting an mTLS request from productpage',
       async () =>
-        (await stats())
-          .split('\n')
-          .some(
-            (l) =>
-              l.startsWith('istio_requests_total{reporter="destination"') &&
-              l.includes('source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage"') &&
-              l.includes('connection_security_policy="mutual_tls"'),
-          ),
+        reported('reviews-v3', [
+          'reporter="destination"',
+          `source_principal="${PRODUCTPAGE}"`,
+          'connection_security_policy="mutual_tls"',
+        ]),
+      15_000,
+    );
+    // productpage → details is mutual TLS too: details saw productpage's certificate, productpage saw details'.
+    await eventually(
+      'both reporters of productpage → details naming the peer they verified',
+      async () =>
+        (await reported('details-v1', [
+          'reporter="destination"',
+          `source_principal="${PRODUCTPAGE}"`,
+          `destination_principal="${DETAILS}"`,
+          'connection_security_policy="mutual_tls"',
+        ])) &&
+        (await reported('productpage-v1', [
+          'reporter="source"',
+          `source_principal="${PRODUCTPAGE}"`,
+          `destination_principal="${DETAILS}"`,
+          'destination_workload="details-v1"',
+        ])),
       15_000,
     );
     const lockdown = path.join(root, 'deploy/samples/security/bookinfo-lockdown.yaml');
@@ -373,6 +397,27 @@ spec:
       15_000,
     );
     expect((await fetch(`${ingress}/productpage`)).status).toBe(200);
+    // Mesh identities bookinfo-hops does not name are refused, though their mTLS is perfectly valid:
+    // details → reviews and reviews → details, sent through those workloads' own sidecars.
+    for (const [from, url] of [
+      ['details-v1', 'http://reviews:9080/reviews/0'],
+      ['reviews-v1', 'http://details:9080/details/0'],
+    ] as const) {
+      const client = new ProxyClient(proxy(from).ports.outbound!);
+      try {
+        const r = await client.request(url);
+        expect([from, r.status, r.body]).toEqual([from, 403, 'RBAC: access denied']);
+      } finally {
+        client.close();
+      }
+    }
+    // …while productpage, which may, still gets the same details.
+    const asProductpage = new ProxyClient(proxy('productpage-v1').ports.outbound!);
+    try {
+      expect((await asProductpage.request('http://details:9080/details/0')).status).toBe(200);
+    } finally {
+      asProductpage.close();
+    }
     const removed = mizzen(['delete', '-f', lockdown]);
     expect(removed.code, removed.stderr).toBe(0);
     await eventually('plaintext accepted again', async () => (await fetch(direct)).status === 200, 15_000);
