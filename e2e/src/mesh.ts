@@ -231,6 +231,8 @@ export class TestMesh {
     namespace?: string;
     /** More flags (`--otlp-endpoint`, `--app-metrics`…). */
     extraArgs?: string[];
+    /** More environment for the process (`REDIS_URL` for shared rate limit counters). */
+    env?: Record<string, string>;
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
     const [inboundPort, outboundPort, adminPort, healthPort, statsPort] = await this.ports.takeMany(5);
@@ -238,34 +240,39 @@ export class TestMesh {
     const labels = Object.entries(opts.labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
-    const proc = this.procs.start(`sidecar ${opts.workload}`, appEntry('@mizzen/sidecar-agent'), [
-      '--pilot',
-      this.pilot.xds,
-      '--workload',
-      opts.workload,
-      '--namespace',
-      namespace,
-      '--service',
-      opts.service,
-      '--service-account',
-      opts.service,
-      '--labels',
-      labels,
-      '--port',
-      `${opts.portName ?? 'http'}:${opts.servicePort ?? 9080}:${opts.appPort}:${inboundPort}`,
-      '--ip',
-      '127.0.0.1',
-      '--outbound-port',
-      String(outboundPort),
-      '--admin-port',
-      String(adminPort),
-      '--health-port',
-      String(healthPort),
-      '--stats-port',
-      String(statsPort),
-      ...(await this.certificateArgs(opts.workload, namespace, opts.service)),
-      ...(opts.extraArgs ?? []),
-    ]);
+    const proc = this.procs.start(
+      `sidecar ${opts.workload}`,
+      appEntry('@mizzen/sidecar-agent'),
+      [
+        '--pilot',
+        this.pilot.xds,
+        '--workload',
+        opts.workload,
+        '--namespace',
+        namespace,
+        '--service',
+        opts.service,
+        '--service-account',
+        opts.service,
+        '--labels',
+        labels,
+        '--port',
+        `${opts.portName ?? 'http'}:${opts.servicePort ?? 9080}:${opts.appPort}:${inboundPort}`,
+        '--ip',
+        '127.0.0.1',
+        '--outbound-port',
+        String(outboundPort),
+        '--admin-port',
+        String(adminPort),
+        '--health-port',
+        String(healthPort),
+        '--stats-port',
+        String(statsPort),
+        ...(await this.certificateArgs(opts.workload, namespace, opts.service)),
+        ...(opts.extraArgs ?? []),
+      ],
+      opts.env,
+    );
     return {
       id: `sidecar~127.0.0.1~${opts.workload}.${namespace}~${namespace}.svc.cluster.local`,
       workload: opts.workload,

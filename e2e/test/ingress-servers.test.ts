@@ -20,8 +20,9 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  * wildcard hosts and `namespace/host` scoping, every client-certificate mode
  * (OPTIONAL_MUTUAL, ISTIO_MUTUAL with citadel's certificates, a CRL, SPKI
  * and hash pins), minProtocolVersion, certificates from files and lists of
- * certificates (an RSA and an ECDSA one), and the health port before and
- * after the gateway has its config.
+ * certificates (an RSA and an ECDSA one), the health port before and
+ * after the gateway has its config, and the edge's limits on what a client
+ * may make it hold (header size, slow headers) in plaintext and over TLS.
  */
 type Ca = Awaited<ReturnType<typeof createRootCa>>;
 type Pem = { certificate: string; privateKeyPem: string };
@@ -43,6 +44,31 @@ const asCredential = (c: Pem, ca?: Ca, caCrl?: string) => ({
   ...(ca ? { caCertificate: ca.certificate } : {}),
   ...(caCrl ? { caCrl } : {}),
 });
+
+/**
+ * A slowloris: sends a request line and then one header a second, never
+ * finishing the headers (bounded at 30 headers). Resolves with what the
+ * gateway answered once it closed the connection.
+ */
+function dribble(socket: net.Socket, host: string): Promise<string> {
+  return new Promise((resolve) => {
+    let answer = '';
+    let sent = 0;
+    socket.write(`GET /slow HTTP/1.1\r\nhost: ${host}\r\n`);
+    const timer = setInterval(() => {
+      if (++sent > 30 || socket.destroyed) clearInterval(timer);
+      else socket.write(`x-dribble-${sent}: 1\r\n`);
+    }, 1_000);
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      clearInterval(timer);
+      resolve(answer);
+    });
+  });
+}
 
 /** An HTTPS GET with Node's client (a new connection): the status and what the app saw, or the error. */
 function httpsGet(
@@ -234,7 +260,11 @@ metadata: { name: web, namespace: default }
 spec:
   hosts: ["*.example.com"]
   gateways: [istio-system/edge]
-  http: ${route('web', 8000)}
+  http:
+    # Answered by the gateway itself: what reaches it is bounded by the gateway's limits alone.
+    - match: [{ uri: { prefix: /edge } }]
+      directResponse: { status: 200, body: { string: edge } }
+    - route: [{ destination: { host: web.default.svc.cluster.local, port: { number: 8000 } } }]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -541,5 +571,64 @@ spec:
       const other = await httpsGet(port.https!, host, { ca: serverCa.certificate, client: unpinned });
       expect('error' in other).toBe(true);
     }
+  });
+
+  it('edge limits: 60 KiB of headers pass and more get 431; a slowloris is closed with 408 while others are served — plaintext and TLS', async () => {
+    const ca = file('server-ca.pem', serverCa.certificate);
+    const plain = (extra: string[]) =>
+      curl([
+        ...resolve('foo.example.com', port.http!),
+        ...extra,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        `http://foo.example.com:${port.http}/edge`,
+      ]);
+    const secure = (extra: string[]) =>
+      curl([
+        ...resolve('opt.example.com', port.https!),
+        '--cacert',
+        ca,
+        ...extra,
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        `https://opt.example.com:${port.https}/edge`,
+      ]);
+    const header = (kib: number) => ['-H', `x-big: ${'a'.repeat(kib * 1024)}`];
+    const senders = {
+      plaintext: plain,
+      'HTTP/1.1 over TLS': (extra: string[]) => secure(['--http1.1', ...extra]),
+      'HTTP/2 over TLS': (extra: string[]) => secure(['--http2', ...extra]),
+    };
+    for (const [how, send] of Object.entries(senders)) {
+      // Envoy's default limit, set explicitly by pilot: well above Node's own 16 KiB.
+      expect((await send(header(50))).stdout, how).toBe('200');
+      expect((await send(header(61))).stdout, how).toBe('431');
+    }
+    const slowPlain = dribble(net.connect(port.http!, '127.0.0.1'), 'foo.example.com');
+    const tlsSocket = tls.connect({
+      host: '127.0.0.1',
+      port: port.https!,
+      servername: 'opt.example.com',
+      ca: serverCa.certificate,
+      ALPNProtocols: ['http/1.1'],
+    });
+    await new Promise<void>((r, reject) => {
+      tlsSocket.once('secureConnect', r);
+      tlsSocket.once('error', reject);
+    });
+    const slowTls = dribble(tlsSocket, 'opt.example.com');
+    // While both dribble, other clients are served on the same ports.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await plain([])).stdout).toBe('200');
+      expect((await secure([])).stdout).toBe('200');
+    }
+    const [plainAnswer, tlsAnswer] = await Promise.all([slowPlain, slowTls]);
+    expect(plainAnswer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(tlsAnswer).toMatch(/^HTTP\/1\.1 408 /);
   });
 });

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type RedisServer, startRedisServer } from '@mizzen/ratelimit';
 import { freePort, isAlive, isPortInUse } from '@mizzen/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProxyClient } from '../src/http.js';
@@ -10,7 +11,9 @@ import { eventually } from '../src/load.js';
 
 /**
  * The README's first command, as a user runs it: `npx mizzen up` as a child
- * process, driven from outside with real HTTP and the real CLI.
+ * process, driven from outside with real HTTP and the real CLI — with
+ * `--redis` pointing at a real redis-server, as the rate limiting section
+ * tells users to start it.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-home-'));
@@ -47,12 +50,21 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
   let output = '';
   let ingress = '';
   let exitCode: Promise<number | null>;
+  let redis: RedisServer;
 
   beforeAll(async () => {
+    redis = await startRedisServer();
     // The contract says 8080; if this machine already uses it, use another port rather than fail.
     const port = (await isPortInUse(8080)) ? await freePort() : 8080;
     ingress = `http://127.0.0.1:${port}`;
-    up = spawn('npx', ['mizzen', 'up', ...(port === 8080 ? [] : ['--ingress-port', String(port)])], {
+    const args = [
+      'mizzen',
+      'up',
+      '--redis',
+      redis.url,
+      ...(port === 8080 ? [] : ['--ingress-port', String(port)]),
+    ];
+    up = spawn('npx', args, {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,6 +94,7 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
       }
     }
     fs.rmSync(home, { recursive: true, force: true });
+    await redis?.stop();
   });
 
   it('prints progress, a table of what runs where, and then `mesh ready`', () => {
@@ -421,6 +434,49 @@ spec:
     const removed = mizzen(['delete', '-f', lockdown]);
     expect(removed.code, removed.stderr).toBe(0);
     await eventually('plaintext accepted again', async () => (await fetch(direct)).status === 200, 15_000);
+  });
+
+  it('passes --redis to every process it starts as REDIS_URL, and the ingress keeps RateLimitPolicy counters there', async () => {
+    const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as {
+      components: { name: string; pid: number }[];
+    };
+    for (const c of state.components) {
+      const environ = fs.readFileSync(`/proc/${c.pid}/environ`, 'utf8').split('\0');
+      expect(environ, c.name).toContain(`REDIS_URL=${redis.url}`);
+    }
+    const policy = path.join(home, 'product-42-limit.yaml');
+    fs.writeFileSync(
+      policy,
+      `apiVersion: policy.mizzen.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: product-42, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  rules:
+  - name: product-42
+    match: { uri: { prefix: /api/v1/products/42 } }
+    limit: { requests: 2, unit: HOUR }
+`,
+    );
+    expect(mizzen(['apply', '-f', policy]).code).toBe(0);
+    try {
+      await eventually('the limit at the ingress', async () => {
+        const r = await fetch(`${ingress}/api/v1/products/42`);
+        await r.arrayBuffer();
+        return r.status === 429 || `${r.status}`;
+      });
+      // The counter is in the Redis mizzen up was given, not in the gateway's memory.
+      const keys = spawnSync(
+        'redis-cli',
+        ['-p', String(redis.port), '--scan', '--pattern', 'mizzen:ratelimit:*'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(keys.stdout).toContain('product-42');
+    } finally {
+      expect(mizzen(['delete', '-f', policy]).code).toBe(0);
+    }
   });
 
   it('says in one sentence when pilot cannot be reached', () => {

@@ -1,7 +1,8 @@
-import net from 'node:net';
+import type net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { tcpThroughSidecar } from '../src/clients.js';
 import { ECHO, echoUnary, grpcServer, tcpEcho } from '../src/echo-servers.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
@@ -65,46 +66,6 @@ spec:
         - { destination: { host: tcp-echo, port: { number: 9000 }, subset: v1 }, weight: ${v1} }
         - { destination: { host: tcp-echo, port: { number: 9000 }, subset: v2 }, weight: ${v2} }
 `;
-
-/** A TCP connection through the client sidecar (HTTP CONNECT, as an app behind HTTP_PROXY opens one). */
-function tcpThroughSidecar(outbound: number, target: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(outbound, '127.0.0.1', () =>
-      s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`),
-    );
-    let data = '';
-    let tunneled = false;
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no greeting through the tunnel: ${JSON.stringify(data)}`));
-    }, 5000);
-    s.on('data', (d) => {
-      data += d.toString();
-      if (!tunneled) {
-        const end = data.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        if (!data.startsWith('HTTP/1.1 200')) {
-          clearTimeout(timer);
-          s.destroy();
-          reject(new Error(`CONNECT refused: ${data.split('\r\n')[0]}`));
-          return;
-        }
-        tunneled = true;
-        data = data.slice(end + 4);
-      }
-      const nl = data.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        s.end();
-        resolve(data.slice(0, nl));
-      }
-    });
-    s.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
 
 describe('protocols through two sidecars over mutual TLS', () => {
   const mesh = new TestMesh();

@@ -44,6 +44,13 @@ const GATEWAY_METADATA = 'mizzen.io/gateway';
  */
 const EDGE_REQUEST_HEADERS_TIMEOUT = '10s';
 
+/**
+ * The largest request header block a gateway accepts (431 beyond it): Envoy's
+ * default, 60 KiB, set explicitly so every proxy — whatever its own default —
+ * enforces the same bound at the edge.
+ */
+const EDGE_MAX_REQUEST_HEADERS_KB = 60;
+
 /** How long a client may take to send its ClientHello (or PROXY header) before the gateway gives up. */
 const EDGE_LISTENER_FILTERS_TIMEOUT = '5s';
 
@@ -198,6 +205,7 @@ function gatewayHcm(
       ...(topology.numTrustedProxies ? { xff_num_trusted_hops: topology.numTrustedProxies } : {}),
       ...gatewayXfcc(topology),
       request_headers_timeout: EDGE_REQUEST_HEADERS_TIMEOUT,
+      max_request_headers_kb: EDGE_MAX_REQUEST_HEADERS_KB,
       ...hcmTelemetry(push, proxy, 'client'),
     },
     withRateLimitFilters(gatewayHttpFilters(push, proxy), limits),

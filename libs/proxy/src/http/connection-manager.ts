@@ -151,6 +151,12 @@ export class HttpConnectionManager {
       sendLocalReply(res, 400, 'invalid request target');
       return;
     }
+    // HTTP/1.1 header blocks over the limit never get here (the parser answers 431); HTTP/2's are measured here.
+    const maxHeaders = this.config.maxRequestHeadersBytes;
+    if (req.httpVersionMajor === 2 && maxHeaders && headerListSize(req.rawHeaders) > maxHeaders) {
+      sendLocalReply(res, 431, 'request header fields too large');
+      return;
+    }
     const headers = this.requestHeaders(req, authority, ctx);
     // Peer metadata headers are for sidecars only: take them off every request (a caller's, inbound).
     const callerPeer = takePeerHeaders(headers);
@@ -617,4 +623,12 @@ function redirectLocation(
     if (q >= 0) path = path.slice(0, q);
   }
   return `${scheme}://${host}${port}${path}`;
+}
+
+/** An HTTP/2 header list's size as RFC 7540 §6.5.2 counts it: name and value octets plus 32 per field. */
+function headerListSize(raw: readonly string[]): number {
+  let size = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    size += Buffer.byteLength(raw[i]!) + Buffer.byteLength(raw[i + 1]!) + 32;
+  return size;
 }

@@ -71,6 +71,19 @@ export interface DownstreamLimits {
   readonly maxRequestHeadersBytes?: number;
 }
 
+/**
+ * HTTP/2 settings for a downstream server. With a header limit, nghttp2's own
+ * bound is set above it so a request just over the limit reaches the
+ * connection manager and gets Envoy's 431; far over it, the stream is reset
+ * (memory stays bounded either way).
+ */
+export function h2Settings(limits: DownstreamLimits = {}): http2.Settings {
+  return {
+    maxConcurrentStreams: 1000,
+    ...(limits.maxRequestHeadersBytes ? { maxHeaderListSize: 2 * limits.maxRequestHeadersBytes } : {}),
+  };
+}
+
 export function newHttpServer(limits: DownstreamLimits = {}): http.Server {
   const server = http.createServer({
     keepAliveTimeout: DOWNSTREAM_KEEPALIVE_MS,
@@ -134,7 +147,7 @@ export class HttpChainRuntime implements ChainRuntime {
   readonly kind = 'http';
   readonly hcm: HttpConnectionManager;
   private readonly h1: http.Server;
-  private readonly h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+  private readonly h2: http2.Http2Server;
   private readonly tracker = new ConnectionTracker();
   /** Each connection's context (original destination, TLS peer), by HTTP/1 socket or HTTP/2 session. */
   private readonly connections = new WeakMap<object, DownstreamContext>();
@@ -152,6 +165,7 @@ export class HttpChainRuntime implements ChainRuntime {
       direction: listener.direction === 'INBOUND' ? 'inbound' : 'outbound',
     });
     this.h1 = newHttpServer(config);
+    this.h2 = http2.createServer({ settings: h2Settings(config) });
     this.h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.tracker.begin(req.socket, res);
       void this.hcm.handle(req, res, this.connections.get(req.socket) ?? PLAIN);
