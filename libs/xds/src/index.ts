@@ -60,6 +60,7 @@ export {
   OtlpDecodeError,
   type OtlpSignal,
 } from './otlp.js';
+export { type OtlpTraceReceiver, type ReceivedSpan, startOtlpTraceReceiver } from './otlp-receiver.js';
 export { envoyRoot, isKnownType, messageType, typeNameOf, typeUrlOf } from './protos.js';
 export { type ResourceSet, Snapshot, type TypeSnapshot } from './snapshot.js';
 export {
