@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { samples, sum } from '../src/metrics.js';
 import { appEntry, type Proc } from '../src/processes.js';
 
 /**
@@ -55,24 +56,6 @@ spec:
     - route: [{ destination: { host: ${name} } }]
       retries: { attempts: 0 }
 `;
-}
-
-interface Series {
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Every sample of a family, by name (`istio_requests_total`, `..._bucket`…). */
-function samples(families: Family[], name: string): Series[] {
-  return families.flatMap((f) =>
-    f.samples.filter((s) => s.name === name).map((s) => ({ labels: s.labels, value: s.value })),
-  );
-}
-
-function sum(series: Series[], match: Record<string, string>): number {
-  return series
-    .filter((s) => Object.entries(match).every(([k, v]) => s.labels[k] === v))
-    .reduce((a, s) => a + s.value, 0);
 }
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';

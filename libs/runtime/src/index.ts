@@ -2,6 +2,7 @@ export { installLifecycle, isAlive, onShutdown, shutdown } from './lifecycle.js'
 export { createLogger, isLogLevel, type Logger, type LoggerOptions } from './logger.js';
 export { freePort, isPortInUse, PortAllocator } from './ports.js';
 export {
+  type ComponentTracingOptions,
   componentTracer,
   SpanKind,
   SpanStatusCode,

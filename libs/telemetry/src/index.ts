@@ -21,7 +21,13 @@ export {
   TELEMETRY_FLAGS,
   type TelemetryFlags,
 } from './app.js';
-export { compileExpression, evaluateFilter, evaluateTag, requestAttributes } from './attributes.js';
+export {
+  compileExpression,
+  connectionAttributes,
+  evaluateFilter,
+  evaluateTag,
+  requestAttributes,
+} from './attributes.js';
 export {
   type Family,
   ISTIO_LINT_EXCEPTIONS,

@@ -86,7 +86,7 @@ describe('Istio metrics', () => {
     expect((await promtool(await registry.metrics())).unexplained).toEqual([]);
   });
 
-  it('counts TCP connections and bytes as they flow', async () => {
+  it('counts TCP connections and bytes as they flow, on chains with the stats filter, with its overrides', async () => {
     const registry = new Registry();
     const m = new IstioMetrics({ local: PRODUCTPAGE, node: NODE, registry });
     const s = {
@@ -95,23 +95,63 @@ describe('Istio metrics', () => {
       upstreamCluster: 'outbound|27017||mongo.default.svc.cluster.local',
       downstreamRemoteAddress: 'x',
       startTime: new Date(),
+      telemetry: { stats: PLAIN },
     } as const;
-    const obs = m.startTcp(s);
-    expect(m.families.tcp_connections_opened_total.snapshot()[0]!.value).toBe(1);
-    const rec = (sent: number, received: number) => ({
+    const rec = (sent: number, received: number, responseFlags = '-') => ({
       ...s,
       durationMs: 1,
       sentBytes: sent,
       receivedBytes: received,
-      responseFlags: '-',
+      responseFlags,
       connectionSecurityPolicy: 'none' as const,
     });
+    const obs = m.startTcp(s)!;
+    // Opened once the upstream is up (the first report), not before.
+    expect(m.families.tcp_connections_opened_total.snapshot()).toEqual([]);
+    obs.progress!(rec(0, 0));
+    expect(m.families.tcp_connections_opened_total.snapshot()[0]!.value).toBe(1);
     obs.progress!(rec(10, 4));
     obs.end(rec(25, 4));
     expect(m.families.tcp_sent_bytes_total.snapshot()[0]!.value).toBe(25);
     expect(m.families.tcp_received_bytes_total.snapshot()[0]!.value).toBe(4);
     expect(m.families.tcp_connections_closed_total.snapshot()[0]!.value).toBe(1);
+    expect(m.families.tcp_connections_opened_total.snapshot()[0]!.value).toBe(1);
+    // A connection that never reached an upstream is opened and closed with its flag.
+    m.startTcp(s)!.end(rec(0, 0, 'UF'));
+    const flags = m.families.tcp_connections_closed_total
+      .snapshot()
+      .map((x) => [x.labels.response_flags, x.value]);
+    expect(flags).toEqual([
+      ['-', 1],
+      ['UF', 1],
+    ]);
     expect(await promtool(await registry.metrics())).toEqual({ unexplained: [], explained: [] });
+
+    // No istio.stats filter before tcp_proxy: no TCP metrics, as for HTTP.
+    expect(m.startTcp({ ...s, telemetry: {} })).toBeUndefined();
+
+    // Telemetry overrides: TCP_OPENED_CONNECTIONS dropped, a tag from a connection attribute, one removed.
+    const overridden: StatsSettings = {
+      disableHostHeaderFallback: false,
+      metrics: [
+        { name: 'tcp_connections_opened_total', dimensions: {}, tagsToRemove: [], drop: true },
+        {
+          name: '',
+          dimensions: { upstream_address: 'upstream.address', missing: 'request.host' },
+          tagsToRemove: ['source_cluster'],
+          drop: false,
+        },
+      ],
+    };
+    const m2 = new IstioMetrics({ local: PRODUCTPAGE, node: NODE, registry: new Registry() });
+    const o = m2.startTcp({ ...s, telemetry: { stats: overridden } })!;
+    o.progress!({ ...rec(3, 2), upstreamHost: '127.0.0.1:27017' });
+    o.end({ ...rec(3, 2), upstreamHost: '127.0.0.1:27017' });
+    expect(m2.families.tcp_connections_opened_total.snapshot()).toEqual([]);
+    const [closed] = m2.families.tcp_connections_closed_total.snapshot();
+    expect(closed!.labels).toMatchObject({ upstream_address: '127.0.0.1:27017', missing: 'unknown' });
+    expect(closed!.labels).not.toHaveProperty('source_cluster');
+    expect(m2.families.tcp_sent_bytes_total.snapshot()[0]!.value).toBe(3);
   });
 });
 

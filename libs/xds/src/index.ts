@@ -61,6 +61,7 @@ export {
   OtlpDecodeError,
   type OtlpSignal,
 } from './otlp.js';
+export { type OtlpTraceReceiver, type ReceivedSpan, startOtlpTraceReceiver } from './otlp-receiver.js';
 export { envoyRoot, isKnownType, messageType, typeNameOf, typeUrlOf } from './protos.js';
 export {
   FILE_CERT_PREFIX,

@@ -131,7 +131,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     else out.write(`warning: ${message}\n`);
   });
   const extraEnv: Record<string, string> = options.redis ? { REDIS_URL: options.redis } : {};
-  // The control plane's own traces (OpenTelemetry's Node SDK) go to the collector too: pilot's pushes, citadel's CSRs.
+  // Every component's own traces (OpenTelemetry's Node SDK, from the standard OTEL_* environment) go to the
+  // collector too: pilot's pushes, citadel's CSRs, the collector's scrape rounds, each proxy's config updates.
   const ownTraces = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST}:${otlpHttpPort}` };
   const stop = async (signal: string) => {
     out.write(`\n${signal}: stopping the mesh…\n`);
@@ -230,6 +231,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         ...(options.redis ? ['--redis', options.redis] : []),
       ],
       ports: { http: dashboardPort, 'otlp-http': otlpHttpPort, 'otlp-grpc': otlpGrpcPort },
+      env: ownTraces,
     });
     await wait('the telemetry collector', () => collectorReady(dashboardUrl));
 
@@ -287,6 +289,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           ...caFlags(caAddress, await identities.tokenFile(w.name, NAMESPACE, `bookinfo-${w.app}`)),
         ],
         ports: { inbound, outbound, admin, health, stats },
+        env: ownTraces,
       });
       expected.push(sidecarId(w.name));
     }
@@ -301,8 +304,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     ] as const) {
       const [admin, health, stats] = await ports.takeMany(3);
       out.write(`starting ${g.name} (:${servicePorts.http} HTTP, :${servicePorts.https} HTTPS)…\n`);
-      start(
-        gatewaySpec(g, {
+      start({
+        ...gatewaySpec(g, {
           host: HOST,
           pilotXds: `${HOST}:${xdsPort}`,
           portMap,
@@ -315,7 +318,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
             await identities.tokenFile(g.name, g.namespace, `${g.name}-service-account`),
           ),
         }),
-      );
+        env: ownTraces,
+      });
       expected.push(gatewayId(g, HOST));
     }
 

@@ -25,7 +25,7 @@ import {
   withRateLimitFilters,
 } from './rate-limits.js';
 import { securityFilters } from './security-filters.js';
-import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
+import { hcmTelemetry, statsFilter, withStatsFilter, withTcpStatsFilters } from './telemetry.js';
 
 const PROXY_PROTOCOL = {
   name: 'envoy.filters.listener.proxy_protocol',
@@ -357,7 +357,11 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
     });
   }
   const clusters = [...buildOutboundClusters(push, proxy), ...buildPassthroughClusters(push)];
-  return resourceSet(push, proxy, { listeners, routes, clusters });
+  return resourceSet(push, proxy, {
+    listeners: withTcpStatsFilters(push, proxy, listeners),
+    routes,
+    clusters,
+  });
 }
 
 /** What `mizzen status` and /debug/syncz show for a gateway: the servers left closed or overlapping, and why. */

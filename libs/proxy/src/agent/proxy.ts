@@ -1,6 +1,6 @@
 import { memoryRateLimitServices, type RateLimitServices } from '@mizzen/ratelimit';
-import type { Logger } from '@mizzen/runtime';
-import { AdsClient, TypeUrl, type XdsNode } from '@mizzen/xds';
+import { componentTracer, type Logger, withSpan } from '@mizzen/runtime';
+import { AdsClient, shortType, TypeUrl, type XdsNode } from '@mizzen/xds';
 import type { FastifyInstance } from 'fastify';
 import { createAdminServer, createHealthServer } from '../admin/admin-server.js';
 import { Router } from '../http/router.js';
@@ -103,11 +103,26 @@ export class MeshProxy {
       filterServices: { rateLimits: this.rateLimits, logger: this.log },
     });
     const applier = this.applier;
+    // One span per xDS response (a no-op unless the process's Node SDK exports): accepted, or rejected with why.
+    const tracer = componentTracer('proxy');
     this.ads = new AdsClient({
       address: options.pilot,
       node: options.node,
       logger: this.log,
-      onResources: (typeUrl, resources, version) => applier.apply(typeUrl, resources, version),
+      onResources: (typeUrl, resources, version) =>
+        withSpan(
+          tracer,
+          `xds apply ${shortType(typeUrl)}`,
+          {
+            attributes: {
+              'xds.type_url': typeUrl,
+              'xds.version': version,
+              'xds.resources': resources.length,
+              'xds.node': options.node.id,
+            },
+          },
+          () => applier.apply(typeUrl, resources, version),
+        ),
       initialBackoffMs: options.initialBackoffMs,
       maxBackoffMs: options.maxBackoffMs,
     });

@@ -271,7 +271,11 @@ export class TcpChainRuntime implements ChainRuntime {
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    this.proxy.handle(socket, { originalDst: ctx.originalDst, mtls: ctx.tls?.mtls === true });
+    this.proxy.handle(socket, {
+      originalDst: ctx.originalDst,
+      mtls: ctx.tls?.mtls === true,
+      ...(ctx.tls?.peerPrincipal ? { peerPrincipal: ctx.tls.peerPrincipal } : {}),
+    });
   }
 
   private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {

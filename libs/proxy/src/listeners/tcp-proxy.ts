@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
+import { ObservedTcpConnection } from '../observe/tcp-connection.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
 import { connectUpstream } from '../upstream/connect.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
@@ -18,6 +19,8 @@ export interface TcpConnectionContext {
   onUpstream?: (connected: boolean) => void;
   /** The downstream connection came over mutual TLS (a chain terminated it): what Istio's metrics report. */
   mtls?: boolean;
+  /** The caller's SPIFFE identity from its certificate (a chain terminated mutual TLS). */
+  peerPrincipal?: string;
 }
 
 /**
@@ -40,70 +43,52 @@ export class TcpProxy {
     },
   ) {}
 
-  /** Reports the connection to observers (Istio's TCP metrics and access logs). */
-  private watch(
+  /** The connection as observers (Istio's TCP metrics) see it, from the moment it is accepted. */
+  private observeConnection(
     downstream: net.Socket,
-    upstream: net.Socket,
     cluster: string,
-    hostKey: string,
-    mtls: boolean,
-  ): void {
-    const start = {
-      direction: this.observe.direction,
-      listener: this.observe.listenerName,
-      upstreamCluster: cluster,
-      upstreamHost: hostKey,
-      downstreamRemoteAddress: downstream.remoteAddress ?? '',
-      startTime: new Date(),
-    };
-    const observation = this.observe.observer?.startTcp?.(start);
-    if (!observation) return;
-    let received = 0;
-    let sent = 0;
-    downstream.on('data', (c: Buffer) => {
-      received += c.length;
-    });
-    upstream.on('data', (c: Buffer) => {
-      sent += c.length;
-    });
-    const began = performance.now();
-    const snapshot = () => ({
-      ...start,
-      durationMs: performance.now() - began,
-      receivedBytes: received,
-      sentBytes: sent,
-      responseFlags: '-',
-      connectionSecurityPolicy: mtls ? ('mutual_tls' as const) : ('none' as const),
-    });
-    // Long-lived connections report their bytes as they go, as Istio's proxies do every few seconds.
-    const timer = observation.progress
-      ? setInterval(() => observation.progress!(snapshot()), 5_000)
-      : undefined;
-    timer?.unref();
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      clearInterval(timer);
-      observation.end(snapshot());
-    };
-    downstream.once('close', end);
-    upstream.once('close', end);
+    ctx: TcpConnectionContext,
+  ): ObservedTcpConnection {
+    const inbound = this.observe.direction === 'inbound';
+    // The server side knows its caller by the identity in its certificate, and pilot's endpoints by who runs as it.
+    const peer = inbound && ctx.peerPrincipal ? this.clusters.peerByPrincipal(ctx.peerPrincipal) : undefined;
+    return new ObservedTcpConnection(
+      this.observe.observer,
+      {
+        direction: this.observe.direction,
+        listener: this.observe.listenerName,
+        upstreamCluster: cluster,
+        downstreamRemoteAddress: downstream.remoteAddress ?? '',
+        startTime: new Date(),
+        telemetry: this.config.telemetry,
+      },
+      {
+        mtls: ctx.mtls === true,
+        ...(inbound && ctx.mtls && ctx.peerPrincipal ? { sourcePrincipal: ctx.peerPrincipal } : {}),
+        ...(peer ? { peer } : {}),
+      },
+    );
+  }
+
+  /** Refuses a connection that cannot be proxied (the CONNECT callback answers first, when there is one). */
+  private refuse(downstream: net.Socket, ctx: TcpConnectionContext): void {
+    if (ctx.onUpstream) ctx.onUpstream(false);
+    else downstream.destroy();
   }
 
   handle(downstream: net.Socket, ctx: TcpConnectionContext = {}): void {
     const clusterName = this.pickCluster();
+    const observed = this.observeConnection(downstream, clusterName, ctx);
     const cluster = this.clusters.get(clusterName);
     const host = cluster?.pick(undefined, ctx.originalDst);
     if (!cluster || !host) {
-      this.logger.debug(
-        { cluster: clusterName, flags: cluster ? 'UH' : 'NC' },
-        'tcp connection refused: no upstream',
-      );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      const flags = cluster ? 'UH' : 'NC';
+      this.logger.debug({ cluster: clusterName, flags }, 'tcp connection refused: no upstream');
+      observed.failed(flags);
+      this.refuse(downstream, ctx);
       return;
     }
+    observed.picked(host);
     // Istio's auto-mTLS picks the transport per host (mTLS to hosts with a sidecar), as for HTTP.
     const provider = cluster.tlsFor(host);
     const secure = provider?.upstream(host);
@@ -112,8 +97,8 @@ export class TcpProxy {
         { cluster: clusterName, host: host.key, err: secure.error, flags: 'UF' },
         'tcp upstream TLS unavailable',
       );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      observed.failed('UF');
+      this.refuse(downstream, ctx);
       return;
     }
     // The connection counts against the cluster's max_connections; beyond it, Envoy refuses it (flag UO).
@@ -123,8 +108,8 @@ export class TcpProxy {
         { cluster: clusterName, flags: 'UO' },
         'tcp connection refused: max_connections reached',
       );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      observed.failed('UO');
+      this.refuse(downstream, ctx);
       return;
     }
     const settings = cluster.connectionSettings;
@@ -138,22 +123,35 @@ export class TcpProxy {
     upstream.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
       ctx.onUpstream?.(true);
-      this.watch(downstream, upstream, clusterName, host.key, ctx.mtls === true);
+      observed.connected(downstream, upstream, {
+        ...(ctx.head ? { head: ctx.head } : {}),
+        upstreamMtls: secure?.mutual === true,
+        ...(secure?.peerPrincipal() ? { destinationPrincipal: secure.peerPrincipal() } : {}),
+      });
       if (ctx.head?.length) upstream.write(ctx.head);
       downstream.pipe(upstream);
       upstream.pipe(downstream);
     });
     upstream.once('error', (err) => {
       this.logger.debug({ cluster: clusterName, host: host.key, err: err.message }, 'tcp upstream error');
-      if (!connected && ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      if (connected) {
+        downstream.destroy();
+        return;
+      }
+      // Envoy's UF: the upstream connection (or its TLS handshake) failed.
+      observed.failed('UF');
+      this.refuse(downstream, ctx);
     });
     downstream.once('error', () => upstream.destroy());
     upstream.once('close', () => {
       slot();
       downstream.destroy();
     });
-    downstream.once('close', () => upstream.destroy());
+    downstream.once('close', () => {
+      // The caller left before the upstream answered: Envoy's DC (downstream connection termination).
+      if (!connected) observed.failed('DC');
+      upstream.destroy();
+    });
   }
 
   private pickCluster(): string {
