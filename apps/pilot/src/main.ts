@@ -20,6 +20,9 @@ const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014]
              [--root-cert-refresh 10s]   how often it is re-read (a rotated root reaches proxies within this)
   Kubernetes mode:
              [--kubernetes | --kubeconfig FILE] [--system-namespace istio-system]
+             [--leader-elect-lease-duration 15s]   how long the istio-leader Lease holds unrenewed: a
+                                                   replica that dies without releasing it is replaced after
+                                                   this (renewal deadline 2/3 of it, retries every 2/15)
   Webhooks (HTTPS /inject and /validate):
              [--webhook-port 15017 --webhook-cert FILE --webhook-key FILE]
              [--proxy-image IMAGE] [--image-pull-policy IfNotPresent] [--discovery-address istiod.istio-system.svc:15010]
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
         kubernetes: { type: 'boolean' },
         kubeconfig: { type: 'string' },
         'system-namespace': { type: 'string' },
+        'leader-elect-lease-duration': { type: 'string' },
         'root-cert': { type: 'string' },
         'citadel-url': { type: 'string' },
         'root-cert-refresh': { type: 'string' },
@@ -156,9 +160,11 @@ function kubernetesOptions(
   str: (k: string) => string | undefined,
 ): PilotOptions['kubernetes'] {
   if (!inCluster && kubeconfig === undefined) {
-    if (str('system-namespace') !== undefined) fail('--system-namespace needs --kubernetes or --kubeconfig');
+    for (const flag of ['system-namespace', 'leader-elect-lease-duration'])
+      if (str(flag) !== undefined) fail(`--${flag} needs --kubernetes or --kubeconfig`);
     return undefined;
   }
+  const lease = leaseTimings(str('leader-elect-lease-duration'));
   const kubeConfig = new KubeConfig();
   try {
     // --kubernetes: in a pod the service account's token and CA, elsewhere $KUBECONFIG or ~/.kube/config.
@@ -174,6 +180,32 @@ function kubernetesOptions(
     kubeConfig,
     systemNamespace: str('system-namespace') ?? process.env.POD_NAMESPACE ?? 'istio-system',
     ...(process.env.POD_NAME ? { identity: `${process.env.POD_NAME}_${process.pid}` } : {}),
+    ...lease,
+  };
+}
+
+/**
+ * `--leader-elect-lease-duration`: the Lease's duration, with client-go's
+ * proportions for the rest (15s → renew within 10s, try every 2s).
+ */
+function leaseTimings(
+  value: string | undefined,
+): { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined {
+  if (value === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (err) {
+    fail(`--leader-elect-lease-duration: ${(err as Error).message}`);
+  }
+  if (ms < 1000 || ms % 1000 !== 0)
+    fail(
+      `--leader-elect-lease-duration must be whole seconds, at least 1s (a Lease counts seconds), got "${value}"`,
+    );
+  return {
+    leaseDurationMs: ms,
+    renewDeadlineMs: Math.round((ms * 2) / 3),
+    retryPeriodMs: Math.round((ms * 2) / 15),
   };
 }
 

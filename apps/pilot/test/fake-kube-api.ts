@@ -177,6 +177,9 @@ export class FakeKubeApi {
   private rv = 100;
   /** Watches resuming from a version older than this get 410 Gone. */
   private compactedBelow = 0;
+  /** While set, watch requests are held open unanswered (the server is away); released in order. */
+  private holding = false;
+  private readonly held: { resource: ResourceType; start: () => void; res: http.ServerResponse }[] = [];
   readonly writes: WriteRecord[] = [];
   /** Every request line, for tests that check what a client asked. */
   readonly requests: { method: string; url: string }[] = [];
@@ -197,6 +200,7 @@ export class FakeKubeApi {
   }
 
   async stop(): Promise<void> {
+    for (const h of this.held.splice(0)) h.res.destroy();
     for (const w of this.watchers) w.res.destroy();
     this.watchers.clear();
     this.server.closeAllConnections();
@@ -217,8 +221,31 @@ export class FakeKubeApi {
     this.events.length = 0;
   }
 
-  watchCount(): number {
-    return this.watchers.size;
+  /** Open watch streams, of one resource (plural) or all. */
+  watchCount(plural?: string): number {
+    return [...this.watchers].filter((w) => plural === undefined || w.resource.plural === plural).length;
+  }
+
+  /**
+   * From now on, watch requests get no answer until `releaseWatches()`: with
+   * `dropWatches()` this opens a window in which no watch is running, so a
+   * change made then can only reach a client through resuming from its
+   * resourceVersion (or relisting).
+   */
+  holdWatches(): void {
+    this.holding = true;
+  }
+
+  /** Watch requests waiting for `releaseWatches()`, of one resource (plural) or all. */
+  heldWatchCount(plural?: string): number {
+    return this.held.filter((h) => !h.res.destroyed && (plural === undefined || h.resource.plural === plural))
+      .length;
+  }
+
+  /** Answers the held watch requests (from the resourceVersion each asked for) and stops holding. */
+  releaseWatches(): void {
+    this.holding = false;
+    for (const h of this.held.splice(0)) if (!h.res.destroyed) h.start();
   }
 
   currentVersion(): number {
@@ -441,7 +468,14 @@ export class FakeKubeApi {
           selector(url.searchParams.get('labelSelector'), true)(o);
         const watch = url.searchParams.get('watch');
         if (watch === 'true' || watch === '1') {
-          this.watch(res, { resource, version, namespace, matches }, url.searchParams.get('resourceVersion'));
+          const start = () =>
+            this.watch(
+              res,
+              { resource, version, namespace, matches },
+              url.searchParams.get('resourceVersion'),
+            );
+          if (this.holding) this.held.push({ resource, start, res });
+          else start();
           return;
         }
         const items = [...bucket.values()]
