@@ -79,9 +79,10 @@ export class ObservedTcpConnection {
 
   /**
    * The connection could not be proxied: `NC` (no cluster), `UH` (no healthy
-   * host), `UF` (connecting failed), `DC` (the caller left first).
+   * host), `UO` (the cluster's max_connections reached), `UF` (connecting
+   * failed), `DC` (the caller left first).
    */
-  failed(flags: 'NC' | 'UH' | 'UF' | 'DC'): void {
+  failed(flags: 'NC' | 'UH' | 'UO' | 'UF' | 'DC'): void {
     this.flags = flags;
     this.end();
   }
