@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Secret } from '@kubernetes/client-node';
 import { parseConfig } from '@mizzen/api';
-import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
+import { createCrl, createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { compileListener } from '@mizzen/proxy';
 import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
@@ -402,8 +402,12 @@ spec:
     const a = await issueTlsCertificate({ dnsNames: ['a.example.com'], issuer: ca, ttlSeconds: 600 });
     const b = await issueTlsCertificate({ dnsNames: ['b.example.com'], issuer: ca, ttlSeconds: 600 });
     const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const crl = await createCrl({ issuer: ca, revokedSerials: ['01'] });
     const secrets: Record<string, V1Secret> = {
       'istio-system/good': { data: { 'tls.crt': b64(a.certificate), 'tls.key': b64(a.privateKeyPem) } },
+      // A generic secret's client CA with its revocation list, in a separate -cacert secret.
+      'istio-system/revoking': { data: { cert: b64(a.certificate), key: b64(a.privateKeyPem) } },
+      'istio-system/revoking-cacert': { data: { cacert: b64(ca.certificate), crl: b64(crl) } },
       'istio-system/bad': { data: { 'tls.crt': b64(a.certificate), 'tls.key': b64(b.privateKeyPem) } },
     };
     let handler: ((event: 'add' | 'update' | 'delete' | 'resync') => void) | undefined;
@@ -419,6 +423,14 @@ spec:
     });
     expect(store.resolve('istio-system', 'bad')).toEqual({
       problem: 'credential istio-system/bad: tls.key does not belong to the certificate in tls.crt',
+    });
+    expect(store.resolve('istio-system', 'revoking')).toEqual({
+      credential: {
+        certificateChain: a.certificate,
+        privateKey: a.privateKeyPem,
+        caCertificate: ca.certificate,
+        caCrl: crl,
+      },
     });
     expect(store.resolve('default', 'good')).toEqual({
       problem: 'credential default/good not found in Kubernetes Secrets',
