@@ -81,7 +81,7 @@ describe('resilience through pilot and real sidecars', () => {
       labels: { app: 'client' },
       appPort: await mesh.ports.take(),
     });
-    await mesh.waitForSync([...sidecars.map((s) => s.id), client.id]);
+    await mesh.waitForSync([...sidecars.map((s) => s.id), client.id], 120_000);
     http = new ProxyClient(client.outboundPort);
     await eventually('every service reachable', async () => {
       for (const s of ['pair', 'flaky', 'main', 'shadow', 'sticky']) {

@@ -87,8 +87,8 @@ spec:
       route:
         - destination: { host: shop, subset: v1 }
           headers:
-            request: { set: { x-dest: v1 } }
-            response: { set: { x-served-by: v1 }, remove: [x-v1-secret] }
+            request: { set: { x-dest: v1 }, add: { x-trail: dest }, remove: [x-drop-too] }
+            response: { set: { x-served-by: v1 }, add: { x-dest-trail: v1 }, remove: [x-v1-secret] }
     - match: [{ uri: { prefix: /split } }]
       route:
         - { destination: { host: shop, subset: v1 }, weight: 50, headers: { response: { set: { x-version: v1 } } } }
@@ -291,18 +291,19 @@ describe('VirtualService http routing through pilot, a gateway and real sidecars
     expect([teapot.status, teapot.body, teapot.headers['x-teapot']]).toEqual([418, 'short and stout', 'yes']);
     expect(backends.v1!.hits + backends.v2!.hits + backends.v3!.hits).toBe(hitsBefore);
 
-    const edited = await get('/headers', { 'x-drop': 'please', 'x-trail': 'client' });
+    const edited = await get('/headers', { 'x-drop': 'please', 'x-drop-too': 'please', 'x-trail': 'client' });
     expect(edited.status).toBe(200);
     const seen = backends.v1!.lastHeaders!;
-    expect([seen['x-route'], seen['x-dest'], seen['x-drop'], seen['x-trail']]).toEqual([
+    expect([seen['x-route'], seen['x-dest'], seen['x-drop'], seen['x-drop-too'], seen['x-trail']]).toEqual([
       'set',
       'v1',
       undefined,
-      'client, route',
+      undefined,
+      'client, route, dest',
     ]);
     // The destination's set comes after the route's (Istio's order): it wins.
     expect(edited.headers['x-served-by']).toBe('v1');
-    expect(edited.headers['x-route-trail']).toBe('r');
+    expect([edited.headers['x-route-trail'], edited.headers['x-dest-trail']]).toEqual(['r', 'v1']);
     expect(edited.headers['x-internal']).toBeUndefined();
     expect(edited.headers['x-v1-secret']).toBeUndefined();
     // Without the route's edits the app's headers come through.

@@ -17,7 +17,7 @@ import { labelsMatch, resolveShortName, type Service } from '../registry/model.j
 import { envoyDuration } from './durations.js';
 import { CORS_FILTER, CORS_POLICY_TYPE, FAULT_FILTER, FAULT_TYPE, type Json } from './envoy.js';
 import { appendHeaderOperations, translateHeaderOperations } from './header-operations.js';
-import type { PushContext, VirtualServiceResource } from './push-context.js';
+import { type PushContext, resolveGatewayRef, type VirtualServiceResource } from './push-context.js';
 import { defaultRetryPolicy, retryPolicy } from './retries.js';
 import { effectivePolicy, hashPolicyFor } from './traffic-policy.js';
 
@@ -199,9 +199,7 @@ export function corsConfig(cors: CorsPolicy): Json {
 function matchApplies(match: HTTPMatchRequest, ctx: RouteContext, vsNamespace: string): boolean {
   if (match.port !== undefined && match.port !== ctx.matchPort) return false;
   if (match.gateways?.length) {
-    return match.gateways.some(
-      (g) => (g === 'mesh' || g.includes('/') ? g : `${vsNamespace}/${g}`) === ctx.gateway,
-    );
+    return match.gateways.some((g) => resolveGatewayRef(g, vsNamespace) === ctx.gateway);
   }
   if (match.sourceLabels && !labelsMatch(match.sourceLabels as Record<string, string>, ctx.proxy.labels))
     return false;
