@@ -107,7 +107,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   const citadelBase = `http://${HOST}:${caHttpPort}`;
   const caAddress = `${HOST}:${caGrpcPort}`;
   const caDir = path.join(home, 'ca');
-  // The CA's root and the token key persist across runs, like a cluster's; tokens are per run.
+  // The CA's root and the token key persist across runs, like a cluster's; tokens are per run, short-lived and renewed.
   const identities = LocalIdentities.open(path.join(caDir, 'token-key'), path.join(runDir, 'tokens'));
   const ingressUrl = `http://${HOST}:${ingress}`;
   // HTTPS at the ingress (Gateway port 443) on DESIGN's 8443 when free, for bookinfo.local.
@@ -136,6 +136,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   const ownTraces = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST}:${otlpHttpPort}` };
   const stop = async (signal: string) => {
     out.write(`\n${signal}: stopping the mesh…\n`);
+    identities.stop();
     await supervisor.stopAll();
     removeState(process.pid);
     out.write('stopped\n');
@@ -158,6 +159,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
       `making the ${BOOKINFO_HOST} certificate for the HTTPS ingress (credential in ${credentialsDir()})…\n`,
     );
     const bookinfoTls = await bookinfoCertificate(home, credentialsDir());
+    // Every proxy's token is renewed while the mesh runs, so certificates keep rotating however long it does.
+    identities.startRenewing((message) => out.write(`warning: ${message}\n`));
     out.write(`starting citadel (CA ${caAddress}, root in ${caDir})…\n`);
     start({
       name: 'citadel',
@@ -337,6 +340,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     );
     caFile = bookinfoTls.caFile;
   } catch (err) {
+    identities.stop();
     await supervisor.stopAll();
     throw err;
   }
