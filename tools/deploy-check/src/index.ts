@@ -2,6 +2,16 @@
 export { type CrdValidator, crdValidator, preservedPaths, structuralProblems } from './crd-schema.js';
 export { crdFor, crds, crdsYaml, openApiSchema, toStructural } from './crds.js';
 export { appDockerfiles, checkDockerfile, type DockerfileReport, imageTable } from './dockerfiles.js';
+export {
+  type ContainerSpec,
+  KUBERNETES_SERVICE_IP,
+  type Mount,
+  NODE_IP,
+  type Pod,
+  PodSandbox,
+  type Probe,
+  type RunningContainer,
+} from './pod-sandbox.js';
 export { imagesOf, podSpecOf, servicePortProblems, webhookProblems, workloadProblems } from './policy.js';
 export {
   components,
