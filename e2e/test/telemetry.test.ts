@@ -13,11 +13,11 @@ import {
   promtoolCheckMetrics,
 } from '@mizzen/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessLogLines } from '../src/access-log.js';
 import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
-import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { type CollectorHandle, type SidecarHandle, TestMesh } from '../src/mesh.js';
 import { samples, sum } from '../src/metrics.js';
-import { appEntry, type Proc } from '../src/processes.js';
 
 /**
  * Istio's observability through pilot, two real sidecars, a real backend and
@@ -105,7 +105,7 @@ describe('telemetry through pilot, real sidecars and the collector', () => {
   let client: SidecarHandle;
   let server: SidecarHandle;
   let http: ProxyClient;
-  let collector: Proc;
+  let collector: CollectorHandle;
   let appMetrics: Server;
   let api: string;
 
@@ -117,12 +117,7 @@ describe('telemetry through pilot, real sidecars and the collector', () => {
     return res.text();
   };
   const metrics = async (proxy: SidecarHandle) => parseExposition(await scrape(proxy)).families;
-  const accessLines = (proxy: SidecarHandle) =>
-    proxy.proc
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{') && l.includes('"response_flags"'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const accessLines = (proxy: SidecarHandle) => accessLogLines(proxy.proc);
 
   beforeAll(async () => {
     const [apiPort, otlpHttp, otlpGrpc] = await mesh.ports.takeMany(3);
@@ -160,20 +155,7 @@ defaultProviders:
     // With citadel every sidecar has a workload certificate: the sidecars speak mutual TLS and know each other.
     await mesh.startCitadel();
     await mesh.startPilot(['--mesh-config', meshConfig, '--registration-grace-ms', '30000']);
-    collector = mesh.procs.start('telemetry-collector', appEntry('@mizzen/telemetry-collector'), [
-      '--host',
-      '127.0.0.1',
-      '--http-port',
-      String(apiPort),
-      '--otlp-http-port',
-      String(otlpHttp),
-      '--otlp-grpc-port',
-      String(otlpGrpc),
-      '--pilot',
-      mesh.pilot!.base,
-      '--scrape-interval',
-      '1s',
-    ]);
+    collector = await mesh.startCollector({ ports: [apiPort!, otlpHttp!, otlpGrpc!] });
     // The backend's own metrics, merged into its sidecar's /stats/prometheus (Istio's metrics merging).
     appMetrics = createServer((_req, res) =>
       res
@@ -201,7 +183,6 @@ defaultProviders:
       'backend reachable through both sidecars',
       async () => (await http.request('http://backend:8000/')).status === 200,
     );
-    await eventually('the collector up', async () => (await fetch(`${api}/healthz`)).ok);
   });
 
   afterAll(async () => {
@@ -646,7 +627,7 @@ spec:
       },
       30_000,
     );
-    expect(collector.child.exitCode).toBeNull();
+    expect(collector.proc.child.exitCode).toBeNull();
   });
 
   it("the control plane's own metrics carry Istio's names and values, and every exposition passes promtool's rules", async () => {
