@@ -505,29 +505,49 @@ spec:
     expect(serverSpan.attributes).toMatchObject({ node_id: server.id, 'istio.canonical_service': 'backend' });
   });
 
-  it('joins a B3-only caller (multi headers) into its trace', async () => {
-    const trace = 'a3ce929d0e0e4736a3ce929d0e0e4736';
-    const r = await http.request('http://backend:8000/b3', {
-      'x-b3-traceid': trace,
-      'x-b3-spanid': '1111111111111111',
-      'x-b3-sampled': '1',
-    });
-    expect(r.status).toBe(200);
-    expect(backends.backend!.lastHeaders?.['x-b3-traceid']).toBe(trace);
-    await eventually(
-      'the B3 trace at the collector',
-      async () => {
-        const res = await fetch(`${api}/api/traces/${trace}`);
-        if (!res.ok) return false;
-        const body = (await res.json()) as { spans: { parentSpanId?: string; kind: string }[] };
-        return (
-          body.spans.length >= 2 &&
-          body.spans.some((s) => s.kind === 'client' && s.parentSpanId === '1111111111111111')
-        );
+  it.each([
+    [
+      'multi headers',
+      'a3ce929d0e0e4736a3ce929d0e0e4736',
+      {
+        'x-b3-traceid': 'a3ce929d0e0e4736a3ce929d0e0e4736',
+        'x-b3-spanid': '1111111111111111',
+        'x-b3-sampled': '1',
       },
-      20_000,
-    );
-  });
+    ],
+    [
+      'the single b3 header',
+      'b3b3b3b3b3b3b3b3c4c4c4c4c4c4c4c4',
+      { b3: 'b3b3b3b3b3b3b3b3c4c4c4c4c4c4c4c4-1111111111111111-1' },
+    ],
+  ])(
+    'joins a B3-only caller (%s) into its trace: client span its child, server span the client span’s',
+    async (_how, trace, headers) => {
+      const r = await http.request('http://backend:8000/b3', headers);
+      expect(r.status).toBe(200);
+      // The app sees the trace in every form the proxies propagate.
+      expect(backends.backend!.lastHeaders?.['x-b3-traceid']).toBe(trace);
+      expect(backends.backend!.lastHeaders?.traceparent).toMatch(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+      type Span = { spanId: string; parentSpanId?: string; kind: string; service: string };
+      let spans: Span[] = [];
+      await eventually(
+        'the B3 trace at the collector',
+        async () => {
+          const res = await fetch(`${api}/api/traces/${trace}`);
+          if (!res.ok) return `collector answered ${res.status}`;
+          spans = ((await res.json()) as { spans: Span[] }).spans;
+          return spans.length >= 2 || `${spans.length} span(s)`;
+        },
+        20_000,
+      );
+      const clientSpan = spans.find((s) => s.kind === 'client');
+      const serverSpan = spans.find((s) => s.kind === 'server');
+      expect(clientSpan).toMatchObject({ service: 'client.default', parentSpanId: '1111111111111111' });
+      expect(serverSpan).toMatchObject({ service: 'backend.default', parentSpanId: clientSpan!.spanId });
+      // The app's context is the server span's.
+      expect(backends.backend!.lastHeaders?.['x-b3-spanid']).toBe(serverSpan!.spanId);
+    },
+  );
 
   it('samples new traces at 100% by default and at 0% once a Telemetry says so', async () => {
     await http.request('http://backend:8000/sampled');
