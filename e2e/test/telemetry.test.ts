@@ -650,6 +650,134 @@ spec:
     expect(collector.proc.child.exitCode).toBeNull();
   });
 
+  it("the query API from real components: /api/workloads with each proxy's sync and scrape state, /api/config with pilot's resources and their validation", async () => {
+    // Traffic in the window, so both workloads are in the graph the API derives them from.
+    for (let i = 0; i < 3; i++) expect((await http.request('http://backend:8000/ok')).status).toBe(200);
+    type Workload = {
+      namespace: string;
+      name: string;
+      app?: string;
+      meshed: boolean;
+      proxy: { id: string; kind: string; sync: Record<string, string> } | null;
+      scrape: { state: string } | null;
+      requestsPerSecond: number;
+    };
+    let workloads: Workload[] = [];
+    await eventually(
+      'both workloads scraped and with traffic',
+      async () => {
+        for (let i = 0; i < 2; i++) await http.request('http://backend:8000/ok');
+        workloads = (await getJson<{ workloads: Workload[] }>(`${api}/api/workloads?window=5m`)).workloads;
+        const backend = workloads.find((w) => w.name === 'backend-v1');
+        return (
+          (backend?.scrape?.state === 'up' && backend.requestsPerSecond > 0) || JSON.stringify(workloads)
+        );
+      },
+      30_000,
+    );
+    const byName = new Map(workloads.map((w) => [w.name, w]));
+    for (const [name, proxy, app] of [
+      ['backend-v1', server, 'backend'],
+      ['client-v1', client, 'client'],
+    ] as const) {
+      expect(byName.get(name), name).toMatchObject({
+        namespace: 'default',
+        app,
+        meshed: true,
+        proxy: {
+          id: proxy.id,
+          kind: 'sidecar',
+          sync: { CDS: 'ACKED', EDS: 'ACKED', LDS: 'ACKED', RDS: 'ACKED' },
+        },
+        scrape: { state: 'up' },
+      });
+    }
+
+    // Pilot's config in force, with what its validation said: a warning on a resource in force, and a file
+    // with an error, which pilot leaves out whole (nothing half-applied).
+    const warned = path.join(mesh.configDir, 'audit-selector.yaml');
+    const broken = path.join(mesh.configDir, 'audit-broken.yaml');
+    mesh.writeConfig(
+      'audit-selector.yaml',
+      `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: everyone-selected, namespace: audit }
+spec:
+  selector: { matchLabels: {} }
+  action: ALLOW
+`,
+    );
+    mesh.writeConfig(
+      'audit-broken.yaml',
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: broken, namespace: audit }
+spec:
+  host: nowhere.audit.svc.cluster.local
+  trafficPolicy: { loadBalancer: { simple: SOMETIMES } }
+`,
+    );
+    try {
+      type ConfigView = {
+        pilot: { reachable: boolean } | null;
+        resources: {
+          kind: string;
+          name: string;
+          namespace: string;
+          source?: string;
+          status: string;
+          issues: { message: string }[];
+        }[];
+        issues: {
+          kind?: string;
+          name?: string;
+          severity: string;
+          source: string;
+          path?: string;
+          message: string;
+        }[];
+      };
+      let view: ConfigView | undefined;
+      await eventually('pilot read audit.yaml, and the collector shows it', async () => {
+        view = await getJson<ConfigView>(`${api}/api/config`);
+        return (
+          view.resources.some((r) => r.name === 'everyone-selected') || `${view.resources.length} resources`
+        );
+      });
+      const configz = await getJson<{
+        resources: { kind: string; metadata: { name: string; namespace: string } }[];
+      }>(`${mesh.pilot!.base}/debug/configz`);
+      // Exactly what pilot has in force, resource for resource.
+      expect(view!.pilot).toMatchObject({ reachable: true });
+      expect(view!.resources.map((r) => `${r.kind} ${r.namespace}/${r.name}`).sort()).toEqual(
+        configz.resources.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`).sort(),
+      );
+      expect(view!.resources.find((r) => r.kind === 'ServiceEntry' && r.name === 'backend')).toMatchObject({
+        status: 'valid',
+        issues: [],
+        // Which of pilot's config sources holds it: the watched directory.
+        source: `dir:${mesh.configDir}`,
+      });
+      const selected = view!.resources.find((r) => r.name === 'everyone-selected')!;
+      expect(selected.status).toBe('warning');
+      expect(selected.issues[0]!.message).toMatch(/selector has no labels/);
+      // The broken DestinationRule is not in force: its error stands alone, naming file, field and reason.
+      expect(view!.resources.some((r) => r.name === 'broken')).toBe(false);
+      expect(view!.issues).toContainEqual(
+        expect.objectContaining({
+          kind: 'DestinationRule',
+          name: 'broken',
+          severity: 'error',
+          source: broken,
+          path: expect.stringContaining('loadBalancer'),
+        }),
+      );
+    } finally {
+      fs.rmSync(warned, { force: true });
+      fs.rmSync(broken, { force: true });
+    }
+  });
+
   it("the control plane's own metrics carry Istio's names and values, and every exposition passes promtool's rules", async () => {
     const scrapeText = async (url: string) => {
       const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
