@@ -46,6 +46,14 @@ export interface SidecarHandle {
   proc: Proc;
 }
 
+export interface CollectorHandle {
+  /** The query API's base URL (`/api/graph`, `/api/traces/:id`…). */
+  api: string;
+  otlpHttpPort: number;
+  otlpGrpcPort: number;
+  proc: Proc;
+}
+
 export interface CitadelHandle {
   /** gRPC CA address (`CreateCertificate`). */
   address: string;
@@ -231,7 +239,7 @@ export class TestMesh {
     namespace?: string;
     /** More flags (`--otlp-endpoint`, `--app-metrics`…). */
     extraArgs?: string[];
-    /** More environment for the process (`REDIS_URL` for shared rate limit counters). */
+    /** More environment for the process (what a pod's env gives its istio-proxy container: `REDIS_URL`, OTEL_*…). */
     env?: Record<string, string>;
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
@@ -339,6 +347,37 @@ export class TestMesh {
       statsPort,
       proc,
     };
+  }
+
+  /**
+   * Starts the telemetry collector with pilot as its source of scrape
+   * targets (start pilot first): OTLP/HTTP and gRPC receivers, the query
+   * API. `ports` (API, OTLP/HTTP, OTLP/gRPC) when the mesh config named
+   * them before pilot started; free ones otherwise.
+   */
+  async startCollector(
+    opts: { ports?: [number, number, number]; extraArgs?: string[] } = {},
+  ): Promise<CollectorHandle> {
+    if (!this.pilot) throw new Error('start pilot first');
+    const [apiPort, otlpHttpPort, otlpGrpcPort] = opts.ports ?? (await this.ports.takeMany(3));
+    const api = `http://127.0.0.1:${apiPort}`;
+    const proc = this.procs.start('telemetry-collector', appEntry('@mizzen/telemetry-collector'), [
+      '--host',
+      '127.0.0.1',
+      '--http-port',
+      String(apiPort),
+      '--otlp-http-port',
+      String(otlpHttpPort),
+      '--otlp-grpc-port',
+      String(otlpGrpcPort),
+      '--pilot',
+      this.pilot.base,
+      '--scrape-interval',
+      '1s',
+      ...(opts.extraArgs ?? []),
+    ]);
+    await eventually('the collector up', async () => (await fetch(`${api}/healthz`)).ok);
+    return { api, otlpHttpPort, otlpGrpcPort, proc };
   }
 
   async syncz(): Promise<SyncEntry[]> {

@@ -13,11 +13,11 @@ import {
   promtoolCheckMetrics,
 } from '@mizzen/telemetry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessLogLines } from '../src/access-log.js';
 import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
-import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { type CollectorHandle, type SidecarHandle, TestMesh } from '../src/mesh.js';
 import { samples, sum } from '../src/metrics.js';
-import { appEntry, type Proc } from '../src/processes.js';
 
 /**
  * Istio's observability through pilot, two real sidecars, a real backend and
@@ -105,7 +105,7 @@ describe('telemetry through pilot, real sidecars and the collector', () => {
   let client: SidecarHandle;
   let server: SidecarHandle;
   let http: ProxyClient;
-  let collector: Proc;
+  let collector: CollectorHandle;
   let appMetrics: Server;
   let api: string;
 
@@ -117,12 +117,7 @@ describe('telemetry through pilot, real sidecars and the collector', () => {
     return res.text();
   };
   const metrics = async (proxy: SidecarHandle) => parseExposition(await scrape(proxy)).families;
-  const accessLines = (proxy: SidecarHandle) =>
-    proxy.proc
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{') && l.includes('"response_flags"'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const accessLines = (proxy: SidecarHandle) => accessLogLines(proxy.proc);
 
   beforeAll(async () => {
     const [apiPort, otlpHttp, otlpGrpc] = await mesh.ports.takeMany(3);
@@ -160,20 +155,7 @@ defaultProviders:
     // With citadel every sidecar has a workload certificate: the sidecars speak mutual TLS and know each other.
     await mesh.startCitadel();
     await mesh.startPilot(['--mesh-config', meshConfig, '--registration-grace-ms', '30000']);
-    collector = mesh.procs.start('telemetry-collector', appEntry('@mizzen/telemetry-collector'), [
-      '--host',
-      '127.0.0.1',
-      '--http-port',
-      String(apiPort),
-      '--otlp-http-port',
-      String(otlpHttp),
-      '--otlp-grpc-port',
-      String(otlpGrpc),
-      '--pilot',
-      mesh.pilot!.base,
-      '--scrape-interval',
-      '1s',
-    ]);
+    collector = await mesh.startCollector({ ports: [apiPort!, otlpHttp!, otlpGrpc!] });
     // The backend's own metrics, merged into its sidecar's /stats/prometheus (Istio's metrics merging).
     appMetrics = createServer((_req, res) =>
       res
@@ -201,7 +183,6 @@ defaultProviders:
       'backend reachable through both sidecars',
       async () => (await http.request('http://backend:8000/')).status === 200,
     );
-    await eventually('the collector up', async () => (await fetch(`${api}/healthz`)).ok);
   });
 
   afterAll(async () => {
@@ -524,29 +505,49 @@ spec:
     expect(serverSpan.attributes).toMatchObject({ node_id: server.id, 'istio.canonical_service': 'backend' });
   });
 
-  it('joins a B3-only caller (multi headers) into its trace', async () => {
-    const trace = 'a3ce929d0e0e4736a3ce929d0e0e4736';
-    const r = await http.request('http://backend:8000/b3', {
-      'x-b3-traceid': trace,
-      'x-b3-spanid': '1111111111111111',
-      'x-b3-sampled': '1',
-    });
-    expect(r.status).toBe(200);
-    expect(backends.backend!.lastHeaders?.['x-b3-traceid']).toBe(trace);
-    await eventually(
-      'the B3 trace at the collector',
-      async () => {
-        const res = await fetch(`${api}/api/traces/${trace}`);
-        if (!res.ok) return false;
-        const body = (await res.json()) as { spans: { parentSpanId?: string; kind: string }[] };
-        return (
-          body.spans.length >= 2 &&
-          body.spans.some((s) => s.kind === 'client' && s.parentSpanId === '1111111111111111')
-        );
+  it.each([
+    [
+      'multi headers',
+      'a3ce929d0e0e4736a3ce929d0e0e4736',
+      {
+        'x-b3-traceid': 'a3ce929d0e0e4736a3ce929d0e0e4736',
+        'x-b3-spanid': '1111111111111111',
+        'x-b3-sampled': '1',
       },
-      20_000,
-    );
-  });
+    ],
+    [
+      'the single b3 header',
+      'b3b3b3b3b3b3b3b3c4c4c4c4c4c4c4c4',
+      { b3: 'b3b3b3b3b3b3b3b3c4c4c4c4c4c4c4c4-1111111111111111-1' },
+    ],
+  ])(
+    'joins a B3-only caller (%s) into its trace: client span its child, server span the client span’s',
+    async (_how, trace, headers) => {
+      const r = await http.request('http://backend:8000/b3', headers);
+      expect(r.status).toBe(200);
+      // The app sees the trace in every form the proxies propagate.
+      expect(backends.backend!.lastHeaders?.['x-b3-traceid']).toBe(trace);
+      expect(backends.backend!.lastHeaders?.traceparent).toMatch(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+      type Span = { spanId: string; parentSpanId?: string; kind: string; service: string };
+      let spans: Span[] = [];
+      await eventually(
+        'the B3 trace at the collector',
+        async () => {
+          const res = await fetch(`${api}/api/traces/${trace}`);
+          if (!res.ok) return `collector answered ${res.status}`;
+          spans = ((await res.json()) as { spans: Span[] }).spans;
+          return spans.length >= 2 || `${spans.length} span(s)`;
+        },
+        20_000,
+      );
+      const clientSpan = spans.find((s) => s.kind === 'client');
+      const serverSpan = spans.find((s) => s.kind === 'server');
+      expect(clientSpan).toMatchObject({ service: 'client.default', parentSpanId: '1111111111111111' });
+      expect(serverSpan).toMatchObject({ service: 'backend.default', parentSpanId: clientSpan!.spanId });
+      // The app's context is the server span's.
+      expect(backends.backend!.lastHeaders?.['x-b3-spanid']).toBe(serverSpan!.spanId);
+    },
+  );
 
   it('samples new traces at 100% by default and at 0% once a Telemetry says so', async () => {
     await http.request('http://backend:8000/sampled');
@@ -646,7 +647,135 @@ spec:
       },
       30_000,
     );
-    expect(collector.child.exitCode).toBeNull();
+    expect(collector.proc.child.exitCode).toBeNull();
+  });
+
+  it("the query API from real components: /api/workloads with each proxy's sync and scrape state, /api/config with pilot's resources and their validation", async () => {
+    // Traffic in the window, so both workloads are in the graph the API derives them from.
+    for (let i = 0; i < 3; i++) expect((await http.request('http://backend:8000/ok')).status).toBe(200);
+    type Workload = {
+      namespace: string;
+      name: string;
+      app?: string;
+      meshed: boolean;
+      proxy: { id: string; kind: string; sync: Record<string, string> } | null;
+      scrape: { state: string } | null;
+      requestsPerSecond: number;
+    };
+    let workloads: Workload[] = [];
+    await eventually(
+      'both workloads scraped and with traffic',
+      async () => {
+        for (let i = 0; i < 2; i++) await http.request('http://backend:8000/ok');
+        workloads = (await getJson<{ workloads: Workload[] }>(`${api}/api/workloads?window=5m`)).workloads;
+        const backend = workloads.find((w) => w.name === 'backend-v1');
+        return (
+          (backend?.scrape?.state === 'up' && backend.requestsPerSecond > 0) || JSON.stringify(workloads)
+        );
+      },
+      30_000,
+    );
+    const byName = new Map(workloads.map((w) => [w.name, w]));
+    for (const [name, proxy, app] of [
+      ['backend-v1', server, 'backend'],
+      ['client-v1', client, 'client'],
+    ] as const) {
+      expect(byName.get(name), name).toMatchObject({
+        namespace: 'default',
+        app,
+        meshed: true,
+        proxy: {
+          id: proxy.id,
+          kind: 'sidecar',
+          sync: { CDS: 'ACKED', EDS: 'ACKED', LDS: 'ACKED', RDS: 'ACKED' },
+        },
+        scrape: { state: 'up' },
+      });
+    }
+
+    // Pilot's config in force, with what its validation said: a warning on a resource in force, and a file
+    // with an error, which pilot leaves out whole (nothing half-applied).
+    const warned = path.join(mesh.configDir, 'audit-selector.yaml');
+    const broken = path.join(mesh.configDir, 'audit-broken.yaml');
+    mesh.writeConfig(
+      'audit-selector.yaml',
+      `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: everyone-selected, namespace: audit }
+spec:
+  selector: { matchLabels: {} }
+  action: ALLOW
+`,
+    );
+    mesh.writeConfig(
+      'audit-broken.yaml',
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: broken, namespace: audit }
+spec:
+  host: nowhere.audit.svc.cluster.local
+  trafficPolicy: { loadBalancer: { simple: SOMETIMES } }
+`,
+    );
+    try {
+      type ConfigView = {
+        pilot: { reachable: boolean } | null;
+        resources: {
+          kind: string;
+          name: string;
+          namespace: string;
+          source?: string;
+          status: string;
+          issues: { message: string }[];
+        }[];
+        issues: {
+          kind?: string;
+          name?: string;
+          severity: string;
+          source: string;
+          path?: string;
+          message: string;
+        }[];
+      };
+      let view: ConfigView | undefined;
+      await eventually('pilot read audit.yaml, and the collector shows it', async () => {
+        view = await getJson<ConfigView>(`${api}/api/config`);
+        return (
+          view.resources.some((r) => r.name === 'everyone-selected') || `${view.resources.length} resources`
+        );
+      });
+      const configz = await getJson<{
+        resources: { kind: string; metadata: { name: string; namespace: string } }[];
+      }>(`${mesh.pilot!.base}/debug/configz`);
+      // Exactly what pilot has in force, resource for resource.
+      expect(view!.pilot).toMatchObject({ reachable: true });
+      expect(view!.resources.map((r) => `${r.kind} ${r.namespace}/${r.name}`).sort()).toEqual(
+        configz.resources.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`).sort(),
+      );
+      expect(view!.resources.find((r) => r.kind === 'ServiceEntry' && r.name === 'backend')).toMatchObject({
+        status: 'valid',
+        issues: [],
+        // Which of pilot's config sources holds it: the watched directory.
+        source: `dir:${mesh.configDir}`,
+      });
+      const selected = view!.resources.find((r) => r.name === 'everyone-selected')!;
+      expect(selected.status).toBe('warning');
+      expect(selected.issues[0]!.message).toMatch(/selector has no labels/);
+      // The broken DestinationRule is not in force: its error stands alone, naming file, field and reason.
+      expect(view!.resources.some((r) => r.name === 'broken')).toBe(false);
+      expect(view!.issues).toContainEqual(
+        expect.objectContaining({
+          kind: 'DestinationRule',
+          name: 'broken',
+          severity: 'error',
+          source: broken,
+          path: expect.stringContaining('loadBalancer'),
+        }),
+      );
+    } finally {
+      fs.rmSync(warned, { force: true });
+      fs.rmSync(broken, { force: true });
+    }
   });
 
   it("the control plane's own metrics carry Istio's names and values, and every exposition passes promtool's rules", async () => {

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BrowserFailureRecorder } from '@mizzen/runtime';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BookinfoMesh } from './helpers/bookinfo-mesh.js';
 import { type Running, startCollector } from './helpers/collector.js';
 import { hexId, Kind, log, logsJson, span, tracesJson } from './helpers/otlp.js';
@@ -12,6 +13,8 @@ import { jsonServer } from './helpers/servers.js';
  * The dashboard in real Chromium against a real collector that scrapes
  * simulated Bookinfo proxies (prom-client expositions with Istio's metrics,
  * growing while the test runs) and receives OTLP spans and access logs.
+ * Screenshots go to test-artifacts/ (gitignored); a failed test leaves its
+ * screenshot and the page's console in test-artifacts/failures/.
  */
 /** What the tests use of the dashboard's cytoscape instance (window.mizzenGraph), evaluated in the page. */
 interface GraphHandle {
@@ -147,6 +150,15 @@ describe('dashboard in Chromium', () => {
   let c: Running;
   let browser: Browser;
   let page: Page;
+  const failures = new BrowserFailureRecorder(path.join(artifacts, 'failures'));
+
+  afterEach(async ({ task }) => {
+    if (task.result?.state !== 'fail' || !page) return;
+    const saved = await failures.saveFailure(task.name, (file) =>
+      page.screenshot({ path: file, fullPage: true }),
+    );
+    console.error(`the failed test's browser artifacts: ${saved.join(', ')}`);
+  });
 
   beforeAll(async () => {
     if (!fs.existsSync(CHROMIUM))
@@ -154,6 +166,7 @@ describe('dashboard in Chromium', () => {
     if (!dashboardBuilt)
       throw new Error('dist/dashboard is missing: run `npm run build` in apps/telemetry-collector first');
     fs.mkdirSync(artifacts, { recursive: true });
+    failures.reset();
     mesh = new BookinfoMesh();
     await mesh.start(100);
     pilot = await jsonServer({
@@ -260,6 +273,8 @@ describe('dashboard in Chromium', () => {
     });
     page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
     page.setDefaultTimeout(15_000);
+    page.on('console', (m) => failures.log(`console.${m.type()}`, m.text()));
+    page.on('pageerror', (err) => failures.log('pageerror', err.message));
   });
 
   afterAll(async () => {

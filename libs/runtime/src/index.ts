@@ -1,3 +1,4 @@
+export { BrowserFailureRecorder } from './browser-artifacts.js';
 export { installLifecycle, isAlive, onShutdown, shutdown } from './lifecycle.js';
 export { createLogger, isLogLevel, type Logger, type LoggerOptions } from './logger.js';
 export { freePort, isPortInUse, PortAllocator } from './ports.js';
