@@ -229,6 +229,18 @@ describe('deploy/ rendered offline with kustomize (no cluster here: rendering an
     ).toEqual(['istio-ingressgateway', 'istiod']);
   });
 
+  it("keeps the gateways alive while istiod is away: liveness is not the readiness probe, which needs pilot's config", () => {
+    for (const name of ['istio-ingressgateway', 'istio-egressgateway']) {
+      const d = all('deploy/overlays/kind').find((o) => o.kind === 'Deployment' && o.metadata.name === name)!;
+      const c = podSpecOf(d)!.containers![0] as unknown as {
+        readinessProbe: unknown;
+        livenessProbe: unknown;
+      };
+      expect(c.readinessProbe, name).toMatchObject({ httpGet: { path: '/healthz/ready', port: 15021 } });
+      expect(c.livenessProbe, name).toMatchObject({ tcpSocket: { port: 15021 } });
+    }
+  });
+
   it('gives every container resources, probes and a non-root read-only user', () => {
     const problems = [...rendered.values()].flat().flatMap(workloadProblems);
     expect(problems).toEqual([]);

@@ -467,9 +467,17 @@ describe('every pod of the kind overlay and an injected Bookinfo pod, run as kub
     // The sidecar is ready once it has its workload certificate (citadel, via the TokenReview of its projected
     // token) and its config (pilot, through the iptables rules of its own pod).
     await until(pod, proxy, 'readinessProbe', 90_000);
-    const sidecar = containers.get('istio-proxy')!.output();
-    expect(sidecar).toContain('"identity":"spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage"');
-    expect(sidecar).toMatch(/"msg":"workload certificate issued"/);
+    // Readiness does not wait for the certificate: its log line does.
+    const issued = () =>
+      containers
+        .get('istio-proxy')!
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"workload certificate issued"'))
+        .map((l) => (JSON.parse(l) as { identity: string }).identity);
+    await expect
+      .poll(issued, { timeout: 60_000, interval: 250 })
+      .toEqual(['spiffe://cluster.local/ns/bookinfo/sa/bookinfo-productpage']);
     // What pilot sent it, from its admin port: Istio's listeners for a pod under iptables capture.
     const dump = sandbox.fetchFromNode(`http://${pod.ip}:15000/config_dump`);
     expect(dump).toContain('"virtualOutbound"');
