@@ -198,7 +198,7 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     fs.rmSync(home, { recursive: true, force: true });
   }, 60_000);
 
-  it('draws productpage → reviews → ratings with non-zero rates and a lock on every mTLS edge', async () => {
+  it('draws productpage → reviews → ratings with non-zero rates and mTLS marked on every edge', async () => {
     await page.goto(`${dashboard}/#/graph`);
     await poll(() => edgeRate(page, EDGE.productpageToReviews)).toBeGreaterThan(0);
     // Round robin over v1, v2 and v3: v2 and v3 call ratings.
@@ -244,7 +244,8 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     expect(stats).toMatch(/Reported by.*destination/);
     expect(await details.getByRole('table', { name: 'Response codes' }).textContent()).toMatch(/200/);
     // Live: the window's request count grows with the traffic, without a reload.
-    const inWindow = async () => Number(/Requests in window(\d+)/.exec(await text(metrics))?.[1] ?? 0);
+    const inWindow = async () =>
+      Number(/Requests(\d+) in [\d.]+ (s|min) observed/.exec(await text(metrics))?.[1] ?? 0);
     const before = await inWindow();
     await poll(inWindow, 40_000).toBeGreaterThan(before);
     await page.screenshot({ path: path.join(artifacts, 'graph-edge-selected.png') });

@@ -14,7 +14,9 @@ import { jsonServer } from './helpers/servers.js';
  * simulated Bookinfo proxies (prom-client expositions with Istio's metrics,
  * growing while the test runs) and receives OTLP spans and access logs.
  * Screenshots go to test-artifacts/ (gitignored); a failed test leaves its
- * screenshot and the page's console in test-artifacts/failures/.
+ * screenshot and the page's console in test-artifacts/failures/. With
+ * MIZZEN_UPDATE_SCREENSHOTS=1 the README's docs/dashboard-graph.png is
+ * rewritten too.
  */
 /** What the tests use of the dashboard's cytoscape instance (window.mizzenGraph), evaluated in the page. */
 interface GraphHandle {
@@ -30,6 +32,8 @@ declare const window: { mizzenGraph?: GraphHandle };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.resolve(here, '..', 'test-artifacts');
+/** The README's screenshot, rewritten with MIZZEN_UPDATE_SCREENSHOTS=1. */
+const readmeShot = path.resolve(here, '..', 'docs', 'dashboard-graph.png');
 const CHROMIUM = '/usr/bin/chromium';
 const dashboardBuilt = fs.existsSync(path.resolve(here, '..', 'dist', 'dashboard', 'index.html'));
 
@@ -329,6 +333,11 @@ describe('dashboard in Chromium', () => {
     expect(text).toMatch(/Error rate0%/);
     expect(text).toMatch(/Latency p99\d+(\.\d+)? ms/);
     expect(text).toMatch(/Security\s*mutual TLS/);
+    // The rate is the requests over the time the proxies were observed (a few seconds here), not the 5m window.
+    const [, rps, count, observed] =
+      /Requests\/s([\d.]+)\/s.*Requests(\d+) in ([\d.]+) s observed/.exec(text) ?? [];
+    expect(Number(count)).toBeGreaterThan(0);
+    expect(Number(rps)).toBeCloseTo(Number(count) / Number(observed), 0);
     expect(await details.getByRole('table', { name: 'Response codes' }).textContent()).toMatch(/200/);
     expect(await edgeRow(EDGE.toReviews).getAttribute('aria-selected')).toBe('true');
     await page.screenshot({ path: path.join(artifacts, 'graph-edge-selected.png') });
@@ -357,6 +366,7 @@ describe('dashboard in Chromium', () => {
     await poll(() => text(details)).toMatch(/failing/);
     expect(await details.getByRole('table', { name: 'Response flags' }).textContent()).toMatch(/FI/);
     await page.screenshot({ path: path.join(artifacts, 'graph-failing-edge.png') });
+    if (process.env.MIZZEN_UPDATE_SCREENSHOTS === '1') await page.screenshot({ path: readmeShot });
   });
 
   it('opens a trace as a waterfall spanning four services', async () => {

@@ -105,9 +105,12 @@ export function connectionAttributes(
   r: TcpConnectionRecord,
   node: { id: string; cluster?: string },
 ): Record<string, Bag> {
-  const connection: Bag = new Map<string, unknown>([['mtls', r.connectionSecurityPolicy === 'mutual_tls']]);
-  if (r.sourcePrincipal && r.direction === 'inbound')
-    connection.set('uri_san_peer_certificate', r.sourcePrincipal);
+  // `connection.*` is the downstream connection: mutual TLS only where this proxy terminated it (inbound).
+  const inbound = r.direction === 'inbound';
+  const connection: Bag = new Map<string, unknown>([
+    ['mtls', inbound && r.connectionSecurityPolicy === 'mutual_tls'],
+  ]);
+  if (r.sourcePrincipal && inbound) connection.set('uri_san_peer_certificate', r.sourcePrincipal);
   const xds: Bag = new Map<string, unknown>([
     ['cluster_name', r.upstreamCluster],
     [

@@ -152,6 +152,45 @@ describe('Istio metrics', () => {
     expect(closed!.labels).toMatchObject({ upstream_address: '127.0.0.1:27017', missing: 'unknown' });
     expect(closed!.labels).not.toHaveProperty('source_cluster');
     expect(m2.families.tcp_sent_bytes_total.snapshot()[0]!.value).toBe(3);
+
+    // Connection attributes are the downstream's: the caller's certificate on the server side.
+    const peerTags: StatsSettings = {
+      disableHostHeaderFallback: true,
+      metrics: [
+        {
+          name: 'tcp_connections_closed_total',
+          dimensions: { mtls: 'connection.mtls', peer: 'connection.uri_san_peer_certificate' },
+          tagsToRemove: [],
+          drop: false,
+        },
+      ],
+    };
+    const m3 = new IstioMetrics({ local: PRODUCTPAGE, node: NODE, registry: new Registry() });
+    const inbound = {
+      ...s,
+      direction: 'inbound',
+      upstreamCluster: 'inbound|9080||',
+      telemetry: { stats: peerTags },
+    } as const;
+    m3.startTcp(inbound)!.end({
+      ...rec(1, 1),
+      ...inbound,
+      connectionSecurityPolicy: 'mutual_tls',
+      sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+    });
+    m3.startTcp({ ...s, telemetry: { stats: peerTags } })!.end({
+      ...rec(1, 1),
+      connectionSecurityPolicy: 'mutual_tls',
+    });
+    expect(
+      m3.families.tcp_connections_closed_total
+        .snapshot()
+        .map((x) => [x.labels.reporter, x.labels.mtls, x.labels.peer]),
+    ).toEqual([
+      ['destination', 'true', 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews'],
+      // The client's downstream is its app, in plaintext, whatever it spoke upstream.
+      ['source', 'false', 'unknown'],
+    ]);
   });
 });
 
