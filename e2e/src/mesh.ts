@@ -151,7 +151,15 @@ export class TestMesh {
     const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 3600 });
     const file = path.join(this.caDir, `${name}.jwt`);
     fs.writeFileSync(file, token, { mode: 0o600 });
-    return ['--ca-address', this.citadel.address, '--ca-token-file', file];
+    // citadel's gRPC is TLS, its certificate issued by the root it keeps next to the plug-in files.
+    return [
+      '--ca-address',
+      this.citadel.address,
+      '--ca-token-file',
+      file,
+      '--ca-root-cert',
+      path.join(this.caDir, 'root-cert.pem'),
+    ];
   }
 
   /**

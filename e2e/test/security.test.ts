@@ -107,6 +107,35 @@ describe('mutual TLS between sidecars (citadel, PeerAuthentication, rotation)', 
     expect(new X509Certificate(root).subject).toContain('cluster.local');
   });
 
+  it('the CA itself is reached over TLS: citadel presents a certificate for its address under the mesh root', async () => {
+    const [host, port] = mesh.citadel!.address.split(':') as [string, string];
+    const r = spawnSync(
+      'openssl',
+      ['s_client', '-connect', `${host}:${port}`, '-CAfile', path.join(mesh.caDir, 'root-cert.pem')].concat([
+        '-verify_return_error',
+        '-verify_ip',
+        host,
+        '-alpn',
+        'h2',
+      ]),
+      { input: '', encoding: 'utf8', timeout: 10_000 },
+    );
+    expect(`${r.stdout}${r.stderr}`).toMatch(/Verify return code: 0 \(ok\)/);
+    // A client speaking plaintext HTTP/2 (as an agent with --ca-plaintext would) gets no gRPC answer.
+    const plain = await new Promise<string>((resolve) => {
+      const s = net.connect(Number(port), host, () => s.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'));
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+      });
+      s.once('close', () => resolve(got));
+      s.once('error', () => resolve(got));
+      s.setTimeout(5_000, () => s.destroy());
+    });
+    expect(plain).not.toContain('PRI');
+    expect(plain.charCodeAt(0)).not.toBe(0);
+  });
+
   it('sidecar to sidecar is mutual TLS: the app sees its caller’s verified identity', async () => {
     const r = await http.request('http://reviews:9080/who', {
       'x-forwarded-client-cert': 'By=spiffe://forged;URI=spiffe://cluster.local/ns/default/sa/admin',

@@ -234,8 +234,14 @@ describe('transparent capture through two sidecars configured by pilot (needs ro
       citadel,
       ...['--host', '0.0.0.0', '--grpc-port', '8060', '--http-port', '15016'],
       ...['--ca-dir', path.join(state, 'ca'), '--token-key', path.join(state, 'token-key')],
+      // Its gRPC certificate is for the addresses the pods reach it by.
+      ...['--grpc-tls-names', `${CONTROL_FOR_CLIENT},${CONTROL_FOR_SERVER},127.0.0.1`],
     ]);
     await waitFor('citadel ready', () => status(control, 'http://127.0.0.1:15016/ready') === '200', 30_000);
+    // The mesh root, readable by the proxies' uid, as the istio-ca-root-cert ConfigMap is mounted in a pod.
+    const caRoot = path.join(root, 'root-cert.pem');
+    fs.copyFileSync(path.join(state, 'ca', 'root-cert.pem'), caRoot);
+    fs.chmodSync(caRoot, 0o644);
     lab.start(control, 'pilot', node, [
       pilot,
       ...['--host', '0.0.0.0', '--xds-port', '15010', '--http-port', '15014', '--config-dir', dir],
@@ -250,6 +256,7 @@ describe('transparent capture through two sidecars configured by pilot (needs ro
       ...['--service-account', workload, '--labels', labels],
       ...['--capture-mode', 'iptables', '--admin-port', '15000', '--health-port', '15021'],
       ...['--ca-address', `${control}:8060`, '--ca-token-file', await token(workload, workload)],
+      ...['--ca-root-cert', caRoot],
     ];
     lab.start(
       client,

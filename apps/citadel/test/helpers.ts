@@ -71,6 +71,9 @@ export interface Harness {
   logs: LogCapture;
   /** The local token secret (when the local authenticator is used). */
   secret: string;
+  /** The roots the client verifies citadel's gRPC certificate with (empty when it serves plaintext). */
+  roots: string;
+  /** A real gRPC client over TLS (plaintext with `plaintext: true`). */
   client: CaClient;
   token(
     namespace: string,
@@ -83,10 +86,12 @@ export interface Harness {
 
 export interface HarnessOptions extends Partial<Omit<CitadelOptions, 'logger' | 'authenticator'>> {
   authenticator?: Authenticator;
+  /** Serve gRPC without TLS (`--grpc-plaintext`); TLS for localhost and 127.0.0.1 otherwise. */
+  plaintext?: boolean;
 }
 
-/** A real citadel on free ports over a temp CA dir, with a real gRPC client. Stopped by `cleanup()`. */
-export async function startCitadel(options: HarnessOptions = {}): Promise<Harness> {
+/** A real citadel on free ports over a temp CA dir, with a real gRPC client (TLS). Stopped by `cleanup()`. */
+export async function startCitadel({ plaintext, ...options }: HarnessOptions = {}): Promise<Harness> {
   const caDir = options.caDir ?? tempDir();
   const logs = new LogCapture();
   const logger = createLogger('citadel', { destination: logs, level: 'debug' });
@@ -102,6 +107,7 @@ export async function startCitadel(options: HarnessOptions = {}): Promise<Harnes
     selfSignedRootTtlSeconds: 10 * 365 * 86_400,
     caKeyType: 'EC-P256',
     reloadDebounceMs: 50,
+    ...(plaintext ? {} : { grpcTls: { names: ['localhost', '127.0.0.1'] } }),
     ...options,
     caDir,
     authenticator: options.authenticator ?? new LocalTokenAuthenticator(secret),
@@ -114,7 +120,12 @@ export async function startCitadel(options: HarnessOptions = {}): Promise<Harnes
     await citadel.stop();
   };
   const ports = await citadel.start();
-  const client = new CaClient({ address: `127.0.0.1:${ports.grpc}`, deadlineMs: 10_000 });
+  const roots = plaintext ? '' : citadel.store.current().roots.join('');
+  const client = new CaClient({
+    address: `127.0.0.1:${ports.grpc}`,
+    deadlineMs: 10_000,
+    ...(plaintext ? {} : { rootCertificates: roots }),
+  });
   onCleanup(stop);
   return {
     citadel,
@@ -122,6 +133,7 @@ export async function startCitadel(options: HarnessOptions = {}): Promise<Harnes
     caDir,
     logs,
     secret,
+    roots,
     client,
     token: (namespace, serviceAccount, extra = {}) =>
       mintWorkloadToken(secret, { namespace, serviceAccount, ttlSeconds: 600, ...extra }),

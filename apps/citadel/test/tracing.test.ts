@@ -60,7 +60,11 @@ describe("citadel's own traces", { timeout: 30_000 }, () => {
       serviceAccount: 'details',
       ttlSeconds: 60,
     });
-    const client = new CaClient({ address: `127.0.0.1:${grpcPort}` });
+    // gRPC is TLS by default, with a certificate citadel issued itself under the root it wrote.
+    const client = new CaClient({
+      address: `127.0.0.1:${grpcPort}`,
+      rootCertificates: fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'),
+    });
     onCleanup(() => client.close());
     await enroll({ client }, token);
     await enroll({ client }, 'not-a-token').catch(() => undefined);

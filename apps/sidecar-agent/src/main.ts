@@ -32,7 +32,8 @@ const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--workloa
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
          [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]
-         [--cert-key-type ecdsa|rsa|EC-P384|RSA-3072|…]]
+         [--cert-key-type ecdsa|rsa|EC-P384|RSA-3072|…]
+         [--ca-root-cert FILE | --ca-plaintext]]
          [--capture-mode http-proxy|iptables] [--locality region/zone/subzone]
          [--stats-port 15020] [--app-metrics http://127.0.0.1:PORT/metrics] [--otlp-endpoint http://HOST:4318]
        sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
@@ -56,7 +57,10 @@ source_workload and destination_workload.
 Kubelet probes the injector rewrote (ISTIO_KUBE_APP_PROBERS) are answered on --stats-port at
 /app-health/<container>/livez|readyz|startupz: the agent runs the app's HTTP or TCP probe.
 --cert-key-type is the workload key's type (ECDSA P-256 unless asked; without the flag, Istio's
-ECC_SIGNATURE_ALGORITHM=ECDSA|RSA with ECC_CURVE or WORKLOAD_RSA_KEY_SIZE from the environment).`;
+ECC_SIGNATURE_ALGORITHM=ECDSA|RSA with ECC_CURVE or WORKLOAD_RSA_KEY_SIZE from the environment).
+The CA is reached over TLS and its certificate checked against --ca-root-cert (Istio's
+istio-ca-root-cert file; CA_ROOT_CA in the environment) and the mesh roots pilot sends;
+--ca-plaintext talks to a citadel started with --grpc-plaintext (local debugging only).`;
 
 function build(values: ParsedFlags, logger: Logger) {
   const s = (k: string) => values[k] as string | undefined;

@@ -34,7 +34,11 @@ describe('--locality', () => {
 });
 
 describe('--cert-key-type and Istio’s key environment', () => {
-  const ca = { 'ca-address': '127.0.0.1:8060', 'ca-token-file': '/tmp/t.jwt' };
+  const ca = {
+    'ca-address': '127.0.0.1:8060',
+    'ca-token-file': '/tmp/t.jwt',
+    'ca-root-cert': '/tmp/root.pem',
+  };
   const who = { namespace: 'default', serviceAccount: 'reviews' };
 
   it('is ECDSA P-256 unless asked; the flag takes ecdsa, rsa or an exact key type and wins over the environment', () => {
@@ -72,5 +76,34 @@ describe('--cert-key-type and Istio’s key environment', () => {
     expect(() =>
       parseCertKeyType(undefined, { ECC_SIGNATURE_ALGORITHM: 'RSA', WORKLOAD_RSA_KEY_SIZE: '1024' }),
     ).toThrow(/^WORKLOAD_RSA_KEY_SIZE must be 2048, 3072 or 4096/);
+  });
+});
+
+describe('reaching the CA: TLS with --ca-root-cert (or CA_ROOT_CA), plaintext only with --ca-plaintext', () => {
+  const ca = { 'ca-address': 'istio-citadel.istio-system.svc:8060', 'ca-token-file': '/tmp/t.jwt' };
+  const who = { namespace: 'default', serviceAccount: 'reviews' };
+
+  it('takes the root file from the flag, else from CA_ROOT_CA', () => {
+    expect(
+      parseCertificateFlags({ ...ca, 'ca-root-cert': '/etc/istio/root-cert.pem' }, who, {})?.caRootCertFile,
+    ).toBe('/etc/istio/root-cert.pem');
+    expect(
+      parseCertificateFlags(ca, who, { CA_ROOT_CA: '/var/run/secrets/istio/root-cert.pem' })?.caRootCertFile,
+    ).toBe('/var/run/secrets/istio/root-cert.pem');
+    expect(parseCertificateFlags({ ...ca, 'ca-plaintext': true }, who, {})?.caRootCertFile).toBeUndefined();
+  });
+
+  it('refuses to guess: neither a root nor --ca-plaintext, or both, is one sentence naming the flags', () => {
+    expect(() => parseCertificateFlags(ca, who, {})).toThrow(
+      new FlagError(
+        "--ca-address needs --ca-root-cert FILE (the root the CA's certificate chains to; or CA_ROOT_CA), or --ca-plaintext for local debugging",
+      ),
+    );
+    expect(() =>
+      parseCertificateFlags({ ...ca, 'ca-root-cert': '/r.pem', 'ca-plaintext': true }, who, {}),
+    ).toThrow('--ca-root-cert and --ca-plaintext exclude each other');
+    expect(() => parseCertificateFlags({ 'ca-root-cert': '/r.pem' }, who, {})).toThrow(
+      '--ca-root-cert needs --ca-address',
+    );
   });
 });

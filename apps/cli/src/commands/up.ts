@@ -60,9 +60,12 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-/** The flags that make a proxy fetch its workload certificate from citadel. */
-function caFlags(caAddress: string, tokenFile: string): string[] {
-  return ['--ca-address', caAddress, '--ca-token-file', tokenFile];
+/**
+ * The flags that make a proxy fetch its workload certificate from citadel,
+ * over TLS checked against the root citadel keeps in its directory.
+ */
+function caFlags(caAddress: string, tokenFile: string, caRootCert: string): string[] {
+  return ['--ca-address', caAddress, '--ca-token-file', tokenFile, '--ca-root-cert', caRootCert];
 }
 
 /**
@@ -107,6 +110,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   const citadelBase = `http://${HOST}:${caHttpPort}`;
   const caAddress = `${HOST}:${caGrpcPort}`;
   const caDir = path.join(home, 'ca');
+  // citadel serves its gRPC CA over TLS with a certificate from its own CA; proxies check it with this root.
+  const caRootCert = path.join(caDir, 'root-cert.pem');
   // The CA's root and the token key persist across runs, like a cluster's; tokens are per run, short-lived and renewed.
   const identities = LocalIdentities.open(path.join(caDir, 'token-key'), path.join(runDir, 'tokens'));
   const ingressUrl = `http://${HOST}:${ingress}`;
@@ -289,7 +294,11 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           String(admin),
           '--health-port',
           String(health),
-          ...caFlags(caAddress, await identities.tokenFile(w.name, NAMESPACE, `bookinfo-${w.app}`)),
+          ...caFlags(
+            caAddress,
+            await identities.tokenFile(w.name, NAMESPACE, `bookinfo-${w.app}`),
+            caRootCert,
+          ),
         ],
         ports: { inbound, outbound, admin, health, stats },
         env: ownTraces,
@@ -319,6 +328,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           extraArgs: caFlags(
             caAddress,
             await identities.tokenFile(g.name, g.namespace, `${g.name}-service-account`),
+            caRootCert,
           ),
         }),
         env: ownTraces,

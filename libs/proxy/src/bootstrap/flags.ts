@@ -1,4 +1,5 @@
 import net from 'node:net';
+import path from 'node:path';
 import { type KeyType, parseKeyType } from '@mizzen/pki';
 import type { CaptureMode } from '../listeners/listener-manager.js';
 import type { WorkloadPortSpec } from './node.js';
@@ -130,7 +131,12 @@ export function parseCertKeyType(flag: string | undefined, env: NodeJS.ProcessEn
   throw new FlagError(`ECC_SIGNATURE_ALGORITHM must be ECDSA or RSA, got "${env.ECC_SIGNATURE_ALGORITHM}"`);
 }
 
-/** `--ca-address` / `--ca-token-file` / `--trust-domain` / `--cert-ttl` / `--cert-key-type`: where the workload certificate comes from. */
+/**
+ * `--ca-address` / `--ca-token-file` / `--ca-root-cert` | `--ca-plaintext` /
+ * `--trust-domain` / `--cert-ttl` / `--cert-key-type`: where the workload
+ * certificate comes from. The CA is reached over TLS, verified with the roots
+ * in `--ca-root-cert` (else Istio's CA_ROOT_CA); plaintext only when asked.
+ */
 export function parseCertificateFlags(
   values: Record<string, unknown>,
   identity: { namespace: string; serviceAccount: string },
@@ -144,11 +150,16 @@ export function parseCertificateFlags(
       serviceAccount: string;
       ttlSeconds?: number;
       keyType: KeyType;
+      caRootCertFile?: string;
     }
   | undefined {
   const address = values['ca-address'] as string | undefined;
   const tokenFile = values['ca-token-file'] as string | undefined;
-  if (address === undefined && tokenFile === undefined) return undefined;
+  if (address === undefined && tokenFile === undefined) {
+    for (const flag of ['ca-root-cert', 'ca-plaintext'])
+      if (values[flag] !== undefined) throw new FlagError(`--${flag} needs --ca-address`);
+    return undefined;
+  }
   if (!address || !tokenFile) throw new FlagError('--ca-address and --ca-token-file go together');
   parseAddress(address, '--ca-address');
   const trustDomain = (values['trust-domain'] as string | undefined) ?? 'cluster.local';
@@ -162,7 +173,24 @@ export function parseCertificateFlags(
     ttlSeconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
   }
   const keyType = parseCertKeyType(values['cert-key-type'] as string | undefined, env);
-  return { caAddress: address, tokenFile, trustDomain, ...identity, ttlSeconds, keyType };
+  const plaintext = values['ca-plaintext'] === true;
+  const rootFlag = values['ca-root-cert'] as string | undefined;
+  if (plaintext && rootFlag !== undefined)
+    throw new FlagError('--ca-root-cert and --ca-plaintext exclude each other');
+  const rootFile = plaintext ? undefined : (rootFlag ?? (env.CA_ROOT_CA || undefined));
+  if (!plaintext && rootFile === undefined)
+    throw new FlagError(
+      "--ca-address needs --ca-root-cert FILE (the root the CA's certificate chains to; or CA_ROOT_CA), or --ca-plaintext for local debugging",
+    );
+  return {
+    caAddress: address,
+    tokenFile,
+    trustDomain,
+    ...identity,
+    ttlSeconds,
+    keyType,
+    ...(rootFile !== undefined ? { caRootCertFile: path.resolve(rootFile) } : {}),
+  };
 }
 
 /** The certificate flags both sidecar and gateway accept. */
@@ -172,6 +200,8 @@ export const CERTIFICATE_FLAGS = {
   'trust-domain': { type: 'string' },
   'cert-ttl': { type: 'string' },
   'cert-key-type': { type: 'string' },
+  'ca-root-cert': { type: 'string' },
+  'ca-plaintext': { type: 'boolean' },
 } as const;
 
 /**

@@ -23,6 +23,13 @@ export const TRUST_BUNDLE_SECRET = 'ROOTCA';
 export interface CertManagerOptions {
   /** host:port of citadel's CreateCertificate service. */
   caAddress: string;
+  /**
+   * The PEM file of roots the CA's serving certificate must chain to (Istio's
+   * mounted istio-ca-root-cert); re-read at every request, and joined with the
+   * mesh trust bundle once pilot has sent it, so a rotated root is trusted
+   * too. Without it the CA is reached in plaintext (`--ca-plaintext`).
+   */
+  caRootCertFile?: string;
   /** Where the bootstrap token proving this workload's identity is (read at every request: it may be refreshed). */
   tokenFile: string;
   trustDomain: string;
@@ -100,7 +107,8 @@ function fingerprints(pems: string): string[] {
  * it is about to expire) and the request is made again later.
  */
 export class WorkloadCertManager {
-  private readonly ca: CaClient;
+  /** The CA client, and the roots it was made with (a new one when they change). */
+  private ca?: { client: CaClient; roots: string | undefined };
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private readonly state: CertStatus;
@@ -118,7 +126,6 @@ export class WorkloadCertManager {
   private readonly unsubscribe: () => void;
 
   constructor(private readonly options: CertManagerOptions) {
-    this.ca = new CaClient({ address: options.caAddress });
     this.backoffMs = options.initialBackoffMs ?? 1_000;
     this.state = {
       identity: formatSpiffeId({
@@ -149,7 +156,7 @@ export class WorkloadCertManager {
     this.stopped = true;
     this.unsubscribe();
     clearTimeout(this.timer);
-    this.ca.close();
+    this.ca?.client.close();
     this.settleFirst();
   }
 
@@ -257,12 +264,43 @@ export class WorkloadCertManager {
     const keys = await generateKeyPair(this.state.keyType);
     const csrPem = await createCsr({ keys, uris: [this.state.identity] });
     const token = fs.readFileSync(this.options.tokenFile, 'utf8').trim();
-    const chain = await this.ca.createCertificate({
+    const chain = await this.caClient().createCertificate({
       csrPem,
       token,
       ttlSeconds: this.options.ttlSeconds ?? 86_400,
     });
     return this.check(chain, keys);
+  }
+
+  /**
+   * A client for the CA that trusts the roots in the root file plus the mesh
+   * trust bundle (TLS), or a plaintext one; made again when the roots change.
+   */
+  private caClient(): CaClient {
+    let roots: string | undefined;
+    if (this.options.caRootCertFile !== undefined) {
+      let file: string;
+      try {
+        file = fs.readFileSync(this.options.caRootCertFile, 'utf8');
+      } catch (err) {
+        throw new Error(
+          `cannot read the CA's root certificate ${this.options.caRootCertFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
+      }
+      const bundle = this.options.secrets.get(TRUST_BUNDLE_SECRET);
+      roots = `${file.trim()}\n${bundle?.kind === 'validation' ? bundle.trustedCa : ''}`;
+    }
+    if (!this.ca || this.ca.roots !== roots) {
+      this.ca?.client.close();
+      this.ca = {
+        client: new CaClient({
+          address: this.options.caAddress,
+          ...(roots !== undefined ? { rootCertificates: roots } : {}),
+        }),
+        roots,
+      };
+    }
+    return this.ca.client;
   }
 
   /**
