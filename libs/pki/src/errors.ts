@@ -18,6 +18,8 @@ export type PkiErrorReason =
   | 'invalid-validity'
   /** A private key that does not belong to the certificate it is paired with. */
   | 'key-mismatch'
+  /** A credential holding only a CA where a certificate and its key are needed. */
+  | 'ca-only'
   /** A certificate used as an issuer that is not allowed to sign certificates. */
   | 'not-a-ca'
   /** A chain that does not lead to a trusted root. */

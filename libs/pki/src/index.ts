@@ -18,7 +18,16 @@ export {
   type RootCaOptions,
 } from './certificates.js';
 export { type VerifyChainOptions, type VerifyChainResult, verifyChain } from './chain.js';
-export { CredentialDirectory, checkTlsCredential, type TlsCredential } from './credentials.js';
+export {
+  type CaCredential,
+  CredentialDirectory,
+  caOnlyProblem,
+  checkCaCredential,
+  checkTlsCredential,
+  isTlsCredential,
+  type StoredCredential,
+  type TlsCredential,
+} from './credentials.js';
 export { type CrlOptions, createCrl } from './crl.js';
 export {
   type CreateCsrOptions,
