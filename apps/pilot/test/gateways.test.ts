@@ -29,6 +29,12 @@ function credentials(entries: Record<string, TlsCredential>): CredentialSource {
         ? { credential: c }
         : { problem: `credential ${namespace}/${name} not found in the test store` };
     },
+    resolveCa: (namespace, name) => {
+      const ca = entries[`${namespace}/${name}`]?.caCertificate;
+      return ca
+        ? { ca: { caCertificate: ca } }
+        : { problem: `credential ${namespace}/${name} has no ca.crt in the test store` };
+    },
     onChange: () => () => {},
   };
 }

@@ -3,6 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { createRootCa } from '@mizzen/pki';
 import { MeshProxy, sidecarNode } from '@mizzen/proxy';
 import { createLogger, freePort } from '@mizzen/runtime';
 import { AdsClient, TypeUrl } from '@mizzen/xds';
@@ -585,7 +586,7 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     );
   });
 
-  it('looks up gateway credentials from Secrets (kubernetes.io/tls and generic, with a -cacert secret)', async () => {
+  it('looks up gateway credentials from Secrets (kubernetes.io/tls and generic, with a -cacert secret, or a CA alone)', async () => {
     const b64 = (s: string) => Buffer.from(s).toString('base64');
     api.apply({
       apiVersion: 'v1',
@@ -626,6 +627,28 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     });
     // Only the gateway's own namespace counts.
     expect(credentials.lookup('default', 'bookinfo-credential')).toBeUndefined();
+
+    // A Secret with only a CA (`kubectl create secret generic NAME --from-file=ca.crt=…`): its CA, but no certificate.
+    const ca = await createRootCa({ ttlSeconds: 600 });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'external-ca', namespace: 'istio-system' },
+      type: 'Opaque',
+      data: { 'ca.crt': b64(ca.certificate) },
+    });
+    await eventually(
+      'the CA-only secret to arrive',
+      () => credentials.resolveCa('istio-system', 'external-ca'),
+      (c) => 'ca' in c,
+    );
+    expect(credentials.resolveCa('istio-system', 'external-ca')).toEqual({
+      ca: { caCertificate: ca.certificate },
+    });
+    expect(credentials.resolve('istio-system', 'external-ca')).toEqual({
+      problem:
+        'credential istio-system/external-ca holds only a CA (ca.crt), not the certificate and key (tls.crt, tls.key) a server or client certificate needs',
+    });
   });
 
   it('writes status.validationMessages on an invalid VirtualService and leaves it out of the config', async () => {

@@ -20,6 +20,9 @@ const CREDENTIALS: CredentialSource = {
     namespace === 'istio-system' && name === 'shop-credential'
       ? { credential: { certificateChain: 'SHOP-CERT', privateKey: 'SHOP-KEY' } satisfies TlsCredential }
       : { problem: `credential ${namespace}/${name} not found in the test store` },
+  resolveCa: (namespace, name) => ({
+    problem: `credential ${namespace}/${name} has no CA in the test store`,
+  }),
   onChange: () => () => {},
 };
 

@@ -1,6 +1,7 @@
+import { CA_SUFFIX } from '../credentials/source.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Json } from './envoy.js';
-import { CA_SUFFIX, CREDENTIAL_SDS_PREFIX } from './gateway-tls.js';
+import { CREDENTIAL_SDS_PREFIX } from './gateway-tls.js';
 import type { PushContext } from './push-context.js';
 
 /** Every SDS secret name a set of resources refers to (`{ name, sds_config }` anywhere inside them). */
@@ -23,10 +24,12 @@ export function sdsSecretNames(resources: readonly unknown[]): Set<string> {
 /**
  * The credentials a proxy's listeners and clusters name over SDS, as Istio
  * serves them: `kubernetes://NAME` is the certificate and key of credential
- * NAME, `kubernetes://NAME-cacert` its CA. Only the proxy's own namespace is
- * searched. A credential that cannot be served is left out: the server that
- * needs it was not opened (gateways), or the cluster's TLS cannot start until
- * it appears — it never falls back to something weaker.
+ * NAME, `kubernetes://NAME-cacert` its CA — the credential's own `ca.crt`,
+ * which may be all it holds, else the `NAME-cacert` credential's. Only the
+ * proxy's own namespace is searched. A credential that cannot be served is
+ * left out: the server that needs it was not opened (gateways), or the
+ * cluster's TLS cannot start until it appears — it never falls back to
+ * something weaker.
  */
 export function credentialSecrets(push: PushContext, proxy: ProxyInfo, names: Iterable<string>): Json[] {
   const out: Json[] = [];
@@ -34,13 +37,13 @@ export function credentialSecrets(push: PushContext, proxy: ProxyInfo, names: It
     if (!name.startsWith(CREDENTIAL_SDS_PREFIX)) continue;
     const credential = name.slice(CREDENTIAL_SDS_PREFIX.length);
     if (credential.endsWith(CA_SUFFIX)) {
-      const found = push.credentials.resolve(proxy.namespace, credential.slice(0, -CA_SUFFIX.length));
-      if ('credential' in found && found.credential.caCertificate)
+      const found = push.credentials.resolveCa(proxy.namespace, credential.slice(0, -CA_SUFFIX.length));
+      if ('ca' in found)
         out.push({
           name,
           validation_context: {
-            trusted_ca: { inline_string: found.credential.caCertificate },
-            ...(found.credential.caCrl ? { crl: { inline_string: found.credential.caCrl } } : {}),
+            trusted_ca: { inline_string: found.ca.caCertificate },
+            ...(found.ca.caCrl ? { crl: { inline_string: found.ca.caCrl } } : {}),
           },
         });
       continue;

@@ -117,13 +117,9 @@ function tlsProblem(push: PushContext, proxy: ProxyInfo, tls: ServerTLSSettings)
   const found = credentials.map((c) => ({ name: c, lookup: push.credentials.resolve(proxy.namespace, c) }));
   for (const { lookup } of found) if ('problem' in lookup) return lookup.problem;
   if (mode !== 'MUTUAL' && mode !== 'OPTIONAL_MUTUAL') return undefined;
-  // The client CA: caCertCredentialName's, else the first credential's own ca.crt (Kubernetes also takes a `<name>-cacert` Secret).
-  const first = found[0]!;
-  const caName = tls.caCertCredentialName ?? first.name;
-  const ca = caName === first.name ? first.lookup : push.credentials.resolve(proxy.namespace, caName);
-  if ('problem' in ca) return ca.problem;
-  if ('credential' in ca && ca.credential.caCertificate) return undefined;
-  return `tls mode ${mode} needs a CA to verify clients: credential ${proxy.namespace}/${caName} has no ca.crt`;
+  // The client CA: caCertCredentialName's, else the first credential's; either may hold only a CA, or keep it in a `<name>-cacert` one.
+  const ca = push.credentials.resolveCa(proxy.namespace, tls.caCertCredentialName ?? found[0]!.name);
+  return 'problem' in ca ? `tls mode ${mode} needs a CA to verify clients: ${ca.problem}` : undefined;
 }
 
 /**

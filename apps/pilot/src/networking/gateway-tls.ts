@@ -1,12 +1,12 @@
 import type { ServerTLSSettings, TLSProtocol } from '@mizzen/api';
 import { fileCertSecretName, fileRootSecretName } from '@mizzen/xds';
+import { CA_SUFFIX } from '../credentials/source.js';
 import { ADS_CONFIG_SOURCE, type Json } from './envoy.js';
 import { serverCredentials } from './gateway-servers.js';
 import { DOWNSTREAM_TLS_TYPE, ROOT_SECRET, WORKLOAD_SECRET } from './mtls.js';
 
 /** Istio's SDS names for credentials: `kubernetes://NAME`, and `kubernetes://NAME-cacert` for its CA. */
 export const CREDENTIAL_SDS_PREFIX = 'kubernetes://';
-export const CA_SUFFIX = '-cacert';
 
 export function credentialSecretName(credential: string): string {
   return `${CREDENTIAL_SDS_PREFIX}${credential}`;
