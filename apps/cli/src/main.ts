@@ -16,6 +16,9 @@ Usage:
   mizzen delete -f FILE           delete the resources a file names
   mizzen create secret tls NAME --cert FILE --key FILE [--cacert FILE [--cacrl FILE]] [-n istio-system]
                                   store a gateway credential (credentialName: NAME); again to rotate it
+  mizzen create secret generic NAME --from-file=KEY=FILE [--from-file=KEY=FILE…] [-n istio-system]
+                                  the same from files by key: tls.crt, tls.key, ca.crt, ca.crl (or cert, key,
+                                  cacert, crl); ca.crt alone is a CA, e.g. for a DestinationRule's SIMPLE TLS
   mizzen delete secret NAME [-n istio-system]
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
                                   list config (vs, dr, gw, se, we, sidecar, pa, ap, ra, telemetry, rlp)
@@ -102,11 +105,31 @@ async function run(argv: string[]): Promise<void> {
         key: { type: 'string' },
         cacert: { type: 'string' },
         cacrl: { type: 'string' },
+        'from-file': { type: 'string', multiple: true },
         namespace: { type: 'string', short: 'n' },
       });
-      if (positionals[0] !== 'secret' || positionals[1] !== 'tls')
+      const kind = positionals[0] === 'secret' ? positionals[1] : undefined;
+      const namespace = values.namespace as string | undefined;
+      const fromFiles = (values['from-file'] as string[] | undefined) ?? [];
+      if (kind === 'generic') {
+        const tlsFlag = (['cert', 'key', 'cacert', 'cacrl'] as const).find((f) => values[f] !== undefined);
+        if (tlsFlag)
+          throw new CliError(
+            `create secret generic: --${tlsFlag} is for \`create secret tls\`; give the file as --from-file=KEY=FILE`,
+            2,
+          );
+        const { createGenericSecret } = await import('./commands/secret.js');
+        createGenericSecret({ name: positionals[2], fromFiles, namespace }, out);
+        return;
+      }
+      if (kind !== 'tls')
         throw new CliError(
-          'create: only `mizzen create secret tls NAME --cert FILE --key FILE` is supported',
+          'create: only `mizzen create secret tls NAME --cert FILE --key FILE` and `mizzen create secret generic NAME --from-file=KEY=FILE` are supported',
+          2,
+        );
+      if (fromFiles.length)
+        throw new CliError(
+          'create secret tls: --from-file is for `create secret generic`; give --cert, --key, --cacert, --cacrl',
           2,
         );
       const { createTlsSecret } = await import('./commands/secret.js');
@@ -117,7 +140,7 @@ async function run(argv: string[]): Promise<void> {
           key: values.key as string | undefined,
           cacert: values.cacert as string | undefined,
           cacrl: values.cacrl as string | undefined,
-          namespace: values.namespace as string | undefined,
+          namespace,
         },
         out,
       );

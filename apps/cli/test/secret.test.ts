@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CredentialDirectory, createCrl, createRootCa, issueTlsCertificate } from '@mizzen/pki';
+import { CredentialDirectory, createCrl, createRootCa, issueTlsCertificate, PkiError } from '@mizzen/pki';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
@@ -100,4 +100,146 @@ describe('mizzen create secret tls (the local credential store gateways use)', (
     const gone = mizzen('delete', 'secret', 'bookinfo-cred');
     expect(gone.stderr).toBe('error: secret istio-system/bookinfo-cred not found\n');
   }, 60_000);
+});
+
+describe('mizzen create secret generic (kubectl’s --from-file, as Istio’s docs use it)', () => {
+  // About twenty node processes, one per command: the bound leaves room for a loaded 2-core machine.
+  it('stores a CA alone, or a certificate and key by kubectl’s or Istio’s keys; refuses a key without its certificate', async () => {
+    const ca = await createRootCa({ ttlSeconds: 3600 });
+    const a = await issueTlsCertificate({ dnsNames: ['a.example.com'], issuer: ca, ttlSeconds: 600 });
+    const dir = path.join(home, 'generic');
+    fs.mkdirSync(dir, { recursive: true });
+    const files: Record<string, string> = {
+      'external-ca.pem': ca.certificate,
+      'external.crl': await createCrl({ issuer: ca, revokedSerials: ['02'] }),
+      'client.pem': a.certificate,
+      'client-key.pem': a.privateKeyPem,
+      // A file named as its key: `--from-file=FILE` takes the key from the file's name.
+      'ca.crt': ca.certificate,
+    };
+    for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), text);
+    const f = (name: string) => path.join(dir, name);
+    const store = new CredentialDirectory(path.join(home, 'credentials'));
+
+    // Istio's DestinationRule SIMPLE credential: kubectl create secret generic NAME --from-file=ca.crt=…
+    const caOnly = mizzen(
+      'create',
+      'secret',
+      'generic',
+      'external-ca',
+      `--from-file=ca.crt=${f('external-ca.pem')}`,
+    );
+    expect(caOnly.stderr).toBe('');
+    expect(caOnly.stdout).toBe('secret/external-ca created\n');
+    expect(store.readCa('istio-system', 'external-ca')).toEqual({ caCertificate: ca.certificate });
+    // It is a CA, not a certificate a gateway could serve.
+    expect(() => store.read('istio-system', 'external-ca')).toThrow(PkiError);
+
+    // Again, with its revocation list and the key taken from the file's name: a rotation.
+    const again = mizzen(
+      'create',
+      'secret',
+      'generic',
+      'external-ca',
+      '--from-file',
+      f('ca.crt'),
+      `--from-file=crl=${f('external.crl')}`,
+    );
+    expect(again.stdout).toBe('secret/external-ca configured\n');
+    expect(store.readCa('istio-system', 'external-ca')).toEqual({
+      caCertificate: ca.certificate,
+      caCrl: files['external.crl'],
+    });
+
+    // Istio's generic keys for a MUTUAL credential, in another namespace.
+    const generic = mizzen(
+      'create',
+      'secret',
+      'generic',
+      'partner',
+      `--from-file=cert=${f('client.pem')}`,
+      `--from-file=key=${f('client-key.pem')}`,
+      `--from-file=cacert=${f('external-ca.pem')}`,
+      '-n',
+      'default',
+    );
+    expect(generic.stderr).toBe('');
+    expect(store.read('default', 'partner')).toEqual({
+      certificateChain: a.certificate,
+      privateKey: a.privateKeyPem,
+      caCertificate: ca.certificate,
+    });
+    // kubectl's tls keys, no CA: a certificate and key alone.
+    const tlsKeys = mizzen(
+      'create',
+      'secret',
+      'generic',
+      'server',
+      `--from-file=tls.crt=${f('client.pem')}`,
+      `--from-file=tls.key=${f('client-key.pem')}`,
+    );
+    expect(tlsKeys.stdout).toBe('secret/server created\n');
+    expect(store.read('istio-system', 'server')).toEqual({
+      certificateChain: a.certificate,
+      privateKey: a.privateKeyPem,
+    });
+
+    // Bad input: one sentence naming the key or file, a non-zero exit, nothing written.
+    const refused: [string[], number, string][] = [
+      [
+        [`--from-file=tls.key=${f('client-key.pem')}`],
+        2,
+        'create secret generic: tls.key needs the certificate it belongs to (tls.crt)',
+      ],
+      [
+        [`--from-file=cert=${f('client.pem')}`],
+        2,
+        'create secret generic: cert needs its private key (tls.key)',
+      ],
+      [
+        [`--from-file=ca.crl=${f('external.crl')}`],
+        2,
+        'create secret generic: ca.crl needs ca.crt (the CA whose revocations it lists)',
+      ],
+      [
+        [`--from-file=token=${f('client.pem')}`],
+        2,
+        'create secret generic: key "token" is not one a credential holds; use tls.crt, tls.key, ca.crt, ca.crl (or cert, key, cacert, crl)',
+      ],
+      [
+        [`--from-file=ca.crt=${f('external-ca.pem')}`, `--from-file=cacert=${f('external-ca.pem')}`],
+        2,
+        'create secret generic: keys "ca.crt" and "cacert" hold the same thing; give one',
+      ],
+      [
+        [],
+        2,
+        'create secret generic: give its contents with --from-file=KEY=FILE (ca.crt, or tls.crt and tls.key)',
+      ],
+      [
+        ['--cert', f('client.pem')],
+        2,
+        'create secret generic: --cert is for `create secret tls`; give the file as --from-file=KEY=FILE',
+      ],
+      // A CA that is no certificate (the key file by mistake).
+      [
+        [`--from-file=ca.crt=${f('client-key.pem')}`],
+        1,
+        'credential istio-system/refused: ca.crt holds no PEM certificate',
+      ],
+      [[`--from-file=ca.crt=${f('nope.pem')}`], 1, `--from-file ${f('nope.pem')}: ENOENT`],
+    ];
+    for (const [args, status, message] of refused) {
+      const r = mizzen('create', 'secret', 'generic', 'refused', ...args);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status, stderr: `error: ${message}\n` });
+      expect(store.has('istio-system', 'refused')).toBe(false);
+    }
+    expect(mizzen('create', 'secret', 'generic').stderr).toBe(
+      'error: create secret generic: give the secret a NAME\n',
+    );
+    expect(mizzen('help').stdout).toContain('mizzen create secret generic NAME --from-file=KEY=FILE');
+
+    expect(mizzen('delete', 'secret', 'external-ca').stdout).toBe('secret/external-ca deleted\n');
+    expect(store.has('istio-system', 'external-ca')).toBe(false);
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CredentialDirectory, PkiError } from '@mizzen/pki';
+import { CredentialDirectory, PkiError, type StoredCredential } from '@mizzen/pki';
 import { CliError } from '../errors.js';
 import { mizzenHome } from '../local/paths.js';
 
@@ -45,21 +45,98 @@ export function createTlsSecret(
     throw new CliError('create secret tls: --cert FILE and --key FILE are required', 2);
   if (opts.cacrl && !opts.cacert)
     throw new CliError('create secret tls: --cacrl needs --cacert (the CA whose revocations it lists)', 2);
-  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
   const credential = {
     certificateChain: readPem(opts.cert, '--cert'),
     privateKey: readPem(opts.key, '--key'),
     ...(opts.cacert ? { caCertificate: readPem(opts.cacert, '--cacert') } : {}),
     ...(opts.cacrl ? { caCrl: readPem(opts.cacrl, '--cacrl') } : {}),
   };
+  storeCredential(opts.namespace ?? DEFAULT_NAMESPACE, opts.name, credential, out);
+}
+
+type CredentialPart = 'certificateChain' | 'privateKey' | 'caCertificate' | 'caCrl';
+
+/** The keys a credential Secret holds: kubectl's `kubernetes.io/tls` names, then Istio's generic ones. */
+const SECRET_KEYS: Record<string, CredentialPart> = {
+  'tls.crt': 'certificateChain',
+  'tls.key': 'privateKey',
+  'ca.crt': 'caCertificate',
+  'ca.crl': 'caCrl',
+  cert: 'certificateChain',
+  key: 'privateKey',
+  cacert: 'caCertificate',
+  crl: 'caCrl',
+};
+
+/** `KEY=FILE`, or `FILE` whose name is the key (as kubectl's `--from-file`). */
+function parseFromFile(entry: string): { key: string; file: string } {
+  const eq = entry.indexOf('=');
+  if (eq > 0) return { key: entry.slice(0, eq), file: entry.slice(eq + 1) };
+  return { key: path.basename(entry), file: entry };
+}
+
+/**
+ * `mizzen create secret generic NAME --from-file=KEY=FILE… [-n NS]`, as
+ * kubectl's and as Istio's docs use it: keys `tls.crt`, `tls.key`, `ca.crt`,
+ * `ca.crl` (or Istio's generic `cert`, `key`, `cacert`, `crl`). A certificate
+ * needs its key and a key its certificate; `ca.crt` alone is a credential too —
+ * the CA a DestinationRule's SIMPLE TLS verifies the server with, or a
+ * `NAME-cacert` beside a certificate. Checked, then stored with `create secret
+ * tls`'s, where pilot serves them.
+ */
+export function createGenericSecret(
+  opts: { name?: string; fromFiles: string[]; namespace?: string },
+  out: NodeJS.WritableStream,
+): void {
+  const usage = (message: string) => new CliError(`create secret generic: ${message}`, 2);
+  if (!opts.name) throw usage('give the secret a NAME');
+  if (opts.fromFiles.length === 0)
+    throw usage('give its contents with --from-file=KEY=FILE (ca.crt, or tls.crt and tls.key)');
+  const parts: Partial<Record<CredentialPart, { key: string; file: string }>> = {};
+  for (const entry of opts.fromFiles) {
+    const { key, file } = parseFromFile(entry);
+    const part = SECRET_KEYS[key];
+    if (!part)
+      throw usage(
+        `key "${key}" is not one a credential holds; use tls.crt, tls.key, ca.crt, ca.crl (or cert, key, cacert, crl)`,
+      );
+    const earlier = parts[part];
+    if (earlier)
+      throw usage(
+        earlier.key === key
+          ? `key "${key}" is given twice`
+          : `keys "${earlier.key}" and "${key}" hold the same thing; give one`,
+      );
+    parts[part] = { key, file };
+  }
+  const { certificateChain: cert, privateKey: key, caCertificate: ca, caCrl: crl } = parts;
+  if (key && !cert) throw usage(`${key.key} needs the certificate it belongs to (tls.crt)`);
+  if (cert && !key) throw usage(`${cert.key} needs its private key (tls.key)`);
+  if (crl && !ca) throw usage(`${crl.key} needs ca.crt (the CA whose revocations it lists)`);
+  const pem = (p: { file: string }) => readPem(p.file, '--from-file');
+  const caPart = ca ? { caCertificate: pem(ca), ...(crl ? { caCrl: pem(crl) } : {}) } : undefined;
+  let credential: StoredCredential;
+  if (cert && key) credential = { certificateChain: pem(cert), privateKey: pem(key), ...caPart };
+  else if (caPart) credential = caPart;
+  else throw usage('give ca.crt, or tls.crt and tls.key');
+  storeCredential(opts.namespace ?? DEFAULT_NAMESPACE, opts.name, credential, out);
+}
+
+/** Checks and stores a credential (replacing one rotates it), printing what kubectl prints. */
+function storeCredential(
+  namespace: string,
+  name: string,
+  credential: StoredCredential,
+  out: NodeJS.WritableStream,
+): void {
   let created: boolean;
   try {
-    ({ created } = new CredentialDirectory(credentialsDir()).write(namespace, opts.name, credential));
+    ({ created } = new CredentialDirectory(credentialsDir()).write(namespace, name, credential));
   } catch (err) {
     if (err instanceof PkiError) throw new CliError(err.message);
     throw err;
   }
-  out.write(`secret/${opts.name} ${created ? 'created' : 'configured'}\n`);
+  out.write(`secret/${name} ${created ? 'created' : 'configured'}\n`);
 }
 
 /** `mizzen delete secret NAME [-n NS]`: gateways close the servers that named it with their next config. */
