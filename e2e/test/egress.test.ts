@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
@@ -10,6 +11,7 @@ import { tcpEcho } from '../src/echo-servers.js';
 import { type Backend, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { appEntry } from '../src/processes.js';
 
 /**
  * Istio's egress tasks with a real sidecar and a real egress gateway, the
@@ -19,8 +21,10 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  * from other namespaces, sidecar → egress gateway → external host with
  * `gateways: [mesh, istio-egressgateway]`, TLS origination with a client
  * certificate at the egress gateway (the app speaks HTTP, the backend sees
- * mutual TLS; or SIMPLE, verifying the external server, and refusing one
- * whose certificate the configured CA did not sign), TLS passed through the
+ * mutual TLS; or SIMPLE, verifying the external server by a credential that
+ * holds only its CA — made with `mizzen create secret generic --from-file=ca.crt=…`
+ * as Istio's docs make it with kubectl — and refusing one whose certificate
+ * that CA did not sign), TLS passed through the
  * egress gateway by SNI (the gateway's own stats show the hop), and
  * ServiceEntry resolutions with real traffic: NONE (the original
  * destination), DNS_ROUND_ROBIN, and TCP services on one port told apart by
@@ -116,6 +120,21 @@ describe('egress: ServiceEntry, REGISTRY_ONLY and the egress gateway', () => {
     unregisteredPort = await mesh.ports.take();
     const externalCaFile = path.join(mesh.dir, 'external-ca.pem');
     fs.writeFileSync(externalCaFile, externalCa.certificate);
+    // A credential with only the CA that verifies the external servers, stored by the real CLI where pilot reads it.
+    const created = spawnSync(
+      process.execPath,
+      [
+        appEntry('@mizzen/cli'),
+        'create',
+        'secret',
+        'generic',
+        'external-ca',
+        `--from-file=ca.crt=${externalCaFile}`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, MIZZEN_HOME: mesh.dir }, timeout: 30_000 },
+    );
+    expect(created.stderr).toBe('');
+    expect(created.stdout).toBe('secret/external-ca created\n');
     const clientCert = await issueTlsCertificate({
       dnsNames: ['egress.mesh.local'],
       issuer: clientCa,
@@ -234,7 +253,8 @@ spec:
     - match: [{ gateways: [istio-system/istio-egressgateway], port: 80 }]
       route: [{ destination: { host: ${name}.external.test, port: { number: 443 } } }]
 ---
-# TLS origination without a client certificate: the server is verified against the external CA.
+# TLS origination without a client certificate: the server is verified against the external CA,
+# which the credential external-ca holds alone (served to the egress gateway as kubernetes://external-ca-cacert).
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: originate-${name}, namespace: istio-system }
@@ -244,7 +264,7 @@ spec:
   trafficPolicy:
     portLevelSettings:
       - port: { number: 443 }
-        tls: { mode: SIMPLE, caCertificates: ${externalCaFile} }
+        tls: { mode: SIMPLE, credentialName: external-ca }
 ---`,
   )
   .join('\n')}
@@ -400,7 +420,7 @@ spec:
     });
   });
 
-  it('originates SIMPLE TLS at the egress gateway: the backend sees TLS without a client certificate, verified against the CA', async () => {
+  it('originates SIMPLE TLS at the egress gateway: the backend sees TLS without a client certificate, verified against the CA-only credential', async () => {
     const before = simple.seen.length;
     const r = await http.request('http://simple.external.test/hello');
     expect(r.status).toBe(200);
@@ -410,7 +430,7 @@ spec:
     ]);
   });
 
-  it('refuses an external server whose certificate the configured CA did not sign: 503, flagged as an upstream failure', async () => {
+  it('refuses an external server whose certificate the credential’s CA did not sign: 503, flagged as an upstream failure', async () => {
     const r = await http.request('http://wrongca.external.test/hello');
     expect(r.status).toBe(503);
     expect(wrongCa.seen).toEqual([]);
