@@ -175,7 +175,9 @@ export class TestMesh {
     const keys = await generateKeyPair();
     const identity = formatSpiffeId({ trustDomain: 'cluster.local', namespace, serviceAccount });
     const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 600 });
-    const ca = new CaClient({ address: this.citadel.address });
+    // citadel's gRPC is TLS, verified with the root it keeps next to the plug-in files (as sidecars do).
+    const rootCertificates = fs.readFileSync(path.join(this.caDir, 'root-cert.pem'), 'utf8');
+    const ca = new CaClient({ address: this.citadel.address, rootCertificates });
     try {
       const chain = await ca.createCertificate({
         csrPem: await createCsr({ keys, uris: [identity] }),
