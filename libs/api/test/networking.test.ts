@@ -120,6 +120,28 @@ describe('DestinationRule', () => {
         'must be a prime number, got 1000',
       ),
     ]);
+    expect(
+      dr({
+        loadBalancer: {
+          consistentHash: {
+            httpCookie: {
+              name: 'u',
+              ttl: '1s',
+              attributes: [{ name: 'Same Site' }, { name: 'x', value: 'a;b' }],
+            },
+          },
+        },
+      }),
+    ).toEqual([
+      error(
+        'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].name',
+        '"Same Site" is not a cookie attribute name',
+      ),
+      error(
+        'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[1].value',
+        'must not contain ";" or line breaks',
+      ),
+    ]);
     expect(dr({ loadBalancer: { consistentHash: {} } })).toEqual([
       error(
         'spec.trafficPolicy.loadBalancer.consistentHash',

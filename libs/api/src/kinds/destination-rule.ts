@@ -400,6 +400,13 @@ function checkLoadBalancer(
       here.error('set one of httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName');
     if (keys.length > 1) here.error(`only one hash key may be set, found ${keys.join(' and ')}`);
     if (ch.httpCookie && ch.httpCookie.name === '') here.at('httpCookie', 'name').error('must not be empty');
+    for (const [i, a] of (ch.httpCookie?.attributes ?? []).entries()) {
+      // Each becomes "; name=value" in the Set-Cookie header the proxy sends.
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(a.name))
+        here.at('httpCookie', 'attributes', i, 'name').error(`"${a.name}" is not a cookie attribute name`);
+      if (a.value !== undefined && /[;\r\n]/.test(a.value))
+        here.at('httpCookie', 'attributes', i, 'value').error('must not contain ";" or line breaks');
+    }
     if (ch.ringHash && ch.maglev) here.error('only one of ringHash or maglev may be set');
     if (ch.minimumRingSize !== undefined) {
       if (ch.ringHash || ch.maglev)

@@ -86,6 +86,8 @@ export interface ClusterConfig {
     match: Readonly<Record<string, string>>;
     tls?: TlsContextSpec;
   }[];
+  /** upstream_proxy_protocol around the transport: each connection starts with a PROXY header of this version. */
+  readonly proxyProtocol?: 1 | 2;
   readonly json: ClusterJson;
 }
 
@@ -457,6 +459,71 @@ function compileKeepalive(c: ClusterJson, where: string): TcpKeepalive | undefin
   return out;
 }
 
+const PROXY_PROTOCOL_UPSTREAM_TYPE =
+  'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport';
+
+type TransportSocketJson = { name?: string; typed_config?: Record<string, unknown> & { '@type'?: string } };
+
+/**
+ * A transport socket with Envoy's upstream_proxy_protocol taken off: the
+ * PROXY version it asks for, and the socket it wraps (raw or TLS).
+ */
+function unwrapProxyProtocol(
+  ts: TransportSocketJson | undefined,
+  at: string,
+): { inner: TransportSocketJson | undefined; version?: 1 | 2 } {
+  const typed = ts?.typed_config;
+  if (typed?.['@type'] !== PROXY_PROTOCOL_UPSTREAM_TYPE) return { inner: ts };
+  for (const key of Object.keys(typed))
+    if (key !== '@type' && key !== 'config' && key !== 'transport_socket')
+      fail(`${at}.typed_config.${key}`, 'is not supported');
+  const config = (typed.config ?? {}) as { version?: string } & Record<string, unknown>;
+  for (const key of Object.keys(config))
+    if (key !== 'version') fail(`${at}.typed_config.config.${key}`, 'is not supported');
+  const version = config.version ?? 'V1';
+  if (version !== 'V1' && version !== 'V2')
+    fail(`${at}.typed_config.config.version`, `must be V1 or V2, got ${String(version)}`);
+  return {
+    inner: typed.transport_socket as TransportSocketJson | undefined,
+    version: version === 'V2' ? 2 : 1,
+  };
+}
+
+/**
+ * The cluster's transport socket and transport socket matches (TLS or
+ * plain per host), and the PROXY protocol version wrapped around them —
+ * the same for every transport, as Istio wraps them, or the cluster is refused.
+ */
+function compileTransports(
+  c: ClusterJson,
+  where: string,
+): Pick<ClusterConfig, 'tls' | 'transportMatches' | 'proxyProtocol'> {
+  const versions = new Set<1 | 2 | undefined>();
+  const main = unwrapProxyProtocol(c.transport_socket as TransportSocketJson, `${where}.transport_socket`);
+  if (c.transport_socket) versions.add(main.version);
+  const transportMatches = (c.transport_socket_matches ?? []).map((m, i) => {
+    const at = `${where}.transport_socket_matches[${i}]`;
+    const unwrapped = unwrapProxyProtocol(
+      m.transport_socket as TransportSocketJson,
+      `${at}.transport_socket`,
+    );
+    versions.add(unwrapped.version);
+    return {
+      name: m.name ?? `match-${i}`,
+      match: Object.fromEntries(Object.entries(m.match ?? {}).map(([k, v]) => [k, String(v)])),
+      tls: compileTransportSocket(unwrapped.inner as never, 'upstream', at),
+    };
+  });
+  if (versions.size > 1)
+    fail(where, 'upstream_proxy_protocol must wrap every transport socket of the cluster alike');
+  const version = [...versions][0];
+  return {
+    tls: compileTransportSocket(main.inner as never, 'upstream', `${where}.transport_socket`),
+    transportMatches,
+    ...(version ? { proxyProtocol: version } : {}),
+  };
+}
+
 /** upstream_bind_config: the source address per IP family (a port other than 0 is not supported). */
 function compileBindConfig(c: ClusterJson, where: string): ClusterConfig['sourceAddresses'] {
   const bind = c.upstream_bind_config;
@@ -517,16 +584,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     http: compileHttpOptions(c, where),
     tcpKeepalive: compileKeepalive(c, where),
     sourceAddresses: compileBindConfig(c, where),
-    tls: compileTransportSocket(c.transport_socket as never, 'upstream', `${where}.transport_socket`),
-    transportMatches: (c.transport_socket_matches ?? []).map((m, i) => ({
-      name: m.name ?? `match-${i}`,
-      match: Object.fromEntries(Object.entries(m.match ?? {}).map(([k, v]) => [k, String(v)])),
-      tls: compileTransportSocket(
-        m.transport_socket as never,
-        'upstream',
-        `${where}.transport_socket_matches[${i}]`,
-      ),
-    })),
+    ...compileTransports(c, where),
     json: c,
   };
 }

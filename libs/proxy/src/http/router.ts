@@ -2,11 +2,13 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
+import type { ProxyEndpoint } from '../listeners/proxy-protocol.js';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
 import type { TrafficDirection } from '../observe/records.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { Release } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
+import { proxyHeaderOf } from '../upstream/connect.js';
 import {
   type ConnectionPools,
   sourceAddressFor,
@@ -45,6 +47,8 @@ export interface UpstreamRequest {
   readonly hash?: number;
   /** Response edits from HTTP filters (CORS…), applied last. */
   readonly decorators?: readonly ResponseDecorator[];
+  /** The downstream connection's ends, for clusters that send a PROXY protocol header upstream. */
+  readonly downstream?: { readonly source: ProxyEndpoint; readonly destination: ProxyEndpoint };
 }
 
 /** The answer to a side call ({@link Router.call}). */
@@ -383,6 +387,7 @@ export class Router {
           signal: new Cancellation(),
         },
         this.shadowTls(cluster, host),
+        cluster.proxyProtocolStamp(undefined),
       )
       .then(
         (res) => {
@@ -429,6 +434,7 @@ export class Router {
         upstreamProtocol(cluster, host, false),
         { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, signal },
         this.tlsFor(cluster, host),
+        cluster.proxyProtocolStamp(undefined),
       );
       cluster.report(host.key, outcomeOf(res.statusCode));
       const chunks: Buffer[] = [];
@@ -456,7 +462,12 @@ export class Router {
    */
   async upgrade(
     clusterName: string,
-    req: UpgradeRequest & { originalDst?: OriginalDestination; hash?: number; timeoutMs: number },
+    req: UpgradeRequest & {
+      originalDst?: OriginalDestination;
+      hash?: number;
+      timeoutMs: number;
+      downstream?: UpstreamRequest['downstream'];
+    },
     downstream: Duplex,
     res: ServerResponse,
     info: StreamInfo,
@@ -500,6 +511,7 @@ export class Router {
       headTimeoutMs: req.timeoutMs,
       localAddress: sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address),
       keepalive: cluster.connectionSettings.tcpKeepalive,
+      proxyHeader: proxyHeaderOf(cluster.proxyProtocolStamp(req.downstream)),
     });
     if (outcome.kind === 'failed') {
       slot();
@@ -603,6 +615,7 @@ export class Router {
           signal: attemptSignal,
         },
         secure,
+        cluster.proxyProtocolStamp(req.downstream),
       );
     } catch (err) {
       // An abort surfaces as undici's own error; report why we aborted instead.

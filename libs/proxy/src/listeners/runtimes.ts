@@ -256,7 +256,12 @@ export class TcpChainRuntime implements ChainRuntime {
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    this.proxy.handle(socket, { originalDst: ctx.originalDst, mtls: ctx.tls?.mtls === true });
+    this.proxy.handle(socket, {
+      originalDst: ctx.originalDst,
+      mtls: ctx.tls?.mtls === true,
+      ...(ctx.remote ? { remote: ctx.remote } : {}),
+      ...(ctx.local ? { local: ctx.local } : {}),
+    });
   }
 
   private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {
