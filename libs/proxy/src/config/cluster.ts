@@ -2,6 +2,7 @@ import net from 'node:net';
 import { nativeSocketOptionsAvailable, type TcpKeepalive } from '@mizzen/original-dst';
 import { durationToMs, SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
+import { MAX_RING_SIZE } from '../upstream/consistent-hash.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
@@ -50,8 +51,10 @@ export interface ClusterConfig {
   readonly outlier?: OutlierConfig;
   /** Below this % of healthy hosts, balance over all hosts anyway (Envoy's panic mode); 0 disables it. */
   readonly panicThresholdPercent: number;
-  /** Ring hash: points on the ring; Maglev: table size. */
+  /** Ring hash: the least points on the ring (minimum_ring_size); Maglev: the table size. */
   readonly hashTableSize: number;
+  /** Ring hash: the most points on the ring (maximum_ring_size). */
+  readonly maximumRingSize: number;
   /** common_lb_config.locality_weighted_lb_config: pick a locality by weight × availability, then a host in it. */
   readonly localityWeighted: boolean;
   /** ROUND_ROBIN / LEAST_REQUEST slow start (Istio's DestinationRule `warmup`). */
@@ -524,6 +527,37 @@ function compileTransports(
   };
 }
 
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let f = 2; f * f <= n; f++) if (n % f === 0) return false;
+  return true;
+}
+
+/** Envoy's bounds for Maglev's table (a prime below 5000011) and the ring hash's size. */
+function compileHashLb(
+  c: ClusterJson,
+  lb: LbKind,
+  where: string,
+): Pick<ClusterConfig, 'hashTableSize' | 'maximumRingSize'> {
+  if (lb === 'maglev') {
+    const size = c.maglev_lb_config?.table_size || 65537;
+    if (!(Number.isInteger(size) && isPrime(size) && size < 5_000_011))
+      fail(`${where}.maglev_lb_config.table_size`, `must be a prime number below 5000011, got ${size}`);
+    return { hashTableSize: size, maximumRingSize: MAX_RING_SIZE };
+  }
+  const ring = c.ring_hash_lb_config;
+  const min = ring?.minimum_ring_size || 1024;
+  const max = ring?.maximum_ring_size || MAX_RING_SIZE;
+  if (max > MAX_RING_SIZE)
+    fail(`${where}.ring_hash_lb_config.maximum_ring_size`, `must be at most ${MAX_RING_SIZE}, got ${max}`);
+  if (min > max)
+    fail(
+      `${where}.ring_hash_lb_config.minimum_ring_size`,
+      `must not exceed maximum_ring_size ${max}, got ${min}`,
+    );
+  return { hashTableSize: min, maximumRingSize: max };
+}
+
 /** upstream_bind_config: the source address per IP family (a port other than 0 is not supported). */
 function compileBindConfig(c: ClusterJson, where: string): ClusterConfig['sourceAddresses'] {
   const bind = c.upstream_bind_config;
@@ -573,10 +607,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     limits: compileLimits(c, where),
     outlier: compileOutlier(c, where),
     panicThresholdPercent: c.common_lb_config?.healthy_panic_threshold?.value ?? 50,
-    hashTableSize:
-      lb === 'maglev'
-        ? (c.maglev_lb_config?.table_size ?? 65537)
-        : (c.ring_hash_lb_config?.minimum_ring_size ?? 1024),
+    ...compileHashLb(c, lb, where),
     localityWeighted:
       (c.common_lb_config as { locality_weighted_lb_config?: unknown } | undefined)
         ?.locality_weighted_lb_config !== undefined,

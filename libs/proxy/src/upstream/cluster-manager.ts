@@ -159,6 +159,7 @@ export class ClusterRuntime {
       isEjected: this.outlier ? (k) => this.outlier!.isEjected(k) : undefined,
       panicThresholdPercent: this.config.panicThresholdPercent,
       hashTableSize: this.config.hashTableSize,
+      maximumRingSize: this.config.maximumRingSize,
       localityWeighted: this.config.localityWeighted,
       slowStart: this.config.slowStart,
       joinedAt: (k) => this.joinTimes.get(k),
