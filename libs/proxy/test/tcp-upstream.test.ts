@@ -162,6 +162,15 @@ describe('tcp_proxy upstreams: tunnels, PROXY protocol, idle and lifetime limits
     servers.push(httpAware);
     ports.httpAware = await listen(httpAware);
 
+    // Three servers that name themselves on each connection, behind a ring-hash cluster.
+    for (const name of ['s1', 's2', 's3']) {
+      const named = net.createServer((s) => {
+        s.on('error', () => {});
+        s.end(name);
+      });
+      servers.push(named);
+      ports[name] = await listen(named);
+    }
     for (const n of [
       'connectH1',
       'postH1',
@@ -172,6 +181,7 @@ describe('tcp_proxy upstreams: tunnels, PROXY protocol, idle and lifetime limits
       'ppV2',
       'idle',
       'lifetime',
+      'byIp',
     ])
       ports[n] = await h.ports.take();
     await h.start(() => resources());
@@ -194,6 +204,7 @@ describe('tcp_proxy upstreams: tunnels, PROXY protocol, idle and lifetime limits
       staticCluster('pp-v2', [ports.proxyAware!], PROXY_PROTOCOL('V2')),
       staticCluster('pp-http', [ports.httpAware!], PROXY_PROTOCOL('V2')),
       staticCluster('echo', [ports.echo!]),
+      staticCluster('named', [ports.s1!, ports.s2!, ports.s3!], { lb_policy: 'RING_HASH' }),
       PASSTHROUGH,
     ],
     [TypeUrl.Listener]: [
@@ -225,6 +236,7 @@ describe('tcp_proxy upstreams: tunnels, PROXY protocol, idle and lifetime limits
         cluster: 'echo',
         max_downstream_connection_duration: '0.5s',
       }),
+      tcpListener('by-ip', ports.byIp!, { cluster: 'named', hash_policy: [{ source_ip: {} }] }),
     ],
     [TypeUrl.RouteConfiguration]: [
       svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'pp-http', timeout: '0s' } }]),
@@ -333,5 +345,25 @@ describe('tcp_proxy upstreams: tunnels, PROXY protocol, idle and lifetime limits
     const unknown = { address: '', port: 0 };
     expect(encodeProxyHeader(1, unknown, dst).toString()).toBe('PROXY UNKNOWN\r\n');
     expect(parseProxyHeader(encodeProxyHeader(2, unknown, dst))).toEqual({ header: {}, length: 16 });
+  });
+
+  it('hash_policy source_ip: connections from one client address always reach the same host', async () => {
+    const nameFrom = (localAddress: string) =>
+      new Promise<string>((resolve, reject) => {
+        const c = net.connect({ port: ports.byIp!, host: '127.0.0.1', localAddress });
+        let got = '';
+        c.on('data', (d: Buffer) => {
+          got += d.toString();
+        });
+        c.on('error', reject);
+        c.on('close', () => resolve(got));
+      });
+    const seen = new Set<string>();
+    for (let i = 10; i < 40; i++) {
+      const first = await nameFrom(`127.0.0.${i}`);
+      seen.add(first);
+      for (let n = 0; n < 2; n++) expect(await nameFrom(`127.0.0.${i}`)).toBe(first);
+    }
+    expect(seen.size).toBe(3);
   });
 });

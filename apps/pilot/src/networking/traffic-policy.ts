@@ -352,7 +352,7 @@ export function applyProxyProtocol(cluster: Json, proxyProtocol: ProxyProtocol |
 /**
  * What a DestinationRule adds to the tcp_proxy of a TCP route with one
  * destination, as Istio builds it: the connection pool's idleTimeout and
- * maxConnectionDuration, and `tunnel` (the TCP stream sent inside an HTTP
+ * maxConnectionDuration, a source-IP hash for consistentHash.useSourceIp, and `tunnel` (the TCP stream sent inside an HTTP
  * CONNECT or POST to the destination, a proxy, for targetHost:targetPort).
  */
 export function tcpProxyPolicy(policy: EffectivePolicy): Json {
@@ -361,6 +361,8 @@ export function tcpProxyPolicy(policy: EffectivePolicy): Json {
   if (tcp?.idleTimeout) out.idle_timeout = envoyDuration(tcp.idleTimeout);
   if (tcp?.maxConnectionDuration)
     out.max_downstream_connection_duration = envoyDuration(tcp.maxConnectionDuration);
+  // Istio's maybeSetHashPolicy: a consistent hash by source IP is the one a TCP proxy can apply.
+  if (policy.loadBalancer?.consistentHash?.useSourceIp) out.hash_policy = [{ source_ip: {} }];
   const t = policy.tunnel;
   if (t) {
     const host = t.targetHost.includes(':') ? `[${t.targetHost}]` : t.targetHost;

@@ -83,6 +83,8 @@ export interface TcpProxyConfig {
   /** Close the connection this long after it was accepted (max_downstream_connection_duration); 0: never. */
   readonly maxDurationMs: number;
   readonly tunneling?: TcpTunnelingConfig;
+  /** hash_policy source_ip: RING_HASH/MAGLEV clusters pick the host by the client's address. */
+  readonly hashBySourceIp: boolean;
   /** Network RBAC filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
   readonly authz?: AuthzChain;
 }
@@ -194,6 +196,7 @@ const TCP_PROXY_FIELDS = new Set([
   'idle_timeout',
   'max_downstream_connection_duration',
   'tunneling_config',
+  'hash_policy',
 ]);
 
 /** Envoy's tcp_proxy idle_timeout when none is set. */
@@ -221,6 +224,16 @@ function compileTunneling(
   return { hostname: t.hostname, usePost: t.use_post === true, postPath: t.post_path ?? '/' };
 }
 
+/** A tcp_proxy hashes by source IP only (Envoy's other key, filter state, is not supported). */
+function compileTcpHashPolicy(policies: TcpProxyJson['hash_policy'], where: string): boolean {
+  if (!policies?.length) return false;
+  policies.forEach((p, i) => {
+    for (const key of Object.keys(p))
+      if (key !== 'source_ip') fail(`${where}.hash_policy[${i}].${key}`, 'is not supported');
+  });
+  return true;
+}
+
 function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
   for (const key of Object.keys(tc))
     if (!TCP_PROXY_FIELDS.has(key)) fail(`${where}.${key}`, 'is not supported');
@@ -240,6 +253,7 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
       0,
     ),
     ...(tc.tunneling_config ? { tunneling: compileTunneling(tc.tunneling_config, where) } : {}),
+    hashBySourceIp: compileTcpHashPolicy(tc.hash_policy, where),
   };
 }
 

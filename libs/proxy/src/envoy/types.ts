@@ -227,6 +227,7 @@ export interface TcpProxyJson extends TypedConfig {
   idle_timeout?: string;
   max_downstream_connection_duration?: string;
   tunneling_config?: { hostname?: string; use_post?: boolean; post_path?: string } & Record<string, unknown>;
+  hash_policy?: Record<string, unknown>[];
 }
 
 export interface LbEndpointJson {

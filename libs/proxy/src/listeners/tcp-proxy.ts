@@ -7,6 +7,7 @@ import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf } from '../upstream/connect.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
+import { hash32 } from '../upstream/consistent-hash.js';
 import type { UpstreamHost } from '../upstream/host.js';
 import { openTcpTunnel } from './tcp-tunnel.js';
 
@@ -101,7 +102,9 @@ export class TcpProxy {
   handle(downstream: net.Socket, ctx: TcpConnectionContext = {}): void {
     const clusterName = this.pickCluster();
     const cluster = this.clusters.get(clusterName);
-    const host = cluster?.pick(undefined, ctx.originalDst);
+    const source = ctx.remote?.address ?? downstream.remoteAddress;
+    const hash = this.config.hashBySourceIp && source ? hash32(source) : undefined;
+    const host = cluster?.pick(undefined, ctx.originalDst, hash);
     if (!cluster || !host) {
       this.logger.debug(
         { cluster: clusterName, flags: cluster ? 'UH' : 'NC' },
