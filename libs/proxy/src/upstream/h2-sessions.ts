@@ -96,13 +96,6 @@ export class H2Sessions {
     return stream;
   }
 
-  /** Open sessions to a host (under any settings), for diagnostics and tests. */
-  sessionsTo(hostKey: string): number {
-    let n = 0;
-    for (const [key, list] of this.pools) if (key.split('|')[0] === hostKey) n += list.length;
-    return n;
-  }
-
   /** Closes sessions to hosts not in `keep`; streams in flight finish first. */
   retainOnly(keep: ReadonlySet<string>): void {
     for (const [key, list] of this.pools) {
