@@ -97,11 +97,14 @@ function clientFactory(settings: ConnectionSettings): Pool.Options['factory'] {
   return (origin, opts) => {
     const client = new Client(origin, opts as Client.Options);
     if (duration) {
-      client.once('connect', () => {
-        const timer = setTimeout(() => void client.close().catch(() => {}), duration + 1);
+      // A client reconnects after its connection drops: each connection gets its own lifetime.
+      let timer: NodeJS.Timeout | undefined;
+      client.on('connect', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => void client.close().catch(() => {}), duration + 1);
         timer.unref();
-        client.once('disconnect', () => clearTimeout(timer));
       });
+      client.on('disconnect', () => clearTimeout(timer));
     }
     return client;
   };
