@@ -7,6 +7,7 @@ import { type Backend, ProxyClient, type Reply, startBackend } from '../src/http
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
 import { type Recorder, startRecorder } from '../src/recorder.js';
+import { metricSum } from '../src/stats.js';
 import { connectThroughSidecar, roundTrip } from '../src/tcp.js';
 
 /**
@@ -227,6 +228,27 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
+metadata: { name: slow-connect, namespace: default }
+spec:
+  host: slow-connect
+  trafficPolicy: { connectionPool: { tcp: { connectTimeout: 300ms } } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: retry-budget, namespace: default }
+spec:
+  host: retry-budget
+  trafficPolicy: { connectionPool: { http: { maxRetries: 1 } } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: retry-budget, namespace: default }
+spec:
+  hosts: [retry-budget]
+  http: [{ route: [{ destination: { host: retry-budget } }], retries: { attempts: 3, retryOn: 5xx } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
 metadata: { name: haproxy, namespace: default }
 spec:
   host: haproxy
@@ -268,6 +290,40 @@ function getFrom(outbound: number, localAddress: string, url: string): Promise<R
   });
 }
 
+/**
+ * A listening socket that never accepts (its process's event loop is
+ * blocked): once the kernel's small accept queue is full, new connections
+ * get no answer to their SYN and hang until the caller's connect timeout.
+ */
+async function unansweredListener(
+  mesh: TestMesh,
+): Promise<{ port: number; fill: () => Promise<net.Socket[]> }> {
+  const script = `
+    const server = require('node:net').createServer();
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(server.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 600000);
+    });`;
+  const proc = mesh.procs.start('unanswered listener', '-e', [script]);
+  let port = 0;
+  await eventually('the listener up', async () => {
+    port = Number.parseInt(proc.output(), 10) || 0;
+    return port > 0;
+  });
+  // Connections the kernel completes on its own until the queue is full; they stay open so it stays full.
+  const fill = async () => {
+    const held: net.Socket[] = [];
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      held.push(s);
+    }
+    await sleep(200);
+    return held;
+  };
+  return { port, fill };
+}
+
 /** Two servers on the same port of two loopback addresses: where a caller connects is where PASSTHROUGH must send it. */
 async function twinBackends(mesh: TestMesh): Promise<{ port: number; a: Backend; b: Backend }> {
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -295,6 +351,7 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
   /** Backends that answer with an error: name → status (0: 200). */
   const failing = new Map<string, number>();
   let twins: { port: number; a: Backend; b: Backend };
+  let unanswered: { port: number; fill: () => Promise<net.Socket[]> };
   let client: SidecarHandle;
   let http1: ProxyClient;
   /** PROXY headers the PROXY-aware TCP server received. */
@@ -324,6 +381,11 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
     };
     for (const v of ['a', 'b']) await backend('lb', v);
     await backend('least', 'slow', 150);
+    // Always 503, after a moment: each request wants all its retries while another's are in flight.
+    backends['retry-budget-v1'] = await startBackend('retry-budget', 'v1', (_req, res) => {
+      setTimeout(() => res.writeHead(503).end('busy'), 300);
+      return true;
+    });
     await backend('least', 'fast');
     for (const v of ['a', 'b', 'c']) await backend('by-ip', v);
     for (const v of ['a', 'b', 'c']) await backend('by-query', v);
@@ -332,6 +394,7 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
     for (const v of ['a', 'b']) await backend('gateway-errors', v);
     for (const v of ['a', 'b', 'c']) await backend('min-health', v);
     twins = await twinBackends(mesh);
+    unanswered = await unansweredListener(mesh);
 
     const echo = net.createServer((s) => s.on('error', () => {}).pipe(s));
     // A forward proxy taking HTTP CONNECT: the DestinationRule's tunnel sends TCP through it.
@@ -413,6 +476,8 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
         { port: await mesh.ports.take(), labels: { version: 'refused' } },
       ]),
       serviceEntry('min-health', 8000, each('min-health', ['a', 'b', 'c'])),
+      serviceEntry('slow-connect', 8000, [{ port: unanswered.port }]),
+      serviceEntry('retry-budget', 8000, each('retry-budget', ['v1'])),
       serviceEntry('tcp-idle', ports.tcpIdle!, [{ port: ports.echo! }], 'TCP'),
       serviceEntry('tunnel', ports.tunnel!, [{ port: ports.forwardProxy! }], 'TCP'),
       serviceEntry('haproxy', ports.haproxy!, [{ port: ports.proxyAware! }], 'TCP'),
@@ -697,5 +762,43 @@ spec:
       });
     });
     expect(closed).toBe(true);
+  });
+
+  it('connectTimeout: a connection the endpoint never answers fails after the rule’s 300 ms (503 UF), not the mesh’s 10 s', async () => {
+    const held = await unanswered.fill();
+    try {
+      // The client gives up after 10 s: only the rule's timeout can answer before that.
+      const r = await http1.request('http://slow-connect:8000/');
+      expect(r.status).toBe(503);
+      expect(r.body).toContain('connection failure');
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+
+  it('maxRetries: a retry beyond the budget is not made — that request gets the 503 flagged UO, the other its retries (URX)', async () => {
+    const flags = async () => ({
+      UO: await metricSum(client.statsPort, 'istio_requests_total', {
+        destination_service_name: 'retry-budget',
+        response_flags: 'UO',
+      }),
+      URX: await metricSum(client.statsPort, 'istio_requests_total', {
+        destination_service_name: 'retry-budget',
+        response_flags: 'URX',
+      }),
+    });
+    const before = await flags();
+    const hits = backends['retry-budget-v1']!.hits;
+    const replies = await Promise.all([
+      http1.request('http://retry-budget:8000/a'),
+      http1.request('http://retry-budget:8000/b'),
+    ]);
+    expect(replies.map((r) => r.status)).toEqual([503, 503]);
+    // One request made its three retries one at a time; the other's first retry found the budget taken.
+    expect(backends['retry-budget-v1']!.hits - hits).toBe(5);
+    await eventually('one UO and one URX counted', async () => {
+      const now = await flags();
+      return (now.UO - before.UO === 1 && now.URX - before.URX === 1) || JSON.stringify(now);
+    });
   });
 });
