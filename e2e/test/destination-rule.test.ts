@@ -171,6 +171,16 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
+metadata: { name: by-cookie, namespace: default }
+spec:
+  host: by-cookie
+  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: { name: session, path: /, ttl: 60s, attributes: [{ name: SameSite, value: Lax }, { name: Secure }] }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
 metadata: { name: tables, namespace: default }
 spec:
   host: tables
@@ -389,6 +399,7 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
     await backend('least', 'fast');
     for (const v of ['a', 'b', 'c']) await backend('by-ip', v);
     for (const v of ['a', 'b', 'c']) await backend('by-query', v);
+    for (const v of ['a', 'b', 'c']) await backend('by-cookie', v);
     for (const v of ['a', 'b', 'c', 'd', 'e']) await backend('tables', v);
     for (const v of ['gold', 'silver']) await backend('by-tier', v);
     for (const v of ['a', 'b']) await backend('gateway-errors', v);
@@ -464,6 +475,7 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
       ]),
       serviceEntry('by-ip', 8000, each('by-ip', ['a', 'b', 'c'])),
       serviceEntry('by-query', 8000, each('by-query', ['a', 'b', 'c'])),
+      serviceEntry('by-cookie', 8000, each('by-cookie', ['a', 'b', 'c'])),
       serviceEntry('tables', 8000, each('tables', ['a', 'b', 'c', 'd', 'e'])),
       serviceEntry(
         'by-tier',
@@ -641,6 +653,26 @@ spec:
         expect(await versionOf(`http://by-query:8000/?user=u${u}&n=${n}`)).toBe(first);
     }
     expect(seen.size).toBe(3);
+  });
+
+  it('consistentHash httpCookie: a session cookie with its path, TTL and attributes is set, and the session sticks', async () => {
+    const seen = new Set<string>();
+    for (let n = 0; n < 12; n++) {
+      const first = await http1.request('http://by-cookie:8000/');
+      const setCookie = String(first.headers['set-cookie']);
+      expect(setCookie).toMatch(
+        /^session="[0-9a-f]{16}"; Max-Age=60; Path=\/; SameSite=Lax; Secure; HttpOnly$/,
+      );
+      const cookie = setCookie.split(';')[0]!;
+      const version = JSON.parse(first.body).version as string;
+      seen.add(version);
+      for (let i = 0; i < 3; i++) {
+        const again = await http1.request('http://by-cookie:8000/', { cookie });
+        expect(JSON.parse(again.body).version).toBe(version);
+        expect(again.headers['set-cookie']).toBeUndefined();
+      }
+    }
+    expect(seen.size).toBeGreaterThan(1);
   });
 
   it('maglev tableSize 3 sends every key to three of five endpoints; a ring of minimumRingSize 4096 to all five', async () => {

@@ -114,12 +114,16 @@ export function setCookieValue(
   return `${cookie}; HttpOnly`;
 }
 
-/** One cookie's value from a Cookie header. */
+/** One cookie's value from a Cookie header, its surrounding double quotes taken off as Envoy does. */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      const value = part.slice(eq + 1).trim();
+      // The generated cookie goes out quoted: coming back, it must hash like the value that picked the host.
+      return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+    }
   }
   return undefined;
 }
