@@ -59,6 +59,8 @@ export function requestWithHost(
   url: string,
   host: string,
   headers: Record<string, string> = {},
+  /** `localAddress`: the client's source address (127.0.0.2 is another client on Linux loopback). */
+  opts: { method?: string; localAddress?: string } = {},
 ): Promise<Reply> {
   const target = new URL(url);
   return new Promise((resolve, reject) => {
@@ -67,6 +69,8 @@ export function requestWithHost(
         host: target.hostname,
         port: target.port,
         path: `${target.pathname}${target.search}`,
+        method: opts.method ?? 'GET',
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         headers: { ...headers, host },
         agent: false,
         timeout: 10_000,

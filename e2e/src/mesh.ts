@@ -1,8 +1,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CredentialDirectory, generateTokenSecret, mintWorkloadToken, type TlsCredential } from '@mizzen/pki';
+import {
+  type CaFiles,
+  CredentialDirectory,
+  createCsr,
+  exportPrivateKeyPem,
+  formatSpiffeId,
+  generateKeyPair,
+  generateTokenSecret,
+  mintWorkloadToken,
+  type TlsCredential,
+} from '@mizzen/pki';
 import { PortAllocator } from '@mizzen/runtime';
+import { CaClient } from '@mizzen/xds';
 import { getJson, postJson } from './http.js';
 import { eventually } from './load.js';
 import { appEntry, type Proc, Processes } from './processes.js';
@@ -32,6 +43,14 @@ export interface SidecarHandle {
   healthPort: number;
   /** Where the proxy serves `/stats/prometheus`. */
   statsPort: number;
+  proc: Proc;
+}
+
+export interface CollectorHandle {
+  /** The query API's base URL (`/api/graph`, `/api/traces/:id`…). */
+  api: string;
+  otlpHttpPort: number;
+  otlpGrpcPort: number;
   proc: Proc;
 }
 
@@ -65,6 +84,32 @@ export class TestMesh {
     new CredentialDirectory(this.credentialsDir).write(namespace, name, credential);
   }
 
+  /** citadel's `--ca-dir`: its root, the plug-in CA files, the token key. */
+  get caDir(): string {
+    return path.join(this.dir, 'ca');
+  }
+
+  /**
+   * Writes Istio's plug-in CA files into citadel's directory, each replaced
+   * whole as a secret volume changes them: before `startCitadel` it starts
+   * from this CA, afterwards citadel reloads it (a rotation).
+   */
+  writePlugInCa(files: CaFiles): void {
+    fs.mkdirSync(this.caDir, { recursive: true, mode: 0o700 });
+    const named: [string, string | undefined, number][] = [
+      ['ca-cert.pem', files.caCert, 0o644],
+      ['ca-key.pem', files.caKey, 0o600],
+      ['cert-chain.pem', files.certChain, 0o644],
+      ['root-cert.pem', files.rootCert, 0o644],
+    ];
+    for (const [name, content, mode] of named) {
+      if (content === undefined) continue;
+      const file = path.join(this.caDir, name);
+      fs.writeFileSync(`${file}.tmp`, content, { mode });
+      fs.renameSync(`${file}.tmp`, file);
+    }
+  }
+
   /** Writes a YAML file into the directory pilot watches. */
   writeConfig(name: string, yaml: string): void {
     fs.writeFileSync(path.join(this.configDir, name), yaml);
@@ -77,7 +122,7 @@ export class TestMesh {
    */
   async startCitadel(extraArgs: string[] = []): Promise<CitadelHandle> {
     const [grpcPort, httpPort] = await this.ports.takeMany(2);
-    const keyFile = path.join(this.dir, 'ca', 'token-key');
+    const keyFile = path.join(this.caDir, 'token-key');
     this.tokenSecret = generateTokenSecret();
     fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
     fs.writeFileSync(keyFile, this.tokenSecret, { mode: 0o600 });
@@ -90,7 +135,7 @@ export class TestMesh {
       '--http-port',
       String(httpPort),
       '--ca-dir',
-      path.join(this.dir, 'ca'),
+      this.caDir,
       '--token-key',
       keyFile,
       ...extraArgs,
@@ -104,13 +149,54 @@ export class TestMesh {
   private async certificateArgs(name: string, namespace: string, serviceAccount: string): Promise<string[]> {
     if (!this.citadel || !this.tokenSecret) return [];
     const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 3600 });
-    const file = path.join(this.dir, 'ca', `${name}.jwt`);
+    const file = path.join(this.caDir, `${name}.jwt`);
     fs.writeFileSync(file, token, { mode: 0o600 });
-    return ['--ca-address', this.citadel.address, '--ca-token-file', file];
+    // citadel's gRPC is TLS, its certificate issued by the root it keeps next to the plug-in files.
+    return [
+      '--ca-address',
+      this.citadel.address,
+      '--ca-token-file',
+      file,
+      '--ca-root-cert',
+      path.join(this.caDir, 'root-cert.pem'),
+    ];
   }
 
-  async startPilot(extraArgs: string[] = []): Promise<PilotHandle> {
-    const [xdsPort, httpPort] = await this.ports.takeMany(2);
+  /**
+   * A workload certificate from citadel for `spiffe://cluster.local/ns/NS/sa/SA`,
+   * as a sidecar gets one (a key made here, a CSR with the service account's
+   * token): for clients that speak the mesh's mutual TLS themselves.
+   */
+  async workloadCertificate(
+    namespace: string,
+    serviceAccount: string,
+  ): Promise<{ certificate: string; privateKeyPem: string; root: string }> {
+    if (!this.citadel || !this.tokenSecret) throw new Error('start citadel first');
+    const keys = await generateKeyPair();
+    const identity = formatSpiffeId({ trustDomain: 'cluster.local', namespace, serviceAccount });
+    const token = await mintWorkloadToken(this.tokenSecret, { namespace, serviceAccount, ttlSeconds: 600 });
+    const ca = new CaClient({ address: this.citadel.address });
+    try {
+      const chain = await ca.createCertificate({
+        csrPem: await createCsr({ keys, uris: [identity] }),
+        token,
+        ttlSeconds: 3600,
+      });
+      return {
+        certificate: chain.slice(0, -1).join('') || chain[0]!,
+        privateKeyPem: await exportPrivateKeyPem(keys.privateKey),
+        root: chain.at(-1)!,
+      };
+    } finally {
+      ca.close();
+    }
+  }
+
+  /** Starts pilot; `xdsPort` fixes where it serves ADS (a proxy started before it already dials there). */
+  async startPilot(extraArgs: string[] = [], opts: { xdsPort?: number } = {}): Promise<PilotHandle> {
+    const [xdsPort, httpPort] = opts.xdsPort
+      ? [opts.xdsPort, await this.ports.take()]
+      : await this.ports.takeMany(2);
     const args = [
       '--host',
       '127.0.0.1',
@@ -161,6 +247,8 @@ export class TestMesh {
     namespace?: string;
     /** More flags (`--otlp-endpoint`, `--app-metrics`…). */
     extraArgs?: string[];
+    /** More environment for the process (what a pod's env gives its istio-proxy container: `REDIS_URL`, OTEL_*…). */
+    env?: Record<string, string>;
   }): Promise<SidecarHandle> {
     if (!this.pilot) throw new Error('start pilot first');
     const [inboundPort, outboundPort, adminPort, healthPort, statsPort] = await this.ports.takeMany(5);
@@ -168,34 +256,39 @@ export class TestMesh {
     const labels = Object.entries(opts.labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
-    const proc = this.procs.start(`sidecar ${opts.workload}`, appEntry('@mizzen/sidecar-agent'), [
-      '--pilot',
-      this.pilot.xds,
-      '--workload',
-      opts.workload,
-      '--namespace',
-      namespace,
-      '--service',
-      opts.service,
-      '--service-account',
-      opts.service,
-      '--labels',
-      labels,
-      '--port',
-      `${opts.portName ?? 'http'}:${opts.servicePort ?? 9080}:${opts.appPort}:${inboundPort}`,
-      '--ip',
-      '127.0.0.1',
-      '--outbound-port',
-      String(outboundPort),
-      '--admin-port',
-      String(adminPort),
-      '--health-port',
-      String(healthPort),
-      '--stats-port',
-      String(statsPort),
-      ...(await this.certificateArgs(opts.workload, namespace, opts.service)),
-      ...(opts.extraArgs ?? []),
-    ]);
+    const proc = this.procs.start(
+      `sidecar ${opts.workload}`,
+      appEntry('@mizzen/sidecar-agent'),
+      [
+        '--pilot',
+        this.pilot.xds,
+        '--workload',
+        opts.workload,
+        '--namespace',
+        namespace,
+        '--service',
+        opts.service,
+        '--service-account',
+        opts.service,
+        '--labels',
+        labels,
+        '--port',
+        `${opts.portName ?? 'http'}:${opts.servicePort ?? 9080}:${opts.appPort}:${inboundPort}`,
+        '--ip',
+        '127.0.0.1',
+        '--outbound-port',
+        String(outboundPort),
+        '--admin-port',
+        String(adminPort),
+        '--health-port',
+        String(healthPort),
+        '--stats-port',
+        String(statsPort),
+        ...(await this.certificateArgs(opts.workload, namespace, opts.service)),
+        ...(opts.extraArgs ?? []),
+      ],
+      opts.env,
+    );
     return {
       id: `sidecar~127.0.0.1~${opts.workload}.${namespace}~${namespace}.svc.cluster.local`,
       workload: opts.workload,
@@ -217,8 +310,11 @@ export class TestMesh {
     extraArgs?: string[];
     /** More environment for the process (`REDIS_URL` for shared rate limit counters). */
     env?: Record<string, string>;
+    /** Where the gateway dials pilot (host:port), when pilot is not started yet or is another. */
+    pilot?: string;
   }): Promise<SidecarHandle> {
-    if (!this.pilot) throw new Error('start pilot first');
+    const pilot = opts.pilot ?? this.pilot?.xds;
+    if (!pilot) throw new Error('start pilot first');
     const name = opts.name ?? (opts.egress ? 'istio-egressgateway' : 'istio-ingressgateway');
     const [adminPort, healthPort, statsPort] = await this.ports.takeMany(3);
     const portMap = Object.entries(opts.portMap)
@@ -229,7 +325,7 @@ export class TestMesh {
       appEntry(opts.egress ? '@mizzen/egress-gateway' : '@mizzen/ingress-gateway'),
       [
         '--pilot',
-        this.pilot.xds,
+        pilot,
         '--name',
         name,
         '--namespace',
@@ -261,12 +357,46 @@ export class TestMesh {
     };
   }
 
+  /**
+   * Starts the telemetry collector with pilot as its source of scrape
+   * targets (start pilot first): OTLP/HTTP and gRPC receivers, the query
+   * API. `ports` (API, OTLP/HTTP, OTLP/gRPC) when the mesh config named
+   * them before pilot started; free ones otherwise.
+   */
+  async startCollector(
+    opts: { ports?: [number, number, number]; extraArgs?: string[] } = {},
+  ): Promise<CollectorHandle> {
+    if (!this.pilot) throw new Error('start pilot first');
+    const [apiPort, otlpHttpPort, otlpGrpcPort] = opts.ports ?? (await this.ports.takeMany(3));
+    const api = `http://127.0.0.1:${apiPort}`;
+    const proc = this.procs.start('telemetry-collector', appEntry('@mizzen/telemetry-collector'), [
+      '--host',
+      '127.0.0.1',
+      '--http-port',
+      String(apiPort),
+      '--otlp-http-port',
+      String(otlpHttpPort),
+      '--otlp-grpc-port',
+      String(otlpGrpcPort),
+      '--pilot',
+      this.pilot.base,
+      '--scrape-interval',
+      '1s',
+      ...(opts.extraArgs ?? []),
+    ]);
+    await eventually('the collector up', async () => (await fetch(`${api}/healthz`)).ok);
+    return { api, otlpHttpPort, otlpGrpcPort, proc };
+  }
+
   async syncz(): Promise<SyncEntry[]> {
     return getJson<SyncEntry[]>(`${this.pilot!.base}/debug/syncz`);
   }
 
-  /** Waits until every listed proxy is connected and ACKed all four types at pilot's current config. */
-  async waitForSync(ids: string[], timeoutMs = 30_000): Promise<void> {
+  /**
+   * Waits until every listed proxy is connected and ACKed all four types at pilot's current config.
+   * The bound is generous: a loaded 2-core machine takes a while to start a dozen Node processes.
+   */
+  async waitForSync(ids: string[], timeoutMs = 90_000): Promise<void> {
     await eventually(
       `proxies ${ids.join(', ')} to ACK their config`,
       async () => {

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, ProxyClient, requestWithHost, startBackend } from '../src/http.js';
+import { jwksServer, type Signer, signer, tokenMinter } from '../src/jwt.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
 
@@ -16,48 +16,7 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  * real HTTP server; tokens are signed here and the JWKS is served here.
  */
 const ISSUER = 'https://issuer.mizzen.test';
-
-interface Signer {
-  kid: string;
-  privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-  jwk: JWK;
-}
-
-async function signer(kid: string): Promise<Signer> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
-}
-
-async function token(
-  s: Signer,
-  claims: Record<string, unknown>,
-  opts: { issuer?: string; audience?: string; expiresIn?: number } = {},
-): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'ES256', kid: s.kid })
-    .setIssuer(opts.issuer ?? ISSUER)
-    .setAudience(opts.audience ?? 'bookinfo')
-    .setSubject('alice')
-    .setIssuedAt(now - 60)
-    .setExpirationTime(now + (opts.expiresIn ?? 600))
-    .sign(s.privateKey);
-}
-
-/** A JWKS endpoint whose keys the test rotates. */
-async function jwksServer(initial: JWK[]) {
-  const state = { keys: initial, fetches: 0 };
-  const server = http.createServer((_req, res) => {
-    state.fetches++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    state,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
+const token = tokenMinter(ISSUER);
 
 /** Istio's sample ext-authz server: allows a request carrying `x-ext-authz: allow`. */
 async function extAuthzServer() {
@@ -109,6 +68,15 @@ extensionProviders:
       port: 8000
       includeRequestHeadersInCheck: [x-ext-authz]
       headersToDownstreamOnDeny: [x-ext-authz-check-result]
+  - name: dry-run-log
+    envoyFileAccessLog:
+      path: /dev/stdout
+      logFormat:
+        labels:
+          path: "%REQ(:PATH)%"
+          response_code: "%RESPONSE_CODE%"
+          dry_run_policy: "%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_effective_policy_id)%"
+          dry_run_result: "%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_engine_result)%"
 `;
 
 describe('AuthorizationPolicy and RequestAuthentication through real sidecars', () => {
@@ -219,7 +187,7 @@ spec:
     expect((await get(productpage, '/reviews/2')).status).toBe(200);
   });
 
-  it('dry-run: a policy annotated istio.io/dry-run is evaluated and counted, never enforced', async () => {
+  it('dry-run: a policy annotated istio.io/dry-run is evaluated, logged and counted, never enforced', async () => {
     const dryRun = `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -231,6 +199,13 @@ spec:
   selector: { matchLabels: { app: reviews } }
   action: DENY
   rules: [{}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: reviews-dry-run-log, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  accessLogging: [{ providers: [{ name: dry-run-log }] }]
 `;
     const counter = async () => {
       const text = await (await fetch(`http://127.0.0.1:${server.statsPort}/stats/prometheus`)).text();
@@ -252,6 +227,42 @@ spec:
       async () => (await counter()) >= counted + 5,
       5_000,
     );
+    // Each would-be decision is logged by the reviews sidecar, naming the policy (Envoy's shadow fields)…
+    const lines = () =>
+      server.proc
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const policyId = 'ns[default]-policy[reviews-deny-all-dry-run]-rule[0]';
+    await eventually(
+      'the dry-run decisions logged',
+      async () =>
+        lines().filter((l) => l.dryRun === true && String(l.path).startsWith('/reviews/dry/')).length === 5,
+      5_000,
+    );
+    const logged = lines().find((l) => l.dryRun === true && l.path === '/reviews/dry/4');
+    expect(logged).toMatchObject({
+      level: 'info',
+      msg: `dry-run: shadow denied, matched policy ${policyId}`,
+      action: 'DENY',
+      shadow_engine_result: 'denied',
+      shadow_effective_policy_id: policyId,
+      source: 'spiffe://cluster.local/ns/default/sa/productpage',
+      method: 'GET',
+    });
+    // …and access logs can carry it with %DYNAMIC_METADATA(envoy.filters.http.rbac:…)%, next to the 200 actually sent.
+    await eventually(
+      'the access log line with the dry-run result',
+      async () => lines().some((l) => l.path === '/reviews/dry/4' && l.dry_run_policy !== undefined),
+      5_000,
+    );
+    expect(lines().find((l) => l.path === '/reviews/dry/4' && l.dry_run_policy !== undefined)).toEqual({
+      path: '/reviews/dry/4',
+      response_code: 200,
+      dry_run_policy: policyId,
+      dry_run_result: 'denied',
+    });
     await mesh.remove(dryRun);
   });
 

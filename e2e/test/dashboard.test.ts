@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort, isAlive } from '@mizzen/runtime';
+import { BrowserFailureRecorder, freePort, isAlive } from '@mizzen/runtime';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, type LoadResult, steadyLoad } from '../src/load.js';
 
 /**
@@ -15,9 +15,11 @@ import { eventually, type LoadResult, steadyLoad } from '../src/load.js';
  * Bookinfo traffic flowing through the ingress gateway, the collector
  * scraping every proxy and receiving their spans. One mesh for every case.
  *
- * Screenshots go to e2e/artifacts/dashboard/ (gitignored). With
- * MIZZEN_UPDATE_SCREENSHOTS=1 the README's screenshot
- * (apps/telemetry-collector/docs/dashboard-mizzen-up.png) is written too.
+ * Screenshots go to e2e/artifacts/dashboard/ (gitignored); a failed test
+ * leaves its screenshot, the page's console and mizzen up's output in
+ * e2e/artifacts/dashboard/failures/. With MIZZEN_UPDATE_SCREENSHOTS=1 the
+ * README's screenshot (apps/telemetry-collector/docs/dashboard-mizzen-up.png)
+ * is written too.
  */
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -103,6 +105,17 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
   let browser: Browser;
   let page: Page;
   let load: { stop: () => Promise<LoadResult>; sent: () => number } | undefined;
+  const failures = new BrowserFailureRecorder(path.join(artifacts, 'failures'));
+
+  afterEach(async ({ task }) => {
+    if (task.result?.state !== 'fail' || !page) return;
+    const saved = await failures.saveFailure(task.name, (file) =>
+      page.screenshot({ path: file, fullPage: true }),
+    );
+    const upLog = path.join(failures.dir, 'mizzen-up.log');
+    fs.writeFileSync(upLog, output);
+    console.error(`the failed test's browser artifacts: ${[...saved, upLog].join(', ')}`);
+  });
 
   const productpageLoad = () =>
     steadyLoad(
@@ -121,6 +134,7 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
         `${CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install chromium)`,
       );
     fs.mkdirSync(artifacts, { recursive: true });
+    failures.reset();
     const ingressPort = await freePort();
     ingress = `http://127.0.0.1:${ingressPort}`;
     up = spawn('npx', ['mizzen', 'up', '--ingress-port', String(ingressPort)], {
@@ -158,6 +172,8 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     });
     page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
     page.setDefaultTimeout(15_000);
+    page.on('console', (m) => failures.log(`console.${m.type()}`, m.text()));
+    page.on('pageerror', (err) => failures.log('pageerror', err.message));
   }, 240_000);
 
   afterAll(async () => {
@@ -182,7 +198,7 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     fs.rmSync(home, { recursive: true, force: true });
   }, 60_000);
 
-  it('draws productpage → reviews → ratings with non-zero rates and a lock on every mTLS edge', async () => {
+  it('draws productpage → reviews → ratings with non-zero rates and mTLS marked on every edge', async () => {
     await page.goto(`${dashboard}/#/graph`);
     await poll(() => edgeRate(page, EDGE.productpageToReviews)).toBeGreaterThan(0);
     // Round robin over v1, v2 and v3: v2 and v3 call ratings.
@@ -228,7 +244,8 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     expect(stats).toMatch(/Reported by.*destination/);
     expect(await details.getByRole('table', { name: 'Response codes' }).textContent()).toMatch(/200/);
     // Live: the window's request count grows with the traffic, without a reload.
-    const inWindow = async () => Number(/Requests in window(\d+)/.exec(await text(metrics))?.[1] ?? 0);
+    const inWindow = async () =>
+      Number(/Requests(\d+) in [\d.]+ (s|min) observed/.exec(await text(metrics))?.[1] ?? 0);
     const before = await inWindow();
     await poll(inWindow, 40_000).toBeGreaterThan(before);
     await page.screenshot({ path: path.join(artifacts, 'graph-edge-selected.png') });
@@ -342,16 +359,83 @@ describe('the dashboard in Chromium against `npx mizzen up` with Bookinfo traffi
     }
   });
 
-  it('has the control plane’s own traces next to the mesh’s: pilot’s pushes and citadel’s certificates', async () => {
+  it('lists Bookinfo’s services with their rates and mTLS, and charts one’s golden signals', async () => {
+    await page.goto(`${dashboard}/#/services`);
+    const table = page.getByRole('table', { name: 'Services' });
+    const row = (name: string) =>
+      table.locator('tbody tr').filter({ has: page.getByRole('link', { name, exact: true }) });
+    for (const name of ['productpage', 'details', 'reviews', 'ratings']) {
+      await poll(
+        async () => Number.parseFloat((await row(name).locator('td').nth(1).textContent()) ?? '0') || 0,
+      ).toBeGreaterThan(0);
+      expect(await row(name).locator('td').nth(4).textContent(), name).toBe('on');
+    }
+    await row('reviews').getByRole('link', { name: 'reviews', exact: true }).click();
+    await page.waitForURL(/#\/services\/default\/reviews$/);
+    expect(await page.getByRole('figure').count()).toBe(4);
+    await page.getByRole('figure', { name: 'Traffic (requests/s)' }).locator('canvas').waitFor();
+    await poll(async () =>
+      Number(/Requests\/s(\d+(\.\d+)?)/.exec(await text(page.getByLabel('Window totals')))?.[1] ?? 0),
+    ).toBeGreaterThan(0);
+    await poll(() => text(page.getByLabel('Window totals'))).toMatch(/mTLS100%/);
+    await page.screenshot({ path: path.join(artifacts, 'services-reviews.png'), fullPage: true });
+  });
+
+  it('shows the config in force as pilot has it, each resource valid, filterable by kind, with its spec on click', async () => {
+    const status = JSON.parse(mizzen(['status', '--output', 'json']).stdout) as {
+      components: { name: string; ports: Record<string, number> }[];
+    };
+    const pilotHttp = status.components.find((c) => c.name === 'pilot')!.ports.http;
+    const configz = (await (await fetch(`http://127.0.0.1:${pilotHttp}/debug/configz`)).json()) as {
+      resources: { kind: string; metadata: { name: string } }[];
+    };
+    expect(configz.resources.length).toBeGreaterThanOrEqual(10);
+    await page.goto(`${dashboard}/#/config`);
+    const resources = page.getByRole('table', { name: 'Resources' });
+    await poll(() => resources.locator('tbody tr').count()).toBe(configz.resources.length);
+    for (const r of configz.resources)
+      expect(
+        await resources
+          .locator(`tr[data-resource^="${r.kind}/"]`)
+          .filter({ hasText: r.metadata.name })
+          .count(),
+        `${r.kind} ${r.metadata.name}`,
+      ).toBeGreaterThan(0);
+    expect(await text(resources.locator('tbody td:nth-child(4)'))).not.toMatch(/error|warning/);
+    await page.getByRole('combobox', { name: 'Kind' }).selectOption('VirtualService');
+    await poll(() => resources.locator('tbody tr').count()).toBe(
+      configz.resources.filter((r) => r.kind === 'VirtualService').length,
+    );
+    await resources.locator('tr[data-resource="VirtualService/default/bookinfo"]').click();
+    await poll(() => text(resources.locator('tr.detail'))).toMatch(/bookinfo-gateway/);
+    expect(await page.getByRole('region', { name: 'Rejected documents' }).textContent()).toMatch(/accepted/);
+    await page.screenshot({ path: path.join(artifacts, 'config.png'), fullPage: true });
+  });
+
+  it('has every component’s own traces next to the mesh’s: pilot’s pushes, citadel’s certificates, the collector’s scrapes, the proxies’ config updates', async () => {
     await page.goto(`${dashboard}/#/traces`);
     const services = page.getByRole('combobox', { name: 'Service' });
     await poll(() => services.locator('option').allTextContents()).toEqual(
-      expect.arrayContaining(['pilot', 'citadel', 'productpage.default']),
+      expect.arrayContaining([
+        'pilot',
+        'citadel',
+        'telemetry-collector',
+        'sidecar-agent',
+        'ingress-gateway',
+        'productpage.default',
+      ]),
     );
-    const { traces } = (await (await fetch(`${dashboard}/api/traces?service=pilot&lookback=1h`)).json()) as {
-      traces: unknown[];
-    };
-    expect(JSON.stringify(traces)).toContain('pilot.push');
+    const named = async (service: string) =>
+      JSON.stringify(
+        (
+          (await (await fetch(`${dashboard}/api/traces?service=${service}&lookback=1h`)).json()) as {
+            traces: unknown[];
+          }
+        ).traces,
+      );
+    expect(await named('pilot')).toContain('pilot.push');
+    expect(await named('telemetry-collector')).toContain('collector.scrape');
+    expect(await named('sidecar-agent')).toContain('xds apply');
   });
 
   it('lists every proxy of `mizzen status` with its xDS acknowledged', async () => {

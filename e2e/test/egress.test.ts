@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
@@ -6,9 +5,12 @@ import path from 'node:path';
 import type tls from 'node:tls';
 import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl } from '../src/clients.js';
+import { tcpEcho } from '../src/echo-servers.js';
 import { type Backend, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { tcpThroughSidecar } from '../src/tcp.js';
 
 /**
  * Istio's egress tasks with a real sidecar and a real egress gateway, the
@@ -18,17 +20,14 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  * from other namespaces, sidecar → egress gateway → external host with
  * `gateways: [mesh, istio-egressgateway]`, TLS origination with a client
  * certificate at the egress gateway (the app speaks HTTP, the backend sees
- * mutual TLS), and TLS passed through the egress gateway by SNI.
+ * mutual TLS; or SIMPLE, verifying the external server, and refusing one
+ * whose certificate the configured CA did not sign), TLS passed through the
+ * egress gateway by SNI (the gateway's own stats show the hop), and
+ * ServiceEntry resolutions with real traffic: NONE (the original
+ * destination), DNS_ROUND_ROBIN, and TCP services on one port told apart by
+ * their addresses (a VIP and a CIDR).
  */
 type Ca = Awaited<ReturnType<typeof createRootCa>>;
-
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** An HTTPS server standing for an external service; `clientCa` makes it require a client certificate. */
 async function externalHttps(
@@ -78,6 +77,27 @@ describe('egress: ServiceEntry, REGISTRY_ONLY and the egress gateway', () => {
   let externalCa: Ca;
   let origination: Awaited<ReturnType<typeof externalHttps>>;
   let passthrough: Awaited<ReturnType<typeof externalHttps>>;
+  let simple: Awaited<ReturnType<typeof externalHttps>>;
+  let wrongCa: Awaited<ReturnType<typeof externalHttps>>;
+  let original: Backend;
+  let roundRobin: Backend;
+  let vipDb: Awaited<ReturnType<typeof tcpEcho>>;
+  let cidrDb: Awaited<ReturnType<typeof tcpEcho>>;
+  let unregisteredPort = 0;
+
+  const stats = async (proxy: SidecarHandle) =>
+    (await fetch(`http://127.0.0.1:${proxy.statsPort}/stats/prometheus`)).text();
+  /** TCP connections the egress gateway opened to a destination service (istio_tcp_connections_opened_total). */
+  const egressTcpConnections = async (service: string) => {
+    let sum = 0;
+    for (const line of (await stats(egress)).split('\n'))
+      if (
+        line.startsWith('istio_tcp_connections_opened_total{') &&
+        line.includes(`destination_service="${service}"`)
+      )
+        sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    return sum;
+  };
 
   beforeAll(async () => {
     externalCa = await createRootCa({ ttlSeconds: 3600 });
@@ -87,6 +107,16 @@ describe('egress: ServiceEntry, REGISTRY_ONLY and the egress gateway', () => {
     hidden = await startBackend('hidden-external', 'v1');
     origination = await externalHttps(externalCa, 'secure.external.test', clientCa);
     passthrough = await externalHttps(externalCa, 'tls.external.test');
+    simple = await externalHttps(externalCa, 'simple.external.test');
+    // Its certificate is for the right name, from a CA the egress gateway was not told to trust.
+    wrongCa = await externalHttps(await createRootCa({ ttlSeconds: 3600 }), 'wrongca.external.test');
+    original = await startBackend('original-destination', 'v1');
+    roundRobin = await startBackend('round-robin', 'v1');
+    vipDb = await tcpEcho('vip-db');
+    cidrDb = await tcpEcho('cidr-db');
+    unregisteredPort = await mesh.ports.take();
+    const externalCaFile = path.join(mesh.dir, 'external-ca.pem');
+    fs.writeFileSync(externalCaFile, externalCa.certificate);
     const clientCert = await issueTlsCertificate({
       dnsNames: ['egress.mesh.local'],
       issuer: clientCa,
@@ -152,7 +182,7 @@ spec:
   selector: { istio: egressgateway }
   servers:
     - port: { number: 80, name: http, protocol: HTTP }
-      hosts: [secure.external.test]
+      hosts: [secure.external.test, simple.external.test, wrongca.external.test]
     - port: { number: 443, name: tls, protocol: TLS }
       hosts: [tls.external.test]
       tls: { mode: PASSTHROUGH }
@@ -180,6 +210,87 @@ spec:
       route: [{ destination: { host: istio-egressgateway.istio-system.svc.cluster.local, port: { number: 443 } } }]
     - match: [{ gateways: [istio-system/istio-egressgateway], port: 443, sniHosts: [tls.external.test] }]
       route: [{ destination: { host: tls.external.test, port: { number: 443 } } }]
+---
+${['simple', 'wrongca']
+  .map(
+    (name) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name}-external, namespace: default }
+spec:
+  hosts: [${name}.external.test]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{ number: 80, name: http, protocol: HTTP }, { number: 443, name: https, protocol: HTTPS }]
+  endpoints: [{ address: localhost, ports: { http: 1, https: ${(name === 'simple' ? simple : wrongCa).port} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ${name}-through-egress, namespace: default }
+spec:
+  hosts: [${name}.external.test]
+  gateways: [mesh, istio-system/istio-egressgateway]
+  http:
+    - match: [{ gateways: [mesh], port: 80 }]
+      route: [{ destination: { host: istio-egressgateway.istio-system.svc.cluster.local, port: { number: 80 } } }]
+    - match: [{ gateways: [istio-system/istio-egressgateway], port: 80 }]
+      route: [{ destination: { host: ${name}.external.test, port: { number: 443 } } }]
+---
+# TLS origination without a client certificate: the server is verified against the external CA.
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: originate-${name}, namespace: istio-system }
+spec:
+  host: ${name}.external.test
+  exportTo: ["."]
+  trafficPolicy:
+    portLevelSettings:
+      - port: { number: 443 }
+        tls: { mode: SIMPLE, caCertificates: ${externalCaFile} }
+---`,
+  )
+  .join('\n')}
+# No endpoints, no addresses: connections go where the app sent them (the original destination).
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: original-destination, namespace: default }
+spec:
+  hosts: [localhost]
+  location: MESH_EXTERNAL
+  resolution: NONE
+  ports: [{ number: ${original.port}, name: http, protocol: HTTP }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: round-robin, namespace: default }
+spec:
+  hosts: [rr.external.test]
+  location: MESH_EXTERNAL
+  resolution: DNS_ROUND_ROBIN
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: localhost, ports: { http: ${roundRobin.port} } }]
+---
+# Two TCP services on one port, told apart by the address the app dials: a VIP and a CIDR.
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: vip-db, namespace: default }
+spec:
+  hosts: [vip-db.external.test]
+  addresses: [240.0.0.10]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{ number: 5432, name: tcp, protocol: TCP }]
+  endpoints: [{ address: 127.0.0.1, ports: { tcp: ${vipDb.port} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: cidr-db, namespace: default }
+spec:
+  hosts: [cidr-db.external.test]
+  addresses: [240.0.1.0/24]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{ number: 5432, name: tcp, protocol: TCP }]
+  endpoints: [{ address: 127.0.0.1, ports: { tcp: ${cidrDb.port} } }]
 ---
 # TLS origination at the egress gateway, with a client certificate (Istio's credentialName).
 apiVersion: networking.istio.io/v1
@@ -215,7 +326,21 @@ spec:
   afterAll(async () => {
     http?.close();
     await mesh.stop();
-    await Promise.all([app, plain, hidden, origination, passthrough].map((b) => b?.close()));
+    await Promise.all(
+      [
+        app,
+        plain,
+        hidden,
+        origination,
+        passthrough,
+        simple,
+        wrongCa,
+        original,
+        roundRobin,
+        vipDb,
+        cidrDb,
+      ].map((b) => b?.close()),
+    );
   });
 
   it('REGISTRY_ONLY: a registered external host works, an unknown one gets 502 and is counted as BlackHoleCluster', async () => {
@@ -256,6 +381,8 @@ spec:
   it('passes TLS through the egress gateway by SNI: the client verifies the external certificate end to end', async () => {
     const caFile = path.join(mesh.dir, 'external-ca.pem');
     fs.writeFileSync(caFile, externalCa.certificate);
+    const hops = () => egressTcpConnections('tls.external.test');
+    const before = await hops();
     // curl through the sidecar as HTTPS_PROXY: a CONNECT tunnel, then TLS with the external host itself.
     const r = await curl([
       '--proxy',
@@ -267,5 +394,61 @@ spec:
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('tls.external.test over TLS');
     expect(passthrough.seen.at(-1)).toMatchObject({ tls: true, sni: 'tls.external.test' });
+    // The hop: the egress gateway itself proxied the connection (its own stats count it), not the sidecar directly.
+    await eventually('the egress gateway to count the passed-through connection', async () => {
+      const after = await hops();
+      return after === before + 1 || `${before} → ${after}`;
+    });
+  });
+
+  it('originates SIMPLE TLS at the egress gateway: the backend sees TLS without a client certificate, verified against the CA', async () => {
+    const before = simple.seen.length;
+    const r = await http.request('http://simple.external.test/hello');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('simple.external.test over TLS');
+    expect(simple.seen.slice(before)).toEqual([
+      { tls: true, client: undefined, sni: 'simple.external.test' },
+    ]);
+  });
+
+  it('refuses an external server whose certificate the configured CA did not sign: 503, flagged as an upstream failure', async () => {
+    const r = await http.request('http://wrongca.external.test/hello');
+    expect(r.status).toBe(503);
+    expect(wrongCa.seen).toEqual([]);
+    await eventually('the egress gateway to count the 503 with an upstream-failure flag', async () => {
+      const line = (await stats(egress))
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('istio_requests_total{') &&
+            l.includes('destination_service="wrongca.external.test"') &&
+            l.includes('response_code="503"'),
+        );
+      // UF: the TLS handshake to it failed; URX with it when the retries ran out the same way.
+      return /response_flags="([A-Z]+,)*UF(,[A-Z]+)*"/.test(line ?? '') || `${line}`;
+    });
+  });
+
+  it('ServiceEntry resolution NONE: a registered host and port go to the original destination; another port stays blocked', async () => {
+    const ok = await http.request(`http://localhost:${original.port}/x`);
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toMatchObject({ name: 'original-destination', path: '/x' });
+    const blocked = await http.request(`http://localhost:${unregisteredPort}/x`);
+    expect(blocked.status).toBe(502);
+  });
+
+  it('ServiceEntry resolution DNS_ROUND_ROBIN: the endpoint name is resolved and reached', async () => {
+    const r = await http.request('http://rr.external.test/rr');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toMatchObject({ name: 'round-robin', path: '/rr' });
+  });
+
+  it('ServiceEntry addresses: TCP services on one port are told apart by the VIP or CIDR the app dials', async () => {
+    expect(await tcpThroughSidecar(client.outboundPort, '240.0.0.10:5432')).toBe('vip-db');
+    expect(await tcpThroughSidecar(client.outboundPort, '240.0.1.77:5432')).toBe('cidr-db');
+    // An address no ServiceEntry covers: REGISTRY_ONLY gives it nowhere to go.
+    await expect(tcpThroughSidecar(client.outboundPort, '240.0.2.1:5432')).rejects.toThrow(
+      'closed through the tunnel: ""',
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -8,6 +8,7 @@ import type tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl, sClient } from '../src/clients.js';
 import { type Backend, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
@@ -22,27 +23,6 @@ import { type SidecarHandle, TestMesh } from '../src/mesh.js';
  */
 type Ca = Awaited<ReturnType<typeof createRootCa>>;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-/** `openssl s_client`: whether the handshake succeeded, and the certificate's subject when it did. */
-function sClient(port: number, args: string[]): { ok: boolean; subject?: string; out: string } {
-  const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], {
-    input: '',
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  const out = `${r.stdout}${r.stderr}`;
-  const subject = /^subject=(.*)$/m.exec(out)?.[1]?.trim();
-  const ok = r.status === 0 && /Cipher is (?!\(NONE\))/.test(out);
-  return { ok, ...(subject ? { subject } : {}), out };
-}
 
 async function credential(ca: Ca, host: string) {
   const c = await issueTlsCertificate({ dnsNames: [host], issuer: ca, ttlSeconds: 3600 });
@@ -347,14 +327,14 @@ spec:
   });
 
   it('leaves a server whose credential is missing closed, says why, and opens it once the credential exists', async () => {
-    const status = () =>
-      spawnSync('npx', ['mizzen', 'status', '--output', 'json', '--pilot', mesh.pilot!.base], {
+    const status = (...args: string[]) =>
+      spawnSync('npx', ['mizzen', 'status', ...args, '--pilot', mesh.pilot!.base], {
         cwd: root,
         encoding: 'utf8',
         timeout: 30_000,
         env: { ...process.env, MIZZEN_HOME: mesh.dir },
       });
-    const r = status();
+    const r = status('--output', 'json');
     expect(r.status, r.stderr).toBe(0);
     const proxy = (JSON.parse(r.stdout) as { proxies: { id: string; warnings?: string[] }[] }).proxies.find(
       (p) => p.id === gateway.id,
@@ -365,6 +345,19 @@ spec:
       'Gateway default/other-edge server https (port 443) not opened: conflicts with Gateway default/edge server https-a on port 443 for a.example.com (IST0145 ConflictingGateways)',
     ]);
     expect(gateway.proc.output()).toContain('credential istio-system/late-cred not found');
+    // The human-readable form the README shows: the sync table, then one line per closed server.
+    const text = status();
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^PROXY\s+KIND\s+CDS\s+LDS\s+EDS\s+RDS$/m);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^${gateway.id.replace(/[.~]/g, '\\$&')}\\s+ingress\\s+ACKED\\s+ACKED\\s+ACKED\\s+ACKED$`,
+        'm',
+      ),
+    );
+    expect(text.stdout).toContain(
+      `${gateway.id}: Gateway default/edge server https-late (port 443) not opened: credential istio-system/late-cred not found in the local credential store ${mesh.credentialsDir}\n`,
+    );
     expect(sClient(httpsPort, ['-servername', 'late.example.com']).ok).toBe(false);
     // The others keep serving; then the credential arrives and the server opens, no restart.
     expect(sClient(httpsPort, ['-servername', 'a.example.com']).ok).toBe(true);

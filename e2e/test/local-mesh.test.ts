@@ -3,13 +3,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type RedisServer, startRedisServer } from '@mizzen/ratelimit';
 import { freePort, isAlive, isPortInUse } from '@mizzen/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProxyClient } from '../src/http.js';
 import { eventually } from '../src/load.js';
 
 /**
  * The README's first command, as a user runs it: `npx mizzen up` as a child
- * process, driven from outside with real HTTP and the real CLI.
+ * process, driven from outside with real HTTP and the real CLI — with
+ * `--redis` pointing at a real redis-server, as the rate limiting section
+ * tells users to start it.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-home-'));
@@ -27,6 +31,15 @@ function mizzen(args: string[], input?: string) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** What the CLI wrote to stderr, without the `npm warn` lines npx may print first; no stack traces. */
+function errorLines(stderr: string): string[] {
+  expect(stderr).not.toMatch(/\n\s+at /);
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('npm warn'));
+}
+
 interface ReviewsAnswer {
   version: string;
   reviews: { reviewer: string; rating?: { stars?: number; color?: string } }[];
@@ -37,12 +50,21 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
   let output = '';
   let ingress = '';
   let exitCode: Promise<number | null>;
+  let redis: RedisServer;
 
   beforeAll(async () => {
+    redis = await startRedisServer();
     // The contract says 8080; if this machine already uses it, use another port rather than fail.
     const port = (await isPortInUse(8080)) ? await freePort() : 8080;
     ingress = `http://127.0.0.1:${port}`;
-    up = spawn('npx', ['mizzen', 'up', ...(port === 8080 ? [] : ['--ingress-port', String(port)])], {
+    const args = [
+      'mizzen',
+      'up',
+      '--redis',
+      redis.url,
+      ...(port === 8080 ? [] : ['--ingress-port', String(port)]),
+    ];
+    up = spawn('npx', args, {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -72,6 +94,7 @@ describe('npx mizzen up: the local mesh with Bookinfo', () => {
       }
     }
     fs.rmSync(home, { recursive: true, force: true });
+    await redis?.stop();
   });
 
   it('prints progress, a table of what runs where, and then `mesh ready`', () => {
@@ -211,9 +234,49 @@ spec:
     );
     const r = mizzen(['apply', '-f', bad]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('bad-reviews.yaml');
-    expect(r.stderr).toContain('spec.http[0].route[0].weight');
-    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(errorLines(r.stderr)).toEqual([
+      `error: ${bad}: document 1 (VirtualService default/reviews): spec.http[0].route[0].weight: must be between 0 and 100, got 120 (line 10)`,
+    ]);
+    // Broken YAML: the file, the document and the line, nothing applied.
+    const broken = path.join(home, 'broken.yaml');
+    fs.writeFileSync(
+      broken,
+      'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews\nspec:\n  hosts: [reviews]\n',
+    );
+    const syntax = mizzen(['apply', '-f', broken]);
+    expect(syntax.code).not.toBe(0);
+    const syntaxLines = errorLines(syntax.stderr);
+    expect(syntaxLines).toHaveLength(1);
+    expect(syntaxLines[0]).toMatch(new RegExp(`^error: ${broken}: document 1: YAML syntax error at line 4`));
+    // One good document and one bad: neither is applied.
+    const mixed = path.join(home, 'mixed.yaml');
+    fs.writeFileSync(
+      mixed,
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ratings-extra }
+spec: { host: ratings }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ratings-slow }
+spec:
+  hosts: [ratings]
+  http:
+    - timeout: 1.5 s
+      route: [{ destination: { host: ratings } }]
+`,
+    );
+    const half = mizzen(['apply', '-f', mixed]);
+    expect(half.code).not.toBe(0);
+    expect(errorLines(half.stderr)).toEqual([
+      expect.stringMatching(
+        /^error: .*mixed\.yaml: document 2 \(VirtualService default\/ratings-slow\): spec\.http\[0\]\.timeout: invalid duration "1\.5 s"/,
+      ),
+    ]);
+    const extra = mizzen(['get', 'destinationrule', 'ratings-extra']);
+    expect(extra.code).not.toBe(0);
+    expect(errorLines(extra.stderr).join('\n')).toContain('not found');
     const current = mizzen(['get', 'virtualservice', 'reviews', '-o', 'json']);
     expect(current.code, current.stderr).toBe(0);
     expect(JSON.parse(current.stdout).spec.http[0].route[0].destination.subset).toBe('v3');
@@ -281,21 +344,44 @@ spec:
     const status = JSON.parse(mizzen(['status', '--output', 'json']).stdout) as {
       proxies: { workload: string; ports: Record<string, number> }[];
     };
-    const reviews = status.proxies.find((p) => p.workload === 'reviews-v3')!;
-    const stats = async () =>
-      (await fetch(`http://127.0.0.1:${reviews.ports.stats}/stats/prometheus`)).text();
+    const proxy = (workload: string) => status.proxies.find((p) => p.workload === workload)!;
+    const reviews = proxy('reviews-v3');
+    const stats = async (workload: string) =>
+      (await fetch(`http://127.0.0.1:${proxy(workload).ports.stats}/stats/prometheus`)).text();
+    /** An istio_requests_total line of `workload`'s proxy with every one of `labels`. */
+    const reported = async (workload: string, labels: string[]) =>
+      (await stats(workload))
+        .split('\n')
+        .some((l) => l.startsWith('istio_requests_total{') && labels.every((x) => l.includes(x)));
+    const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage';
+    const DETAILS = 'spiffe://cluster.local/ns/default/sa/bookinfo-details';
     await fetch(`${ingress}/productpage`);
     await eventually(
       'reviews reporting an mTLS request from productpage',
       async () =>
-        (await stats())
-          .split('\n')
-          .some(
-            (l) =>
-              l.startsWith('istio_requests_total{reporter="destination"') &&
-              l.includes('source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage"') &&
-              l.includes('connection_security_policy="mutual_tls"'),
-          ),
+        reported('reviews-v3', [
+          'reporter="destination"',
+          `source_principal="${PRODUCTPAGE}"`,
+          'connection_security_policy="mutual_tls"',
+        ]),
+      15_000,
+    );
+    // productpage → details is mutual TLS too: details saw productpage's certificate, productpage saw details'.
+    await eventually(
+      'both reporters of productpage → details naming the peer they verified',
+      async () =>
+        (await reported('details-v1', [
+          'reporter="destination"',
+          `source_principal="${PRODUCTPAGE}"`,
+          `destination_principal="${DETAILS}"`,
+          'connection_security_policy="mutual_tls"',
+        ])) &&
+        (await reported('productpage-v1', [
+          'reporter="source"',
+          `source_principal="${PRODUCTPAGE}"`,
+          `destination_principal="${DETAILS}"`,
+          'destination_workload="details-v1"',
+        ])),
       15_000,
     );
     const lockdown = path.join(root, 'deploy/samples/security/bookinfo-lockdown.yaml');
@@ -324,9 +410,73 @@ spec:
       15_000,
     );
     expect((await fetch(`${ingress}/productpage`)).status).toBe(200);
+    // Mesh identities bookinfo-hops does not name are refused, though their mTLS is perfectly valid:
+    // details → reviews and reviews → details, sent through those workloads' own sidecars.
+    for (const [from, url] of [
+      ['details-v1', 'http://reviews:9080/reviews/0'],
+      ['reviews-v1', 'http://details:9080/details/0'],
+    ] as const) {
+      const client = new ProxyClient(proxy(from).ports.outbound!);
+      try {
+        const r = await client.request(url);
+        expect([from, r.status, r.body]).toEqual([from, 403, 'RBAC: access denied']);
+      } finally {
+        client.close();
+      }
+    }
+    // …while productpage, which may, still gets the same details.
+    const asProductpage = new ProxyClient(proxy('productpage-v1').ports.outbound!);
+    try {
+      expect((await asProductpage.request('http://details:9080/details/0')).status).toBe(200);
+    } finally {
+      asProductpage.close();
+    }
     const removed = mizzen(['delete', '-f', lockdown]);
     expect(removed.code, removed.stderr).toBe(0);
     await eventually('plaintext accepted again', async () => (await fetch(direct)).status === 200, 15_000);
+  });
+
+  it('passes --redis to every process it starts as REDIS_URL, and the ingress keeps RateLimitPolicy counters there', async () => {
+    const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as {
+      components: { name: string; pid: number }[];
+    };
+    for (const c of state.components) {
+      const environ = fs.readFileSync(`/proc/${c.pid}/environ`, 'utf8').split('\0');
+      expect(environ, c.name).toContain(`REDIS_URL=${redis.url}`);
+    }
+    const policy = path.join(home, 'product-42-limit.yaml');
+    fs.writeFileSync(
+      policy,
+      `apiVersion: policy.mizzen.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: product-42, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  rules:
+  - name: product-42
+    match: { uri: { prefix: /api/v1/products/42 } }
+    limit: { requests: 2, unit: HOUR }
+`,
+    );
+    expect(mizzen(['apply', '-f', policy]).code).toBe(0);
+    try {
+      await eventually('the limit at the ingress', async () => {
+        const r = await fetch(`${ingress}/api/v1/products/42`);
+        await r.arrayBuffer();
+        return r.status === 429 || `${r.status}`;
+      });
+      // The counter is in the Redis mizzen up was given, not in the gateway's memory.
+      const keys = spawnSync(
+        'redis-cli',
+        ['-p', String(redis.port), '--scan', '--pattern', 'mizzen:ratelimit:*'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(keys.stdout).toContain('product-42');
+    } finally {
+      expect(mizzen(['delete', '-f', policy]).code).toBe(0);
+    }
   });
 
   it('says in one sentence when pilot cannot be reached', () => {
@@ -345,22 +495,27 @@ spec:
     expect(lines[0]).toMatch(/^error: cannot reach pilot at http:\/\/127\.0\.0\.1:9 \(connection refused\)/);
   });
 
-  it('stops every process it started on SIGINT, within seconds', async () => {
+  it('stops every process it started when it alone is signalled (SIGTERM, as a service manager stops it), within seconds', async () => {
     const state = JSON.parse(fs.readFileSync(path.join(home, 'run', 'state.json'), 'utf8')) as {
+      pid: number;
       components: { pid: number }[];
     };
     const pids = state.components.map((c) => c.pid);
     expect(pids.length).toBeGreaterThanOrEqual(16);
+    expect(pids).not.toContain(state.pid);
     const started = Date.now();
-    // npx runs mizzen as a child; signal the whole group the way a terminal's Ctrl-C does.
-    process.kill(-up.pid!, 'SIGINT');
-    await exitCode;
+    // Only mizzen up itself is signalled, not its process group (a terminal's Ctrl-C would reach
+    // every child directly): the children stop because mizzen up stops them.
+    process.kill(state.pid, 'SIGTERM');
     await eventually(
       'every component to exit',
       async () => pids.every((pid) => !isAlive(pid)) || pids.filter(isAlive).join(','),
       15_000,
     );
+    await eventually('mizzen up to exit', async () => !isAlive(state.pid), 15_000);
+    await exitCode;
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(output).toContain('stopped');
+    expect(fs.existsSync(path.join(home, 'run', 'state.json'))).toBe(false);
   });
 });

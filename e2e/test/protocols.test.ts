@@ -1,9 +1,11 @@
-import net from 'node:net';
+import type net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { ECHO, echoUnary, grpcServer, tcpEcho } from '../src/echo-servers.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { tcpThroughSidecar } from '../src/tcp.js';
 
 /**
  * Every protocol Istio carries, app → sidecar → sidecar → app over mutual
@@ -64,108 +66,6 @@ spec:
         - { destination: { host: tcp-echo, port: { number: 9000 }, subset: v1 }, weight: ${v1} }
         - { destination: { host: tcp-echo, port: { number: 9000 }, subset: v2 }, weight: ${v2} }
 `;
-
-// A gRPC service without proto files: raw bytes in, raw bytes out.
-const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
-const ECHO = {
-  Unary: {
-    path: '/mizzen.test.Echo/Unary',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: raw.serialize,
-    requestDeserialize: raw.deserialize,
-    responseSerialize: raw.serialize,
-    responseDeserialize: raw.deserialize,
-  },
-  Chat: {
-    path: '/mizzen.test.Echo/Chat',
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: raw.serialize,
-    requestDeserialize: raw.deserialize,
-    responseSerialize: raw.serialize,
-    responseDeserialize: raw.deserialize,
-  },
-} satisfies grpc.ServiceDefinition;
-
-async function grpcServer(): Promise<{ port: number; stop: () => void }> {
-  const server = new grpc.Server();
-  server.addService(ECHO, {
-    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const text = call.request.toString();
-      if (text === 'fail') {
-        cb({ code: grpc.status.FAILED_PRECONDITION, details: 'asked to fail' });
-        return;
-      }
-      const trailer = new grpc.Metadata();
-      trailer.set('x-echo-trailer', 'kept');
-      cb(null, Buffer.from(`echo:${text}`), trailer);
-    },
-    Chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-      call.on('data', (m: Buffer) => call.write(Buffer.from(`re:${m.toString()}`)));
-      call.on('end', () => call.end());
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
-  return { port, stop: () => server.forceShutdown() };
-}
-
-/** A TCP server that greets each connection with its version, then echoes. */
-async function tcpEcho(version: string): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = net.createServer((s) => {
-    s.write(`${version}\n`);
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
-
-/** A TCP connection through the client sidecar (HTTP CONNECT, as an app behind HTTP_PROXY opens one). */
-function tcpThroughSidecar(outbound: number, target: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(outbound, '127.0.0.1', () =>
-      s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`),
-    );
-    let data = '';
-    let tunneled = false;
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no greeting through the tunnel: ${JSON.stringify(data)}`));
-    }, 5000);
-    s.on('data', (d) => {
-      data += d.toString();
-      if (!tunneled) {
-        const end = data.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        if (!data.startsWith('HTTP/1.1 200')) {
-          clearTimeout(timer);
-          s.destroy();
-          reject(new Error(`CONNECT refused: ${data.split('\r\n')[0]}`));
-          return;
-        }
-        tunneled = true;
-        data = data.slice(end + 4);
-      }
-      const nl = data.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        s.end();
-        resolve(data.slice(0, nl));
-      }
-    });
-    s.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
 
 describe('protocols through two sidecars over mutual TLS', () => {
   const mesh = new TestMesh();
@@ -244,26 +144,7 @@ describe('protocols through two sidecars over mutual TLS', () => {
     await mesh.stop();
   });
 
-  /** One unary call: the answer (or status code) and the trailer, once the call's status has arrived. */
-  const unary = (text: string) =>
-    new Promise<{ value?: string; code: number; trailer?: string }>((resolve) => {
-      let value: string | undefined;
-      const call = (grpcClient as unknown as Record<string, (...a: unknown[]) => grpc.ClientUnaryCall>)
-        .Unary!(
-        Buffer.from(text),
-        new grpc.Metadata(),
-        { deadline: Date.now() + 5000 },
-        (_err: grpc.ServiceError | null, answer?: Buffer) => {
-          value = answer?.toString();
-        },
-      );
-      call.on('status', (s: grpc.StatusObject) =>
-        // The callback runs first; give it its turn before reading what it stored.
-        setImmediate(() =>
-          resolve({ value, code: s.code, trailer: s.metadata.get('x-echo-trailer')[0]?.toString() }),
-        ),
-      );
-    });
+  const unary = (text: string) => echoUnary(grpcClient, text);
 
   it('gRPC unary: answers, error statuses and trailers arrive as the server sent them', async () => {
     await eventually('a gRPC answer through the mesh', async () => (await unary('warm')).code === 0, 20_000);

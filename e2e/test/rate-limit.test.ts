@@ -41,8 +41,40 @@ spec:
   hosts: ['${HOST}']
   gateways: [istio-system/limits-gateway]
   http:
+  - name: one
+    match: [{ uri: { prefix: /r/one } }]
+    route: [{ destination: { host: echo.default.svc.cluster.local, port: { number: 8000 } } }]
+  - name: two
+    match: [{ uri: { prefix: /r/two } }]
+    route: [{ destination: { host: echo.default.svc.cluster.local, port: { number: 8000 } } }]
   - name: echo
     route: [{ destination: { host: echo.default.svc.cluster.local, port: { number: 8000 } } }]
+`;
+
+/** One rule per descriptor kind, two requests an hour each: every distinct value gets its own counter. */
+const PER_VALUE = `
+apiVersion: policy.mizzen.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: per-value, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  rules:
+  - name: by-path
+    match: { uri: { prefix: /d/path/ } }
+    descriptors: [{ path: {} }]
+    limit: { requests: 2, unit: HOUR }
+  - name: by-method
+    match: { uri: { prefix: /d/method } }
+    descriptors: [{ method: {} }]
+    limit: { requests: 2, unit: HOUR }
+  - name: by-route
+    match: { uri: { prefix: /r/ } }
+    descriptors: [{ route: {} }]
+    limit: { requests: 2, unit: HOUR }
+  - name: by-client
+    match: { uri: { prefix: /d/client } }
+    descriptors: [{ remoteAddress: {} }]
+    limit: { requests: 2, unit: HOUR }
 `;
 
 /** One GLOBAL rule on a path prefix, shared by every replica (selected by the gateways' labels). */
@@ -86,8 +118,11 @@ describe('RateLimitPolicy through two ingress gateway replicas and one Redis', (
   let backend: Backend;
   const replicas: Replica[] = [];
 
-  const send = (r: Replica, p: string): Promise<Reply> =>
-    requestWithHost(`http://127.0.0.1:${r.port}${p}`, HOST);
+  const send = (
+    r: Replica,
+    p: string,
+    opts: { method?: string; localAddress?: string } = {},
+  ): Promise<Reply> => requestWithHost(`http://127.0.0.1:${r.port}${p}`, HOST, {}, opts);
 
   /** The sum of one metric family's samples (with these label values) over both replicas. */
   const metric = async (family: string, labels: Record<string, string>): Promise<number> => {
@@ -225,6 +260,80 @@ describe('RateLimitPolicy through two ingress gateway replicas and one Redis', (
       expect((await send(r, '/closed')).headers['ratelimit-limit']).toBe('10000');
     }
     expect(await metric('mizzen_ratelimit_store_up', {})).toBe(2);
+  });
+
+  it('keeps one shared counter per descriptor value: path, method, route name and client address', async () => {
+    await applied(PER_VALUE, 'istio-system/per-value');
+    /** Three requests alternating replicas: the third of a value is over its limit of two. */
+    const three = async (p: string, opts: { method?: string; localAddress?: string } = {}) => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await send(replicas[i % 2]!, p, opts)).status);
+      return statuses;
+    };
+    const fresh = async (p: string, opts: { method?: string; localAddress?: string } = {}) =>
+      (await send(replicas[1]!, p, opts)).status;
+    // path: /d/path/a is spent, /d/path/b has its own counter.
+    expect(await three('/d/path/a')).toEqual([200, 200, 429]);
+    expect(await fresh('/d/path/b')).toBe(200);
+    expect(await fresh('/d/path/a')).toBe(429);
+    // method: GETs are spent, a POST to the same path is not.
+    expect(await three('/d/method')).toEqual([200, 200, 429]);
+    expect(await fresh('/d/method', { method: 'POST' })).toBe(200);
+    // route: the VirtualService's route `one` is spent, route `two` is not.
+    expect(await three('/r/one/x')).toEqual([200, 200, 429]);
+    expect(await fresh('/r/two/x')).toBe(200);
+    expect(await fresh('/r/one/y')).toBe(429);
+    // remote address: a client on 127.0.0.1 is spent, one on 127.0.0.2 is not.
+    expect(await three('/d/client', { localAddress: '127.0.0.1' })).toEqual([200, 200, 429]);
+    expect(await fresh('/d/client', { localAddress: '127.0.0.2' })).toBe(200);
+    expect(await fresh('/d/client', { localAddress: '127.0.0.1' })).toBe(429);
+    const overLimit = { 'by-path': 2, 'by-method': 1, 'by-route': 2, 'by-client': 2 };
+    for (const [rule, count] of Object.entries(overLimit))
+      expect(await metric('mizzen_ratelimit_decisions_total', { rule, decision: 'over_limit' }), rule).toBe(
+        count,
+      );
+  });
+
+  it('Redis that stops answering (CLIENT PAUSE): no request waits on it — ALLOW lets through, DENY answers 429 — and counting resumes after', async () => {
+    await applied(globalPolicy('stall-open', '/stall-open', '', 10_000), 'istio-system/stall-open');
+    await applied(
+      globalPolicy('stall-closed', '/stall-closed', '  failureMode: DENY', 10_000),
+      'istio-system/stall-closed',
+    );
+    for (const r of replicas)
+      expect((await send(r, '/stall-closed')).headers['ratelimit-limit']).toBe('10000');
+    const timeouts = await metric('mizzen_ratelimit_store_errors_total', { reason: 'timeout' });
+    // Redis stays connected but answers nothing for 4 s.
+    await redis.pause(4_000);
+    const paused = Date.now();
+    const answers: { path: string; status: number; ms: number; limit?: string }[] = [];
+    for (const r of replicas)
+      for (const p of ['/stall-open', '/stall-closed']) {
+        const started = Date.now();
+        const a = await send(r, p);
+        answers.push({
+          path: p,
+          status: a.status,
+          ms: Date.now() - started,
+          limit: a.headers['ratelimit-limit'] as string | undefined,
+        });
+      }
+    // All four answered while Redis was still paused: each waited for the bounded timeout (100 ms), not for Redis.
+    expect(Date.now() - paused).toBeLessThan(4_000);
+    expect(answers.map((a) => [a.path, a.status, a.limit])).toEqual([
+      ['/stall-open', 200, undefined],
+      ['/stall-closed', 429, undefined],
+      ['/stall-open', 200, undefined],
+      ['/stall-closed', 429, undefined],
+    ]);
+    expect(await metric('mizzen_ratelimit_store_errors_total', { reason: 'timeout' })).toBeGreaterThanOrEqual(
+      timeouts + 4,
+    );
+    await eventually('counting to resume once Redis answers again', async () => {
+      for (const r of replicas)
+        if ((await send(r, '/stall-closed')).headers['ratelimit-limit'] !== '10000') return false;
+      return true;
+    });
   });
 
   it('LOCAL mode: a token bucket in each replica (Envoy local_ratelimit), x-ratelimit headers, local_rate_limited', async () => {

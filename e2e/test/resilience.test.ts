@@ -82,8 +82,8 @@ describe('resilience through pilot and real sidecars', () => {
       labels: { app: 'client' },
       appPort: await mesh.ports.take(),
     });
-    // Ten proxies start at once: give a loaded machine time to bring them all up.
-    await mesh.waitForSync([...sidecars.map((s) => s.id), client.id], 90_000);
+    // Ten proxies start at once: give a loaded 2-core machine time to bring them all up.
+    await mesh.waitForSync([...sidecars.map((s) => s.id), client.id], 120_000);
     http = new ProxyClient(client.outboundPort);
     await eventually('every service reachable', async () => {
       for (const s of ['pair', 'flaky', 'main', 'shadow', 'sticky']) {

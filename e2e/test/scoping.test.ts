@@ -453,12 +453,17 @@ kind: VirtualService
 metadata: { name: ratings-v1, namespace: other }
 spec:
   hosts: [ratings.other.svc.cluster.local]
-  http: [{ route: [{ destination: { host: ratings.other.svc.cluster.local, subset: v1 } }] }]
+  http:
+    - headers: { response: { set: { x-ratings-route: subset-v1 } } }
+      route: [{ destination: { host: ratings.other.svc.cluster.local, subset: v1 } }]
 `;
     await applied(privateDr);
     await eventually('the subset route in force for both namespaces', async () => {
       const r = await fromClient.request(ratingsUrl);
-      return r.status === 503 || `${r.status} ${r.body}`;
+      if (r.status !== 503) return `${r.status} ${r.body}`;
+      // The writer's sidecar routes to the subset and has that cluster's endpoints (they can arrive after the route).
+      const w = await fromWriter.request(ratingsUrl);
+      return (w.status === 200 && w.headers['x-ratings-route'] === 'subset-v1') || `${w.status} ${w.body}`;
     });
     expect((await fromWriter.request(ratingsUrl)).status).toBe(200);
     await applied(privateDr.replace('exportTo: ["."]', 'exportTo: ["*"]'));

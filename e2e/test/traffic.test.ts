@@ -28,7 +28,23 @@ spec:
   subsets:
     - { name: v1, labels: { version: v1 } }
     - { name: v2, labels: { version: v2 } }
+    - { name: v3, labels: { version: v3 } }
 `;
+
+/** Istio's traffic-shifting task: reviews between v1 and v3. */
+function shiftToV3(v1: number, v3: number): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews]
+  http:
+    - route:
+        - { destination: { host: reviews, subset: v1 }, weight: ${v1} }
+        - { destination: { host: reviews, subset: v3 }, weight: ${v3} }
+`;
+}
 
 function split(v1: number, v2: number): string {
   return `
@@ -92,7 +108,7 @@ describe('traffic through pilot and real sidecars', () => {
   beforeAll(async () => {
     mesh.writeConfig('services.yaml', SERVICES);
     await mesh.startPilot(['--registration-grace-ms', '30000']);
-    for (const v of ['v1', 'v2']) backends[v] = await startBackend('reviews', v);
+    for (const v of ['v1', 'v2', 'v3']) backends[v] = await startBackend('reviews', v);
     const sidecars = [
       await mesh.startSidecar({
         workload: 'reviews-v1',
@@ -106,6 +122,12 @@ describe('traffic through pilot and real sidecars', () => {
         labels: { app: 'reviews', version: 'v2' },
         appPort: backends.v2!.port,
       }),
+      await mesh.startSidecar({
+        workload: 'reviews-v3',
+        service: 'reviews',
+        labels: { app: 'reviews', version: 'v3' },
+        appPort: backends.v3!.port,
+      }),
     ];
     client = await mesh.startSidecar({
       workload: 'productpage-v1',
@@ -113,13 +135,17 @@ describe('traffic through pilot and real sidecars', () => {
       labels: { app: 'productpage', version: 'v1' },
       appPort: await mesh.ports.take(),
     });
-    await mesh.waitForSync([...sidecars.map((s) => s.id), client.id]);
+    await mesh.waitForSync([...sidecars.map((s) => s.id), client.id], 120_000);
     http = new ProxyClient(client.outboundPort);
-    // Both reviews endpoints must be registered and pushed before traffic tests start.
-    await eventually('both reviews versions reachable', async () => {
-      const seen = await tally(10);
-      return Object.keys(seen).length === 2 || JSON.stringify(seen);
-    });
+    // Every reviews endpoint must be registered and pushed before traffic tests start.
+    await eventually(
+      'every reviews version reachable',
+      async () => {
+        const seen = await tally(15);
+        return Object.keys(seen).length === 3 || JSON.stringify(seen);
+      },
+      60_000,
+    );
   });
 
   afterAll(async () => {
@@ -178,6 +204,31 @@ describe('traffic through pilot and real sidecars', () => {
     expect(result.sent).toBeGreaterThan(400);
   });
 
+  it("shifts traffic as Istio's task does — all to v1, 50/50 to v1 and v3, then 100 to v3 — with zero failed requests", async () => {
+    expect((await mesh.apply(shiftToV3(100, 0))).status).toBe(200);
+    await eventually('all traffic on v1', async () => JSON.stringify(await tally(20)) === '{"v1":20}');
+    const load = loadOnReviews();
+    await eventually('load running', async () => load.sent() > 100);
+    expect((await mesh.apply(shiftToV3(50, 50))).status).toBe(200);
+    await eventually('v3 taking a share', async () => ((await tally(20)).v3 ?? 0) > 0);
+    const half = await tally(400);
+    // Binomial(400, 0.5): σ = 10, so ±5σ; nothing reaches v2.
+    expect(half.v3 ?? 0).toBeGreaterThan(150);
+    expect(half.v3 ?? 0).toBeLessThan(250);
+    expect((half.v1 ?? 0) + (half.v3 ?? 0)).toBe(400);
+    expect((await mesh.apply(shiftToV3(0, 100))).status).toBe(200);
+    await eventually('all traffic on v3', async () => JSON.stringify(await tally(20)) === '{"v3":20}');
+    const before = load.sent();
+    await eventually('more load on v3', async () => load.sent() > before + 100);
+    const result = await load.stop();
+    expect(result.failures).toEqual([]);
+    expect(result.failed).toBe(0);
+    expect(JSON.stringify(await tally(50))).toBe('{"v3":50}');
+    // Back to where the previous case left reviews (all on v2), for the ones after.
+    expect((await mesh.apply(split(0, 100))).status).toBe(200);
+    await eventually('back on v2', async () => JSON.stringify(await tally(20)) === '{"v2":20}');
+  });
+
   it('keeps serving with zero failed requests while pilot is killed and restarted, then re-syncs', async () => {
     const load = loadOnReviews();
     await eventually('load running', async () => load.sent() > 200);
@@ -186,6 +237,7 @@ describe('traffic through pilot and real sidecars', () => {
       client.id,
       'sidecar~127.0.0.1~reviews-v1.default~default.svc.cluster.local',
       'sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local',
+      'sidecar~127.0.0.1~reviews-v3.default~default.svc.cluster.local',
     ];
     await mesh.waitForSync(ids, 30_000);
     // Config applied before the restart survived it (persistent store) and new config still flows.

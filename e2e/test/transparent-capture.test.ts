@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { iptablesArgs } from '@mizzen/inject';
 import { generateTokenSecret, mintWorkloadToken } from '@mizzen/pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkLab } from '../src/netns.js';
@@ -16,7 +17,7 @@ import { appEntry } from '../src/processes.js';
  *              10.253.1.1 / 10.253.2.1: pilot (xDS) and citadel (certificates)
  *
  * Client and server namespaces get the rules `sidecar-agent iptables` writes
- * (Istio's init-container flags) and a sidecar-agent in `--capture-mode
+ * (with the arguments the injector gives its init container) and a sidecar-agent in `--capture-mode
  * iptables` running as uid 1337, as the injector sets them up: no ports
  * declared, a workload certificate from citadel. An unmodified curl (and a
  * plain TCP client) in the client namespace calls service VIPs; the path is
@@ -37,25 +38,6 @@ const WEB_VIP = '10.253.100.10';
 const ECHO_VIP = '10.253.100.20';
 const CONTROL_FOR_CLIENT = '10.253.1.1';
 const CONTROL_FOR_SERVER = '10.253.2.1';
-
-/** What istio-init runs in an injected pod. */
-const INIT_FLAGS = [
-  '-p',
-  '15001',
-  '-z',
-  '15006',
-  '-u',
-  '1337',
-  '-g',
-  '1337',
-  '-m',
-  'REDIRECT',
-  '-i',
-  '*',
-  '-x',
-  '',
-];
-const INIT_INBOUND = ['-b', '*', '-d', '15090,15021,15020'];
 
 /** The server workload's endpoints carry its sidecar's tlsMode label and service account: callers speak mTLS to it. */
 const SERVER_ENDPOINT = `{ app: web, security.istio.io/tlsMode: istio }`;
@@ -226,7 +208,8 @@ describe('transparent capture through two sidecars configured by pilot (needs ro
     lab.run(client, 'ip', ['route', 'add', '10.253.100.0/24', 'via', SERVER_IP]);
 
     // The init container's job, in both pods.
-    for (const ns of [client, server]) lab.run(ns, node, [agent, 'iptables', ...INIT_FLAGS, ...INIT_INBOUND]);
+    // What the injector's mizzen-init container runs in a pod with no traffic annotations (libs/inject).
+    for (const ns of [client, server]) lab.run(ns, node, [agent, ...iptablesArgs({})]);
 
     fs.mkdirSync(dir);
     fs.mkdirSync(state);
@@ -251,8 +234,14 @@ describe('transparent capture through two sidecars configured by pilot (needs ro
       citadel,
       ...['--host', '0.0.0.0', '--grpc-port', '8060', '--http-port', '15016'],
       ...['--ca-dir', path.join(state, 'ca'), '--token-key', path.join(state, 'token-key')],
+      // Its gRPC certificate is for the addresses the pods reach it by.
+      ...['--grpc-tls-names', `${CONTROL_FOR_CLIENT},${CONTROL_FOR_SERVER},127.0.0.1`],
     ]);
     await waitFor('citadel ready', () => status(control, 'http://127.0.0.1:15016/ready') === '200', 30_000);
+    // The mesh root, readable by the proxies' uid, as the istio-ca-root-cert ConfigMap is mounted in a pod.
+    const caRoot = path.join(root, 'root-cert.pem');
+    fs.copyFileSync(path.join(state, 'ca', 'root-cert.pem'), caRoot);
+    fs.chmodSync(caRoot, 0o644);
     lab.start(control, 'pilot', node, [
       pilot,
       ...['--host', '0.0.0.0', '--xds-port', '15010', '--http-port', '15014', '--config-dir', dir],
@@ -267,6 +256,7 @@ describe('transparent capture through two sidecars configured by pilot (needs ro
       ...['--service-account', workload, '--labels', labels],
       ...['--capture-mode', 'iptables', '--admin-port', '15000', '--health-port', '15021'],
       ...['--ca-address', `${control}:8060`, '--ca-token-file', await token(workload, workload)],
+      ...['--ca-root-cert', caRoot],
     ];
     lab.start(
       client,

@@ -30,6 +30,18 @@ export interface CaStoreOptions {
   debounceMs?: number;
   /** Also re-read the files this often, for file systems where fs.watch misses changes; default 30 s. */
   pollIntervalMs?: number;
+  /**
+   * How long a replaced root stays in the trust bundle when this process
+   * issued nothing under it (it was signing before a restart): the longest a
+   * workload certificate issued then may still live. Default 24 h.
+   */
+  retainRootsMs?: number;
+}
+
+/** A root that no longer signs but is still trusted, until `until` (ms since the epoch). */
+interface RetainedRoot {
+  pem: string;
+  until: number;
 }
 
 export type CaOrigin = 'generated' | 'files';
@@ -69,6 +81,11 @@ async function writeAtomic(file: string, content: string, mode: number): Promise
  * used, and reloaded when they change (a set that does not form a valid CA
  * keeps the current one, with the reason logged); otherwise a self-signed root
  * is generated once and persisted in the same layout, so a restart keeps it.
+ *
+ * A reload that changes the roots signs with the new CA at once, but the
+ * trust bundle ({@link trustBundle}) keeps the old roots until every
+ * certificate issued under them has expired: workloads still presenting one
+ * stay trusted while they re-issue (Istio's multi-root rotation).
  */
 export class CaStore extends EventEmitter<StoreEvents> {
   private bundle?: CaBundle;
@@ -79,6 +96,9 @@ export class CaStore extends EventEmitter<StoreEvents> {
   private poll?: NodeJS.Timeout;
   private reloading: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Replaced roots still trusted, and the latest expiry of what the current CA issued. */
+  private retained: RetainedRoot[] = [];
+  private issuedUntil = 0;
   origin: CaOrigin = 'files';
 
   constructor(private readonly options: CaStoreOptions) {
@@ -93,6 +113,35 @@ export class CaStore extends EventEmitter<StoreEvents> {
   current(): CaBundle {
     if (!this.bundle) throw new Error('the CA is not loaded yet');
     return this.bundle;
+  }
+
+  /**
+   * Every root workloads must trust now: the current CA's roots, then the
+   * replaced ones that certificates still in use chain to.
+   */
+  trustBundle(now = Date.now()): string[] {
+    const roots = this.current().roots;
+    const kept = this.retained.filter((r) => r.until > now && !roots.includes(r.pem));
+    return [...roots, ...kept.map((r) => r.pem)];
+  }
+
+  /** The signer tells the store what it issued with `bundle`, so replaced roots are kept as long as needed. */
+  noteIssued(bundle: CaBundle, notAfter: Date): void {
+    const until = notAfter.getTime();
+    if (bundle === this.bundle) {
+      this.issuedUntil = Math.max(this.issuedUntil, until);
+      return;
+    }
+    // Signed with a CA that a reload replaced meanwhile: its roots must outlive this certificate too.
+    for (const pem of bundle.roots) this.retain(pem, until);
+  }
+
+  private retain(pem: string, until: number): void {
+    this.retained = this.retained.filter((r) => r.until > Date.now());
+    if (this.bundle?.roots.includes(pem)) return;
+    const known = this.retained.find((r) => r.pem === pem);
+    if (known) known.until = Math.max(known.until, until);
+    else this.retained.push({ pem, until });
   }
 
   async init(): Promise<CaBundle> {
@@ -204,7 +253,14 @@ export class CaStore extends EventEmitter<StoreEvents> {
       return;
     }
     if (this.closed) return;
+    const previous = this.bundle;
+    const keepUntil =
+      this.issuedUntil > Date.now()
+        ? this.issuedUntil
+        : Date.now() + (this.options.retainRootsMs ?? 86_400_000);
     this.bundle = bundle;
+    if (previous) for (const pem of previous.roots) this.retain(pem, keepUntil);
+    this.issuedUntil = 0;
     this.fingerprint = fp;
     this.failedFingerprint = '';
     this.origin = 'files';
@@ -215,6 +271,7 @@ export class CaStore extends EventEmitter<StoreEvents> {
         signerSerial: bundle.signerInfo.serialNumber,
         rootSerial: bundle.rootInfo.serialNumber,
         rootExpiry: bundle.rootInfo.notAfter.toISOString(),
+        retainedRoots: this.retained.map((r) => ({ until: new Date(r.until).toISOString() })),
       },
       'CA files changed; signing with the new CA',
     );

@@ -1,8 +1,10 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type KeyType, parseKeyType, validateTrustDomain } from '@mizzen/pki';
 import { isLogLevel } from '@mizzen/runtime';
+import { DEFAULT_SERVING_NAMES } from './serving-cert.js';
 
 /** A bad command-line value: the message names the flag and what was wrong. */
 export class FlagError extends Error {}
@@ -10,7 +12,14 @@ export class FlagError extends Error {}
 export const USAGE = `usage: citadel [--host 0.0.0.0] [--grpc-port 8060] [--http-port 15016] [--ca-dir DIR] [--trust-domain cluster.local]
                [--token-key FILE | --kube-api URL [--kube-token-file FILE] [--kube-ca-file FILE]]
                [--default-workload-cert-ttl 24h] [--max-workload-cert-ttl 2160h] [--self-signed-root-ttl 87600h]
-               [--ca-key-type EC-P256|EC-P384|RSA-2048|RSA-3072|RSA-4096] [--log-level info]`;
+               [--ca-key-type EC-P256|EC-P384|RSA-2048|RSA-3072|RSA-4096] [--log-level info]
+               [--grpc-tls-names NAME,…] [--grpc-cert-ttl 24h] | [--grpc-plaintext]
+
+The gRPC CA port serves TLS with a certificate citadel issues itself from its CA for
+--grpc-tls-names (DNS names and IP addresses; by default its Service names in
+istio-system, localhost, 127.0.0.1 and ::1), renewed at half of --grpc-cert-ttl.
+--grpc-plaintext serves it without TLS, for local debugging only: service-account
+tokens then cross the network in clear.`;
 
 export type AuthConfig =
   | { mode: 'local'; tokenKeyFile: string }
@@ -28,6 +37,8 @@ export interface CitadelConfig {
   selfSignedRootTtlSeconds: number;
   caKeyType: KeyType;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** TLS on the gRPC port (absent with --grpc-plaintext). */
+  grpcTls?: { names: string[]; ttlSeconds: number };
 }
 
 const IN_CLUSTER = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -73,6 +84,33 @@ function url(value: string, flag: string): string {
   return value.replace(/\/+$/, '');
 }
 
+const DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** `--grpc-tls-names`, `--grpc-cert-ttl`, `--grpc-plaintext`: TLS on the gRPC port unless plaintext is asked for. */
+function grpcTls(values: Record<string, string | boolean | undefined>): Pick<CitadelConfig, 'grpcTls'> {
+  const names = values['grpc-tls-names'] as string | undefined;
+  const ttl = values['grpc-cert-ttl'] as string | undefined;
+  if (values['grpc-plaintext']) {
+    for (const [flag, v] of [
+      ['--grpc-tls-names', names],
+      ['--grpc-cert-ttl', ttl],
+    ] as const)
+      if (v !== undefined) throw new FlagError(`${flag} makes no sense with --grpc-plaintext`);
+    return {};
+  }
+  const list = names === undefined ? [...DEFAULT_SERVING_NAMES] : names.split(',').map((n) => n.trim());
+  if (list.length === 0 || list.some((n) => n === '')) {
+    throw new FlagError(
+      `--grpc-tls-names must be a comma-separated list of DNS names and IP addresses, got "${names}"`,
+    );
+  }
+  for (const n of list) {
+    if (net.isIP(n) === 0 && !(DNS_NAME.test(n) && n.length <= 253))
+      throw new FlagError(`--grpc-tls-names: "${n}" is neither a DNS name nor an IP address`);
+  }
+  return { grpcTls: { names: list, ttlSeconds: parseDuration(ttl ?? '24h', '--grpc-cert-ttl') } };
+}
+
 /** The default home for citadel's files: $MIZZEN_HOME/citadel or ~/.mizzen/citadel. */
 export function defaultCaDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env.MIZZEN_HOME || path.join(os.homedir(), '.mizzen'), 'citadel');
@@ -102,6 +140,9 @@ export function parseCitadelFlags(
         'self-signed-root-ttl': { type: 'string' },
         'ca-key-type': { type: 'string' },
         'log-level': { type: 'string' },
+        'grpc-tls-names': { type: 'string' },
+        'grpc-cert-ttl': { type: 'string' },
+        'grpc-plaintext': { type: 'boolean' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -174,6 +215,7 @@ export function parseCitadelFlags(
 
   return {
     host,
+    ...grpcTls(values),
     grpcPort: port(str('grpc-port'), '--grpc-port', 8060),
     httpPort: port(str('http-port'), '--http-port', 15016),
     caDir,

@@ -149,10 +149,11 @@ export class CaGrpcServer {
     this.server.addService(istioCertificateService, handlers);
   }
 
-  listen(port: number, host: string): Promise<number> {
+  /** Serves on `host:port` with `credentials` (TLS), or in plaintext when none are given. */
+  listen(port: number, host: string, credentials?: grpc.ServerCredentials): Promise<number> {
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      this.server.bindAsync(address, credentials ?? grpc.ServerCredentials.createInsecure(), (err, bound) =>
         err ? reject(new Error(`cannot serve gRPC on ${address}: ${err.message}`)) : resolve(bound),
       );
     });

@@ -12,8 +12,9 @@ export interface HttpDeps {
 
 /**
  * citadel's HTTP port: `/ready`, `/metrics` (Prometheus) and `/root-cert.pem`,
- * the trust bundle pilot distributes to every proxy (ETag'd, so pollers get 304
- * until the roots change).
+ * the trust bundle pilot distributes to every proxy — the current roots and,
+ * after a rotation, the old ones still in use (ETag'd, so pollers get 304
+ * until the bundle changes).
  */
 export function createHttpServer(deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false });
@@ -31,7 +32,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.get('/root-cert.pem', async (req, reply) => {
     let roots: string;
     try {
-      roots = joinPem(deps.store.current().roots);
+      roots = joinPem(deps.store.trustBundle());
     } catch {
       return reply.code(503).type('text/plain').send('the CA is not ready\n');
     }

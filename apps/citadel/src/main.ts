@@ -70,6 +70,7 @@ async function main(): Promise<void> {
       maxTtlSeconds: config.maxTtlSeconds,
       selfSignedRootTtlSeconds: config.selfSignedRootTtlSeconds,
       caKeyType: config.caKeyType,
+      ...(config.grpcTls ? { grpcTls: config.grpcTls } : {}),
     });
     onShutdown(() => citadel.stop());
     await citadel.start();

@@ -124,6 +124,7 @@ export class WorkloadSigner {
       );
     }
     const info = certificateInfo(leaf);
+    this.store.noteIssued(bundle, info.notAfter);
     return {
       chain: workloadChain(bundle, leaf),
       identity,

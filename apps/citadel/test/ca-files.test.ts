@@ -1,50 +1,13 @@
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  type CertifiedKey,
-  certificateInfo,
-  createIntermediateCa,
-  createRootCa,
-  verifyChain,
-} from '@mizzen/pki';
+import { certificateInfo, createRootCa, verifyChain } from '@mizzen/pki';
 import { createLogger } from '@mizzen/runtime';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CaStore, CaStoreError } from '../src/ca-store.js';
-import { cleanup, enroll, LogCapture, startCitadel, tempDir } from './helpers.js';
+import { cleanup, enroll, LogCapture, plugInSet, startCitadel, tempDir, writePlugIn } from './helpers.js';
 
 afterEach(cleanup);
-
-interface PlugIn {
-  root: CertifiedKey;
-  int: CertifiedKey;
-}
-
-async function plugInSet(name: string): Promise<PlugIn> {
-  const root = await createRootCa({ subject: `O=cluster.local, CN=${name} Root` });
-  const int = await createIntermediateCa({
-    issuer: root,
-    subject: `O=cluster.local, CN=${name} Intermediate`,
-    ttlSeconds: 86_400,
-  });
-  return { root, int };
-}
-
-/** Writes Istio's four plug-in files the way cert-manager's secret mount changes them: each file replaced whole. */
-function writePlugIn(dir: string, set: PlugIn, only?: string[]): void {
-  const files: Record<string, string> = {
-    'ca-cert.pem': set.int.certificate,
-    'ca-key.pem': set.int.privateKeyPem,
-    'cert-chain.pem': set.int.certificate + set.root.certificate,
-    'root-cert.pem': set.root.certificate,
-  };
-  for (const [name, content] of Object.entries(files)) {
-    if (only && !only.includes(name)) continue;
-    const tmp = path.join(dir, `.${name}.tmp`);
-    fs.writeFileSync(tmp, content, { mode: name === 'ca-key.pem' ? 0o600 : 0o644 });
-    fs.renameSync(tmp, path.join(dir, name));
-  }
-}
 
 describe('self-generated root', () => {
   it('is created on first start in the plug-in layout (ca-key.pem 0600) and kept across a restart', async () => {
@@ -100,7 +63,7 @@ describe('Istio plug-in CA files', () => {
     expect(await (await h.http('/root-cert.pem')).text()).toBe(set.root.certificate);
   });
 
-  it('are reloaded when they change: new issuance chains to the new root, and /root-cert.pem follows', async () => {
+  it('are reloaded when they change: new issuance chains to the new root, and /root-cert.pem adds it', async () => {
     const dir = tempDir();
     const oldSet = await plugInSet('Old');
     writePlugIn(dir, oldSet);
@@ -123,7 +86,10 @@ describe('Istio plug-in CA files', () => {
       (await verifyChain({ leaf: w.chain[0]!, intermediates: w.chain[1]!, roots: oldSet.root.certificate }))
         .ok,
     ).toBe(false);
-    expect(await (await h.http('/root-cert.pem')).text()).toBe(newSet.root.certificate);
+    // The old root stays trusted while certificates issued under it live: the new one first, then the old.
+    expect(await (await h.http('/root-cert.pem')).text()).toBe(
+      newSet.root.certificate + oldSet.root.certificate,
+    );
     const metrics = await (await h.http('/metrics')).text();
     expect(metrics).toContain(
       `citadel_server_root_cert_expiry_timestamp ${Math.floor(certificateInfo(newSet.root.certificate).notAfter.getTime() / 1000)}`,
@@ -131,6 +97,52 @@ describe('Istio plug-in CA files', () => {
     expect(h.logs.find('CA files changed; signing with the new CA')).toMatchObject({
       signer: 'O=cluster.local, CN=New Intermediate',
     });
+  });
+
+  it('keep a replaced root in the trust bundle exactly until the last certificate issued under it expires', async () => {
+    const dir = tempDir();
+    const oldSet = await plugInSet('Old');
+    writePlugIn(dir, oldSet);
+    const h = await startCitadel({ caDir: dir });
+    const token = await h.token('default', 'reviews');
+    const short = await enroll(h, token, { ttlSeconds: 2 });
+    const lastOld = certificateInfo(short.chain[0]!).notAfter.getTime();
+
+    const newSet = await plugInSet('New');
+    const reloaded = once(h.citadel.store, 'reloaded');
+    writePlugIn(dir, newSet);
+    await reloaded;
+    const etag = (await h.http('/root-cert.pem')).headers.get('etag')!;
+    expect(h.citadel.store.trustBundle(lastOld - 1)).toEqual([
+      newSet.root.certificate,
+      oldSet.root.certificate,
+    ]);
+    // Once the old root's last certificate has expired, the bundle is the new root alone (and its ETag changes).
+    expect(h.citadel.store.trustBundle(lastOld + 1)).toEqual([newSet.root.certificate]);
+    expect(await (await h.http('/root-cert.pem')).text()).toBe(
+      newSet.root.certificate + oldSet.root.certificate,
+    );
+    await new Promise((r) => setTimeout(r, Math.max(0, lastOld + 50 - Date.now())));
+    const after = await h.http('/root-cert.pem', { 'if-none-match': etag });
+    expect(after.status).toBe(200);
+    expect(await after.text()).toBe(newSet.root.certificate);
+  });
+
+  it('keep a replaced root for the max workload TTL when this process issued nothing under it', async () => {
+    const dir = tempDir();
+    const oldSet = await plugInSet('Old');
+    writePlugIn(dir, oldSet);
+    const h = await startCitadel({ caDir: dir, maxTtlSeconds: 3600 });
+    const newSet = await plugInSet('New');
+    const reloaded = once(h.citadel.store, 'reloaded');
+    writePlugIn(dir, newSet);
+    await reloaded;
+    const store = h.citadel.store;
+    expect(store.trustBundle(Date.now() + 3_500_000)).toEqual([
+      newSet.root.certificate,
+      oldSet.root.certificate,
+    ]);
+    expect(store.trustBundle(Date.now() + 3_700_000)).toEqual([newSet.root.certificate]);
   });
 
   it('a half-written set keeps the old CA and logs why; completing it switches over', async () => {

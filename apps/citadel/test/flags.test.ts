@@ -16,6 +16,19 @@ describe('citadel flags', () => {
       maxTtlSeconds: 90 * 86_400,
       selfSignedRootTtlSeconds: 10 * 365 * 86_400,
       caKeyType: 'EC-P256',
+      // TLS on the gRPC port by default, for citadel's Service names and loopback.
+      grpcTls: {
+        names: [
+          'istio-citadel',
+          'istio-citadel.istio-system',
+          'istio-citadel.istio-system.svc',
+          'istio-citadel.istio-system.svc.cluster.local',
+          'localhost',
+          '127.0.0.1',
+          '::1',
+        ],
+        ttlSeconds: 86_400,
+      },
     });
     expect(defaultCaDir({})).toMatch(/\.mizzen[/\\]citadel$/);
   });
@@ -35,6 +48,8 @@ describe('citadel flags', () => {
       '--self-signed-root-ttl=8760h',
       '--ca-key-type=rsa-3072',
       '--log-level=debug',
+      '--grpc-tls-names=ca.example.org,10.0.0.8',
+      '--grpc-cert-ttl=12h',
     ]);
     expect(config).toEqual({
       host: '127.0.0.1',
@@ -53,7 +68,9 @@ describe('citadel flags', () => {
       selfSignedRootTtlSeconds: 8760 * 3600,
       caKeyType: 'RSA-3072',
       logLevel: 'debug',
+      grpcTls: { names: ['ca.example.org', '10.0.0.8'], ttlSeconds: 12 * 3600 },
     });
+    expect(parseCitadelFlags(['--grpc-plaintext'])).not.toHaveProperty('grpcTls');
     expect(parseCitadelFlags(['--kube-api', 'http://127.0.0.1:6443'])).toMatchObject({
       auth: { mode: 'kubernetes', tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
     });
@@ -75,6 +92,14 @@ describe('citadel flags', () => {
     ],
     [['--ca-key-type', 'dsa'], /--ca-key-type: unknown key type "dsa"/],
     [['--log-level', 'loud'], /--log-level must be one of/],
+    [['--grpc-plaintext', '--grpc-tls-names', 'a'], /--grpc-tls-names makes no sense with --grpc-plaintext/],
+    [['--grpc-plaintext', '--grpc-cert-ttl', '1h'], /--grpc-cert-ttl makes no sense with --grpc-plaintext/],
+    [
+      ['--grpc-tls-names', 'ok.example,Not A Name'],
+      /--grpc-tls-names: "Not A Name" is neither a DNS name nor/,
+    ],
+    [['--grpc-tls-names', 'a,,b'], /--grpc-tls-names must be a comma-separated list/],
+    [['--grpc-cert-ttl', 'soon'], /--grpc-cert-ttl must be a duration/],
     [['--bogus'], /Unknown option '--bogus'/],
     [['positional'], /Unexpected argument 'positional'/],
   ])('%j is refused: %s', (argv, message) => {

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import {
+  type CertifiedKey,
   createCsr,
+  createIntermediateCa,
+  createRootCa,
   exportPrivateKeyPem,
   generateKeyPair,
   type KeyType,
@@ -68,6 +71,9 @@ export interface Harness {
   logs: LogCapture;
   /** The local token secret (when the local authenticator is used). */
   secret: string;
+  /** The roots the client verifies citadel's gRPC certificate with (empty when it serves plaintext). */
+  roots: string;
+  /** A real gRPC client over TLS (plaintext with `plaintext: true`). */
   client: CaClient;
   token(
     namespace: string,
@@ -80,10 +86,12 @@ export interface Harness {
 
 export interface HarnessOptions extends Partial<Omit<CitadelOptions, 'logger' | 'authenticator'>> {
   authenticator?: Authenticator;
+  /** Serve gRPC without TLS (`--grpc-plaintext`); TLS for localhost and 127.0.0.1 otherwise. */
+  plaintext?: boolean;
 }
 
-/** A real citadel on free ports over a temp CA dir, with a real gRPC client. Stopped by `cleanup()`. */
-export async function startCitadel(options: HarnessOptions = {}): Promise<Harness> {
+/** A real citadel on free ports over a temp CA dir, with a real gRPC client (TLS). Stopped by `cleanup()`. */
+export async function startCitadel({ plaintext, ...options }: HarnessOptions = {}): Promise<Harness> {
   const caDir = options.caDir ?? tempDir();
   const logs = new LogCapture();
   const logger = createLogger('citadel', { destination: logs, level: 'debug' });
@@ -99,6 +107,7 @@ export async function startCitadel(options: HarnessOptions = {}): Promise<Harnes
     selfSignedRootTtlSeconds: 10 * 365 * 86_400,
     caKeyType: 'EC-P256',
     reloadDebounceMs: 50,
+    ...(plaintext ? {} : { grpcTls: { names: ['localhost', '127.0.0.1'] } }),
     ...options,
     caDir,
     authenticator: options.authenticator ?? new LocalTokenAuthenticator(secret),
@@ -111,7 +120,12 @@ export async function startCitadel(options: HarnessOptions = {}): Promise<Harnes
     await citadel.stop();
   };
   const ports = await citadel.start();
-  const client = new CaClient({ address: `127.0.0.1:${ports.grpc}`, deadlineMs: 10_000 });
+  const roots = plaintext ? '' : citadel.store.current().roots.join('');
+  const client = new CaClient({
+    address: `127.0.0.1:${ports.grpc}`,
+    deadlineMs: 10_000,
+    ...(plaintext ? {} : { rootCertificates: roots }),
+  });
   onCleanup(stop);
   return {
     citadel,
@@ -119,6 +133,7 @@ export async function startCitadel(options: HarnessOptions = {}): Promise<Harnes
     caDir,
     logs,
     secret,
+    roots,
     client,
     token: (namespace, serviceAccount, extra = {}) =>
       mintWorkloadToken(secret, { namespace, serviceAccount, ttlSeconds: 600, ...extra }),
@@ -208,4 +223,36 @@ export async function mutualTls(
 export function metricValue(text: string, name: string, labels = ''): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** An operator's CA for Istio's plug-in layout: a root and the intermediate citadel signs with. */
+export interface PlugIn {
+  root: CertifiedKey;
+  int: CertifiedKey;
+}
+
+export async function plugInSet(name: string): Promise<PlugIn> {
+  const root = await createRootCa({ subject: `O=cluster.local, CN=${name} Root` });
+  const int = await createIntermediateCa({
+    issuer: root,
+    subject: `O=cluster.local, CN=${name} Intermediate`,
+    ttlSeconds: 86_400,
+  });
+  return { root, int };
+}
+
+/** Writes Istio's four plug-in files the way cert-manager's secret mount changes them: each file replaced whole. */
+export function writePlugIn(dir: string, set: PlugIn, only?: string[]): void {
+  const files: Record<string, string> = {
+    'ca-cert.pem': set.int.certificate,
+    'ca-key.pem': set.int.privateKeyPem,
+    'cert-chain.pem': set.int.certificate + set.root.certificate,
+    'root-cert.pem': set.root.certificate,
+  };
+  for (const [name, content] of Object.entries(files)) {
+    if (only && !only.includes(name)) continue;
+    const tmp = path.join(dir, `.${name}.tmp`);
+    fs.writeFileSync(tmp, content, { mode: name === 'ca-key.pem' ? 0o600 : 0o644 });
+    fs.renameSync(tmp, path.join(dir, name));
+  }
 }

@@ -108,7 +108,11 @@ describe('citadel process', { timeout: PROCESS_TIMEOUT }, () => {
       serviceAccount: 'details',
       ttlSeconds: 60,
     });
-    const client = new CaClient({ address: `127.0.0.1:${grpcPort}` });
+    // gRPC is TLS by default, with a certificate citadel issued itself under the root it wrote.
+    const client = new CaClient({
+      address: `127.0.0.1:${grpcPort}`,
+      rootCertificates: fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'),
+    });
     onCleanup(() => client.close());
     const w = await enroll({ client }, token);
     expect(certificateInfo(w.chain[0]!).uris).toEqual(['spiffe://cluster.local/ns/default/sa/details']);

@@ -105,7 +105,10 @@ describe('citadel refuses bad credentials', () => {
 /** CreateCertificate with hand-made authorization metadata (or none), through the real client library. */
 async function rawCall(h: Harness, csr: string, authorization: string): Promise<CaClientError> {
   const { createCertificateMethod: m } = await import('@mizzen/xds');
-  const client = new grpc.Client(`127.0.0.1:${h.ports.grpc}`, grpc.credentials.createInsecure());
+  const client = new grpc.Client(
+    `127.0.0.1:${h.ports.grpc}`,
+    grpc.credentials.createSsl(Buffer.from(h.roots)),
+  );
   const md = new grpc.Metadata();
   if (authorization) md.set('authorization', authorization);
   try {

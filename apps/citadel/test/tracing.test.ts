@@ -1,13 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { mintWorkloadToken } from '@mizzen/pki';
 import { freePort } from '@mizzen/runtime';
-import { CaClient, decodeOtlpRequest } from '@mizzen/xds';
+import { CaClient, startOtlpTraceReceiver } from '@mizzen/xds';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, enroll, onCleanup, tempDir } from './helpers.js';
 
@@ -16,55 +14,9 @@ afterEach(cleanup);
 /** Citadel's own traces with OpenTelemetry's Node SDK, turned on by the standard OTEL_* environment. */
 const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
-/** A local OTLP/HTTP receiver for traces: what a component exported, span by span. */
-async function otlpReceiver() {
-  const spans: { service: string; name: string; kind: number; attributes: Record<string, unknown> }[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const body = decodeOtlpRequest('traces', Buffer.concat(chunks)) as {
-          resourceSpans?: {
-            resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans?: {
-              spans?: {
-                name: string;
-                kind: number;
-                attributes?: { key: string; value: Record<string, unknown> }[];
-              }[];
-            }[];
-          }[];
-        };
-        for (const rs of body.resourceSpans ?? []) {
-          const service =
-            rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-          for (const ss of rs.scopeSpans ?? [])
-            for (const s of ss.spans ?? [])
-              spans.push({
-                service,
-                name: s.name,
-                kind: s.kind,
-                attributes: Object.fromEntries(
-                  (s.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
-                ),
-              });
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    spans,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
-
 describe("citadel's own traces", { timeout: 30_000 }, () => {
   it('exports a server span per CreateCertificate, with the identity issued or the refusal', async () => {
-    const receiver = await otlpReceiver();
+    const receiver = await startOtlpTraceReceiver();
     onCleanup(() => receiver.close());
     const dir = tempDir();
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
@@ -108,7 +60,11 @@ describe("citadel's own traces", { timeout: 30_000 }, () => {
       serviceAccount: 'details',
       ttlSeconds: 60,
     });
-    const client = new CaClient({ address: `127.0.0.1:${grpcPort}` });
+    // gRPC is TLS by default, with a certificate citadel issued itself under the root it wrote.
+    const client = new CaClient({
+      address: `127.0.0.1:${grpcPort}`,
+      rootCertificates: fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'),
+    });
     onCleanup(() => client.close());
     await enroll({ client }, token);
     await enroll({ client }, 'not-a-token').catch(() => undefined);

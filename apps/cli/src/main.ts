@@ -14,7 +14,7 @@ Usage:
   mizzen apply -f FILE [-f FILE…] [--dry-run]
                                   validate and apply Istio YAML to the running mesh
   mizzen delete -f FILE           delete the resources a file names
-  mizzen create secret tls NAME --cert FILE --key FILE [--cacert FILE] [-n istio-system]
+  mizzen create secret tls NAME --cert FILE --key FILE [--cacert FILE [--cacrl FILE]] [-n istio-system]
                                   store a gateway credential (credentialName: NAME); again to rotate it
   mizzen delete secret NAME [-n istio-system]
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
@@ -101,6 +101,7 @@ async function run(argv: string[]): Promise<void> {
         cert: { type: 'string' },
         key: { type: 'string' },
         cacert: { type: 'string' },
+        cacrl: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
       });
       if (positionals[0] !== 'secret' || positionals[1] !== 'tls')
@@ -115,6 +116,7 @@ async function run(argv: string[]): Promise<void> {
           cert: values.cert as string | undefined,
           key: values.key as string | undefined,
           cacert: values.cacert as string | undefined,
+          cacrl: values.cacrl as string | undefined,
           namespace: values.namespace as string | undefined,
         },
         out,

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CredentialDirectory, createRootCa, issueTlsCertificate } from '@mizzen/pki';
+import { CredentialDirectory, createCrl, createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
@@ -26,6 +26,7 @@ describe('mizzen create secret tls (the local credential store gateways use)', (
       'a.key': a.privateKeyPem,
       'b.key': b.privateKeyPem,
       'ca.crt': ca.certificate,
+      'ca.crl': await createCrl({ issuer: ca, revokedSerials: ['01'] }),
     };
     for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(home, f), text);
     const f = (name: string) => path.join(home, name);
@@ -61,6 +62,16 @@ describe('mizzen create secret tls (the local credential store gateways use)', (
       privateKey: a.privateKeyPem,
       caCertificate: ca.certificate,
     });
+    // The CA's revocation list travels with it (a Secret's ca.crl): MUTUAL servers refuse what it lists.
+    const args = ['create', 'secret', 'tls', 'crl-cred', '--cert', f('a.crt'), '--key', f('a.key')];
+    expect(mizzen(...args, '--cacrl', f('ca.crl')).stderr).toBe(
+      'error: create secret tls: --cacrl needs --cacert (the CA whose revocations it lists)\n',
+    );
+    expect(mizzen(...args, '--cacert', f('ca.crt'), '--cacrl', f('ca.crt')).stderr).toBe(
+      'error: credential istio-system/crl-cred: ca.crl holds no PEM certificate revocation list\n',
+    );
+    expect(mizzen(...args, '--cacert', f('ca.crt'), '--cacrl', f('ca.crl')).status).toBe(0);
+    expect(store.read('istio-system', 'crl-cred')?.caCrl).toBe(files['ca.crl']);
 
     // Bad input: one sentence naming what is wrong, a non-zero exit, nothing written.
     const mismatch = mizzen(

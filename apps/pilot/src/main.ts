@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseDuration } from '@mizzen/api';
 import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
 import { parseMeshConfig } from './kube/mesh-config.js';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
@@ -16,8 +17,12 @@ const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014]
                                     defaultConfig.tracing.sampling, accessLogFile, trustDomain…)
              [--root-cert FILE | --citadel-url URL]   the mesh root certificate proxies trust (sent as ROOTCA over SDS;
                                                       in Kubernetes mode also every namespace's istio-ca-root-cert)
+             [--root-cert-refresh 10s]   how often it is re-read (a rotated root reaches proxies within this)
   Kubernetes mode:
              [--kubernetes | --kubeconfig FILE] [--system-namespace istio-system]
+             [--leader-elect-lease-duration 15s]   how long the istio-leader Lease holds unrenewed: a
+                                                   replica that dies without releasing it is replaced after
+                                                   this (renewal deadline 2/3 of it, retries every 2/15)
   Webhooks (HTTPS /inject and /validate):
              [--webhook-port 15017 --webhook-cert FILE --webhook-key FILE]
              [--proxy-image IMAGE] [--image-pull-policy IfNotPresent] [--discovery-address istiod.istio-system.svc:15010]
@@ -55,8 +60,10 @@ async function main(): Promise<void> {
         kubernetes: { type: 'boolean' },
         kubeconfig: { type: 'string' },
         'system-namespace': { type: 'string' },
+        'leader-elect-lease-duration': { type: 'string' },
         'root-cert': { type: 'string' },
         'citadel-url': { type: 'string' },
+        'root-cert-refresh': { type: 'string' },
         'webhook-port': { type: 'string' },
         'webhook-cert': { type: 'string' },
         'webhook-key': { type: 'string' },
@@ -153,9 +160,11 @@ function kubernetesOptions(
   str: (k: string) => string | undefined,
 ): PilotOptions['kubernetes'] {
   if (!inCluster && kubeconfig === undefined) {
-    if (str('system-namespace') !== undefined) fail('--system-namespace needs --kubernetes or --kubeconfig');
+    for (const flag of ['system-namespace', 'leader-elect-lease-duration'])
+      if (str(flag) !== undefined) fail(`--${flag} needs --kubernetes or --kubeconfig`);
     return undefined;
   }
+  const lease = leaseTimings(str('leader-elect-lease-duration'));
   const kubeConfig = new KubeConfig();
   try {
     // --kubernetes: in a pod the service account's token and CA, elsewhere $KUBECONFIG or ~/.kube/config.
@@ -171,15 +180,56 @@ function kubernetesOptions(
     kubeConfig,
     systemNamespace: str('system-namespace') ?? process.env.POD_NAMESPACE ?? 'istio-system',
     ...(process.env.POD_NAME ? { identity: `${process.env.POD_NAME}_${process.pid}` } : {}),
+    ...lease,
   };
 }
 
-/** `--root-cert FILE` or `--citadel-url URL`: where the mesh root certificate comes from. */
-function rootCertOption(str: (k: string) => string | undefined): Pick<PilotOptions, 'rootCert'> {
+/**
+ * `--leader-elect-lease-duration`: the Lease's duration, with client-go's
+ * proportions for the rest (15s → renew within 10s, try every 2s).
+ */
+function leaseTimings(
+  value: string | undefined,
+): { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined {
+  if (value === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(value);
+  } catch (err) {
+    fail(`--leader-elect-lease-duration: ${(err as Error).message}`);
+  }
+  if (ms < 1000 || ms % 1000 !== 0)
+    fail(
+      `--leader-elect-lease-duration must be whole seconds, at least 1s (a Lease counts seconds), got "${value}"`,
+    );
+  return {
+    leaseDurationMs: ms,
+    renewDeadlineMs: Math.round((ms * 2) / 3),
+    retryPeriodMs: Math.round((ms * 2) / 15),
+  };
+}
+
+/** `--root-cert FILE` or `--citadel-url URL`: where the mesh root certificate comes from, and how often it is read. */
+function rootCertOption(
+  str: (k: string) => string | undefined,
+): Pick<PilotOptions, 'rootCert' | 'rootCertRefreshMs'> {
   const file = str('root-cert');
   const citadel = str('citadel-url');
+  const refresh = str('root-cert-refresh');
   if (file !== undefined && citadel !== undefined) fail('give --root-cert or --citadel-url, not both');
-  if (file !== undefined) return { rootCert: { file: path.resolve(file) } };
+  let rootCertRefreshMs: number | undefined;
+  if (refresh !== undefined) {
+    if (file === undefined && citadel === undefined)
+      fail('--root-cert-refresh needs --root-cert or --citadel-url');
+    try {
+      rootCertRefreshMs = parseDuration(refresh);
+    } catch (err) {
+      fail(`--root-cert-refresh: ${(err as Error).message}`);
+    }
+    if (rootCertRefreshMs < 100) fail(`--root-cert-refresh must be at least 100ms, got "${refresh}"`);
+  }
+  const every = rootCertRefreshMs !== undefined ? { rootCertRefreshMs } : {};
+  if (file !== undefined) return { rootCert: { file: path.resolve(file) }, ...every };
   if (citadel === undefined) return {};
   let url: URL;
   try {
@@ -187,7 +237,7 @@ function rootCertOption(str: (k: string) => string | undefined): Pick<PilotOptio
   } catch {
     fail(`--citadel-url must be a URL such as http://127.0.0.1:15016, got "${citadel}"`);
   }
-  return { rootCert: { url: url.toString() } };
+  return { rootCert: { url: url.toString() }, ...every };
 }
 
 function webhookOptions(str: (k: string) => string | undefined): PilotOptions['webhook'] {

@@ -49,6 +49,8 @@ export interface PilotOptions {
    * kept in every namespace's `istio-ca-root-cert`.
    */
   rootCert?: RootCertOrigin;
+  /** How often the root certificate is re-read (a rotated root reaches every proxy within this); default 10 s. */
+  rootCertRefreshMs?: number;
   /** The injection and validation webhooks (HTTPS, 15017 in a pod). */
   webhook?: Omit<WebhookOptions, 'logger' | 'namespaceLabels'>;
   /**
@@ -97,7 +99,9 @@ export class Pilot {
       this.store,
     ];
     const rootOrigin = options.rootCert ?? options.kubernetes?.rootCert;
-    this.rootCert = rootOrigin ? new RootCertSource(rootOrigin, this.log) : undefined;
+    this.rootCert = rootOrigin
+      ? new RootCertSource(rootOrigin, this.log, options.rootCertRefreshMs ?? 10_000)
+      : undefined;
     if (options.kubernetes) {
       const { rootCert: _origin, ...kubeOptions } = options.kubernetes;
       this.kube = new KubeController({
@@ -175,7 +179,7 @@ export class Pilot {
     this.http.get('/debug/kubez', async (_req, reply) =>
       this.kube ? this.kube.stats() : reply.code(404).send({ error: 'pilot is not in Kubernetes mode' }),
     );
-    registerConfigApi(this.http, { store: this.store, config: this.config });
+    registerConfigApi(this.http, { store: this.store, config: this.config, mesh: () => this.push.mesh() });
   }
 
   /** Loads config, then serves xDS and HTTP. Resolves with the bound ports. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Server } from 'node:net';
 import { KINDS } from '@mizzen/api';
 
 /**
@@ -11,7 +12,10 @@ import { KINDS } from '@mizzen/api';
  * the history a client asks for is compacted, as the watch cache answers),
  * field and label selectors, create/replace with optimistic concurrency
  * (409 on a stale resourceVersion), JSON merge and JSON patches, the `status`
- * subresource, generation bumps on spec changes, and Lease objects.
+ * subresource, generation bumps on spec changes, Lease objects, and
+ * TokenReviews for the tokens a test registers. Plain HTTP on 127.0.0.1, or
+ * HTTPS on a listening socket the test hands it (an API server inside a test
+ * network namespace, reached at the in-cluster address pods use).
  */
 
 type Obj = {
@@ -169,28 +173,56 @@ function jsonPatch(target: Obj, ops: { op: string; path: string; value?: unknown
   return doc as unknown as Obj;
 }
 
+export interface FakeKubeApiOptions {
+  /** Serve HTTPS with this certificate (PEM), as the real API server does. */
+  tls?: { cert: string; key: string };
+}
+
 export class FakeKubeApi {
-  private readonly server = http.createServer((req, res) => void this.handle(req, res));
+  private readonly server: http.Server;
   private readonly store = new Map<ResourceType, Map<string, Obj>>();
   private readonly events: Event[] = [];
   private readonly watchers = new Set<Watcher>();
   private rv = 100;
   /** Watches resuming from a version older than this get 410 Gone. */
   private compactedBelow = 0;
+  /** While set, watch requests are held open unanswered (the server is away); released in order. */
+  private holding = false;
+  private readonly held: { resource: ResourceType; start: () => void; res: http.ServerResponse }[] = [];
   readonly writes: WriteRecord[] = [];
   /** Every request line, for tests that check what a client asked. */
   readonly requests: { method: string; url: string }[] = [];
   /** Answers 403 to list/watch of these resources (plurals), as missing RBAC would. */
   readonly forbidden = new Set<string>();
+  /**
+   * Answers 403 to these single-object requests, as missing RBAC would: `verb
+   * plural` or `verb plural/subresource` with Kubernetes' verbs (get, create,
+   * update, patch, delete), e.g. `update leases`, `patch virtualservices/status`.
+   */
+  readonly denied = new Set<string>();
+  /** Service-account tokens the TokenReview API authenticates: token → namespace and service account. */
+  readonly tokens = new Map<string, { namespace: string; serviceAccount: string; audiences: string[] }>();
   url = '';
 
-  async start(): Promise<string> {
+  constructor(options: FakeKubeApiOptions = {}) {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.handle(req, res);
+    this.server = options.tls ? https.createServer(options.tls, handler) : http.createServer(handler);
+  }
+
+  /** Listens on a free loopback port, or on a socket already listening elsewhere (`listening`). */
+  async start(listening?: Server): Promise<string> {
+    if (listening) {
+      await new Promise<void>((resolve) => this.server.listen(listening, resolve));
+      this.url = '';
+      return this.url;
+    }
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
   }
 
   async stop(): Promise<void> {
+    for (const h of this.held.splice(0)) h.res.destroy();
     for (const w of this.watchers) w.res.destroy();
     this.watchers.clear();
     this.server.closeAllConnections();
@@ -211,8 +243,31 @@ export class FakeKubeApi {
     this.events.length = 0;
   }
 
-  watchCount(): number {
-    return this.watchers.size;
+  /** Open watch streams, of one resource (plural) or all. */
+  watchCount(plural?: string): number {
+    return [...this.watchers].filter((w) => plural === undefined || w.resource.plural === plural).length;
+  }
+
+  /**
+   * From now on, watch requests get no answer until `releaseWatches()`: with
+   * `dropWatches()` this opens a window in which no watch is running, so a
+   * change made then can only reach a client through resuming from its
+   * resourceVersion (or relisting).
+   */
+  holdWatches(): void {
+    this.holding = true;
+  }
+
+  /** Watch requests waiting for `releaseWatches()`, of one resource (plural) or all. */
+  heldWatchCount(plural?: string): number {
+    return this.held.filter((h) => !h.res.destroyed && (plural === undefined || h.resource.plural === plural))
+      .length;
+  }
+
+  /** Answers the held watch requests (from the resourceVersion each asked for) and stops holding. */
+  releaseWatches(): void {
+    this.holding = false;
+    for (const h of this.held.splice(0)) if (!h.res.destroyed) h.start();
   }
 
   currentVersion(): number {
@@ -400,6 +455,10 @@ export class FakeKubeApi {
       res.end(JSON.stringify(body));
     };
     try {
+      if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+        send(201, this.tokenReview(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+        return;
+      }
       const target = this.parsePath(url.pathname);
       const { resource, version, namespace, name, subresource } = target;
       const method = req.method ?? 'GET';
@@ -413,6 +472,15 @@ export class FakeKubeApi {
       }
       const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj) : undefined;
       const bucket = this.bucket(resource);
+      const verb = { GET: 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: 'delete' }[method];
+      const rule = `${verb} ${resource.plural}${subresource ? `/${subresource}` : ''}`;
+      if ((name || method === 'POST') && this.denied.has(rule)) {
+        throw new HttpError(
+          403,
+          'Forbidden',
+          `${resource.plural}${resource.group ? `.${resource.group}` : ''} is forbidden: User cannot ${verb} resource "${resource.plural}${subresource ? `/${subresource}` : ''}"`,
+        );
+      }
       if (method === 'GET' && !name) {
         if (this.forbidden.has(resource.plural)) {
           throw new HttpError(
@@ -426,7 +494,14 @@ export class FakeKubeApi {
           selector(url.searchParams.get('labelSelector'), true)(o);
         const watch = url.searchParams.get('watch');
         if (watch === 'true' || watch === '1') {
-          this.watch(res, { resource, version, namespace, matches }, url.searchParams.get('resourceVersion'));
+          const start = () =>
+            this.watch(
+              res,
+              { resource, version, namespace, matches },
+              url.searchParams.get('resourceVersion'),
+            );
+          if (this.holding) this.held.push({ resource, start, res });
+          else start();
           return;
         }
         const items = [...bucket.values()]
@@ -508,6 +583,29 @@ export class FakeKubeApi {
       if (err instanceof HttpError) send(err.code, statusBody(err.code, err.reason, err.message));
       else send(500, statusBody(500, 'InternalError', (err as Error).message));
     }
+  }
+
+  /** authentication.k8s.io/v1 TokenReview: a registered token is its service account, anything else is not authenticated. */
+  private tokenReview(review: { spec?: { token?: string; audiences?: string[] } }): unknown {
+    const known = this.tokens.get(review.spec?.token ?? '');
+    const wanted = review.spec?.audiences ?? [];
+    const audiences = known?.audiences.filter((a) => wanted.length === 0 || wanted.includes(a)) ?? [];
+    const status =
+      known && audiences.length > 0
+        ? {
+            authenticated: true,
+            audiences,
+            user: {
+              username: `system:serviceaccount:${known.namespace}:${known.serviceAccount}`,
+              groups: [
+                'system:serviceaccounts',
+                `system:serviceaccounts:${known.namespace}`,
+                'system:authenticated',
+              ],
+            },
+          }
+        : { authenticated: false, error: '[invalid bearer token, token lookup failed]' };
+    return { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: review.spec, status };
   }
 
   private watch(res: http.ServerResponse, w: Omit<Watcher, 'res'>, resourceVersion: string | null): void {

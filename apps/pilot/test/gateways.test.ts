@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Secret } from '@kubernetes/client-node';
 import { parseConfig } from '@mizzen/api';
-import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
+import { createCrl, createRootCa, issueTlsCertificate } from '@mizzen/pki';
+import { compileListener } from '@mizzen/proxy';
 import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
 import type { CredentialSource, TlsCredential } from '../src/credentials/source.js';
@@ -309,7 +310,9 @@ describe('gateway translation (golden files and the rules behind them)', () => {
     });
   });
 
-  it('leaves closed a server asking for client checks the proxy cannot make (caCrl, SPKI/hash pins)', () => {
+  it('serves an RSA and an ECDSA certificate (credentialNames, tlsCertificates) and checks clients by CRL and pins', () => {
+    const spki = Buffer.alloc(32, 1).toString('base64');
+    const hash = 'AB:'.repeat(31) + 'AB';
     const parsed = parseConfig(
       `apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -317,12 +320,25 @@ metadata: { name: pinned, namespace: istio-system }
 spec:
   selector: { istio: ingressgateway }
   servers:
-    - port: { number: 443, name: https, protocol: HTTPS }
-      hosts: [pinned.example.com]
-      tls: { mode: MUTUAL, credentialName: api-cred, verifyCertificateSpki: [abc] }
+    - port: { number: 443, name: https-both, protocol: HTTPS }
+      hosts: [both.example.com]
+      tls: { mode: MUTUAL, credentialNames: [api-cred, bookinfo-cred], verifyCertificateSpki: ["${spki}"] }
+    - port: { number: 443, name: https-files, protocol: HTTPS }
+      hosts: [files.example.com]
+      tls:
+        mode: MUTUAL
+        tlsCertificates:
+          - { serverCertificate: /certs/rsa.crt, privateKey: /certs/rsa.key, caCertificates: /certs/clients.crt }
+          - { serverCertificate: /certs/ec.crt, privateKey: /certs/ec.key }
+        caCrl: /certs/clients.crl
+        verifyCertificateHash: ["${hash}"]
+    - port: { number: 443, name: https-missing, protocol: HTTPS }
+      hosts: [missing.example.com]
+      tls: { mode: SIMPLE, credentialNames: [api-cred, no-such-cred] }
 `,
       'pinned.yaml',
     );
+    expect(parsed.issues).toEqual([]);
     const ctx = new PushContext(
       1,
       parsed.resources,
@@ -331,9 +347,54 @@ spec:
       undefined,
       STORE,
     );
+    // Every credential of credentialNames must be there, or the server stays closed.
     expect(gatewayNotices(ctx, proxyFromNode(INGRESS))).toEqual([
-      'Gateway istio-system/pinned server https (port 443) not opened: tls.verifyCertificateSpki is not supported yet',
+      'Gateway istio-system/pinned server https-missing (port 443) not opened: credential istio-system/no-such-cred not found in the test store',
     ]);
+    const resources = generateResources(ctx, proxyFromNode(INGRESS)) as Record<string, Json[]>;
+    const https = listener(resources, '0.0.0.0_8443');
+    expect(chainNames(https)).toEqual([['both.example.com'], ['files.example.com']]);
+    const tlsOf = (i: number) =>
+      (https.filter_chains[i]!.transport_socket as { typed_config: { common_tls_context: Json } })
+        .typed_config.common_tls_context;
+    expect(tlsOf(0)).toMatchObject({
+      tls_certificate_sds_secret_configs: [
+        { name: 'kubernetes://api-cred' },
+        { name: 'kubernetes://bookinfo-cred' },
+      ],
+      combined_validation_context: {
+        default_validation_context: { verify_certificate_spki: [spki] },
+        validation_context_sds_secret_config: { name: 'kubernetes://api-cred-cacert' },
+      },
+    });
+    // Files on the gateway: Istio's file-cert/file-root SDS names, which the gateway reads (and watches) itself.
+    expect(tlsOf(1)).toMatchObject({
+      tls_certificate_sds_secret_configs: [
+        { name: 'file-cert:/certs/rsa.crt~/certs/rsa.key' },
+        { name: 'file-cert:/certs/ec.crt~/certs/ec.key' },
+      ],
+      combined_validation_context: {
+        default_validation_context: {
+          crl: { filename: '/certs/clients.crl' },
+          verify_certificate_hash: [hash],
+        },
+        validation_context_sds_secret_config: { name: 'file-root:/certs/clients.crt' },
+      },
+    });
+    // Pilot serves only the credentials; the files never leave the gateway.
+    expect(resources[TypeUrl.Secret]!.map((s) => s.name)).toEqual([
+      'kubernetes://api-cred',
+      'kubernetes://api-cred-cacert',
+      'kubernetes://bookinfo-cred',
+    ]);
+    // What the proxy makes of it: both certificates, the CRL file and the pins, without reading a file yet.
+    const compiled = compileListener(https as never);
+    expect(compiled.chains.map((c) => c.tls?.certificates.length)).toEqual([2, 2]);
+    expect(compiled.chains[1]!.tls?.validation).toMatchObject({
+      crl: { file: '/certs/clients.crl' },
+      hashes: ['ab'.repeat(32)],
+      secret: 'file-root:/certs/clients.crt',
+    });
   });
 
   it('reads Kubernetes Secrets as credentials, refusing a key that is not the certificate’s', async () => {
@@ -341,8 +402,12 @@ spec:
     const a = await issueTlsCertificate({ dnsNames: ['a.example.com'], issuer: ca, ttlSeconds: 600 });
     const b = await issueTlsCertificate({ dnsNames: ['b.example.com'], issuer: ca, ttlSeconds: 600 });
     const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const crl = await createCrl({ issuer: ca, revokedSerials: ['01'] });
     const secrets: Record<string, V1Secret> = {
       'istio-system/good': { data: { 'tls.crt': b64(a.certificate), 'tls.key': b64(a.privateKeyPem) } },
+      // A generic secret's client CA with its revocation list, in a separate -cacert secret.
+      'istio-system/revoking': { data: { cert: b64(a.certificate), key: b64(a.privateKeyPem) } },
+      'istio-system/revoking-cacert': { data: { cacert: b64(ca.certificate), crl: b64(crl) } },
       'istio-system/bad': { data: { 'tls.crt': b64(a.certificate), 'tls.key': b64(b.privateKeyPem) } },
     };
     let handler: ((event: 'add' | 'update' | 'delete' | 'resync') => void) | undefined;
@@ -358,6 +423,14 @@ spec:
     });
     expect(store.resolve('istio-system', 'bad')).toEqual({
       problem: 'credential istio-system/bad: tls.key does not belong to the certificate in tls.crt',
+    });
+    expect(store.resolve('istio-system', 'revoking')).toEqual({
+      credential: {
+        certificateChain: a.certificate,
+        privateKey: a.privateKeyPem,
+        caCertificate: ca.certificate,
+        caCrl: crl,
+      },
     });
     expect(store.resolve('default', 'good')).toEqual({
       problem: 'credential default/good not found in Kubernetes Secrets',

@@ -102,7 +102,8 @@ describe('iptables-mode sidecar: virtualInbound from the registry, as Istio buil
     const c = chains(vi);
     expect(c['virtualInbound-blackhole']).toEqual({
       match: { destination_port: 15006 },
-      filters: ['tcp_proxy'],
+      // Istio's stats filter before every tcp_proxy: connections to the blackhole are counted too.
+      filters: ['istio.stats', 'tcp_proxy'],
       tls: false,
     });
     // HTTP 8080 → 18080, STRICT: mTLS only, RBAC in the connection manager.
@@ -124,10 +125,10 @@ describe('iptables-mode sidecar: virtualInbound from the registry, as Istio buil
       destination_port: 5000,
       transport_protocol: 'tls',
     });
-    // TCP 9000, port-level DISABLE: plaintext only, network RBAC before the TCP proxy.
+    // TCP 9000, port-level DISABLE: plaintext only, network RBAC and the stats filter before the TCP proxy.
     expect(c['inbound|9000||']).toEqual({
       match: { destination_port: 9000 },
-      filters: ['rbac', 'tcp_proxy'],
+      filters: ['rbac', 'istio.stats', 'tcp_proxy'],
       tls: false,
     });
     // Every other port: the passthrough under the workload's STRICT mode ...

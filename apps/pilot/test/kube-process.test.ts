@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { createRootCa } from '@mizzen/pki';
@@ -12,40 +13,189 @@ function pilot(...args: string[]) {
   return spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 20_000 });
 }
 
+/** A pilot process started as the Deployment starts it, against the fake API server. */
+interface PilotProcess {
+  child: ChildProcess;
+  httpPort: number;
+  webhookPort: number;
+  output: () => string;
+}
+
+interface AdmissionResponse {
+  response: { uid: string; allowed: boolean; patch?: string };
+}
+
 describe('the pilot process in Kubernetes mode, against a fake API server (no cluster runs here)', {
   timeout: 60_000,
 }, () => {
   const api = new FakeKubeApi();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-kube-proc-'));
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
+  let serverCa = '';
+  let a: PilotProcess;
+  let b: PilotProcess;
 
-  beforeAll(async () => {
-    await api.start();
-    api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
-    api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-    const kubeconfig = `apiVersion: v1
+  /** A kubeconfig whose user's token names the replica, so the fake API server tells their writes apart. */
+  function kubeconfig(token: string): string {
+    const file = path.join(dir, `kubeconfig-${token}`);
+    fs.writeFileSync(
+      file,
+      `apiVersion: v1
 kind: Config
 clusters:
   - name: fake
     cluster: { server: "${api.url}", insecure-skip-tls-verify: true }
 users:
   - name: pilot
-    user: { token: process-test }
+    user: { token: ${token} }
 contexts:
   - name: fake
     context: { cluster: fake, user: pilot }
 current-context: fake
-`;
-    fs.writeFileSync(path.join(dir, 'kubeconfig'), kubeconfig);
+`,
+    );
+    return file;
+  }
+
+  async function startPilot(pod: string): Promise<PilotProcess> {
+    const child = spawn(
+      process.execPath,
+      [
+        main,
+        '--kubeconfig',
+        kubeconfig(pod),
+        '--host',
+        '127.0.0.1',
+        '--xds-port',
+        '0',
+        '--http-port',
+        '0',
+        '--store',
+        path.join(dir, `${pod}-store.json`),
+        '--root-cert',
+        path.join(dir, 'root-cert.pem'),
+        '--webhook-port',
+        '0',
+        '--webhook-cert',
+        path.join(dir, 'tls.crt'),
+        '--webhook-key',
+        path.join(dir, 'tls.key'),
+        // A short Lease, so a crashed leader is replaced within the test.
+        '--leader-elect-lease-duration',
+        '2s',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POD_NAME: pod } },
+    );
+    children.push(child);
+    let out = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const ready = await new Promise<{ httpPort: number; webhookPort: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pilot did not get ready: ${out}`)), 20_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        for (const line of out.split('\n')) {
+          if (!line.includes('"pilot ready"')) continue;
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as { httpPort: number; webhookPort: number });
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`pilot exited with ${code}: ${out}`)));
+    });
+    return { child, ...ready, output: () => out };
+  }
+
+  async function kubez(p: PilotProcess): Promise<{ leader?: boolean; identity?: string }> {
+    return (await (await fetch(`http://127.0.0.1:${p.httpPort}/debug/kubez`)).json()) as {
+      leader?: boolean;
+      identity?: string;
+    };
+  }
+
+  async function until(
+    what: string,
+    check: () => boolean | Promise<boolean>,
+    timeoutMs = 10_000,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The API server's call to /inject for a Deployment's new pod in a namespace, over real HTTPS. */
+  function admit(p: PilotProcess, namespace: string): Promise<AdmissionResponse> {
+    const body = JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: `uid-${Date.now()}`,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        namespace,
+        operation: 'CREATE',
+        object: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { generateName: 'cart-6f7d8-', namespace, labels: { app: 'cart' } },
+          spec: { containers: [{ name: 'cart', image: 'cart:1', ports: [{ containerPort: 8080 }] }] },
+        },
+      },
+    });
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port: p.webhookPort,
+          path: '/inject',
+          method: 'POST',
+          ca: serverCa,
+          // The test certificate names no host; its chain is what is checked.
+          checkServerIdentity: () => undefined,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          timeout: 5000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString()) as AdmissionResponse));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  const injectedContainers = (r: AdmissionResponse) =>
+    r.response.patch
+      ? (JSON.parse(Buffer.from(r.response.patch, 'base64').toString()) as { path: string; value: unknown }[])
+          .filter((op) => op.path.startsWith('/spec/containers'))
+          .flatMap((op) => (Array.isArray(op.value) ? op.value : [op.value]) as { name: string }[])
+          .map((c) => c.name)
+      : [];
+
+  const lease = () =>
+    api.get('coordination.k8s.io/v1', 'Lease', 'istio-leader', 'istio-system')?.spec as
+      | { holderIdentity?: string; leaseTransitions?: number }
+      | undefined;
+
+  beforeAll(async () => {
+    await api.start();
+    api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'istio-system' } });
+    api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
     const ca = await createRootCa();
+    serverCa = ca.certificate;
     fs.writeFileSync(path.join(dir, 'root-cert.pem'), ca.certificate);
     fs.writeFileSync(path.join(dir, 'tls.crt'), ca.certificate);
     fs.writeFileSync(path.join(dir, 'tls.key'), ca.privateKeyPem);
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
+    for (const child of children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await exited;
     }
@@ -71,68 +221,81 @@ current-context: fake
     const badConfig = pilot('--kubeconfig', path.join(dir, 'nope'));
     expect(badConfig.status).toBe(2);
     expect(badConfig.stderr).toMatch(/^pilot: cannot load the Kubernetes config from .*nope: /);
-  });
-
-  it('starts from --kubeconfig, serves webhooks and /debug/kubez, writes the root cert, and stops on SIGTERM', async () => {
-    child = spawn(
-      process.execPath,
-      [
-        main,
-        '--kubeconfig',
-        path.join(dir, 'kubeconfig'),
-        '--host',
-        '127.0.0.1',
-        '--xds-port',
-        '0',
-        '--http-port',
-        '0',
-        '--store',
-        path.join(dir, 'store.json'),
-        '--root-cert',
-        path.join(dir, 'root-cert.pem'),
-        '--webhook-port',
-        '0',
-        '--webhook-cert',
-        path.join(dir, 'tls.crt'),
-        '--webhook-key',
-        path.join(dir, 'tls.key'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POD_NAME: 'istiod-abc' } },
+    const badLease = pilot('--kubeconfig', path.join(dir, 'nope'), '--leader-elect-lease-duration', '500ms');
+    expect(badLease.stderr.split('\n')[0]).toBe(
+      'pilot: --leader-elect-lease-duration must be whole seconds, at least 1s (a Lease counts seconds), got "500ms"',
     );
-    let out = '';
-    const ready = await new Promise<{ httpPort: number; webhookPort: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pilot did not get ready: ${out}`)), 20_000);
-      child!.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        for (const line of out.split('\n')) {
-          if (!line.includes('"pilot ready"')) continue;
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { httpPort: number; webhookPort: number });
-        }
-      });
-      child!.once('exit', (code) => reject(new Error(`pilot exited with ${code}: ${out}`)));
-    });
-    expect(ready.webhookPort).toBeGreaterThan(0);
-    const deadline = Date.now() + 10_000;
-    let kubez: { leader?: boolean; identity?: string } = {};
-    while (Date.now() < deadline && !kubez.leader) {
-      kubez = (await (await fetch(`http://127.0.0.1:${ready.httpPort}/debug/kubez`)).json()) as typeof kubez;
-      if (!kubez.leader) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(kubez.leader).toBe(true);
-    expect(kubez.identity).toMatch(/^istiod-abc_\d+$/);
-    while (Date.now() < deadline && !api.get('v1', 'ConfigMap', 'istio-ca-root-cert', 'shop')) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  }, 90_000);
+
+  it('starts from --kubeconfig, serves webhooks and /debug/kubez, leads and writes the root cert', async () => {
+    a = await startPilot('istiod-a');
+    expect(a.webhookPort).toBeGreaterThan(0);
+    await until('istiod-a to lead', async () => (await kubez(a)).leader === true);
+    expect((await kubez(a)).identity).toMatch(/^istiod-a_\d+$/);
+    await until(
+      'the root cert in shop',
+      () => api.get('v1', 'ConfigMap', 'istio-ca-root-cert', 'shop') !== undefined,
+    );
     expect(api.get('v1', 'ConfigMap', 'istio-ca-root-cert', 'shop')?.data).toEqual({
       'root-cert.pem': fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'),
     });
-    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    // Stopping released the Lease for the next replica.
-    expect(api.get('coordination.k8s.io/v1', 'Lease', 'istio-leader', 'istio-system')?.spec).toMatchObject({
-      holderIdentity: '',
-    });
   }, 40_000);
+
+  it('injects by the namespace labels it watches: labelling shop istio-injection=enabled turns /inject on, disabled off', async () => {
+    // shop has no injection label: the pod is admitted as it is.
+    expect(await admit(a, 'shop')).toMatchObject({ response: { allowed: true } });
+    expect(injectedContainers(await admit(a, 'shop'))).toEqual([]);
+    const ns = api.get('v1', 'Namespace', 'shop')!;
+    api.apply({ ...ns, metadata: { ...ns.metadata, labels: { 'istio-injection': 'enabled' } } });
+    await until('injection in shop', async () =>
+      injectedContainers(await admit(a, 'shop')).includes('istio-proxy'),
+    );
+    api.apply({ ...ns, metadata: { ...ns.metadata, labels: { 'istio-injection': 'disabled' } } });
+    await until('no injection in shop', async () => injectedContainers(await admit(a, 'shop')).length === 0);
+    // A revision label is followed the same way.
+    api.apply({ ...ns, metadata: { ...ns.metadata, labels: { 'istio.io/rev': 'default' } } });
+    await until('injection by istio.io/rev', async () =>
+      injectedContainers(await admit(a, 'shop')).includes('istio-proxy'),
+    );
+  }, 40_000);
+
+  it('replaces a crashed leader (SIGKILL, Lease not released) once its Lease expires', async () => {
+    b = await startPilot('istiod-b');
+    await until('istiod-b to sync', async () => (await kubez(b)).identity !== undefined);
+    expect((await kubez(b)).leader).toBe(false);
+    const holder = lease()!.holderIdentity!;
+    expect(holder).toMatch(/^istiod-a_\d+$/);
+    const transitions = lease()!.leaseTransitions ?? 0;
+    const exited = new Promise((r) => a.child.once('exit', r));
+    a.child.kill('SIGKILL');
+    await exited;
+    // Nothing released it: the record still names the dead replica ...
+    expect(lease()!.holderIdentity).toBe(holder);
+    // ... until it has gone unrenewed for a whole lease duration, as istiod-b sees it.
+    await until('istiod-b to take over', async () => (await kubez(b)).leader === true, 20_000);
+    expect(lease()).toMatchObject({
+      holderIdentity: expect.stringMatching(/^istiod-b_\d+$/),
+      leaseTransitions: transitions + 1,
+    });
+    // The new leader does the writes now: a new namespace gets its root cert from istiod-b.
+    const writes = api.writes.length;
+    api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'late' } });
+    await until(
+      'the root cert in late',
+      () => api.get('v1', 'ConfigMap', 'istio-ca-root-cert', 'late') !== undefined,
+    );
+    expect(
+      api.writes
+        .slice(writes)
+        .filter((w) => w.kind === 'ConfigMap')
+        .map((w) => w.token),
+    ).toEqual(['istiod-b']);
+  }, 60_000);
+
+  it('stops on SIGTERM and releases the Lease for the next replica', async () => {
+    const exited = new Promise<number | null>((r) => b.child.once('exit', (code) => r(code)));
+    b.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(lease()).toMatchObject({ holderIdentity: '' });
+  }, 30_000);
 });

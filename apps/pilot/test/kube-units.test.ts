@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { KubeConfig, type V1EndpointSlice, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { createLogger } from '@mizzen/runtime';
@@ -10,6 +13,7 @@ import {
   servicePortProtocol,
   workloadServicePorts,
 } from '../src/kube/registry.js';
+import { RootCertSource } from '../src/kube/root-cert.js';
 import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
 import { FakeKubeApi } from './fake-kube-api.js';
 
@@ -271,5 +275,147 @@ describe('the controller against a fake API server (no cluster runs here) that d
       certificateChain: 'C',
       privateKey: 'K',
     });
+  });
+});
+
+/** Waits for a condition a test cannot await as an event (what a fake API server saw), bounded. */
+async function until(what: string, check: () => boolean, timeoutMs = 8_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("the controller's writes against a fake API server (no cluster runs here) that denies them, then grants them", () => {
+  const api = new FakeKubeApi();
+  const lines: Record<string, unknown>[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-rbac-writes-'));
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIBwrites\n-----END CERTIFICATE-----\n';
+  let controller: KubeController;
+  let rootCert: RootCertSource;
+  const rbac = (text: string) =>
+    lines.filter((l) => String(l.msg).startsWith(`missing RBAC permission: cannot ${text}`));
+  const requests = (method: string, pathname: string) =>
+    api.requests.filter((r) => r.method === method && r.url.split('?')[0] === pathname).length;
+  const badVs = (name: string) => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name, namespace: 'shop' },
+    spec: { hosts: ['cart'], http: [{ route: [{ destination: { host: 'cart' }, weight: 120 }] }] },
+  });
+
+  beforeAll(async () => {
+    await api.start();
+    for (const ns of ['istio-system', 'shop', 'web'])
+      api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+    api.apply(badVs('bad-1'));
+    api.apply(badVs('bad-2'));
+    // Read-only RBAC: pilot can list and watch everything but write nothing.
+    for (const rule of ['get leases', 'patch virtualservices/status', 'create configmaps'])
+      api.denied.add(rule);
+    fs.writeFileSync(path.join(dir, 'root-cert.pem'), PEM);
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'fake', server: api.url, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 'rbac-writes' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
+      currentContext: 'fake',
+    });
+    const logger = createLogger('rbac-writes', {
+      level: 'info',
+      destination: new Writable({
+        write(chunk, _enc, done) {
+          for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+          done();
+        },
+      }),
+    });
+    rootCert = new RootCertSource({ file: path.join(dir, 'root-cert.pem') }, logger);
+    await rootCert.start();
+    controller = new KubeController({
+      kubeConfig: kc,
+      logger,
+      meshDefaults: DEFAULT_MESH_CONFIG,
+      identity: 'pilot-rbac',
+      leaseDurationMs: 1000,
+      renewDeadlineMs: 800,
+      retryPeriodMs: 50,
+      // Every informer re-delivers its cache this often: failed writes are retried then.
+      resyncMs: 100,
+      initialBackoffMs: 10,
+      maxBackoffMs: 40,
+      syncTimeoutMs: 3000,
+      rootCert,
+    });
+    await controller.start();
+    await controller.configSource.start();
+  });
+
+  afterAll(async () => {
+    await controller.stop();
+    rootCert.stop();
+    await api.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('Lease: campaigns every retry period but logs the missing "get" once, and leads once granted', async () => {
+    const lease = '/apis/coordination.k8s.io/v1/namespaces/istio-system/leases/istio-leader';
+    await until('ten denied Lease reads', () => requests('GET', lease) >= 10);
+    expect(rbac('get leases.coordination.k8s.io')).toHaveLength(1);
+    expect(rbac('get leases.coordination.k8s.io')[0]).toMatchObject({
+      verb: 'get',
+      resource: 'leases.coordination.k8s.io',
+      lease: 'istio-system/istio-leader',
+      msg: 'missing RBAC permission: cannot get leases.coordination.k8s.io; grant "get" on it to pilot\'s service account (retried quietly until then)',
+    });
+    expect(controller.isLeader()).toBe(false);
+    expect((controller.stats() as { missingPermissions: string[] }).missingPermissions).toEqual([
+      'get leases.coordination.k8s.io',
+    ]);
+    api.denied.delete('get leases');
+    await until('pilot to lead', () => controller.isLeader());
+    expect(rbac('get leases')).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'leader election request failed')).toEqual([]);
+  });
+
+  it('status: retried at every resync for each invalid object, the missing "patch" logged once; written by a resync once granted', async () => {
+    const statusPatches = () =>
+      api.writes.filter((w) => w.method === 'PATCH' && w.path.endsWith('/status')).length;
+    await until('status patches over several resyncs', () => statusPatches() >= 8);
+    expect(rbac('patch virtualservices.networking.istio.io/status')).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'status write failed; retried on the next resync')).toEqual([]);
+    expect(api.get('networking.istio.io/v1', 'VirtualService', 'bad-1', 'shop')?.status).toBeUndefined();
+    // No event about these objects follows: only the periodic resync writes their status now.
+    api.denied.delete('patch virtualservices/status');
+    for (const name of ['bad-1', 'bad-2']) {
+      await until(`${name}'s validationMessages`, () => {
+        const status = api.get('networking.istio.io/v1', 'VirtualService', name, 'shop')?.status as
+          | { validationMessages?: { description: string }[] }
+          | undefined;
+        return (
+          status?.validationMessages?.[0]?.description ===
+          'spec.http[0].route[0].weight: must be between 0 and 100, got 120'
+        );
+      });
+    }
+    expect(rbac('patch virtualservices')).toHaveLength(1);
+  });
+
+  it('istio-ca-root-cert: retried per namespace at every resync, the missing "create" logged once; created everywhere once granted', async () => {
+    const creates = () => api.writes.filter((w) => w.method === 'POST' && w.kind === 'ConfigMap').length;
+    await until('root cert creations over several resyncs', () => creates() >= 9);
+    expect(rbac('create configmaps')).toHaveLength(1);
+    expect(rbac('create configmaps')[0]).toMatchObject({ verb: 'create', resource: 'configmaps' });
+    expect(lines.filter((l) => String(l.msg).startsWith('cannot write ConfigMap'))).toEqual([]);
+    api.denied.delete('create configmaps');
+    for (const ns of ['istio-system', 'shop', 'web']) {
+      await until(
+        `the root cert in ${ns}`,
+        () => api.get('v1', 'ConfigMap', 'istio-ca-root-cert', ns)?.data?.['root-cert.pem' as never] === PEM,
+      );
+    }
+    expect(rbac('create configmaps')).toHaveLength(1);
+    expect((controller.stats() as { missingPermissions: string[] }).missingPermissions).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { MeshProxy, sidecarNode } from '@mizzen/proxy';
 import { createLogger, freePort } from '@mizzen/runtime';
+import { AdsClient, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pilot } from '../src/pilot.js';
 import { FakeKubeApi } from './fake-kube-api.js';
@@ -83,6 +84,42 @@ function viaProxy(proxyPort: number, url: string): Promise<{ status: number; bod
     req.on('error', reject);
     req.end();
   });
+}
+
+interface Sidecar {
+  proxy: MeshProxy;
+  outboundPort: number;
+  adminPort: number;
+}
+
+/** A real sidecar (the proxy engine, HTTP_PROXY capture) for productpage, connected to one pilot replica. */
+async function startSidecar(xdsPort: number, pod: string): Promise<Sidecar> {
+  const [outboundPort, adminPort, healthPort] = [await freePort(), await freePort(), await freePort()];
+  const proxy = new MeshProxy({
+    node: sidecarNode({
+      workload: pod,
+      namespace: 'default',
+      serviceAccount: 'bookinfo-productpage',
+      labels: { app: 'productpage', version: 'v1' },
+      ip: '127.0.0.1',
+      ports: [],
+      outboundPort,
+      adminPort,
+      healthPort,
+    }),
+    pilot: `127.0.0.1:${xdsPort}`,
+    logger,
+    adminHost: '127.0.0.1',
+    adminPort,
+    healthPort,
+  });
+  await proxy.start();
+  return { proxy, outboundPort, adminPort };
+}
+
+/** The sidecar's clusters and their endpoints as its admin API lists them (`cluster::ip:port::…` lines). */
+async function clustersOf(adminPort: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${adminPort}/clusters`)).text();
 }
 
 function seedCluster(api: FakeKubeApi, backendPort: number): void {
@@ -175,8 +212,11 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
   const rootCertFile = path.join(dir, 'root-cert.pem');
   const servers: http.Server[] = [];
   const pilots: Pilot[] = [];
-  let proxy: MeshProxy | undefined;
+  const sidecars: Sidecar[] = [];
   let outboundPort = 0;
+  let adminPort = 0;
+  let xdsPortA = 0;
+  let backendPort = 0;
   let debugBase = '';
 
   function startPilot(name: string): Pilot {
@@ -207,39 +247,22 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
   beforeAll(async () => {
     fs.writeFileSync(rootCertFile, ROOT_PEM);
     await api.start();
-    const backendPort = await freePort();
+    backendPort = await freePort();
     servers.push(await backend('127.0.0.2', backendPort, 'reviews-v1'));
     servers.push(await backend('127.0.0.3', backendPort, 'reviews-v2'));
     seedCluster(api, backendPort);
     const pilot = startPilot('pilot-a');
     const { xdsPort, httpPort } = await pilot.start();
     debugBase = `http://127.0.0.1:${httpPort}`;
-    outboundPort = await freePort();
-    const adminPort = await freePort();
-    const healthPort = await freePort();
-    proxy = new MeshProxy({
-      node: sidecarNode({
-        workload: 'productpage-v1-xyz',
-        namespace: 'default',
-        serviceAccount: 'bookinfo-productpage',
-        labels: { app: 'productpage', version: 'v1' },
-        ip: '127.0.0.1',
-        ports: [],
-        outboundPort,
-        adminPort,
-        healthPort,
-      }),
-      pilot: `127.0.0.1:${xdsPort}`,
-      logger,
-      adminHost: '127.0.0.1',
-      adminPort,
-      healthPort,
-    });
-    await proxy.start();
+    xdsPortA = xdsPort;
+    const sidecar = await startSidecar(xdsPort, 'productpage-v1-xyz');
+    outboundPort = sidecar.outboundPort;
+    adminPort = sidecar.adminPort;
+    sidecars.push(sidecar);
   }, 30_000);
 
   afterAll(async () => {
-    await proxy?.stop();
+    for (const sc of sidecars) await sc.proxy.stop();
     for (const p of pilots) await p.stop().catch(() => undefined);
     for (const s of servers) await new Promise((r) => s.close(r));
     await api.stop();
@@ -400,6 +423,135 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     );
   });
 
+  it('follows a Service and its endpoints appearing, moving and disappearing, at the sidecar (xDS and traffic)', async () => {
+    const cluster = 'outbound|9080||shipping.default.svc.cluster.local';
+    const servers_ = [
+      await backend('127.0.0.4', backendPort, 'shipping-a'),
+      await backend('127.0.0.5', backendPort, 'shipping-b'),
+    ];
+    servers.push(...servers_);
+    const slice = (ip: string, pod: string) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: 'shipping-x1',
+        namespace: 'default',
+        labels: { 'kubernetes.io/service-name': 'shipping' },
+      },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: backendPort, protocol: 'TCP' }],
+      endpoints: [
+        {
+          addresses: [ip],
+          conditions: { ready: true, serving: true, terminating: false },
+          targetRef: { kind: 'Pod', name: pod, namespace: 'default' },
+        },
+      ],
+    });
+    const get = () => viaProxy(outboundPort, 'http://shipping.default.svc.cluster.local:9080/s');
+    // The Service appears with no endpoints: the sidecar has the cluster, and nowhere to send to.
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'shipping', namespace: 'default' },
+      spec: { selector: { app: 'shipping' }, clusterIP: '10.96.0.50', ports: [{ name: 'http', port: 9080 }] },
+    });
+    await eventually(
+      'the sidecar to get the shipping cluster',
+      () => clustersOf(adminPort),
+      (t) => t.includes(cluster),
+    );
+    await eventually('503 without endpoints', get, (r) => r.status === 503);
+    // Its endpoints appear.
+    api.apply(slice('127.0.0.4', 'shipping-a'));
+    await eventually('traffic to shipping-a', get, (r) => r.body === 'shipping-a /s');
+    expect(await clustersOf(adminPort)).toContain(`${cluster}::127.0.0.4:${backendPort}::`);
+    // The endpoint moves (its pod replaced at another address).
+    api.apply(slice('127.0.0.5', 'shipping-b'));
+    await eventually('traffic to move to shipping-b', get, (r) => r.body === 'shipping-b /s');
+    const moved = await clustersOf(adminPort);
+    expect(moved).toContain(`${cluster}::127.0.0.5:${backendPort}::`);
+    expect(moved).not.toContain(`${cluster}::127.0.0.4:`);
+    // The endpoints disappear, then the Service.
+    api.remove('discovery.k8s.io/v1', 'EndpointSlice', 'shipping-x1', 'default');
+    await eventually('503 once the endpoints are gone', get, (r) => r.status === 503);
+    api.remove('v1', 'Service', 'shipping', 'default');
+    await eventually(
+      'the cluster to leave the sidecar',
+      () => clustersOf(adminPort),
+      (t) => !t.includes(cluster),
+    );
+  });
+
+  it("gives an iptables-mode sidecar virtualInbound chains for its pod's Service ports, as they come and go", async () => {
+    // reviews-v1-abc gets a named container port, and a second Service targets it by that name.
+    const pod = api.get('v1', 'Pod', 'reviews-v1-abc', 'default')!;
+    api.apply({
+      ...pod,
+      spec: {
+        ...(pod.spec as object),
+        containers: [{ name: 'reviews', ports: [{ name: 'admin', containerPort: 18000, protocol: 'TCP' }] }],
+      },
+    });
+    api.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'reviews-admin', namespace: 'default' },
+      spec: {
+        selector: { app: 'reviews', version: 'v1' },
+        clusterIP: '10.96.0.60',
+        ports: [{ name: 'http-admin', port: 8000, targetPort: 'admin' }],
+      },
+    });
+    // What the injected agent (--capture-mode iptables, no ports) tells pilot: its pod name and IP.
+    const listeners = new Map<string, Record<string, unknown>>();
+    const ads = new AdsClient({
+      address: `127.0.0.1:${xdsPortA}`,
+      node: {
+        id: 'sidecar~127.0.0.2~reviews-v1-abc.default~default.svc.cluster.local',
+        metadata: {
+          NAMESPACE: 'default',
+          LABELS: { app: 'reviews', version: 'v1' },
+          SERVICE_ACCOUNT: 'bookinfo-reviews',
+          WORKLOAD_NAME: 'reviews-v1',
+          INSTANCE_IPS: '127.0.0.2',
+          MIZZEN_CAPTURE_MODE: 'iptables',
+          MIZZEN_OUTBOUND_PORT: 15001,
+          MIZZEN_PORTS: [],
+        },
+      },
+      logger,
+      onResources: async (typeUrl, resources) => {
+        if (typeUrl !== TypeUrl.Listener) return;
+        listeners.clear();
+        for (const r of resources) listeners.set(r.name, r.json);
+      },
+    });
+    ads.subscribe(TypeUrl.Listener, '*');
+    ads.start();
+    const inboundPorts = () => {
+      const vi = listeners.get('virtualInbound') as {
+        filter_chains?: { filter_chain_match?: { destination_port?: number } }[];
+      };
+      return [...new Set((vi?.filter_chains ?? []).map((c) => c.filter_chain_match?.destination_port))]
+        .filter((p): p is number => p !== undefined && p !== 15006)
+        .sort((a, b) => a - b);
+    };
+    try {
+      // The target ports: reviews' 9080, and 18000 resolved from the container port named admin.
+      await eventually(
+        'virtualInbound chains for 9080 and 18000',
+        inboundPorts,
+        (p) => p.join() === '9080,18000',
+      );
+      api.remove('v1', 'Service', 'reviews-admin', 'default');
+      await eventually('the 18000 chains to go with the Service', inboundPorts, (p) => p.join() === '9080');
+    } finally {
+      await ads.stop();
+      api.apply({ ...pod });
+    }
+  });
+
   it('reads mesh config from the istio ConfigMap (REGISTRY_ONLY blocks unknown hosts)', async () => {
     const unknown = 'http://unknown.example.org:8081/';
     const before = await viaProxy(outboundPort, unknown).catch(() => ({ status: 0, body: '' }));
@@ -545,15 +697,28 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
     );
   });
 
-  it('re-establishes watches the server drops, without losing events', async () => {
+  it('re-establishes watches the server drops, without losing the events made while no watch was open', async () => {
     const before = pilotA().kube!.stats().informers as Record<string, { connects: number; lists: number }>;
+    // The server goes away for watches: the open ones end and new ones get no answer yet.
+    api.holdWatches();
     expect(api.dropWatches()).toBeGreaterThan(0);
+    await eventually(
+      'the services informer to try again',
+      () => api.heldWatchCount('services'),
+      (n) => n > 0,
+    );
+    expect(api.watchCount('services')).toBe(0);
+    // The change lands while no watch is open ...
     api.apply({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'ratings', namespace: 'default' },
       spec: { clusterIP: '10.96.0.30', ports: [{ name: 'http', port: 9080 }] },
     });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pilotA().kube!.registry().service('ratings.default.svc.cluster.local')).toBeUndefined();
+    // ... and arrives once the watch resumes from the resourceVersion it had reached.
+    api.releaseWatches();
     await eventually(
       'ratings to reach the registry',
       () => pilotA().kube!.registry().service('ratings.default.svc.cluster.local') !== undefined,
@@ -594,8 +759,13 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
   it('runs two replicas that both serve xDS, with one leader writing, and hands over when it stops', async () => {
     const b = startPilot('pilot-b');
     const { xdsPort } = await b.start();
-    expect(xdsPort).toBeGreaterThan(0);
     expect(b.kube!.registry().service('reviews.default.svc.cluster.local')).toBeDefined();
+    // A second sidecar takes its config from the follower and routes with it.
+    const onB = await startSidecar(xdsPort, 'productpage-v1-abc');
+    sidecars.push(onB);
+    const viaB = () => viaProxy(onB.outboundPort, 'http://reviews.default.svc.cluster.local:9080/b');
+    await eventually("the follower's sidecar to route reviews", viaB, (r) => r.status === 200);
+    expect((await viaB()).body).toMatch(/^reviews-v[12] \/b$/);
     await new Promise((r) => setTimeout(r, 600));
     expect(pilotA().kube!.isLeader()).toBe(true);
     expect(b.kube!.isLeader()).toBe(false);
@@ -628,6 +798,8 @@ describe('pilot in Kubernetes mode against a fake API server (no cluster runs on
       (l) => l,
       10_000,
     );
+    // The sidecar on pilot-b never depended on the leader.
+    expect((await viaB()).status).toBe(200);
     const lease = api.get('coordination.k8s.io/v1', 'Lease', 'istio-leader', 'istio-system')!;
     expect(lease.spec).toMatchObject({ holderIdentity: 'pilot-b', leaseTransitions: 1 });
     // The new leader does the writes now.

@@ -180,6 +180,35 @@ spec:
     expect(metas?.sort()).toEqual(['istio', null]);
   });
 
+  it('ISTIO_MUTUAL to endpoints with no known service account accepts any SPIFFE id of the trust domain', () => {
+    const resources = resourcesFor(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: legacy-api, namespace: default }
+spec:
+  hosts: [legacy-api.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 8080, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: 41003 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: legacy-api, namespace: default }
+spec:
+  host: legacy-api.default.svc.cluster.local
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+`);
+    const ctx = cluster(resources, 'outbound|8080||legacy-api.default.svc.cluster.local').transport_socket
+      .typed_config;
+    expect(ctx.common_tls_context.combined_validation_context.default_validation_context).toEqual({
+      match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: 'spiffe://cluster.local/' } }],
+    });
+    expect(ctx.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name).toBe(
+      'ROOTCA',
+    );
+  });
+
   it('no mesh TLS towards MESH_EXTERNAL services', () => {
     const c = cluster(resourcesFor(), 'outbound|443||api.example.com');
     expect(c.transport_socket).toBeUndefined();

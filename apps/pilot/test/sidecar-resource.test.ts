@@ -270,7 +270,7 @@ spec: { workloadSelector: { labels: { app: reviews, version: v1 } }, egress: [{ 
     ]);
     expect([...push.warnings].sort()).toEqual([
       'Sidecars default/sel-1, default/sel-2 all select workloads labelled {"app":"reviews","version":"v1"} in namespace default; default/sel-1 (the oldest) applies (IST0110 ConflictingSidecarWorkloadSelectors)',
-      'namespace default has several Sidecars without a workloadSelector (default/a-older, default/b-newer); only default/a-older (the oldest) applies (IST0109 MultipleSidecarsWithoutWorkloadSelectors)',
+      'namespace default has several Sidecars without a workloadSelector (default/a-older, default/b-newer); only default/a-older (the oldest) applies (IST0111 MultipleSidecarsWithoutWorkloadSelectors)',
     ]);
   });
 

@@ -1,61 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '@mizzen/runtime';
-import { decodeOtlpRequest } from '@mizzen/xds';
+import { startOtlpTraceReceiver } from '@mizzen/xds';
 import { afterAll, describe, expect, it } from 'vitest';
 
 /** Pilot's own traces with OpenTelemetry's Node SDK, turned on by the standard OTEL_* environment. */
 const main = path.resolve(import.meta.dirname, '..', 'dist', 'main.js');
-
-/** A local OTLP/HTTP receiver for traces: what a component exported, span by span. */
-async function otlpReceiver() {
-  const spans: { service: string; name: string; kind: number; attributes: Record<string, unknown> }[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.url === '/v1/traces') {
-        const body = decodeOtlpRequest('traces', Buffer.concat(chunks)) as {
-          resourceSpans?: {
-            resource?: { attributes?: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans?: {
-              spans?: {
-                name: string;
-                kind: number;
-                attributes?: { key: string; value: Record<string, unknown> }[];
-              }[];
-            }[];
-          }[];
-        };
-        for (const rs of body.resourceSpans ?? []) {
-          const service =
-            rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue ?? '';
-          for (const ss of rs.scopeSpans ?? [])
-            for (const s of ss.spans ?? [])
-              spans.push({
-                service,
-                name: s.name,
-                kind: s.kind,
-                attributes: Object.fromEntries(
-                  (s.attributes ?? []).map((a) => [a.key, Object.values(a.value)[0]]),
-                ),
-              });
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    spans,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
 
 describe("pilot's own traces", { timeout: 30_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-pilot-traces-'));
@@ -66,7 +18,7 @@ describe("pilot's own traces", { timeout: 30_000 }, () => {
   });
 
   it('exports a span per push over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and flushes on SIGTERM', async () => {
-    const receiver = await otlpReceiver();
+    const receiver = await startOtlpTraceReceiver();
     fs.mkdirSync(path.join(dir, 'config'));
     const [xds, http] = [await freePort(), await freePort()];
     const child = spawn(

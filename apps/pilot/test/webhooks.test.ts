@@ -267,6 +267,16 @@ describe('admission webhooks over real HTTPS with AdmissionReview v1 JSON', () =
     expect(second.response.response).toEqual({ uid: expect.any(String), allowed: true });
   });
 
+  it('leaves alone a pod with an istio-proxy container added by hand (no sidecar.istio.io/status annotation)', async () => {
+    const byHand = productpagePod();
+    byHand.spec!.containers!.push({ name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.24.0' });
+    expect(byHand.metadata!.annotations!['sidecar.istio.io/status']).toBeUndefined();
+    const r = await inject(byHand);
+    expect(r.response.response).toEqual({ uid: expect.any(String), allowed: true });
+    expect(r.pod.spec!.containers!.map((c) => c.name)).toEqual(['productpage', 'istio-proxy']);
+    expect(r.pod.spec!.initContainers).toBeUndefined();
+  });
+
   it('leaves out pods that opt out, host-network pods and namespaces not labelled for injection', async () => {
     const optOut = await inject(productpagePod({ 'sidecar.istio.io/inject': 'false' }));
     expect(optOut.patch).toBeUndefined();

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { APP_PROBERS_ENV, AppProber, AppProberError, type AppProberOptions } from '@mizzen/inject';
+import { loadOriginalDestinationAddon, OriginalDestinationError } from '@mizzen/original-dst';
 import {
   CERTIFICATE_FLAGS,
   FlagError,
@@ -30,7 +31,9 @@ import { runIptablesCommand } from './iptables/command.js';
 const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--workload-name NAME] [--namespace default] [--service NAME]
          [--service-account NAME] [--labels k=v,...] [--port name:servicePort:appPort:sidecarPort]...
          [--ip 127.0.0.1] [--outbound-port PORT] [--admin-port 15000] [--health-port 15021] [--log-level info]
-         [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
+         [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]
+         [--cert-key-type ecdsa|rsa|EC-P384|RSA-3072|…]
+         [--ca-root-cert FILE | --ca-plaintext]]
          [--capture-mode http-proxy|iptables] [--locality region/zone/subzone]
          [--stats-port 15020] [--app-metrics http://127.0.0.1:PORT/metrics] [--otlp-endpoint http://HOST:4318]
        sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
@@ -52,7 +55,12 @@ DestinationRule localityLbSetting orders and weighs the endpoints this proxy cal
 --workload) the workload it belongs to, a Deployment's name, which metrics report as
 source_workload and destination_workload.
 Kubelet probes the injector rewrote (ISTIO_KUBE_APP_PROBERS) are answered on --stats-port at
-/app-health/<container>/livez|readyz|startupz: the agent runs the app's HTTP or TCP probe.`;
+/app-health/<container>/livez|readyz|startupz: the agent runs the app's HTTP or TCP probe.
+--cert-key-type is the workload key's type (ECDSA P-256 unless asked; without the flag, Istio's
+ECC_SIGNATURE_ALGORITHM=ECDSA|RSA with ECC_CURVE or WORKLOAD_RSA_KEY_SIZE from the environment).
+The CA is reached over TLS and its certificate checked against --ca-root-cert (Istio's
+istio-ca-root-cert file; CA_ROOT_CA in the environment) and the mesh roots pilot sends;
+--ca-plaintext talks to a citadel started with --grpc-plaintext (local debugging only).`;
 
 function build(values: ParsedFlags, logger: Logger) {
   const s = (k: string) => values[k] as string | undefined;
@@ -67,6 +75,7 @@ function build(values: ParsedFlags, logger: Logger) {
   const adminPort = parsePort(s('admin-port'), '--admin-port', 15000);
   const healthPort = parsePort(s('health-port'), '--health-port', 15021);
   const captureMode = parseCaptureMode(s('capture-mode'));
+  if (captureMode === 'iptables') checkOriginalDestination(logger);
   const outboundPort =
     s('outbound-port') === undefined
       ? captureMode === 'iptables'
@@ -118,6 +127,21 @@ function build(values: ParsedFlags, logger: Logger) {
     observer: telemetry.observer,
     rateLimits: rateLimitsFromEnvironment(logger, telemetry.registry),
   };
+}
+
+/**
+ * Under iptables capture every connection needs its original destination:
+ * load the native addon now, so an image without it stops at start with one
+ * sentence instead of failing every captured connection.
+ */
+function checkOriginalDestination(logger: Logger): void {
+  try {
+    logger.info({ addon: loadOriginalDestinationAddon() }, 'original destination addon loaded');
+  } catch (err) {
+    if (!(err instanceof OriginalDestinationError)) throw err;
+    process.stderr.write(`sidecar-agent: --capture-mode iptables cannot work: ${err.message}\n`);
+    process.exit(1);
+  }
 }
 
 /** The app probes the injector moved to the agent (Istio's ISTIO_KUBE_APP_PROBERS); a bad value is one sentence. */

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BrowserFailureRecorder } from '@mizzen/runtime';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BookinfoMesh } from './helpers/bookinfo-mesh.js';
 import { type Running, startCollector } from './helpers/collector.js';
 import { hexId, Kind, log, logsJson, span, tracesJson } from './helpers/otlp.js';
@@ -12,6 +13,10 @@ import { jsonServer } from './helpers/servers.js';
  * The dashboard in real Chromium against a real collector that scrapes
  * simulated Bookinfo proxies (prom-client expositions with Istio's metrics,
  * growing while the test runs) and receives OTLP spans and access logs.
+ * Screenshots go to test-artifacts/ (gitignored); a failed test leaves its
+ * screenshot and the page's console in test-artifacts/failures/. With
+ * MIZZEN_UPDATE_SCREENSHOTS=1 the README's docs/dashboard-graph.png is
+ * rewritten too.
  */
 /** What the tests use of the dashboard's cytoscape instance (window.mizzenGraph), evaluated in the page. */
 interface GraphHandle {
@@ -27,6 +32,8 @@ declare const window: { mizzenGraph?: GraphHandle };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.resolve(here, '..', 'test-artifacts');
+/** The README's screenshot, rewritten with MIZZEN_UPDATE_SCREENSHOTS=1. */
+const readmeShot = path.resolve(here, '..', 'docs', 'dashboard-graph.png');
 const CHROMIUM = '/usr/bin/chromium';
 const dashboardBuilt = fs.existsSync(path.resolve(here, '..', 'dist', 'dashboard', 'index.html'));
 
@@ -147,6 +154,15 @@ describe('dashboard in Chromium', () => {
   let c: Running;
   let browser: Browser;
   let page: Page;
+  const failures = new BrowserFailureRecorder(path.join(artifacts, 'failures'));
+
+  afterEach(async ({ task }) => {
+    if (task.result?.state !== 'fail' || !page) return;
+    const saved = await failures.saveFailure(task.name, (file) =>
+      page.screenshot({ path: file, fullPage: true }),
+    );
+    console.error(`the failed test's browser artifacts: ${saved.join(', ')}`);
+  });
 
   beforeAll(async () => {
     if (!fs.existsSync(CHROMIUM))
@@ -154,6 +170,7 @@ describe('dashboard in Chromium', () => {
     if (!dashboardBuilt)
       throw new Error('dist/dashboard is missing: run `npm run build` in apps/telemetry-collector first');
     fs.mkdirSync(artifacts, { recursive: true });
+    failures.reset();
     mesh = new BookinfoMesh();
     await mesh.start(100);
     pilot = await jsonServer({
@@ -260,6 +277,8 @@ describe('dashboard in Chromium', () => {
     });
     page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
     page.setDefaultTimeout(15_000);
+    page.on('console', (m) => failures.log(`console.${m.type()}`, m.text()));
+    page.on('pageerror', (err) => failures.log('pageerror', err.message));
   });
 
   afterAll(async () => {
@@ -314,6 +333,11 @@ describe('dashboard in Chromium', () => {
     expect(text).toMatch(/Error rate0%/);
     expect(text).toMatch(/Latency p99\d+(\.\d+)? ms/);
     expect(text).toMatch(/Security\s*mutual TLS/);
+    // The rate is the requests over the time the proxies were observed (a few seconds here), not the 5m window.
+    const [, rps, count, observed] =
+      /Requests\/s([\d.]+)\/s.*Requests(\d+) in ([\d.]+) s observed/.exec(text) ?? [];
+    expect(Number(count)).toBeGreaterThan(0);
+    expect(Number(rps)).toBeCloseTo(Number(count) / Number(observed), 0);
     expect(await details.getByRole('table', { name: 'Response codes' }).textContent()).toMatch(/200/);
     expect(await edgeRow(EDGE.toReviews).getAttribute('aria-selected')).toBe('true');
     await page.screenshot({ path: path.join(artifacts, 'graph-edge-selected.png') });
@@ -342,6 +366,7 @@ describe('dashboard in Chromium', () => {
     await poll(() => text(details)).toMatch(/failing/);
     expect(await details.getByRole('table', { name: 'Response flags' }).textContent()).toMatch(/FI/);
     await page.screenshot({ path: path.join(artifacts, 'graph-failing-edge.png') });
+    if (process.env.MIZZEN_UPDATE_SCREENSHOTS === '1') await page.screenshot({ path: readmeShot });
   });
 
   it('opens a trace as a waterfall spanning four services', async () => {

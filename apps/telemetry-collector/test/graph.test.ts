@@ -173,6 +173,8 @@ describe('service graph from scrapes', () => {
     const e = edge(g, 'workload:default/productpage-v1->service:default/reviews');
     expect(e.requests).toBe(50);
     expect(e.requestsPerSecond).toBeCloseTo(5, 10);
+    // The rate's denominator: the 10 s the proxy was observed, not the 5m window.
+    expect(e.observedSeconds).toBe(10);
     expect(e.errors).toBe(10);
     expect(e.errorRate).toBeCloseTo(0.2, 10);
     expect(e.responseCodes).toEqual({ '200': 40, '503': 10 });

@@ -1,11 +1,12 @@
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { decodeRpcStatus, OTLP_GRPC_METHODS, type OtlpSignal } from '@mizzen/xds';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { ProtobufMetricsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogRecord, MetricPoint, TraceSummary } from '../src/store/types.js';
 import { getJson, type Running, startCollector } from './helpers/collector.js';
 import {
+  gaugePoints,
   hexId,
   Kind,
   log,
@@ -313,6 +314,9 @@ describe('OTLP receivers', () => {
         durationMs: 1,
       }),
     );
+    const tooManyLogs = Array.from({ length: 1001 }, (_, i) =>
+      log({ service: 's', atMs: Date.now() + i, body: `line ${i}` }),
+    );
     const cases: [string, Uint8Array | string, string, Record<string, string>, RegExp][] = [
       [
         '/v1/traces',
@@ -334,6 +338,11 @@ describe('OTLP receivers', () => {
       ['/v1/traces', '[1, 2]', JSON_TYPE, {}, /must be an ExportTraceServiceRequest object/],
       ['/v1/traces', Buffer.alloc(1024 * 1024 + 1, 0x20), JSON_TYPE, {}, /exceeds the 1048576-byte limit/],
       ['/v1/traces', tracesProtobuf(tooManySpans), PROTOBUF, {}, /more than 1000 spans/],
+      // Every signal's batch is capped in items (--max-batch-items), whatever its size in bytes.
+      ['/v1/logs', logsProtobuf(tooManyLogs), PROTOBUF, {}, /more than 1000 log records/],
+      ['/v1/logs', logsJson(tooManyLogs), JSON_TYPE, {}, /more than 1000 log records/],
+      ['/v1/metrics', metricsProtobuf(gaugePoints('s', 1001)), PROTOBUF, {}, /more than 1000 data points/],
+      ['/v1/metrics', metricsJson(gaugePoints('s', 1001)), JSON_TYPE, {}, /more than 1000 data points/],
       [
         '/v1/traces',
         gzipSync(Buffer.alloc(8 * 1024 * 1024)),
@@ -362,6 +371,16 @@ describe('OTLP receivers', () => {
     const unsupported = await post(`${c.otlp}/v1/traces`, 'hello', 'text/plain');
     expect(unsupported.status).toBe(415);
     expect(unsupported.body.toString()).toMatch(/use application\/x-protobuf or application\/json/);
+
+    // Nothing of a refused batch was kept; a batch at the cap is taken whole.
+    expect((await getJson<{ logs: unknown[] }>(`${c.api}/api/logs?service=s&limit=1000`)).logs).toEqual([]);
+    expect((await getJson<{ points: unknown[] }>(`${c.api}/api/otlp-metrics?service=s`)).points).toEqual([]);
+    expect(
+      (await post(`${c.otlp}/v1/metrics`, metricsProtobuf(gaugePoints('capped', 1000)), PROTOBUF)).status,
+    ).toBe(200);
+    expect(
+      (await getJson<{ points: unknown[] }>(`${c.api}/api/otlp-metrics?service=capped&limit=5000`)).points,
+    ).toHaveLength(1000);
 
     // Still healthy and still ingesting.
     expect((await getJson<{ status: string }>(`${c.api}/healthz`)).status).toBe('ok');
@@ -437,12 +456,46 @@ describe('OTLP receivers', () => {
       expect(logs[0]!.body).toBe('GET /details 200');
     });
 
+    it('exports metrics with a real grpc-js client: every point kept, queryable by service and name', async () => {
+      const now = Date.now();
+      const exported = await exportCall(client('metrics'), metricsProtobuf(metrics('details', now)));
+      expect(exported.err).toBeNull();
+      expect(ProtobufMetricsSerializer.deserializeResponse(exported.res!)).toEqual({});
+      const { points } = await getJson<{ points: MetricPoint[] }>(
+        `${c.api}/api/otlp-metrics?service=details`,
+      );
+      expect(points.map((p) => p.name).sort()).toEqual([
+        'http.server.duration',
+        'http.server.requests',
+        'process.memory.usage',
+      ]);
+      const requests = await getJson<{ points: MetricPoint[] }>(
+        `${c.api}/api/otlp-metrics?service=details&name=http.server.requests`,
+      );
+      expect(requests.points).toEqual([
+        expect.objectContaining({
+          kind: 'sum',
+          value: 42,
+          monotonic: true,
+          attributes: { route: '/reviews' },
+        }),
+      ]);
+      const metricsText = await (await fetch(`${c.api}/metrics`)).text();
+      expect(metricsText).toMatch(
+        /mizzen_collector_otlp_requests_total\{signal="metrics",transport="grpc",result="ok"\} [1-9]/,
+      );
+    });
+
     it('answers INVALID_ARGUMENT for malformed messages and RESOURCE_EXHAUSTED for oversized ones', async () => {
       const bad = await exportCall(client('traces'), Buffer.from('definitely not protobuf'));
       expect(bad.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(bad.err?.details).toMatch(/not a valid OTLP traces protobuf message/);
       const big = await exportCall(client('metrics'), Buffer.alloc(1024 * 1024 + 10));
       expect(big.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      // Too many items in one batch is the caller's mistake, named as such.
+      const many = await exportCall(client('metrics'), metricsProtobuf(gaugePoints('grpc-many', 1001)));
+      expect(many.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(many.err?.details).toMatch(/more than 1000 data points/);
       const ok = await exportCall(client('traces'), tracesProtobuf(bookinfoTrace(hexId(16, 11), Date.now())));
       expect(ok.err).toBeNull();
     });

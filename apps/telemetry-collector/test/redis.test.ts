@@ -3,7 +3,17 @@ import type { ServiceGraph } from '../src/mesh/graph.js';
 import type { TraceSummary } from '../src/store/types.js';
 import { eventually, getJson, type Running, startCollector } from './helpers/collector.js';
 import { BOOKINFO, exposition, requestLines, syncEntry, type Traffic } from './helpers/istio.js';
-import { hexId, Kind, log, logsProtobuf, span, tracesProtobuf } from './helpers/otlp.js';
+import {
+  hexId,
+  Kind,
+  log,
+  logsProtobuf,
+  metrics,
+  metricsJson,
+  metricsProtobuf,
+  span,
+  tracesProtobuf,
+} from './helpers/otlp.js';
 import { type RedisProcess, startRedis } from './helpers/redis.js';
 import { jsonServer, type TextServer, textServer } from './helpers/servers.js';
 
@@ -140,6 +150,39 @@ describe('two collectors sharing one Redis', () => {
     ]);
     expect(la).toEqual(lb);
     expect(la.traces.map((t) => t.traceId)).toEqual([traceId]);
+  });
+
+  it('answers OTLP metric queries alike, whichever collector received the points', async () => {
+    expect(await postProtobuf(`${a.otlp}/v1/metrics`, metricsProtobuf(metrics('ratings', Date.now())))).toBe(
+      200,
+    );
+    const viaB = await fetch(`${b.otlp}/v1/metrics`, {
+      method: 'POST',
+      body: metricsJson(metrics('details', Date.now())),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(viaB.status).toBe(200);
+    type Points = {
+      points: { name: string; service: string; kind: string; value?: number; count?: number }[];
+    };
+    for (const query of ['service=ratings', 'service=details', 'name=http.server.requests', '']) {
+      const [pa, pb] = await Promise.all([
+        getJson<Points>(`${a.api}/api/otlp-metrics?${query}`),
+        getJson<Points>(`${b.api}/api/otlp-metrics?${query}`),
+      ]);
+      expect(pa, query).toEqual(pb);
+    }
+    const ratings = await getJson<Points>(`${b.api}/api/otlp-metrics?service=ratings`);
+    expect(ratings.points.map((p) => p.name).sort()).toEqual([
+      'http.server.duration',
+      'http.server.requests',
+      'process.memory.usage',
+    ]);
+    const requests = await getJson<Points>(`${a.api}/api/otlp-metrics?name=http.server.requests`);
+    expect(requests.points.map((p) => [p.service, p.value]).sort()).toEqual([
+      ['details', 42],
+      ['ratings', 42],
+    ]);
   });
 
   it('keeps answering from memory while Redis is down, says so on /healthz, and recovers when it is back', async () => {

@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntervalRecord } from '../src/mesh/model.js';
 import { MemoryStore } from '../src/store/memory.js';
 import { RedisStore } from '../src/store/redis.js';
-import type { LogRecord, RetentionLimits, SpanRecord, TelemetryStore } from '../src/store/types.js';
+import type {
+  LogRecord,
+  MetricPoint,
+  RetentionLimits,
+  SpanRecord,
+  TelemetryStore,
+} from '../src/store/types.js';
 import { eventually } from './helpers/collector.js';
 import { type RedisProcess, startRedis } from './helpers/redis.js';
 
@@ -65,6 +71,26 @@ async function exercise(store: TelemetryStore, clock: { now: number }) {
   await store.addLogs(logs);
   const kept = await store.queryLogs({ fromUs: 0, toUs: Number.MAX_SAFE_INTEGER, limit: 10 });
   expect(kept.map((l) => l.body)).toEqual(['line 4', 'line 3', 'line 2']);
+
+  // OTLP metric points: the newest `maxMetricPoints` are kept, and none older than the retention.
+  const point = (value: number, timeUs: number): MetricPoint => ({
+    name: 'queue.depth',
+    service: 'reviews',
+    kind: 'gauge',
+    unit: '1',
+    attributes: {},
+    timeUs,
+    value,
+  });
+  const allPoints = async () =>
+    (await store.queryMetricPoints({ fromUs: 0, toUs: Number.MAX_SAFE_INTEGER, limit: 10 })).map(
+      (p) => p.value,
+    );
+  await store.addMetricPoints([0, 1, 2, 3, 4].map((v) => point(v, clock.now * 1000 + v)));
+  expect(await allPoints()).toEqual([4, 3, 2]);
+  clock.now += 61_000;
+  await store.addMetricPoints([point(9, clock.now * 1000)]);
+  expect(await allPoints()).toEqual([9]);
 
   const record = (target: string, t1: number, t2: number): IntervalRecord => ({
     target,

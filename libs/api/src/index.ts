@@ -7,6 +7,7 @@
 
 export { isValidDuration, parseDuration } from './duration.js';
 export { formatIssue, formatPath, type PathSegment, type ValidationIssue } from './issues.js';
+export { specJsonSchema } from './json-schema.js';
 export type {
   AuthorizationAction,
   AuthorizationPolicySpec,

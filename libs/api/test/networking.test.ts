@@ -393,6 +393,71 @@ describe('Gateway', () => {
     ).toEqual([error('spec.servers[0].tls', 'a TCP server cannot have tls settings')]);
   });
 
+  it('checks certificate lists, CRLs and client certificate pins', () => {
+    const https = (tls: unknown) =>
+      issuesOf('Gateway', {
+        servers: [server({ port: { number: 443, name: 'https', protocol: 'HTTPS' }, tls })],
+      });
+    const spki = Buffer.alloc(32, 7).toString('base64');
+    const hash = 'ab:'.repeat(31) + 'ab';
+    // An RSA and an ECDSA certificate from files, a client CA, a CRL and pins: all fine.
+    expect(
+      https({
+        mode: 'MUTUAL',
+        tlsCertificates: [
+          { serverCertificate: '/rsa.crt', privateKey: '/rsa.key' },
+          { serverCertificate: '/ec.crt', privateKey: '/ec.key' },
+        ],
+        caCertificates: '/ca.crt',
+        caCrl: '/ca.crl',
+        verifyCertificateSpki: [spki],
+        verifyCertificateHash: [hash],
+      }),
+    ).toEqual([]);
+    expect(https({ mode: 'SIMPLE', credentialNames: ['rsa', 'ec', 'third'] })).toEqual([
+      error(
+        'spec.servers[0].tls.credentialNames',
+        'at most 2 entries: one RSA and one ECDSA certificate, picked by what the client accepts',
+      ),
+    ]);
+    expect(
+      https({ mode: 'SIMPLE', credentialName: 'a', tlsCertificates: [{ serverCertificate: '/c' }] }),
+    ).toEqual([
+      error('spec.servers[0].tls', 'only one of credentialName, tlsCertificates may be set'),
+      error('spec.servers[0].tls.tlsCertificates[0].privateKey', 'is required'),
+    ]);
+    expect(
+      https({
+        mode: 'MUTUAL',
+        tlsCertificates: [{ serverCertificate: '/c', privateKey: '/k' }],
+        verifyCertificateSpki: ['abc'],
+        verifyCertificateHash: ['12:34'],
+      }),
+    ).toEqual([
+      error('spec.servers[0].tls.caCertificates', 'MUTUAL TLS needs a CA bundle to verify clients'),
+      error(
+        'spec.servers[0].tls.verifyCertificateSpki[0]',
+        '"abc" is not a base64 SHA-256 digest of a public key (44 characters, as openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64 prints)',
+      ),
+      error(
+        'spec.servers[0].tls.verifyCertificateHash[0]',
+        '"12:34" is not a SHA-256 certificate fingerprint (64 hex digits, colons allowed)',
+      ),
+    ]);
+    expect(https({ mode: 'MUTUAL', credentialNames: ['a'], caCrl: '/ca.crl' })).toEqual([
+      error(
+        'spec.servers[0].tls.caCrl',
+        'is not supported with credentialName; put the CRL in the credential (ca.crl)',
+      ),
+    ]);
+    expect(https({ mode: 'SIMPLE', credentialName: 'a', verifyCertificateHash: [hash] })).toEqual([
+      warning(
+        'spec.servers[0].tls',
+        'verifyCertificateSpki/verifyCertificateHash check client certificates, which SIMPLE TLS does not ask for',
+      ),
+    ]);
+  });
+
   it('checks the selector labels', () => {
     expect(errorsOf('Gateway', { selector: { 'istio/': 'x' }, servers: [server()] })[0]!.path).toBe(
       'spec.selector["istio/"]',

@@ -416,14 +416,38 @@ describe('HTTP routes', () => {
     expect(errorsOf('VirtualService', vs([route({ retries: { attempts: 0, retryOn: '5xx' } })]))).toEqual([
       error(
         'spec.http[0].retries.attempts',
-        'retries are disabled (attempts: 0), so perTryTimeout, retryOn and retryRemoteLocalities have no effect; remove them or set attempts',
+        'retries are disabled (attempts: 0), so retryOn would have no effect; remove it or set attempts',
       ),
     ]);
+    expect(
+      errorsOf(
+        'VirtualService',
+        vs([route({ retries: { attempts: 0, backoff: '1s', retryIgnorePreviousHosts: false } })]),
+      ),
+    ).toEqual([
+      error(
+        'spec.http[0].retries.attempts',
+        'retries are disabled (attempts: 0), so retryIgnorePreviousHosts, backoff would have no effect; remove them or set attempts',
+      ),
+    ]);
+    expect(
+      errorsOf(
+        'VirtualService',
+        vs([route({ retries: { attempts: 2, backoff: '50ms', retryIgnorePreviousHosts: false } })]),
+      ),
+    ).toEqual([]);
   });
 
   it('checks redirects, direct responses and fault status codes', () => {
     expect(errorsOf('VirtualService', vs([{ redirect: { uri: '/x', redirectCode: 200 } }]))).toEqual([
       error('spec.http[0].redirect.redirectCode', 'must be between 300 and 399, got 200'),
+    ]);
+    // Envoy sends 301, 302, 303, 307 and 308 only: 304 would leave the route without an action.
+    expect(errorsOf('VirtualService', vs([{ redirect: { uri: '/x', redirectCode: 304 } }]))).toEqual([
+      error(
+        'spec.http[0].redirect.redirectCode',
+        '304 is not a redirect the proxy can send; use 301, 302, 303, 307 or 308',
+      ),
     ]);
     expect(errorsOf('VirtualService', vs([{ redirect: {} }]))).toEqual([
       error(

@@ -457,6 +457,9 @@ export function injectPod(
       config.caAddress ?? 'istio-citadel.istio-system.svc:8060',
       '--ca-token-file',
       '/var/run/secrets/tokens/istio-token',
+      // The CA's certificate is checked against the mesh root (the istio-ca-root-cert ConfigMap, mounted below).
+      '--ca-root-cert',
+      '/var/run/secrets/istio/root-cert.pem',
       '--trust-domain',
       trustDomain,
     ],

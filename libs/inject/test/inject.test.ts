@@ -6,6 +6,7 @@ import {
   injectionPatch,
   injectPod,
   iptablesArgs,
+  isInjected,
   kubeInject,
   type PodLike,
   shouldInject,
@@ -41,6 +42,26 @@ describe('injection policy', () => {
       reason: 'pod sets sidecar.istio.io/inject: "false"',
     });
     expect(shouldInject(pod(), undefined).inject).toBe(true);
+  });
+
+  it('sees a sidecar added by hand (an istio-proxy container, no status annotation) as already injected', () => {
+    const byHand = pod({}, [
+      { name: 'app' },
+      { name: 'istio-proxy', image: 'docker.io/istio/proxyv2:1.24.0' },
+    ]);
+    expect(byHand.metadata?.annotations?.['sidecar.istio.io/status']).toBeUndefined();
+    expect(isInjected(byHand)).toBe(true);
+    expect(isInjected(pod({}, [{ name: 'app' }]))).toBe(false);
+    expect(shouldInject(byHand, { 'istio-injection': 'enabled' })).toEqual({
+      inject: false,
+      reason: 'pod already has a sidecar',
+    });
+    const result = injectPod(
+      byHand,
+      { proxyImage: 'mizzen/sidecar-agent:0.1.0' },
+      { namespaceLabels: { 'istio-injection': 'enabled' } },
+    );
+    expect(result).toEqual({ pod: byHand, injected: false, reason: 'pod already has a sidecar' });
   });
 
   it('names the workload after its controller', () => {

@@ -48,6 +48,7 @@ interface Addon {
 
 const NAME = 'original_dst.node';
 let addon: Addon | undefined;
+let addonFile: string | undefined;
 
 /** The addon sits next to this file in dist/; from the sources (tests) it is in dist/ or node-gyp's build/. */
 function loadAddon(): Addon {
@@ -68,6 +69,7 @@ function loadAddon(): Addon {
   }
   try {
     addon = createRequire(import.meta.url)(file) as Addon;
+    addonFile = file;
   } catch (err) {
     throw new OriginalDestinationError(
       `the @mizzen/original-dst native addon (${file}) failed to load: ${(err as Error).message}`,
@@ -75,6 +77,18 @@ function loadAddon(): Addon {
     );
   }
   return addon;
+}
+
+/**
+ * Loads the native addon now rather than at the first captured connection,
+ * and returns the file it loaded: a proxy in iptables capture mode checks at
+ * start that it can recover original destinations (an image without the
+ * addon fails there, in one sentence, instead of on the first connection).
+ * Throws OriginalDestinationError (code ENOADDON) when it is missing or broken.
+ */
+export function loadOriginalDestinationAddon(): string {
+  loadAddon();
+  return addonFile!;
 }
 
 /**

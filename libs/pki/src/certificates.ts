@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type { ParsedCsr } from './csr.js';
 import { PkiError } from './errors.js';
 import {
@@ -238,6 +239,8 @@ export interface IssueTlsOptions {
   dnsNames: readonly string[];
   /** URI SANs besides (a client certificate's SPIFFE id, say). */
   uris?: readonly string[];
+  /** IP address SANs (a server reached by address, as `127.0.0.1:8060`). */
+  ipAddresses?: readonly string[];
   issuer: CaCredentials;
   /** Clamped so the certificate never outlives its issuer. */
   ttlSeconds: number;
@@ -258,14 +261,21 @@ export async function issueTlsCertificate(
   options: IssueTlsOptions,
 ): Promise<{ certificate: string; privateKeyPem: string }> {
   checkTtl(options.ttlSeconds, 'certificate');
-  if (options.dnsNames.length === 0 && !options.uris?.length)
-    throw new PkiError('invalid-identity', 'a TLS certificate needs at least one DNS name or URI');
+  if (options.dnsNames.length === 0 && !options.uris?.length && !options.ipAddresses?.length)
+    throw new PkiError(
+      'invalid-identity',
+      'a TLS certificate needs at least one DNS name, URI or IP address',
+    );
+  for (const ip of options.ipAddresses ?? []) {
+    if (net.isIP(ip) === 0) throw new PkiError('invalid-identity', `"${ip}" is not an IP address`);
+  }
   const now = options.now ?? new Date();
   const issuer = await loadIssuer(options.issuer, now);
   const keys = await generateKeyPair(options.keyType ?? 'EC-P256');
   const names = [
     ...options.dnsNames.map((value) => ({ type: 'dns' as const, value })),
     ...(options.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+    ...(options.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -304,6 +314,7 @@ export interface CertificateInfo {
   notAfter: Date;
   uris: string[];
   dnsNames: string[];
+  ipAddresses: string[];
   /** The first SAN that is a workload SPIFFE id. */
   spiffeId?: string;
   isCa: boolean;
@@ -315,10 +326,12 @@ export function certificateInfo(input: string | x509.X509Certificate): Certifica
   const cert = parseCertificate(input);
   const uris: string[] = [];
   const dnsNames: string[] = [];
+  const ipAddresses: string[] = [];
   for (const ext of cert.getExtensions(x509.SubjectAlternativeNameExtension)) {
     for (const name of ext.names.items) {
       if (name.type === 'url') uris.push(name.value);
       else if (name.type === 'dns') dnsNames.push(name.value);
+      else if (name.type === 'ip') ipAddresses.push(name.value);
     }
   }
   const spiffeId = uris.find((u) => {
@@ -337,6 +350,7 @@ export function certificateInfo(input: string | x509.X509Certificate): Certifica
     notAfter: cert.notAfter,
     uris,
     dnsNames,
+    ipAddresses,
     ...(spiffeId ? { spiffeId } : {}),
     isCa: isCaCertificate(cert),
     keyType: describeKeyAlgorithm(cert.publicKey.algorithm),

@@ -13,12 +13,15 @@ export interface TlsCredential {
   certificateChain: string;
   privateKey: string;
   caCertificate?: string;
+  /** Revoked peer certificates (Istio's `ca.crl` key), PEM: checked with `caCertificate`. */
+  caCrl?: string;
 }
 
 /** The keys of a `kubernetes.io/tls` Secret, which the local store's files use too. */
 const CERT_KEY = 'tls.crt';
 const KEY_KEY = 'tls.key';
 const CA_KEY = 'ca.crt';
+const CRL_KEY = 'ca.crl';
 
 /** Credential and namespace names are Kubernetes object names (DNS-1123 subdomains). */
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
@@ -71,6 +74,8 @@ export function checkTlsCredential(credential: TlsCredential, what = 'the creden
     }
     if (ca.length === 0) throw new PkiError('malformed', `${what}: ${CA_KEY} holds no PEM certificate`);
   }
+  if (credential.caCrl !== undefined && !credential.caCrl.includes('-----BEGIN X509 CRL-----'))
+    throw new PkiError('malformed', `${what}: ${CRL_KEY} holds no PEM certificate revocation list`);
 }
 
 /**
@@ -105,6 +110,7 @@ export class CredentialDirectory {
       [KEY_KEY]: credential.privateKey,
     };
     if (credential.caCertificate !== undefined) data[CA_KEY] = credential.caCertificate;
+    if (credential.caCrl !== undefined) data[CRL_KEY] = credential.caCrl;
     fs.writeFileSync(tmp, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
     fs.renameSync(tmp, file);
     return { created };
@@ -129,12 +135,14 @@ export class CredentialDirectory {
     const cert = data[CERT_KEY];
     const key = data[KEY_KEY];
     const ca = data[CA_KEY];
+    const crl = data[CRL_KEY];
     if (typeof cert !== 'string' || typeof key !== 'string')
       throw new PkiError('malformed', `${file} needs "${CERT_KEY}" and "${KEY_KEY}" strings`);
     return {
       certificateChain: cert,
       privateKey: key,
       ...(typeof ca === 'string' ? { caCertificate: ca } : {}),
+      ...(typeof crl === 'string' ? { caCrl: crl } : {}),
     };
   }
 

@@ -19,6 +19,7 @@ export {
 } from './certificates.js';
 export { type VerifyChainOptions, type VerifyChainResult, verifyChain } from './chain.js';
 export { CredentialDirectory, checkTlsCredential, type TlsCredential } from './credentials.js';
+export { type CrlOptions, createCrl } from './crl.js';
 export {
   type CreateCsrOptions,
   type CsrPolicy,

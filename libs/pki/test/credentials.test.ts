@@ -38,6 +38,26 @@ describe('TLS certificates for gateways and clients', () => {
       checkTlsCredential({ certificateChain: certificate, privateKey: privateKeyPem }),
     ).not.toThrow();
   });
+
+  it('carries IP address SANs for a server reached by address, and refuses what is not an address', async () => {
+    const ca = await createRootCa({ ttlSeconds: 3600 });
+    const { certificate } = await issueTlsCertificate({
+      dnsNames: ['istio-citadel.istio-system.svc'],
+      ipAddresses: ['127.0.0.1', '::1'],
+      issuer: ca,
+      ttlSeconds: 600,
+    });
+    expect(certificateInfo(certificate)).toMatchObject({
+      dnsNames: ['istio-citadel.istio-system.svc'],
+      ipAddresses: ['127.0.0.1', '::1'],
+    });
+    const cert = new X509Certificate(certificate);
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(cert.checkIP('10.0.0.1')).toBeUndefined();
+    await expect(
+      issueTlsCertificate({ dnsNames: [], ipAddresses: ['localhost'], issuer: ca, ttlSeconds: 600 }),
+    ).rejects.toThrow(new PkiError('invalid-identity', '"localhost" is not an IP address'));
+  });
 });
 
 describe('the local credential store', () => {

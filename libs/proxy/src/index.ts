@@ -8,6 +8,7 @@ export {
   parseAddress,
   parseCaptureMode,
   parseCertificateFlags,
+  parseCertKeyType,
   parseIp,
   parseLabels,
   parseLocality,
@@ -42,7 +43,9 @@ export { compileAccessLogs, compileStatsConfig, compileTracing } from './config/
 export type { FilterServices } from './http/filters/services.js';
 export { type CaptureMode, ListenerManager } from './listeners/listener-manager.js';
 export {
+  type EndpointIdentity,
   encodePeerHeaders,
+  endpointIdentity,
   PEER_ID_HEADER,
   PEER_METADATA_HEADER,
   takePeerHeaders,
@@ -64,6 +67,7 @@ export {
   type TcpConnectionRecord,
   type TcpConnectionStart,
   type TcpObservation,
+  type TcpTelemetryConfig,
   type TracingProvider,
   type TracingSettings,
   type TrafficDirection,

@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import net from 'node:net';
 import { TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -214,6 +215,24 @@ describe('the proxy at the edge', () => {
     expect(await exchange(guarded, 'GET / HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n')).toMatch(
       /^HTTP\/1\.1 200/,
     );
+  });
+
+  it('answers 431 to an HTTP/2 request whose header list is over max_request_headers_kb; the session serves on', async () => {
+    const session = http2.connect(`http://127.0.0.1:${guarded}`);
+    const get = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': '/', ':authority': 'edge', ...headers });
+        req.on('response', (h) => resolve(Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+    try {
+      expect(await get({ 'x-big': 'a'.repeat(9 * 1024) })).toBe(431);
+      expect(await get({ 'x-small': 'a'.repeat(1024) })).toBe(200);
+    } finally {
+      session.close();
+    }
   });
 
   it('closes a connection whose ClientHello is garbage, and one that never finishes it', async () => {

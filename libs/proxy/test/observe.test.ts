@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createLogger, PortAllocator } from '@mizzen/runtime';
 import { AdsServer, type ResourceSet, Snapshot, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,13 +27,14 @@ describe('observation and metadata exchange between two proxies', () => {
   const ports = new PortAllocator();
   let ads: AdsServer;
   let app: Backend;
-  let echo: import('node:net').Server;
+  let echo: net.Server;
   const proxies: MeshProxy[] = [];
-  const client: { outbound: number; records: HttpRequestRecord[]; tcp: TcpConnectionRecord[] } = {
-    outbound: 0,
-    records: [],
-    tcp: [],
-  };
+  const client: {
+    outbound: number;
+    records: HttpRequestRecord[];
+    tcp: TcpConnectionRecord[];
+    tcpProgress: TcpConnectionRecord[];
+  } = { outbound: 0, records: [], tcp: [], tcpProgress: [] };
   const server: { inbound: number; tcpIn: number; records: HttpRequestRecord[] } = {
     inbound: 0,
     tcpIn: 0,
@@ -65,6 +66,7 @@ describe('observation and metadata exchange between two proxies', () => {
         .end();
     });
 
+  let hung = 0;
   const until = async (check: () => boolean) => {
     const deadline = Date.now() + 10_000;
     while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -73,15 +75,34 @@ describe('observation and metadata exchange between two proxies', () => {
 
   beforeAll(async () => {
     app = await backend('app', (req, res) => {
-      if (req.url === '/fail') {
+      if (req.url?.endsWith('/fail')) {
         res.writeHead(503).end('nope');
+        return true;
+      }
+      if (req.url === '/reset') {
+        req.socket.destroy();
+        return true;
+      }
+      if (req.url === '/hang') {
+        hung++;
         return true;
       }
       return false;
     });
-    echo = (await import('node:net')).createServer((s) => s.pipe(s));
+    echo = net.createServer((s) => s.pipe(s));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     [client.outbound, server.inbound, server.tcpIn] = await ports.takeMany(3);
+    // A port nothing listens on: connecting to it fails (Envoy's UF).
+    const closedPort = await ports.take();
+    const tcpListener = (port: number, cluster: string) => ({
+      name: `0.0.0.0_${port}`,
+      address: { socket_address: { address: '0.0.0.0', port_value: port } },
+      bind_to_port: false,
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [
+        { filters: [{ name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster } }] },
+      ],
+    });
     ads = new AdsServer({ logger: log });
     const adsPort = await ads.listen(0, '127.0.0.1');
     const serverSet: ResourceSet = {
@@ -149,27 +170,60 @@ describe('observation and metadata exchange between two proxies', () => {
             endpoints: [{ lb_endpoints: [sidecarEndpoint(server.inbound)] }],
           },
         },
-        staticCluster('tcp-echo', [server.tcpIn]),
+        {
+          ...staticCluster('tcp-echo', []),
+          load_assignment: {
+            cluster_name: 'tcp-echo',
+            endpoints: [
+              {
+                lb_endpoints: [
+                  {
+                    endpoint: {
+                      address: { socket_address: { address: '127.0.0.1', port_value: server.tcpIn } },
+                    },
+                    // Who runs there, as pilot says it: what the client reports as the destination workload.
+                    metadata: {
+                      filter_metadata: {
+                        istio: {
+                          workload: 'echo-v1;default;echo;v1;Kubernetes',
+                          labels: { app: 'echo', version: 'v1' },
+                          principal: 'spiffe://cluster.local/ns/default/sa/echo',
+                        },
+                      },
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        },
+        staticCluster('no-hosts', []),
+        staticCluster('refusing', [closedPort]),
         PASSTHROUGH,
       ],
       [TypeUrl.Listener]: [
         ...outboundListeners(client.outbound),
-        {
-          name: '0.0.0.0_7000',
-          address: { socket_address: { address: '0.0.0.0', port_value: 7000 } },
-          bind_to_port: false,
-          traffic_direction: 'OUTBOUND',
-          filter_chains: [
-            {
-              filters: [
-                { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'tcp-echo' } },
-              ],
-            },
-          ],
-        },
+        tcpListener(7000, 'tcp-echo'),
+        tcpListener(7001, 'no-such-cluster'),
+        tcpListener(7002, 'no-hosts'),
+        tcpListener(7003, 'refusing'),
       ],
       [TypeUrl.RouteConfiguration]: [
-        svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '0s' } }]),
+        svcRoutes([
+          {
+            match: { prefix: '/retried/' },
+            route: {
+              cluster: 'reviews',
+              timeout: '0s',
+              retry_policy: {
+                retry_on: 'gateway-error',
+                num_retries: 1,
+                retry_back_off: { base_interval: '0.001s' },
+              },
+            },
+          },
+          { match: { prefix: '/' }, route: { cluster: 'reviews', timeout: '0s' } },
+        ]),
       ],
     };
     ads.setSnapshot(SERVER, Snapshot.build(serverSet));
@@ -210,13 +264,16 @@ describe('observation and metadata exchange between two proxies', () => {
           s.headers.traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
           return { end: (r) => client.records.push(r) };
         },
-        startTcp: () => ({ end: (r) => client.tcp.push(r) }),
+        startTcp: () => ({
+          progress: (r) => client.tcpProgress.push(r),
+          end: (r) => client.tcp.push(r),
+        }),
       },
     );
   });
 
   afterAll(async () => {
-    for (const p of proxies) await p.stop();
+    for (const p of proxies.splice(0)) await p.stop();
     await ads.close();
     await app.close();
     echo.close();
@@ -254,30 +311,95 @@ describe('observation and metadata exchange between two proxies', () => {
   });
 
   it('records failures with their codes and flags on both sides', async () => {
-    client.records.length = 0;
-    server.records.length = 0;
-    expect((await request('/fail')).status).toBe(503);
-    await until(() => client.records.length === 1 && server.records.length === 1);
-    expect(client.records[0]!.responseCode).toBe(503);
-    expect(server.records[0]!.responseCode).toBe(503);
+    const failure = async (
+      path: string,
+      expected: { client: string; server: string[]; attempts: number },
+    ) => {
+      client.records.length = 0;
+      server.records.length = 0;
+      expect((await request(path)).status).toBe(503);
+      await until(() => client.records.length === 1 && server.records.length === expected.server.length);
+      expect(client.records[0]).toMatchObject({
+        responseCode: 503,
+        responseFlags: expected.client,
+        attempts: expected.attempts,
+      });
+      expect(server.records.map((r) => [r.responseCode, r.responseFlags])).toEqual(
+        expected.server.map((flags) => [503, flags]),
+      );
+    };
+    // The app's own 503 is an answer, not a failure of the proxies: no flag on either side.
+    await failure('/fail', { client: '-', server: ['-'], attempts: 1 });
+    // The app drops the connection: the server's sidecar answers 503 UC; the client sees that 503.
+    await failure('/reset', { client: '-', server: ['UC'], attempts: 1 });
+    // Retried once on gateway-error and failing again: the client gives up with URX.
+    await failure('/retried/fail', { client: 'URX', server: ['-', '-'], attempts: 2 });
   });
 
-  it('reports a TCP connection with its bytes each way', async () => {
-    const net = await import('node:net');
-    await new Promise<void>((resolve, reject) => {
+  /**
+   * Opens a tunnel through the client's sidecar to `svc:port`, writes
+   * `payload`, and resolves when the connection closes (a refused upstream
+   * resets it).
+   */
+  const tunnel = (port: number, payload: string) =>
+    new Promise<void>((resolve) => {
       const s = net.connect(client.outbound, '127.0.0.1', () =>
-        s.write('CONNECT svc:7000 HTTP/1.1\r\nhost: svc:7000\r\n\r\n'),
+        s.write(`CONNECT svc:${port} HTTP/1.1\r\nhost: svc:${port}\r\n\r\n`),
       );
       let buf = '';
       s.on('data', (d) => {
         buf += d.toString();
-        if (buf.endsWith('\r\n\r\n')) s.write('twelve bytes');
-        if (buf.endsWith('twelve bytes')) s.end();
+        if (buf.endsWith('\r\n\r\n')) s.write(payload);
+        if (buf.endsWith(payload)) s.end();
       });
       s.on('close', () => resolve());
-      s.on('error', reject);
+      s.on('error', () => s.destroy());
     });
+
+  it('reports a TCP connection once it is up and when it closes, with its bytes and the workload behind the host', async () => {
+    client.tcp.length = 0;
+    client.tcpProgress.length = 0;
+    await tunnel(7000, 'twelve bytes');
     await until(() => client.tcp.length === 1);
-    expect(client.tcp[0]).toMatchObject({ upstreamCluster: 'tcp-echo', receivedBytes: 12, sentBytes: 12 });
+    expect(client.tcp[0]).toMatchObject({
+      upstreamCluster: 'tcp-echo',
+      upstreamHost: `127.0.0.1:${server.tcpIn}`,
+      receivedBytes: 12,
+      sentBytes: 12,
+      responseFlags: '-',
+      peer: { workload: 'echo-v1', namespace: 'default', labels: { app: 'echo', version: 'v1' } },
+    });
+    // The first report comes when the upstream is up, before any byte moved.
+    expect(client.tcpProgress[0]).toMatchObject({
+      upstreamCluster: 'tcp-echo',
+      receivedBytes: 0,
+      sentBytes: 0,
+    });
+  });
+
+  it("reports connections tcp_proxy could not proxy, with Envoy's flags: NC, UH, UF", async () => {
+    client.tcp.length = 0;
+    for (const port of [7001, 7002, 7003]) await tunnel(port, 'never delivered');
+    await until(() => client.tcp.length === 3);
+    expect(client.tcp.map((r) => [r.upstreamCluster, r.responseFlags, r.sentBytes])).toEqual([
+      ['no-such-cluster', 'NC', 0],
+      ['no-hosts', 'UH', 0],
+      ['refusing', 'UF', 0],
+    ]);
+    expect(client.tcp[2]!.upstreamHost).toMatch(/^127\.0\.0\.1:\d+$/);
+  });
+
+  // Last: it stops the server's proxy.
+  it('flags LR when the proxy resets its own upstream request (its connections torn down as it stops)', async () => {
+    server.records.length = 0;
+    const answer = request('/hang').catch((err: Error) => ({ status: 0, headers: {}, body: err.message }));
+    await until(() => hung === 1);
+    const serverProxy = proxies.shift()!;
+    await serverProxy.stop();
+    await until(() => server.records.length === 1);
+    expect(server.records[0]).toMatchObject({ responseFlags: 'LR', attempts: 1 });
+    // Never sent again: the request was in flight when the proxy cut it.
+    expect(hung).toBe(1);
+    await answer;
   });
 });

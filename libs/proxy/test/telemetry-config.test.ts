@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
 import { compileListener } from '../src/config/listener.js';
 import { compileAccessLogs, compileStatsConfig, compileTracing } from '../src/config/telemetry.js';
-import { HCM, ROUTER } from './harness.js';
+import { HCM, ROUTER, TCP } from './harness.js';
 
 /** The HCM's tracing, access_log and istio.stats filter, compiled as the observers need them. */
 describe('telemetry settings of an HTTP connection manager', () => {
@@ -202,5 +202,44 @@ describe('telemetry settings of an HTTP connection manager', () => {
     expect(filter.telemetry.stats?.disableHostHeaderFallback).toBe(true);
     expect(filter.telemetry.accessLogs).toEqual([]);
     expect(filter.telemetry.tracing).toBeUndefined();
+  });
+
+  it('takes the istio.stats network filter before tcp_proxy as its TCP metrics config, and refuses it before an HCM', () => {
+    const stats = {
+      name: 'istio.stats',
+      typed_config: {
+        '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+        type_url: 'type.googleapis.com/stats.PluginConfig',
+        value: { metrics: [{ name: 'tcp_connections_opened_total', drop: true }] },
+      },
+    };
+    const tcp = { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'c' } };
+    const listener = (filters: unknown[]) =>
+      compileListener({
+        name: 'l',
+        address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+        filter_chains: [{ filters: filters as never }],
+      });
+    const withStats = listener([stats, tcp]).chains[0]!.filter;
+    expect(withStats.kind).toBe('tcp');
+    if (withStats.kind !== 'tcp') return;
+    expect(withStats.telemetry.stats?.metrics).toEqual([
+      { name: 'tcp_connections_opened_total', dimensions: {}, tagsToRemove: [], drop: true },
+    ]);
+    // Without it, a TCP chain reports no metrics, as an HTTP chain without it.
+    const plain = listener([tcp]).chains[0]!.filter;
+    expect(plain.kind === 'tcp' && plain.telemetry.stats).toBeUndefined();
+    expect(() => listener([stats, stats, tcp])).toThrow(/filters\[1\].*a second istio.stats filter/);
+    const hcm = {
+      name: 'hcm',
+      typed_config: {
+        '@type': HCM,
+        stat_prefix: 's',
+        route_config: { name: 'r', virtual_hosts: [] },
+        http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
+      },
+    };
+    expect(() => listener([stats, hcm])).toThrow(ConfigError);
+    expect(() => listener([stats, hcm])).toThrow(/istio.stats network filter belongs before tcp_proxy/);
   });
 });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { freePort } from '@mizzen/runtime';
+import { Redis } from 'ioredis';
 
 /** Where Debian's redis-server package installs the server. */
 export const REDIS_SERVER = process.env.REDIS_SERVER_BIN ?? '/usr/bin/redis-server';
@@ -13,6 +14,12 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts it again on the same port, empty (no persistence). */
   restart(): Promise<void>;
+  /**
+   * `CLIENT PAUSE ms ALL`: for `ms`, every client's commands wait unanswered
+   * while their connections stay up — Redis as a stalled or overloaded server
+   * looks to its clients.
+   */
+  pause(ms: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -66,6 +73,16 @@ export async function startRedisServer(): Promise<RedisServer> {
     proc.kill('SIGKILL');
     await exited;
   };
+  const url = `redis://127.0.0.1:${port}`;
+  const pause = async (ms: number) => {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await client.connect();
+      await client.call('CLIENT', 'PAUSE', String(ms), 'ALL');
+    } finally {
+      client.disconnect();
+    }
+  };
   await launch();
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: launch, stop: kill };
+  return { port, url, kill, restart: launch, stop: kill, pause };
 }

@@ -1,5 +1,4 @@
 import { createLogger } from '@mizzen/runtime';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CounterStoreError, RedisCounterStore, type RedisServer, startRedisServer } from '../src/index.js';
 
@@ -62,16 +61,11 @@ describe('Redis unavailable, slow, and back', () => {
   });
 
   it('gives up on a Redis that does not answer after its timeout, and recovers when it answers again', async () => {
-    const blocker = new Redis(server.url);
-    try {
-      // CLIENT PAUSE holds every client's commands for 1.5 s: to the store, Redis stops answering.
-      await blocker.call('CLIENT', 'PAUSE', '1500', 'ALL');
-      const err = await failure(store.hit([counter]));
-      expect(err.reason).toBe('timeout');
-      await until('answers after the pause', async () => (await store.hit([counter]))[0]!.allowed);
-    } finally {
-      blocker.disconnect();
-    }
+    // CLIENT PAUSE holds every client's commands for 1.5 s: to the store, Redis stops answering.
+    await server.pause(1500);
+    const err = await failure(store.hit([counter]));
+    expect(err.reason).toBe('timeout');
+    await until('answers after the pause', async () => (await store.hit([counter]))[0]!.allowed);
   });
 
   it('says it is unavailable when the first connection never comes, within its timeout', async () => {

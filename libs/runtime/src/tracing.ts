@@ -1,25 +1,43 @@
 import { type Attributes, type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { onShutdown } from './lifecycle.js';
 import type { Logger } from './logger.js';
 
+export interface ComponentTracingOptions {
+  /**
+   * What else describes this process (a proxy's node id and namespace…):
+   * `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` override them.
+   */
+  resourceAttributes?: Attributes;
+}
+
 /**
  * A component's own tracing (pilot's pushes, citadel's signing, the
- * collector's scrapes) with OpenTelemetry's Node SDK, configured the standard
- * way: `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
- * turns it on, OTLP over HTTP/protobuf unless `OTEL_EXPORTER_OTLP_PROTOCOL`
- * says otherwise, `OTEL_SERVICE_NAME` (default: the component),
+ * collector's scrapes, a proxy's config updates) with OpenTelemetry's Node
+ * SDK, configured the standard way: `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) turns it on, OTLP over HTTP/protobuf
+ * unless `OTEL_EXPORTER_OTLP_PROTOCOL` says otherwise, `OTEL_SERVICE_NAME`
+ * (default: the component), `OTEL_RESOURCE_ATTRIBUTES`,
  * `OTEL_TRACES_SAMPLER`, `OTEL_BSP_SCHEDULE_DELAY`… `OTEL_SDK_DISABLED=true`
  * turns it off. Without an endpoint nothing is started and spans are no-ops.
  * Only traces: metrics stay on the Prometheus endpoints, logs on stdout.
+ * What is buffered is flushed at shutdown.
  */
-export function startComponentTracing(component: string, logger: Logger): { enabled: boolean } {
+export function startComponentTracing(
+  component: string,
+  logger: Logger,
+  options: ComponentTracingOptions = {},
+): { enabled: boolean } {
   const env = process.env;
   const endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint || env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none')
     return { enabled: false };
   const sdk = new NodeSDK({
-    ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: component }),
+    // The lowest-priority attributes: the SDK's detectors (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES) win over them.
+    resource: defaultResource().merge(
+      resourceFromAttributes({ 'service.name': component, ...options.resourceAttributes }),
+    ),
     instrumentations: [],
     metricReaders: [],
     logRecordProcessors: [],

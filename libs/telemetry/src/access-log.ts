@@ -101,6 +101,29 @@ function truncate(v: string | undefined, max: string | undefined): string | unde
   return Number.isInteger(n) && n > 0 ? v.slice(0, n) : v;
 }
 
+/**
+ * `%DYNAMIC_METADATA(NAMESPACE:KEY:…):Z%`: a filter's dynamic metadata (the
+ * RBAC filter's `…shadow_effective_policy_id`, jwt_authn's payload), the
+ * whole namespace when no key is given; strings truncated to Z.
+ */
+function dynamicMetadata(
+  r: HttpRequestRecord,
+  arg: string | undefined,
+  max: string | undefined,
+): Value | undefined {
+  const [namespace, ...keys] = (arg ?? '').split(':');
+  let v: unknown = r.dynamicMetadata?.[namespace ?? ''];
+  for (const key of keys) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as Record<string, unknown>)[key];
+  }
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return truncate(v, max);
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return String(v);
+  return v as Record<string, unknown>;
+}
+
 /** One command operator's value: undefined when Envoy would print `-` (or JSON null). */
 function operator(
   name: string,
@@ -191,6 +214,8 @@ function operator(
       if (key === 'downstream_peer') return r.direction === 'inbound' ? peerJson(r.peer) : null;
       return undefined;
     }
+    case 'DYNAMIC_METADATA':
+      return dynamicMetadata(r, arg, max);
     case 'TRACE_ID':
       return traceContextOf(reqHeaders)?.traceId;
     case 'HOSTNAME':

@@ -1,5 +1,5 @@
 import { type CelResult, celEnv, isCelError, parse, plan } from '@bufbuild/cel';
-import type { HttpRequestRecord } from '@mizzen/proxy';
+import type { HttpRequestRecord, TcpConnectionRecord } from '@mizzen/proxy';
 
 /**
  * Envoy's request attributes (`request.*`, `response.*`, `source.*`,
@@ -94,6 +94,39 @@ export function requestAttributes(
     ],
   ]);
   return { request, response, source, destination, connection, upstream, xds };
+}
+
+/**
+ * The attribute bag of a TCP connection: Envoy's connection attributes
+ * (`source.*`, `connection.*`, `upstream.*`, `xds.*`); no `request` or
+ * `response`, so expressions over them have no value here.
+ */
+export function connectionAttributes(
+  r: TcpConnectionRecord,
+  node: { id: string; cluster?: string },
+): Record<string, Bag> {
+  // `connection.*` is the downstream connection: mutual TLS only where this proxy terminated it (inbound).
+  const inbound = r.direction === 'inbound';
+  const connection: Bag = new Map<string, unknown>([
+    ['mtls', inbound && r.connectionSecurityPolicy === 'mutual_tls'],
+  ]);
+  if (r.sourcePrincipal && inbound) connection.set('uri_san_peer_certificate', r.sourcePrincipal);
+  const xds: Bag = new Map<string, unknown>([
+    ['cluster_name', r.upstreamCluster],
+    [
+      'node',
+      new Map<string, unknown>([
+        ['id', node.id],
+        ['cluster', node.cluster ?? ''],
+      ]),
+    ],
+  ]);
+  return {
+    source: address(new Map(), r.downstreamRemoteAddress),
+    connection,
+    upstream: address(new Map(), r.upstreamHost),
+    xds,
+  };
 }
 
 const env = celEnv();

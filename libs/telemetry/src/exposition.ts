@@ -1,16 +1,12 @@
 /**
- * Prometheus text exposition format (0.0.4), checked the way `promtool
- * check metrics` checks it: its parser's errors (line syntax, names, label
- * escaping, duplicate HELP/TYPE, TYPE after samples, a family split in two,
- * duplicate series, histogram buckets with `+Inf`, cumulative and matching
- * `_count`) and promlint's rules (missing HELP, non-base units, counters
- * without `_total`, reserved suffixes and labels, types and abbreviated units
- * in names, colons, camelCase). Also: splitting an exposition into families,
- * used to merge an application's metrics.
+ * Prometheus text exposition format (0.0.4): reading an exposition into
+ * families (what tests read values from), splitting it to merge an
+ * application's metrics, and the lint exceptions Istio's own names need.
+ * Checking an exposition is the real `promtool check metrics`' job
+ * (promtool.ts runs it).
  */
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
 export interface Sample {
@@ -193,43 +189,6 @@ export function parseExposition(text: string): ParsedExposition {
   return { families, errors };
 }
 
-function seriesKey(s: Sample): string {
-  return `${s.name}${JSON.stringify(Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
-}
-
-function checkHistogram(f: Family, errors: string[]): void {
-  const groups = new Map<
-    string,
-    { buckets: { le: number; value: number }[]; count?: number; sum?: boolean }
-  >();
-  for (const s of f.samples) {
-    const { le, ...rest } = s.labels;
-    const key = JSON.stringify(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : 1)));
-    const g = groups.get(key) ?? { buckets: [] };
-    groups.set(key, g);
-    if (s.name === `${f.name}_bucket`) {
-      const bound = le === undefined ? undefined : parseValue(le);
-      if (bound === undefined) errors.push(`line ${s.line}: ${f.name}_bucket needs a numeric "le" label`);
-      else g.buckets.push({ le: bound, value: s.value });
-    } else if (s.name === `${f.name}_count`) g.count = s.value;
-    else if (s.name === `${f.name}_sum`) g.sum = true;
-    else errors.push(`line ${s.line}: sample ${s.name} does not belong to histogram ${f.name}`);
-  }
-  for (const [key, g] of groups) {
-    const where = `histogram ${f.name}${key === '[]' ? '' : ` ${key}`}`;
-    const sorted = [...g.buckets].sort((a, b) => a.le - b.le);
-    if (!sorted.length || sorted[sorted.length - 1]!.le !== Number.POSITIVE_INFINITY)
-      errors.push(`${where}: no bucket with le="+Inf"`);
-    for (let i = 1; i < sorted.length; i++)
-      if (sorted[i]!.value < sorted[i - 1]!.value) errors.push(`${where}: bucket counts are not cumulative`);
-    const inf = sorted.find((b) => b.le === Number.POSITIVE_INFINITY);
-    if (g.count === undefined) errors.push(`${where}: no _count`);
-    else if (inf && inf.value !== g.count)
-      errors.push(`${where}: _count ${g.count} differs from the +Inf bucket ${inf.value}`);
-    if (!g.sum) errors.push(`${where}: no _sum`);
-  }
-}
-
 /**
  * A lint problem that a metric's fixed name causes: Istio's and Envoy's names
  * are a contract (dashboards and Kiali query them), and some break promlint's
@@ -290,138 +249,6 @@ export const PROM_CLIENT_LINT_EXCEPTIONS: readonly LintException[] = [
     why: "prom-client's default metrics name these gauges *_total",
   },
 ];
-
-/** promlint's units (prometheus/client_golang testutil/promlint): a unit and its base unit. */
-const UNITS: Readonly<Record<string, string>> = {
-  amperes: 'amperes',
-  bytes: 'bytes',
-  celsius: 'celsius',
-  grams: 'grams',
-  joules: 'joules',
-  kelvin: 'kelvin',
-  meters: 'meters',
-  metres: 'metres',
-  seconds: 'seconds',
-  volts: 'volts',
-  minutes: 'seconds',
-  hours: 'seconds',
-  days: 'seconds',
-  weeks: 'seconds',
-  kelvins: 'kelvin',
-  fahrenheit: 'celsius',
-  rankine: 'celsius',
-  inches: 'meters',
-  yards: 'meters',
-  miles: 'meters',
-  bits: 'bytes',
-  calories: 'joules',
-  pounds: 'grams',
-  ounces: 'grams',
-};
-const UNIT_PREFIXES = [
-  'pico',
-  'nano',
-  'micro',
-  'milli',
-  'centi',
-  'deci',
-  'deca',
-  'hecto',
-  'kilo',
-  'kibi',
-  'mega',
-  'mibi',
-  'giga',
-  'gibi',
-  'tera',
-  'tebi',
-  'peta',
-  'pebi',
-];
-const UNIT_ABBREVIATIONS = ['s', 'ms', 'us', 'ns', 'sec', 'b', 'kb', 'mb', 'gb', 'tb', 'pb', 'm', 'h', 'd'];
-const CAMEL_CASE = /[a-z][A-Z]/;
-
-/** A unit in the name that is not its base unit (`milliseconds` → `seconds`). */
-function nonBaseUnit(name: string): { unit: string; base: string } | undefined {
-  for (const part of name.split('_')) {
-    for (const prefix of ['', ...UNIT_PREFIXES]) {
-      if (!part.startsWith(prefix)) continue;
-      const base = UNITS[part.slice(prefix.length)];
-      if (base !== undefined) return part === base ? undefined : { unit: part, base };
-    }
-  }
-  return undefined;
-}
-
-/** promlint's rules for one family: `NAME: problem` for each. */
-function lintFamily(f: Family): string[] {
-  // promtool's parser drops families without samples before linting.
-  if (!f.samples.length) return [];
-  const out: string[] = [];
-  const add = (problem: string) => out.push(`${f.name}: ${problem}`);
-  const type = f.type ?? 'untyped';
-  const labels = new Set(f.samples.flatMap((s) => Object.keys(s.labels)));
-  if (f.help === undefined) add('no help text');
-  const unit = nonBaseUnit(f.name);
-  if (unit) add(`use base unit "${unit.base}" instead of "${unit.unit}"`);
-  if (type === 'counter' && !f.name.endsWith('_total')) add(NO_TOTAL);
-  if (type !== 'untyped' && type !== 'counter' && f.name.endsWith('_total'))
-    add('non-counter metrics should not have "_total" suffix');
-  if (type !== 'untyped') {
-    const histogram = type === 'histogram';
-    const summary = type === 'summary';
-    if (!histogram && f.name.endsWith('_bucket'))
-      add('non-histogram metrics should not have "_bucket" suffix');
-    for (const suffix of ['_count', '_sum'])
-      if (!histogram && !summary && f.name.endsWith(suffix))
-        add(`non-histogram and non-summary metrics should not have "${suffix}" suffix`);
-    if (!histogram && labels.has('le')) add('non-histogram metrics should not have "le" label');
-    if (!summary && labels.has('quantile')) add('non-summary metrics should not have "quantile" label');
-  }
-  const lower = f.name.toLowerCase();
-  for (const t of ['counter', 'gauge', 'histogram', 'summary'])
-    if (lower.includes(`_${t}_`) || lower.endsWith(`_${t}`))
-      add(`metric name should not include type '${t}'`);
-  if (f.name.includes(':')) add("metric names should not contain ':'");
-  if (CAMEL_CASE.test(f.name)) add("metric names should be written in 'snake_case' not 'camelCase'");
-  if ([...labels].some((l) => CAMEL_CASE.test(l)))
-    add("label names should be written in 'snake_case' not 'camelCase'");
-  for (const a of UNIT_ABBREVIATIONS)
-    if (lower.includes(`_${a}_`) || lower.endsWith(`_${a}`))
-      add('metric names should not contain abbreviated units');
-  return out;
-}
-
-export interface CheckOptions {
-  /** Lint problems to accept (for example ISTIO_LINT_EXCEPTIONS: names that are a contract). */
-  allow?: readonly LintException[];
-}
-
-/**
- * Every problem `promtool check metrics` would report about an exposition —
- * its parser's errors and promlint's naming rules — less the lint problems
- * `allow`ed; an empty list when it passes.
- */
-export function checkExposition(text: string, options: CheckOptions = {}): string[] {
-  const { families, errors } = parseExposition(text);
-  const seen = new Set<string>();
-  for (const f of families) {
-    for (const s of f.samples) {
-      const key = seriesKey(s);
-      if (seen.has(key)) errors.push(`line ${s.line}: duplicate series ${s.name}${JSON.stringify(s.labels)}`);
-      seen.add(key);
-      for (const l of Object.keys(s.labels))
-        if (!LABEL_NAME.test(l) || l.startsWith('__')) errors.push(`line ${s.line}: invalid label name ${l}`);
-      if (f.type === 'counter' && s.value < 0) errors.push(`line ${s.line}: counter ${s.name} is negative`);
-    }
-    if (f.type === 'histogram') checkHistogram(f, errors);
-    const allowed = (options.allow ?? [])
-      .filter((e) => e.metric.test(f.name))
-      .map((e) => `${f.name}: ${e.problem}`);
-    errors.push(...lintFamily(f).filter((p) => !allowed.includes(p)));
-  }
-  return errors;
-}
 
 /** The text of an exposition's families, without those named in `drop` (and without an OpenMetrics `# EOF`). */
 export function withoutFamilies(

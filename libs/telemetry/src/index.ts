@@ -21,10 +21,14 @@ export {
   TELEMETRY_FLAGS,
   type TelemetryFlags,
 } from './app.js';
-export { compileExpression, evaluateFilter, evaluateTag, requestAttributes } from './attributes.js';
 export {
-  type CheckOptions,
-  checkExposition,
+  compileExpression,
+  connectionAttributes,
+  evaluateFilter,
+  evaluateTag,
+  requestAttributes,
+} from './attributes.js';
+export {
   type Family,
   ISTIO_LINT_EXCEPTIONS,
   type LintException,
@@ -55,6 +59,14 @@ export {
 } from './metrics.js';
 export { ProxyTelemetry, type ProxyTelemetryOptions } from './observer.js';
 export { OtlpLogExporter } from './otlp-logs.js';
+export {
+  type ExplainedReport,
+  explainProblems,
+  PROMTOOL,
+  type PromtoolProblem,
+  type PromtoolReport,
+  promtoolCheckMetrics,
+} from './promtool.js';
 export { type AppProbe, StatsServer, type StatsServerOptions } from './stats-server.js';
 export {
   applicableTelemetries,

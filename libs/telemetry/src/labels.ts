@@ -216,7 +216,18 @@ export function httpLabels(
   };
 }
 
-/** The standard labels of one TCP connection (no peer metadata: the callee is known by its cluster). */
+/** The namespace in a SPIFFE id (`spiffe://td/ns/<namespace>/sa/<sa>`). */
+function namespaceOfPrincipal(principal: string | undefined): string | undefined {
+  return principal ? /\/ns\/([^/]+)\//.exec(principal)?.[1] : undefined;
+}
+
+/**
+ * The standard labels of one TCP connection as this proxy reports it. The
+ * other side is what the proxy knows without a metadata exchange: the
+ * caller's certificate (its principal, and its workload when pilot's
+ * endpoints name the one running as it), or the upstream host's workload
+ * from its endpoint metadata and the identity it proved.
+ */
 export function tcpLabels(local: LocalProxy, record: TcpConnectionRecord): Labels {
   const inbound = record.direction === 'inbound';
   const dest = destinationService({
@@ -226,17 +237,25 @@ export function tcpLabels(local: LocalProxy, record: TcpConnectionRecord): Label
   });
   const mtls = record.connectionSecurityPolicy === 'mutual_tls';
   const own = mtls ? spiffeId(local.identity, local.trustDomain) : undefined;
+  const peer = peerIdentity(record.peer);
+  const sourcePrincipal = inbound ? (mtls ? record.sourcePrincipal : undefined) : own;
+  const destinationPrincipal = inbound ? own : mtls ? record.destinationPrincipal : undefined;
+  const source = sideLabels('source', inbound ? peer : local.identity);
+  // A caller known only by its certificate still names its namespace.
+  const callerNamespace = inbound && !peer ? namespaceOfPrincipal(sourcePrincipal) : undefined;
+  if (callerNamespace) source.source_workload_namespace = callerNamespace;
   return {
     reporter: inbound ? 'destination' : 'source',
-    ...sideLabels('source', inbound ? undefined : local.identity),
-    source_principal: (inbound ? undefined : own) || UNKNOWN,
-    ...sideLabels('destination', inbound ? local.identity : undefined),
-    destination_principal: (inbound ? own : undefined) || UNKNOWN,
+    ...source,
+    source_principal: sourcePrincipal || UNKNOWN,
+    ...sideLabels('destination', inbound ? local.identity : peer),
+    destination_principal: destinationPrincipal || UNKNOWN,
     destination_service: dest.service,
     destination_service_name: dest.name,
     destination_service_namespace: dest.namespace,
     request_protocol: 'tcp',
     response_flags: record.responseFlags || '-',
+    // The client cannot know how the server accepted the connection: Istio reports `unknown` there.
     connection_security_policy: inbound ? record.connectionSecurityPolicy : UNKNOWN,
   };
 }

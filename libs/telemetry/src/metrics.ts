@@ -11,7 +11,7 @@ import type {
 } from '@mizzen/proxy';
 import type { Logger } from '@mizzen/runtime';
 import type { Metric, Registry } from 'prom-client';
-import { compileExpression, evaluateTag, requestAttributes } from './attributes.js';
+import { compileExpression, connectionAttributes, evaluateTag, requestAttributes } from './attributes.js';
 import { httpLabels, type Labels, type LocalProxy, tcpLabels } from './labels.js';
 
 /**
@@ -218,9 +218,9 @@ const HTTP_METRICS: IstioMetricName[] = [
 
 /**
  * The metrics half of a proxy's telemetry: a {@link ProxyObserver} that
- * records Istio's standard metrics for every HTTP request on listeners whose
- * connection manager has the `istio.stats` filter, and for every TCP
- * connection.
+ * records Istio's standard metrics for every HTTP request and TCP connection
+ * on chains that have the `istio.stats` filter (among the HTTP filters, or
+ * before tcp_proxy), with that filter's overrides.
  */
 export class IstioMetrics implements ProxyObserver {
   readonly families: Record<IstioMetricName, IstioFamily>;
@@ -304,35 +304,36 @@ export class IstioMetrics implements ProxyObserver {
     }
   }
 
-  startTcp(start: TcpConnectionStart): TcpObservation {
+  /**
+   * Istio's TCP metrics for a connection on a chain with the `istio.stats`
+   * filter: opened once the upstream is up (or when it failed, with its
+   * flags), bytes as they flow, closed at the end, each with the overrides.
+   */
+  startTcp(start: TcpConnectionStart): TcpObservation | undefined {
+    const stats = start.telemetry?.stats;
+    if (!stats) return undefined;
+    let opened = false;
     let sent = 0;
     let received = 0;
-    const opened: TcpConnectionRecord = {
-      ...start,
-      durationMs: 0,
-      receivedBytes: 0,
-      sentBytes: 0,
-      responseFlags: '-',
-      connectionSecurityPolicy: 'none',
-    };
-    this.families.tcp_connections_opened_total.inc(tcpLabels(this.options.local, opened));
-    const bytes = (r: TcpConnectionRecord) => {
-      const labels = tcpLabels(this.options.local, r);
-      if (r.sentBytes > sent) this.families.tcp_sent_bytes_total.inc(labels, r.sentBytes - sent);
-      if (r.receivedBytes > received)
-        this.families.tcp_received_bytes_total.inc(labels, r.receivedBytes - received);
+    const report = (r: TcpConnectionRecord, closing: boolean) => {
+      const base = tcpLabels(this.options.local, r);
+      let attributes: ReturnType<typeof connectionAttributes> | undefined;
+      const attrs = () => {
+        attributes ??= connectionAttributes(r, this.options.node);
+        return attributes;
+      };
+      const add = (metric: IstioMetricName, by: number) => {
+        const plan = this.plan(stats, metric);
+        if (!plan.drop && by > 0) this.families[metric].inc(this.labelsFor(base, plan, attrs), by);
+      };
+      if (!opened) add('tcp_connections_opened_total', 1);
+      opened = true;
+      add('tcp_sent_bytes_total', r.sentBytes - sent);
+      add('tcp_received_bytes_total', r.receivedBytes - received);
       sent = Math.max(sent, r.sentBytes);
       received = Math.max(received, r.receivedBytes);
-      return labels;
+      if (closing) add('tcp_connections_closed_total', 1);
     };
-    return {
-      progress: (r) => {
-        bytes(r);
-      },
-      end: (r) => {
-        const labels = bytes(r);
-        this.families.tcp_connections_closed_total.inc(labels);
-      },
-    };
+    return { progress: (r) => report(r, false), end: (r) => report(r, true) };
   }
 }

@@ -107,6 +107,64 @@ describe('access-log formats', () => {
   });
 });
 
+describe('%DYNAMIC_METADATA(…)%', () => {
+  // What the RBAC filter leaves for an istio.io/dry-run DENY policy, and a jwt_authn payload.
+  const r = record({
+    direction: 'inbound',
+    dynamicMetadata: {
+      'envoy.filters.http.rbac': {
+        istio_dry_run_deny_shadow_effective_policy_id: 'ns[default]-policy[deny-all-dry-run]-rule[0]',
+        istio_dry_run_deny_shadow_engine_result: 'denied',
+      },
+      'envoy.filters.http.jwt_authn': { payload: { iss: 'https://issuer', sub: 'alice', n: 3 } },
+    },
+  });
+
+  it('prints a key of a filter’s namespace, nested keys, the whole namespace, and - for what is not there', () => {
+    const text = (template: string) => formatAccessLog({ kind: 'text', template }, { record: r, node: NODE });
+    expect(
+      text(
+        '%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_effective_policy_id)% %DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_engine_result)%',
+      ),
+    ).toBe('ns[default]-policy[deny-all-dry-run]-rule[0] denied');
+    expect(text('%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:sub)%')).toBe('alice');
+    expect(
+      text('%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_effective_policy_id):9%'),
+    ).toBe('ns[defaul');
+    expect(
+      text('%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:missing)% %DYNAMIC_METADATA(nope)%'),
+    ).toBe('- -');
+    expect(JSON.parse(text('%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload)%'))).toEqual({
+      iss: 'https://issuer',
+      sub: 'alice',
+      n: 3,
+    });
+  });
+
+  it('keeps types in JSON formats, null when absent', () => {
+    const line = JSON.parse(
+      formatAccessLog(
+        {
+          kind: 'json',
+          fields: {
+            dry_run_policy:
+              '%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_deny_shadow_effective_policy_id)%',
+            n: '%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:payload:n)%',
+            allow_shadow:
+              '%DYNAMIC_METADATA(envoy.filters.http.rbac:istio_dry_run_allow_shadow_engine_result)%',
+          },
+        },
+        { record: r, node: NODE },
+      ),
+    );
+    expect(line).toEqual({
+      dry_run_policy: 'ns[default]-policy[deny-all-dry-run]-rule[0]',
+      n: 3,
+      allow_shadow: null,
+    });
+  });
+});
+
 describe('CEL filters over Envoy attributes', () => {
   const attrs = (o: Parameters<typeof record>[0]) => requestAttributes(record(o), NODE);
   it.each([

@@ -8,7 +8,7 @@ import {
   TCP_LABELS,
   tcpLabels,
 } from '../src/labels.js';
-import { PRODUCTPAGE, PRODUCTPAGE_PEER, REVIEWS, record } from './records.js';
+import { PRODUCTPAGE, PRODUCTPAGE_PEER, REVIEWS, REVIEWS_PEER, record } from './records.js';
 
 /** Istio's standard labels, exactly as its stats filter fills them for each reporter. */
 describe('standard labels', () => {
@@ -191,5 +191,75 @@ describe('standard labels', () => {
       request_protocol: 'tcp',
       destination_service_name: 'mongo',
     });
+  });
+
+  it('TCP over mutual TLS: the server names its caller by certificate (and workload), the client its upstream by endpoint metadata', () => {
+    const base = {
+      listener: 'l',
+      upstreamCluster: 'outbound|9080||reviews.default.svc.cluster.local',
+      downstreamRemoteAddress: '127.0.0.1:1',
+      startTime: new Date(),
+      durationMs: 1,
+      receivedBytes: 1,
+      sentBytes: 2,
+      responseFlags: '-',
+      connectionSecurityPolicy: 'mutual_tls',
+    } as const;
+    const outbound = tcpLabels(PRODUCTPAGE, {
+      ...base,
+      direction: 'outbound',
+      upstreamHost: '127.0.0.1:15006',
+      peer: REVIEWS_PEER,
+      destinationPrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+    });
+    expect(outbound).toMatchObject({
+      reporter: 'source',
+      source_workload: 'productpage-v1',
+      source_principal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+      destination_workload: 'reviews-v2',
+      destination_canonical_service: 'reviews-canonical',
+      destination_principal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+      destination_service_name: 'reviews',
+      connection_security_policy: 'unknown',
+    });
+    const inbound = tcpLabels(REVIEWS, {
+      ...base,
+      direction: 'inbound',
+      upstreamCluster: 'inbound|9080||',
+      peer: PRODUCTPAGE_PEER,
+      sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+    });
+    expect(inbound).toMatchObject({
+      reporter: 'destination',
+      source_workload: 'productpage-v1',
+      source_app: 'productpage',
+      source_principal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+      destination_workload: 'reviews-v2',
+      destination_principal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+      destination_service_name: 'reviews',
+      connection_security_policy: 'mutual_tls',
+    });
+    // A caller whose identity no single workload runs as: its principal and namespace, nothing invented.
+    const anonymous = tcpLabels(REVIEWS, {
+      ...base,
+      direction: 'inbound',
+      upstreamCluster: 'inbound|9080||',
+      sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/shared',
+    });
+    expect(anonymous).toMatchObject({
+      source_workload: 'unknown',
+      source_workload_namespace: 'shop',
+      source_principal: 'spiffe://cluster.local/ns/shop/sa/shared',
+    });
+    // Plaintext: no principals on either side.
+    expect(
+      tcpLabels(REVIEWS, {
+        ...base,
+        direction: 'inbound',
+        upstreamCluster: 'inbound|9080||',
+        connectionSecurityPolicy: 'none',
+        sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+      }),
+    ).toMatchObject({ source_principal: 'unknown', destination_principal: 'unknown' });
   });
 });

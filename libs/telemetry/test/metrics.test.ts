@@ -4,12 +4,18 @@ import type { HttpRequestStart, StatsSettings } from '@mizzen/proxy';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appMetricsFromAnnotations, parseTelemetryFlags } from '../src/app.js';
-import { checkExposition, ISTIO_LINT_EXCEPTIONS, parseExposition } from '../src/exposition.js';
+import { ISTIO_LINT_EXCEPTIONS, parseExposition } from '../src/exposition.js';
 import { IstioMetrics } from '../src/metrics.js';
+import { explainProblems, promtoolCheckMetrics } from '../src/promtool.js';
 import { StatsServer } from '../src/stats-server.js';
 import { PRODUCTPAGE, record } from './records.js';
 
-/** Istio's metrics with Telemetry overrides, served with metrics merging, checked as promtool checks them. */
+/** Istio's metrics with Telemetry overrides, served with metrics merging, checked by the real promtool. */
+
+/** `promtool check metrics` on an exposition: its complaints, split by whether Istio's documented names explain them. */
+const promtool = async (text: string) =>
+  explainProblems(await promtoolCheckMetrics(text), ISTIO_LINT_EXCEPTIONS);
+const DURATION_UNIT = 'istio_request_duration_milliseconds use base unit "seconds" instead of "milliseconds"';
 
 const NODE = { id: 'sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local' };
 const start = (stats: StatsSettings) =>
@@ -34,10 +40,7 @@ describe('Istio metrics', () => {
     ]);
     const text = await registry.metrics();
     // promtool flags Istio's millisecond histogram (a name dashboards depend on), and nothing else.
-    expect(checkExposition(text)).toEqual([
-      'istio_request_duration_milliseconds: use base unit "seconds" instead of "milliseconds"',
-    ]);
-    expect(checkExposition(text, { allow: ISTIO_LINT_EXCEPTIONS })).toEqual([]);
+    expect(await promtool(text)).toEqual({ unexplained: [], explained: [DURATION_UNIT] });
     expect(text).toContain('istio_request_duration_milliseconds_bucket{');
     const fam = parseExposition(text).families.find((f) => f.name === 'istio_request_duration_milliseconds')!;
     const bucket = (le: string, code: string) =>
@@ -80,10 +83,10 @@ describe('Istio metrics', () => {
     // A series before and after an override change live side by side in one valid family.
     m.startHttp(start(PLAIN))!.end(record());
     expect(m.families.requests_total.snapshot()).toHaveLength(2);
-    expect(checkExposition(await registry.metrics(), { allow: ISTIO_LINT_EXCEPTIONS })).toEqual([]);
+    expect((await promtool(await registry.metrics())).unexplained).toEqual([]);
   });
 
-  it('counts TCP connections and bytes as they flow', async () => {
+  it('counts TCP connections and bytes as they flow, on chains with the stats filter, with its overrides', async () => {
     const registry = new Registry();
     const m = new IstioMetrics({ local: PRODUCTPAGE, node: NODE, registry });
     const s = {
@@ -92,23 +95,102 @@ describe('Istio metrics', () => {
       upstreamCluster: 'outbound|27017||mongo.default.svc.cluster.local',
       downstreamRemoteAddress: 'x',
       startTime: new Date(),
+      telemetry: { stats: PLAIN },
     } as const;
-    const obs = m.startTcp(s);
-    expect(m.families.tcp_connections_opened_total.snapshot()[0]!.value).toBe(1);
-    const rec = (sent: number, received: number) => ({
+    const rec = (sent: number, received: number, responseFlags = '-') => ({
       ...s,
       durationMs: 1,
       sentBytes: sent,
       receivedBytes: received,
-      responseFlags: '-',
+      responseFlags,
       connectionSecurityPolicy: 'none' as const,
     });
+    const obs = m.startTcp(s)!;
+    // Opened once the upstream is up (the first report), not before.
+    expect(m.families.tcp_connections_opened_total.snapshot()).toEqual([]);
+    obs.progress!(rec(0, 0));
+    expect(m.families.tcp_connections_opened_total.snapshot()[0]!.value).toBe(1);
     obs.progress!(rec(10, 4));
     obs.end(rec(25, 4));
     expect(m.families.tcp_sent_bytes_total.snapshot()[0]!.value).toBe(25);
     expect(m.families.tcp_received_bytes_total.snapshot()[0]!.value).toBe(4);
     expect(m.families.tcp_connections_closed_total.snapshot()[0]!.value).toBe(1);
-    expect(checkExposition(await registry.metrics(), { allow: ISTIO_LINT_EXCEPTIONS })).toEqual([]);
+    expect(m.families.tcp_connections_opened_total.snapshot()[0]!.value).toBe(1);
+    // A connection that never reached an upstream is opened and closed with its flag.
+    m.startTcp(s)!.end(rec(0, 0, 'UF'));
+    const flags = m.families.tcp_connections_closed_total
+      .snapshot()
+      .map((x) => [x.labels.response_flags, x.value]);
+    expect(flags).toEqual([
+      ['-', 1],
+      ['UF', 1],
+    ]);
+    expect(await promtool(await registry.metrics())).toEqual({ unexplained: [], explained: [] });
+
+    // No istio.stats filter before tcp_proxy: no TCP metrics, as for HTTP.
+    expect(m.startTcp({ ...s, telemetry: {} })).toBeUndefined();
+
+    // Telemetry overrides: TCP_OPENED_CONNECTIONS dropped, a tag from a connection attribute, one removed.
+    const overridden: StatsSettings = {
+      disableHostHeaderFallback: false,
+      metrics: [
+        { name: 'tcp_connections_opened_total', dimensions: {}, tagsToRemove: [], drop: true },
+        {
+          name: '',
+          dimensions: { upstream_address: 'upstream.address', missing: 'request.host' },
+          tagsToRemove: ['source_cluster'],
+          drop: false,
+        },
+      ],
+    };
+    const m2 = new IstioMetrics({ local: PRODUCTPAGE, node: NODE, registry: new Registry() });
+    const o = m2.startTcp({ ...s, telemetry: { stats: overridden } })!;
+    o.progress!({ ...rec(3, 2), upstreamHost: '127.0.0.1:27017' });
+    o.end({ ...rec(3, 2), upstreamHost: '127.0.0.1:27017' });
+    expect(m2.families.tcp_connections_opened_total.snapshot()).toEqual([]);
+    const [closed] = m2.families.tcp_connections_closed_total.snapshot();
+    expect(closed!.labels).toMatchObject({ upstream_address: '127.0.0.1:27017', missing: 'unknown' });
+    expect(closed!.labels).not.toHaveProperty('source_cluster');
+    expect(m2.families.tcp_sent_bytes_total.snapshot()[0]!.value).toBe(3);
+
+    // Connection attributes are the downstream's: the caller's certificate on the server side.
+    const peerTags: StatsSettings = {
+      disableHostHeaderFallback: true,
+      metrics: [
+        {
+          name: 'tcp_connections_closed_total',
+          dimensions: { mtls: 'connection.mtls', peer: 'connection.uri_san_peer_certificate' },
+          tagsToRemove: [],
+          drop: false,
+        },
+      ],
+    };
+    const m3 = new IstioMetrics({ local: PRODUCTPAGE, node: NODE, registry: new Registry() });
+    const inbound = {
+      ...s,
+      direction: 'inbound',
+      upstreamCluster: 'inbound|9080||',
+      telemetry: { stats: peerTags },
+    } as const;
+    m3.startTcp(inbound)!.end({
+      ...rec(1, 1),
+      ...inbound,
+      connectionSecurityPolicy: 'mutual_tls',
+      sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+    });
+    m3.startTcp({ ...s, telemetry: { stats: peerTags } })!.end({
+      ...rec(1, 1),
+      connectionSecurityPolicy: 'mutual_tls',
+    });
+    expect(
+      m3.families.tcp_connections_closed_total
+        .snapshot()
+        .map((x) => [x.labels.reporter, x.labels.mtls, x.labels.peer]),
+    ).toEqual([
+      ['destination', 'true', 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews'],
+      // The client's downstream is its app, in plaintext, whatever it spoke upstream.
+      ['source', 'false', 'unknown'],
+    ]);
   });
 });
 
@@ -155,7 +237,7 @@ describe('/stats/prometheus with metrics merging', () => {
     const res = await fetch(`http://127.0.0.1:${port}/stats/prometheus`);
     expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
     const text = await res.text();
-    expect(checkExposition(text, { allow: ISTIO_LINT_EXCEPTIONS })).toEqual([]);
+    expect(await promtool(text)).toEqual({ unexplained: [], explained: [DURATION_UNIT] });
     const names = parseExposition(text).families.map((f) => f.name);
     expect(names).toEqual(
       expect.arrayContaining([
@@ -179,7 +261,7 @@ describe('/stats/prometheus with metrics merging', () => {
     const downPort = await down.start();
     servers.push(down);
     const text2 = await (await fetch(`http://127.0.0.1:${downPort}/stats/prometheus`)).text();
-    expect(checkExposition(text2)).toEqual([]);
+    expect(await promtoolCheckMetrics(text2)).toEqual({ exitCode: 0, problems: [] });
     expect(text2).toMatch(/^istio_agent_scrape_failures_total 1$/m);
   });
 });
@@ -212,68 +294,40 @@ describe("the app's metrics endpoint from the injector (ISTIO_PROMETHEUS_ANNOTAT
   });
 });
 
-describe('exposition check (what promtool check metrics rejects)', () => {
-  it.each([
-    ['a good exposition', '# HELP a_total A.\n# TYPE a_total counter\na_total{x="1"} 2\n', []],
-    [
-      'a bad label escape',
-      '# HELP a_total A.\n# TYPE a_total counter\na_total{x="\\q"} 2\n',
-      ['line 3: invalid escape sequence \\q in label x'],
-    ],
-    [
-      'a second TYPE',
-      '# HELP a A.\n# TYPE a gauge\n# TYPE a gauge\na 1\n',
-      ['line 3: second TYPE line for metric name a'],
-    ],
-    [
-      'a split family',
-      '# HELP a A.\n# TYPE a gauge\na 1\n# HELP b B.\n# TYPE b gauge\nb 1\na{x="2"} 1\n',
-      ['line 7: sample for metric family a after other families (a family must be contiguous)'],
-    ],
-    [
-      'a duplicate series',
-      '# HELP a A.\n# TYPE a gauge\na{x="1"} 1\na{x="1"} 2\n',
-      ['line 4: duplicate series a{"x":"1"}'],
-    ],
-    [
-      'a histogram without +Inf',
-      '# HELP h H.\n# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n',
-      ['histogram h: no bucket with le="+Inf"'],
-    ],
-    [
-      'a counter without _total',
-      '# HELP a A.\n# TYPE a counter\na 1\n',
-      ['a: counter metrics should have "_total" suffix'],
-    ],
-    ['no help', '# TYPE a gauge\na 1\n', ['a: no help text']],
-    [
-      'a non-base unit',
-      '# HELP a_milliseconds A.\n# TYPE a_milliseconds gauge\na_milliseconds 1\n',
-      ['a_milliseconds: use base unit "seconds" instead of "milliseconds"'],
-    ],
-    [
-      'a gauge named like a counter, with its type and an abbreviated unit in the name',
-      '# HELP a_gauge_ms_total A.\n# TYPE a_gauge_ms_total gauge\na_gauge_ms_total 1\n',
+describe('the real promtool check metrics', () => {
+  it('passes a clean exposition', async () => {
+    expect(
+      await promtoolCheckMetrics('# HELP a_total A.\n# TYPE a_total counter\na_total{x="1"} 2\n'),
+    ).toEqual({ exitCode: 0, problems: [] });
+  });
+
+  it("reports its linter's complaints by metric, and only documented ones are explained", async () => {
+    const report = await promtoolCheckMetrics(
       [
-        'a_gauge_ms_total: non-counter metrics should not have "_total" suffix',
-        "a_gauge_ms_total: metric name should not include type 'gauge'",
-        'a_gauge_ms_total: metric names should not contain abbreviated units',
-      ],
-    ],
-    [
-      'reserved suffixes and labels',
-      '# HELP a_count A.\n# TYPE a_count gauge\na_count{quantile="0.5",fooBar="1"} 1\n',
-      [
-        'a_count: non-histogram and non-summary metrics should not have "_count" suffix',
-        'a_count: non-summary metrics should not have "quantile" label',
-        "a_count: label names should be written in 'snake_case' not 'camelCase'",
-      ],
-    ],
-    ['untyped metrics skip the type rules', 'a_count 1\n', ['a_count: no help text']],
-    ['a family without samples is not linted', '# TYPE a_ms counter\n', []],
-    ['a bad value', '# HELP a A.\n# TYPE a gauge\na one\n', ['line 3: invalid value "one" for a']],
-    ['no final newline', '# HELP a A.\n# TYPE a gauge\na 1', ['the exposition must end with a newline']],
-  ] as const)('%s', (_name, text, want) => {
-    expect(checkExposition(text)).toEqual(want);
+        '# HELP istio_request_duration_milliseconds D.',
+        '# TYPE istio_request_duration_milliseconds histogram',
+        'istio_request_duration_milliseconds_bucket{le="+Inf"} 1',
+        'istio_request_duration_milliseconds_sum 1',
+        'istio_request_duration_milliseconds_count 1',
+        '# HELP app_latency_milliseconds L.',
+        '# TYPE app_latency_milliseconds gauge',
+        'app_latency_milliseconds 1',
+        '',
+      ].join('\n'),
+    );
+    expect(report.exitCode).toBe(3);
+    expect(explainProblems(report, ISTIO_LINT_EXCEPTIONS)).toEqual({
+      unexplained: ['app_latency_milliseconds use base unit "seconds" instead of "milliseconds"'],
+      explained: [DURATION_UNIT],
+    });
+  });
+
+  it('reports an exposition that does not parse, with the line', async () => {
+    const report = await promtoolCheckMetrics('# HELP a A.\n# HELP a again\na 1\n');
+    expect(report.exitCode).toBe(1);
+    expect(report.error).toMatch(/line 2: second HELP line for metric name "a"/);
+    expect(explainProblems(report, ISTIO_LINT_EXCEPTIONS).unexplained).toEqual([
+      `parse error: ${report.error}`,
+    ]);
   });
 });

@@ -9,7 +9,13 @@ import {
 export interface CaClientOptions {
   /** host:port of the CA (citadel's 8060). */
   address: string;
-  /** Insecure by default (local mode); pass TLS credentials when the CA serves TLS. */
+  /**
+   * The roots (PEM) the CA's serving certificate must chain to: the channel
+   * is TLS and the certificate must be for the address's host (a DNS name or
+   * an IP address). Istio's agent verifies istiod with the mesh root the same way.
+   */
+  rootCertificates?: string;
+  /** Other channel credentials; plaintext only when neither this nor `rootCertificates` is given. */
   credentials?: grpc.ChannelCredentials;
   /** Deadline for each CreateCertificate call; default 10 s. */
   deadlineMs?: number;
@@ -53,7 +59,12 @@ export class CaClient {
   private readonly deadlineMs: number;
 
   constructor(options: CaClientOptions) {
-    this.client = new grpc.Client(options.address, options.credentials ?? grpc.credentials.createInsecure());
+    const credentials =
+      options.credentials ??
+      (options.rootCertificates !== undefined
+        ? grpc.credentials.createSsl(Buffer.from(options.rootCertificates))
+        : grpc.credentials.createInsecure());
+    this.client = new grpc.Client(options.address, credentials);
     this.deadlineMs = options.deadlineMs ?? 10_000;
   }
 

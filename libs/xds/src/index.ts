@@ -61,7 +61,16 @@ export {
   OtlpDecodeError,
   type OtlpSignal,
 } from './otlp.js';
+export { type OtlpTraceReceiver, type ReceivedSpan, startOtlpTraceReceiver } from './otlp-receiver.js';
 export { envoyRoot, isKnownType, messageType, typeNameOf, typeUrlOf } from './protos.js';
+export {
+  FILE_CERT_PREFIX,
+  FILE_ROOT_PREFIX,
+  fileCertSecretName,
+  fileRootSecretName,
+  fileSecretPaths,
+  isFileSecretName,
+} from './sds-names.js';
 export { type ResourceSet, Snapshot, type TypeSnapshot } from './snapshot.js';
 export {
   isTypeUrl,

@@ -53,6 +53,7 @@ const PROTO_FILES = [
   'envoy/extensions/load_balancing_policies/maglev/v3/maglev.proto',
   'envoy/extensions/load_balancing_policies/wrr_locality/v3/wrr_locality.proto',
   'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'xds/type/v3/typed_struct.proto',
   'udpa/type/v1/typed_struct.proto',
 ];

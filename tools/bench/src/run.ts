@@ -23,13 +23,23 @@ export interface RunOptions {
   durationSec: number;
   connections: number;
   warmupSec: number;
+  /**
+   * Stop after this many requests instead of after `durationSec` (still bounded by it):
+   * smoke runs check that every request is served, whatever the machine's speed.
+   */
+  amount?: number;
 }
 
-async function cannon(s: Scenario, durationSec: number, connections: number): Promise<autocannon.Result> {
+async function cannon(
+  s: Scenario,
+  durationSec: number,
+  connections: number,
+  amount?: number,
+): Promise<autocannon.Result> {
   return autocannon({
     url: `http://127.0.0.1:${s.port}`,
     connections,
-    duration: durationSec,
+    ...(amount === undefined ? { duration: durationSec } : { amount, timeout: durationSec }),
     requests: [{ method: 'GET', path: s.path, headers: { host: s.host } }],
   });
 }
@@ -37,7 +47,7 @@ async function cannon(s: Scenario, durationSec: number, connections: number): Pr
 /** Runs one scenario: a short warm-up (discarded), then the measured run. */
 export async function runScenario(s: Scenario, opts: RunOptions): Promise<ScenarioResult> {
   if (opts.warmupSec > 0) await cannon(s, opts.warmupSec, opts.connections);
-  const r = await cannon(s, opts.durationSec, opts.connections);
+  const r = await cannon(s, opts.durationSec, opts.connections, opts.amount);
   return {
     name: s.name,
     requestsPerSec: r.requests.average,

@@ -204,6 +204,8 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
         `127.0.0.1:${caGrpc}`,
         '--ca-token-file',
         file,
+        '--ca-root-cert',
+        path.join(caDir, 'root-cert.pem'),
       ];
     };
     children.push(

@@ -11,11 +11,33 @@ export function imageTable(): Map<string, string> {
   return table;
 }
 
+/**
+ * Every app's Dockerfile (apps/<app>/Dockerfile, apps/bookinfo/<service>/Dockerfile)
+ * by the image name it builds: `<app>`, or `bookinfo-<service>`.
+ */
+export function appDockerfiles(): Map<string, string> {
+  const found = new Map<string, string>();
+  const scan = (dir: string, prefix: string) => {
+    for (const entry of fs.readdirSync(path.join(REPO_ROOT, dir), { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const file = path.posix.join(dir, entry.name, 'Dockerfile');
+      if (fs.existsSync(path.join(REPO_ROOT, file))) found.set(`${prefix}${entry.name}`, file);
+    }
+  };
+  scan('apps', '');
+  scan('apps/bookinfo', 'bookinfo-');
+  return new Map([...found].sort(([a], [b]) => a.localeCompare(b)));
+}
+
 export interface DockerfileReport {
   file: string;
   stages: number;
   problems: string[];
   entrypoint?: string;
+  /** The final stage's ENV, WORKDIR and USER: what a container of the image starts with. */
+  env: Record<string, string>;
+  workingDir?: string;
+  user?: { uid: number; gid: number };
 }
 
 /**
@@ -74,5 +96,22 @@ export function checkDockerfile(relative: string): DockerfileReport {
     if (parts[0] !== 'node' || entrypoint !== expected)
       problems.push(`${relative}: ENTRYPOINT runs ${parts.join(' ')}, expected node ${expected}`);
   }
-  return { file: relative, stages: froms.length, problems, entrypoint };
+  const env: Record<string, string> = {};
+  for (const i of final.filter((x) => x.getKeyword() === 'ENV')) {
+    for (const pair of i
+      .getTextContent()
+      .replace(/^ENV\s+/i, '')
+      .split(/\s*\\\s*\n\s*|\s+(?=[A-Z_][A-Z0-9_]*=)/)) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) env[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+    }
+  }
+  const workingDir = final
+    .filter((i) => i.getKeyword() === 'WORKDIR')
+    .pop()
+    ?.getArguments()[0]
+    ?.getValue();
+  const [u, g] = (user?.getArguments()[0]?.getValue() ?? '').split(':');
+  const owner = u && /^\d+$/.test(u) ? { uid: Number(u), gid: Number(g ?? u) } : undefined;
+  return { file: relative, stages: froms.length, problems, entrypoint, env, workingDir, user: owner };
 }

@@ -6,7 +6,14 @@ interface Container {
   resources?: { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
   readinessProbe?: unknown;
   livenessProbe?: unknown;
-  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; readOnlyRootFilesystem?: boolean };
+  securityContext?: {
+    runAsNonRoot?: boolean;
+    runAsUser?: number;
+    readOnlyRootFilesystem?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    privileged?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
 }
 
 interface PodSpec {
@@ -31,10 +38,56 @@ function name(o: K8sObject): string {
   return `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
 }
 
+function resourceProblems(c: Container, at: string): string[] {
+  const problems: string[] = [];
+  if (!c.resources?.requests?.cpu || !c.resources.requests.memory)
+    problems.push(`${at}: no cpu/memory requests`);
+  if (!c.resources?.limits?.cpu || !c.resources.limits.memory) problems.push(`${at}: no cpu/memory limits`);
+  return problems;
+}
+
+function nonRootProblems(c: Container, spec: PodSpec, at: string): string[] {
+  const problems: string[] = [];
+  const nonRoot = c.securityContext?.runAsNonRoot ?? spec.securityContext?.runAsNonRoot;
+  const uid = c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
+  if (nonRoot !== true) problems.push(`${at}: runAsNonRoot is not set`);
+  if (uid === undefined || uid === 0) problems.push(`${at}: no non-root runAsUser`);
+  if (c.securityContext?.readOnlyRootFilesystem !== true) problems.push(`${at}: root filesystem is writable`);
+  if (c.securityContext?.capabilities?.add?.length)
+    problems.push(`${at}: adds capabilities ${c.securityContext.capabilities.add.join(', ')}`);
+  return problems;
+}
+
 /**
- * What every workload in deploy/ must have: resource requests and limits,
- * readiness and liveness probes, and a non-root user (runAsNonRoot with a
- * non-zero uid, on the pod or the container) with a read-only root filesystem.
+ * Istio's istio-init, the one container allowed to run as root: it installs
+ * the pod's iptables rules, which needs NET_ADMIN and NET_RAW and nothing
+ * more — every other capability dropped, no privilege escalation, not
+ * privileged.
+ */
+function iptablesInitProblems(c: Container, at: string): string[] {
+  const sc = c.securityContext ?? {};
+  const added = [...(sc.capabilities?.add ?? [])].sort();
+  const problems: string[] = [];
+  if (added.join(',') !== 'NET_ADMIN,NET_RAW')
+    problems.push(
+      `${at}: runs as root with capabilities [${added.join(', ')}]; only an iptables init container (exactly NET_ADMIN and NET_RAW) may run as root`,
+    );
+  if (!sc.capabilities?.drop?.includes('ALL'))
+    problems.push(`${at}: runs as root without dropping ALL other capabilities`);
+  if (sc.allowPrivilegeEscalation !== false)
+    problems.push(`${at}: runs as root with privilege escalation allowed`);
+  if (sc.privileged === true) problems.push(`${at}: runs privileged`);
+  return problems;
+}
+
+/**
+ * What every workload in deploy/ (and every pod the injector makes) must
+ * have: resource requests and limits on every container, init containers
+ * included; readiness and liveness probes on the long-running ones; a non-root
+ * user (runAsNonRoot with a non-zero uid, on the pod or the container) with a
+ * read-only root filesystem and no added capabilities — except Istio's
+ * iptables init container, which runs as root with exactly NET_ADMIN and
+ * NET_RAW.
  */
 export function workloadProblems(o: K8sObject): string[] {
   const spec = podSpecOf(o);
@@ -42,17 +95,16 @@ export function workloadProblems(o: K8sObject): string[] {
   const problems: string[] = [];
   for (const c of spec.containers ?? []) {
     const at = `${name(o)} container ${c.name}`;
-    if (!c.resources?.requests?.cpu || !c.resources.requests.memory)
-      problems.push(`${at}: no cpu/memory requests`);
-    if (!c.resources?.limits?.cpu || !c.resources.limits.memory) problems.push(`${at}: no cpu/memory limits`);
+    problems.push(...resourceProblems(c, at));
     if (!c.readinessProbe) problems.push(`${at}: no readinessProbe`);
     if (!c.livenessProbe) problems.push(`${at}: no livenessProbe`);
-    const nonRoot = c.securityContext?.runAsNonRoot ?? spec.securityContext?.runAsNonRoot;
-    const uid = c.securityContext?.runAsUser ?? spec.securityContext?.runAsUser;
-    if (nonRoot !== true) problems.push(`${at}: runAsNonRoot is not set`);
-    if (uid === undefined || uid === 0) problems.push(`${at}: no non-root runAsUser`);
-    if (c.securityContext?.readOnlyRootFilesystem !== true)
-      problems.push(`${at}: root filesystem is writable`);
+    problems.push(...nonRootProblems(c, spec, at));
+  }
+  for (const c of spec.initContainers ?? []) {
+    const at = `${name(o)} init container ${c.name}`;
+    problems.push(...resourceProblems(c, at));
+    const root = c.securityContext?.runAsUser === 0 || c.securityContext?.runAsNonRoot === false;
+    problems.push(...(root ? iptablesInitProblems(c, at) : nonRootProblems(c, spec, at)));
   }
   return problems;
 }

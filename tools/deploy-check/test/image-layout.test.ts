@@ -21,7 +21,14 @@ interface App {
   image: string;
   args: (ports: number[]) => string[];
   env?: Record<string, string>;
-  ready: RegExp;
+  /** What a server prints once it is ready (it is then stopped with SIGTERM). */
+  ready?: RegExp;
+  /** A command that runs to completion instead: it exits 0 and prints this. */
+  prints?: RegExp;
+  /** Written into the staged directory before the app starts (relative path → content). */
+  files?: Record<string, string>;
+  /** More to check while it runs, given its output, pid and the staged directory. */
+  check?: (output: string, pid: number, dir: string) => void;
 }
 
 const APPS: App[] = [
@@ -37,13 +44,18 @@ const APPS: App[] = [
   },
   {
     image: 'sidecar-agent',
-    args: ([a, h, s]) => [
+    // As injected: iptables capture, which needs the native addon (SO_ORIGINAL_DST) from the staged build.
+    args: ([a, h, s, o]) => [
       '--pilot',
       '127.0.0.1:9',
       '--workload',
       'layout-test',
       '--ip',
       '127.0.0.1',
+      '--capture-mode',
+      'iptables',
+      '--outbound-port',
+      String(o),
       '--admin-port',
       String(a),
       '--health-port',
@@ -52,6 +64,13 @@ const APPS: App[] = [
       String(s),
     ],
     ready: /"msg":"sidecar-agent started"/,
+    check: (output, pid, dir) => {
+      const addon = path.join(dir, 'libs', 'original-dst', 'dist', 'original_dst.node');
+      const loaded = /"addon":"([^"]+)","msg":"original destination addon loaded"/.exec(output)?.[1];
+      expect(loaded).toBe(addon);
+      // Loaded into the process, from the staged runtime (not the workspace's build).
+      expect(fs.readFileSync(`/proc/${pid}/maps`, 'utf8')).toContain(addon);
+    },
   },
   {
     image: 'ingress-gateway',
@@ -101,6 +120,22 @@ const APPS: App[] = [
     ],
     ready: /"msg":"telemetry collector ready"/,
   },
+  {
+    image: 'cli',
+    args: () => ['kube-inject', '-f', 'state/deployment.yaml'],
+    files: {
+      'state/deployment.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec: { containers: [{ name: web, image: web:1 }] }
+`,
+    },
+    prints: /name: istio-proxy[\s\S]*name: mizzen-init|name: mizzen-init[\s\S]*name: istio-proxy/,
+  },
   ...['productpage', 'details', 'reviews', 'ratings'].map((app) => ({
     image: `bookinfo-${app}`,
     args: () => [],
@@ -133,7 +168,7 @@ describe('each image runtime rebuilt without Docker (no engine here): staged bui
 
   afterAll(() => {
     fs.rmSync(root, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('stages manifests and build output, never sources or dependencies', () => {
     expect(fs.existsSync(path.join(staged, 'package-lock.json'))).toBe(true);
@@ -143,6 +178,10 @@ describe('each image runtime rebuilt without Docker (no engine here): staged bui
     expect(fs.existsSync(path.join(staged, 'apps', 'pilot', 'src'))).toBe(false);
     expect(fs.existsSync(path.join(staged, 'apps', 'pilot', 'node_modules'))).toBe(false);
     expect(fs.existsSync(path.join(staged, 'node_modules'))).toBe(false);
+  });
+
+  it('starts every image tools/images/build.sh builds', () => {
+    expect(APPS.map((a) => a.image).sort()).toEqual([...table.keys()].sort());
   });
 
   for (const app of APPS) {
@@ -165,8 +204,11 @@ describe('each image runtime rebuilt without Docker (no engine here): staged bui
       execFileSync('npm', [...install, '--prefer-offline', '--loglevel=error'], { cwd: dir, stdio: 'pipe' });
       expect(fs.existsSync(path.join(dir, 'node_modules', 'vitest'))).toBe(false);
 
+      for (const [file, content] of Object.entries(app.files ?? {}))
+        fs.writeFileSync(path.join(dir, file), content);
+
       const entry = checkDockerfile(dockerfile).entrypoint!;
-      const child = spawn(process.execPath, [entry, ...app.args(await freePorts(3))], {
+      const child = spawn(process.execPath, [entry, ...app.args(await freePorts(4))], {
         cwd: dir,
         env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...app.env },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -179,13 +221,23 @@ describe('each image runtime rebuilt without Docker (no engine here): staged bui
         output += d.toString();
       });
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      if (app.prints) {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        const code = await exited;
+        clearTimeout(timer);
+        expect(code, `${app.image} exit code:\n${output}`).toBe(0);
+        expect(output).toMatch(app.prints);
+        return;
+      }
+      const ready = app.ready!;
       try {
         const deadline = Date.now() + 20_000;
-        while (!app.ready.test(output) && child.exitCode === null && Date.now() < deadline) {
+        while (!ready.test(output) && child.exitCode === null && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));
         }
-        expect(output, `${app.image} did not get ready`).toMatch(app.ready);
+        expect(output, `${app.image} did not get ready`).toMatch(ready);
         expect(output).not.toMatch(/"level":"(fatal|error)"/);
+        app.check?.(output, child.pid!, dir);
       } finally {
         if (child.exitCode === null) child.kill('SIGTERM');
       }

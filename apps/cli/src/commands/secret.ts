@@ -21,25 +21,36 @@ function readPem(file: string, flag: string): string {
 }
 
 /**
- * `mizzen create secret tls NAME --cert F --key F [--cacert F] [-n NS]`, as
- * kubectl's: the certificate chain, its key and optionally the CA that
- * verifies peers (clients at a MUTUAL server), checked, then stored where
+ * `mizzen create secret tls NAME --cert F --key F [--cacert F [--cacrl F]] [-n NS]`,
+ * as kubectl's: the certificate chain, its key and optionally the CA that
+ * verifies peers (clients at a MUTUAL server) with the certificates it revoked
+ * (a Secret's `ca.crl`), checked, then stored where
  * pilot serves them to gateways as `credentialName: NAME`. Replacing a
  * credential rotates it: gateways pick the new certificate up for new
  * connections without a restart.
  */
 export function createTlsSecret(
-  opts: { name?: string; cert?: string; key?: string; cacert?: string; namespace?: string },
+  opts: {
+    name?: string;
+    cert?: string;
+    key?: string;
+    cacert?: string;
+    cacrl?: string;
+    namespace?: string;
+  },
   out: NodeJS.WritableStream,
 ): void {
   if (!opts.name) throw new CliError('create secret tls: give the secret a NAME', 2);
   if (!opts.cert || !opts.key)
     throw new CliError('create secret tls: --cert FILE and --key FILE are required', 2);
+  if (opts.cacrl && !opts.cacert)
+    throw new CliError('create secret tls: --cacrl needs --cacert (the CA whose revocations it lists)', 2);
   const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
   const credential = {
     certificateChain: readPem(opts.cert, '--cert'),
     privateKey: readPem(opts.key, '--key'),
     ...(opts.cacert ? { caCertificate: readPem(opts.cacert, '--cacert') } : {}),
+    ...(opts.cacrl ? { caCrl: readPem(opts.cacrl, '--cacrl') } : {}),
   };
   let created: boolean;
   try {

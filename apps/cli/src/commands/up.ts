@@ -60,9 +60,12 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-/** The flags that make a proxy fetch its workload certificate from citadel. */
-function caFlags(caAddress: string, tokenFile: string): string[] {
-  return ['--ca-address', caAddress, '--ca-token-file', tokenFile];
+/**
+ * The flags that make a proxy fetch its workload certificate from citadel,
+ * over TLS checked against the root citadel keeps in its directory.
+ */
+function caFlags(caAddress: string, tokenFile: string, caRootCert: string): string[] {
+  return ['--ca-address', caAddress, '--ca-token-file', tokenFile, '--ca-root-cert', caRootCert];
 }
 
 /**
@@ -107,7 +110,9 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
   const citadelBase = `http://${HOST}:${caHttpPort}`;
   const caAddress = `${HOST}:${caGrpcPort}`;
   const caDir = path.join(home, 'ca');
-  // The CA's root and the token key persist across runs, like a cluster's; tokens are per run.
+  // citadel serves its gRPC CA over TLS with a certificate from its own CA; proxies check it with this root.
+  const caRootCert = path.join(caDir, 'root-cert.pem');
+  // The CA's root and the token key persist across runs, like a cluster's; tokens are per run, short-lived and renewed.
   const identities = LocalIdentities.open(path.join(caDir, 'token-key'), path.join(runDir, 'tokens'));
   const ingressUrl = `http://${HOST}:${ingress}`;
   // HTTPS at the ingress (Gateway port 443) on DESIGN's 8443 when free, for bookinfo.local.
@@ -131,10 +136,12 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     else out.write(`warning: ${message}\n`);
   });
   const extraEnv: Record<string, string> = options.redis ? { REDIS_URL: options.redis } : {};
-  // The control plane's own traces (OpenTelemetry's Node SDK) go to the collector too: pilot's pushes, citadel's CSRs.
+  // Every component's own traces (OpenTelemetry's Node SDK, from the standard OTEL_* environment) go to the
+  // collector too: pilot's pushes, citadel's CSRs, the collector's scrape rounds, each proxy's config updates.
   const ownTraces = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://${HOST}:${otlpHttpPort}` };
   const stop = async (signal: string) => {
     out.write(`\n${signal}: stopping the mesh…\n`);
+    identities.stop();
     await supervisor.stopAll();
     removeState(process.pid);
     out.write('stopped\n');
@@ -157,6 +164,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
       `making the ${BOOKINFO_HOST} certificate for the HTTPS ingress (credential in ${credentialsDir()})…\n`,
     );
     const bookinfoTls = await bookinfoCertificate(home, credentialsDir());
+    // Every proxy's token is renewed while the mesh runs, so certificates keep rotating however long it does.
+    identities.startRenewing((message) => out.write(`warning: ${message}\n`));
     out.write(`starting citadel (CA ${caAddress}, root in ${caDir})…\n`);
     start({
       name: 'citadel',
@@ -230,6 +239,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
         ...(options.redis ? ['--redis', options.redis] : []),
       ],
       ports: { http: dashboardPort, 'otlp-http': otlpHttpPort, 'otlp-grpc': otlpGrpcPort },
+      env: ownTraces,
     });
     await wait('the telemetry collector', () => collectorReady(dashboardUrl));
 
@@ -284,9 +294,14 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           String(admin),
           '--health-port',
           String(health),
-          ...caFlags(caAddress, await identities.tokenFile(w.name, NAMESPACE, `bookinfo-${w.app}`)),
+          ...caFlags(
+            caAddress,
+            await identities.tokenFile(w.name, NAMESPACE, `bookinfo-${w.app}`),
+            caRootCert,
+          ),
         ],
         ports: { inbound, outbound, admin, health, stats },
+        env: ownTraces,
       });
       expected.push(sidecarId(w.name));
     }
@@ -301,8 +316,8 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     ] as const) {
       const [admin, health, stats] = await ports.takeMany(3);
       out.write(`starting ${g.name} (:${servicePorts.http} HTTP, :${servicePorts.https} HTTPS)…\n`);
-      start(
-        gatewaySpec(g, {
+      start({
+        ...gatewaySpec(g, {
           host: HOST,
           pilotXds: `${HOST}:${xdsPort}`,
           portMap,
@@ -313,9 +328,11 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
           extraArgs: caFlags(
             caAddress,
             await identities.tokenFile(g.name, g.namespace, `${g.name}-service-account`),
+            caRootCert,
           ),
         }),
-      );
+        env: ownTraces,
+      });
       expected.push(gatewayId(g, HOST));
     }
 
@@ -333,6 +350,7 @@ export async function up(options: UpOptions, out: NodeJS.WritableStream): Promis
     );
     caFile = bookinfoTls.caFile;
   } catch (err) {
+    identities.stop();
     await supervisor.stopAll();
     throw err;
   }

@@ -20,6 +20,7 @@ import { CredentialStore } from './credentials.js';
 import { Informer, type InformerOptions, statusOf, waitForSync } from './informer.js';
 import { LeaderElection } from './leader.js';
 import { parseMeshConfig } from './mesh-config.js';
+import { MissingPermissions } from './permissions.js';
 import { buildKubeRegistry, type WorkloadServicePort, workloadServicePorts } from './registry.js';
 import type { RootCertSource } from './root-cert.js';
 import { StatusWriter } from './status.js';
@@ -88,6 +89,7 @@ export class KubeController {
   private unsubscribeRoot?: () => void;
   private readonly rootWrites = new Set<string>();
   private rootWriteCount = 0;
+  private readonly permissions: MissingPermissions;
 
   constructor(private readonly options: KubeControllerOptions) {
     const kc = options.kubeConfig;
@@ -95,6 +97,7 @@ export class KubeController {
     this.systemNamespace = options.systemNamespace ?? 'istio-system';
     this.domainSuffix = options.domainSuffix ?? options.meshDefaults.domainSuffix;
     this.mesh = { ...options.meshDefaults };
+    this.permissions = new MissingPermissions(log);
     this.core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const common = {
@@ -156,7 +159,7 @@ export class KubeController {
         this.core.listConfigMapForAllNamespaces({ fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}` }),
     });
 
-    this.statusWriter = new StatusWriter(kc, log);
+    this.statusWriter = new StatusWriter(kc, log, this.permissions);
     this.configSource = new KubeConfigSource({
       ...common,
       statusWriter: this.statusWriter,
@@ -172,6 +175,7 @@ export class KubeController {
       leaseDurationMs: options.leaseDurationMs,
       renewDeadlineMs: options.renewDeadlineMs,
       retryPeriodMs: options.retryPeriodMs,
+      permissions: this.permissions,
       onStartedLeading: () => {
         this.statusWriter.setEnabled(true);
         this.configSource.reconcileStatus();
@@ -277,6 +281,7 @@ export class KubeController {
       identity: this.leader.identity,
       statusWrites: this.statusWriter.writeCount(),
       rootCertWrites: this.rootWriteCount,
+      missingPermissions: this.permissions.missing(),
       informers,
     };
   }
@@ -335,18 +340,19 @@ export class KubeController {
       data: { [ROOT_CERT_KEY]: pem },
     };
     this.rootWriteCount++;
+    const verb = existing ? 'update' : 'create';
     const write = existing
       ? this.core.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body })
       : this.core.createNamespacedConfigMap({ namespace, body });
     write
+      .then(() => this.permissions.granted(verb, 'configmaps'))
       .catch((err: unknown) => {
         const status = statusOf(err);
         if (status === 409) return; // changed meanwhile: the informer's next event brings it back here
+        if (this.permissions.forbidden(err, verb, 'configmaps', { namespace })) return;
         this.options.logger.warn(
           { namespace, status, err: (err as Error).message },
-          status === 403
-            ? `missing RBAC permission: create/update configmaps in ${namespace}`
-            : `cannot write ConfigMap ${namespace}/${ROOT_CERT_CONFIGMAP}`,
+          `cannot write ConfigMap ${namespace}/${ROOT_CERT_CONFIGMAP}`,
         );
       })
       .finally(() => this.rootWrites.delete(namespace));

@@ -7,6 +7,8 @@ export interface Credential {
   privateKey: string;
   /** Client CA for MUTUAL servers: `ca.crt`/`cacert` in the secret, or the `<name>-cacert` secret. */
   caCertificate?: string;
+  /** Revoked client certificates: `ca.crl`/`crl`, beside the CA. */
+  caCrl?: string;
 }
 
 /** Something holding the secrets (the Secret informer's cache), and telling when they change. */
@@ -27,8 +29,8 @@ function decode(secret: V1Secret, ...keys: string[]): string | undefined {
 
 /**
  * Gateway TLS credentials from Kubernetes Secrets, read as Istio reads them: a
- * `kubernetes.io/tls` secret (`tls.crt`, `tls.key`, optional `ca.crt`) or a
- * generic one (`cert`, `key`, optional `cacert`), with the client CA also
+ * `kubernetes.io/tls` secret (`tls.crt`, `tls.key`, optional `ca.crt` and
+ * `ca.crl`) or a generic one (`cert`, `key`, optional `cacert` and `crl`), with the client CA also
  * taken from a separate `<credentialName>-cacert` secret. Only secrets in the
  * gateway's own namespace are visible to it.
  */
@@ -57,10 +59,19 @@ export class CredentialStore implements CredentialSource {
     const privateKey = decode(secret, 'tls.key', 'key');
     if (!certificateChain || !privateKey) return undefined;
     let caCertificate = decode(secret, 'ca.crt', 'cacert');
+    let caCrl = decode(secret, 'ca.crl', 'crl');
     if (!caCertificate) {
       const ca = this.secrets.get(`${credentialName}-cacert`, namespace);
-      if (ca) caCertificate = decode(ca, 'ca.crt', 'cacert');
+      if (ca) {
+        caCertificate = decode(ca, 'ca.crt', 'cacert');
+        caCrl ??= decode(ca, 'ca.crl', 'crl');
+      }
     }
-    return { certificateChain, privateKey, ...(caCertificate ? { caCertificate } : {}) };
+    return {
+      certificateChain,
+      privateKey,
+      ...(caCertificate ? { caCertificate } : {}),
+      ...(caCrl ? { caCrl } : {}),
+    };
   }
 }

@@ -1,6 +1,10 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '@mizzen/runtime';
 import { statusOf } from './informer.js';
+import { MissingPermissions } from './permissions.js';
+
+const LEASES = 'leases.coordination.k8s.io';
+type LeaseVerb = 'get' | 'create' | 'update';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -18,6 +22,8 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   onStartedLeading?: () => void;
   onStoppedLeading?: () => void;
+  /** Where denied Lease requests are reported (once per verb); shared with the controller's other writers. */
+  permissions?: MissingPermissions;
 }
 
 /**
@@ -41,9 +47,11 @@ export class LeaderElection {
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
   private tick?: Promise<void>;
+  private readonly permissions: MissingPermissions;
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.api = options.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.permissions = options.permissions ?? new MissingPermissions(options.logger);
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
@@ -79,11 +87,11 @@ export class LeaderElection {
     this.timer = setTimeout(() => {
       this.tick = this.tryAcquireOrRenew()
         .catch((err: unknown) => {
+          const verb = (err as { leaseVerb?: LeaseVerb }).leaseVerb ?? 'get';
+          if (this.permissions.forbidden(err, verb, LEASES, { lease: this.leaseRef() })) return;
           this.options.logger.warn(
             { lease: this.leaseRef(), status: statusOf(err), err: (err as Error).message },
-            statusOf(err) === 403
-              ? 'missing RBAC permission: get/create/update leases.coordination.k8s.io'
-              : 'leader election request failed',
+            'leader election request failed',
           );
         })
         .finally(() => {
@@ -100,12 +108,23 @@ export class LeaderElection {
     return `${this.options.namespace}/${this.options.name}`;
   }
 
+  /** One Lease request; a failure carries its verb, so a denial names the permission missing. */
+  private async request<T>(verb: LeaseVerb, call: () => Promise<T>): Promise<T> {
+    try {
+      const result = await call();
+      this.permissions.granted(verb, LEASES);
+      return result;
+    } catch (err) {
+      if (err && typeof err === 'object') Object.assign(err, { leaseVerb: verb });
+      throw err;
+    }
+  }
+
   private async get(): Promise<V1Lease | undefined> {
     try {
-      return await this.api.readNamespacedLease({
-        name: this.options.name,
-        namespace: this.options.namespace,
-      });
+      return await this.request('get', () =>
+        this.api.readNamespacedLease({ name: this.options.name, namespace: this.options.namespace }),
+      );
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
@@ -118,21 +137,23 @@ export class LeaderElection {
     const seconds = Math.max(1, Math.round(this.leaseDurationMs / 1000));
     if (!lease) {
       try {
-        await this.api.createNamespacedLease({
-          namespace: this.options.namespace,
-          body: {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata: { name: this.options.name, namespace: this.options.namespace },
-            spec: {
-              holderIdentity: this.options.identity,
-              leaseDurationSeconds: seconds,
-              acquireTime: now,
-              renewTime: now,
-              leaseTransitions: 0,
+        await this.request('create', () =>
+          this.api.createNamespacedLease({
+            namespace: this.options.namespace,
+            body: {
+              apiVersion: 'coordination.k8s.io/v1',
+              kind: 'Lease',
+              metadata: { name: this.options.name, namespace: this.options.namespace },
+              spec: {
+                holderIdentity: this.options.identity,
+                leaseDurationSeconds: seconds,
+                acquireTime: now,
+                renewTime: now,
+                leaseTransitions: 0,
+              },
             },
-          },
-        });
+          }),
+        );
         this.renewed();
       } catch (err) {
         if (statusOf(err) !== 409) throw err; // someone else created it first
@@ -151,21 +172,23 @@ export class LeaderElection {
     }
     const mine = holder === this.options.identity;
     try {
-      await this.api.replaceNamespacedLease({
-        name: this.options.name,
-        namespace: this.options.namespace,
-        body: {
-          ...lease,
-          spec: {
-            ...spec,
-            holderIdentity: this.options.identity,
-            leaseDurationSeconds: seconds,
-            acquireTime: mine ? spec.acquireTime : now,
-            renewTime: now,
-            leaseTransitions: mine ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
+      await this.request('update', () =>
+        this.api.replaceNamespacedLease({
+          name: this.options.name,
+          namespace: this.options.namespace,
+          body: {
+            ...lease,
+            spec: {
+              ...spec,
+              holderIdentity: this.options.identity,
+              leaseDurationSeconds: seconds,
+              acquireTime: mine ? spec.acquireTime : now,
+              renewTime: now,
+              leaseTransitions: mine ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
+            },
           },
-        },
-      });
+        }),
+      );
       this.renewed();
     } catch (err) {
       if (statusOf(err) !== 409) throw err; // lost a race: try again next period

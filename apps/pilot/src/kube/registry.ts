@@ -1,4 +1,5 @@
 import type { V1EndpointSlice, V1Namespace, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import { type PodLike, workloadName } from '@mizzen/inject';
 import { type Protocol, resolveProtocol } from '../model/protocol.js';
 import {
   type Endpoint,
@@ -195,6 +196,9 @@ export function buildKubeRegistry(objects: KubeObjects, domainSuffix = 'cluster.
             servicePortName: portName(sp.name, sp.port),
             labels: { ...(pod?.metadata?.labels ?? {}) },
             ...(pod?.spec?.serviceAccountName ? { serviceAccount: pod.spec.serviceAccountName } : {}),
+            ...(pod
+              ? { workload: { name: workloadName(pod as PodLike), namespace: pod.metadata?.namespace ?? ns } }
+              : {}),
             ...(locality ? { locality } : {}),
             healthy: ready,
             origin: pod

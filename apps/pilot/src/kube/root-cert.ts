@@ -7,7 +7,8 @@ export type RootCertOrigin = { file: string } | { url: string };
 /**
  * Reads the mesh root certificate (PEM) from a file (citadel's `root-cert.pem`
  * mounted from the cert-manager secret) or from citadel's `/root-cert.pem` URL,
- * and re-reads it periodically so a rotated root reaches every namespace.
+ * and re-reads it periodically so a rotated root reaches every namespace and
+ * every proxy. During a rotation it is a bundle: the new root and the old one.
  */
 export class RootCertSource {
   private current?: string;
@@ -19,7 +20,7 @@ export class RootCertSource {
   constructor(
     private readonly origin: RootCertOrigin,
     private readonly logger: Logger,
-    private readonly refreshMs = 60_000,
+    private readonly refreshMs = 10_000,
   ) {}
 
   get(): string | undefined {

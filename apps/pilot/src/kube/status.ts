@@ -2,6 +2,7 @@ import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } fr
 import type { KindInfo, ValidationIssue } from '@mizzen/api';
 import type { Logger } from '@mizzen/runtime';
 import { statusOf } from './informer.js';
+import { MissingPermissions } from './permissions.js';
 
 /** One of Istio's analysis messages (istio.analysis.v1alpha1.AnalysisMessageBase, with its description). */
 export interface ValidationMessage {
@@ -67,12 +68,15 @@ export class StatusWriter {
   private readonly inFlight = new Set<string>();
   private readonly queued = new Map<string, Pending>();
   private writes = 0;
+  private readonly permissions: MissingPermissions;
 
   constructor(
     kubeConfig: KubeConfig,
     private readonly logger: Logger,
+    permissions?: MissingPermissions,
   ) {
     this.api = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.permissions = permissions ?? new MissingPermissions(logger);
   }
 
   /** How many status patches this replica sent. */
@@ -116,6 +120,7 @@ export class StatusWriter {
     this.queued.delete(key);
     this.inFlight.add(key);
     const { info, namespace, name, desired } = pending;
+    const resource = `${info.plural}.${info.group}/status`;
     try {
       this.writes++;
       await this.api.patchNamespacedCustomObjectStatus(
@@ -137,14 +142,14 @@ export class StatusWriter {
         },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
+      this.permissions.granted('patch', resource);
     } catch (err) {
       const status = statusOf(err);
-      if (status !== 404) {
+      const object = `${info.kind} ${namespace}/${name}`;
+      if (status !== 404 && !this.permissions.forbidden(err, 'patch', resource, { object })) {
         this.logger.warn(
-          { resource: `${info.kind} ${namespace}/${name}`, status, err: (err as Error).message },
-          status === 403
-            ? `missing RBAC permission: cannot patch ${info.plural}.${info.group}/status`
-            : 'status write failed; retried on the next resync',
+          { resource: object, status, err: (err as Error).message },
+          'status write failed; retried on the next resync',
         );
       }
     } finally {

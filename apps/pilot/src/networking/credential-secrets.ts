@@ -38,7 +38,10 @@ export function credentialSecrets(push: PushContext, proxy: ProxyInfo, names: It
       if ('credential' in found && found.credential.caCertificate)
         out.push({
           name,
-          validation_context: { trusted_ca: { inline_string: found.credential.caCertificate } },
+          validation_context: {
+            trusted_ca: { inline_string: found.credential.caCertificate },
+            ...(found.credential.caCrl ? { crl: { inline_string: found.credential.caCrl } } : {}),
+          },
         });
       continue;
     }

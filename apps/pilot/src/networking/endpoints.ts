@@ -1,4 +1,5 @@
 import type { DestinationRuleSpec } from '@mizzen/api';
+import { canonicalRevision, canonicalService } from '@mizzen/telemetry';
 import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
@@ -19,15 +20,32 @@ function locality(value: string | undefined): Json {
   return { region: region ?? '', zone: zone ?? '', sub_zone: subZone ?? '' };
 }
 
-/** Endpoints grouped by locality, each group weighted by its endpoints (gRPC clients need locality weights). */
-export function loadAssignment(clusterName: string, endpoints: readonly Endpoint[]): Json {
-  return groupedAssignment(clusterName, endpoints).cla;
+/** Istio's cluster id, as `CLUSTER_ID` defaults to it. */
+const CLUSTER_ID = 'Kubernetes';
+
+/**
+ * Istio's endpoint metadata under `filter_metadata.istio`: `workload` as
+ * `<name>;<namespace>;<canonical service>;<canonical revision>;<cluster>`
+ * (what Envoy's stats fall back to for a peer that sent no metadata), and
+ * pilot's own `labels` and `principal` (the SPIFFE identity it runs as, by
+ * which the server side of a TCP connection knows its caller).
+ */
+function istioEndpointMetadata(e: Endpoint, trustDomain: string): Json {
+  if (!e.workload) return { labels: e.labels };
+  const w = { workload: e.workload.name, labels: e.labels };
+  const ns = e.workload.namespace;
+  return {
+    workload: [e.workload.name, ns, canonicalService(w), canonicalRevision(w), CLUSTER_ID].join(';'),
+    labels: e.labels,
+    ...(e.serviceAccount ? { principal: `spiffe://${trustDomain}/ns/${ns}/sa/${e.serviceAccount}` } : {}),
+  };
 }
 
 /** The assignment and, per locality group (same order), the endpoints it holds. */
 function groupedAssignment(
   clusterName: string,
   endpoints: readonly Endpoint[],
+  trustDomain: string,
 ): { cla: Json; groups: Endpoint[][] } {
   const groups = new Map<string, Endpoint[]>();
   for (const e of endpoints) {
@@ -47,7 +65,7 @@ function groupedAssignment(
         load_balancing_weight: e.weight ?? 1,
         metadata: {
           filter_metadata: {
-            istio: { workload: e.origin, labels: e.labels },
+            istio: istioEndpointMetadata(e, trustDomain),
             // Istio's marker for "this endpoint has a sidecar": proxies upgrade to HTTP/2 (and, with security, mTLS).
             ...(e.labels[TLS_MODE_LABEL] === 'istio'
               ? { 'envoy.transport_socket_match': { tlsMode: 'istio' } }
@@ -79,7 +97,7 @@ export function buildEndpoints(
     subset: string | undefined,
     port: number,
   ) => {
-    const { cla, groups } = groupedAssignment(name, endpoints);
+    const { cla, groups } = groupedAssignment(name, endpoints, push.mesh.trustDomain);
     const policy = effectivePolicy(rule, subset, port);
     applyLocalityLbToEndpoints(cla, groups, self, policy, push.mesh.localityLbSetting);
     return cla;

@@ -65,12 +65,3 @@ export function tcpProxy(statPrefix: string, cluster: string): Json {
     typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster },
   };
 }
-
-/** Istio's retry policy for routes that do not configure `retries`. */
-export function defaultRetryPolicy(): Json {
-  return {
-    retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
-    num_retries: 2,
-    retriable_status_codes: [503],
-  };
-}

@@ -93,34 +93,36 @@ function serverLabel(s: { server: Server; index: number }): string {
   return s.server.name ?? s.server.port.name ?? `servers[${s.index}]`;
 }
 
-/** The credential names a terminating server needs (its certificate; SDS serves them as `kubernetes://NAME`). */
-export function serverCredential(tls: ServerTLSSettings | undefined): string | undefined {
-  return tls?.credentialName ?? tls?.credentialNames?.[0];
+/**
+ * The credentials a terminating server serves its certificates from
+ * (credentialName, or Istio's credentialNames: an RSA and an ECDSA one); SDS
+ * serves each as `kubernetes://NAME`. None: certificate files on the gateway.
+ */
+export function serverCredentials(tls: ServerTLSSettings | undefined): string[] {
+  if (tls?.credentialName) return [tls.credentialName];
+  return [...(tls?.credentialNames ?? [])];
 }
 
-/** Why a terminating server's certificate (and client CA) cannot be served, if it cannot. */
+/** Why a terminating server's certificates (and client CA) cannot be served, if they cannot. */
 function tlsProblem(push: PushContext, proxy: ProxyInfo, tls: ServerTLSSettings): string | undefined {
   const mode = tls.mode ?? 'PASSTHROUGH';
-  // Client checks the proxy cannot make yet: refused rather than served with a weaker check.
-  for (const field of ['caCrl', 'verifyCertificateSpki', 'verifyCertificateHash'] as const) {
-    const v = tls[field];
-    if (v !== undefined && (!Array.isArray(v) || v.length > 0)) return `tls.${field} is not supported yet`;
-  }
   if (mode === 'ISTIO_MUTUAL') {
     return meshTlsEnabled(push, proxy)
       ? undefined
       : 'tls mode ISTIO_MUTUAL needs the gateway’s workload certificate (start it with --ca-address) and the mesh root';
   }
-  const credential = serverCredential(tls);
-  if (!credential) return undefined; // certificate files on the gateway's own filesystem
-  const found = push.credentials.resolve(proxy.namespace, credential);
-  if ('problem' in found) return found.problem;
+  const credentials = serverCredentials(tls);
+  // Certificate files live on the gateway's filesystem: the gateway reads them, and keeps the server closed (saying why in its log) while it cannot.
+  if (credentials.length === 0) return undefined;
+  const found = credentials.map((c) => ({ name: c, lookup: push.credentials.resolve(proxy.namespace, c) }));
+  for (const { lookup } of found) if ('problem' in lookup) return lookup.problem;
   if (mode !== 'MUTUAL' && mode !== 'OPTIONAL_MUTUAL') return undefined;
-  // The client CA: caCertCredentialName's, else the credential's own ca.crt (Kubernetes also takes a `<name>-cacert` Secret).
-  const caName = tls.caCertCredentialName ?? credential;
-  const ca = caName === credential ? found : push.credentials.resolve(proxy.namespace, caName);
+  // The client CA: caCertCredentialName's, else the first credential's own ca.crt (Kubernetes also takes a `<name>-cacert` Secret).
+  const first = found[0]!;
+  const caName = tls.caCertCredentialName ?? first.name;
+  const ca = caName === first.name ? first.lookup : push.credentials.resolve(proxy.namespace, caName);
   if ('problem' in ca) return ca.problem;
-  if (ca.credential.caCertificate) return undefined;
+  if ('credential' in ca && ca.credential.caCertificate) return undefined;
   return `tls mode ${mode} needs a CA to verify clients: credential ${proxy.namespace}/${caName} has no ca.crt`;
 }
 

@@ -25,7 +25,7 @@ import {
   withRateLimitFilters,
 } from './rate-limits.js';
 import { securityFilters } from './security-filters.js';
-import { hcmTelemetry, statsFilter, withStatsFilter } from './telemetry.js';
+import { hcmTelemetry, statsFilter, withStatsFilter, withTcpStatsFilters } from './telemetry.js';
 
 const PROXY_PROTOCOL = {
   name: 'envoy.filters.listener.proxy_protocol',
@@ -44,6 +44,13 @@ const GATEWAY_METADATA = 'mizzen.io/gateway';
  */
 const EDGE_REQUEST_HEADERS_TIMEOUT = '10s';
 
+/**
+ * The largest request header block a gateway accepts (431 beyond it): Envoy's
+ * default, 60 KiB, set explicitly so every proxy — whatever its own default —
+ * enforces the same bound at the edge.
+ */
+const EDGE_MAX_REQUEST_HEADERS_KB = 60;
+
 /** How long a client may take to send its ClientHello (or PROXY header) before the gateway gives up. */
 const EDGE_LISTENER_FILTERS_TIMEOUT = '5s';
 
@@ -59,8 +66,18 @@ function intersectHosts(a: string, b: string): string | undefined {
   return undefined;
 }
 
-function gatewayDomains(host: string): string[] {
-  return host === '*' ? ['*'] : [host, `${host}:*`];
+/**
+ * The domains of a gateway virtual host: the host, and the host with a port
+ * (clients send `host:port` when the port is not the scheme's default). For
+ * a name Istio adds `host:*`; a wildcard host cannot take a second wildcard
+ * (Envoy reads `*.example.com:*` as the literal suffix `.example.com:*`), so
+ * it gets the ports a client can name: the server's port and the one the
+ * gateway really listens on.
+ */
+function gatewayDomains(host: string, ports: readonly number[]): string[] {
+  if (host === '*') return ['*'];
+  if (!host.startsWith('*')) return [host, `${host}:*`];
+  return [host, ...[...new Set(ports)].sort((a, b) => a - b).map((p) => `${host}:${p}`)];
 }
 
 /**
@@ -90,7 +107,10 @@ function virtualHosts(
   servers: GatewayServer[],
   plan: GatewayPlan,
 ): Json[] {
-  const vhosts = new Map<string, { routes: Json[]; port: number; sources: Set<string>; redirect: boolean }>();
+  const vhosts = new Map<
+    string,
+    { routes: Json[]; port: number; listenPort: number; sources: Set<string>; redirect: boolean }
+  >();
   for (const s of servers) {
     const serverHosts = s.server.hosts.map((h) => splitServerHost(h, s.gateway.metadata.namespace));
     for (const { vs } of boundVirtualServices(push, proxy, s)) {
@@ -101,7 +121,13 @@ function virtualHosts(
           if (!host) continue;
           let vh = vhosts.get(host);
           if (!vh) {
-            vh = { routes: [], port: s.server.port.number, sources: new Set(), redirect: false };
+            vh = {
+              routes: [],
+              port: s.server.port.number,
+              listenPort: s.listenPort,
+              sources: new Set(),
+              redirect: false,
+            };
             vhosts.set(host, vh);
           }
           vh.redirect ||= s.server.tls?.httpsRedirect === true;
@@ -115,6 +141,7 @@ function virtualHosts(
               gateway: s.gatewayName,
               matchPort: s.server.port.number,
               listenerPort: s.server.port.number,
+              tls: s.kind === 'https',
             }),
           );
           break;
@@ -126,7 +153,7 @@ function virtualHosts(
     .sort(([a], [b]) => (a === '*' ? 1 : b === '*' ? -1 : a < b ? -1 : a > b ? 1 : 0))
     .map(([host, vh]) => ({
       name: `${host}:${vh.port}`,
-      domains: gatewayDomains(host),
+      domains: gatewayDomains(host, [vh.port, vh.listenPort]),
       routes: vh.redirect ? [httpsRedirectRoute(httpsPortFor(plan, host))] : vh.routes,
     }));
 }
@@ -178,6 +205,7 @@ function gatewayHcm(
       ...(topology.numTrustedProxies ? { xff_num_trusted_hops: topology.numTrustedProxies } : {}),
       ...gatewayXfcc(topology),
       request_headers_timeout: EDGE_REQUEST_HEADERS_TIMEOUT,
+      max_request_headers_kb: EDGE_MAX_REQUEST_HEADERS_KB,
       ...hcmTelemetry(push, proxy, 'client'),
     },
     withRateLimitFilters(gatewayHttpFilters(push, proxy), limits),
@@ -329,7 +357,11 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
     });
   }
   const clusters = [...buildOutboundClusters(push, proxy), ...buildPassthroughClusters(push)];
-  return resourceSet(push, proxy, { listeners, routes, clusters });
+  return resourceSet(push, proxy, {
+    listeners: withTcpStatsFilters(push, proxy, listeners),
+    routes,
+    clusters,
+  });
 }
 
 /** What `mizzen status` and /debug/syncz show for a gateway: the servers left closed or overlapping, and why. */

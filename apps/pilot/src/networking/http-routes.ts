@@ -4,6 +4,7 @@ import type {
   DestinationRuleSpec,
   HTTPFaultInjection,
   HTTPMatchRequest,
+  HTTPRedirect,
   HTTPRoute,
   Percent,
   StringMatch,
@@ -14,15 +15,10 @@ import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { labelsMatch, resolveShortName, type Service } from '../registry/model.js';
 import { envoyDuration } from './durations.js';
-import {
-  CORS_FILTER,
-  CORS_POLICY_TYPE,
-  defaultRetryPolicy,
-  FAULT_FILTER,
-  FAULT_TYPE,
-  type Json,
-} from './envoy.js';
-import type { PushContext, VirtualServiceResource } from './push-context.js';
+import { CORS_FILTER, CORS_POLICY_TYPE, FAULT_FILTER, FAULT_TYPE, type Json } from './envoy.js';
+import { appendHeaderOperations, translateHeaderOperations } from './header-operations.js';
+import { type PushContext, resolveGatewayRef, type VirtualServiceResource } from './push-context.js';
+import { defaultRetryPolicy, retryPolicy } from './retries.js';
 import { effectivePolicy, hashPolicyFor } from './traffic-policy.js';
 
 export interface RouteContext {
@@ -36,23 +32,17 @@ export interface RouteContext {
   listenerPort: number;
   /** Proxyless gRPC clients get no default retry policy (gRPC has its own). */
   proxyless?: boolean;
+  /** The routes serve a TLS-terminating gateway server (redirects then default to https). */
+  tls?: boolean;
 }
 
 /** Istio's default for routes without `timeout`: no timeout. */
 const NO_TIMEOUT = '0s';
 
-const REDIRECT_CODES: Record<number, string> = {
-  301: 'MOVED_PERMANENTLY',
-  302: 'FOUND',
-  303: 'SEE_OTHER',
-  307: 'TEMPORARY_REDIRECT',
-  308: 'PERMANENT_REDIRECT',
-};
-
 /** The catch-all route Istio gives a service with no VirtualService. */
 export function defaultRoute(cluster: string, proxyless = false, hash?: Json[]): Json {
   const route: Json = { cluster, timeout: NO_TIMEOUT };
-  if (!proxyless) route.retry_policy = defaultRetryPolicy();
+  if (!proxyless) route.retry_policy = defaultRetryPolicy(hash !== undefined);
   if (hash) route.hash_policy = hash;
   return { name: 'default', match: { prefix: '/' }, route };
 }
@@ -80,13 +70,24 @@ export function stringMatcher(m: StringMatch | undefined, ignoreCase = false): J
   return undefined;
 }
 
-/** A header's StringMatch as Envoy's HeaderMatcher; an empty match means the header is present. */
+/** A StringMatch that sets nothing: it only asks for the header or parameter to be present. */
+function presenceOnly(m: StringMatch | undefined): boolean {
+  return stringMatcher(m) === undefined;
+}
+
+/**
+ * A header's StringMatch as Envoy's HeaderMatcher; an empty match means the
+ * header is present. Inverted (withoutHeaders) value matches treat a missing
+ * header as empty, so a request without the header matches them (Istio's).
+ */
 export function headerMatcher(name: string, m: StringMatch | undefined, invert: boolean): Json {
-  const sm = stringMatcher(m);
   const base: Json = { name: name.toLowerCase() };
-  if (sm) base.string_match = sm;
-  else base.present_match = true;
-  if (invert) base.invert_match = true;
+  if (presenceOnly(m)) base.present_match = true;
+  else base.string_match = stringMatcher(m);
+  if (invert) {
+    base.invert_match = true;
+    if (!presenceOnly(m)) base.treat_missing_header_as_empty = true;
+  }
   return base;
 }
 
@@ -114,8 +115,7 @@ export function routeMatch(match: HTTPMatchRequest | undefined): Json {
 
   const query: Json[] = [];
   for (const [name, m] of Object.entries((match?.queryParams ?? {}) as Record<string, StringMatch>)) {
-    const sm = stringMatcher(m);
-    query.push(sm ? { name, string_match: sm } : { name, present_match: true });
+    query.push(presenceOnly(m) ? { name, present_match: true } : { name, string_match: stringMatcher(m) });
   }
   if (query.length) out.query_parameters = query;
   return out;
@@ -190,74 +190,21 @@ export function corsConfig(cors: CorsPolicy): Json {
   return out;
 }
 
-/** Does this match apply to the proxy and port being built (Istio filters these at translation time)? */
+/**
+ * Does this match apply to the proxy and port being built? Istio filters
+ * these at translation time: the port first, then `gateways` if the match
+ * names any (source labels and namespace are then not looked at), else the
+ * source labels and namespace.
+ */
 function matchApplies(match: HTTPMatchRequest, ctx: RouteContext, vsNamespace: string): boolean {
   if (match.port !== undefined && match.port !== ctx.matchPort) return false;
+  if (match.gateways?.length) {
+    return match.gateways.some((g) => resolveGatewayRef(g, vsNamespace) === ctx.gateway);
+  }
   if (match.sourceLabels && !labelsMatch(match.sourceLabels as Record<string, string>, ctx.proxy.labels))
     return false;
-  if (match.sourceNamespace && match.sourceNamespace !== ctx.proxy.namespace) return false;
-  if (match.gateways?.length) {
-    const resolved = match.gateways.map((g) => (g === 'mesh' || g.includes('/') ? g : `${vsNamespace}/${g}`));
-    if (!resolved.includes(ctx.gateway)) return false;
-  }
-  return true;
+  return !match.sourceNamespace || match.sourceNamespace === ctx.proxy.namespace;
 }
-
-function headerOps(
-  ops: { set?: Record<string, string>; add?: Record<string, string>; remove?: string[] } | undefined,
-) {
-  const add: Json[] = [];
-  for (const [key, value] of Object.entries(ops?.set ?? {})) {
-    add.push({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
-  }
-  for (const [key, value] of Object.entries(ops?.add ?? {})) {
-    add.push({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' });
-  }
-  return { add, remove: ops?.remove ?? [] };
-}
-
-function applyHeaderOps(target: Json, headers: HTTPRoute['headers']): void {
-  const req = headerOps(headers?.request);
-  const res = headerOps(headers?.response);
-  if (req.add.length) target.request_headers_to_add = req.add;
-  if (req.remove.length) target.request_headers_to_remove = req.remove;
-  if (res.add.length) target.response_headers_to_add = res.add;
-  if (res.remove.length) target.response_headers_to_remove = res.remove;
-}
-
-function retryPolicy(route: HTTPRoute, proxyless: boolean): Json | undefined {
-  const retries = route.retries;
-  if (!retries) return proxyless ? undefined : defaultRetryPolicy();
-  if ((retries.attempts ?? 0) === 0) return undefined;
-  const conditions: string[] = [];
-  const codes: number[] = [];
-  const retryOn =
-    retries.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
-  for (const part of retryOn
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
-    if (/^\d{3}$/.test(part)) codes.push(Number(part));
-    else conditions.push(part);
-  }
-  if (codes.length && !conditions.includes('retriable-status-codes'))
-    conditions.push('retriable-status-codes');
-  if (retries.retryOn === undefined) codes.push(503);
-  const policy: Json = { retry_on: conditions.join(','), num_retries: retries.attempts };
-  if (codes.length) policy.retriable_status_codes = codes;
-  if (retries.perTryTimeout) policy.per_try_timeout = envoyDuration(retries.perTryTimeout);
-  // Istio's retryRemoteLocalities: Envoy's previous_priorities, updated every two attempts.
-  if (retries.retryRemoteLocalities) {
-    policy.retry_priority = {
-      name: 'envoy.retry_priorities.previous_priorities',
-      typed_config: { '@type': PREVIOUS_PRIORITIES_TYPE, update_frequency: 2 },
-    };
-  }
-  return policy;
-}
-
-const PREVIOUS_PRIORITIES_TYPE =
-  'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 
 interface ResolvedDestination {
   cluster: string;
@@ -275,21 +222,7 @@ function resolveDestination(
   const service = ctx.push.registry.service(host);
   let port = dest.port?.number;
   if (port === undefined) port = service?.ports.length === 1 ? service.ports[0]!.port : ctx.listenerPort;
-  if (dest.subset && service) warnUndefinedSubset(ctx, service, host, dest.subset);
   return { cluster: outboundClusterName(port, dest.subset, host), host, port, subset: dest.subset };
-}
-
-/**
- * A route to a subset no DestinationRule defines: Istio's analyzer warns
- * (IST0101 ReferencedResourceNotFound) and such requests get 503 with no
- * cluster (`NC`); pilot says so in its log.
- */
-function warnUndefinedSubset(ctx: RouteContext, service: Service, host: string, subset: string): void {
-  const rule = ctx.push.destinationRuleFor(ctx.proxy, service)?.spec as DestinationRuleSpec | undefined;
-  if (rule?.subsets?.some((s) => s.name === subset)) return;
-  ctx.push.warnings.add(
-    `a VirtualService routes to subset "${subset}" of ${host}, which no DestinationRule defines (IST0101): those requests get 503 (no cluster)`,
-  );
 }
 
 function destinationCluster(
@@ -308,79 +241,144 @@ function hashPolicy(ctx: RouteContext, dest: ResolvedDestination): Json[] | unde
   return hashPolicyFor(effectivePolicy(rule, dest.subset, dest.port).loadBalancer?.consistentHash);
 }
 
-/** `mirror` + `mirrorPercentage` and `mirrors` as Envoy request mirror policies. */
+/** Istio's Percent as Envoy's FractionalPercent; undefined when it is 0 (nothing to mirror). */
+function mirrorFraction(percentage: Percent | undefined, legacy: number | undefined): Json | undefined {
+  if (percentage !== undefined) {
+    const value = percentage.value ?? 0;
+    return value > 0 ? { numerator: Math.round(value * 10_000), denominator: 'MILLION' } : undefined;
+  }
+  if (legacy !== undefined) return legacy > 0 ? { numerator: legacy, denominator: 'HUNDRED' } : undefined;
+  return { numerator: 100, denominator: 'HUNDRED' };
+}
+
+/** `mirror` + `mirrorPercentage` and `mirrors` as Envoy request mirror policies (an explicit 0% mirrors nothing). */
 function mirrorPolicies(route: HTTPRoute, ctx: RouteContext, vsNamespace: string): Json[] {
   const out: Json[] = [];
-  const policy = (dest: Destination, percentage: Percent | undefined, legacy?: number) => ({
-    cluster: destinationCluster(ctx, dest, vsNamespace),
-    runtime_fraction: {
-      default_value:
-        percentage?.value !== undefined
-          ? { numerator: Math.round(percentage.value * 10_000), denominator: 'MILLION' }
-          : { numerator: legacy ?? 100, denominator: 'HUNDRED' },
-    },
-  });
+  const policy = (dest: Destination, fraction: Json | undefined) => {
+    if (!fraction) return;
+    out.push({
+      cluster: destinationCluster(ctx, dest, vsNamespace),
+      runtime_fraction: { default_value: fraction },
+      trace_sampled: false,
+    });
+  };
   if (route.mirror)
-    out.push(policy(route.mirror, route.mirrorPercentage, route.mirrorPercent ?? route.mirror_percent));
-  for (const m of route.mirrors ?? []) out.push(policy(m.destination, m.percentage));
+    policy(route.mirror, mirrorFraction(route.mirrorPercentage, route.mirrorPercent ?? route.mirror_percent));
+  for (const m of route.mirrors ?? []) policy(m.destination, mirrorFraction(m.percentage, undefined));
   return out;
 }
 
-function routeAction(
-  route: HTTPRoute,
-  ctx: RouteContext,
-  vsNamespace: string,
-  uriPrefix: string | undefined,
-): Json {
-  const action: Json = {};
-  const destinations = (route.route ?? []).filter(
-    (d) => d.weight === undefined || d.weight > 0 || route.route!.length === 1,
+/** Where a route sends requests: its cluster (or weighted clusters), and what goes with them. */
+interface Destinations {
+  cluster?: string;
+  weighted?: Json;
+  /** Header edits of a single destination, for the route (after the route's own). */
+  headers?: ReturnType<typeof translateHeaderOperations>;
+  authority?: string;
+  hash?: Json[];
+  /** The route hashes to a host (a single destination with a consistent hash): retries stay on it. */
+  consistentHash: boolean;
+}
+
+/**
+ * Where a route sends requests, as Istio's applyHTTPRouteDestination builds
+ * it: one destination is a plain cluster whose `headers` go on the route;
+ * several are weighted clusters, each with its own `headers` (and authority),
+ * leaving out those of weight 0 — so a "100 to v3" step still applies v3's
+ * headers.
+ */
+function destinations(route: HTTPRoute, ctx: RouteContext, vsNamespace: string): Destinations {
+  const all = route.route ?? [];
+  if (all.length === 1) {
+    const only = all[0]!;
+    const resolved = resolveDestination(ctx, only.destination, vsNamespace);
+    const headers = translateHeaderOperations(only.headers);
+    const hash = hashPolicy(ctx, resolved);
+    return { cluster: resolved.cluster, headers, authority: headers.authority, hash, consistentHash: !!hash };
+  }
+  const weighted = all.filter((d) => (d.weight ?? 0) > 0);
+  const clusters = weighted.map((d) => {
+    const wc: Json = { name: destinationCluster(ctx, d.destination, vsNamespace), weight: d.weight };
+    const ops = translateHeaderOperations(d.headers);
+    appendHeaderOperations(wc, ops);
+    if (ops.authority !== undefined) wc.host_rewrite_literal = ops.authority;
+    return wc;
+  });
+  // Istio hashes a weighted route by its destinations' policies, in order.
+  const hash = weighted.flatMap(
+    (d) => hashPolicy(ctx, resolveDestination(ctx, d.destination, vsNamespace)) ?? [],
   );
-  if (destinations.length === 1) {
-    action.cluster = destinationCluster(ctx, destinations[0]!.destination, vsNamespace);
-  } else if (destinations.length === 0) {
-    return action;
-  } else {
-    action.weighted_clusters = {
-      clusters: destinations.map((d) => {
-        const wc: Json = { name: destinationCluster(ctx, d.destination, vsNamespace), weight: d.weight ?? 0 };
-        applyHeaderOps(wc, d.headers);
-        return wc;
-      }),
-    };
-  }
+  return { weighted: { clusters }, hash: hash.length ? hash : undefined, consistentHash: false };
+}
+
+function routeAction(envoyRoute: Json, route: HTTPRoute, ctx: RouteContext, vsNamespace: string): Json {
+  const dest = destinations(route, ctx, vsNamespace);
+  if (dest.headers) appendHeaderOperations(envoyRoute, dest.headers);
+  const action: Json =
+    dest.cluster !== undefined ? { cluster: dest.cluster } : { weighted_clusters: dest.weighted };
   action.timeout = route.timeout ? envoyDuration(route.timeout) : NO_TIMEOUT;
-  const retry = retryPolicy(route, ctx.proxyless ?? false);
-  if (retry) action.retry_policy = retry;
-  if (route.rewrite?.uri !== undefined) {
-    if (uriPrefix !== undefined) action.prefix_rewrite = route.rewrite.uri;
-    else action.regex_rewrite = { pattern: { regex: '^/.*$' }, substitution: route.rewrite.uri };
+  if (route.retries || !ctx.proxyless) {
+    const retry = retryPolicy(route.retries, dest.consistentHash);
+    if (retry) action.retry_policy = retry;
   }
-  if (route.rewrite?.uriRegexRewrite) {
+  const rewrite = route.rewrite;
+  if (rewrite?.uriRegexRewrite) {
     action.regex_rewrite = {
-      pattern: { regex: route.rewrite.uriRegexRewrite.match },
-      substitution: route.rewrite.uriRegexRewrite.rewrite,
+      pattern: { regex: rewrite.uriRegexRewrite.match },
+      substitution: rewrite.uriRegexRewrite.rewrite,
     };
+  } else if (rewrite?.uri) {
+    // Envoy swaps the matched prefix, or the whole path for exact and regex matches.
+    action.prefix_rewrite = rewrite.uri;
   }
-  if (route.rewrite?.authority) action.host_rewrite_literal = route.rewrite.authority;
-  // With several destinations Istio hashes by the first one's policy.
-  const hash =
-    destinations[0] && hashPolicy(ctx, resolveDestination(ctx, destinations[0].destination, vsNamespace));
-  if (hash) action.hash_policy = hash;
+  // The route's rewrite (or its own authority header) wins over a single destination's.
+  const authority =
+    rewrite?.authority || translateHeaderOperations(route.headers).authority || dest.authority;
+  if (authority) action.host_rewrite_literal = authority;
+  if (dest.hash) action.hash_policy = dest.hash;
   const mirrors = mirrorPolicies(route, ctx, vsNamespace);
   if (mirrors.length) action.request_mirror_policies = mirrors;
   return action;
 }
 
-function redirectAction(route: HTTPRoute): Json {
-  const r = route.redirect!;
+const REDIRECT_CODES: Record<number, string> = {
+  301: 'MOVED_PERMANENTLY',
+  302: 'FOUND',
+  303: 'SEE_OTHER',
+  307: 'TEMPORARY_REDIRECT',
+  308: 'PERMANENT_REDIRECT',
+};
+
+/**
+ * `redirect` as Envoy's RedirectAction (Istio's ApplyRedirect). `derivePort:
+ * FROM_REQUEST_PORT` is the port the routes are built for (the service or
+ * Gateway server port: routes are per port, so that is the request's);
+ * FROM_PROTOCOL_DEFAULT sets none, which is Envoy's own behaviour. An
+ * explicit port that is the scheme's default is left out of the URL.
+ * Undefined for a code Envoy cannot send (validation refuses those).
+ */
+function redirectAction(r: HTTPRedirect, ctx: RouteContext): Json | undefined {
+  const code = REDIRECT_CODES[r.redirectCode ?? 301];
+  if (!code) return undefined;
   const out: Json = {};
-  if (r.uri !== undefined) out.path_redirect = r.uri;
-  if (r.authority !== undefined) out.host_redirect = r.authority;
-  if (r.scheme !== undefined) out.scheme_redirect = r.scheme;
-  if (r.port !== undefined) out.port_redirect = r.port;
-  out.response_code = REDIRECT_CODES[r.redirectCode ?? 301] ?? 'MOVED_PERMANENTLY';
+  if (r.uri) out.path_redirect = r.uri;
+  if (r.authority) out.host_redirect = r.authority;
+  if (r.scheme) out.scheme_redirect = r.scheme;
+  let port = r.port ?? (r.derivePort === 'FROM_REQUEST_PORT' ? ctx.matchPort : undefined);
+  const scheme = r.scheme || (ctx.tls ? 'https' : 'http');
+  if ((port === 80 && scheme === 'http') || (port === 443 && scheme === 'https')) port = undefined;
+  if (port !== undefined) out.port_redirect = port;
+  out.response_code = code;
   return out;
+}
+
+function directResponseAction(route: HTTPRoute): Json {
+  const { status, body } = route.directResponse!;
+  return {
+    status,
+    ...(body?.string !== undefined ? { body: { inline_string: body.string } } : {}),
+    ...(body?.bytes !== undefined ? { body: { inline_bytes: body.bytes } } : {}),
+  };
 }
 
 /**
@@ -390,48 +388,36 @@ function redirectAction(route: HTTPRoute): Json {
 export function translateHttpRoutes(vs: VirtualServiceResource, ctx: RouteContext): Json[] {
   const spec = vs.spec as VirtualServiceSpec;
   const ns = vs.metadata.namespace;
+  const where = `VirtualService ${ns}/${vs.metadata.name}`;
   const out: Json[] = [];
-  for (const route of spec.http ?? []) {
+  for (const [index, route] of (spec.http ?? []).entries()) {
     const matches = route.match?.length ? route.match.filter((m) => matchApplies(m, ctx, ns)) : [undefined];
     if (matches.length === 0) continue;
     for (const match of matches) {
-      const envoyMatch = routeMatch(match);
-      const envoyRoute: Json = { match: envoyMatch };
-      if (route.name) envoyRoute.name = route.name;
-      if (route.redirect) envoyRoute.redirect = redirectAction(route);
-      else if (route.directResponse) {
-        const body = route.directResponse.body;
-        envoyRoute.direct_response = {
-          status: route.directResponse.status,
-          ...(body?.string !== undefined ? { body: { inline_string: body.string } } : {}),
-          ...(body?.bytes !== undefined ? { body: { inline_bytes: body.bytes } } : {}),
-        };
+      const envoyRoute: Json = { match: routeMatch(match) };
+      const name = match?.name ? `${route.name ?? ''}.${match.name}` : route.name;
+      if (name) envoyRoute.name = name;
+      const routeHeaders = translateHeaderOperations(route.headers);
+      if (route.redirect) {
+        const redirect = redirectAction(route.redirect, ctx);
+        if (!redirect) {
+          ctx.push.warnings.add(
+            `${where} http[${index}]: redirectCode ${route.redirect.redirectCode} is not one Envoy can send; the route is left out`,
+          );
+          continue;
+        }
+        envoyRoute.redirect = redirect;
+        appendHeaderOperations(envoyRoute, routeHeaders);
+      } else if (route.directResponse) {
+        envoyRoute.direct_response = directResponseAction(route);
+        appendHeaderOperations(envoyRoute, routeHeaders);
       } else if (route.route?.length) {
-        envoyRoute.route = routeAction(route, ctx, ns, envoyMatch.prefix as string | undefined);
-        if (route.route.length === 1) applyHeaderOps(envoyRoute, route.route[0]!.headers);
+        // The route's header edits first, a single destination's after them (Istio's order: the destination wins).
+        const action: Json = {};
+        envoyRoute.route = action;
+        appendHeaderOperations(envoyRoute, routeHeaders);
+        Object.assign(action, routeAction(envoyRoute, route, ctx, ns));
       } else continue;
-      const routeHeaders = headerOps(route.headers?.request);
-      const responseHeaders = headerOps(route.headers?.response);
-      if (routeHeaders.add.length)
-        envoyRoute.request_headers_to_add = [
-          ...((envoyRoute.request_headers_to_add as Json[]) ?? []),
-          ...routeHeaders.add,
-        ];
-      if (routeHeaders.remove.length)
-        envoyRoute.request_headers_to_remove = [
-          ...((envoyRoute.request_headers_to_remove as string[]) ?? []),
-          ...routeHeaders.remove,
-        ];
-      if (responseHeaders.add.length)
-        envoyRoute.response_headers_to_add = [
-          ...((envoyRoute.response_headers_to_add as Json[]) ?? []),
-          ...responseHeaders.add,
-        ];
-      if (responseHeaders.remove.length)
-        envoyRoute.response_headers_to_remove = [
-          ...((envoyRoute.response_headers_to_remove as string[]) ?? []),
-          ...responseHeaders.remove,
-        ];
       const perFilter: Json = {};
       if (route.fault) perFilter[FAULT_FILTER] = faultConfig(route.fault);
       if (route.corsPolicy && !ctx.proxyless) perFilter[CORS_FILTER] = corsConfig(route.corsPolicy);

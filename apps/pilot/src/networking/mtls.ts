@@ -45,13 +45,25 @@ export function meshTlsEnabled(push: PushContext, proxy: ProxyInfo): boolean {
   return proxy.hasCerts && push.rootCert !== undefined;
 }
 
-function commonMeshTls(sans?: string[]): Json {
+/**
+ * Which server identities a mesh client accepts: the SPIFFE ids pilot knows
+ * for the destination, else — an endpoint without a service account, such as
+ * a ServiceEntry address — any identity of the mesh's trust domain (Istio
+ * skips the SAN check then and relies on the mesh root; the certificate must
+ * at least carry one of our SPIFFE ids, never merely a DNS name).
+ */
+function serverSanRules(sans: string[], trustDomain: string): Json {
+  if (sans.length) return { match_subject_alt_names: sans.map((exact) => ({ exact })) };
+  return {
+    match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }],
+  };
+}
+
+function commonMeshTls(validation: Json): Json {
   return {
     tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: ADS_CONFIG_SOURCE }],
     combined_validation_context: {
-      default_validation_context: sans?.length
-        ? { match_subject_alt_names: sans.map((exact) => ({ exact })) }
-        : {},
+      default_validation_context: validation,
       validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: ADS_CONFIG_SOURCE },
     },
   };
@@ -63,17 +75,24 @@ export function downstreamMeshTls(): Json {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': DOWNSTREAM_TLS_TYPE,
-      common_tls_context: { ...commonMeshTls(), alpn_protocols: ['h2', 'http/1.1'] },
+      common_tls_context: { ...commonMeshTls({}), alpn_protocols: ['h2', 'http/1.1'] },
       require_client_certificate: true,
     },
   };
 }
 
-/** The client side of mesh mTLS (ISTIO_MUTUAL): our certificate, the server must prove one of `sans`. */
-export function upstreamMeshTls(sans: string[], sni: string): Json {
+/**
+ * The client side of mesh mTLS (ISTIO_MUTUAL): our certificate, the server
+ * must prove one of `sans` (any identity in `trustDomain` when none is known).
+ */
+export function upstreamMeshTls(sans: string[], sni: string, trustDomain: string): Json {
   return {
     name: 'envoy.transport_sockets.tls',
-    typed_config: { '@type': UPSTREAM_TLS_TYPE, common_tls_context: commonMeshTls(sans), sni },
+    typed_config: {
+      '@type': UPSTREAM_TLS_TYPE,
+      common_tls_context: commonMeshTls(serverSanRules(sans, trustDomain)),
+      sni,
+    },
   };
 }
 
@@ -121,6 +140,7 @@ export function applyClusterTls(
         cluster.transport_socket = upstreamMeshTls(
           tls.subjectAltNames ?? serviceIdentities(push, service, port),
           tls.sni ?? sni,
+          push.mesh.trustDomain,
         );
       }
       return;
@@ -173,7 +193,11 @@ export function applyClusterTls(
         {
           name: 'tlsMode-istio',
           match: { tlsMode: 'istio' },
-          transport_socket: upstreamMeshTls(serviceIdentities(push, service, port), sni),
+          transport_socket: upstreamMeshTls(
+            serviceIdentities(push, service, port),
+            sni,
+            push.mesh.trustDomain,
+          ),
         },
         { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER },
       ];

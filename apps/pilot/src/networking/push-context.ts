@@ -1,4 +1,5 @@
 import type { ConfigResource, DestinationRuleSpec, GatewaySpec, VirtualServiceSpec } from '@mizzen/api';
+import { analyzeVirtualServices } from '../analysis/virtual-services.js';
 import { type CredentialSource, NO_CREDENTIALS } from '../credentials/source.js';
 import { byCreation } from '../model/ordering.js';
 import type { ProxyInfo } from '../model/proxy.js';
@@ -73,6 +74,8 @@ export class PushContext {
     this.gateways = resources.filter((r): r is GatewayResource => r.kind === 'Gateway').sort(byCreation);
     this.sidecars = resources.filter((r): r is SidecarResource => r.kind === 'Sidecar').sort(byCreation);
     sidecarWarnings(this.sidecars, (w) => this.warnings.add(w));
+    // What Istio's analyzer says about the VirtualServices (subsets no rule defines, hosts two claim for sidecars).
+    for (const m of analyzeVirtualServices(resources, mesh)) this.warnings.add(m.message);
   }
 
   /** exportTo of a VirtualService, DestinationRule or service, the mesh default when it sets none. */

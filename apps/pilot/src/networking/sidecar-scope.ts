@@ -114,7 +114,7 @@ export function sidecarWarnings(sidecars: readonly SidecarResource[], warn: (mes
   for (const [ns, list] of byNamespace) {
     if (list.length > 1) {
       warn(
-        `namespace ${ns} has several Sidecars without a workloadSelector (${list.map(name).join(', ')}); only ${name(list[0]!)} (the oldest) applies (IST0109 MultipleSidecarsWithoutWorkloadSelectors)`,
+        `namespace ${ns} has several Sidecars without a workloadSelector (${list.map(name).join(', ')}); only ${name(list[0]!)} (the oldest) applies (IST0111 MultipleSidecarsWithoutWorkloadSelectors)`,
       );
     }
   }

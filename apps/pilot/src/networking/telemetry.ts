@@ -11,7 +11,7 @@ import {
   type TelemetryResource,
 } from '@mizzen/telemetry';
 import type { ProxyInfo } from '../model/proxy.js';
-import type { Json } from './envoy.js';
+import { type Json, TCP_PROXY_TYPE } from './envoy.js';
 import type { PushContext } from './push-context.js';
 
 /**
@@ -439,6 +439,37 @@ export function statsFilter(push: PushContext, proxy: ProxyInfo, side: Side): Js
     name: 'istio.stats',
     typed_config: { '@type': TYPED_STRUCT_TYPE, type_url: STATS_PLUGIN_TYPE, value },
   };
+}
+
+/**
+ * Every tcp_proxy chain of these listeners with Istio's `istio.stats`
+ * network filter right before tcp_proxy, as Istio builds TCP chains: the
+ * server side's overrides on inbound listeners, the client side's on
+ * outbound ones and at gateways. Without a Prometheus provider for a side,
+ * its chains are left as they are (no TCP metrics).
+ */
+export function withTcpStatsFilters(push: PushContext, proxy: ProxyInfo, listeners: Json[]): Json[] {
+  const filters = { client: statsFilter(push, proxy, 'client'), server: statsFilter(push, proxy, 'server') };
+  const withStats = (chain: Json, stats: Json | undefined): Json => {
+    const list = (chain.filters ?? []) as Json[];
+    const last = list[list.length - 1]?.typed_config as Json | undefined;
+    if (!stats || last?.['@type'] !== TCP_PROXY_TYPE) return chain;
+    return { ...chain, filters: [...list.slice(0, -1), stats, ...list.slice(-1)] };
+  };
+  return listeners.map((l) => {
+    const side: Side = l.traffic_direction === 'INBOUND' && proxy.type !== 'router' ? 'server' : 'client';
+    const stats = filters[side];
+    if (!stats) return l;
+    return {
+      ...l,
+      ...(Array.isArray(l.filter_chains)
+        ? { filter_chains: (l.filter_chains as Json[]).map((c) => withStats(c, stats)) }
+        : {}),
+      ...(l.default_filter_chain
+        ? { default_filter_chain: withStats(l.default_filter_chain as Json, stats) }
+        : {}),
+    };
+  });
 }
 
 /** HTTP filters with the stats filter placed right before the router, as Istio orders them. */

@@ -2,9 +2,12 @@ import type { ConfigResource, FileStore } from '@mizzen/api';
 import { configKey } from '@mizzen/api';
 import type { Logger } from '@mizzen/runtime';
 import type { ProxyInfo } from '../model/proxy.js';
-import { AUTO_REGISTERED_LABEL, PORTS_ANNOTATION, SERVICE_ANNOTATION } from './build.js';
+import { AUTO_REGISTERED_LABEL, PORTS_ANNOTATION, SERVICE_ANNOTATION, WORKLOAD_NAME_LABEL } from './build.js';
 
 export const PROXY_ANNOTATION = 'mizzen.io/proxy-id';
+
+/** A Kubernetes label value (a workload name that is not one stays out of the labels). */
+const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 /** A DNS-1123 name for the WorkloadEntry of a workload. */
 function entryName(workload: string): string {
@@ -55,7 +58,7 @@ export class AutoRegistration {
     if (
       existing &&
       JSON.stringify(existing.spec) === JSON.stringify(entry.spec) &&
-      sameAnnotations(existing, entry)
+      sameMetadata(existing, entry)
     )
       return;
     try {
@@ -115,7 +118,11 @@ export class AutoRegistration {
         // One entry per proxy: pods of one workload share its name.
         name: entryName(proxy.podName),
         namespace: proxy.namespace,
-        labels: { [AUTO_REGISTERED_LABEL]: 'true' },
+        // Pods of one workload share its name (ISTIO_META_WORKLOAD_NAME): telemetry names endpoints by it.
+        labels: {
+          [AUTO_REGISTERED_LABEL]: 'true',
+          ...(LABEL_VALUE.test(proxy.workloadName) ? { [WORKLOAD_NAME_LABEL]: proxy.workloadName } : {}),
+        },
         annotations,
       },
       spec: {
@@ -146,6 +153,9 @@ function localityLabel(l: { region: string; zone: string; subZone: string }): st
   return [l.region, l.zone, l.subZone].join('/').replace(/\/+$/, '');
 }
 
-function sameAnnotations(a: ConfigResource, b: ConfigResource): boolean {
-  return JSON.stringify(a.metadata.annotations ?? {}) === JSON.stringify(b.metadata.annotations ?? {});
+function sameMetadata(a: ConfigResource, b: ConfigResource): boolean {
+  return (
+    JSON.stringify(a.metadata.annotations ?? {}) === JSON.stringify(b.metadata.annotations ?? {}) &&
+    JSON.stringify(a.metadata.labels ?? {}) === JSON.stringify(b.metadata.labels ?? {})
+  );
 }

@@ -44,11 +44,20 @@ class StaticRegistry implements Registry {
   }
 }
 
+/** Istio's label naming the workload a WorkloadEntry belongs to (auto-registration sets it). */
+export const WORKLOAD_NAME_LABEL = 'service.istio.io/workload-name';
+
+/** A WorkloadEntry's workload, as Istio names it: its workload-name label, else the entry's own name. */
+function workloadOfEntry(we: WorkloadEntryResource): { name: string; namespace: string } {
+  const labels = { ...((we.spec.labels ?? {}) as Record<string, string>), ...(we.metadata.labels ?? {}) };
+  return { name: labels[WORKLOAD_NAME_LABEL] || we.metadata.name, namespace: we.metadata.namespace };
+}
+
 function endpointFromWorkload(
   spec: WorkloadEntrySpec,
   port: ServicePort,
   origin: string,
-  extraLabels: Record<string, string> = {},
+  workload: { name: string; namespace: string },
 ): Endpoint | undefined {
   if (!spec.address) return undefined;
   const ports = (spec.ports ?? {}) as Record<string, number>;
@@ -56,8 +65,9 @@ function endpointFromWorkload(
     address: spec.address,
     port: ports[port.name] ?? port.targetPort ?? port.port,
     servicePortName: port.name,
-    labels: { ...extraLabels, ...((spec.labels ?? {}) as Record<string, string>) },
+    labels: { ...((spec.labels ?? {}) as Record<string, string>) },
     serviceAccount: spec.serviceAccount,
+    workload,
     locality: spec.locality,
     weight: spec.weight,
     healthy: true,
@@ -125,6 +135,7 @@ export function buildRegistry(
                 we.spec as WorkloadEntrySpec,
                 port,
                 `WorkloadEntry ${ns}/${we.metadata.name}`,
+                workloadOfEntry(we),
               ),
             )
             .filter((e): e is Endpoint => e !== undefined);
@@ -135,6 +146,8 @@ export function buildRegistry(
               e as WorkloadEntrySpec,
               port,
               `ServiceEntry ${ns}/${se.metadata.name} endpoint ${i}`,
+              // Inline endpoints belong to no workload of their own: Istio names them by their ServiceEntry.
+              { name: se.metadata.name, namespace: ns },
             ),
           )
           .filter((e): e is Endpoint => e !== undefined);
@@ -181,6 +194,7 @@ export function buildRegistry(
               we.spec as WorkloadEntrySpec,
               port,
               `WorkloadEntry ${we.metadata.namespace}/${we.metadata.name}`,
+              workloadOfEntry(we),
             ),
           )
           .filter((e): e is Endpoint => e !== undefined),

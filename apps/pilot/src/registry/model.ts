@@ -32,6 +32,8 @@ export interface Endpoint {
   servicePortName: string;
   labels: Record<string, string>;
   serviceAccount?: string;
+  /** The workload it belongs to (a Deployment's name, a WorkloadEntry's) and its namespace: Istio's endpoint metadata. */
+  workload?: { name: string; namespace: string };
   /** `region/zone/subzone` */
   locality?: string;
   weight?: number;

@@ -85,6 +85,11 @@ export class PushController {
     this.schedule(reason);
   }
 
+  /** The mesh config in force. */
+  mesh(): MeshConfig {
+    return this.options.mesh;
+  }
+
   /** New mesh config (the `istio` ConfigMap in Kubernetes mode); a push follows after the debounce. */
   setMesh(mesh: MeshConfig, reason = 'mesh config changed'): void {
     this.options.mesh = mesh;

@@ -24,6 +24,15 @@ export function ms(value: number | null | undefined): string {
   return `${(value / 1000).toFixed(2)} s`;
 }
 
+/** A stretch of time: `0.6 s`, `45 s`, `4.5 min`, `1.2 h`. */
+export function seconds(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '–';
+  if (value < 10) return `${value.toFixed(1)} s`;
+  if (value < 120) return `${Math.round(value)} s`;
+  if (value < 7200) return `${(value / 60).toFixed(1)} min`;
+  return `${(value / 3600).toFixed(1)} h`;
+}
+
 export function micros(us: number): string {
   return ms(us / 1000);
 }

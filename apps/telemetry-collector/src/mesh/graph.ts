@@ -41,7 +41,14 @@ export interface LatencyMs {
 export interface TrafficStats {
   /** Requests counted in the window (sum of counter increases). */
   requests: number;
+  /**
+   * Requests over the time the reporting proxies were observed in the window
+   * (as Prometheus's rate() over the samples it has): a collector that
+   * started a minute ago gives a minute's rate, not the window's.
+   */
   requestsPerSecond: number;
+  /** How much of the window the reporting proxies were observed for, in seconds (null with no data). */
+  observedSeconds: number | null;
   errors: number;
   errorsPerSecond: number;
   /** Share of requests that failed (0..1); null without requests. */
@@ -122,9 +129,12 @@ class Accumulator {
   plain = 0;
   protocols = new Set<string>();
   reporters = new Set<string>();
+  /** The longest time a contributing proxy was observed (the rates' denominator), ms. */
+  observedMs = 0;
 
   add(entry: EntryDelta, perSecond: number): void {
     const requests = entry.requests ?? 0;
+    this.observedMs = Math.max(this.observedMs, 1000 / perSecond);
     const protocol = labelOf(entry, 'request_protocol');
     if (protocol) this.protocols.add(protocol);
     this.reporters.add(labelOf(entry, 'reporter'));
@@ -169,6 +179,7 @@ class Accumulator {
     return {
       requests: round(this.requests),
       requestsPerSecond: this.requestRate,
+      observedSeconds: this.observedMs > 0 ? round(this.observedMs / 1000) : null,
       errors: round(this.errors),
       errorsPerSecond: this.errorRate,
       errorRate: this.requestRate > 0 ? this.errorRate / this.requestRate : null,

@@ -173,6 +173,32 @@ export function metrics(service: string, atMs: number): ResourceMetrics {
   } as unknown as ResourceMetrics;
 }
 
+/** One gauge with `n` data points (distinct attributes), for batch-size limits. */
+export function gaugePoints(service: string, n: number): ResourceMetrics {
+  const time = hr(Date.now());
+  return {
+    resource: resource(service),
+    scopeMetrics: [
+      {
+        scope,
+        metrics: [
+          {
+            descriptor: { name: 'queue.depth', description: 'depth', unit: '1', valueType: 1 },
+            aggregationTemporality: 1,
+            dataPointType: 2,
+            dataPoints: Array.from({ length: n }, (_, i) => ({
+              startTime: time,
+              endTime: time,
+              attributes: { queue: `q${i}` },
+              value: i,
+            })),
+          },
+        ],
+      },
+    ],
+  } as unknown as ResourceMetrics;
+}
+
 export function metricsProtobuf(m: ResourceMetrics): Uint8Array {
   return ProtobufMetricsSerializer.serializeRequest(m)!;
 }

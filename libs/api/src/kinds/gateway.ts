@@ -198,10 +198,18 @@ export function checkServerTls(tls: ServerTLSSettings, at: Checker): void {
     tls.credentialName || tls.credentialNames?.length || tls.tlsCertificates?.length,
   );
   if (mode === 'ISTIO_MUTUAL') {
-    for (const f of ['serverCertificate', 'privateKey', 'caCertificates', 'credentialName'] as const) {
+    for (const f of [
+      'serverCertificate',
+      'privateKey',
+      'caCertificates',
+      'credentialName',
+      'credentialNames',
+      'tlsCertificates',
+    ] as const) {
       if (tls[f] !== undefined)
         at.at(f).error('cannot be set with ISTIO_MUTUAL (Istio provides the certificates)');
     }
+    checkClientPins(tls, at);
     return;
   }
   if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
@@ -209,8 +217,22 @@ export function checkServerTls(tls: ServerTLSSettings, at: Checker): void {
       at.warn(`${mode} mode does not terminate TLS, so its certificates are ignored`);
     }
   }
-  if (tls.credentialName && tls.credentialNames?.length)
-    at.error('only one of credentialName or credentialNames may be set');
+  const sources = (['credentialName', 'credentialNames', 'tlsCertificates'] as const).filter((f) =>
+    Array.isArray(tls[f]) ? (tls[f] as unknown[]).length > 0 : Boolean(tls[f]),
+  );
+  if (sources.length > 1) at.error(`only one of ${sources.join(', ')} may be set`);
+  for (const f of ['credentialNames', 'tlsCertificates'] as const) {
+    if ((tls[f]?.length ?? 0) > 2)
+      at.at(f).error(
+        'at most 2 entries: one RSA and one ECDSA certificate, picked by what the client accepts',
+      );
+  }
+  if (tls.tlsCertificates?.length && (tls.serverCertificate || tls.privateKey))
+    at.error('serverCertificate and privateKey cannot be set with tlsCertificates');
+  for (const [i, t] of (tls.tlsCertificates ?? []).entries()) {
+    if (!t.serverCertificate) at.at('tlsCertificates', i, 'serverCertificate').error('is required');
+    if (!t.privateKey) at.at('tlsCertificates', i, 'privateKey').error('is required');
+  }
   if (mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') {
     if (!hasCredential) {
       if (!tls.serverCertificate)
@@ -223,11 +245,23 @@ export function checkServerTls(tls: ServerTLSSettings, at: Checker): void {
       }
     }
   }
+  if (
+    (mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') &&
+    tls.tlsCertificates?.length &&
+    !tls.caCertificates &&
+    !tls.tlsCertificates.some((t) => t.caCertificates)
+  )
+    at.at('caCertificates').error(`${mode} TLS needs a CA bundle to verify clients`);
   if (tls.caCrl) {
-    if (tls.credentialName)
-      at.at('caCrl').error('is not supported with credentialName; put the CRL in the credential');
+    if (tls.credentialName || tls.credentialNames?.length)
+      at.at('caCrl').error('is not supported with credentialName; put the CRL in the credential (ca.crl)');
     if (mode === 'SIMPLE') at.at('caCrl').error('is not supported with SIMPLE TLS');
   }
+  checkClientPins(tls, at);
+  if (mode === 'SIMPLE' && (tls.verifyCertificateSpki?.length || tls.verifyCertificateHash?.length))
+    at.warn(
+      'verifyCertificateSpki/verifyCertificateHash check client certificates, which SIMPLE TLS does not ask for',
+    );
   if (
     (tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') &&
     !tls.cipherSuites?.length
@@ -245,6 +279,23 @@ export function checkServerTls(tls: ServerTLSSettings, at: Checker): void {
     order.indexOf(tls.minProtocolVersion) > order.indexOf(tls.maxProtocolVersion)
   ) {
     at.at('minProtocolVersion').error(`is higher than maxProtocolVersion (${tls.maxProtocolVersion})`);
+  }
+}
+
+/** Envoy's pins: base64 SHA-256 digests of a SubjectPublicKeyInfo; hex SHA-256 fingerprints (colons allowed). */
+function checkClientPins(tls: ServerTLSSettings, at: Checker): void {
+  for (const [i, pin] of (tls.verifyCertificateSpki ?? []).entries()) {
+    const ok = /^[A-Za-z0-9+/]{43}=$/.test(pin);
+    if (!ok)
+      at.at('verifyCertificateSpki', i).error(
+        `"${pin}" is not a base64 SHA-256 digest of a public key (44 characters, as openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64 prints)`,
+      );
+  }
+  for (const [i, hash] of (tls.verifyCertificateHash ?? []).entries()) {
+    if (!/^[0-9a-fA-F]{64}$/.test(hash.replace(/:/g, '')))
+      at.at('verifyCertificateHash', i).error(
+        `"${hash}" is not a SHA-256 certificate fingerprint (64 hex digits, colons allowed)`,
+      );
   }
 }
 

@@ -1,7 +1,7 @@
 import { parse as parseCel } from '@bufbuild/cel';
 import { z } from 'zod';
 import type { Checker } from '../validation/checker.js';
-import { bool, duration, obj, rules, str } from '../validation/schema.js';
+import { bool, duration, num, obj, rules, str } from '../validation/schema.js';
 import type { KindValidation } from './context.js';
 import {
   checkPolicyTargets,
@@ -135,8 +135,7 @@ const celExpression = () =>
     }
   });
 
-const samplingPercentage = () =>
-  rules(z.number(), (v) => (v < 0 || v > 100 ? `must be between 0 and 100, got ${v}` : undefined));
+const samplingPercentage = () => num(0, 100);
 
 export const telemetrySchema = obj({
   selector: labelSelectorSchema().optional(),

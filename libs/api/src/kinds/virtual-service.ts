@@ -680,6 +680,12 @@ function checkRedirect(r: HTTPRedirect, at: Checker): void {
   if (r.scheme !== undefined && r.scheme !== 'http' && r.scheme !== 'https') {
     at.at('scheme').error(`must be "http" or "https", got "${r.scheme}"`);
   }
+  // Istio accepts any 3xx, but Envoy sends only these: another code would leave the route without an action.
+  if (r.redirectCode !== undefined && ![301, 302, 303, 307, 308].includes(r.redirectCode)) {
+    at.at('redirectCode').error(
+      `${r.redirectCode} is not a redirect the proxy can send; use 301, 302, 303, 307 or 308`,
+    );
+  }
 }
 
 function checkDirectResponse(d: HTTPDirectResponse, at: Checker): void {
@@ -699,12 +705,12 @@ function checkDirectResponse(d: HTTPDirectResponse, at: Checker): void {
 }
 
 function checkRetries(r: HTTPRetry, at: Checker): void {
-  if (
-    r.attempts === 0 &&
-    (r.perTryTimeout !== undefined || r.retryOn !== undefined || r.retryRemoteLocalities !== undefined)
-  ) {
+  const tuning = (
+    ['perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff'] as const
+  ).filter((f) => r[f] !== undefined);
+  if (r.attempts === 0 && tuning.length) {
     at.at('attempts').error(
-      'retries are disabled (attempts: 0), so perTryTimeout, retryOn and retryRemoteLocalities have no effect; remove them or set attempts',
+      `retries are disabled (attempts: 0), so ${tuning.join(', ')} would have no effect; remove ${tuning.length === 1 ? 'it' : 'them'} or set attempts`,
     );
   }
   if (r.retryOn !== undefined) {

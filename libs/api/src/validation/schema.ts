@@ -36,6 +36,19 @@ function integer(value: number): string | undefined {
   return Number.isInteger(value) ? undefined : `must be a whole number, got ${value}`;
 }
 
+/**
+ * What JSON Schema (and so the generated CRDs) can say about a number the
+ * rules below check: its type and bounds. Only metadata — validation and its
+ * messages stay with the rules.
+ */
+function numberMeta(type: 'integer' | 'number', min?: number, max?: number) {
+  return {
+    type,
+    ...(min !== undefined ? { minimum: min } : {}),
+    ...(max !== undefined ? { maximum: max } : {}),
+  };
+}
+
 /** An integer within [min, max] (either bound optional). */
 export function int(min?: number, max?: number) {
   return rules(z.number(), integer, (v) => {
@@ -45,7 +58,7 @@ export function int(min?: number, max?: number) {
       return min === 0 ? `must not be negative, got ${v}` : `must be at least ${min}, got ${v}`;
     if (max !== undefined && v > max) return `must be at most ${max}, got ${v}`;
     return undefined;
-  });
+  }).meta(numberMeta('integer', min, max));
 }
 
 /** A number (fractions allowed) within [min, max] (either bound optional). */
@@ -56,7 +69,7 @@ export function num(min?: number, max?: number) {
     if (min !== undefined && v < min) return `must be at least ${min}, got ${v}`;
     if (max !== undefined && v > max) return `must be at most ${max}, got ${v}`;
     return undefined;
-  });
+  }).meta(numberMeta('number', min, max));
 }
 
 /** A non-negative integer (protobuf uint32 / counts). */
@@ -66,7 +79,7 @@ export const uint = () => int(0, 4_294_967_295);
 export function port() {
   return rules(z.number(), integer, (v) =>
     v < 1 || v > 65535 ? `must be a port number between 1 and 65535, got ${v}` : undefined,
-  );
+  ).meta(numberMeta('integer', 1, 65535));
 }
 
 /** A port number where 0 is allowed (for listeners bound to a unix socket); the semantic checks decide. */
@@ -82,7 +95,9 @@ export const percent = () =>
       if (v < 0 || v > 100) return `must be between 0 and 100, got ${v}`;
       if (v > 0 && v < 0.0001) return `must be 0 or at least 0.0001, got ${v}`;
       return undefined;
-    }).optional(),
+    })
+      .meta(numberMeta('number', 0, 100))
+      .optional(),
   });
 
 /**

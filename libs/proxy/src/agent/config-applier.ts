@@ -36,7 +36,10 @@ interface SecretJson {
     certificate_chain?: { inline_string?: string; inline_bytes?: string };
     private_key?: { inline_string?: string; inline_bytes?: string };
   };
-  validation_context?: { trusted_ca?: { inline_string?: string; inline_bytes?: string } };
+  validation_context?: {
+    trusted_ca?: { inline_string?: string; inline_bytes?: string };
+    crl?: { inline_string?: string; inline_bytes?: string };
+  };
 }
 
 function dataSource(d: { inline_string?: string; inline_bytes?: string } | undefined): string | undefined {
@@ -61,7 +64,8 @@ function compileSecret(j: SecretJson): Secret {
     throw new ConfigError(
       `secret ${j.name}: neither a tls_certificate nor a validation_context with trusted_ca`,
     );
-  return { kind: 'validation', trustedCa };
+  const crl = dataSource(j.validation_context?.crl);
+  return { kind: 'validation', trustedCa, ...(crl ? { crl } : {}) };
 }
 
 /** Compiles every resource first, so one bad resource rejects the whole response and nothing changes. */

@@ -1,6 +1,6 @@
 import { memoryRateLimitServices, type RateLimitServices } from '@mizzen/ratelimit';
-import type { Logger } from '@mizzen/runtime';
-import { AdsClient, TypeUrl, type XdsNode } from '@mizzen/xds';
+import { componentTracer, type Logger, withSpan } from '@mizzen/runtime';
+import { AdsClient, shortType, TypeUrl, type XdsNode } from '@mizzen/xds';
 import type { FastifyInstance } from 'fastify';
 import { createAdminServer, createHealthServer } from '../admin/admin-server.js';
 import { Router } from '../http/router.js';
@@ -68,6 +68,12 @@ export class MeshProxy {
   constructor(private readonly options: ProxyOptions) {
     this.log = options.logger;
     this.secrets = options.secrets ?? new SecretStore();
+    // Certificate files this proxy reads itself: a change that breaks them closes their servers, and says why.
+    this.secrets.onChange((name) => {
+      const problem = this.secrets.problem(name);
+      if (problem)
+        this.log.warn({ secret: name, reason: problem }, 'TLS servers using these files stay closed');
+    });
     this.certs = options.certificates
       ? new WorkloadCertManager({ ...options.certificates, secrets: this.secrets, logger: this.log })
       : undefined;
@@ -97,11 +103,26 @@ export class MeshProxy {
       filterServices: { rateLimits: this.rateLimits, logger: this.log },
     });
     const applier = this.applier;
+    // One span per xDS response (a no-op unless the process's Node SDK exports): accepted, or rejected with why.
+    const tracer = componentTracer('proxy');
     this.ads = new AdsClient({
       address: options.pilot,
       node: options.node,
       logger: this.log,
-      onResources: (typeUrl, resources, version) => applier.apply(typeUrl, resources, version),
+      onResources: (typeUrl, resources, version) =>
+        withSpan(
+          tracer,
+          `xds apply ${shortType(typeUrl)}`,
+          {
+            attributes: {
+              'xds.type_url': typeUrl,
+              'xds.version': version,
+              'xds.resources': resources.length,
+              'xds.node': options.node.id,
+            },
+          },
+          () => applier.apply(typeUrl, resources, version),
+        ),
       initialBackoffMs: options.initialBackoffMs,
       maxBackoffMs: options.maxBackoffMs,
     });
@@ -146,7 +167,13 @@ export class MeshProxy {
   isReady(): boolean {
     if (!this.applied.has(TypeUrl.Cluster) || !this.applied.has(TypeUrl.Listener)) return false;
     if (!this.clusters.warm()) return false;
-    if (!this.applier.secretNames().every((n) => this.secrets.get(n) !== undefined)) return false;
+    // A certificate file that cannot be read keeps only its own servers closed (and says so); it does not hold readiness.
+    if (
+      !this.applier
+        .secretNames()
+        .every((n) => this.secrets.get(n) !== undefined || this.secrets.problem(n) !== undefined)
+    )
+      return false;
     return this.listeners.rdsNames().every((n) => this.routes.has(n));
   }
 
@@ -160,6 +187,7 @@ export class MeshProxy {
     await this.admin.close();
     await this.health.close();
     await this.rateLimits.store.close();
+    this.secrets.close();
   }
 }
 

@@ -1,4 +1,6 @@
 import net from 'node:net';
+import path from 'node:path';
+import { type KeyType, parseKeyType } from '@mizzen/pki';
 import type { CaptureMode } from '../listeners/listener-manager.js';
 import type { WorkloadPortSpec } from './node.js';
 
@@ -92,10 +94,53 @@ export function parseAddress(value: string | undefined, flag: string): string {
   return value;
 }
 
-/** `--ca-address` / `--ca-token-file` / `--trust-domain` / `--cert-ttl`: where the workload certificate comes from. */
+/**
+ * The workload key's type: `--cert-key-type` (`ecdsa` = ECDSA P-256, `rsa` =
+ * RSA 2048, or an exact EC-P256, EC-P384, RSA-2048, RSA-3072, RSA-4096), else
+ * Istio's agent environment — ECC_SIGNATURE_ALGORITHM (ECDSA, or RSA) with
+ * ECC_CURVE (P256, P384) or WORKLOAD_RSA_KEY_SIZE (2048, 3072, 4096). ECDSA
+ * P-256 when neither says (Istio's agent defaults to RSA; Mizzen to ECDSA).
+ */
+export function parseCertKeyType(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): KeyType {
+  if (flag !== undefined) {
+    const lower = flag.toLowerCase();
+    if (lower === 'ecdsa') return 'EC-P256';
+    if (lower === 'rsa') return 'RSA-2048';
+    try {
+      return parseKeyType(flag);
+    } catch {
+      throw new FlagError(
+        `--cert-key-type must be ecdsa, rsa, EC-P256, EC-P384, RSA-2048, RSA-3072 or RSA-4096, got "${flag}"`,
+      );
+    }
+  }
+  const algorithm = env.ECC_SIGNATURE_ALGORITHM?.trim().toUpperCase() || 'ECDSA';
+  if (algorithm === 'ECDSA') {
+    const curve = env.ECC_CURVE?.trim().toUpperCase() || 'P256';
+    if (curve === 'P256') return 'EC-P256';
+    if (curve === 'P384') return 'EC-P384';
+    throw new FlagError(`ECC_CURVE must be P256 or P384, got "${env.ECC_CURVE}"`);
+  }
+  if (algorithm === 'RSA') {
+    const size = env.WORKLOAD_RSA_KEY_SIZE?.trim() || '2048';
+    if (size === '2048' || size === '3072' || size === '4096') return `RSA-${size}`;
+    throw new FlagError(
+      `WORKLOAD_RSA_KEY_SIZE must be 2048, 3072 or 4096, got "${env.WORKLOAD_RSA_KEY_SIZE}"`,
+    );
+  }
+  throw new FlagError(`ECC_SIGNATURE_ALGORITHM must be ECDSA or RSA, got "${env.ECC_SIGNATURE_ALGORITHM}"`);
+}
+
+/**
+ * `--ca-address` / `--ca-token-file` / `--ca-root-cert` | `--ca-plaintext` /
+ * `--trust-domain` / `--cert-ttl` / `--cert-key-type`: where the workload
+ * certificate comes from. The CA is reached over TLS, verified with the roots
+ * in `--ca-root-cert` (else Istio's CA_ROOT_CA); plaintext only when asked.
+ */
 export function parseCertificateFlags(
   values: Record<string, unknown>,
   identity: { namespace: string; serviceAccount: string },
+  env: NodeJS.ProcessEnv = process.env,
 ):
   | {
       caAddress: string;
@@ -104,11 +149,17 @@ export function parseCertificateFlags(
       namespace: string;
       serviceAccount: string;
       ttlSeconds?: number;
+      keyType: KeyType;
+      caRootCertFile?: string;
     }
   | undefined {
   const address = values['ca-address'] as string | undefined;
   const tokenFile = values['ca-token-file'] as string | undefined;
-  if (address === undefined && tokenFile === undefined) return undefined;
+  if (address === undefined && tokenFile === undefined) {
+    for (const flag of ['ca-root-cert', 'ca-plaintext'])
+      if (values[flag] !== undefined) throw new FlagError(`--${flag} needs --ca-address`);
+    return undefined;
+  }
   if (!address || !tokenFile) throw new FlagError('--ca-address and --ca-token-file go together');
   parseAddress(address, '--ca-address');
   const trustDomain = (values['trust-domain'] as string | undefined) ?? 'cluster.local';
@@ -121,7 +172,25 @@ export function parseCertificateFlags(
     if (!m) throw new FlagError(`--cert-ttl must be like 30s, 10m or 24h, got "${ttl}"`);
     ttlSeconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
   }
-  return { caAddress: address, tokenFile, trustDomain, ...identity, ttlSeconds };
+  const keyType = parseCertKeyType(values['cert-key-type'] as string | undefined, env);
+  const plaintext = values['ca-plaintext'] === true;
+  const rootFlag = values['ca-root-cert'] as string | undefined;
+  if (plaintext && rootFlag !== undefined)
+    throw new FlagError('--ca-root-cert and --ca-plaintext exclude each other');
+  const rootFile = plaintext ? undefined : (rootFlag ?? (env.CA_ROOT_CA || undefined));
+  if (!plaintext && rootFile === undefined)
+    throw new FlagError(
+      "--ca-address needs --ca-root-cert FILE (the root the CA's certificate chains to; or CA_ROOT_CA), or --ca-plaintext for local debugging",
+    );
+  return {
+    caAddress: address,
+    tokenFile,
+    trustDomain,
+    ...identity,
+    ttlSeconds,
+    keyType,
+    ...(rootFile !== undefined ? { caRootCertFile: path.resolve(rootFile) } : {}),
+  };
 }
 
 /** The certificate flags both sidecar and gateway accept. */
@@ -130,6 +199,9 @@ export const CERTIFICATE_FLAGS = {
   'ca-token-file': { type: 'string' },
   'trust-domain': { type: 'string' },
   'cert-ttl': { type: 'string' },
+  'cert-key-type': { type: 'string' },
+  'ca-root-cert': { type: 'string' },
+  'ca-plaintext': { type: 'boolean' },
 } as const;
 
 /**

@@ -67,7 +67,9 @@ function usage(d: GatewayDefaults): string {
          [--ip 127.0.0.1] [--admin-port 15000] [--health-port 15021] [--log-level info]
          [--stats-port 15020] [--otlp-endpoint http://HOST:4318] [--proxy-config JSON]
          [--locality region/zone/subzone]
-         [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]]
+         [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]
+         [--cert-key-type ecdsa|rsa|EC-P384|RSA-3072|…]
+         [--ca-root-cert FILE | --ca-plaintext]]
 
 ${d.purpose}
 --port-map maps a Gateway server port (the gateway Service's port) to the port this process

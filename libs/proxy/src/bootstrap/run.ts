@@ -1,5 +1,12 @@
 import { parseArgs } from 'node:util';
-import { createLogger, installLifecycle, isLogLevel, type Logger, onShutdown } from '@mizzen/runtime';
+import {
+  createLogger,
+  installLifecycle,
+  isLogLevel,
+  type Logger,
+  onShutdown,
+  startComponentTracing,
+} from '@mizzen/runtime';
 import { MeshProxy, type ProxyOptions } from '../agent/proxy.js';
 import { FlagError } from './flags.js';
 
@@ -45,6 +52,18 @@ export async function runProxyApp(opts: {
     throw err;
   }
   installLifecycle(logger);
+  // The process's own traces (its config updates) through OpenTelemetry's Node SDK, from the OTEL_* environment;
+  // the requests' spans are Istio's, sent where the mesh config's tracing provider says (libs/telemetry).
+  const node = options!.node;
+  const namespace = node.metadata?.NAMESPACE;
+  // TYPE~IP~POD.NAMESPACE~…: the pod, as Istio's proxies name themselves.
+  const pod = node.id.split('~')[2]?.split('.')[0];
+  startComponentTracing(opts.component, logger, {
+    resourceAttributes: {
+      ...(pod ? { 'k8s.pod.name': pod } : {}),
+      ...(typeof namespace === 'string' ? { 'k8s.namespace.name': namespace } : {}),
+    },
+  });
   const proxy = new MeshProxy({ ...options!, logger });
   onShutdown(() => proxy.stop());
   try {

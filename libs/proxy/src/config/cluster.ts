@@ -2,6 +2,7 @@ import net from 'node:net';
 import { nativeSocketOptionsAvailable, type TcpKeepalive } from '@mizzen/original-dst';
 import { durationToMs, SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
+import { type EndpointIdentity, endpointIdentity } from '../observe/peer-metadata.js';
 import { MAX_RING_SIZE } from '../upstream/consistent-hash.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
@@ -27,6 +28,8 @@ export interface EndpointSpec {
   readonly localityWeight: number;
   /** The assignment's policy.overprovisioning_factor, in percent (140 unless set). */
   readonly overprovisioningFactor: number;
+  /** The workload behind it and its identity, from Istio's endpoint metadata (telemetry's peer for TCP). */
+  readonly identity?: EndpointIdentity;
 }
 
 /** Envoy's slow_start_config: hosts that join ramp up their weight over a window. */
@@ -329,10 +332,13 @@ function compileSidecarUpgrade(c: ClusterJson, where: string): number | undefine
 /** Envoy's default connect timeout. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
+function filterMetadata(metadata: unknown, namespace: string): Record<string, unknown> | undefined {
+  return (metadata as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)
+    ?.filter_metadata?.[namespace];
+}
+
 function transportMatchOf(metadata: unknown): Record<string, string> {
-  const fm = (metadata as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)
-    ?.filter_metadata;
-  const m = fm?.['envoy.transport_socket_match'] ?? {};
+  const m = filterMetadata(metadata, 'envoy.transport_socket_match') ?? {};
   return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
 }
 
@@ -349,6 +355,7 @@ function endpointSpec(e: LbEndpointJson, group: GroupPlacement, where: string): 
   const port = sa.port_value ?? 0;
   if (!(port > 0 && port < 65536)) fail(where, `endpoint ${sa.address} has invalid port ${port}`);
   const status = e.health_status ?? 'UNKNOWN';
+  const identity = endpointIdentity(filterMetadata(e.metadata, 'istio'));
   return {
     address: sa.address,
     port,
@@ -358,6 +365,7 @@ function endpointSpec(e: LbEndpointJson, group: GroupPlacement, where: string): 
     sidecar: transportMatchOf(e.metadata).tlsMode === 'istio',
     transportMatch: transportMatchOf(e.metadata),
     ...group,
+    ...(identity ? { identity } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ import type {
 } from '../envoy/types.js';
 import type { HttpFilter } from '../http/filters/filter.js';
 import { compileHttpFilters } from '../http/filters/registry.js';
-import type { HttpTelemetryConfig } from '../observe/records.js';
+import type { HttpTelemetryConfig, TcpTelemetryConfig } from '../observe/records.js';
 import { type ClientCertPolicy, isForwardClientCertDetails } from '../security/client-cert-details.js';
 import { fail } from './errors.js';
 import {
@@ -17,7 +17,7 @@ import {
   type FilterChainMatchJson,
 } from './filter-chain-match.js';
 import { RouteTable } from './route-table.js';
-import { compileHcmTelemetry } from './telemetry.js';
+import { compileHcmTelemetry, compileStatsConfig, isStatsFilter } from './telemetry.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
 
 export const HCM_TYPE =
@@ -87,6 +87,8 @@ export interface TcpProxyConfig {
   readonly hashBySourceIp: boolean;
   /** Network RBAC filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
   readonly authz?: AuthzChain;
+  /** Istio's `istio.stats` network filter before it: TCP metrics are reported, with its overrides. */
+  readonly telemetry: TcpTelemetryConfig;
 }
 
 export type NetworkFilterConfig = HttpConnectionManagerConfig | TcpProxyConfig;
@@ -254,23 +256,31 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
     ),
     ...(tc.tunneling_config ? { tunneling: compileTunneling(tc.tunneling_config, where) } : {}),
     hashBySourceIp: compileTcpHashPolicy(tc.hash_policy, where),
+    telemetry: {},
   };
 }
 
 function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFilterConfig {
   const all = chain.filters ?? [];
-  // Authorization (network RBAC) may precede the terminal filter, as Istio puts it before tcp_proxy.
-  const authzFilters = all.slice(0, -1);
-  authzFilters.forEach((f, i) => {
-    if (!isAuthzFilter(f) || f.typed_config?.['@type'] !== RBAC_NETWORK_TYPE)
+  if (all.length === 0) {
+    fail(where, 'expected a network filter (http_connection_manager or tcp_proxy), got none');
+  }
+  // Before the terminal filter: authorization (network RBAC) and Istio's stats filter, as Istio puts them before tcp_proxy.
+  const authzFilters: NetworkFilterJson[] = [];
+  let stats: { json: Record<string, unknown>; at: number } | undefined;
+  all.slice(0, -1).forEach((f, i) => {
+    const typed = f.typed_config as Record<string, unknown> | undefined;
+    if (isStatsFilter(typed)) {
+      if (stats) fail(`${where}.filters[${i}]`, 'a second istio.stats filter; a chain takes one');
+      stats = { json: typed!, at: i };
+    } else if (isAuthzFilter(f) && f.typed_config?.['@type'] === RBAC_NETWORK_TYPE)
+      authzFilters.push(f as NetworkFilterJson);
+    else
       fail(
         `${where}.filters[${i}]`,
         `network filter ${f.name} is not supported by this proxy before the last filter`,
       );
   });
-  if (all.length === 0) {
-    fail(where, 'expected a network filter (http_connection_manager or tcp_proxy), got none');
-  }
   const last = all.length - 1;
   const f = all[last]!;
   const tc = f.typed_config;
@@ -280,13 +290,23 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
         `${where}.filters[0]`,
         'network RBAC before an HTTP connection manager is not supported; use the HTTP RBAC filter',
       );
+    if (stats)
+      fail(
+        `${where}.filters[${stats.at}]`,
+        'the istio.stats network filter belongs before tcp_proxy; HTTP takes it among its http_filters',
+      );
     return compileHcm(tc as HttpConnectionManagerJson, `${where}.filters[${last}]`);
   }
   if (tc?.['@type'] === TCP_PROXY_TYPE) {
     const proxy = compileTcpProxy(tc as TcpProxyJson, `${where}.filters[${last}]`);
-    return authzFilters.length
-      ? { ...proxy, authz: AuthzChain.compile(authzFilters as NetworkFilterJson[], `${where}.filters`) }
-      : proxy;
+    const telemetry: TcpTelemetryConfig = stats
+      ? { stats: compileStatsConfig(stats.json, `${where}.filters[${stats.at}].typed_config`) }
+      : {};
+    return {
+      ...proxy,
+      telemetry,
+      ...(authzFilters.length ? { authz: AuthzChain.compile(authzFilters, `${where}.filters`) } : {}),
+    };
   }
   fail(
     `${where}.filters[0]`,

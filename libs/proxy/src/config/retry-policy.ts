@@ -32,6 +32,12 @@ export interface RetryPolicy {
   readonly maxIntervalMs: number;
   /** Envoy's previous_priorities retry priority: retries leave already-tried priority levels (localities). */
   readonly priority?: { readonly updateFrequency: number };
+  /**
+   * Envoy's previous_hosts retry host predicate: a retry prefers a host not
+   * tried yet. Without it a retry may land on the same host again (a
+   * consistent-hash route stays on its host).
+   */
+  readonly avoidPreviousHosts: boolean;
 }
 
 export const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
@@ -57,6 +63,20 @@ function compileRetryPriority(
   return { updateFrequency };
 }
 
+const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
+const PREVIOUS_HOSTS_TYPE =
+  'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
+
+/** The retry host predicates; only previous_hosts is known (another is a NACK, never silently ignored). */
+function compileHostPredicates(predicates: RetryPolicyJson['retry_host_predicate'], where: string): boolean {
+  for (const [i, p] of (predicates ?? []).entries()) {
+    const type = p.typed_config?.['@type'];
+    if (p.name !== PREVIOUS_HOSTS && type !== PREVIOUS_HOSTS_TYPE)
+      fail(`${where}.retry_host_predicate[${i}]`, `retry host predicate ${p.name ?? type} is not supported`);
+  }
+  return (predicates ?? []).length > 0;
+}
+
 export function compileRetryPolicy(p: RetryPolicyJson | undefined, where: string): RetryPolicy | undefined {
   if (!p) return undefined;
   const conditions = new Set<string>();
@@ -79,5 +99,6 @@ export function compileRetryPolicy(p: RetryPolicyJson | undefined, where: string
     baseIntervalMs: base,
     maxIntervalMs: Math.max(base, max),
     priority: compileRetryPriority((p as { retry_priority?: RetryPriorityJson }).retry_priority, where),
+    avoidPreviousHosts: compileHostPredicates(p.retry_host_predicate, where),
   };
 }

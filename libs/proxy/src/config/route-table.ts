@@ -38,6 +38,8 @@ export interface WeightedCluster {
   readonly weight: number;
   readonly requestHeaders: HeaderMutation;
   readonly responseHeaders: HeaderMutation;
+  /** This cluster's own authority rewrite (host_rewrite_literal), used when the route sets none. */
+  readonly hostRewrite?: string;
 }
 
 export interface ForwardAction {
@@ -172,6 +174,7 @@ function compileForward(a: RouteActionJson, where: string): ForwardAction {
           c.response_headers_to_remove,
           `${w}.response`,
         ),
+        hostRewrite: c.host_rewrite_literal || undefined,
       };
     });
   } else {

@@ -36,7 +36,12 @@ export type HeaderLookup = (name: string) => string | undefined;
 
 export type HeaderPredicate = (headers: HeaderLookup) => boolean;
 
-/** Envoy's HeaderMatcher (including the deprecated *_match forms), with invert_match. */
+/**
+ * Envoy's HeaderMatcher (including the deprecated *_match forms), with
+ * invert_match. A missing header matches nothing, inverted or not, except
+ * `present_match` (Envoy's HeaderUtility::matchHeaders) — unless
+ * treat_missing_header_as_empty, which matches it as the empty string.
+ */
 export function compileHeaderMatcher(h: HeaderMatcherJson, where: string): HeaderPredicate {
   const name = h.name.toLowerCase();
   let test: (value: string | undefined) => boolean;
@@ -44,21 +49,27 @@ export function compileHeaderMatcher(h: HeaderMatcherJson, where: string): Heade
     const match = compileStringMatcher(m, where);
     return (v: string | undefined) => v !== undefined && match(v);
   };
+  let presence = false;
   if (h.string_match) test = str(h.string_match);
   else if (h.exact_match !== undefined) test = str({ exact: h.exact_match });
   else if (h.prefix_match !== undefined) test = str({ prefix: h.prefix_match });
   else if (h.suffix_match !== undefined) test = str({ suffix: h.suffix_match });
   else if (h.contains_match !== undefined) test = str({ contains: h.contains_match });
   else if (h.safe_regex_match) test = str({ safe_regex: h.safe_regex_match });
-  else if (h.present_match !== undefined) {
-    const want = h.present_match;
+  else {
+    // present_match, or no matcher at all (the header must be present).
+    presence = true;
+    const want = h.present_match ?? true;
     test = (v) => (v !== undefined) === want;
-  } else test = (v) => v !== undefined; // no matcher: the header must be present
+  }
   const invert = h.invert_match === true;
   const missingAsEmpty = h.treat_missing_header_as_empty === true;
   return (headers) => {
     let value = headers(name);
-    if (value === undefined && missingAsEmpty) value = '';
+    if (value === undefined) {
+      if (missingAsEmpty) value = '';
+      else if (!presence) return false;
+    }
     return test(value) !== invert;
   };
 }

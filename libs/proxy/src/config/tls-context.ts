@@ -18,6 +18,9 @@ interface DataSourceJson {
 
 interface ValidationContextJson {
   trusted_ca?: DataSourceJson;
+  crl?: DataSourceJson;
+  verify_certificate_spki?: string[];
+  verify_certificate_hash?: string[];
   match_subject_alt_names?: StringMatcherJson[];
   match_typed_subject_alt_names?: { san_type?: string; matcher: StringMatcherJson }[];
   trust_chain_verification?: string;
@@ -53,10 +56,35 @@ export interface SanMatcher {
   readonly match: Matcher;
 }
 
+/** Where one certificate and its key come from: an SDS secret, or inline PEM. */
+export type CertificateSource =
+  | { readonly secret: string }
+  | { readonly inline: { readonly certChain: string; readonly privateKey: string } };
+
+/** A certificate revocation list: inline PEM, or a file on this proxy read (and watched) when the context is built. */
+export type CrlSource = { readonly inline: string } | { readonly file: string };
+
+/** How the peer's certificate is checked, beyond the chain to the trusted CA. */
+export interface ValidationSpec {
+  readonly secret?: string;
+  readonly inlineCa?: string;
+  readonly sans: readonly SanMatcher[];
+  readonly crl?: CrlSource;
+  /** verify_certificate_spki: base64 SHA-256 digests of the certificate's SubjectPublicKeyInfo. */
+  readonly spki: readonly string[];
+  /** verify_certificate_hash: SHA-256 fingerprints of the certificate, lower-case hex without colons. */
+  readonly hashes: readonly string[];
+}
+
 /** A checked TLS context (downstream or upstream): where its certificate and roots come from, and its rules. */
 export interface TlsContextSpec {
-  readonly certificate?: { secret?: string; inline?: { certChain: string; privateKey: string } };
-  readonly validation?: { secret?: string; inlineCa?: string; sans: readonly SanMatcher[] };
+  /**
+   * The certificates offered, at most one per key type: a server with an RSA
+   * and an ECDSA certificate presents the one the client's signature
+   * algorithms accept (Istio's credentialNames).
+   */
+  readonly certificates: readonly CertificateSource[];
+  readonly validation?: ValidationSpec;
   readonly alpn: readonly string[];
   readonly requireClientCertificate: boolean;
   readonly sni?: string;
@@ -111,6 +139,35 @@ function inline(d: DataSourceJson | undefined, where: string): string | undefine
   return undefined;
 }
 
+/** A SHA-256 digest written as Envoy takes it: 32 bytes, base64 (SPKI) or hex with optional colons (hash). */
+function compileDigests(
+  values: readonly string[] | undefined,
+  kind: 'spki' | 'hash',
+  where: string,
+): string[] {
+  return (values ?? []).map((value, i) => {
+    const at = `${where}.verify_certificate_${kind}[${i}]`;
+    if (kind === 'spki') {
+      const bytes = /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64') : Buffer.alloc(0);
+      if (bytes.length !== 32) fail(at, `"${value}" is not a base64 SHA-256 digest (44 characters)`);
+      return bytes.toString('base64');
+    }
+    const hex = value.replace(/:/g, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(hex))
+      fail(at, `"${value}" is not a hex SHA-256 fingerprint (64 hex digits, colons allowed)`);
+    return hex;
+  });
+}
+
+function compileCrl(d: DataSourceJson | undefined, where: string): CrlSource | undefined {
+  if (!d) return undefined;
+  // A file is read when the context is built, so a CRL that cannot be read closes only the chains using it.
+  if (d.filename) return { file: d.filename };
+  const text = inline(d, where);
+  if (!text) fail(where, 'the CRL is empty');
+  return { inline: text };
+}
+
 function compileValidation(v: ValidationContextJson | undefined, where: string) {
   const sans: SanMatcher[] = [];
   for (const [i, m] of (v?.match_subject_alt_names ?? []).entries()) {
@@ -125,25 +182,30 @@ function compileValidation(v: ValidationContextJson | undefined, where: string) 
       match: compileStringMatcher(m.matcher, `${where}.match_typed_subject_alt_names[${i}]`),
     });
   }
-  return { inlineCa: inline(v?.trusted_ca, `${where}.trusted_ca`), sans };
+  return {
+    inlineCa: inline(v?.trusted_ca, `${where}.trusted_ca`),
+    sans,
+    crl: compileCrl(v?.crl, `${where}.crl`),
+    spki: compileDigests(v?.verify_certificate_spki, 'spki', where),
+    hashes: compileDigests(v?.verify_certificate_hash, 'hash', where),
+  };
 }
 
 /** Compiles an Envoy Downstream/UpstreamTlsContext; anything it cannot honour is an error (never a weaker connection). */
 export function compileTlsContext(json: TlsContextJson, where: string): TlsContextSpec {
   const c = json.common_tls_context ?? {};
   const secrets: string[] = [];
-  let certificate: TlsContextSpec['certificate'];
-  if (c.tls_certificate_sds_secret_configs?.length) {
-    const name = c.tls_certificate_sds_secret_configs[0]!.name;
+  const certificates: CertificateSource[] = [];
+  for (const { name } of c.tls_certificate_sds_secret_configs ?? []) {
     secrets.push(name);
-    certificate = { secret: name };
-  } else if (c.tls_certificates?.length) {
-    const t = c.tls_certificates[0]!;
-    const certChain = inline(t.certificate_chain, `${where}.tls_certificates[0].certificate_chain`);
-    const privateKey = inline(t.private_key, `${where}.tls_certificates[0].private_key`);
+    certificates.push({ secret: name });
+  }
+  for (const [i, t] of (c.tls_certificates ?? []).entries()) {
+    const certChain = inline(t.certificate_chain, `${where}.tls_certificates[${i}].certificate_chain`);
+    const privateKey = inline(t.private_key, `${where}.tls_certificates[${i}].private_key`);
     if (!certChain || !privateKey)
-      fail(`${where}.tls_certificates[0]`, 'needs certificate_chain and private_key');
-    certificate = { inline: { certChain, privateKey } };
+      fail(`${where}.tls_certificates[${i}]`, 'needs certificate_chain and private_key');
+    certificates.push({ inline: { certChain, privateKey } });
   }
   let validation: TlsContextSpec['validation'];
   const combined = c.combined_validation_context;
@@ -151,10 +213,10 @@ export function compileTlsContext(json: TlsContextJson, where: string): TlsConte
     const v = compileValidation(combined.default_validation_context, `${where}.combined_validation_context`);
     const secret = combined.validation_context_sds_secret_config?.name;
     if (secret) secrets.push(secret);
-    validation = { secret, inlineCa: v.inlineCa, sans: v.sans };
+    validation = { ...v, secret };
   } else if (c.validation_context_sds_secret_config) {
     secrets.push(c.validation_context_sds_secret_config.name);
-    validation = { secret: c.validation_context_sds_secret_config.name, sans: [] };
+    validation = { secret: c.validation_context_sds_secret_config.name, sans: [], spki: [], hashes: [] };
   } else if (c.validation_context) {
     validation = compileValidation(c.validation_context, `${where}.validation_context`);
   }
@@ -167,7 +229,7 @@ export function compileTlsContext(json: TlsContextJson, where: string): TlsConte
       fail(`${where}.tls_params.${field}`, `${value} is not a TLS version (TLS_AUTO, TLSv1_0 … TLSv1_3)`);
   }
   return {
-    certificate,
+    certificates,
     validation,
     alpn: c.alpn_protocols ?? [],
     requireClientCertificate: json.require_client_certificate === true,

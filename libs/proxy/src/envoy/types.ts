@@ -101,6 +101,8 @@ export interface RetryPolicyJson {
   per_try_timeout?: string;
   retriable_status_codes?: number[];
   retry_back_off?: { base_interval?: string; max_interval?: string };
+  retry_host_predicate?: { name?: string; typed_config?: { '@type'?: string } }[];
+  host_selection_retry_max_attempts?: number | string;
 }
 
 export interface WeightedClusterJson {
@@ -110,6 +112,7 @@ export interface WeightedClusterJson {
   request_headers_to_remove?: string[];
   response_headers_to_add?: HeaderValueOptionJson[];
   response_headers_to_remove?: string[];
+  host_rewrite_literal?: string;
 }
 
 export interface RouteActionJson {

@@ -174,6 +174,12 @@ export class HttpConnectionManager {
       sendLocalReply(res, 400, 'invalid request target');
       return;
     }
+    // HTTP/1.1 header blocks over the limit never get here (the parser answers 431); HTTP/2's are measured here.
+    const maxHeaders = this.config.maxRequestHeadersBytes;
+    if (req.httpVersionMajor === 2 && maxHeaders && headerListSize(req.rawHeaders) > maxHeaders) {
+      sendLocalReply(res, 431, 'request header fields too large');
+      return;
+    }
     const headers = this.requestHeaders(req, authority, ctx);
     // Peer metadata headers are for sidecars only: take them off every request (a caller's, inbound).
     const callerPeer = takePeerHeaders(headers);
@@ -272,6 +278,7 @@ export class HttpConnectionManager {
       destinationPrincipal:
         this.deps.direction === 'outbound' ? info.upstreamTls?.peerPrincipal() : undefined,
       ...(info.authz ? { authz: info.authz } : {}),
+      ...(Object.keys(info.dynamicMetadata).length ? { dynamicMetadata: info.dynamicMetadata } : {}),
     };
   }
 
@@ -369,9 +376,13 @@ export class HttpConnectionManager {
       case 'direct':
         reply(action.status, action.body ?? '');
         return;
-      case 'redirect':
-        reply(action.status, '', { location: redirectLocation(action, route, ctx.scheme, authority, path) });
+      case 'redirect': {
+        const forwardedProto = headerValue(headers, 'x-forwarded-proto') ?? ctx.scheme;
+        reply(action.status, '', {
+          location: redirectLocation(action, route, { scheme: ctx.scheme, forwardedProto, authority, path }),
+        });
         return;
+      }
       case 'forward':
         await this.forward(req, res, ctx, info, {
           table,
@@ -415,15 +426,9 @@ export class HttpConnectionManager {
       r.table.requestHeaders,
     ];
     applyHeaderMutations(r.headers, requestLevels);
-    let path = r.path;
-    if (r.action.prefixRewrite !== undefined && r.route.prefix !== undefined) {
-      path = r.action.prefixRewrite + path.slice(r.route.prefix.length);
-      if (!path.startsWith('/')) path = `/${path}`;
-    } else if (r.action.regexRewrite) {
-      const rest = path.slice(r.pathOnly.length);
-      path = r.action.regexRewrite.pattern.replaceAll(r.pathOnly, r.action.regexRewrite.substitution) + rest;
-    }
-    if (r.action.hostRewrite) r.headers.host = r.action.hostRewrite;
+    const path = rewritePath(r.action, r.route, r.path, r.pathOnly);
+    const hostRewrite = r.action.hostRewrite ?? target.hostRewrite;
+    if (hostRewrite) r.headers.host = hostRewrite;
     const hash = r.action.hashPolicies.length
       ? this.hash(r.action, r.headers, req, r.path, r.decorators, ctx)
       : undefined;
@@ -582,27 +587,72 @@ export function shadowHost(authority: string): string {
   return m ? `${m[1]}-shadow${m[2] ?? ''}` : `${authority}-shadow`;
 }
 
+/**
+ * The path sent upstream after the route's rewrite: prefix_rewrite swaps the
+ * matched prefix (the whole path, query kept, for exact and regex matches);
+ * regex_rewrite substitutes within the path, query kept.
+ */
+function rewritePath(action: ForwardAction, route: CompiledRoute, path: string, pathOnly: string): string {
+  const query = path.slice(pathOnly.length);
+  if (action.prefixRewrite !== undefined) {
+    const rewritten =
+      route.prefix !== undefined
+        ? action.prefixRewrite + path.slice(route.prefix.length)
+        : action.prefixRewrite + query;
+    return rewritten.startsWith('/') ? rewritten : `/${rewritten}`;
+  }
+  if (action.regexRewrite) {
+    return action.regexRewrite.pattern.replaceAll(pathOnly, action.regexRewrite.substitution) + query;
+  }
+  return path;
+}
+
+/**
+ * Envoy's redirect URL (RouteEntryImplBase::newPath): the scheme, host, port
+ * and path the route says, the request's for the rest. A new host replaces
+ * the request's authority, port included; a new port replaces the request's;
+ * otherwise the request's port is dropped only when the scheme changes away
+ * from the one it is the default port of. A new path keeps the request's query.
+ */
 function redirectLocation(
   action: RedirectAction,
   route: CompiledRoute,
-  scheme: string,
-  authority: string,
-  path: string,
+  request: { scheme: string; forwardedProto: string; authority: string; path: string },
 ): string {
-  const { host, port } = splitAuthority(authority);
-  const newScheme = action.scheme ?? scheme;
-  const schemeChanged = newScheme !== scheme;
-  let newPort = action.port !== undefined ? String(action.port) : schemeChanged ? undefined : port;
-  if ((newScheme === 'http' && newPort === '80') || (newScheme === 'https' && newPort === '443'))
-    newPort = undefined;
-  let newPath = path;
-  if (action.path !== undefined) newPath = action.path;
-  else if (action.prefixRewrite !== undefined && route.prefix !== undefined) {
-    newPath = action.prefixRewrite + path.slice(route.prefix.length);
+  const scheme = action.scheme ?? request.scheme;
+  const port = action.port !== undefined ? `:${action.port}` : '';
+  let host = action.host;
+  if (host === undefined) {
+    const { host: name, port: requestPort } = splitAuthority(request.authority);
+    const dropPort =
+      port !== '' ||
+      (scheme !== request.forwardedProto &&
+        ((request.forwardedProto === 'https' && requestPort === '443') ||
+          (request.forwardedProto === 'http' && requestPort === '80')));
+    host = dropPort || requestPort === undefined ? name : `${name}:${requestPort}`;
   }
-  if (action.stripQuery) {
-    const q = newPath.indexOf('?');
-    if (q >= 0) newPath = newPath.slice(0, q);
+  const queryAt = request.path.indexOf('?');
+  const query = queryAt >= 0 ? request.path.slice(queryAt) : '';
+  let path = request.path;
+  if (action.path !== undefined) path = action.path.includes('?') ? action.path : action.path + query;
+  else if (action.prefixRewrite !== undefined) {
+    path =
+      route.prefix !== undefined
+        ? action.prefixRewrite + request.path.slice(route.prefix.length)
+        : action.prefixRewrite + query;
   }
-  return `${newScheme}://${action.host ?? host}${newPort ? `:${newPort}` : ''}${newPath}`;
+  if (!path.startsWith('/')) path = `/${path}`;
+  if (action.stripQuery && !(action.path ?? '').includes('?')) {
+    const q = path.indexOf('?');
+    if (q >= 0) path = path.slice(0, q);
+  }
+  return `${scheme}://${host}${port}${path}`;
+}
+
+/** An HTTP/2 header list's size as RFC 7540 §6.5.2 counts it: name and value octets plus 32 per field. */
+function headerListSize(raw: readonly string[]): number {
+  let size = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    size += Buffer.byteLength(raw[i]!) + Buffer.byteLength(raw[i + 1]!) + 32;
+  return size;
 }

@@ -35,4 +35,7 @@ export const LocalReplies = {
     'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
   reset: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  localReset: 'upstream connect error or disconnect/reset before headers. reset reason: local reset',
+  refusedStream:
+    'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset',
 } as const;

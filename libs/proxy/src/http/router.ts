@@ -22,7 +22,7 @@ import type { ResponseDecorator } from './filters/filter.js';
 import { endToEndHeaders } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
 import type { RequestBody } from './request-body.js';
-import type { StreamInfo } from './stream-info.js';
+import type { ResponseFlag, StreamInfo } from './stream-info.js';
 import { joinStreams, openUpgradeTunnel, type UpgradeRequest } from './upgrade-tunnel.js';
 
 export interface UpstreamRequest {
@@ -63,6 +63,7 @@ type FailureKind =
   | 'reset'
   | 'refused-stream'
   | 'pool-closed'
+  | 'local-reset'
   | 'per-try-timeout'
   | 'timeout'
   | 'downstream-closed';
@@ -89,9 +90,6 @@ const CONNECT_FAILURE_CODES = new Set([
   'UPSTREAM_CONNECT_FAILED',
 ]);
 
-/** Methods safe to send twice: a connection lost before any response may be retried whatever the policy says. */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-
 /** gRPC status codes by the retry_on name Envoy gives them. */
 const GRPC_RETRY: Record<string, string> = {
   cancelled: '1',
@@ -109,29 +107,73 @@ function classify(err: unknown): FailureKind {
   if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|VERIFY|SELF_SIGNED/.test(code)) {
     return 'connect-failure';
   }
-  if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') return 'pool-closed';
+  // A pool retired (closed) just as we picked it: the request was never written.
+  if (code === 'UND_ERR_CLOSED') return 'pool-closed';
+  // Our own connection torn down under the request (the proxy is stopping): Envoy's local reset.
+  if (code === 'UND_ERR_DESTROYED') return 'local-reset';
   if (code === 'REFUSED_STREAM') return 'refused-stream';
   return 'reset';
 }
 
-function shouldRetryFailure(kind: FailureKind, policy: RetryPolicy | undefined, method: string): boolean {
-  if (kind === 'pool-closed') return true; // never sent: always safe
-  if (kind === 'timeout' || kind === 'downstream-closed') return false;
-  const c = policy?.conditions;
-  const any = (...names: string[]) => names.some((n) => c?.has(n));
+/**
+ * Would Envoy retry this failure (RetryStateImpl::wouldRetryFromReset)?
+ * Only the route's retry policy decides: no policy (`retries: {attempts: 0}`)
+ * means no retry of any kind. 5xx, gateway-error and reset take every reset;
+ * connect-failure and refused-stream only their own.
+ */
+function retriableFailure(kind: FailureKind, policy: RetryPolicy | undefined): boolean {
+  if (!policy) return false;
+  const any = (...names: string[]) => names.some((n) => policy.conditions.has(n));
   switch (kind) {
     case 'connect-failure':
       return any('connect-failure', '5xx', 'gateway-error', 'reset', 'reset-before-request');
     case 'reset':
-      // A keep-alive connection the server closed as we reused it: HTTP clients retry idempotent requests.
-      return any('reset', '5xx', 'gateway-error') || IDEMPOTENT.has(method);
     case 'per-try-timeout':
-      return any('5xx', 'gateway-error', 'reset');
+      return any('reset', '5xx', 'gateway-error');
     case 'refused-stream':
-      // The server refused the stream before doing any work: always safe to send again.
-      return any('refused-stream', '5xx', 'gateway-error', 'reset') || IDEMPOTENT.has(method);
+      return any('refused-stream', '5xx', 'gateway-error', 'reset');
+    default:
+      // A route timeout or a vanished downstream ends the request; a local reset means we are stopping.
+      return false;
   }
 }
+
+/** The response flag and local reply for a failed last attempt, as Envoy's router sends them. */
+function failureReply(kind: FailureKind): { flag: ResponseFlag; status: number; body: string } {
+  switch (kind) {
+    case 'per-try-timeout':
+      return { flag: 'UT', status: 504, body: LocalReplies.upstreamTimeout };
+    case 'connect-failure':
+      return { flag: 'UF', status: 503, body: LocalReplies.connectFailure };
+    case 'local-reset':
+      return { flag: 'LR', status: 503, body: LocalReplies.localReset };
+    case 'refused-stream':
+      return { flag: 'UR', status: 503, body: LocalReplies.refusedStream };
+    default:
+      return { flag: 'UC', status: 503, body: LocalReplies.reset };
+  }
+}
+
+/**
+ * A reply the router makes itself (no host, overflow, timeout, failed
+ * attempts). As Envoy's router does, the route's response header edits and
+ * the filters' (CORS) apply to it as to an upstream answer.
+ */
+function localReply(
+  res: ServerResponse,
+  req: Pick<UpstreamRequest, 'responseMutations' | 'decorators'>,
+  status: number,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
+  const headers: HeaderMap = { ...extra };
+  applyHeaderMutations(headers, req.responseMutations);
+  for (const d of req.decorators ?? []) d(status, headers);
+  sendLocalReply(res, status, body, headers as Record<string, string | string[]>);
+}
+
+/** A pool that closes under us again and again is a fault, not a race: stop re-sending after this many. */
+const MAX_POOL_CLOSED_RESENDS = 3;
 
 function shouldRetryResponse(
   status: number,
@@ -187,10 +229,11 @@ function outcomeOf(status: number): AttemptOutcome {
   return status >= 500 ? '5xx' : 'success';
 }
 
+/** Envoy's fully jittered exponential back-off: retry N waits a random time in [0, (2^N − 1) × base), capped at max. */
 function backoffMs(policy: RetryPolicy | undefined, retryNumber: number): number {
   const base = policy?.baseIntervalMs ?? 25;
   const max = policy?.maxIntervalMs ?? 250;
-  return Math.random() * Math.min(max, base * 2 ** (retryNumber - 1));
+  return Math.random() * Math.min(max, base * (2 ** retryNumber - 1));
 }
 
 /**
@@ -216,7 +259,7 @@ export class Router {
     const cluster = this.clusters.get(clusterName);
     if (!cluster) {
       info.flag('NC');
-      sendLocalReply(res, 503, LocalReplies.noCluster);
+      localReply(res, req, 503, LocalReplies.noCluster);
       return;
     }
     const overall = new Cancellation();
@@ -248,44 +291,57 @@ export class Router {
   ): Promise<void> {
     const replayable = req.body.kind !== 'stream';
     const maxRetries = replayable ? (req.retry?.numRetries ?? 0) : 0;
+    // Hosts already tried, avoided by later attempts only under the previous_hosts predicate.
     const tried = new Set<string>();
     // Every host attempted, in order, for the route's retry priority (retryRemoteLocalities).
     const attempted: UpstreamHost[] = [];
     const retryPriority = req.retry?.priority
       ? { updateFrequency: req.retry.priority.updateFrequency, attempted }
       : undefined;
-    let raceRetryUsed = false;
+    let retries = 0;
+    let resends = 0;
     let retryBudget: Release | undefined;
+    /**
+     * Envoy's retry decision once a failure or answer is retriable: a retry
+     * within num_retries that the cluster's retry budget (max_retries) admits;
+     * otherwise the request ends flagged URX (limit reached) or UO (budget).
+     */
+    const mayRetry = (): boolean => {
+      if (retries >= maxRetries) {
+        if (maxRetries > 0) info.flag('URX');
+        return false;
+      }
+      retryBudget?.();
+      retryBudget = undefined;
+      const verdict = cluster.breaker.tryRetry();
+      if (verdict === 'overflow') {
+        info.flag('UO');
+        return false;
+      }
+      retryBudget = verdict;
+      retries++;
+      return true;
+    };
     try {
       for (let attempt = 1; ; attempt++) {
         info.attempts = attempt;
-        const host = cluster.pick(tried, req.originalDst, req.hash, retryPriority);
+        const avoid = req.retry?.avoidPreviousHosts ? tried : undefined;
+        const host = cluster.pick(avoid, req.originalDst, req.hash, retryPriority);
         if (!host) {
           info.flag('UH');
-          sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);
+          localReply(res, req, 503, LocalReplies.noHealthyUpstream);
           return;
         }
         const release = await this.slot(cluster, overall, slotKind(cluster, req.downstreamHttp2));
         if (release === 'overflow') {
           info.flag('UO');
-          sendLocalReply(res, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
+          localReply(res, req, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
           return;
         }
-        if (!release) return this.ended(overall, res, info);
+        if (!release) return this.ended(overall, res, info, req);
         tried.add(host.key);
         attempted.push(host);
         info.upstreamHost = host.key;
-        // A retry needs the cluster's retry budget (max_retries or retry_budget); without it, Envoy flags UO.
-        let retryOverflow = false;
-        const mayRetry = () => {
-          if (attempt > maxRetries) return false;
-          retryBudget?.();
-          retryBudget = undefined;
-          const verdict = cluster.breaker.tryRetry();
-          if (verdict === 'overflow') retryOverflow = true;
-          else retryBudget = verdict;
-          return retryBudget !== undefined;
-        };
         let response: UpstreamResponse;
         const started = performance.now();
         try {
@@ -293,31 +349,22 @@ export class Router {
         } catch (err) {
           release();
           const kind = classify(err);
-          if (kind === 'timeout' || kind === 'downstream-closed') return this.ended(overall, res, info);
-          if (kind !== 'pool-closed') cluster.report(host.key, 'local-failure');
-          const policyRetry = shouldRetryFailure(kind, req.retry, req.method) && mayRetry();
-          // One extra try for a reused connection lost under us, outside the policy's count (never for streamed bodies).
-          const raceRetry =
-            !policyRetry && !raceRetryUsed && replayable && kind === 'reset' && IDEMPOTENT.has(req.method);
-          if (kind === 'pool-closed' || policyRetry || raceRetry) {
-            if (raceRetry) raceRetryUsed = true;
-            if (policyRetry) await this.pause(req.retry, attempt, overall);
-            if (kind === 'pool-closed' || raceRetry) tried.delete(host.key);
-            if (kind === 'pool-closed') attempted.pop();
+          if (kind === 'timeout' || kind === 'downstream-closed') return this.ended(overall, res, info, req);
+          if (kind === 'pool-closed' && resends < MAX_POOL_CLOSED_RESENDS) {
+            // Never written: send it again on a live connection, outside the retry policy's count.
+            resends++;
+            attempted.pop();
+            tried.delete(host.key);
             continue;
           }
-          if (retryOverflow) info.flag('UO');
-          else if (attempt > 1) info.flag('URX');
-          if (kind === 'per-try-timeout') {
-            info.flag('UT');
-            sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
-          } else if (kind === 'connect-failure') {
-            info.flag('UF');
-            sendLocalReply(res, 503, LocalReplies.connectFailure);
-          } else {
-            info.flag('UC');
-            sendLocalReply(res, 503, LocalReplies.reset);
+          if (kind !== 'pool-closed' && kind !== 'local-reset') cluster.report(host.key, 'local-failure');
+          if (retriableFailure(kind, req.retry) && mayRetry()) {
+            await this.pause(req.retry, retries, overall);
+            continue;
           }
+          const reply = failureReply(kind);
+          info.flag(reply.flag);
+          localReply(res, req, reply.status, reply.body);
           return;
         }
         cluster.report(host.key, outcomeOf(response.statusCode));
@@ -328,11 +375,9 @@ export class Router {
           response.body.once('end', release);
           response.body.once('close', release);
           response.body.resume();
-          await this.pause(req.retry, attempt, overall);
+          await this.pause(req.retry, retries, overall);
           continue;
         }
-        if (retriable && retryOverflow) info.flag('UO');
-        else if (retriable && attempt > 1) info.flag('URX');
         info.upstreamServiceTimeMs = performance.now() - started;
         try {
           await this.respond(response, req, res, info, overall);
@@ -362,10 +407,10 @@ export class Router {
   }
 
   /** The request ended on the router's side: the route timeout fired, or the downstream went away. */
-  private ended(overall: Cancellation, res: ServerResponse, info: StreamInfo): void {
+  private ended(overall: Cancellation, res: ServerResponse, info: StreamInfo, req: UpstreamRequest): void {
     if ((overall.reason as AttemptFailure | undefined)?.kind === 'timeout') {
       info.flag('UT');
-      sendLocalReply(res, 504, LocalReplies.upstreamTimeout);
+      localReply(res, req, 504, LocalReplies.upstreamTimeout);
     }
   }
 

@@ -1,11 +1,13 @@
 /**
  * What happened to one request, in Envoy's terms: the response flags
  * (`NR` no route, `UH` no healthy upstream, `UF` upstream connection failure,
- * `UC` upstream connection termination, `UT` upstream timeout, `URX` retry
- * limit exceeded, `DC` downstream connection termination, `NC` no cluster,
- * `UO` upstream overflow (circuit breaking), `DI` delay injected, `FI` fault
- * injected, `RL` rate limited, `UAEX` denied by an external authorizer)
- * and where it went. Access logs and metrics read it.
+ * `UC` upstream connection termination, `UT` upstream timeout, `LR` the
+ * proxy reset the upstream request itself, `UR` the upstream reset it
+ * (an HTTP/2 stream refused), `URX` retry limit exceeded, `DC`
+ * downstream connection termination, `NC` no cluster, `UO` upstream overflow
+ * (circuit breaking, or a retry the retry budget refused), `DI` delay
+ * injected, `FI` fault injected, `RL` rate limited, `UAEX` denied by an
+ * external authorizer) and where it went. Access logs and metrics read it.
  */
 import type { RequestAuth } from '@mizzen/policy';
 import type { AuthzOutcomeRecord, PeerMetadata } from '../observe/records.js';
@@ -26,7 +28,32 @@ export type ResponseFlag =
   | 'RL'
   | 'RLSE'
   | 'UAEX'
-  | 'LR';
+  | 'LR'
+  | 'UR';
+
+/**
+ * Envoy's order of the flags (their bit order in StreamInfo::CoreResponseFlag),
+ * which %RESPONSE_FLAGS% and the response_flags label print them in.
+ */
+const FLAG_ORDER: readonly ResponseFlag[] = [
+  'UH',
+  'UT',
+  'LR',
+  'UR',
+  'UF',
+  'UC',
+  'UO',
+  'NR',
+  'DI',
+  'FI',
+  'RL',
+  'UAEX',
+  'RLSE',
+  'DC',
+  'URX',
+  'DPE',
+  'NC',
+];
 
 export class StreamInfo {
   readonly startTime = performance.now();
@@ -58,8 +85,8 @@ export class StreamInfo {
     this.flags.add(f);
   }
 
-  /** `UH,URX` or `-`, as Envoy's %RESPONSE_FLAGS% prints them. */
+  /** `UC,URX` or `-`, as Envoy's %RESPONSE_FLAGS% prints them. */
   flagString(): string {
-    return this.flags.size ? [...this.flags].join(',') : '-';
+    return this.flags.size ? FLAG_ORDER.filter((f) => this.flags.has(f)).join(',') : '-';
   }
 }

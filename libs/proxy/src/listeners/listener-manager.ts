@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
 import { ConfigError } from '../config/errors.js';
 import type { ListenerConfig } from '../config/listener.js';
+import { localTlsProblems } from '../security/tls-provider.js';
 import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
 import { ChainedListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
 import { capturesOriginalDst, TransparentCaptureRuntime } from './transparent-capture.js';
@@ -131,6 +132,14 @@ export class ListenerManager {
           { listener: a.config.name, reason: notice },
           'gateway server left closed or overlapping',
         );
+      // Chains whose certificate files cannot be read stay closed; the listener's other chains serve.
+      for (const chain of a.config.chains) {
+        for (const problem of chain.tls ? localTlsProblems(chain.tls, this.deps.secrets) : [])
+          this.logger.warn(
+            { listener: a.config.name, chain: chain.name, reason: problem },
+            'TLS filter chain left closed until its files can be read',
+          );
+      }
     }
     const keptRuntimes = new Set([...next.values()].map((a) => a.runtime));
     for (const a of next.values()) if (a.socket) a.socket.runtime = a.runtime;

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { AuthzChain } from '@mizzen/policy';
+import type { AuthzChain, RequestAttributes } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
 import type { ConnectionFacts } from '../config/filter-chain-match.js';
 import { selectFilterChain } from '../config/filter-chain-match.js';
@@ -17,6 +17,7 @@ import {
   type RouteTables,
 } from '../http/connection-manager.js';
 import type { Router } from '../http/router.js';
+import { logDryRunDecisions } from '../observe/dry-run-log.js';
 import type { ProxyObserver } from '../observe/records.js';
 import type { ClientCertificate } from '../security/client-cert-details.js';
 import type { SecretStore } from '../security/secret-store.js';
@@ -68,6 +69,19 @@ export interface DownstreamLimits {
   /** How long a client may take over one request's headers; 0: unbounded (Envoy's default). */
   readonly requestHeadersTimeoutMs?: number;
   readonly maxRequestHeadersBytes?: number;
+}
+
+/**
+ * HTTP/2 settings for a downstream server. With a header limit, nghttp2's own
+ * bound is set above it so a request just over the limit reaches the
+ * connection manager and gets Envoy's 431; far over it, the stream is reset
+ * (memory stays bounded either way).
+ */
+export function h2Settings(limits: DownstreamLimits = {}): http2.Settings {
+  return {
+    maxConcurrentStreams: 1000,
+    ...(limits.maxRequestHeadersBytes ? { maxHeaderListSize: 2 * limits.maxRequestHeadersBytes } : {}),
+  };
 }
 
 export function newHttpServer(limits: DownstreamLimits = {}): http.Server {
@@ -133,7 +147,7 @@ export class HttpChainRuntime implements ChainRuntime {
   readonly kind = 'http';
   readonly hcm: HttpConnectionManager;
   private readonly h1: http.Server;
-  private readonly h2 = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+  private readonly h2: http2.Http2Server;
   private readonly tracker = new ConnectionTracker();
   /** Each connection's context (original destination, TLS peer), by HTTP/1 socket or HTTP/2 session. */
   private readonly connections = new WeakMap<object, DownstreamContext>();
@@ -151,6 +165,7 @@ export class HttpChainRuntime implements ChainRuntime {
       direction: listener.direction === 'INBOUND' ? 'inbound' : 'outbound',
     });
     this.h1 = newHttpServer(config);
+    this.h2 = http2.createServer({ settings: h2Settings(config) });
     this.h1.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.tracker.begin(req.socket, res);
       void this.hcm.handle(req, res, this.connections.get(req.socket) ?? PLAIN);
@@ -259,13 +274,14 @@ export class TcpChainRuntime implements ChainRuntime {
     this.proxy.handle(socket, {
       originalDst: ctx.originalDst,
       mtls: ctx.tls?.mtls === true,
+      ...(ctx.tls?.peerPrincipal ? { peerPrincipal: ctx.tls.peerPrincipal } : {}),
       ...(ctx.remote ? { remote: ctx.remote } : {}),
       ...(ctx.local ? { local: ctx.local } : {}),
     });
   }
 
   private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {
-    const decision = chain.evaluate({
+    const attrs: RequestAttributes = {
       source: {
         address: ctx.remote?.address ?? socket.remoteAddress ?? '',
         ...(socket.remotePort !== undefined ? { port: socket.remotePort } : {}),
@@ -276,7 +292,9 @@ export class TcpChainRuntime implements ChainRuntime {
         port: ctx.originalDst?.port ?? this.listener.workloadPort ?? ctx.local?.port ?? socket.localPort ?? 0,
       },
       ...(ctx.tls?.sni ? { sni: ctx.tls.sni } : {}),
-    });
+    };
+    const decision = chain.evaluate(attrs);
+    logDryRunDecisions(this.logger, decision.shadow, attrs);
     // Network RBAC never asks an external authorizer (those are HTTP-only here), so 'check' cannot occur.
     const allowed = decision.verdict === 'allow';
     if (!allowed)

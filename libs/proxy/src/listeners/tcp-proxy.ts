@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
+import { ObservedTcpConnection } from '../observe/tcp-connection.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf } from '../upstream/connect.js';
@@ -26,6 +27,8 @@ export interface TcpConnectionContext {
   /** The downstream's ends when the socket (a TLS stream) no longer knows them, for a PROXY header upstream. */
   remote?: { address: string; port: number };
   local?: { address: string; port: number };
+  /** The caller's SPIFFE identity from its certificate (a chain terminated mutual TLS). */
+  peerPrincipal?: string;
 }
 
 /**
@@ -48,72 +51,54 @@ export class TcpProxy {
     },
   ) {}
 
-  /** Reports the connection to observers (Istio's TCP metrics and access logs). */
-  private watch(
+  /** The connection as observers (Istio's TCP metrics) see it, from the moment it is accepted. */
+  private observeConnection(
     downstream: net.Socket,
-    upstream: Duplex,
     cluster: string,
-    hostKey: string,
-    mtls: boolean,
-  ): void {
-    const start = {
-      direction: this.observe.direction,
-      listener: this.observe.listenerName,
-      upstreamCluster: cluster,
-      upstreamHost: hostKey,
-      downstreamRemoteAddress: downstream.remoteAddress ?? '',
-      startTime: new Date(),
-    };
-    const observation = this.observe.observer?.startTcp?.(start);
-    if (!observation) return;
-    let received = 0;
-    let sent = 0;
-    downstream.on('data', (c: Buffer) => {
-      received += c.length;
-    });
-    upstream.on('data', (c: Buffer) => {
-      sent += c.length;
-    });
-    const began = performance.now();
-    const snapshot = () => ({
-      ...start,
-      durationMs: performance.now() - began,
-      receivedBytes: received,
-      sentBytes: sent,
-      responseFlags: '-',
-      connectionSecurityPolicy: mtls ? ('mutual_tls' as const) : ('none' as const),
-    });
-    // Long-lived connections report their bytes as they go, as Istio's proxies do every few seconds.
-    const timer = observation.progress
-      ? setInterval(() => observation.progress!(snapshot()), 5_000)
-      : undefined;
-    timer?.unref();
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      clearInterval(timer);
-      observation.end(snapshot());
-    };
-    downstream.once('close', end);
-    upstream.once('close', end);
+    ctx: TcpConnectionContext,
+  ): ObservedTcpConnection {
+    const inbound = this.observe.direction === 'inbound';
+    // The server side knows its caller by the identity in its certificate, and pilot's endpoints by who runs as it.
+    const peer = inbound && ctx.peerPrincipal ? this.clusters.peerByPrincipal(ctx.peerPrincipal) : undefined;
+    return new ObservedTcpConnection(
+      this.observe.observer,
+      {
+        direction: this.observe.direction,
+        listener: this.observe.listenerName,
+        upstreamCluster: cluster,
+        downstreamRemoteAddress: ctx.remote?.address ?? downstream.remoteAddress ?? '',
+        startTime: new Date(),
+        telemetry: this.config.telemetry,
+      },
+      {
+        mtls: ctx.mtls === true,
+        ...(inbound && ctx.mtls && ctx.peerPrincipal ? { sourcePrincipal: ctx.peerPrincipal } : {}),
+        ...(peer ? { peer } : {}),
+      },
+    );
+  }
+
+  /** Refuses a connection that cannot be proxied (the CONNECT callback answers first, when there is one). */
+  private refuse(downstream: net.Socket, ctx: TcpConnectionContext): void {
+    if (ctx.onUpstream) ctx.onUpstream(false);
+    else downstream.destroy();
   }
 
   handle(downstream: net.Socket, ctx: TcpConnectionContext = {}): void {
     const clusterName = this.pickCluster();
+    const observed = this.observeConnection(downstream, clusterName, ctx);
     const cluster = this.clusters.get(clusterName);
     const source = ctx.remote?.address ?? downstream.remoteAddress;
     const hash = this.config.hashBySourceIp && source ? hash32(source) : undefined;
     const host = cluster?.pick(undefined, ctx.originalDst, hash);
     if (!cluster || !host) {
-      this.logger.debug(
-        { cluster: clusterName, flags: cluster ? 'UH' : 'NC' },
-        'tcp connection refused: no upstream',
-      );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      const flags = cluster ? 'UH' : 'NC';
+      this.logger.debug({ cluster: clusterName, flags }, 'tcp connection refused: no upstream');
+      observed.failed(flags);
+      this.refuse(downstream, ctx);
       return;
     }
+    observed.picked(host);
     // Istio's auto-mTLS picks the transport per host (mTLS to hosts with a sidecar), as for HTTP.
     const provider = cluster.tlsFor(host);
     const secure = provider?.upstream(host);
@@ -122,8 +107,8 @@ export class TcpProxy {
         { cluster: clusterName, host: host.key, err: secure.error, flags: 'UF' },
         'tcp upstream TLS unavailable',
       );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      observed.failed('UF');
+      this.refuse(downstream, ctx);
       return;
     }
     // The connection counts against the cluster's max_connections; beyond it, Envoy refuses it (flag UO).
@@ -133,8 +118,8 @@ export class TcpProxy {
         { cluster: clusterName, flags: 'UO' },
         'tcp connection refused: max_connections reached',
       );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      observed.failed('UO');
+      this.refuse(downstream, ctx);
       return;
     }
     const stamp = cluster.proxyProtocolStamp({
@@ -147,20 +132,19 @@ export class TcpProxy {
     let upstream: Duplex | undefined;
     let ended = false;
     const timers = this.connectionTimers(downstream, () => upstream);
-    const fail = (why: string) => {
+    // The connection ends before the upstream is up: Envoy's UF (the upstream connection, its TLS
+    // handshake or the tunnel failed) or DC (the caller left first), counted as such.
+    const fail = (why: string, flags: 'UF' | 'DC') => {
       if (ended) return;
       ended = true;
       slot();
       timers.clear();
-      this.logger.debug(
-        { cluster: clusterName, host: host.key, err: why, flags: 'UF' },
-        'tcp upstream failed',
-      );
-      if (ctx.onUpstream) ctx.onUpstream(false);
-      else downstream.destroy();
+      this.logger.debug({ cluster: clusterName, host: host.key, err: why, flags }, 'tcp upstream failed');
+      observed.failed(flags);
+      this.refuse(downstream, ctx);
     };
     const onDownstreamGone = () => {
-      if (!upstream) fail('the downstream closed first');
+      if (!upstream) fail('the downstream closed first', 'DC');
     };
     downstream.once('close', onDownstreamGone);
     // An error before the upstream is up ends in 'close' (handled above); it must not go unheard.
@@ -170,12 +154,17 @@ export class TcpProxy {
         downstream.off('close', onDownstreamGone);
         if (ended || downstream.destroyed) {
           up.destroy();
-          if (!ended) fail('the downstream closed first');
+          if (!ended) fail('the downstream closed first', 'DC');
           return;
         }
         upstream = up;
         ctx.onUpstream?.(true);
-        this.watch(downstream, up, clusterName, host.key, ctx.mtls === true);
+        const destinationPrincipal = secure?.peerPrincipal();
+        observed.connected(downstream, up, {
+          ...(ctx.head ? { head: ctx.head } : {}),
+          upstreamMtls: secure?.mutual === true,
+          ...(destinationPrincipal ? { destinationPrincipal } : {}),
+        });
         timers.connected(up);
         if (ctx.head?.length) up.write(ctx.head);
         downstream.pipe(up);
@@ -193,7 +182,7 @@ export class TcpProxy {
         });
         downstream.once('close', () => up.destroy());
       },
-      (err: Error) => fail(err.message),
+      (err: Error) => fail(err.message, 'UF'),
     );
   }
 

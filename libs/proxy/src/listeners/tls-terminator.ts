@@ -15,6 +15,7 @@ import {
   type DownstreamLimits,
   enforceHeadersTimeout,
   type HttpChainRuntime,
+  h2Settings,
   stopHeadersTimeout,
 } from './runtimes.js';
 
@@ -258,9 +259,12 @@ export class TlsHttpChain extends TlsTermination {
     const server = http2.createSecureServer({
       ...options,
       allowHTTP1: true,
-      settings: { maxConcurrentStreams: 1000 },
+      settings: h2Settings(this.limits),
       ...(this.limits.maxRequestHeadersBytes ? { maxHeaderSize: this.limits.maxRequestHeadersBytes } : {}),
     });
+    // Node's HTTP/2 server does not pass maxHeaderSize on to its HTTP/1.1 fallback; the parser reads it from the server.
+    if (this.limits.maxRequestHeadersBytes)
+      (server as unknown as { maxHeaderSize: number }).maxHeaderSize = this.limits.maxRequestHeadersBytes;
     this.secureServer = server;
     enforceHeadersTimeout(server, this.limits.requestHeadersTimeoutMs);
     // HTTP/1.1 over TLS gets the same answers as plaintext to requests that break the protocol.

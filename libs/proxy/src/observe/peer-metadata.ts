@@ -52,3 +52,50 @@ export function takePeerHeaders(headers: HeaderMap): PeerMetadata | undefined {
     return undefined;
   }
 }
+
+/** Istio's default cluster id (`CLUSTER_ID`), when an endpoint's metadata leaves it empty. */
+const DEFAULT_CLUSTER_ID = 'Kubernetes';
+
+/** Who runs behind an endpoint, as pilot's EDS metadata says (no metadata exchange needed to know it). */
+export interface EndpointIdentity {
+  readonly peer: PeerMetadata;
+  /** The SPIFFE identity its workload runs as (`spiffe://…/ns/…/sa/…`), when pilot knows it. */
+  readonly principal?: string;
+}
+
+/**
+ * An endpoint's workload from its `filter_metadata.istio`: Istio's
+ * `workload: "<name>;<namespace>;<canonical service>;<canonical revision>;<cluster>"`
+ * (what Istio's stats filter falls back to when a peer sent no metadata),
+ * with pilot's `labels` and `principal` when present. Undefined without it.
+ */
+export function endpointIdentity(
+  istio: Readonly<Record<string, unknown>> | undefined,
+): EndpointIdentity | undefined {
+  const raw = istio?.workload;
+  if (typeof raw !== 'string' || raw === '') return undefined;
+  const [workload, namespace, canonicalService, canonicalRevision, clusterId] = raw.split(';');
+  if (!workload) return undefined;
+  const labels: Record<string, string> = {};
+  if (istio?.labels && typeof istio.labels === 'object')
+    for (const [k, v] of Object.entries(istio.labels as Record<string, unknown>)) labels[k] = String(v);
+  // The canonical names travel in the workload string; labels carry them for the peer's label logic.
+  if (canonicalService && !labels['service.istio.io/canonical-name'])
+    labels['service.istio.io/canonical-name'] = canonicalService;
+  if (canonicalRevision && !labels['service.istio.io/canonical-revision'])
+    labels['service.istio.io/canonical-revision'] = canonicalRevision;
+  const principal = typeof istio?.principal === 'string' && istio.principal ? istio.principal : undefined;
+  const serviceAccount = principal ? /\/sa\/([^/]+)$/.exec(principal)?.[1] : undefined;
+  return {
+    peer: {
+      id: '',
+      name: workload,
+      workload,
+      ...(namespace ? { namespace } : {}),
+      ...(serviceAccount ? { serviceAccount } : {}),
+      labels,
+      clusterId: clusterId || DEFAULT_CLUSTER_ID,
+    },
+    ...(principal ? { principal } : {}),
+  };
+}

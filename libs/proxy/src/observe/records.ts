@@ -142,6 +142,8 @@ export interface HttpRequestRecord extends HttpRequestStart {
   readonly destinationPrincipal?: string;
   /** Authorization's decision, when the listener has authorization filters. */
   readonly authz?: AuthzOutcomeRecord;
+  /** Envoy's dynamic metadata by filter namespace (RBAC shadow results, jwt_authn payloads): `%DYNAMIC_METADATA(…)%`. */
+  readonly dynamicMetadata?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 /** What the authorization filters decided for one request or connection. */
@@ -156,23 +158,43 @@ export interface AuthzOutcomeRecord {
   readonly audited: readonly string[];
 }
 
+/** What a tcp_proxy chain asks of telemetry: Istio's `istio.stats` network filter before it (metric overrides). */
+export interface TcpTelemetryConfig {
+  readonly stats?: StatsSettings;
+}
+
 export interface TcpConnectionStart {
   readonly direction: TrafficDirection;
   readonly listener: string;
+  /** The cluster tcp_proxy picked (it may not exist: `NC`). */
   readonly upstreamCluster: string;
-  readonly upstreamHost?: string;
   readonly downstreamRemoteAddress: string;
   readonly startTime: Date;
+  /** Telemetry settings of the chain that took the connection. */
+  readonly telemetry?: TcpTelemetryConfig;
 }
 
 export interface TcpConnectionRecord extends TcpConnectionStart {
+  /** The host picked, once there is one. */
+  readonly upstreamHost?: string;
   readonly durationMs: number;
   /** Bytes from the downstream to the upstream. */
   readonly receivedBytes: number;
   /** Bytes from the upstream to the downstream. */
   readonly sentBytes: number;
+  /** Envoy's %RESPONSE_FLAGS%: `-`, or `NC` (no cluster), `UH` (no healthy host), `UF` (connecting failed), `DC`. */
   readonly responseFlags: string;
   readonly connectionSecurityPolicy: 'mutual_tls' | 'none' | 'unknown';
+  /**
+   * The workload on the other end: inbound, the caller named by its
+   * certificate's identity; outbound, the host's workload from its endpoint
+   * metadata. Undefined when the proxy cannot know it.
+   */
+  readonly peer?: PeerMetadata;
+  /** The caller's SPIFFE identity (inbound mTLS). */
+  readonly sourcePrincipal?: string;
+  /** The SPIFFE identity the upstream proved (outbound mTLS). */
+  readonly destinationPrincipal?: string;
 }
 
 export interface HttpObservation {
@@ -180,8 +202,12 @@ export interface HttpObservation {
 }
 
 export interface TcpObservation {
-  /** Called periodically with the bytes so far (Istio reports TCP bytes while a connection lives). */
+  /**
+   * Called once the upstream connection is up, then periodically with the
+   * bytes so far (Istio reports TCP bytes while a connection lives).
+   */
   progress?(record: TcpConnectionRecord): void;
+  /** Called once when the connection closes, or when it could not be proxied (its flags say why). */
   end(record: TcpConnectionRecord): void;
 }
 

@@ -1,3 +1,6 @@
+import { FILE_CERT_PREFIX, fileSecretPaths, isFileSecretName } from '@mizzen/xds';
+import { type FileRead, WatchedFiles } from './file-secrets.js';
+
 /** A certificate with its private key (Envoy's TlsCertificate), PEM. */
 export interface CertificateSecret {
   readonly kind: 'certificate';
@@ -9,6 +12,8 @@ export interface CertificateSecret {
 export interface ValidationSecret {
   readonly kind: 'validation';
   readonly trustedCa: string;
+  /** Revoked certificates (a credential's `ca.crl`), PEM. */
+  readonly crl?: string;
 }
 
 export type Secret = CertificateSecret | ValidationSecret;
@@ -23,6 +28,17 @@ export class SecretStore {
   private readonly local = new Map<string, Secret>();
   private readonly remote = new Map<string, Secret>();
   private readonly listeners = new Set<(name: string) => void>();
+  /** Files on this proxy's filesystem: Istio's `file-cert:`/`file-root:` secrets (read here, never asked of pilot) and CRLs. */
+  private readonly files = new WatchedFiles();
+  /** The `file-` secret names read so far, so a file change is reported under each name using it. */
+  private readonly fileNames = new Set<string>();
+
+  constructor() {
+    this.files.onChange((path) => {
+      for (const name of this.fileNames) if (fileSecretPaths(name).includes(path)) this.emit(name);
+      this.emit(fileChangeName(path));
+    });
+  }
 
   /** A secret this process makes itself (never requested from pilot). */
   setLocal(name: string, secret: Secret): void {
@@ -31,7 +47,7 @@ export class SecretStore {
   }
 
   isLocal(name: string): boolean {
-    return this.local.has(name) || this.localNames.has(name);
+    return this.local.has(name) || this.localNames.has(name) || isFileSecretName(name);
   }
 
   /** Names the local provider will supply even before it has (so they are never asked of pilot). */
@@ -55,7 +71,38 @@ export class SecretStore {
   }
 
   get(name: string): Secret | undefined {
-    return this.local.get(name) ?? this.remote.get(name);
+    const found = this.local.get(name) ?? this.remote.get(name);
+    if (found || !isFileSecretName(name)) return found;
+    const read = this.readFileSecret(name);
+    return 'secret' in read ? read.secret : undefined;
+  }
+
+  /** Why a secret this proxy reads itself cannot be had (a certificate file missing or unreadable). */
+  problem(name: string): string | undefined {
+    if (!isFileSecretName(name) || this.local.has(name)) return undefined;
+    const read = this.readFileSecret(name);
+    return 'problem' in read ? read.problem : undefined;
+  }
+
+  /** A file's text (a CRL), watched: a change is reported to onChange listeners as `fileChangeName(path)`. */
+  readFile(path: string): FileRead {
+    return this.files.read(path);
+  }
+
+  /** Stops watching files. */
+  close(): void {
+    this.files.close();
+    this.fileNames.clear();
+  }
+
+  private readFileSecret(name: string): { secret: Secret } | { problem: string } {
+    this.fileNames.add(name);
+    const reads = fileSecretPaths(name).map((p) => this.files.read(p));
+    for (const r of reads) if ('problem' in r) return { problem: r.problem };
+    const [first, second] = reads.map((r) => (r as { text: string }).text);
+    if (!name.startsWith(FILE_CERT_PREFIX)) return { secret: { kind: 'validation', trustedCa: first! } };
+    if (second === undefined) return { problem: `${name} names no private key (file-cert:CERT~KEY)` };
+    return { secret: { kind: 'certificate', certChain: first!, privateKey: second } };
   }
 
   onChange(listener: (name: string) => void): () => void {
@@ -66,4 +113,9 @@ export class SecretStore {
   private emit(name: string): void {
     for (const l of this.listeners) l(name);
   }
+}
+
+/** The name a change of a plain watched file (not a secret: a CRL) is reported under. */
+export function fileChangeName(path: string): string {
+  return `file:${path}`;
 }

@@ -1,7 +1,8 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { TlsContextSpec } from '../config/tls-context.js';
-import type { SecretStore } from './secret-store.js';
+import type { CertificateSource, TlsContextSpec, ValidationSpec } from '../config/tls-context.js';
+import { fileChangeName, type SecretStore } from './secret-store.js';
 
 /** The SANs of a peer certificate, by type (`URI:spiffe://…`, `DNS:…`). */
 export function peerSans(cert: tls.PeerCertificate | undefined): { uris: string[]; dns: string[] } {
@@ -14,9 +15,47 @@ export function peerSans(cert: tls.PeerCertificate | undefined): { uris: string[
   return out;
 }
 
+/**
+ * Envoy's certificate pins: the peer passes when its certificate's SHA-256
+ * fingerprint is one of `hashes` or its public key's (SubjectPublicKeyInfo)
+ * SHA-256 is one of `spki`; no pins, no check. Undefined when it passes.
+ */
+export function checkPins(
+  cert: tls.PeerCertificate | undefined,
+  pins: Pick<ValidationSpec, 'spki' | 'hashes'> | undefined,
+): string | undefined {
+  if (!pins || (pins.spki.length === 0 && pins.hashes.length === 0)) return undefined;
+  if (!cert?.raw) return 'no peer certificate to check against verify_certificate_spki/hash';
+  const hash = createHash('sha256').update(cert.raw).digest('hex');
+  if (pins.hashes.includes(hash)) return undefined;
+  const spkiDer = new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' });
+  const spki = createHash('sha256').update(spkiDer).digest('base64');
+  if (pins.spki.includes(spki)) return undefined;
+  return `peer certificate (SHA-256 ${hash}, SPKI ${spki}) matches none of the pinned certificates`;
+}
+
 /** The peer's SPIFFE identity, if its certificate carries one. */
 export function spiffeIdOf(cert: tls.PeerCertificate | undefined): string | undefined {
   return peerSans(cert).uris.find((u) => u.startsWith('spiffe://'));
+}
+
+/**
+ * What keeps a TLS context from being built for good, as far as this proxy
+ * can tell by itself: certificate or CRL files it cannot read. (Secrets still
+ * to come from pilot are not problems.)
+ */
+export function localTlsProblems(spec: TlsContextSpec, store: SecretStore): string[] {
+  const problems: string[] = [];
+  for (const name of spec.secrets) {
+    const p = store.problem(name);
+    if (p) problems.push(p);
+  }
+  const crl = spec.validation?.crl;
+  if (crl && 'file' in crl) {
+    const read = store.readFile(crl.file);
+    if ('problem' in read) problems.push(`certificate revocation list: ${read.problem}`);
+  }
+  return problems;
 }
 
 export type ContextResult =
@@ -57,9 +96,11 @@ export class TlsContextProvider {
     readonly spec: TlsContextSpec,
     private readonly store: SecretStore,
   ) {
-    if (spec.secrets.length) {
+    const crl = spec.validation?.crl;
+    const watched = [...spec.secrets, ...(crl && 'file' in crl ? [fileChangeName(crl.file)] : [])];
+    if (watched.length) {
       store.onChange((name) => {
-        if (spec.secrets.includes(name)) this.cached = undefined;
+        if (watched.includes(name)) this.cached = undefined;
       });
     }
   }
@@ -82,13 +123,14 @@ export class TlsContextProvider {
       key: `${this.id}#${this.version}`,
       context: result.context,
       servername,
-      mutual: this.spec.certificate !== undefined,
+      mutual: this.spec.certificates.length > 0,
       peerPrincipal: () => this.verifiedPeers.get(host.key),
       verify: (name, cert) => {
         const refusal = sanRules
           ? this.checkPeer(cert)
           : // No SAN rules: the usual hostname check against the SNI (or the address dialled).
-            tls.checkServerIdentity(servername ?? name, cert)?.message;
+            (tls.checkServerIdentity(servername ?? name, cert)?.message ??
+            checkPins(cert, this.spec.validation));
         if (refusal) return new Error(refusal);
         if (this.verifiedPeers.size > MAX_REMEMBERED_PEERS) this.verifiedPeers.clear();
         this.verifiedPeers.set(host.key, spiffeIdOf(cert));
@@ -97,8 +139,12 @@ export class TlsContextProvider {
     };
   }
 
-  /** Checks a peer certificate against the SAN rules; undefined when it passes, else why not. */
+  /** Checks a peer certificate against the SAN rules and the pins; undefined when it passes, else why not. */
   checkPeer(cert: tls.PeerCertificate | undefined): string | undefined {
+    return this.checkSans(cert) ?? checkPins(cert, this.spec.validation);
+  }
+
+  private checkSans(cert: tls.PeerCertificate | undefined): string | undefined {
     const sans = this.spec.validation?.sans ?? [];
     if (sans.length === 0) return undefined;
     const { uris, dns } = peerSans(cert);
@@ -114,26 +160,51 @@ export class TlsContextProvider {
       : `peer certificate SANs [${[...uris, ...dns].join(', ')}] match none of the allowed identities`;
   }
 
+  /** A certificate and key, or why it cannot be had (not received yet, its files unreadable). */
+  private certificate(
+    source: CertificateSource,
+  ): { certChain: string; privateKey: string } | { reason: string } {
+    if ('inline' in source) return source.inline;
+    const s = this.store.get(source.secret);
+    if (s?.kind === 'certificate') return s;
+    const problem = this.store.problem(source.secret);
+    return { reason: problem ?? `certificate secret ${source.secret} has not been received` };
+  }
+
   private build(): ContextResult {
     const options: tls.SecureContextOptions = {};
-    const cert = this.spec.certificate;
-    if (cert?.secret) {
-      const s = this.store.get(cert.secret);
-      if (s?.kind !== 'certificate')
-        return { ok: false, reason: `certificate secret ${cert.secret} has not been received` };
-      options.cert = s.certChain;
-      options.key = s.privateKey;
-    } else if (cert?.inline) {
-      options.cert = cert.inline.certChain;
-      options.key = cert.inline.privateKey;
+    const pairs = [];
+    for (const source of this.spec.certificates) {
+      const pair = this.certificate(source);
+      if ('reason' in pair) return { ok: false, reason: pair.reason };
+      pairs.push(pair);
+    }
+    // Node takes one chain per key; OpenSSL keeps one per key type and serves what the client's signature algorithms accept.
+    if (pairs.length === 1) {
+      options.cert = pairs[0]!.certChain;
+      options.key = pairs[0]!.privateKey;
+    } else if (pairs.length > 1) {
+      options.cert = pairs.map((p) => p.certChain);
+      options.key = pairs.map((p) => p.privateKey);
     }
     const v = this.spec.validation;
+    const crls: string[] = [];
     if (v?.secret) {
       const s = this.store.get(v.secret);
       if (s?.kind !== 'validation')
-        return { ok: false, reason: `validation secret ${v.secret} has not been received` };
+        return {
+          ok: false,
+          reason: this.store.problem(v.secret) ?? `validation secret ${v.secret} has not been received`,
+        };
       options.ca = s.trustedCa;
+      if (s.crl) crls.push(s.crl);
     } else if (v?.inlineCa) options.ca = v.inlineCa;
+    if (v?.crl) {
+      const crl = 'inline' in v.crl ? { text: v.crl.inline } : this.store.readFile(v.crl.file);
+      if ('problem' in crl) return { ok: false, reason: `certificate revocation list: ${crl.problem}` };
+      crls.push(crl.text);
+    }
+    if (crls.length) options.crl = crls;
     if (this.spec.minVersion) options.minVersion = this.spec.minVersion;
     else options.minVersion = 'TLSv1.2';
     if (this.spec.maxVersion) options.maxVersion = this.spec.maxVersion;

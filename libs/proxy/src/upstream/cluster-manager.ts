@@ -1,5 +1,6 @@
 import type { ClusterConfig, EndpointSpec } from '../config/cluster.js';
 import type { ProxyEndpoint } from '../listeners/proxy-protocol.js';
+import type { PeerMetadata } from '../observe/records.js';
 import type { SecretStore } from '../security/secret-store.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import { TlsContextProvider } from '../security/tls-provider.js';
@@ -183,11 +184,21 @@ export class ClusterRuntime {
 
 function toHosts(endpoints: readonly EndpointSpec[]): UpstreamHost[] {
   return endpoints.map((e) =>
-    makeHost(e.address, e.port, e.weight, e.healthy, e.locality, e.sidecar, e.transportMatch, {
-      priority: e.priority,
-      localityWeight: e.localityWeight,
-      overprovisioningFactor: e.overprovisioningFactor,
-    }),
+    makeHost(
+      e.address,
+      e.port,
+      e.weight,
+      e.healthy,
+      e.locality,
+      e.sidecar,
+      e.transportMatch,
+      {
+        priority: e.priority,
+        localityWeight: e.localityWeight,
+        overprovisioningFactor: e.overprovisioningFactor,
+      },
+      e.identity,
+    ),
   );
 }
 
@@ -204,6 +215,8 @@ export class ClusterManager {
   /** ClusterLoadAssignments by EDS service name; kept while some cluster subscribes to them. */
   private readonly assignments = new Map<string, readonly EndpointSpec[]>();
   private readonly removed = new Map<string, { runtime: ClusterRuntime; timer: NodeJS.Timeout }>();
+  /** Workloads by the SPIFFE identity they run as (null: more than one), built on demand from the endpoints. */
+  private byPrincipal?: Map<string, PeerMetadata | null>;
 
   constructor(
     private readonly pools: ConnectionPools,
@@ -249,6 +262,7 @@ export class ClusterManager {
       }
     }
     this.clusters = next;
+    this.byPrincipal = undefined;
     const wanted = new Set(this.edsServiceNames());
     for (const name of this.assignments.keys()) if (!wanted.has(name)) this.assignments.delete(name);
     this.retainPools();
@@ -257,6 +271,7 @@ export class ClusterManager {
   /** EDS: assignments named in the response replace what was there; others are kept (SotW for non-wildcard types). */
   applyEndpoints(assignments: readonly { name: string; endpoints: readonly EndpointSpec[] }[]): void {
     for (const a of assignments) this.assignments.set(a.name, a.endpoints);
+    this.byPrincipal = undefined;
     for (const runtime of this.clusters.values()) {
       const eds = runtime.config.edsServiceName;
       if (eds === undefined) continue;
@@ -264,6 +279,30 @@ export class ClusterManager {
       if (endpoints && assignments.some((a) => a.name === eds)) runtime.setEndpoints(endpoints);
     }
     this.retainPools();
+  }
+
+  /**
+   * The workload that runs as a SPIFFE identity, as pilot's endpoints name it:
+   * how the server side of a TCP connection knows its caller from the
+   * caller's certificate. Undefined when no endpoint, or several workloads,
+   * run as it (a service account shared by workloads names none of them).
+   */
+  peerByPrincipal(principal: string): PeerMetadata | undefined {
+    if (!this.byPrincipal) {
+      const index = new Map<string, PeerMetadata | null>();
+      const add = (e: EndpointSpec) => {
+        const id = e.identity;
+        if (!id?.principal) return;
+        const known = index.get(id.principal);
+        if (known === undefined) index.set(id.principal, id.peer);
+        else if (known && (known.workload !== id.peer.workload || known.namespace !== id.peer.namespace))
+          index.set(id.principal, null);
+      };
+      for (const list of this.assignments.values()) for (const e of list) add(e);
+      for (const r of this.clusters.values()) for (const e of r.config.endpoints ?? []) add(e);
+      this.byPrincipal = index;
+    }
+    return this.byPrincipal.get(principal) ?? undefined;
   }
 
   /** The ClusterLoadAssignment names the proxy must subscribe to. */

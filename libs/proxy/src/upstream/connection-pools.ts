@@ -146,6 +146,9 @@ export class ConnectionPools {
         signal: req.signal as never,
         // max_requests_per_connection 1: every connection carries one request.
         ...(settings.maxRequestsPerConnection === 1 ? { reset: true } : {}),
+        // The SNI is the cluster's (DestinationRule sni, Istio's outbound_.… for mesh hops): undici would
+        // otherwise send each request's Host as SNI, and reconnect whenever two requests' Hosts differ.
+        ...(tls?.servername ? ({ servername: tls.servername } as object) : {}),
       });
       return {
         statusCode: res.statusCode,

@@ -1,3 +1,5 @@
+import type { EndpointIdentity } from '../observe/peer-metadata.js';
+
 /** One upstream address a request can be sent to. */
 export interface UpstreamHost {
   /** `address:port` (IPv6 in brackets): identifies the host across clusters and its connection pool. */
@@ -17,6 +19,8 @@ export interface UpstreamHost {
   readonly localityWeight: number;
   /** Its ClusterLoadAssignment's overprovisioning factor, in percent (Envoy's default 140). */
   readonly overprovisioningFactor: number;
+  /** The workload behind it, as pilot's endpoint metadata names it (telemetry's peer for TCP). */
+  readonly identity?: EndpointIdentity;
 }
 
 /** Where a host sits in its cluster's load assignment. */
@@ -42,6 +46,7 @@ export function makeHost(
   sidecar = false,
   transportMatch: Readonly<Record<string, string>> = {},
   placement: HostPlacement = {},
+  identity?: EndpointIdentity,
 ): UpstreamHost {
   return {
     key: hostKey(address, port),
@@ -55,5 +60,6 @@ export function makeHost(
     priority: placement.priority ?? 0,
     localityWeight: placement.localityWeight ?? 0,
     overprovisioningFactor: placement.overprovisioningFactor ?? DEFAULT_OVERPROVISIONING_FACTOR,
+    ...(identity ? { identity } : {}),
   };
 }

@@ -376,7 +376,8 @@ export const graphView: ViewFactory = (root, ctx) => {
         'dl',
         { class: 'stats', 'aria-label': 'Edge metrics' },
         statRow('Requests/s', fmt.rate(e.requestsPerSecond)),
-        statRow('Requests in window', String(Math.round(e.requests))),
+        // The rate is over the time the proxies were observed, which is less than the window after a (re)start.
+        statRow('Requests', `${Math.round(e.requests)} in ${fmt.seconds(e.observedSeconds)} observed`),
         statRow('Error rate', fmt.percent(e.errorRate)),
         statRow('Latency p50', fmt.ms(e.latencyMs.p50)),
         statRow('Latency p90', fmt.ms(e.latencyMs.p90)),

@@ -5,24 +5,35 @@ import type {
   ExtAuthzOutcome,
   HttpRequestAttributes,
 } from '@mizzen/policy';
+import type { Logger } from '@mizzen/runtime';
 import { fail } from '../../config/errors.js';
 import type { HeaderMap } from '../../config/headers.js';
+import { logDryRunDecisions } from '../../observe/dry-run-log.js';
 import type { AuthzOutcomeRecord } from '../../observe/records.js';
-import type { FilterStatus, HttpFilter, HttpFilterContext } from './filter.js';
+import type { FilterStatus, HttpFilterContext } from './filter.js';
 import { requestAttributes } from './request-attributes.js';
+import type { FilterServices, ServiceAwareFilter } from './services.js';
 
 /**
  * Istio's AuthorizationPolicy in the request path: a run of consecutive RBAC
  * and ext_authz filters (as pilot builds them: CUSTOM, DENY, ALLOW, AUDIT and
  * the dry-run shadows) evaluated as one chain, because a later filter reads
  * what an earlier one wrote (the CUSTOM trigger). Denied: 403
- * `RBAC: access denied`, or the external authorizer's own answer.
+ * `RBAC: access denied`, or the external authorizer's own answer. What
+ * dry-run policies would have decided is logged, counted and left in the
+ * dynamic metadata for access logs.
  */
-export class AuthzFilter implements HttpFilter {
+export class AuthzFilter implements ServiceAwareFilter {
+  private logger?: Logger;
+
   constructor(
     readonly name: string,
     private readonly chain: AuthzChain,
   ) {}
+
+  bindServices(services: FilterServices): void {
+    this.logger = services.logger;
+  }
 
   async decode(ctx: HttpFilterContext): Promise<FilterStatus> {
     const attrs = requestAttributes(ctx);
@@ -34,6 +45,13 @@ export class AuthzFilter implements HttpFilter {
     }
     Object.assign(ctx.info.dynamicMetadata, decision.metadata);
     ctx.info.authz = outcomeRecord(decision);
+    const requestId = ctx.request.headers['x-request-id'];
+    logDryRunDecisions(
+      this.logger,
+      decision.shadow,
+      attrs,
+      typeof requestId === 'string' ? requestId : undefined,
+    );
     if (decision.verdict === 'deny') {
       if (decision.deniedBy === 'ext_authz') ctx.info.flag('UAEX');
       ctx.reply(decision.status, decision.body, headerObject(decision.headers));

@@ -67,8 +67,15 @@ export class CorsFilter implements HttpFilter {
       if (!allowed) return policy.forwardUnmatchedPreflights ? 'continue' : this.emptyReply(ctx);
       const headers: Record<string, string> = { 'access-control-allow-origin': origin };
       if (policy.allowCredentials) headers['access-control-allow-credentials'] = 'true';
-      if (policy.allowMethods) headers['access-control-allow-methods'] = policy.allowMethods;
-      if (policy.allowHeaders) headers['access-control-allow-headers'] = policy.allowHeaders;
+      // `*` echoes what the preflight asks for, as Envoy does.
+      const askedMethod = headerValue(ctx.request.headers, 'access-control-request-method') ?? '';
+      const askedHeaders = headerValue(ctx.request.headers, 'access-control-request-headers') ?? '';
+      if (policy.allowMethods)
+        headers['access-control-allow-methods'] =
+          policy.allowMethods === '*' ? askedMethod : policy.allowMethods;
+      if (policy.allowHeaders)
+        headers['access-control-allow-headers'] =
+          policy.allowHeaders === '*' ? askedHeaders : policy.allowHeaders;
       if (policy.maxAge) headers['access-control-max-age'] = policy.maxAge;
       ctx.reply(200, '', headers);
       return 'stop';

@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PortAllocator } from '@mizzen/runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const require = createRequire(import.meta.url);
+const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
+const pilotMain = path.join(path.dirname(require.resolve('@mizzen/pilot/package.json')), 'dist', 'main.js');
+
+const SERVICES = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, labels: { version: v1 } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: default }
+spec:
+  host: reviews
+  subsets: [{ name: v1, labels: { version: v1 } }]
+`;
+
+const ROUTE_TO_V3 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews]
+  http: [{ route: [{ destination: { host: reviews, subset: v3 } }] }]
+`;
+
+/**
+ * `mizzen apply` against a real pilot process: config that is valid but
+ * that Istio's analyzer has something to say about is applied, with the
+ * analyzer's warnings printed, and the command succeeds.
+ */
+describe('mizzen apply with analyzer warnings', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-cli-apply-'));
+  const configDir = path.join(dir, 'config');
+  let pilot: ChildProcess;
+  let base = '';
+
+  const mizzen = (...args: string[]) =>
+    spawnSync(process.execPath, [main, ...args, '--pilot', base], {
+      encoding: 'utf8',
+      env: { ...process.env, MIZZEN_HOME: dir },
+      timeout: 20_000,
+    });
+
+  beforeAll(async () => {
+    fs.mkdirSync(configDir);
+    fs.writeFileSync(path.join(configDir, 'services.yaml'), SERVICES);
+    const [xdsPort, httpPort] = await new PortAllocator().takeMany(2);
+    base = `http://127.0.0.1:${httpPort}`;
+    pilot = spawn(
+      process.execPath,
+      [
+        pilotMain,
+        '--host',
+        '127.0.0.1',
+        '--xds-port',
+        String(xdsPort),
+        '--http-port',
+        String(httpPort),
+        '--config-dir',
+        configDir,
+        '--store',
+        path.join(dir, 'store.json'),
+        '--registrations',
+        path.join(dir, 'registrations.json'),
+        '--credentials-dir',
+        path.join(dir, 'credentials'),
+      ],
+      { stdio: 'ignore', env: { ...process.env, MIZZEN_LOG_LEVEL: 'warn' } },
+    );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const ready = await fetch(`${base}/ready`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ready) break;
+      if (Date.now() > deadline) throw new Error('pilot did not become ready');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  afterAll(async () => {
+    if (pilot.exitCode === null) {
+      const exited = new Promise((r) => pilot.once('exit', r));
+      pilot.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('applies a route to a subset no DestinationRule defines, printing IST0101, and exits 0', () => {
+    const file = path.join(dir, 'reviews-v3.yaml');
+    fs.writeFileSync(file, ROUTE_TO_V3);
+    const r = mizzen('apply', '-f', file);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n')).toEqual([
+      'VirtualService default/reviews http[0].route[0] routes to subset "v3" of reviews.default.svc.cluster.local, which no DestinationRule defines (IST0101 ReferencedResourceNotFound): those requests get 503 until one does',
+      'virtualservice.networking.istio.io/reviews created',
+      '',
+    ]);
+    // It is in force.
+    expect(mizzen('get', 'virtualservices').stdout).toContain('reviews');
+  }, 30_000);
+
+  it('warns (IST0109) when a second VirtualService claims a host sidecars already route', () => {
+    const file = path.join(dir, 'reviews-too.yaml');
+    fs.writeFileSync(
+      file,
+      ROUTE_TO_V3.replace('name: reviews, namespace', 'name: reviews-too, namespace').replace('v3', 'v1'),
+    );
+    const r = mizzen('apply', '-f', file);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(
+      'VirtualServices default/reviews, default/reviews-too all define host reviews.default.svc.cluster.local for sidecars (the mesh gateway); sidecars use only default/reviews (the oldest) — merge them into one VirtualService (IST0109 ConflictingMeshGatewayVirtualServiceHosts)',
+    );
+    expect(r.stdout).toContain('virtualservice.networking.istio.io/reviews-too created');
+  }, 30_000);
+});
