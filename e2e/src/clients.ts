@@ -1,5 +1,4 @@
 import { execFile, spawnSync } from 'node:child_process';
-import net from 'node:net';
 
 /** The command-line clients users test a mesh with: curl and openssl s_client, bounded in time. */
 
@@ -30,56 +29,4 @@ export function sClient(port: number, args: string[]): { ok: boolean; subject?: 
   const subject = /^subject=(.*)$/m.exec(out)?.[1]?.trim();
   const ok = r.status === 0 && /Cipher is (?!\(NONE\))/.test(out);
   return { ok, ...(subject ? { subject } : {}), out };
-}
-
-/**
- * A TCP connection through a sidecar (HTTP CONNECT, as an app behind
- * HTTP_PROXY opens one): resolves with the first line the server sends.
- */
-export function tcpThroughSidecar(outbound: number, target: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(outbound, '127.0.0.1', () =>
-      s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`),
-    );
-    let data = '';
-    let tunneled = false;
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`no greeting through the tunnel: ${JSON.stringify(data)}`));
-    }, 5000);
-    s.on('data', (d) => {
-      data += d.toString();
-      if (!tunneled) {
-        const end = data.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        if (!data.startsWith('HTTP/1.1 200')) {
-          clearTimeout(timer);
-          s.destroy();
-          reject(new Error(`CONNECT refused: ${data.split('\r\n')[0]}`));
-          return;
-        }
-        tunneled = true;
-        data = data.slice(end + 4);
-      }
-      const nl = data.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        s.end();
-        resolve(data.slice(0, nl));
-      }
-    });
-    s.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    // Closed before a greeting (nowhere to go): say so at once rather than at the timeout.
-    s.once('close', () => {
-      clearTimeout(timer);
-      reject(
-        new Error(
-          `closed ${tunneled ? 'through the tunnel' : 'before CONNECT was answered'}: ${JSON.stringify(data)}`,
-        ),
-      );
-    });
-  });
 }

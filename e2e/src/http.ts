@@ -95,7 +95,13 @@ export interface Backend {
 /** Answers a request itself (a failure, a delay…) instead of the default JSON; false to let the default answer. */
 export type Behaviour = (req: http.IncomingMessage, res: http.ServerResponse, hit: number) => boolean;
 
-export async function startBackend(name: string, version: string, behave?: Behaviour): Promise<Backend> {
+export async function startBackend(
+  name: string,
+  version: string,
+  behave?: Behaviour,
+  /** Where to listen (default: a free port on 127.0.0.1). */
+  listen: { host?: string; port?: number } = {},
+): Promise<Backend> {
   const backend: Backend = { port: 0, version, hits: 0, close: async () => {} };
   const server = http.createServer((req, res) => {
     backend.hits++;
@@ -106,7 +112,10 @@ export async function startBackend(name: string, version: string, behave?: Behav
     res.end(body);
   });
   server.keepAliveTimeout = 30_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port ?? 0, listen.host ?? '127.0.0.1', () => resolve());
+  });
   backend.port = (server.address() as AddressInfo).port;
   backend.close = () =>
     new Promise<void>((r) => {

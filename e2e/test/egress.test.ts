@@ -6,12 +6,13 @@ import path from 'node:path';
 import type tls from 'node:tls';
 import { createRootCa, issueTlsCertificate } from '@mizzen/pki';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, tcpThroughSidecar } from '../src/clients.js';
+import { curl } from '../src/clients.js';
 import { tcpEcho } from '../src/echo-servers.js';
 import { type Backend, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
 import { appEntry } from '../src/processes.js';
+import { tcpThroughSidecar } from '../src/tcp.js';
 
 /**
  * Istio's egress tasks with a real sidecar and a real egress gateway, the

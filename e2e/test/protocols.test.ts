@@ -2,10 +2,10 @@ import type net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { tcpThroughSidecar } from '../src/clients.js';
 import { ECHO, echoUnary, grpcServer, tcpEcho } from '../src/echo-servers.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { tcpThroughSidecar } from '../src/tcp.js';
 
 /**
  * Every protocol Istio carries, app → sidecar → sidecar → app over mutual

@@ -34,15 +34,26 @@ const GREETER = {
 /** How a greeter answers a call: undefined for OK, or the status code it fails with. */
 type Behaviour = (call: grpc.ServerUnaryCall<unknown, unknown>) => grpc.status | undefined;
 
+/** While `on`, greeters hold their answers in `waiting` until the test releases them. */
+interface Hold {
+  on: boolean;
+  waiting: (() => void)[];
+}
+
 async function startGreeter(
   version: string,
   behave: Behaviour = () => undefined,
   hits: Record<string, number> = {},
+  hold: Hold = { on: false, waiting: [] },
 ): Promise<{ port: number; server: grpc.Server }> {
   const server = new grpc.Server();
   server.addService(GREETER, {
     Hello: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       hits[version] = (hits[version] ?? 0) + 1;
+      if (hold.on) {
+        hold.waiting.push(() => cb(null, { version }));
+        return;
+      }
       const code = behave(call);
       if (code !== undefined) cb({ code, details: `${version} fails` });
       else cb(null, { version });
@@ -137,6 +148,7 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
   /** Greeters answering UNAVAILABLE to everything, and those failing every call's first attempt. */
   const failing = new Set<string>();
   const failFirstAttempt = new Set<string>();
+  const hold: Hold = { on: false, waiting: [] };
   let client: grpc.Client & {
     Hello: (
       req: unknown,
@@ -182,8 +194,8 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
           return grpc.status.UNAVAILABLE;
         return undefined;
       };
-    const v1 = await startGreeter('v1', behaviour('v1'), hits);
-    const v2 = await startGreeter('v2', behaviour('v2'), hits);
+    const v1 = await startGreeter('v1', behaviour('v1'), hits, hold);
+    const v2 = await startGreeter('v2', behaviour('v2'), hits, hold);
     servers.push(v1.server, v2.server);
     mesh.writeConfig('greeter.yaml', registry(v1.port, v2.port));
     const pilot = await mesh.startPilot();
@@ -206,6 +218,8 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
   });
 
   afterAll(async () => {
+    hold.on = false;
+    for (const release of hold.waiting.splice(0)) release();
     client?.close();
     for (const s of servers) s.forceShutdown();
     await mesh.stop();
@@ -364,5 +378,44 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
       const t = await tally(10);
       return (t.v2 ?? 0) > 0 || JSON.stringify(t);
     });
+  });
+
+  it('http2MaxRequests: calls beyond the limit in flight are refused at once (gRPC circuit breaking), not queued', async () => {
+    await applied(
+      `${destinationRule('    connectionPool: { http: { http2MaxRequests: 2 } }')}---${virtualService(
+        '    - route: [{ destination: { host: greeter } }]\n',
+      )}`,
+    );
+    hold.on = true;
+    try {
+      // The limit reaches the client with the cluster: two calls held, the third refused.
+      await eventually('the limit in force', async () => {
+        const calls = [attempt(), attempt()];
+        await eventually('two calls at the servers', async () => hold.waiting.length === 2, 5000);
+        let third: string | undefined;
+        const thirdCall = attempt().then((r) => {
+          third = r;
+        });
+        // Refused at once under the limit; held like the others while the old config is in force.
+        await eventually(
+          'the third call refused or held',
+          async () => third !== undefined || hold.waiting.length === 3,
+          5000,
+        );
+        for (const release of hold.waiting.splice(0)) release();
+        await Promise.all([...calls, thirdCall]);
+        return third === `code ${grpc.status.UNAVAILABLE}` || `third call: ${third}`;
+      });
+      const held = [attempt(), attempt()];
+      await eventually('two calls in flight', async () => hold.waiting.length === 2, 5000);
+      const refused = await Promise.all([attempt(), attempt(), attempt()]);
+      expect(refused).toEqual(Array(3).fill(`code ${grpc.status.UNAVAILABLE}`));
+      expect(hold.waiting.length).toBe(2);
+      for (const release of hold.waiting.splice(0)) release();
+      for (const r of await Promise.all(held)) expect(['v1', 'v2']).toContain(r);
+    } finally {
+      hold.on = false;
+      for (const release of hold.waiting.splice(0)) release();
+    }
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, getJson, ProxyClient, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { metricSum } from '../src/stats.js';
 
 /**
  * Istio's resilience tasks with their YAML unchanged, through pilot and real
@@ -81,6 +82,7 @@ describe('resilience through pilot and real sidecars', () => {
       labels: { app: 'client' },
       appPort: await mesh.ports.take(),
     });
+    // Ten proxies start at once: give a loaded 2-core machine time to bring them all up.
     await mesh.waitForSync([...sidecars.map((s) => s.id), client.id], 120_000);
     http = new ProxyClient(client.outboundPort);
     await eventually('every service reachable', async () => {
@@ -98,22 +100,26 @@ describe('resilience through pilot and real sidecars', () => {
     await Promise.all(Object.values(backends).map((b) => b.close()));
   });
 
-  it('circuit breaking: connectionPool limits overflow at once with 503 UO, and never below the limits', async () => {
-    expect(
-      (
-        await mesh.apply(`
+  /** Requests the client sidecar answered with 503 UO (istio_requests_total by response_flags). */
+  const overflowed = () =>
+    metricSum(client.statsPort, 'istio_requests_total', {
+      reporter: 'source',
+      destination_service_name: 'slow',
+      response_flags: 'UO',
+    });
+
+  /** Applies a DestinationRule for `slow` and waits until the client sidecar has its limits. */
+  const slowLimits = async (connectionPool: string, expected: Record<string, number>) => {
+    const applied = await mesh.apply(`
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: slow, namespace: default }
 spec:
   host: slow
   trafficPolicy:
-    connectionPool:
-      tcp: { maxConnections: 1 }
-      http: { http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 }
-`)
-      ).status,
-    ).toBe(200);
+    connectionPool: ${connectionPool}
+`);
+    expect(applied.status).toBe(200);
     await eventually('the limits pushed to the client sidecar', async () => {
       const dump = await getJson<{
         configs: { dynamic_active_clusters?: { cluster: Record<string, unknown> }[] }[];
@@ -121,37 +127,89 @@ spec:
       const cluster = dump.configs
         .flatMap((c) => c.dynamic_active_clusters ?? [])
         .find((c) => c.cluster.name === 'outbound|8000||slow.default.svc.cluster.local')?.cluster as
-        | { circuit_breakers?: { thresholds?: { max_connections?: number }[] } }
+        | { circuit_breakers?: { thresholds?: Record<string, number>[] } }
         | undefined;
-      return cluster?.circuit_breakers?.thresholds?.[0]?.max_connections === 1;
+      const t = cluster?.circuit_breakers?.thresholds?.[0] ?? {};
+      return Object.entries(expected).every(([k, v]) => t[k] === v);
     });
-    // Below the limits: one request at a time always gets through.
-    for (let i = 0; i < 3; i++) {
-      const one = http.request('http://slow:8000/');
-      await eventually('held', async () => held.length === 1, 5000);
-      held.shift()!();
-      expect((await one).status).toBe(200);
-    }
-    // Above: one in flight and one pending; the other four of a burst of six overflow at once.
+  };
+
+  /** Sends `n` requests at once; resolves once each has settled, counting those answered while others are held. */
+  const burst = (n: number) => {
     let settled = 0;
-    const burst = Array.from({ length: 6 }, () =>
+    const replies = Array.from({ length: n }, () =>
       http.request('http://slow:8000/').then((r) => {
         settled++;
         return r;
       }),
     );
+    return { replies, settled: () => settled };
+  };
+
+  /** Releases the held requests as they arrive until `total` were answered by the backend. */
+  const drain = async (total: number) => {
+    for (let done = 0; done < total; done++) {
+      await eventually('a request held at the backend', async () => held.length > 0, 10_000);
+      held.shift()!();
+    }
+  };
+
+  it('circuit breaking (Istio’s task): at the limits nothing overflows; beyond them the excess gets 503 UO at once', async () => {
+    await slowLimits('{ tcp: { maxConnections: 2 }, http: { http1MaxPendingRequests: 2 } }', {
+      max_connections: 2,
+      max_pending_requests: 2,
+    });
+    const uoBefore = await overflowed();
+    // At the limits: two in flight, two waiting — every one of the four is served.
+    const atLimit = burst(4);
+    await eventually('two requests in flight', async () => held.length === 2, 10_000);
+    expect(atLimit.settled()).toBe(0);
+    await drain(4);
+    expect((await Promise.all(atLimit.replies)).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(await overflowed()).toBe(uoBefore);
+    // Beyond them: of seven at once, three are answered 503 UO while the others are still held.
+    const over = burst(7);
     await eventually(
-      'four overflowed while one is in flight',
-      async () => settled === 4 && held.length === 1,
-      5000,
+      'three overflowed while two are in flight',
+      async () => over.settled() === 3 && held.length === 2,
+      10_000,
     );
-    held.shift()!();
-    await eventually('the pending request admitted', async () => held.length === 1, 5000);
-    held.shift()!();
-    const results = await Promise.all(burst);
-    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 503, 503, 503, 503]);
+    await drain(4);
+    const results = await Promise.all(over.replies);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 503, 503, 503]);
     for (const r of results.filter((x) => x.status === 503))
       expect(r.headers['x-envoy-overloaded']).toBe('true');
+    await eventually(
+      'three UO counted',
+      async () => (await overflowed()) - uoBefore === 3 || `${(await overflowed()) - uoBefore}`,
+    );
+  });
+
+  it('http2MaxRequests over HTTP/2: requests in flight are capped and the excess overflows at once, never queued', async () => {
+    await slowLimits(
+      '{ tcp: { maxConnections: 1 }, http: { h2UpgradePolicy: UPGRADE, http2MaxRequests: 3, http1MaxPendingRequests: 10 } }',
+      { max_connections: 1, max_requests: 3, max_pending_requests: 10 },
+    );
+    const uoBefore = await overflowed();
+    // Three streams share the one connection: all in flight at once, none overflowing.
+    const atLimit = burst(3);
+    await eventually('three requests in flight', async () => held.length === 3, 10_000);
+    await drain(3);
+    expect((await Promise.all(atLimit.replies)).map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(await overflowed()).toBe(uoBefore);
+    // Five: three in flight, two overflow at once although the pending queue has room.
+    const over = burst(5);
+    await eventually(
+      'two overflowed while three are in flight',
+      async () => over.settled() === 2 && held.length === 3,
+      10_000,
+    );
+    await drain(3);
+    expect((await Promise.all(over.replies)).map((r) => r.status).sort()).toEqual([200, 200, 200, 503, 503]);
+    await eventually(
+      'two UO counted',
+      async () => (await overflowed()) - uoBefore === 2 || `${(await overflowed()) - uoBefore}`,
+    );
   });
 
   it('outlier detection: an endpoint that starts failing is ejected, then returns', async () => {

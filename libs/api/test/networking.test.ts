@@ -120,6 +120,41 @@ describe('DestinationRule', () => {
         'must be a prime number, got 1000',
       ),
     ]);
+    expect(
+      dr({
+        loadBalancer: {
+          consistentHash: {
+            httpCookie: {
+              name: 'u',
+              ttl: '1s',
+              attributes: [{ name: 'Same Site' }, { name: 'x', value: 'a;b' }],
+            },
+          },
+        },
+      }),
+    ).toEqual([
+      error(
+        'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[0].name',
+        '"Same Site" is not a cookie attribute name',
+      ),
+      error(
+        'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes[1].value',
+        'must not contain ";" or line breaks',
+      ),
+    ]);
+    expect(
+      dr({
+        connectionPool: { tcp: { tcpKeepalive: { probes: 200, time: '10h', interval: '30s' } } },
+        loadBalancer: { consistentHash: { useSourceIp: true, ringHash: { minimumRingSize: 10_000_000 } } },
+      }),
+    ).toEqual([
+      error('spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes', 'must be at most 127, got 200'),
+      error('spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time', 'must be at most 32767s, got 10h'),
+      error(
+        'spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize',
+        "must be at most 8388608 (Envoy's largest ring), got 10000000",
+      ),
+    ]);
     expect(dr({ loadBalancer: { consistentHash: {} } })).toEqual([
       error(
         'spec.trafficPolicy.loadBalancer.consistentHash',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hash32 } from '../src/upstream/consistent-hash.js';
+import { compileCluster } from '../src/config/cluster.js';
+import { hash32, MaglevTable, RingHash } from '../src/upstream/consistent-hash.js';
 import { makeHost, type UpstreamHost } from '../src/upstream/host.js';
 import { LoadBalancer } from '../src/upstream/load-balancer.js';
 
@@ -39,6 +40,41 @@ describe('load balancer', () => {
       '10.0.0.1:80': 2,
       '10.0.0.2:80': 2,
     });
+  });
+
+  it('sizes the ring as Envoy does: whole points for the lightest host, at least minimum_ring_size, at most maximum_ring_size', () => {
+    expect(new RingHash(hosts, 1024).size).toBe(1026);
+    const weighted = [makeHost('a', 1, 1), makeHost('b', 1, 2)];
+    // The lightest host (1/3) needs ceil(8/3) = 3 points: the ring has 9, the heavier host 6 of them.
+    expect(new RingHash(weighted, 8).size).toBe(9);
+    expect(new RingHash(hosts, 3).size).toBe(3);
+    expect(new RingHash(hosts, 5000, 300).size).toBe(300);
+  });
+
+  it('a Maglev table smaller than the host count leaves the extra hosts without keys', () => {
+    const ten = Array.from({ length: 10 }, (_, i) => makeHost(`10.0.2.${i}`, 80));
+    expect(new MaglevTable(ten, 7).owners().size).toBe(7);
+    expect(new MaglevTable(ten, 65537).owners().size).toBe(10);
+  });
+
+  it('refuses hash table sizes Envoy refuses, naming the field', () => {
+    const base = {
+      name: 'c',
+      type: 'STATIC' as const,
+      load_assignment: { cluster_name: 'c', endpoints: [] },
+    };
+    expect(() =>
+      compileCluster({ ...base, lb_policy: 'MAGLEV', maglev_lb_config: { table_size: 1000 } }),
+    ).toThrow('cluster c.maglev_lb_config.table_size: must be a prime number below 5000011, got 1000');
+    expect(() =>
+      compileCluster({
+        ...base,
+        lb_policy: 'RING_HASH',
+        ring_hash_lb_config: { minimum_ring_size: 4096, maximum_ring_size: 1024 },
+      }),
+    ).toThrow(
+      'cluster c.ring_hash_lb_config.minimum_ring_size: must not exceed maximum_ring_size 1024, got 4096',
+    );
   });
 
   it('least request prefers the idle host of two', () => {

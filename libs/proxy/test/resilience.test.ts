@@ -101,7 +101,16 @@ describe('resilience and balancing', () => {
         route: {
           cluster: 'maglev',
           timeout: '0s',
-          hash_policy: [{ cookie: { name: 'session', ttl: '60s', path: '/' } }],
+          hash_policy: [
+            {
+              cookie: {
+                name: 'session',
+                ttl: '60s',
+                path: '/',
+                attributes: [{ name: 'SameSite', value: 'Strict' }, { name: 'Secure' }],
+              },
+            },
+          ],
         },
       },
       {
@@ -291,9 +300,12 @@ describe('resilience and balancing', () => {
   it('a cookie hash policy sets a session cookie and the session then sticks to one host (Maglev)', async () => {
     const first = await h.request('http://svc:9080/sticky-cookie');
     const setCookie = String(first.headers['set-cookie']);
-    expect(setCookie).toMatch(/^session="[0-9a-f]{16}"; Max-Age=60; Path=\/; HttpOnly$/);
+    expect(setCookie).toMatch(
+      /^session="[0-9a-f]{16}"; Max-Age=60; Path=\/; SameSite=Strict; Secure; HttpOnly$/,
+    );
     const cookie = setCookie.split(';')[0]!;
-    const host = JSON.parse((await h.request('http://svc:9080/sticky-cookie', { cookie })).body).name;
+    // The request that got the cookie already went where the cookie leads.
+    const host = JSON.parse(first.body).name;
     for (let i = 0; i < 10; i++) {
       const r = await h.request('http://svc:9080/sticky-cookie', { cookie });
       expect(JSON.parse(r.body).name).toBe(host);

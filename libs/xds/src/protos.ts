@@ -39,6 +39,7 @@ const PROTO_FILES = [
   'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  'envoy/extensions/transport_sockets/proxy_protocol/v3/upstream_proxy_protocol.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/clusters/aggregate/v3/cluster.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',

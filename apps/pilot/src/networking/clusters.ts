@@ -16,6 +16,7 @@ import type { PushContext } from './push-context.js';
 import { inboundPorts } from './sidecar-scope.js';
 import {
   applyPolicyToCluster,
+  applyProxyProtocol,
   effectivePolicy,
   portUpstreamProtocol,
   setUpstreamProtocol,
@@ -94,6 +95,7 @@ function outboundCluster(
   });
   if (cluster.type !== 'ORIGINAL_DST')
     applyClusterTls(push, proxy, cluster, service, port.port, subset?.name, policy.tls);
+  applyProxyProtocol(cluster, policy.proxyProtocol);
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
   return cluster;
 }

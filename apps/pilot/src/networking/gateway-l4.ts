@@ -64,7 +64,7 @@ export function gatewayTcpChain(
     for (const route of (vs.spec as VirtualServiceSpec).tcp ?? []) {
       const matches = route.match?.length ? route.match : [{}];
       if (!matches.some((m) => applies(m, s, vs.metadata.namespace))) continue;
-      const dests = destinations(push, route.route, vs.metadata.namespace, s.server.port.number);
+      const dests = destinations(push, route.route, vs.metadata.namespace, s.server.port.number, proxy);
       if (dests.length === 0) continue;
       return { serverNames: s.sniHosts, filter: tcpProxyFilter(dests[0]!.name, dests) };
     }

@@ -58,6 +58,16 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
   return resourceSet(push, proxy, { listeners, routes, clusters });
 }
 
+const PROXY_PROTOCOL_SOCKET = 'envoy.transport_sockets.upstream_proxy_protocol';
+const RAW_BUFFER_SOCKET = 'envoy.transport_sockets.raw_buffer';
+
+/** A transport socket without the upstream_proxy_protocol around it (raw buffer: none at all). */
+function withoutProxyProtocol(ts: Json | undefined): Json | undefined {
+  if (ts?.name !== PROXY_PROTOCOL_SOCKET) return ts;
+  const inner = (ts.typed_config as Json).transport_socket as Json | undefined;
+  return inner?.name === RAW_BUFFER_SOCKET ? undefined : inner;
+}
+
 /**
  * A route as gRPC reads it (gRFC A28/A31): gRPC takes the route's timeout
  * from max_stream_duration, as Istio sets it for proxyless clients. Routes
@@ -86,6 +96,15 @@ function grpcRoute(route: Json): Json {
  */
 function grpcCluster(cluster: Json): Json {
   const out: Json = { ...cluster };
+  // gRPC cannot send a PROXY header: it gets the transport inside the upstream_proxy_protocol wrapper.
+  const inner = withoutProxyProtocol(out.transport_socket as Json | undefined);
+  if (inner === undefined) delete out.transport_socket;
+  else out.transport_socket = inner;
+  if (out.transport_socket_matches)
+    out.transport_socket_matches = (out.transport_socket_matches as Json[]).map((m) => ({
+      ...m,
+      transport_socket: withoutProxyProtocol(m.transport_socket as Json | undefined),
+    }));
   if (out.lb_policy === 'MAGLEV') {
     out.lb_policy = 'RING_HASH';
     const size = (out.maglev_lb_config as Json | undefined)?.table_size;

@@ -1,4 +1,5 @@
 import type {
+  DestinationRuleSpec,
   L4MatchAttributes,
   RouteDestination,
   TLSMatchAttributes,
@@ -9,6 +10,7 @@ import type { ProxyInfo } from '../model/proxy.js';
 import { labelsMatch, resolveShortName, type Service } from '../registry/model.js';
 import { type Json, TCP_PROXY_TYPE } from './envoy.js';
 import { MESH_GATEWAY, type PushContext, resolveGatewayRef } from './push-context.js';
+import { effectivePolicy, tcpProxyPolicy } from './traffic-policy.js';
 
 /** One filter chain of an outbound TCP or TLS listener: what it matches and the tcp_proxy it runs. */
 export interface L4Chain {
@@ -40,12 +42,38 @@ function l4Applies(
   return true;
 }
 
-/** A tcp_proxy to one cluster, or split by weight over several. */
-export function tcpProxyFilter(statPrefix: string, clusters: { name: string; weight: number }[]): Json {
+/** One destination of a TCP route: its cluster and weight, and what its DestinationRule adds to a tcp_proxy. */
+export interface TcpDestination {
+  name: string;
+  weight: number;
+  /** idle_timeout, max_downstream_connection_duration, tunneling_config (single destinations only, as Istio). */
+  policy?: Json;
+}
+
+/**
+ * A tcp_proxy to one cluster (with its DestinationRule's idle timeout,
+ * maximum duration and tunnel), or split by weight over several.
+ */
+export function tcpProxyFilter(statPrefix: string, clusters: TcpDestination[]): Json {
   const typed: Json = { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix };
-  if (clusters.length === 1) typed.cluster = clusters[0]!.name;
-  else typed.weighted_clusters = { clusters };
+  if (clusters.length === 1) Object.assign(typed, { cluster: clusters[0]!.name }, clusters[0]!.policy);
+  else typed.weighted_clusters = { clusters: clusters.map(({ name, weight }) => ({ name, weight })) };
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: typed };
+}
+
+/** What the DestinationRule of a destination (host, subset, port) adds to a tcp_proxy that goes to it alone. */
+function destinationTcpPolicy(
+  push: PushContext,
+  proxy: ProxyInfo | undefined,
+  service: Service | undefined,
+  subset: string | undefined,
+  port: number,
+): Json | undefined {
+  if (!service || !proxy) return undefined;
+  const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
+  if (!rule) return undefined;
+  const policy = tcpProxyPolicy(effectivePolicy(rule, subset, port));
+  return Object.keys(policy).length ? policy : undefined;
 }
 
 /** The weighted clusters of an L4 route's destinations (a port named, the service's only port, or the listener's). */
@@ -54,15 +82,18 @@ export function destinations(
   routes: RouteDestination[] | undefined,
   vsNamespace: string,
   port: number,
-) {
+  proxy?: ProxyInfo,
+): TcpDestination[] {
   const list = (routes ?? []).filter((d) => d.weight === undefined || d.weight > 0 || routes!.length === 1);
   return list.map((d) => {
     const host = resolveShortName(d.destination.host, vsNamespace, push.mesh.domainSuffix);
     const service = push.registry.service(host);
     const p = d.destination.port?.number ?? (service?.ports.length === 1 ? service.ports[0]!.port : port);
+    const policy = destinationTcpPolicy(push, proxy, service, d.destination.subset, p);
     return {
       name: outboundClusterName(p, d.destination.subset, host),
       weight: d.weight ?? (list.length === 1 ? 1 : 0),
+      ...(policy ? { policy } : {}),
     };
   });
 }
@@ -79,13 +110,20 @@ export function tcpChains(
   port: number,
   gateway = MESH_GATEWAY,
 ): L4Chain[] {
-  const fallback = [{ name: outboundClusterName(port, undefined, service.hostname), weight: 1 }];
+  const fallbackPolicy = destinationTcpPolicy(push, proxy, service, undefined, port);
+  const fallback: TcpDestination[] = [
+    {
+      name: outboundClusterName(port, undefined, service.hostname),
+      weight: 1,
+      ...(fallbackPolicy ? { policy: fallbackPolicy } : {}),
+    },
+  ];
   const vs = push.virtualServiceFor(proxy, service.hostname, gateway);
   const spec = vs?.spec as VirtualServiceSpec | undefined;
   const chains: L4Chain[] = [];
   let catchAll: L4Chain | undefined;
   for (const route of spec?.tcp ?? []) {
-    const dests = destinations(push, route.route, vs!.metadata.namespace, port);
+    const dests = destinations(push, route.route, vs!.metadata.namespace, port, proxy);
     if (dests.length === 0) continue;
     const matches = route.match?.length
       ? route.match.filter((m) => l4Applies(m, proxy, port, vs!.metadata.namespace, gateway))

@@ -312,6 +312,68 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
   cluster.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
 }
 
+const RAW_BUFFER: Json = {
+  name: 'envoy.transport_sockets.raw_buffer',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' },
+};
+
+function proxyProtocolSocket(version: 'V1' | 'V2', inner: Json | undefined): Json {
+  return {
+    name: 'envoy.transport_sockets.upstream_proxy_protocol',
+    typed_config: {
+      '@type':
+        'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport',
+      config: { version },
+      transport_socket: inner ?? RAW_BUFFER,
+    },
+  };
+}
+
+/**
+ * DestinationRule `proxyProtocol`, as Istio's cluster builder applies it:
+ * every transport socket of the cluster (plain, TLS, each auto-mTLS match)
+ * wrapped in Envoy's upstream_proxy_protocol, so each upstream connection
+ * starts with a PROXY header naming the downstream connection's ends.
+ * Call it once the cluster's TLS is in place.
+ */
+export function applyProxyProtocol(cluster: Json, proxyProtocol: ProxyProtocol | undefined): void {
+  if (!proxyProtocol) return;
+  const version = proxyProtocol.version ?? 'V1';
+  const matches = cluster.transport_socket_matches as Json[] | undefined;
+  if (matches?.length) {
+    for (const m of matches) m.transport_socket = proxyProtocolSocket(version, m.transport_socket as Json);
+    if (cluster.transport_socket)
+      cluster.transport_socket = proxyProtocolSocket(version, cluster.transport_socket as Json);
+    return;
+  }
+  cluster.transport_socket = proxyProtocolSocket(version, cluster.transport_socket as Json | undefined);
+}
+
+/**
+ * What a DestinationRule adds to the tcp_proxy of a TCP route with one
+ * destination, as Istio builds it: the connection pool's idleTimeout and
+ * maxConnectionDuration, a source-IP hash for consistentHash.useSourceIp, and `tunnel` (the TCP stream sent inside an HTTP
+ * CONNECT or POST to the destination, a proxy, for targetHost:targetPort).
+ */
+export function tcpProxyPolicy(policy: EffectivePolicy): Json {
+  const out: Json = {};
+  const tcp = policy.connectionPool?.tcp;
+  if (tcp?.idleTimeout) out.idle_timeout = envoyDuration(tcp.idleTimeout);
+  if (tcp?.maxConnectionDuration)
+    out.max_downstream_connection_duration = envoyDuration(tcp.maxConnectionDuration);
+  // Istio's maybeSetHashPolicy: a consistent hash by source IP is the one a TCP proxy can apply.
+  if (policy.loadBalancer?.consistentHash?.useSourceIp) out.hash_policy = [{ source_ip: {} }];
+  const t = policy.tunnel;
+  if (t) {
+    const host = t.targetHost.includes(':') ? `[${t.targetHost}]` : t.targetHost;
+    out.tunneling_config = {
+      hostname: `${host}:${t.targetPort}`,
+      ...(t.protocol === 'POST' ? { use_post: true } : {}),
+    };
+  }
+  return out;
+}
+
 /** A DestinationRule's consistentHash as the route's hash_policy (Istio puts it on routes to that destination). */
 export function hashPolicyFor(ch: ConsistentHashLB | undefined): Json[] | undefined {
   if (!ch) return undefined;
@@ -320,6 +382,10 @@ export function hashPolicyFor(ch: ConsistentHashLB | undefined): Json[] | undefi
     const cookie: Json = { name: ch.httpCookie.name };
     if (ch.httpCookie.path) cookie.path = ch.httpCookie.path;
     if (ch.httpCookie.ttl) cookie.ttl = envoyDuration(ch.httpCookie.ttl);
+    if (ch.httpCookie.attributes?.length)
+      cookie.attributes = ch.httpCookie.attributes.map((a) =>
+        a.value ? { name: a.name, value: a.value } : { name: a.name },
+      );
     return [{ cookie }];
   }
   if (ch.useSourceIp) return [{ connection_properties: { source_ip: true } }];

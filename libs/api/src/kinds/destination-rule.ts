@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidDuration, parseDuration } from '../duration.js';
 import type { Checker } from '../validation/checker.js';
 import { checkExportTo, checkSelectorNotEmpty } from '../validation/common.js';
 import { dnsLabel, fqdn, isIP, wildcardHost } from '../validation/names.js';
@@ -379,6 +380,24 @@ export function checkConnectionPool(c: ConnectionPoolSettings, at: Checker): voi
   if (c.http?.h2UpgradePolicy === 'UPGRADE' && c.http.useClientProtocol) {
     at.at('http', 'useClientProtocol').error('cannot be true when h2UpgradePolicy is UPGRADE');
   }
+  const ka = c.tcp?.tcpKeepalive;
+  if (ka) checkKeepalive(ka, at.at('tcp', 'tcpKeepalive'));
+}
+
+/**
+ * The kernel's bounds for TCP keepalive (Linux: at most 127 probes, at most
+ * 32767 s idle or between probes): beyond them no socket can take the
+ * setting, so the proxies would refuse every cluster config carrying it.
+ */
+function checkKeepalive(ka: TCPKeepalive, at: Checker): void {
+  if (ka.probes !== undefined && ka.probes > 127)
+    at.at('probes').error(`must be at most 127, got ${ka.probes}`);
+  for (const field of ['time', 'interval'] as const) {
+    const value = ka[field];
+    if (value === undefined || !isValidDuration(value)) continue;
+    const seconds = Math.floor(parseDuration(value) / 1000);
+    if (seconds > 32_767) at.at(field).error(`must be at most 32767s, got ${value}`);
+  }
 }
 
 function checkLoadBalancer(
@@ -400,7 +419,19 @@ function checkLoadBalancer(
       here.error('set one of httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName');
     if (keys.length > 1) here.error(`only one hash key may be set, found ${keys.join(' and ')}`);
     if (ch.httpCookie && ch.httpCookie.name === '') here.at('httpCookie', 'name').error('must not be empty');
+    for (const [i, a] of (ch.httpCookie?.attributes ?? []).entries()) {
+      // Each becomes "; name=value" in the Set-Cookie header the proxy sends.
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(a.name))
+        here.at('httpCookie', 'attributes', i, 'name').error(`"${a.name}" is not a cookie attribute name`);
+      if (a.value !== undefined && /[;\r\n]/.test(a.value))
+        here.at('httpCookie', 'attributes', i, 'value').error('must not contain ";" or line breaks');
+    }
     if (ch.ringHash && ch.maglev) here.error('only one of ringHash or maglev may be set');
+    const ring = ch.ringHash?.minimumRingSize ?? ch.minimumRingSize;
+    if (ring !== undefined && ring > 8_388_608) {
+      const field = ch.ringHash ? here.at('ringHash', 'minimumRingSize') : here.at('minimumRingSize');
+      field.error(`must be at most 8388608 (Envoy's largest ring), got ${ring}`);
+    }
     if (ch.minimumRingSize !== undefined) {
       if (ch.ringHash || ch.maglev)
         here.at('minimumRingSize').error('cannot be combined with ringHash or maglev');

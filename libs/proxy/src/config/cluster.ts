@@ -3,6 +3,7 @@ import { nativeSocketOptionsAvailable, type TcpKeepalive } from '@mizzen/origina
 import { durationToMs, SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
 import type { ClusterJson, ClusterLoadAssignmentJson, LbEndpointJson } from '../envoy/types.js';
 import { type EndpointIdentity, endpointIdentity } from '../observe/peer-metadata.js';
+import { MAX_RING_SIZE } from '../upstream/consistent-hash.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
@@ -53,8 +54,10 @@ export interface ClusterConfig {
   readonly outlier?: OutlierConfig;
   /** Below this % of healthy hosts, balance over all hosts anyway (Envoy's panic mode); 0 disables it. */
   readonly panicThresholdPercent: number;
-  /** Ring hash: points on the ring; Maglev: table size. */
+  /** Ring hash: the least points on the ring (minimum_ring_size); Maglev: the table size. */
   readonly hashTableSize: number;
+  /** Ring hash: the most points on the ring (maximum_ring_size). */
+  readonly maximumRingSize: number;
   /** common_lb_config.locality_weighted_lb_config: pick a locality by weight × availability, then a host in it. */
   readonly localityWeighted: boolean;
   /** ROUND_ROBIN / LEAST_REQUEST slow start (Istio's DestinationRule `warmup`). */
@@ -89,6 +92,8 @@ export interface ClusterConfig {
     match: Readonly<Record<string, string>>;
     tls?: TlsContextSpec;
   }[];
+  /** upstream_proxy_protocol around the transport: each connection starts with a PROXY header of this version. */
+  readonly proxyProtocol?: 1 | 2;
   readonly json: ClusterJson;
 }
 
@@ -465,6 +470,102 @@ function compileKeepalive(c: ClusterJson, where: string): TcpKeepalive | undefin
   return out;
 }
 
+const PROXY_PROTOCOL_UPSTREAM_TYPE =
+  'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport';
+
+type TransportSocketJson = { name?: string; typed_config?: Record<string, unknown> & { '@type'?: string } };
+
+/**
+ * A transport socket with Envoy's upstream_proxy_protocol taken off: the
+ * PROXY version it asks for, and the socket it wraps (raw or TLS).
+ */
+function unwrapProxyProtocol(
+  ts: TransportSocketJson | undefined,
+  at: string,
+): { inner: TransportSocketJson | undefined; version?: 1 | 2 } {
+  const typed = ts?.typed_config;
+  if (typed?.['@type'] !== PROXY_PROTOCOL_UPSTREAM_TYPE) return { inner: ts };
+  for (const key of Object.keys(typed))
+    if (key !== '@type' && key !== 'config' && key !== 'transport_socket')
+      fail(`${at}.typed_config.${key}`, 'is not supported');
+  const config = (typed.config ?? {}) as { version?: string } & Record<string, unknown>;
+  for (const key of Object.keys(config))
+    if (key !== 'version') fail(`${at}.typed_config.config.${key}`, 'is not supported');
+  const version = config.version ?? 'V1';
+  if (version !== 'V1' && version !== 'V2')
+    fail(`${at}.typed_config.config.version`, `must be V1 or V2, got ${String(version)}`);
+  return {
+    inner: typed.transport_socket as TransportSocketJson | undefined,
+    version: version === 'V2' ? 2 : 1,
+  };
+}
+
+/**
+ * The cluster's transport socket and transport socket matches (TLS or
+ * plain per host), and the PROXY protocol version wrapped around them —
+ * the same for every transport, as Istio wraps them, or the cluster is refused.
+ */
+function compileTransports(
+  c: ClusterJson,
+  where: string,
+): Pick<ClusterConfig, 'tls' | 'transportMatches' | 'proxyProtocol'> {
+  const versions = new Set<1 | 2 | undefined>();
+  const main = unwrapProxyProtocol(c.transport_socket as TransportSocketJson, `${where}.transport_socket`);
+  if (c.transport_socket) versions.add(main.version);
+  const transportMatches = (c.transport_socket_matches ?? []).map((m, i) => {
+    const at = `${where}.transport_socket_matches[${i}]`;
+    const unwrapped = unwrapProxyProtocol(
+      m.transport_socket as TransportSocketJson,
+      `${at}.transport_socket`,
+    );
+    versions.add(unwrapped.version);
+    return {
+      name: m.name ?? `match-${i}`,
+      match: Object.fromEntries(Object.entries(m.match ?? {}).map(([k, v]) => [k, String(v)])),
+      tls: compileTransportSocket(unwrapped.inner as never, 'upstream', at),
+    };
+  });
+  if (versions.size > 1)
+    fail(where, 'upstream_proxy_protocol must wrap every transport socket of the cluster alike');
+  const version = [...versions][0];
+  return {
+    tls: compileTransportSocket(main.inner as never, 'upstream', `${where}.transport_socket`),
+    transportMatches,
+    ...(version ? { proxyProtocol: version } : {}),
+  };
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  for (let f = 2; f * f <= n; f++) if (n % f === 0) return false;
+  return true;
+}
+
+/** Envoy's bounds for Maglev's table (a prime below 5000011) and the ring hash's size. */
+function compileHashLb(
+  c: ClusterJson,
+  lb: LbKind,
+  where: string,
+): Pick<ClusterConfig, 'hashTableSize' | 'maximumRingSize'> {
+  if (lb === 'maglev') {
+    const size = c.maglev_lb_config?.table_size || 65537;
+    if (!(Number.isInteger(size) && isPrime(size) && size < 5_000_011))
+      fail(`${where}.maglev_lb_config.table_size`, `must be a prime number below 5000011, got ${size}`);
+    return { hashTableSize: size, maximumRingSize: MAX_RING_SIZE };
+  }
+  const ring = c.ring_hash_lb_config;
+  const min = ring?.minimum_ring_size || 1024;
+  const max = ring?.maximum_ring_size || MAX_RING_SIZE;
+  if (max > MAX_RING_SIZE)
+    fail(`${where}.ring_hash_lb_config.maximum_ring_size`, `must be at most ${MAX_RING_SIZE}, got ${max}`);
+  if (min > max)
+    fail(
+      `${where}.ring_hash_lb_config.minimum_ring_size`,
+      `must not exceed maximum_ring_size ${max}, got ${min}`,
+    );
+  return { hashTableSize: min, maximumRingSize: max };
+}
+
 /** upstream_bind_config: the source address per IP family (a port other than 0 is not supported). */
 function compileBindConfig(c: ClusterJson, where: string): ClusterConfig['sourceAddresses'] {
   const bind = c.upstream_bind_config;
@@ -514,10 +615,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     limits: compileLimits(c, where),
     outlier: compileOutlier(c, where),
     panicThresholdPercent: c.common_lb_config?.healthy_panic_threshold?.value ?? 50,
-    hashTableSize:
-      lb === 'maglev'
-        ? (c.maglev_lb_config?.table_size ?? 65537)
-        : (c.ring_hash_lb_config?.minimum_ring_size ?? 1024),
+    ...compileHashLb(c, lb, where),
     localityWeighted:
       (c.common_lb_config as { locality_weighted_lb_config?: unknown } | undefined)
         ?.locality_weighted_lb_config !== undefined,
@@ -525,16 +623,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     http: compileHttpOptions(c, where),
     tcpKeepalive: compileKeepalive(c, where),
     sourceAddresses: compileBindConfig(c, where),
-    tls: compileTransportSocket(c.transport_socket as never, 'upstream', `${where}.transport_socket`),
-    transportMatches: (c.transport_socket_matches ?? []).map((m, i) => ({
-      name: m.name ?? `match-${i}`,
-      match: Object.fromEntries(Object.entries(m.match ?? {}).map(([k, v]) => [k, String(v)])),
-      tls: compileTransportSocket(
-        m.transport_socket as never,
-        'upstream',
-        `${where}.transport_socket_matches[${i}]`,
-      ),
-    })),
+    ...compileTransports(c, where),
     json: c,
   };
 }

@@ -65,10 +65,26 @@ export interface HttpConnectionManagerConfig {
   readonly maxRequestHeadersBytes?: number;
 }
 
+/** tcp_proxy's tunneling_config: the TCP stream goes to the cluster's host inside an HTTP CONNECT (or POST) request. */
+export interface TcpTunnelingConfig {
+  /** The request's authority: `host:port` of the final destination, which the proxy at the cluster's host connects to. */
+  readonly hostname: string;
+  readonly usePost: boolean;
+  /** The POST request's path (Envoy's default `/`). */
+  readonly postPath: string;
+}
+
 export interface TcpProxyConfig {
   readonly kind: 'tcp';
   readonly statPrefix: string;
   readonly clusters: readonly { name: string; weight: number }[];
+  /** Close the connection after this long with no bytes either way (Envoy's default: an hour); 0: never. */
+  readonly idleTimeoutMs: number;
+  /** Close the connection this long after it was accepted (max_downstream_connection_duration); 0: never. */
+  readonly maxDurationMs: number;
+  readonly tunneling?: TcpTunnelingConfig;
+  /** hash_policy source_ip: RING_HASH/MAGLEV clusters pick the host by the client's address. */
+  readonly hashBySourceIp: boolean;
   /** Network RBAC filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
   readonly authz?: AuthzChain;
   /** Istio's `istio.stats` network filter before it: TCP metrics are reported, with its overrides. */
@@ -173,13 +189,75 @@ function compileMaxHeaders(kb: number | undefined, where: string): number | unde
   return kb * 1024;
 }
 
+/** The tcp_proxy fields the proxy implements; anything else is refused rather than ignored. */
+const TCP_PROXY_FIELDS = new Set([
+  '@type',
+  'stat_prefix',
+  'cluster',
+  'weighted_clusters',
+  'idle_timeout',
+  'max_downstream_connection_duration',
+  'tunneling_config',
+  'hash_policy',
+]);
+
+/** Envoy's tcp_proxy idle_timeout when none is set. */
+const DEFAULT_TCP_IDLE_MS = 3_600_000;
+
+function durationField(value: string | undefined, at: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = durationToMs(value);
+  if (ms === undefined || ms < 0) fail(at, `"${value}" is not a duration`);
+  return ms;
+}
+
+function compileTunneling(
+  t: NonNullable<TcpProxyJson['tunneling_config']>,
+  where: string,
+): TcpTunnelingConfig {
+  const at = `${where}.tunneling_config`;
+  for (const key of Object.keys(t))
+    if (key !== 'hostname' && key !== 'use_post' && key !== 'post_path')
+      fail(`${at}.${key}`, 'is not supported');
+  if (!t.hostname) fail(`${at}.hostname`, 'is required');
+  if (t.post_path !== undefined && !t.use_post) fail(`${at}.post_path`, 'needs use_post');
+  if (t.post_path !== undefined && !t.post_path.startsWith('/'))
+    fail(`${at}.post_path`, 'must start with "/"');
+  return { hostname: t.hostname, usePost: t.use_post === true, postPath: t.post_path ?? '/' };
+}
+
+/** A tcp_proxy hashes by source IP only (Envoy's other key, filter state, is not supported). */
+function compileTcpHashPolicy(policies: TcpProxyJson['hash_policy'], where: string): boolean {
+  if (!policies?.length) return false;
+  policies.forEach((p, i) => {
+    for (const key of Object.keys(p))
+      if (key !== 'source_ip') fail(`${where}.hash_policy[${i}].${key}`, 'is not supported');
+  });
+  return true;
+}
+
 function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
+  for (const key of Object.keys(tc))
+    if (!TCP_PROXY_FIELDS.has(key)) fail(`${where}.${key}`, 'is not supported');
   let clusters: { name: string; weight: number }[];
   if (tc.cluster) clusters = [{ name: tc.cluster, weight: 1 }];
   else if (tc.weighted_clusters?.clusters?.length)
     clusters = tc.weighted_clusters.clusters.map((c) => ({ name: c.name, weight: c.weight ?? 0 }));
   else fail(where, 'tcp_proxy names no cluster');
-  return { kind: 'tcp', statPrefix: tc.stat_prefix ?? '', clusters, telemetry: {} };
+  return {
+    kind: 'tcp',
+    statPrefix: tc.stat_prefix ?? '',
+    clusters,
+    idleTimeoutMs: durationField(tc.idle_timeout, `${where}.idle_timeout`, DEFAULT_TCP_IDLE_MS),
+    maxDurationMs: durationField(
+      tc.max_downstream_connection_duration,
+      `${where}.max_downstream_connection_duration`,
+      0,
+    ),
+    ...(tc.tunneling_config ? { tunneling: compileTunneling(tc.tunneling_config, where) } : {}),
+    hashBySourceIp: compileTcpHashPolicy(tc.hash_policy, where),
+    telemetry: {},
+  };
 }
 
 function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFilterConfig {

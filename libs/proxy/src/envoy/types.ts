@@ -131,7 +131,7 @@ export interface RouteActionJson {
 
 export interface HashPolicyJson {
   header?: { header_name: string };
-  cookie?: { name: string; ttl?: string; path?: string };
+  cookie?: { name: string; ttl?: string; path?: string; attributes?: { name: string; value?: string }[] };
   connection_properties?: { source_ip?: boolean };
   query_parameter?: { name: string };
   filter_state?: unknown;
@@ -228,6 +228,9 @@ export interface TcpProxyJson extends TypedConfig {
   cluster?: string;
   weighted_clusters?: { clusters?: { name: string; weight?: number }[] };
   idle_timeout?: string;
+  max_downstream_connection_duration?: string;
+  tunneling_config?: { hostname?: string; use_post?: boolean; post_path?: string } & Record<string, unknown>;
+  hash_policy?: Record<string, unknown>[];
 }
 
 export interface LbEndpointJson {

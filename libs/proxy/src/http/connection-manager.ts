@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
 import { type Duplex, Transform } from 'node:stream';
 import type { Logger } from '@mizzen/runtime';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
@@ -14,6 +15,7 @@ import {
   type RouteTable,
   type WeightedCluster,
 } from '../config/route-table.js';
+import type { ProxyEndpoint } from '../listeners/proxy-protocol.js';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
 import type { HttpRequestRecord, ProxyObserver, TrafficDirection } from '../observe/records.js';
 import { applyClientCertPolicy, type ClientCertificate } from '../security/client-cert-details.js';
@@ -68,6 +70,27 @@ export interface HcmDeps {
   direction: TrafficDirection;
   listenerName: string;
   observer?: ProxyObserver;
+}
+
+/**
+ * The downstream connection's source and destination, as a PROXY header
+ * tells them upstream: the client (or who a PROXY header or TLS chain said it
+ * was), and where it was headed (its original destination when that is an
+ * address, else the listener's own).
+ */
+function downstreamEnds(
+  req: IncomingMessage,
+  ctx: DownstreamContext,
+): { source: ProxyEndpoint; destination: ProxyEndpoint } {
+  const socket = req.socket;
+  const original = ctx.originalDst && net.isIP(ctx.originalDst.host) ? ctx.originalDst : undefined;
+  return {
+    source: { address: ctx.remoteAddress ?? socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    destination: {
+      address: original?.host ?? ctx.localAddress ?? socket.localAddress ?? '',
+      port: original?.port ?? ctx.destinationPort ?? socket.localPort ?? 0,
+    },
+  };
 }
 
 /** How long a request waits for the route table of a listener that is still warming. */
@@ -421,6 +444,7 @@ export class HttpConnectionManager {
           originalDst: ctx.originalDst,
           hash,
           timeoutMs: r.action.timeoutMs,
+          downstream: downstreamEnds(req, ctx),
         },
         r.upgrade.socket,
         res,
@@ -473,6 +497,7 @@ export class HttpConnectionManager {
         ],
         decorators: r.decorators,
         hash,
+        downstream: downstreamEnds(req, ctx),
         downstreamHttp2: req.httpVersionMajor === 2,
         direction: this.deps.direction,
       },
@@ -499,9 +524,8 @@ export class HttpConnectionManager {
         query ??= new URLSearchParams(path.includes('?') ? path.slice(path.indexOf('?') + 1) : '');
         return query.get(name) ?? undefined;
       },
-      setCookie: (name, value, ttlSeconds, cookiePath) =>
+      setCookie: (cookie) =>
         decorators.push((_status, h) => {
-          const cookie = `${name}="${value}"; Max-Age=${ttlSeconds}${cookiePath ? `; Path=${cookiePath}` : ''}; HttpOnly`;
           const existing = h['set-cookie'];
           h['set-cookie'] =
             existing === undefined ? cookie : [...(Array.isArray(existing) ? existing : [existing]), cookie];

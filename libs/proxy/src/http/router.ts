@@ -2,11 +2,13 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { applyHeaderMutations, type HeaderMap, type HeaderMutation } from '../config/headers.js';
 import type { RetryPolicy } from '../config/retry-policy.js';
+import type { ProxyEndpoint } from '../listeners/proxy-protocol.js';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observe/peer-metadata.js';
 import type { TrafficDirection } from '../observe/records.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
-import type { Release } from '../upstream/circuit-breaker.js';
+import type { Release, SlotKind } from '../upstream/circuit-breaker.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
+import { proxyHeaderOf } from '../upstream/connect.js';
 import {
   type ConnectionPools,
   sourceAddressFor,
@@ -45,6 +47,8 @@ export interface UpstreamRequest {
   readonly hash?: number;
   /** Response edits from HTTP filters (CORS…), applied last. */
   readonly decorators?: readonly ResponseDecorator[];
+  /** The downstream connection's ends, for clusters that send a PROXY protocol header upstream. */
+  readonly downstream?: { readonly source: ProxyEndpoint; readonly destination: ProxyEndpoint };
 }
 
 /** The answer to a side call ({@link Router.call}). */
@@ -206,6 +210,19 @@ function upstreamProtocol(
   return host.sidecar && http.upgradeSidecarsToHttp2 ? 'http2' : 'http1';
 }
 
+/**
+ * How a request counts against the circuit breaker. HTTP/2 the cluster asks
+ * for (gRPC, HTTP2 ports, h2UpgradePolicy UPGRADE) multiplexes, as Envoy
+ * counts it; the mesh's own HTTP/2 between sidecars only changes the
+ * transport, so limits count as Istio's HTTP/1.1 between sidecars would —
+ * one connection per request in flight (Istio's circuit-breaking task holds).
+ */
+function slotKind(cluster: ClusterRuntime, downstreamHttp2: boolean | undefined): SlotKind {
+  const http = cluster.config.http;
+  if (http.protocol === 'http2' || (http.protocol === 'downstream' && downstreamHttp2)) return 'http2';
+  return 'http1';
+}
+
 /** How an upstream answer counts for outlier detection. */
 function outcomeOf(status: number): AttemptOutcome {
   if (status === 502 || status === 503 || status === 504) return 'gateway-error';
@@ -315,11 +332,7 @@ export class Router {
           localReply(res, req, 503, LocalReplies.noHealthyUpstream);
           return;
         }
-        const release = await this.slot(
-          cluster,
-          overall,
-          upstreamProtocol(cluster, host, req.downstreamHttp2),
-        );
+        const release = await this.slot(cluster, overall, slotKind(cluster, req.downstreamHttp2));
         if (release === 'overflow') {
           info.flag('UO');
           localReply(res, req, 503, LocalReplies.overflow, { 'x-envoy-overloaded': 'true' });
@@ -382,9 +395,9 @@ export class Router {
   private async slot(
     cluster: ClusterRuntime,
     overall: Cancellation,
-    protocol: UpstreamProtocol,
+    kind: SlotKind,
   ): Promise<Release | 'overflow' | undefined> {
-    const slot = cluster.breaker.acquire(protocol, { onAbandon: (cb) => overall.once('abort', cb) });
+    const slot = cluster.breaker.acquire(kind, { onAbandon: (cb) => overall.once('abort', cb) });
     if (slot === 'overflow' || typeof slot === 'function') return slot;
     if (overall.aborted) return undefined;
     return Promise.race([
@@ -413,7 +426,7 @@ export class Router {
     const cluster = this.clusters.get(clusterName);
     const host = cluster?.pick(undefined, req.originalDst);
     if (!cluster || !host) return;
-    const slot = cluster.breaker.tryAcquire(upstreamProtocol(cluster, host, false));
+    const slot = cluster.breaker.tryAcquire(slotKind(cluster, false));
     if (!slot) return;
     void this.pools
       .dispatch(
@@ -428,6 +441,7 @@ export class Router {
           signal: new Cancellation(),
         },
         this.shadowTls(cluster, host),
+        cluster.proxyProtocolStamp(undefined),
       )
       .then(
         (res) => {
@@ -460,7 +474,7 @@ export class Router {
     if (!cluster) throw new Error(`cluster ${clusterName} is not configured`);
     const host = cluster.pick();
     if (!host) throw new Error(`cluster ${clusterName} has no healthy host`);
-    const slot = cluster.breaker.tryAcquire(upstreamProtocol(cluster, host, false));
+    const slot = cluster.breaker.tryAcquire(slotKind(cluster, false));
     if (!slot) throw new Error(`cluster ${clusterName} is overflowing`);
     const signal = new Cancellation();
     const timer = setTimeout(
@@ -474,6 +488,7 @@ export class Router {
         upstreamProtocol(cluster, host, false),
         { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, signal },
         this.tlsFor(cluster, host),
+        cluster.proxyProtocolStamp(undefined),
       );
       cluster.report(host.key, outcomeOf(res.statusCode));
       const chunks: Buffer[] = [];
@@ -501,7 +516,12 @@ export class Router {
    */
   async upgrade(
     clusterName: string,
-    req: UpgradeRequest & { originalDst?: OriginalDestination; hash?: number; timeoutMs: number },
+    req: UpgradeRequest & {
+      originalDst?: OriginalDestination;
+      hash?: number;
+      timeoutMs: number;
+      downstream?: UpstreamRequest['downstream'];
+    },
     downstream: Duplex,
     res: ServerResponse,
     info: StreamInfo,
@@ -545,6 +565,7 @@ export class Router {
       headTimeoutMs: req.timeoutMs,
       localAddress: sourceAddressFor(cluster.connectionSettings.sourceAddresses, host.address),
       keepalive: cluster.connectionSettings.tcpKeepalive,
+      proxyHeader: proxyHeaderOf(cluster.proxyProtocolStamp(req.downstream)),
     });
     if (outcome.kind === 'failed') {
       slot();
@@ -648,6 +669,7 @@ export class Router {
           signal: attemptSignal,
         },
         secure,
+        cluster.proxyProtocolStamp(req.downstream),
       );
     } catch (err) {
       // An abort surfaces as undici's own error; report why we aborted instead.

@@ -1,7 +1,6 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
 import type { HeaderMap } from '../config/headers.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import { connectUpstream } from '../upstream/connect.js';
@@ -56,6 +55,8 @@ export function openUpgradeTunnel(
     localAddress?: string;
     /** The cluster's TCP keepalive for the tunnel's upstream connection. */
     keepalive?: TcpKeepalive;
+    /** A PROXY protocol header for the upstream, first thing on the connection. */
+    proxyHeader?: Buffer;
   },
 ): Promise<TunnelOutcome> {
   return new Promise((resolve) => {
@@ -72,6 +73,7 @@ export function openUpgradeTunnel(
       ...(opts.tls ? { tls: opts.tls } : {}),
       alpn: ['http/1.1'],
       keepalive: opts.keepalive,
+      proxyHeader: opts.proxyHeader,
     });
     let connected = false;
     const expire = () => {

@@ -151,3 +151,56 @@ export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<
     socket.once('close', onEnd);
   });
 }
+
+/** One end of a connection, as a PROXY header carries it. */
+export interface ProxyEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as the IPv4 address it is. */
+function unmapped(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m ? m[1]! : address;
+}
+
+function ipv6Bytes(address: string): Buffer {
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  const out = Buffer.alloc(16);
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g || '0', 16), i * 2);
+  return out;
+}
+
+/**
+ * The PROXY header Envoy's upstream_proxy_protocol transport socket sends
+ * first on a connection: the downstream's source and destination, in version
+ * 1 (text) or 2 (binary). Addresses of different families (or not IP at all)
+ * go out as v1 UNKNOWN / v2 LOCAL, as Envoy does.
+ */
+export function encodeProxyHeader(version: 1 | 2, source: ProxyEndpoint, destination: ProxyEndpoint): Buffer {
+  const src = unmapped(source.address);
+  const dst = unmapped(destination.address);
+  const family = net.isIP(src);
+  const same = family !== 0 && family === net.isIP(dst);
+  if (version === 1) {
+    if (!same) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+    const proto = family === 4 ? 'TCP4' : 'TCP6';
+    return Buffer.from(`PROXY ${proto} ${src} ${dst} ${source.port} ${destination.port}\r\n`, 'latin1');
+  }
+  if (!same) return Buffer.concat([V2_SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
+  const addresses =
+    family === 4
+      ? Buffer.concat([Buffer.from(src.split('.').map(Number)), Buffer.from(dst.split('.').map(Number))])
+      : Buffer.concat([ipv6Bytes(src), ipv6Bytes(dst)]);
+  const ports = Buffer.alloc(4);
+  ports.writeUInt16BE(source.port, 0);
+  ports.writeUInt16BE(destination.port, 2);
+  const head = Buffer.alloc(4);
+  head[0] = 0x21; // version 2, PROXY
+  head[1] = family === 4 ? 0x11 : 0x21; // AF_INET/AF_INET6, STREAM
+  head.writeUInt16BE(addresses.length + ports.length, 2);
+  return Buffer.concat([V2_SIGNATURE, head, addresses, ports]);
+}

@@ -275,6 +275,8 @@ export class TcpChainRuntime implements ChainRuntime {
       originalDst: ctx.originalDst,
       mtls: ctx.tls?.mtls === true,
       ...(ctx.tls?.peerPrincipal ? { peerPrincipal: ctx.tls.peerPrincipal } : {}),
+      ...(ctx.remote ? { remote: ctx.remote } : {}),
+      ...(ctx.local ? { local: ctx.local } : {}),
     });
   }
 

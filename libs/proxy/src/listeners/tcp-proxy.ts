@@ -1,11 +1,16 @@
-import type net from 'node:net';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import { ObservedTcpConnection } from '../observe/tcp-connection.js';
-import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
-import { connectUpstream } from '../upstream/connect.js';
+import type { UpstreamTls } from '../security/tls-provider.js';
+import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
+import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf } from '../upstream/connect.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
+import { hash32 } from '../upstream/consistent-hash.js';
+import type { UpstreamHost } from '../upstream/host.js';
+import { openTcpTunnel } from './tcp-tunnel.js';
 
 export interface TcpConnectionContext {
   originalDst?: OriginalDestination;
@@ -19,6 +24,9 @@ export interface TcpConnectionContext {
   onUpstream?: (connected: boolean) => void;
   /** The downstream connection came over mutual TLS (a chain terminated it): what Istio's metrics report. */
   mtls?: boolean;
+  /** The downstream's ends when the socket (a TLS stream) no longer knows them, for a PROXY header upstream. */
+  remote?: { address: string; port: number };
+  local?: { address: string; port: number };
   /** The caller's SPIFFE identity from its certificate (a chain terminated mutual TLS). */
   peerPrincipal?: string;
 }
@@ -58,7 +66,7 @@ export class TcpProxy {
         direction: this.observe.direction,
         listener: this.observe.listenerName,
         upstreamCluster: cluster,
-        downstreamRemoteAddress: downstream.remoteAddress ?? '',
+        downstreamRemoteAddress: ctx.remote?.address ?? downstream.remoteAddress ?? '',
         startTime: new Date(),
         telemetry: this.config.telemetry,
       },
@@ -80,7 +88,9 @@ export class TcpProxy {
     const clusterName = this.pickCluster();
     const observed = this.observeConnection(downstream, clusterName, ctx);
     const cluster = this.clusters.get(clusterName);
-    const host = cluster?.pick(undefined, ctx.originalDst);
+    const source = ctx.remote?.address ?? downstream.remoteAddress;
+    const hash = this.config.hashBySourceIp && source ? hash32(source) : undefined;
+    const host = cluster?.pick(undefined, ctx.originalDst, hash);
     if (!cluster || !host) {
       const flags = cluster ? 'UH' : 'NC';
       this.logger.debug({ cluster: clusterName, flags }, 'tcp connection refused: no upstream');
@@ -112,46 +122,134 @@ export class TcpProxy {
       this.refuse(downstream, ctx);
       return;
     }
+    const stamp = cluster.proxyProtocolStamp({
+      source: ctx.remote ?? { address: downstream.remoteAddress ?? '', port: downstream.remotePort ?? 0 },
+      destination:
+        ctx.originalDst && net.isIP(ctx.originalDst.host)
+          ? { address: ctx.originalDst.host, port: ctx.originalDst.port }
+          : (ctx.local ?? { address: downstream.localAddress ?? '', port: downstream.localPort ?? 0 }),
+    });
+    let upstream: Duplex | undefined;
+    let ended = false;
+    const timers = this.connectionTimers(downstream, () => upstream);
+    // The connection ends before the upstream is up: Envoy's UF (the upstream connection, its TLS
+    // handshake or the tunnel failed) or DC (the caller left first), counted as such.
+    const fail = (why: string, flags: 'UF' | 'DC') => {
+      if (ended) return;
+      ended = true;
+      slot();
+      timers.clear();
+      this.logger.debug({ cluster: clusterName, host: host.key, err: why, flags }, 'tcp upstream failed');
+      observed.failed(flags);
+      this.refuse(downstream, ctx);
+    };
+    const onDownstreamGone = () => {
+      if (!upstream) fail('the downstream closed first', 'DC');
+    };
+    downstream.once('close', onDownstreamGone);
+    // An error before the upstream is up ends in 'close' (handled above); it must not go unheard.
+    downstream.once('error', () => {});
+    this.openUpstream(cluster, host, secure, stamp).then(
+      (up) => {
+        downstream.off('close', onDownstreamGone);
+        if (ended || downstream.destroyed) {
+          up.destroy();
+          if (!ended) fail('the downstream closed first', 'DC');
+          return;
+        }
+        upstream = up;
+        ctx.onUpstream?.(true);
+        const destinationPrincipal = secure?.peerPrincipal();
+        observed.connected(downstream, up, {
+          ...(ctx.head ? { head: ctx.head } : {}),
+          upstreamMtls: secure?.mutual === true,
+          ...(destinationPrincipal ? { destinationPrincipal } : {}),
+        });
+        timers.connected(up);
+        if (ctx.head?.length) up.write(ctx.head);
+        downstream.pipe(up);
+        up.pipe(downstream);
+        up.once('error', (err) => {
+          this.logger.debug({ cluster: clusterName, host: host.key, err: err.message }, 'tcp upstream error');
+          downstream.destroy();
+        });
+        downstream.once('error', () => up.destroy());
+        up.once('close', () => {
+          ended = true;
+          slot();
+          timers.clear();
+          downstream.destroy();
+        });
+        downstream.once('close', () => up.destroy());
+      },
+      (err: Error) => fail(err.message, 'UF'),
+    );
+  }
+
+  /** The connection to the host: direct, or through the cluster's host as an HTTP tunnel (tunneling_config). */
+  private openUpstream(
+    cluster: ClusterRuntime,
+    host: UpstreamHost,
+    secure: UpstreamTls | undefined,
+    stamp: ProxyProtocolStamp | undefined,
+  ): Promise<Duplex> {
+    if (this.config.tunneling) return openTcpTunnel(cluster, host, this.config.tunneling, secure, stamp);
     const settings = cluster.connectionSettings;
-    const upstream = connectUpstream(host, {
+    const socket = connectUpstream(host, {
       connectTimeoutMs: settings.connectTimeoutMs,
       localAddress: sourceAddressFor(settings.sourceAddresses, host.address),
       ...(secure ? { tls: secure } : {}),
       keepalive: settings.tcpKeepalive,
+      proxyHeader: proxyHeaderOf(stamp),
     });
-    let connected = false;
-    upstream.once(secure ? 'secureConnect' : 'connect', () => {
-      connected = true;
-      ctx.onUpstream?.(true);
-      observed.connected(downstream, upstream, {
-        ...(ctx.head ? { head: ctx.head } : {}),
-        upstreamMtls: secure?.mutual === true,
-        ...(secure?.peerPrincipal() ? { destinationPrincipal: secure.peerPrincipal() } : {}),
+    return new Promise((resolve, reject) => {
+      socket.once(secure ? 'secureConnect' : 'connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
       });
-      if (ctx.head?.length) upstream.write(ctx.head);
-      downstream.pipe(upstream);
-      upstream.pipe(downstream);
+      socket.once('error', reject);
     });
-    upstream.once('error', (err) => {
-      this.logger.debug({ cluster: clusterName, host: host.key, err: err.message }, 'tcp upstream error');
-      if (connected) {
-        downstream.destroy();
-        return;
-      }
-      // Envoy's UF: the upstream connection (or its TLS handshake) failed.
-      observed.failed('UF');
-      this.refuse(downstream, ctx);
-    });
-    downstream.once('error', () => upstream.destroy());
-    upstream.once('close', () => {
-      slot();
+  }
+
+  /**
+   * idle_timeout (no bytes either way for that long, once the upstream is up)
+   * and max_downstream_connection_duration (since the connection came in):
+   * when either runs out, both sides are closed, as Envoy's tcp_proxy does.
+   */
+  private connectionTimers(
+    downstream: net.Socket,
+    upstream: () => Duplex | undefined,
+  ): { clear(): void; connected(up: Duplex): void } {
+    const close = () => {
+      upstream()?.destroy();
       downstream.destroy();
-    });
-    downstream.once('close', () => {
-      // The caller left before the upstream answered: Envoy's DC (downstream connection termination).
-      if (!connected) observed.failed('DC');
-      upstream.destroy();
-    });
+    };
+    const { idleTimeoutMs, maxDurationMs } = this.config;
+    const lifetime = maxDurationMs > 0 ? setTimeout(close, maxDurationMs) : undefined;
+    lifetime?.unref();
+    let idle: NodeJS.Timeout | undefined;
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(close, idleTimeoutMs);
+      idle.unref();
+    };
+    let up: Duplex | undefined;
+    return {
+      // Called as the two sides are piped together, so these listeners do not start either flow early.
+      connected: (u) => {
+        if (idleTimeoutMs <= 0) return;
+        up = u;
+        touch();
+        downstream.on('data', touch);
+        u.on('data', touch);
+      },
+      clear: () => {
+        clearTimeout(lifetime);
+        clearTimeout(idle);
+        downstream.off('data', touch);
+        up?.off('data', touch);
+      },
+    };
   }
 
   private pickCluster(): string {

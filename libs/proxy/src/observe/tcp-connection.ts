@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { UpstreamHost } from '../upstream/host.js';
 import type {
   PeerMetadata,
@@ -55,7 +56,7 @@ export class ObservedTcpConnection {
   /** The upstream is up: bytes are counted both ways, and the connection ends when either side closes. */
   connected(
     downstream: net.Socket,
-    upstream: net.Socket,
+    upstream: Duplex,
     opts: { head?: Buffer; upstreamMtls: boolean; destinationPrincipal?: string },
   ): void {
     if (!this.observation) return;

@@ -1,8 +1,11 @@
 import type { ClusterConfig, EndpointSpec } from '../config/cluster.js';
+import type { ProxyEndpoint } from '../listeners/proxy-protocol.js';
 import type { PeerMetadata } from '../observe/records.js';
 import type { SecretStore } from '../security/secret-store.js';
+import type { UpstreamTls } from '../security/tls-provider.js';
 import { TlsContextProvider } from '../security/tls-provider.js';
 import { CircuitBreaker } from './circuit-breaker.js';
+import type { ProxyProtocolStamp } from './connect.js';
 import type { ConnectionPools, ConnectionSettings } from './connection-pools.js';
 import { makeHost, type UpstreamHost } from './host.js';
 import { LoadBalancer, type RetryPriority } from './load-balancer.js';
@@ -117,6 +120,27 @@ export class ClusterRuntime {
     return this.tlsDefault;
   }
 
+  /** The PROXY header data for a connection made on behalf of a downstream, when this cluster sends one. */
+  proxyProtocolStamp(
+    downstream: { source: ProxyEndpoint; destination: ProxyEndpoint } | undefined,
+  ): ProxyProtocolStamp | undefined {
+    const version = this.config.proxyProtocol;
+    if (!version) return undefined;
+    // Without a downstream (the proxy's own calls), the addresses are unknown: v1 UNKNOWN / v2 LOCAL.
+    const none = { address: '', port: 0 };
+    return { version, source: downstream?.source ?? none, destination: downstream?.destination ?? none };
+  }
+
+  /** A raw HTTP/2 stream to one of this cluster's hosts on its pooled sessions (tcp_proxy tunnels). */
+  openTunnelStream(
+    host: UpstreamHost,
+    headers: import('node:http2').OutgoingHttpHeaders,
+    tls: UpstreamTls | undefined,
+    stamp: ProxyProtocolStamp | undefined,
+  ): Promise<import('node:http2').ClientHttp2Stream> {
+    return this.pools.openH2Stream(host, this.connectionSettings, headers, tls, stamp);
+  }
+
   /** Records how an attempt to a host ended, for outlier detection. */
   report(hostKey: string, outcome: AttemptOutcome): void {
     this.outlier?.report(hostKey, outcome, this.hostList.length);
@@ -136,6 +160,7 @@ export class ClusterRuntime {
       isEjected: this.outlier ? (k) => this.outlier!.isEjected(k) : undefined,
       panicThresholdPercent: this.config.panicThresholdPercent,
       hashTableSize: this.config.hashTableSize,
+      maximumRingSize: this.config.maximumRingSize,
       localityWeighted: this.config.localityWeighted,
       slowStart: this.config.slowStart,
       joinedAt: (k) => this.joinTimes.get(k),

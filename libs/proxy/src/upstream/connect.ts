@@ -1,8 +1,31 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { encodeProxyHeader, type ProxyEndpoint } from '../listeners/proxy-protocol.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { UpstreamHost } from './host.js';
 import { applyUpstreamSocketOptions, type TcpKeepalive } from './socket-options.js';
+
+/**
+ * What a cluster with upstream_proxy_protocol tells the host about the
+ * downstream connection a request or tunnel came on.
+ */
+export interface ProxyProtocolStamp {
+  readonly version: 1 | 2;
+  readonly source: ProxyEndpoint;
+  readonly destination: ProxyEndpoint;
+}
+
+/** The PROXY header for a stamp. */
+export function proxyHeaderOf(stamp: ProxyProtocolStamp | undefined): Buffer | undefined {
+  return stamp ? encodeProxyHeader(stamp.version, stamp.source, stamp.destination) : undefined;
+}
+
+/** Keeps connections carrying different PROXY headers apart: a pool or session key part. */
+export function stampKey(stamp: ProxyProtocolStamp | undefined): string {
+  if (!stamp) return '';
+  const { version, source: s, destination: d } = stamp;
+  return `|pp${version}=${s.address}:${s.port}>${d.address}:${d.port}`;
+}
 
 /** How one upstream connection is made: the cluster's transport, source address, timeout and socket options. */
 export interface UpstreamConnectOptions {
@@ -15,6 +38,8 @@ export interface UpstreamConnectOptions {
   readonly alpn?: readonly string[];
   /** upstream_connection_options.tcp_keepalive. */
   readonly keepalive?: TcpKeepalive;
+  /** A PROXY protocol header to send before anything else, TLS included (upstream_proxy_protocol). */
+  readonly proxyHeader?: Buffer;
 }
 
 /** The code of an upstream connection that failed before it was up, for errors that bring none (a refused peer identity). */
@@ -46,24 +71,39 @@ export function connectUpstream(host: UpstreamHost, o: UpstreamConnectOptions): 
     ...(o.localAddress ? { localAddress: o.localAddress } : {}),
     timeout: o.connectTimeoutMs,
   };
-  const socket: net.Socket = o.tls
-    ? tls.connect({
-        ...base,
+  // The PROXY header goes out first, before the TLS handshake: TLS then runs over that TCP connection.
+  const raw = o.proxyHeader || !o.tls ? net.connect(base) : undefined;
+  if (raw && o.proxyHeader) raw.write(o.proxyHeader);
+  const tlsOptions = o.tls
+    ? {
         secureContext: o.tls.context,
         ...(o.tls.servername ? { servername: o.tls.servername } : {}),
         ...(o.alpn ? { ALPNProtocols: [...o.alpn] } : {}),
         rejectUnauthorized: true,
         checkServerIdentity: o.tls.verify,
-      })
-    : net.connect(base);
-  socket.setNoDelay(true);
-  socket.once('connect', () => {
+      }
+    : undefined;
+  const socket: net.Socket = tlsOptions
+    ? raw
+      ? tls.connect({ ...tlsOptions, socket: raw })
+      : tls.connect({ ...base, ...tlsOptions })
+    : raw!;
+  const tcp = raw ?? socket;
+  tcp.setNoDelay(true);
+  tcp.once('connect', () => {
     try {
-      applyUpstreamSocketOptions(socket, o.keepalive);
+      applyUpstreamSocketOptions(tcp, o.keepalive);
     } catch (err) {
       socket.destroy(err as Error);
     }
   });
+  if (raw && socket !== raw) {
+    // TLS over our own TCP socket: its errors and timeout are the connection's.
+    raw.once('error', (err) => socket.destroy(err));
+    raw.once('timeout', () => socket.destroy(connectTimeoutError()));
+    socket.once('secureConnect', () => raw.setTimeout(0));
+    return socket;
+  }
   // The connect timeout covers the TLS handshake too; once up, the connection has no socket timeout.
   socket.once(o.tls ? 'secureConnect' : 'connect', () => socket.setTimeout(0));
   socket.once('timeout', () => socket.destroy(connectTimeoutError()));

@@ -1,7 +1,13 @@
 import net from 'node:net';
 import { Client, type Dispatcher, Pool } from 'undici';
 import type { UpstreamTls } from '../security/tls-provider.js';
-import { asConnectFailure, connectUpstream } from './connect.js';
+import {
+  asConnectFailure,
+  connectUpstream,
+  type ProxyProtocolStamp,
+  proxyHeaderOf,
+  stampKey,
+} from './connect.js';
 import { H2Sessions } from './h2-sessions.js';
 import { makeHost, type UpstreamHost } from './host.js';
 import type { TcpKeepalive } from './socket-options.js';
@@ -52,7 +58,11 @@ export function sourceKey(settings: ConnectionSettings, host: UpstreamHost): str
  * connections get the cluster's TLS, timeout and socket options like every
  * other upstream connection.
  */
-function connector(settings: ConnectionSettings, secure?: UpstreamTls): Pool.Options['connect'] {
+function connector(
+  settings: ConnectionSettings,
+  secure?: UpstreamTls,
+  proxyHeader?: Buffer,
+): Pool.Options['connect'] {
   return (options, callback) => {
     const host = makeHost(options.hostname.replace(/^\[|\]$/g, ''), Number(options.port));
     const socket = connectUpstream(host, {
@@ -61,6 +71,7 @@ function connector(settings: ConnectionSettings, secure?: UpstreamTls): Pool.Opt
       tls: secure,
       alpn: ['http/1.1'],
       keepalive: settings.tcpKeepalive,
+      proxyHeader,
     });
     let done = false;
     const finish = (err: Error | null) => {
@@ -86,11 +97,14 @@ function clientFactory(settings: ConnectionSettings): Pool.Options['factory'] {
   return (origin, opts) => {
     const client = new Client(origin, opts as Client.Options);
     if (duration) {
-      client.once('connect', () => {
-        const timer = setTimeout(() => void client.close().catch(() => {}), duration + 1);
+      // A client reconnects after its connection drops: each connection gets its own lifetime.
+      let timer: NodeJS.Timeout | undefined;
+      client.on('connect', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => void client.close().catch(() => {}), duration + 1);
         timer.unref();
-        client.once('disconnect', () => clearTimeout(timer));
       });
+      client.on('disconnect', () => clearTimeout(timer));
     }
     return client;
   };
@@ -117,13 +131,14 @@ export class ConnectionPools {
     protocol: UpstreamProtocol,
     req: UpstreamRequestHead,
     tls?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
   ): Promise<UpstreamResponse> {
     this.begin(host.key);
     try {
-      if (protocol === 'http2') return await this.h2.request(host, settings, req, tls);
+      if (protocol === 'http2') return await this.h2.request(host, settings, req, tls, stamp);
       // `te: trailers` only means something over HTTP/2.
       const { te: _te, ...headers } = req.headers;
-      const res = await this.get(host, settings, tls).request({
+      const res = await this.get(host, settings, tls, stamp).request({
         method: req.method as Dispatcher.HttpMethod,
         path: req.path,
         headers: headers as Record<string, string | string[]>,
@@ -148,7 +163,12 @@ export class ConnectionPools {
 
   private readonly signatures = new WeakMap<ConnectionSettings, string>();
 
-  private get(host: UpstreamHost, settings: ConnectionSettings, tls?: UpstreamTls): Pool {
+  private get(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    tls?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
+  ): Pool {
     let signature = this.signatures.get(settings);
     if (signature === undefined) {
       signature = JSON.stringify(settings);
@@ -157,7 +177,9 @@ export class ConnectionPools {
     // TLS and plaintext connections to one host are different pools; a new TLS setup replaces the old one's.
     // Connections from another source address (upstream_bind_config) are another pool too.
     const localAddress = sourceAddressFor(settings.sourceAddresses, host.address);
-    const key = `${host.key}${sourceKey(settings, host)}${tls ? '|tls' : ''}`;
+    // With upstream_proxy_protocol each downstream connection's addresses get connections of their own, as in Envoy.
+    const key = `${host.key}${sourceKey(settings, host)}${tls ? '|tls' : ''}${stampKey(stamp)}`;
+    if (stamp && !this.pools.has(key)) this.sweepIdleStampedPools();
     if (tls) signature = `${signature}|${tls.key}`;
     let entry = this.pools.get(key);
     if (entry && entry.signature !== signature) {
@@ -172,7 +194,7 @@ export class ConnectionPools {
           connections: MAX_CONNECTIONS_PER_HOST,
           pipelining: 1,
           ...(localAddress ? { localAddress } : {}),
-          connect: connector(settings, tls),
+          connect: connector(settings, tls, proxyHeaderOf(stamp)),
           factory: clientFactory(settings),
           ...(settings.maxConnectionDurationMs ? { clientTtl: settings.maxConnectionDurationMs } : {}),
           // Route and per-try timeouts are the router's job; undici must not impose its own.
@@ -193,6 +215,17 @@ export class ConnectionPools {
     return entry.pool;
   }
 
+  /** A raw HTTP/2 stream to a host on its pooled sessions (tcp_proxy tunnels). */
+  openH2Stream(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    headers: import('node:http2').OutgoingHttpHeaders,
+    tls?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
+  ): Promise<import('node:http2').ClientHttp2Stream> {
+    return this.h2.openStream(host, settings, headers, tls, stamp);
+  }
+
   /** Requests in flight to a host (LEAST_REQUEST reads this). */
   active(key: string): number {
     return this.activeByHost.get(key) ?? 0;
@@ -206,6 +239,15 @@ export class ConnectionPools {
     const n = (this.activeByHost.get(key) ?? 1) - 1;
     if (n > 0) this.activeByHost.set(key, n);
     else this.activeByHost.delete(key);
+  }
+
+  /** Pools kept apart by PROXY header come and go with clients: those with no connection left are dropped. */
+  private sweepIdleStampedPools(): void {
+    for (const [key, entry] of this.pools) {
+      const stats = entry.pool.stats;
+      if (key.includes('|pp') && stats.connected === 0 && stats.pending === 0 && stats.running === 0)
+        this.retire(key, entry);
+    }
   }
 
   /** Closes the pools of hosts not in `keep`. */

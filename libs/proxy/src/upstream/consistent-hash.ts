@@ -21,17 +21,38 @@ export interface HashTable {
   pick(hash: number, usable: (h: UpstreamHost) => boolean): UpstreamHost | undefined;
 }
 
-/** Envoy's ring hash: each host owns points on a ring in proportion to its weight; a key goes to the next point. */
+/** Envoy's largest ring (ring_hash_lb_config.maximum_ring_size's default). */
+export const MAX_RING_SIZE = 8_388_608;
+
+/**
+ * Envoy's ring hash: each host owns points on a ring in proportion to its
+ * weight; a key goes to the next point. As Envoy sizes it, the ring is
+ * scaled so the lightest host gets a whole number of points and the ring has
+ * at least minimum_ring_size of them (at most maximum_ring_size).
+ */
 export class RingHash implements HashTable {
   private readonly points: { at: number; host: UpstreamHost }[] = [];
 
-  constructor(hosts: readonly UpstreamHost[], minimumRingSize: number) {
-    const totalWeight = hosts.reduce((s, h) => s + h.weight, 0) || 1;
-    for (const host of hosts) {
-      const count = Math.max(1, Math.ceil((minimumRingSize * host.weight) / totalWeight));
-      for (let i = 0; i < count; i++) this.points.push({ at: hash32(`${host.key}_${i}`), host });
-    }
+  constructor(hosts: readonly UpstreamHost[], minimumRingSize: number, maximumRingSize = MAX_RING_SIZE) {
+    const totalWeight = hosts.reduce((s, h) => s + h.weight, 0);
+    if (hosts.length === 0 || !(totalWeight > 0)) return;
+    const normalized = hosts.map((h) => h.weight / totalWeight);
+    const lightest = Math.min(...normalized);
+    const scale = Math.min(Math.ceil(lightest * minimumRingSize) / lightest, maximumRingSize);
+    // Running totals keep the points per host whole while their sum tracks scale × weight.
+    let current = 0;
+    let target = 0;
+    hosts.forEach((host, i) => {
+      target += scale * normalized[i]!;
+      for (let n = 0; current < target; n++, current++)
+        this.points.push({ at: hash32(`${host.key}_${n}`), host });
+    });
     this.points.sort((a, b) => a.at - b.at);
+  }
+
+  /** Points on the ring (its size). */
+  get size(): number {
+    return this.points.length;
   }
 
   pick(hash: number, usable: (h: UpstreamHost) => boolean): UpstreamHost | undefined {
@@ -55,6 +76,11 @@ export class RingHash implements HashTable {
 /** Google's Maglev table (as Envoy's MAGLEV): even spread and minimal disruption when hosts change. */
 export class MaglevTable implements HashTable {
   private readonly table: UpstreamHost[];
+
+  /** Hosts that own at least one slot: with a table smaller than the host count, some own none. */
+  owners(): Set<UpstreamHost> {
+    return new Set(this.table.filter((h) => h !== undefined));
+  }
 
   constructor(hosts: readonly UpstreamHost[], tableSize: number) {
     this.table = new Array(tableSize);

@@ -1,6 +1,6 @@
 import http2 from 'node:http2';
 import type { UpstreamTls } from '../security/tls-provider.js';
-import { connectUpstream } from './connect.js';
+import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf, stampKey } from './connect.js';
 import { type ConnectionSettings, sourceAddressFor, sourceKey } from './connection-pools.js';
 import type { UpstreamHost } from './host.js';
 import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
@@ -55,8 +55,9 @@ export class H2Sessions {
     settings: ConnectionSettings,
     req: UpstreamRequestHead,
     secure?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
   ): Promise<UpstreamResponse> {
-    const entry = this.acquire(host, settings, secure);
+    const entry = this.acquire(host, settings, secure, stamp);
     return entry.ready.then(
       () => this.stream(entry, settings, req),
       (err) => {
@@ -66,11 +67,33 @@ export class H2Sessions {
     );
   }
 
-  /** Open sessions to a host (under any settings), for diagnostics and tests. */
-  sessionsTo(hostKey: string): number {
-    let n = 0;
-    for (const [key, list] of this.pools) if (key.split('|')[0] === hostKey) n += list.length;
-    return n;
+  /**
+   * A raw stream on a pooled session (a CONNECT or POST tunnel for tcp_proxy):
+   * the caller owns it; its end gives the session's slot back.
+   */
+  async openStream(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    headers: http2.OutgoingHttpHeaders,
+    secure?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
+  ): Promise<http2.ClientHttp2Stream> {
+    const entry = this.acquire(host, settings, secure, stamp);
+    try {
+      await entry.ready;
+    } catch (err) {
+      this.release(entry, settings);
+      throw err;
+    }
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = entry.session.request(headers, { endStream: false });
+    } catch (err) {
+      this.release(entry, settings);
+      throw new H2Error((err as Error).message, 'UND_ERR_CLOSED');
+    }
+    stream.once('close', () => this.release(entry, settings));
+    return stream;
   }
 
   /** Closes sessions to hosts not in `keep`; streams in flight finish first. */
@@ -93,22 +116,32 @@ export class H2Sessions {
     this.pools.clear();
   }
 
-  private keyOf(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls): string {
+  private keyOf(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    secure?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
+  ): string {
     let signature = this.signatures.get(settings);
     if (signature === undefined) {
       signature = JSON.stringify(settings);
       this.signatures.set(settings, signature);
     }
-    return `${host.key}${sourceKey(settings, host)}${secure ? `|${secure.key}` : ''}|${signature}`;
+    return `${host.key}${sourceKey(settings, host)}${secure ? `|${secure.key}` : ''}${stampKey(stamp)}|${signature}`;
   }
 
   /** A session with room for one more stream (opening one if none has), with that stream counted on it. */
-  private acquire(host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls): Session {
-    const key = this.keyOf(host, settings, secure);
+  private acquire(
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    secure?: UpstreamTls,
+    stamp?: ProxyProtocolStamp,
+  ): Session {
+    const key = this.keyOf(host, settings, secure, stamp);
     const list = this.pools.get(key) ?? [];
     let entry = list.find((e) => this.hasRoom(e, settings));
     if (!entry) {
-      entry = this.open(key, host, settings, secure);
+      entry = this.open(key, host, settings, secure, proxyHeaderOf(stamp));
       list.push(entry);
       this.pools.set(key, list);
     }
@@ -157,7 +190,13 @@ export class H2Sessions {
     if (!e.session.closed && !e.session.destroyed) e.session.close();
   }
 
-  private open(key: string, host: UpstreamHost, settings: ConnectionSettings, secure?: UpstreamTls): Session {
+  private open(
+    key: string,
+    host: UpstreamHost,
+    settings: ConnectionSettings,
+    secure?: UpstreamTls,
+    proxyHeader?: Buffer,
+  ): Session {
     const session = http2.connect(`${secure ? 'https' : 'http'}://${host.key}`, {
       createConnection: () =>
         connectUpstream(host, {
@@ -166,6 +205,7 @@ export class H2Sessions {
           tls: secure,
           alpn: ['h2'],
           keepalive: settings.tcpKeepalive,
+          proxyHeader,
         }),
       settings: { enablePush: false },
     });

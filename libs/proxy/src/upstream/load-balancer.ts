@@ -11,6 +11,8 @@ export interface BalancerOptions {
   panicThresholdPercent?: number;
   /** Ring size (RING_HASH) or table size (MAGLEV). */
   hashTableSize?: number;
+  /** RING_HASH: the ring's largest size (maximum_ring_size). */
+  maximumRingSize?: number;
   /** Envoy's locality_weighted_lb_config: a locality by weight × availability first, then a host in it. */
   localityWeighted?: boolean;
   /** ROUND_ROBIN / LEAST_REQUEST slow start: hosts that joined recently get a ramped-down weight. */
@@ -95,7 +97,7 @@ export class LoadBalancer {
         overprovisioningFactor: list[0]!.overprovisioningFactor,
         table:
           kind === 'ring_hash'
-            ? new RingHash(list, size ?? 1024)
+            ? new RingHash(list, size ?? 1024, options.maximumRingSize)
             : kind === 'maglev'
               ? new MaglevTable(list, size ?? 65537)
               : undefined,
