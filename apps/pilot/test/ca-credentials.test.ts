@@ -142,6 +142,9 @@ describe('CA-only credentials: served as kubernetes://NAME-cacert', () => {
         data: { 'ca.crt': b64(clientsCa.certificate), 'ca.crl': b64(clientsCrl) },
       },
       'istio-system/broken-ca': { type: 'Opaque', data: { 'ca.crt': b64('not a certificate') } },
+      // Both a ca.crt of its own and a -cacert Secret: Istio's SDS takes the -cacert one.
+      'istio-system/both': { type: 'Opaque', data: { 'ca.crt': b64(extCa.certificate) } },
+      'istio-system/both-cacert': { type: 'Opaque', data: { 'ca.crt': b64(clientsCa.certificate) } },
       // The same CA in another namespace: proxies of istio-system never see it.
       'default/other-ca': { type: 'Opaque', data: { 'ca.crt': b64(extCa.certificate) } },
     };
@@ -166,6 +169,8 @@ describe('CA-only credentials: served as kubernetes://NAME-cacert', () => {
     });
     store.write('istio-system', 'clients-ca', { caCertificate: clientsCa.certificate, caCrl: clientsCrl });
     store.write('default', 'other-ca', { caCertificate: extCa.certificate });
+    store.write('istio-system', 'both', { caCertificate: extCa.certificate });
+    store.write('istio-system', 'both-cacert', { caCertificate: clientsCa.certificate });
     // A broken file, as a hand edit would leave it: the store refuses to write one.
     fs.writeFileSync(
       store.file('istio-system', 'broken-ca'),
@@ -191,6 +196,17 @@ describe('CA-only credentials: served as kubernetes://NAME-cacert', () => {
       notices: gatewayNotices(push, proxy),
     };
   }
+
+  it('prefers the <name>-cacert credential to the credential’s own ca.crt, as Istio’s SDS does', () => {
+    for (const credentials of [kubernetesSecrets(), localStore()]) {
+      expect(credentials.resolveCa('istio-system', 'both')).toEqual({
+        ca: expect.objectContaining({ caCertificate: clientsCa.certificate }),
+      });
+      expect(credentials.resolveCa('istio-system', 'ext-ca')).toEqual({
+        ca: expect.objectContaining({ caCertificate: extCa.certificate }),
+      });
+    }
+  });
 
   for (const [source, make, where] of [
     ['Kubernetes Secrets', kubernetesSecrets, 'Kubernetes Secrets'],

@@ -67,8 +67,9 @@ export function checkedCa(
   separate: CaCandidate,
   where: string,
 ): CaLookup {
-  const from = own.ca ? name : `${name}${CA_SUFFIX}`;
-  const ca = own.ca ?? separate.ca;
+  // Istio's SDS asks for `<name>-cacert` first and falls back to the credential's own ca.crt.
+  const from = separate.ca ? `${name}${CA_SUFFIX}` : name;
+  const ca = separate.ca ?? own.ca;
   if (!ca) {
     if (!own.exists && !separate.exists)
       return {

@@ -107,15 +107,10 @@ export class CredentialStore implements CredentialSource {
     const certificateChain = decode(secret, 'tls.crt', 'cert');
     const privateKey = decode(secret, 'tls.key', 'key');
     if (!certificateChain || !privateKey) return undefined;
-    let caCertificate = decode(secret, 'ca.crt', 'cacert');
-    let caCrl = decode(secret, 'ca.crl', 'crl');
-    if (!caCertificate) {
-      const ca = caOf(this.secrets.get(`${credentialName}${CA_SUFFIX}`, namespace));
-      if (ca) {
-        caCertificate = ca.caCertificate;
-        caCrl ??= ca.caCrl;
-      }
-    }
+    // As Istio's SDS: a `<name>-cacert` Secret's CA first, else the Secret's own ca.crt.
+    const separate = caOf(this.secrets.get(`${credentialName}${CA_SUFFIX}`, namespace));
+    const caCertificate = separate?.caCertificate ?? decode(secret, 'ca.crt', 'cacert');
+    const caCrl = separate ? separate.caCrl : decode(secret, 'ca.crl', 'crl');
     return {
       certificateChain,
       privateKey,
