@@ -619,7 +619,7 @@ spec:
     for (let i = 0; i < 5; i++) await http.request('http://backend:8000/ok', { 'x-user': 'jason' });
     const families = await metrics(client);
     const tagged = samples(families, 'istio_requests_total').filter((s) => s.labels.user === 'jason');
-    expect(tagged).toHaveLength(1);
+    expect(tagged, JSON.stringify(tagged)).toHaveLength(1);
     expect(tagged[0]!.labels).toMatchObject({ request_host: 'backend:8000', response_code: '200' });
     expect(tagged[0]!.labels).not.toHaveProperty('response_flags');
     expect(tagged[0]!.value).toBeGreaterThanOrEqual(6);

@@ -76,4 +76,29 @@ describe('capture listener replaced under keep-alive connections', () => {
     await h.apply(resources('PassthroughCluster'));
     expect(await get()).toBe(200);
   });
+
+  it('loses no request on kept-alive connections while the listener is replaced again and again', async () => {
+    // A keep-alive client sending its next request right after each answer, as apps do.
+    let stop = false;
+    const statuses: (number | string)[] = [];
+    const client = (async () => {
+      for (let i = 0; i < 2000 && !stop; i++) statuses.push(await get().catch((e: Error) => e.message));
+    })();
+    for (let i = 0; i < 15; i++) {
+      // A changed catch-all each time (its stat prefix), so the capture listener is replaced and drained.
+      const next = resources('PassthroughCluster');
+      const capture = (
+        next[TypeUrl.Listener][0] as {
+          filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[];
+        }
+      ).filter_chains[0]!.filters[0]!.typed_config;
+      capture.stat_prefix = `passthrough-${i}`;
+      await h.apply(next);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    stop = true;
+    await client;
+    expect(statuses.length).toBeGreaterThan(15);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
 });

@@ -4,6 +4,17 @@ import type http2 from 'node:http2';
 /** How long a replaced listener's connections may finish their requests before they are closed. */
 export const DRAIN_MS = 10_000;
 
+/**
+ * How long a draining connection must have been idle before it is closed. A
+ * keep-alive client may be writing its next request at the very moment an idle
+ * connection is closed, and that request is then lost (HTTP/1.1 has no way to
+ * say "not processed"); clients send their next request right after the last
+ * answer, so closing only connections that have been quiet for a while keeps
+ * that race to the rare client that pauses exactly this long. A request that
+ * does arrive is answered with `Connection: close`.
+ */
+export const DRAIN_IDLE_MS = 1_000;
+
 /** A downstream connection as a drain sees it: an HTTP/1.1 socket or an HTTP/2 session. */
 export interface Closable {
   end(): void;
@@ -11,38 +22,55 @@ export interface Closable {
   once(event: 'close', fn: () => void): unknown;
 }
 
+interface Tracked {
+  /** Requests in flight on the connection. */
+  active: number;
+  /** When it last became idle. */
+  idleSince: number;
+}
+
 /**
- * Tracks the connections an HTTP server owns so a drain can close each one as
- * soon as it is idle (and force the rest after DRAIN_MS).
+ * Tracks the connections an HTTP server owns so a drain can close each one
+ * once it is idle (and force the rest after DRAIN_MS).
  */
 export class ConnectionTracker {
-  private readonly inFlight = new Map<Closable, number>();
+  private readonly connections = new Map<Closable, Tracked>();
   private draining = false;
+  private sweeper?: NodeJS.Timeout;
 
   add(conn: Closable): void {
-    if (this.inFlight.has(conn)) return;
-    this.inFlight.set(conn, 0);
-    conn.once('close', () => this.inFlight.delete(conn));
+    if (this.connections.has(conn)) return;
+    this.connections.set(conn, { active: 0, idleSince: Date.now() });
+    conn.once('close', () => this.connections.delete(conn));
   }
 
   begin(conn: Closable, res: http.ServerResponse | http2.Http2ServerResponse): void {
     this.add(conn);
-    this.inFlight.set(conn, (this.inFlight.get(conn) ?? 0) + 1);
+    const tracked = this.connections.get(conn)!;
+    tracked.active++;
+    // HTTP/1.1 answers on a draining listener say `Connection: close`, and the server closes after them.
     if (this.draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
     res.once('close', () => {
-      const n = (this.inFlight.get(conn) ?? 1) - 1;
-      this.inFlight.set(conn, n);
-      if (this.draining && n === 0) conn.end();
+      tracked.active = Math.max(0, tracked.active - 1);
+      if (tracked.active === 0) tracked.idleSince = Date.now();
     });
   }
 
   drain(): void {
+    if (this.draining) return;
     this.draining = true;
-    for (const [conn, n] of this.inFlight) if (n === 0) conn.end();
-    const timer = setTimeout(() => {
-      for (const conn of this.inFlight.keys()) conn.destroy();
-    }, DRAIN_MS);
-    timer.unref();
+    const started = Date.now();
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      if (now - started >= DRAIN_MS) {
+        for (const conn of this.connections.keys()) conn.destroy();
+      } else {
+        for (const [conn, t] of this.connections)
+          if (t.active === 0 && now - t.idleSince >= DRAIN_IDLE_MS) conn.end();
+      }
+      if (this.connections.size === 0 || now - started >= DRAIN_MS) clearInterval(this.sweeper);
+    }, DRAIN_IDLE_MS / 4);
+    this.sweeper.unref();
   }
 }
 

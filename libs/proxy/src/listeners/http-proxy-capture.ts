@@ -56,6 +56,8 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
   private readonly tracker = new ConnectionTracker();
   /** This listener's own filter chain: where traffic for ports no listener claims goes (passthrough or blackhole). */
   private readonly fallback: TcpChainRuntime;
+  /** The capture listener that replaced this one, which its kept-alive connections' requests go to. */
+  private successor?: HttpProxyCaptureRuntime;
 
   constructor(
     readonly config: ListenerConfig,
@@ -68,7 +70,7 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
     this.fallback = new TcpChainRuntime(own.filter, deps, config);
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.tracker.begin(req.socket, res);
-      void this.onRequest(req, res);
+      void this.latest().onRequest(req, res);
     });
     this.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
       this.onConnect(req, socket, head),
@@ -84,14 +86,24 @@ export class HttpProxyCaptureRuntime implements ListenerRuntime {
   }
 
   /**
-   * Replaced (its catch-all changed): keep-alive connections close as soon as
-   * their request is answered, so the app's next request reaches the new
-   * listener and its catch-all instead of this one's. CONNECT tunnels belong
-   * to the listener they were handed to and are left alone.
+   * Replaced (its catch-all changed). A request that still arrives on one of
+   * its keep-alive connections is handled by the listener that replaced it —
+   * this runtime holds no per-connection state besides the HTTP parser — so
+   * the app's next request meets the new catch-all at once and none is lost
+   * to a connection closed under it. The connections themselves close once
+   * idle (answers say `Connection: close`). CONNECT tunnels belong to the
+   * listener they were handed to and are left alone.
    */
-  drain(): void {
+  drain(successor?: ListenerRuntime): void {
+    if (successor instanceof HttpProxyCaptureRuntime) this.successor = successor;
     this.tracker.drain();
-    this.server.closeIdleConnections();
+  }
+
+  /** The runtime in force: this one, or the newest that replaced it. */
+  private latest(): HttpProxyCaptureRuntime {
+    let current: HttpProxyCaptureRuntime = this;
+    while (current.successor) current = current.successor;
+    return current;
   }
 
   private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -143,7 +143,8 @@ export class ListenerManager {
     }
     const keptRuntimes = new Set([...next.values()].map((a) => a.runtime));
     for (const a of next.values()) if (a.socket) a.socket.runtime = a.runtime;
-    for (const a of this.active.values()) if (!keptRuntimes.has(a.runtime)) a.runtime.drain();
+    for (const a of this.active.values())
+      if (!keptRuntimes.has(a.runtime)) a.runtime.drain(next.get(a.config.name)?.runtime);
     const keptSockets = new Set([...next.values()].map((a) => a.socket));
     for (const a of this.active.values()) if (a.socket && !keptSockets.has(a.socket)) void a.socket.close();
     this.active = next;

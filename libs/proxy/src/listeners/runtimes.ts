@@ -331,8 +331,12 @@ export interface ListenerRuntime {
   readonly config: ListenerConfig;
   /** Takes a new downstream connection (from a bound socket or handed over by the capture listener). */
   accept(socket: net.Socket, originalDst?: OriginalDestination): void;
-  /** The listener was replaced: finish requests in flight, then close its connections. */
-  drain(): void;
+  /**
+   * The listener was replaced (by `successor`, when one of the same name
+   * takes its place; undefined when it was removed): finish requests in
+   * flight, then close its connections.
+   */
+  drain(successor?: ListenerRuntime): void;
 }
 
 export class ChainedListenerRuntime implements ListenerRuntime {
