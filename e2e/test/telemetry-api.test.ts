@@ -255,7 +255,13 @@ defaultProviders:
         server: spans.find((s) => s.kind === 'server')!,
       };
     };
-    const withUser = await spansOf({ 'x-user': 'jason' });
+    // The client samples once its config is in; the server proxy's own tags follow with its config.
+    let withUser = await spansOf({ 'x-user': 'jason' });
+    await eventually('the server proxy tagging its spans too', async () => {
+      if (withUser.server.attributes.team === 'payments') return true;
+      withUser = await spansOf({ 'x-user': 'jason' });
+      return withUser.server.attributes.team === 'payments' || 'server span not tagged yet';
+    });
     expect(withUser.client.service).toBe(`client.${NS}`);
     expect(withUser.server.service).toBe(`server.${NS}`);
     // Each proxy tags its own span: the environment tag reads its own process's variable.
