@@ -40,6 +40,15 @@ export {
 export type { DiscoveryRequest, DiscoveryResponse, XdsNode } from './discovery.js';
 export { durationToMs, msToDuration } from './duration.js';
 export {
+  AUTHORIZATION_SERVICE,
+  authorizationCheckMethod,
+  type EnvoyUnaryMethod,
+  envoyUnaryMethod,
+  GrpcCallError,
+  UnaryChannel,
+  type UnaryChannelTarget,
+} from './envoy-grpc.js';
+export {
   decodeMessage,
   EnvoyJsonError,
   encodeMessage,
