@@ -129,3 +129,72 @@ export class UnaryChannel {
     this.client.close();
   }
 }
+
+/** What a Check handler knows of the call: the :authority it was sent to, and the client's certificate over mutual TLS. */
+export interface CheckCall {
+  readonly authority: string;
+  readonly peerCertificate?: tls.PeerCertificate;
+}
+
+/** A Check handler's answer; `undefined` leaves the call unanswered (a hung authorizer, until the caller's deadline). */
+export type CheckHandler<Req, Res> = (
+  request: Req,
+  call: CheckCall,
+) => Res | undefined | Promise<Res | undefined>;
+
+export interface AuthorizationServerOptions {
+  /** Default 127.0.0.1. */
+  address?: string;
+  /** Default 0: a free port. */
+  port?: number;
+  /** Serve TLS with this certificate, trusting `rootCa` for client certificates (required when asked). */
+  tls?: { certChain: string; privateKey: string; rootCa: string; requireClientCertificate: boolean };
+}
+
+/**
+ * Serves `envoy.service.auth.v3.Authorization` with `handler`: an external
+ * authorizer as Envoy (or this proxy) calls it, requests and answers as
+ * Envoy JSON. Resolves once listening, with the port and a close.
+ */
+export async function serveAuthorization<Req = unknown, Res = unknown>(
+  handler: CheckHandler<Req, Res>,
+  options: AuthorizationServerOptions = {},
+): Promise<{ port: number; close: () => void }> {
+  const server = new grpc.Server();
+  server.addService(
+    { Check: authorizationCheckMethod<Req, Res>() },
+    {
+      Check: (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
+        const peerCertificate = call.getAuthContext().sslPeerCertificate;
+        const info: CheckCall = {
+          authority: call.getHost(),
+          ...(peerCertificate ? { peerCertificate } : {}),
+        };
+        Promise.resolve()
+          .then(() => handler(call.request, info))
+          .then(
+            (response) => {
+              if (response !== undefined) callback(null, response);
+            },
+            (err: Error) => callback({ code: grpc.status.INTERNAL, details: err.message }),
+          );
+      },
+    },
+  );
+  const t = options.tls;
+  const credentials = t
+    ? grpc.ServerCredentials.createSsl(
+        Buffer.from(t.rootCa),
+        [{ cert_chain: Buffer.from(t.certChain), private_key: Buffer.from(t.privateKey) }],
+        t.requireClientCertificate,
+      )
+    : grpc.ServerCredentials.createInsecure();
+  const address = options.address ?? '127.0.0.1';
+  const host = address.includes(':') ? `[${address}]` : address;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${options.port ?? 0}`, credentials, (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  return { port, close: () => server.forceShutdown() };
+}

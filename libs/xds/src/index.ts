@@ -41,10 +41,14 @@ export type { DiscoveryRequest, DiscoveryResponse, XdsNode } from './discovery.j
 export { durationToMs, msToDuration } from './duration.js';
 export {
   AUTHORIZATION_SERVICE,
+  type AuthorizationServerOptions,
   authorizationCheckMethod,
+  type CheckCall,
+  type CheckHandler,
   type EnvoyUnaryMethod,
   envoyUnaryMethod,
   GrpcCallError,
+  serveAuthorization,
   UnaryChannel,
   type UnaryChannelTarget,
 } from './envoy-grpc.js';

@@ -1,52 +1,46 @@
 import net from 'node:net';
-import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { authorizationCheckMethod, GrpcCallError, UnaryChannel } from '../src/envoy-grpc.js';
+import {
+  authorizationCheckMethod,
+  GrpcCallError,
+  serveAuthorization,
+  UnaryChannel,
+} from '../src/envoy-grpc.js';
 
 /**
  * The Envoy API's external authorization service over real gRPC: a grpc-js
- * server built from `authorizationCheckMethod` and a `UnaryChannel` calling
- * it, each side seeing the other's Envoy JSON exactly as sent.
+ * server (`serveAuthorization`) and a `UnaryChannel` calling it, each side
+ * seeing the other's Envoy JSON exactly as sent.
  */
 type Json = Record<string, unknown>;
 
 describe('Envoy gRPC services (envoy.service.auth.v3.Authorization/Check)', () => {
-  const server = new grpc.Server();
   const seen: { request?: Json; authority?: string } = {};
   const channels: UnaryChannel[] = [];
+  let server: Awaited<ReturnType<typeof serveAuthorization>>;
   let port = 0;
 
   beforeAll(async () => {
-    const check = authorizationCheckMethod<Json, Json>();
-    server.addService(
-      { Check: check },
-      {
-        Check: (call: grpc.ServerUnaryCall<Json, Json>, callback: grpc.sendUnaryData<Json>) => {
-          seen.request = call.request;
-          seen.authority = call.getHost();
-          const http = (call.request.attributes as Json | undefined)?.request as Json | undefined;
-          const headers = ((http?.http as Json | undefined)?.headers ?? {}) as Record<string, string>;
-          // A server that never answers: the caller's deadline ends the call.
-          if (headers['x-hang']) return;
-          callback(null, {
-            status: { code: headers['x-allow'] ? 0 : 7 },
-            ...(headers['x-allow']
-              ? { ok_response: { headers: [{ header: { key: 'x-user', value: 'alice' } }] } }
-              : { denied_response: { status: { code: 'Unauthorized' }, body: 'no' } }),
-          });
-        },
-      },
-    );
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
-    );
+    server = await serveAuthorization<Json, Json>((request, call) => {
+      seen.request = request;
+      seen.authority = call.authority;
+      const http = (request.attributes as Json | undefined)?.request as Json | undefined;
+      const headers = ((http?.http as Json | undefined)?.headers ?? {}) as Record<string, string>;
+      // A server that never answers: the caller's deadline ends the call.
+      if (headers['x-hang']) return undefined;
+      return {
+        status: { code: headers['x-allow'] ? 0 : 7 },
+        ...(headers['x-allow']
+          ? { ok_response: { headers: [{ header: { key: 'x-user', value: 'alice' } }] } }
+          : { denied_response: { status: { code: 'Unauthorized' }, body: 'no' } }),
+      };
+    });
+    port = server.port;
   });
 
   afterAll(() => {
     for (const c of channels) c.close();
-    server.forceShutdown();
+    server?.close();
   });
 
   const channel = (target: { port: number; authority?: string }) => {
