@@ -199,6 +199,27 @@ describe('CUSTOM on TCP and with conflicting providers', () => {
     expect(authorize(policies, WORKLOAD, tcp({ destPort: 80 }), opts).verdict).toBe('allow');
   });
 
+  it("refuses a gRPC provider with the HTTP provider's header fields, or clearRouteCache, and denies what it would check", () => {
+    const policies = [ap('c', { action: 'CUSTOM', provider: { name: 'g' }, rules: [{}] })];
+    const grpc = (extra: Record<string, unknown>) => ({
+      meshConfig: {
+        extensionProviders: [
+          { name: 'g', envoyExtAuthzGrpc: { service: 'authz.foo.svc.cluster.local', port: 9000, ...extra } },
+        ],
+      },
+      rejectInvalid: false,
+    });
+    const withHeaders = authorize(policies, WORKLOAD, http(), grpc({ headersToUpstreamOnAllow: ['x-user'] }));
+    expect(withHeaders.verdict).toBe('deny');
+    expect(withHeaders.issues[0]!.message).toContain(
+      'is invalid: headersToUpstreamOnAllow is a field of envoyExtAuthzHttp only; a gRPC authorizer sets headers in its CheckResponse',
+    );
+    expect(
+      authorize(policies, WORKLOAD, http(), grpc({ clearRouteCache: true })).issues[0]!.message,
+    ).toContain('clearRouteCache is not supported: the route is chosen before authorization and kept');
+    expect(authorize(policies, WORKLOAD, http(), grpc({ clearRouteCache: false })).verdict).toBe('check');
+  });
+
   it('denies what CUSTOM policies with different providers select, and says why', () => {
     const policies = [
       ap('a', {
