@@ -2,18 +2,22 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { serveAuthorization } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, ProxyClient, requestWithHost, startBackend } from '../src/http.js';
 import { jwksServer, type Signer, signer, tokenMinter } from '../src/jwt.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
+import { startTcpEcho, tcpExchange, tcpThroughSidecar } from '../src/tcp.js';
 
 /**
  * Istio's authorization and JWT tasks with their YAML unchanged, through
  * citadel, pilot and real sidecars: who may call reviews is decided by
  * AuthorizationPolicy on the reviews sidecar from the caller's mTLS identity,
- * the request and its verified JWT; an external authorizer (CUSTOM) is a
- * real HTTP server; tokens are signed here and the JWKS is served here.
+ * the request and its verified JWT; external authorizers (CUSTOM) are a
+ * real HTTP server and a real gRPC server (envoy.service.auth.v3
+ * Authorization/Check, for HTTP requests and TCP connections); tokens are
+ * signed here and the JWKS is served here.
  */
 const ISSUER = 'https://issuer.mizzen.test';
 const token = tokenMinter(ISSUER);
@@ -38,7 +42,52 @@ async function extAuthzServer() {
   };
 }
 
-const services = (extAuthzPort: number) => `
+/** What the gRPC authorizer reads of a CheckRequest (Envoy JSON). */
+interface CheckRequest {
+  attributes?: {
+    source?: { principal?: string };
+    destination?: { principal?: string };
+    request?: { http?: { method?: string; path?: string; headers?: Record<string, string> } };
+  };
+}
+
+/**
+ * A gRPC authorizer in the spirit of Istio's ext-authz sample: an HTTP
+ * request carrying `x-ext-authz: allow` is allowed (the upstream gets
+ * `x-user`), anything else is denied with 401 and the authorizer's own
+ * headers and body; a TCP connection is allowed from productpage only.
+ */
+async function grpcAuthorizer() {
+  const checks: CheckRequest[] = [];
+  const server = await serveAuthorization<CheckRequest, unknown>((req) => {
+    checks.push(req);
+    const http = req.attributes?.request?.http;
+    const allowed = http
+      ? http.headers?.['x-ext-authz'] === 'allow'
+      : req.attributes?.source?.principal === 'spiffe://cluster.local/ns/default/sa/productpage';
+    if (allowed)
+      return {
+        status: { code: 0 },
+        ok_response: {
+          headers: [
+            { header: { key: 'x-user', value: 'alice' } },
+            { header: { key: 'x-ext-authz-check-result', value: 'allowed' } },
+          ],
+        },
+      };
+    return {
+      status: { code: 7 },
+      denied_response: {
+        status: { code: 'Unauthorized' },
+        headers: [{ header: { key: 'x-ext-authz-check-result', value: 'denied' } }],
+        body: 'denied by the gRPC authorizer',
+      },
+    };
+  });
+  return { checks, ...server };
+}
+
+const services = (extAuthzPort: number, grpcAuthzPort: number, deadPort: number) => `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: reviews, namespace: default }
@@ -58,7 +107,38 @@ spec:
   resolution: STATIC
   ports: [{ number: 8000, name: http, protocol: HTTP }]
   endpoints: [{ address: 127.0.0.1, ports: { http: ${extAuthzPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: grpc-authz, namespace: default }
+spec:
+  hosts: [grpc-authz.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9100, name: grpc, protocol: GRPC }]
+  endpoints: [{ address: 127.0.0.1, ports: { grpc: ${grpcAuthzPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: grpc-authz-down, namespace: default }
+spec:
+  hosts: [grpc-authz-down.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9100, name: grpc, protocol: GRPC }]
+  endpoints: [{ address: 127.0.0.1, ports: { grpc: ${deadPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: tcp-echo, namespace: default }
+spec:
+  hosts: [tcp-echo.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9000, name: tcp, protocol: TCP }]
+  workloadSelector: { labels: { app: tcp-echo } }
 `;
+const TCP_ECHO = 'tcp-echo.default.svc.cluster.local:9000';
 
 const MESH_CONFIG = `
 extensionProviders:
@@ -68,6 +148,21 @@ extensionProviders:
       port: 8000
       includeRequestHeadersInCheck: [x-ext-authz]
       headersToDownstreamOnDeny: [x-ext-authz-check-result]
+  - name: sample-ext-authz-grpc
+    envoyExtAuthzGrpc:
+      service: grpc-authz.default.svc.cluster.local
+      port: 9100
+      timeout: 5s
+  - name: ext-authz-grpc-down
+    envoyExtAuthzGrpc:
+      service: grpc-authz-down.default.svc.cluster.local
+      port: 9100
+      statusOnError: "503"
+  - name: ext-authz-grpc-down-fail-open
+    envoyExtAuthzGrpc:
+      service: grpc-authz-down.default.svc.cluster.local
+      port: 9100
+      failOpen: true
   - name: dry-run-log
     envoyFileAccessLog:
       path: /dev/stdout
@@ -88,6 +183,9 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
   let keys: { first: Signer; second: Signer; stranger: Signer };
   let jwks: Awaited<ReturnType<typeof jwksServer>>;
   let authorizer: Awaited<ReturnType<typeof extAuthzServer>>;
+  let grpcAuthz: Awaited<ReturnType<typeof grpcAuthorizer>>;
+  let echo: Awaited<ReturnType<typeof startTcpEcho>>;
+  let clientSidecars: SidecarHandle[];
 
   const get = (client: ProxyClient, p: string, headers: Record<string, string> = {}, method = 'GET') =>
     client.request(`http://reviews:9080${p}`, headers, method);
@@ -103,7 +201,9 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
     keys = { first: await signer('k1'), second: await signer('k2'), stranger: await signer('k1') };
     jwks = await jwksServer([keys.first.jwk]);
     authorizer = await extAuthzServer();
-    mesh.writeConfig('services.yaml', services(authorizer.port));
+    grpcAuthz = await grpcAuthorizer();
+    // A port nothing listens on: the authorizer that is down.
+    mesh.writeConfig('services.yaml', services(authorizer.port, grpcAuthz.port, await mesh.ports.take()));
     const meshConfig = path.join(mesh.dir, 'mesh.yaml');
     fs.writeFileSync(meshConfig, MESH_CONFIG);
     await mesh.startCitadel();
@@ -114,6 +214,15 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
       service: 'reviews',
       labels: { app: 'reviews', version: 'v1' },
       appPort: reviews.port,
+    });
+    echo = await startTcpEcho('tcp-echo');
+    const tcpServer = await mesh.startSidecar({
+      workload: 'tcp-echo-v1',
+      service: 'tcp-echo',
+      labels: { app: 'tcp-echo', version: 'v1' },
+      appPort: echo.port,
+      servicePort: 9000,
+      portName: 'tcp',
     });
     const clients: SidecarHandle[] = [];
     for (const name of ['productpage', 'details']) {
@@ -127,7 +236,8 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
         }),
       );
     }
-    await mesh.waitForSync([server.id, ...clients.map((c) => c.id)]);
+    clientSidecars = clients;
+    await mesh.waitForSync([server.id, tcpServer.id, ...clients.map((c) => c.id)]);
     productpage = new ProxyClient(clients[0]!.outboundPort);
     details = new ProxyClient(clients[1]!.outboundPort);
     await eventually('reviews through the mesh', async () => (await get(details, '/warm')).status === 200);
@@ -139,7 +249,9 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
     await reviews?.close();
     await jwks?.close();
     await authorizer?.close();
+    grpcAuthz?.close();
     await mesh.stop();
+    await echo?.close();
   });
 
   it('ALLOW: productpage may GET reviews while details may not, nor may a client without a sidecar', async () => {
@@ -355,19 +467,22 @@ spec:
     expect((await get(details, '/reviews/1')).status).toBe(403);
   });
 
-  it('CUSTOM: the external authorizer decides the paths its policy names, and only those', async () => {
-    await applyAndWait(
-      `
+  /** reviews' CUSTOM policy: `provider` decides the paths under `prefix`. */
+  const reviewsCustom = (provider: string, prefix: string) => `
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: reviews-ext-authz, namespace: default }
 spec:
   selector: { matchLabels: { app: reviews } }
   action: CUSTOM
-  provider: { name: sample-ext-authz-http }
+  provider: { name: ${provider} }
   rules:
-    - to: [{ operation: { paths: ["/custom/*"] } }]
-`,
+    - to: [{ operation: { paths: ["${prefix}/*"] } }]
+`;
+
+  it('CUSTOM: the external authorizer decides the paths its policy names, and only those', async () => {
+    await applyAndWait(
+      reviewsCustom('sample-ext-authz-http', '/custom'),
       'the authorizer consulted',
       async () => (await get(productpage, '/custom/a', { 'x-ext-authz': 'deny' })).status === 403,
     );
@@ -381,5 +496,83 @@ spec:
     const checks = authorizer.state.checks;
     expect((await get(productpage, '/reviews/9', { 'x-ext-authz': 'deny' })).status).toBe(200);
     expect(authorizer.state.checks).toBe(checks);
+  });
+
+  it("CUSTOM over gRPC (envoyExtAuthzGrpc): allow with headers for the app, deny with the authorizer's status, headers and body", async () => {
+    // A workload's CUSTOM policies must share one provider: the HTTP authorizer's policy is replaced.
+    await applyAndWait(
+      reviewsCustom('sample-ext-authz-grpc', '/grpc'),
+      'the gRPC authorizer consulted',
+      async () => (await get(productpage, '/grpc/a', { 'x-ext-authz': 'deny' })).status === 401,
+    );
+    const denied = await get(productpage, '/grpc/a', { 'x-ext-authz': 'deny' });
+    expect(denied.body).toBe('denied by the gRPC authorizer');
+    expect(denied.headers['x-ext-authz-check-result']).toBe('denied');
+
+    const hits = reviews.hits;
+    const allowed = await get(productpage, '/grpc/b?q=1', { 'x-ext-authz': 'allow' });
+    expect(allowed.status).toBe(200);
+    expect(reviews.hits).toBe(hits + 1);
+    expect(reviews.lastHeaders?.['x-user']).toBe('alice');
+    expect(reviews.lastHeaders?.['x-ext-authz-check-result']).toBe('allowed');
+    // What reviews' sidecar asked: the caller's mTLS identity, its own, the request line and headers.
+    const check = grpcAuthz.checks.at(-1)!.attributes!;
+    expect(check.source?.principal).toBe('spiffe://cluster.local/ns/default/sa/productpage');
+    expect(check.destination?.principal).toBe('spiffe://cluster.local/ns/default/sa/reviews');
+    expect(check.request?.http).toMatchObject({ method: 'GET', path: '/grpc/b?q=1' });
+    expect(check.request?.http?.headers).toMatchObject({
+      ':path': '/grpc/b?q=1',
+      ':method': 'GET',
+      'x-ext-authz': 'allow',
+    });
+
+    // Only what the policy names is checked; the HTTP authorizer's paths are no longer CUSTOM.
+    const checks = grpcAuthz.checks.length;
+    expect((await get(productpage, '/reviews/10', { 'x-ext-authz': 'deny' })).status).toBe(200);
+    expect((await get(productpage, '/custom/c', { 'x-ext-authz': 'deny' })).status).toBe(200);
+    expect(grpcAuthz.checks.length).toBe(checks);
+  });
+
+  it('CUSTOM over gRPC with the authorizer down: statusOnError, or through with failOpen', async () => {
+    await applyAndWait(
+      reviewsCustom('ext-authz-grpc-down', '/grpc'),
+      'statusOnError answered',
+      async () => (await get(productpage, '/grpc/down', { 'x-ext-authz': 'allow' })).status === 503,
+    );
+    await applyAndWait(
+      reviewsCustom('ext-authz-grpc-down-fail-open', '/grpc'),
+      'let through with failOpen',
+      async () => (await get(productpage, '/grpc/down', { 'x-ext-authz': 'deny' })).status === 200,
+    );
+    expect(JSON.parse((await get(productpage, '/grpc/open')).body).path).toBe('/grpc/open');
+  });
+
+  it('CUSTOM over gRPC on a TCP port: the authorizer admits productpage and the connection from details is closed', async () => {
+    const [productpageSidecar, detailsSidecar] = clientSidecars;
+    const refused = async () =>
+      tcpThroughSidecar(detailsSidecar!.outboundPort, TCP_ECHO).then(
+        () => false,
+        () => true,
+      );
+    expect(await refused()).toBe(false);
+    await applyAndWait(
+      `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: tcp-echo-ext-authz, namespace: default }
+spec:
+  selector: { matchLabels: { app: tcp-echo } }
+  action: CUSTOM
+  provider: { name: sample-ext-authz-grpc }
+  rules: [{}]
+`,
+      "details' TCP connection closed",
+      refused,
+    );
+    expect(await tcpExchange(productpageSidecar!.outboundPort, TCP_ECHO, 'hello over tcp')).toBe('tcp-echo');
+    // A connection's check names its peers alone: productpage's identity, no HTTP request.
+    const check = grpcAuthz.checks.filter((c) => !c.attributes?.request).at(-1)!.attributes!;
+    expect(check.source?.principal).toBe('spiffe://cluster.local/ns/default/sa/productpage');
+    expect(check.destination?.principal).toBe('spiffe://cluster.local/ns/default/sa/tcp-echo');
   });
 });

@@ -76,13 +76,24 @@ export {
   type ShadowResult,
 } from './authz/chain.js';
 export {
-  applyUpstreamHeaders,
+  applyUpstreamEdits,
   type CompiledExtAuthz,
   compileExtAuthz,
+  compileExtAuthzPerRoute,
+  EXT_AUTHZ_PER_ROUTE_TYPE,
   type ExtAuthzHttpCheckRequest,
-  type ExtAuthzOutcome,
-  type HeaderPair,
+  type ExtAuthzPerRoute,
+  FAILURE_MODE_ALLOWED_HEADER,
 } from './authz/ext-authz.js';
+export {
+  type AllowedOutcome,
+  allowed,
+  buildCheckRequest,
+  type ExtAuthzCheckInput,
+  type ExtAuthzOutcome,
+  type GrpcCheckSettings,
+  interpretCheckResponse,
+} from './authz/ext-authz-check.js';
 export {
   type BuiltExtAuthz,
   buildExtensionProviders,
@@ -95,6 +106,15 @@ export {
   type MeshConfig,
   type ServiceResolver,
 } from './authz/ext-authz-config.js';
+export {
+  editedPairs,
+  editHeaders,
+  editQuery,
+  type HeaderAction,
+  type HeaderEdit,
+  type HeaderPair,
+  type HeaderRecord,
+} from './authz/header-edits.js';
 export { compilePermission, compilePrincipal } from './authz/matchers.js';
 export { KNOWN_CONDITION_KEYS } from './authz/model.js';
 export { RbacEngine, type RbacEngineResult } from './authz/rbac-engine.js';

@@ -2,6 +2,7 @@ import type { AuthorizationRule, ConfigResource } from '@mizzen/api';
 import { describe, expect, it } from 'vitest';
 import {
   type AuthorizeOptions,
+  allowed,
   authorize,
   buildAuthorizationFilters,
   PolicyError,
@@ -534,17 +535,12 @@ describe('authorize: semantics', () => {
       verdict: 'deny',
       deniedBy: 'ext_authz',
       status: 403,
+      extAuthzError: true,
     });
-    expect(
-      pending.resume({
-        allowed: true,
-        setUpstream: [],
-        appendUpstream: [],
-        responseHeaders: [['x-ok', '1']],
-      }),
-    ).toMatchObject({
+    const ok = { name: 'x-ok', value: '1', action: 'set' } as const;
+    expect(pending.resume(allowed({ responseHeaders: [ok] }))).toMatchObject({
       verdict: 'allow',
-      responseHeaders: [['x-ok', '1']],
+      responseHeaders: [ok],
     });
   });
 

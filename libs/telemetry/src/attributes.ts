@@ -137,14 +137,15 @@ const env = celEnv();
  * has its code. `via_upstream` when the upstream answered; otherwise the detail
  * of the filter that answered itself, as Envoy names it
  * (`rbac_access_denied_matched_policy[ns[default]-policy[deny-get]-rule[0]]`,
- * `ext_authz_denied`, `fault_filter_abort`, `route_not_found`,
+ * `ext_authz_denied`, `ext_authz_error`, `fault_filter_abort`, `route_not_found`,
  * `no_healthy_upstream`); undefined when the proxy cannot tell.
  */
 export function responseCodeDetails(r: HttpRequestRecord): string | undefined {
   if (r.responseCode === 0) return undefined;
   if (r.authz && !r.authz.allowed) {
     if (r.authz.deniedBy === 'rbac') return `rbac_access_denied_matched_policy[${r.authz.policy ?? 'none'}]`;
-    if (r.authz.deniedBy === 'ext_authz') return 'ext_authz_denied';
+    if (r.authz.deniedBy === 'ext_authz')
+      return r.authz.extAuthzError ? 'ext_authz_error' : 'ext_authz_denied';
     if (r.authz.deniedBy === 'jwt') return 'jwt_authn_access_denied';
   }
   const flags = r.responseFlags.split(',');

@@ -80,6 +80,9 @@ describe('access-log formats', () => {
     );
     expect(details(denied())).toBe('rbac_access_denied_matched_policy[none]');
     expect(details(denied(undefined, 'ext_authz'))).toBe('ext_authz_denied');
+    // An authorizer that could not be asked (down, timed out) is Envoy's ext_authz_error.
+    const failed = denied(undefined, 'ext_authz');
+    expect(details({ ...failed, authz: { ...failed.authz, extAuthzError: true } })).toBe('ext_authz_error');
     // An upstream's own 403 is still the upstream's.
     expect(details({ responseCode: 403, authz: { allowed: true, dryRun: [], audited: [] } })).toBe(
       'via_upstream',

@@ -40,6 +40,19 @@ export {
 export type { DiscoveryRequest, DiscoveryResponse, XdsNode } from './discovery.js';
 export { durationToMs, msToDuration } from './duration.js';
 export {
+  AUTHORIZATION_SERVICE,
+  type AuthorizationServerOptions,
+  authorizationCheckMethod,
+  type CheckCall,
+  type CheckHandler,
+  type EnvoyUnaryMethod,
+  envoyUnaryMethod,
+  GrpcCallError,
+  serveAuthorization,
+  UnaryChannel,
+  type UnaryChannelTarget,
+} from './envoy-grpc.js';
+export {
   decodeMessage,
   EnvoyJsonError,
   encodeMessage,

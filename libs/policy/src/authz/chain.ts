@@ -15,12 +15,13 @@ import {
 } from '../envoy/types.js';
 import { type EvalContext, evalContextOf, initialMetadata, type RequestAttributes } from './attributes.js';
 import {
-  applyUpstreamHeaders,
+  applyUpstreamEdits,
   type CompiledExtAuthz,
   compileExtAuthz,
   type ExtAuthzOutcome,
 } from './ext-authz.js';
 import { EXT_AUTHZ_SHADOW_STAT_PREFIX } from './ext-authz-config.js';
+import type { HeaderEdit } from './header-edits.js';
 import { RbacEngine } from './rbac-engine.js';
 
 /**
@@ -68,8 +69,8 @@ export interface AllowDecision extends DecisionBase {
   verdict: 'allow';
   /** The ALLOW policy that admitted the request, when there were ALLOW policies. */
   policy?: string;
-  /** Response headers an allowing external authorizer asked for. */
-  responseHeaders: [string, string][];
+  /** Edits of the response an allowing external authorizer asked for. */
+  responseHeaders: HeaderEdit[];
 }
 
 export interface DenyDecision extends DecisionBase {
@@ -82,10 +83,14 @@ export interface DenyDecision extends DecisionBase {
   status: number;
   body: string;
   headers: [string, string][];
+  /** Denied because the external authorizer could not be asked or failed (Envoy's `ext_authz_error`). */
+  extAuthzError?: boolean;
 }
 
 export interface ExtAuthzCheck {
   authorizer: CompiledExtAuthz;
+  /** The ext_authz filter's name (its per-route config is found by it). */
+  filterName: string;
   /** The CUSTOM policy (shadow policy id) that selected the request. */
   policy: string;
 }
@@ -109,7 +114,14 @@ type Step =
       shadow?: RbacEngine;
       shadowPrefix: string;
     }
-  | { kind: 'ext_authz'; authorizer: CompiledExtAuthz; rbacNamespace: string };
+  | {
+      kind: 'ext_authz';
+      authorizer: CompiledExtAuthz;
+      filterName: string;
+      rbacNamespace: string;
+      /** Where the authorizer's dynamic metadata goes. */
+      namespace: string;
+    };
 
 export class AuthzChain {
   private constructor(private readonly steps: readonly Step[]) {}
@@ -147,8 +159,14 @@ export class AuthzChain {
         case EXT_AUTHZ_NETWORK_TYPE:
           return {
             kind: 'ext_authz',
-            authorizer: compileExtAuthz(config as unknown as ExtAuthzJson | NetworkExtAuthzJson, at),
+            authorizer: compileExtAuthz(
+              config as unknown as ExtAuthzJson | NetworkExtAuthzJson,
+              at,
+              type === EXT_AUTHZ_HTTP_TYPE ? 'http' : 'network',
+            ),
+            filterName: f.name,
             rbacNamespace: type === EXT_AUTHZ_HTTP_TYPE ? FilterNames.httpRbac : FilterNames.networkRbac,
+            namespace: type === EXT_AUTHZ_HTTP_TYPE ? FilterNames.httpExtAuthz : FilterNames.networkExtAuthz,
           };
         default:
           return fail(at, `${String(type)} is not an authorization filter`);
@@ -170,7 +188,7 @@ export class AuthzChain {
     ctx: EvalContext,
     base: DecisionBase,
     metadata: Record<string, Record<string, unknown>>,
-    responseHeaders: [string, string][],
+    responseHeaders: HeaderEdit[],
   ): AuthzDecision {
     let allowPolicy: string | undefined;
     for (let i = from; i < this.steps.length; i++) {
@@ -179,12 +197,19 @@ export class AuthzChain {
         if (!step.authorizer.enabled(metadata)) continue;
         const policyKey = `${EXT_AUTHZ_SHADOW_STAT_PREFIX}shadow_effective_policy_id`;
         const policy = String(metadata[step.rbacNamespace]?.[policyKey] ?? '');
-        const snapshot = { ...base, shadow: [...base.shadow], audited: [...base.audited] };
+        const snapshot = {
+          ...base,
+          shadow: [...base.shadow],
+          audited: [...base.audited],
+          metadata: { ...base.metadata },
+        };
         return {
           ...snapshot,
           verdict: 'check',
-          check: { authorizer: step.authorizer, policy },
+          check: { authorizer: step.authorizer, filterName: step.filterName, policy },
           resume: (outcome) => {
+            // What the authorizer returned as dynamic metadata is the ext_authz filter's, for later filters and logs.
+            if (outcome.metadata) setMetadata(metadata, snapshot.metadata, step.namespace, outcome.metadata);
             if (!outcome.allowed) {
               return {
                 ...snapshot,
@@ -194,13 +219,14 @@ export class AuthzChain {
                 status: outcome.status,
                 body: outcome.body,
                 headers: outcome.headers.map(([k, v]) => [k, v]),
+                ...(outcome.error ? { extAuthzError: true } : {}),
               };
             }
-            const next = attrs.http ? { ...attrs, http: applyUpstreamHeaders(attrs.http, outcome) } : attrs;
+            const next = attrs.http ? { ...attrs, http: applyUpstreamEdits(attrs.http, outcome) } : attrs;
             const nextCtx = next === attrs ? ctx : evalContextOf(next, metadata);
             return this.run(i + 1, next, nextCtx, snapshot, metadata, [
               ...responseHeaders,
-              ...outcome.responseHeaders.map(([k, v]): [string, string] => [k, v]),
+              ...outcome.responseHeaders,
             ]);
           },
         };

@@ -39,9 +39,11 @@ export interface EnvoyExtAuthzHttpProvider {
   headersToUpstreamOnAllow?: string[];
   headersToDownstreamOnDeny?: string[];
   headersToDownstreamOnAllow?: string[];
+  /** Refused when true: this mesh's proxies keep the route chosen before authorization. */
+  clearRouteCache?: boolean;
 }
 
-/** meshConfig.extensionProviders[].envoyExtAuthzGrpc */
+/** meshConfig.extensionProviders[].envoyExtAuthzGrpc (the authorizer edits headers in its CheckResponse). */
 export interface EnvoyExtAuthzGrpcProvider {
   service: string;
   port: number;
@@ -49,6 +51,8 @@ export interface EnvoyExtAuthzGrpcProvider {
   failOpen?: boolean;
   statusOnError?: string;
   includeRequestBodyInCheck?: ExtAuthzRequestBody;
+  /** Refused when true: this mesh's proxies keep the route chosen before authorization. */
+  clearRouteCache?: boolean;
 }
 
 export interface ExtensionProvider {
@@ -258,8 +262,60 @@ function checkWildcards(p: EnvoyExtAuthzHttpProvider, errors: string[]): void {
   }
 }
 
+const HTTP_PROVIDER_FIELDS = [
+  'service',
+  'port',
+  'timeout',
+  'pathPrefix',
+  'failOpen',
+  'statusOnError',
+  'includeRequestHeadersInCheck',
+  'includeHeadersInCheck',
+  'includeAdditionalHeadersInCheck',
+  'includeRequestBodyInCheck',
+  'headersToUpstreamOnAllow',
+  'headersToDownstreamOnDeny',
+  'headersToDownstreamOnAllow',
+  'clearRouteCache',
+];
+const GRPC_PROVIDER_FIELDS = [
+  'service',
+  'port',
+  'timeout',
+  'failOpen',
+  'statusOnError',
+  'includeRequestBodyInCheck',
+  'clearRouteCache',
+];
+/** Fields of the HTTP provider a gRPC authorizer does not have: it edits headers in its CheckResponse. */
+const HTTP_ONLY_FIELDS = new Set(HTTP_PROVIDER_FIELDS.filter((f) => !GRPC_PROVIDER_FIELDS.includes(f)));
+
+/**
+ * Fields Istio's provider does not have (refused as Istio's MeshConfig
+ * parsing refuses them), and clearRouteCache, which this mesh cannot honour:
+ * its proxies choose the route before authorization and keep it.
+ */
+function checkProviderFields(
+  p: object,
+  known: readonly string[],
+  kind: 'envoyExtAuthzHttp' | 'envoyExtAuthzGrpc',
+  errors: string[],
+): void {
+  for (const field of Object.keys(p)) {
+    if (known.includes(field)) continue;
+    errors.push(
+      kind === 'envoyExtAuthzGrpc' && HTTP_ONLY_FIELDS.has(field)
+        ? `${field} is a field of envoyExtAuthzHttp only; a gRPC authorizer sets headers in its CheckResponse`
+        : `unknown field ${field}`,
+    );
+  }
+  if ((p as { clearRouteCache?: unknown }).clearRouteCache === true)
+    errors.push('clearRouteCache is not supported: the route is chosen before authorization and kept');
+}
+
 function buildHttp(p: EnvoyExtAuthzHttpProvider, resolve: ServiceResolver): BuiltExtAuthz | string[] {
   const errors: string[] = [];
+  checkProviderFields(p, HTTP_PROVIDER_FIELDS, 'envoyExtAuthzHttp', errors);
   const port = portOf(p.port, errors);
   const svc = service(resolve, p.service, port, errors);
   const status = statusOnError(p.statusOnError, errors);
@@ -306,6 +362,7 @@ function buildHttp(p: EnvoyExtAuthzHttpProvider, resolve: ServiceResolver): Buil
 
 function buildGrpc(p: EnvoyExtAuthzGrpcProvider, resolve: ServiceResolver): BuiltExtAuthz | string[] {
   const errors: string[] = [];
+  checkProviderFields(p, GRPC_PROVIDER_FIELDS, 'envoyExtAuthzGrpc', errors);
   const port = portOf(p.port, errors);
   const svc = service(resolve, p.service, port, errors);
   const status = statusOnError(p.statusOnError, errors);

@@ -6,36 +6,33 @@ import {
   type DynamicMetadata,
   type StringPredicate,
 } from '../common/matchers.js';
-import type { ExtAuthzJson, ListStringMatcherJson, NetworkExtAuthzJson } from '../envoy/types.js';
+import type {
+  CheckRequestJson,
+  CheckResponseJson,
+  ExtAuthzJson,
+  ExtAuthzPerRouteJson,
+  ListStringMatcherJson,
+  NetworkExtAuthzJson,
+} from '../envoy/types.js';
 import type { HttpRequestAttributes } from './attributes.js';
+import {
+  allowed,
+  buildCheckRequest,
+  type ExtAuthzCheckInput,
+  type ExtAuthzOutcome,
+  interpretCheckResponse,
+} from './ext-authz-check.js';
 import { statusCodeNumber } from './ext-authz-config.js';
+import { editHeaders, editQuery, type HeaderEdit } from './header-edits.js';
+
+export { allowed, type ExtAuthzCheckInput, type ExtAuthzOutcome } from './ext-authz-check.js';
 
 /**
- * The runtime half of Envoy's ext_authz filter as pure functions: when the
- * filter is enabled, what check request to send to an HTTP authorizer, and
- * what its answer means. The proxy does the I/O.
+ * The runtime half of Envoy's ext_authz filter (HTTP and network) as pure
+ * functions: when the filter is enabled, what check request to send (to an
+ * HTTP authorizer, or the AttributeContext for a gRPC one), and what the
+ * answer means. The proxy does the I/O.
  */
-
-export type HeaderPair = readonly [name: string, value: string];
-
-/** What the authorizer decided (or what a failure to ask it means). */
-export type ExtAuthzOutcome =
-  | {
-      allowed: true;
-      /** Headers to set on the upstream request (allowed_upstream_headers). */
-      setUpstream: HeaderPair[];
-      /** Headers to append to the upstream request (allowed_upstream_headers_to_append). */
-      appendUpstream: HeaderPair[];
-      /** Headers to add to the client's response (allowed_client_headers_on_success). */
-      responseHeaders: HeaderPair[];
-    }
-  | {
-      allowed: false;
-      status: number;
-      body: string;
-      /** Headers for the denial sent to the client. */
-      headers: HeaderPair[];
-    };
 
 export interface ExtAuthzHttpCheckRequest {
   method: string;
@@ -44,6 +41,18 @@ export interface ExtAuthzHttpCheckRequest {
   /** Lower-case names; includes host. */
   headers: Record<string, string>;
 }
+
+/** ExtAuthzPerRoute: a route may turn the check off, or send context_extensions with it. */
+export interface ExtAuthzPerRoute {
+  readonly disabled: boolean;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+}
+
+export const EXT_AUTHZ_PER_ROUTE_TYPE =
+  'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
+
+/** The header a request let through by failure_mode_allow carries with failure_mode_allow_header_add. */
+export const FAILURE_MODE_ALLOWED_HEADER = 'x-envoy-auth-failure-mode-allowed';
 
 export interface CompiledExtAuthz {
   readonly transport: 'http' | 'grpc';
@@ -70,7 +79,11 @@ export interface CompiledExtAuthz {
     headers: Readonly<Record<string, string | readonly string[] | undefined>>;
     body?: string;
   }): ExtAuthzOutcome;
-  /** The authorizer could not be reached or timed out: failure_mode_allow or status_on_error. */
+  /** The CheckRequest for a gRPC authorizer, as Envoy fills its AttributeContext. */
+  grpcCheckRequest(input: ExtAuthzCheckInput): CheckRequestJson;
+  /** A gRPC authorizer's CheckResponse: status OK allows with its edits, anything else denies. */
+  interpretCheckResponse(res: CheckResponseJson): ExtAuthzOutcome;
+  /** The authorizer could not be reached, failed or timed out: failure_mode_allow or status_on_error. */
   onError(): ExtAuthzOutcome;
 }
 
@@ -95,30 +108,83 @@ function pairs(
   return out;
 }
 
-const ALLOW: ExtAuthzOutcome = { allowed: true, setUpstream: [], appendUpstream: [], responseHeaders: [] };
+/** The fields of each filter config this proxy honours; any other is refused rather than ignored. */
+const HTTP_FIELDS = new Set([
+  'http_service',
+  'grpc_service',
+  'transport_api_version',
+  'failure_mode_allow',
+  'failure_mode_allow_header_add',
+  'with_request_body',
+  'status_on_error',
+  'filter_enabled_metadata',
+  'allowed_headers',
+  'metadata_context_namespaces',
+  'include_peer_certificate',
+  'include_tls_session',
+  'stat_prefix',
+]);
+const NETWORK_FIELDS = new Set([
+  'stat_prefix',
+  'grpc_service',
+  'failure_mode_allow',
+  'include_peer_certificate',
+  'include_tls_session',
+  'transport_api_version',
+  'filter_enabled_metadata',
+]);
+const GRPC_SERVICE_FIELDS = new Set(['envoy_grpc', 'timeout']);
 
-/** Compiles an HTTP or network ext_authz filter config. */
-export function compileExtAuthz(config: ExtAuthzJson | NetworkExtAuthzJson, where: string): CompiledExtAuthz {
+function checkFields(config: object, known: ReadonlySet<string>, where: string): void {
+  for (const key of Object.keys(config))
+    if (!known.has(key)) fail(`${where}.${key}`, 'is not supported by this proxy');
+}
+
+function checkGrpcService(grpc: ExtAuthzJson['grpc_service'], where: string): void {
+  if (!grpc) return;
+  checkFields(grpc, GRPC_SERVICE_FIELDS, `${where}.grpc_service`);
+  if (!grpc.envoy_grpc?.cluster_name)
+    fail(`${where}.grpc_service`, 'needs envoy_grpc.cluster_name (google_grpc is not supported)');
+}
+
+const asSet = (h: readonly (readonly [string, string])[]): HeaderEdit[] =>
+  h.map(([name, value]) => ({ name, value, action: 'set' }));
+const asAppend = (h: readonly (readonly [string, string])[]): HeaderEdit[] =>
+  h.map(([name, value]) => ({ name, value, action: 'append' }));
+
+/** Compiles an HTTP (envoy.filters.http.ext_authz) or network (envoy.filters.network.ext_authz) filter config. */
+export function compileExtAuthz(
+  config: ExtAuthzJson | NetworkExtAuthzJson,
+  where: string,
+  kind: 'http' | 'network' = 'http',
+): CompiledExtAuthz {
+  checkFields(config, kind === 'network' ? NETWORK_FIELDS : HTTP_FIELDS, where);
+  if (config.transport_api_version === 'V2')
+    fail(`${where}.transport_api_version`, 'V2 is not supported; use V3');
   const enabledBy = config.filter_enabled_metadata
     ? compileMetadataMatcher(config.filter_enabled_metadata, `${where}.filter_enabled_metadata`)
     : () => true;
   const httpService = 'http_service' in config ? config.http_service : undefined;
   const grpc = config.grpc_service;
   if (!httpService && !grpc) fail(where, 'ext_authz needs http_service or grpc_service');
+  if (httpService && grpc) fail(where, 'ext_authz takes http_service or grpc_service, not both');
+  checkGrpcService(grpc, where);
   const statusOnErrorCode = 'status_on_error' in config ? config.status_on_error?.code : undefined;
   const statusOnError = statusOnErrorCode === undefined ? 403 : statusCodeNumber(statusOnErrorCode);
   if (statusOnError === undefined)
     fail(`${where}.status_on_error`, `unknown status ${String(statusOnErrorCode)}`);
   const failureModeAllow = config.failure_mode_allow === true;
+  const markFailedOpen = 'failure_mode_allow_header_add' in config && config.failure_mode_allow_header_add;
   const body = 'with_request_body' in config ? config.with_request_body : undefined;
 
   // Allowed client headers in the check request: the configured list (top level, or the deprecated
-  // authorization_request one) plus what Envoy always sends.
-  const allowed =
-    listMatcher(
-      'allowed_headers' in config ? config.allowed_headers : undefined,
-      `${where}.allowed_headers`,
-    ) ??
+  // authorization_request one) plus, for an HTTP authorizer, what Envoy always sends.
+  const topAllowed = listMatcher(
+    'allowed_headers' in config ? config.allowed_headers : undefined,
+    `${where}.allowed_headers`,
+  );
+  const checkHeaderAllowed =
+    topAllowed ??
     listMatcher(
       httpService?.authorization_request?.allowed_headers,
       `${where}.http_service.authorization_request.allowed_headers`,
@@ -145,9 +211,22 @@ export function compileExtAuthz(config: ExtAuthzJson | NetworkExtAuthzJson, wher
     'www-authenticate',
     'location',
   ]);
+  const grpcSettings = {
+    ...(topAllowed ? { allowedHeader: topAllowed } : {}),
+    includePeerCertificate: config.include_peer_certificate === true,
+    includeTlsSession: config.include_tls_session === true,
+    metadataNamespaces: ('metadata_context_namespaces' in config && config.metadata_context_namespaces) || [],
+  };
 
-  const deniedWith = (status: number): ExtAuthzOutcome => ({ allowed: false, status, body: '', headers: [] });
-  const onError = (): ExtAuthzOutcome => (failureModeAllow ? ALLOW : deniedWith(statusOnError));
+  const onError = (): ExtAuthzOutcome =>
+    failureModeAllow
+      ? allowed({
+          failedOpen: true,
+          upstream: markFailedOpen
+            ? [{ name: FAILURE_MODE_ALLOWED_HEADER, value: 'true', action: 'set' }]
+            : [],
+        })
+      : { allowed: false, status: statusOnError, body: '', headers: [], error: true };
   const timeout = httpService?.server_uri?.timeout ?? grpc?.timeout;
 
   return {
@@ -165,7 +244,7 @@ export function compileExtAuthz(config: ExtAuthzJson | NetworkExtAuthzJson, wher
       const headers: Record<string, string> = { 'content-length': String(bodyLength) };
       for (const { name, value } of pairs(http.headers)) {
         if (name === 'content-length' || name.startsWith(':')) continue;
-        if (always.has(name) || allowed?.(name)) {
+        if (always.has(name) || checkHeaderAllowed?.(name)) {
           headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
         }
       }
@@ -176,19 +255,13 @@ export function compileExtAuthz(config: ExtAuthzJson | NetworkExtAuthzJson, wher
     interpretResponse(res) {
       if (res.status >= 500 && res.status < 600) return onError();
       const all = pairs(res.headers);
+      const picked = (m: NameMatcher | undefined) =>
+        m ? all.filter((h) => m(h.name)).map((h) => [h.name, h.value] as const) : [];
       if (res.status === 200) {
-        return {
-          allowed: true,
-          setUpstream: upstream
-            ? all.filter((h) => upstream(h.name)).map((h) => [h.name, h.value] as const)
-            : [],
-          appendUpstream: upstreamAppend
-            ? all.filter((h) => upstreamAppend(h.name)).map((h) => [h.name, h.value] as const)
-            : [],
-          responseHeaders: clientAllow
-            ? all.filter((h) => clientAllow(h.name)).map((h) => [h.name, h.value] as const)
-            : [],
-        };
+        return allowed({
+          upstream: [...asSet(picked(upstream)), ...asAppend(picked(upstreamAppend))],
+          responseHeaders: asSet(picked(clientAllow)),
+        });
       }
       const forward = clientDeny
         ? all.filter((h) => clientDeny(h.name) || denyAlways.has(h.name))
@@ -200,24 +273,39 @@ export function compileExtAuthz(config: ExtAuthzJson | NetworkExtAuthzJson, wher
         headers: forward.map((h) => [h.name, h.value] as const),
       };
     },
+    grpcCheckRequest: (input) => buildCheckRequest(input, grpcSettings),
+    interpretCheckResponse,
     onError,
   };
 }
 
-/** The request as the rest of the chain sees it after an allowing authorizer edited its headers. */
-export function applyUpstreamHeaders(
+/** Compiles an ExtAuthzPerRoute (a route's typed_per_filter_config for the ext_authz filter). */
+export function compileExtAuthzPerRoute(config: ExtAuthzPerRouteJson, where: string): ExtAuthzPerRoute {
+  checkFields(config, new Set(['disabled', 'check_settings']), where);
+  const settings = config.check_settings ?? {};
+  checkFields(
+    settings,
+    new Set(['context_extensions', 'disable_request_body_buffering']),
+    `${where}.check_settings`,
+  );
+  if (config.disabled && config.check_settings)
+    fail(where, 'disabled and check_settings are alternatives (a oneof); set one');
+  return { disabled: config.disabled === true, contextExtensions: { ...settings.context_extensions } };
+}
+
+/**
+ * The request as the rest of the chain sees it after an allowing authorizer
+ * edited it: its header edits and removals, and its query parameter edits.
+ */
+export function applyUpstreamEdits(
   http: HttpRequestAttributes,
   outcome: Extract<ExtAuthzOutcome, { allowed: true }>,
 ): HttpRequestAttributes {
-  if (!outcome.setUpstream.length && !outcome.appendUpstream.length) return http;
-  const headers: Record<string, string | readonly string[] | undefined> = {};
-  for (const [k, v] of Object.entries(http.headers)) headers[k.toLowerCase()] = v;
-  const set = new Map<string, string[]>();
-  for (const [name, value] of outcome.setUpstream) set.set(name, [...(set.get(name) ?? []), value]);
-  for (const [name, values] of set) headers[name] = values.length === 1 ? values[0] : values;
-  for (const [name, value] of outcome.appendUpstream) {
-    const prev = headers[name];
-    headers[name] = prev === undefined ? value : [...(typeof prev === 'string' ? [prev] : prev), value];
-  }
-  return { ...http, headers };
+  const { upstream, removeUpstream, setQuery, removeQuery } = outcome;
+  if (!upstream.length && !removeUpstream.length && !setQuery.length && !removeQuery.length) return http;
+  return {
+    ...http,
+    headers: editHeaders(http.headers, upstream, removeUpstream),
+    path: editQuery(http.path, setQuery, removeQuery),
+  };
 }

@@ -212,11 +212,26 @@ export interface ExtAuthzJson {
   grpc_service?: GrpcServiceJson;
   transport_api_version?: 'AUTO' | 'V2' | 'V3';
   failure_mode_allow?: boolean;
+  /** With failure_mode_allow: mark a request let through after an error with x-envoy-auth-failure-mode-allowed. */
+  failure_mode_allow_header_add?: boolean;
   with_request_body?: BufferSettingsJson;
   status_on_error?: { code: string | number };
   filter_enabled_metadata?: MetadataMatcherJson;
   allowed_headers?: ListStringMatcherJson;
+  /** Dynamic metadata namespaces copied into the check's metadata_context (gRPC authorizers). */
+  metadata_context_namespaces?: string[];
+  include_peer_certificate?: boolean;
+  include_tls_session?: boolean;
   stat_prefix?: string;
+}
+
+/** envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute (typed_per_filter_config). */
+export interface ExtAuthzPerRouteJson {
+  disabled?: boolean;
+  check_settings?: {
+    context_extensions?: Record<string, string>;
+    disable_request_body_buffering?: boolean;
+  };
 }
 
 /** envoy.extensions.filters.network.ext_authz.v3.ExtAuthz */
@@ -224,8 +239,99 @@ export interface NetworkExtAuthzJson {
   stat_prefix: string;
   grpc_service: GrpcServiceJson;
   failure_mode_allow?: boolean;
+  include_peer_certificate?: boolean;
+  include_tls_session?: boolean;
   transport_api_version?: 'AUTO' | 'V2' | 'V3';
   filter_enabled_metadata?: MetadataMatcherJson;
+}
+
+// ------------------------------------------------------------------ envoy.service.auth.v3 (the Check API)
+
+export interface SocketAddressJson {
+  socket_address: { address: string; port_value: number };
+}
+
+/** AttributeContext.Peer: one end of the request or connection being checked. */
+export interface AttributeContextPeerJson {
+  address?: SocketAddressJson;
+  service?: string;
+  labels?: Record<string, string>;
+  /** The peer certificate's URI SAN (else DNS SAN, else subject): `spiffe://…` in the mesh. */
+  principal?: string;
+  /** The URL-encoded PEM of the peer certificate (include_peer_certificate). */
+  certificate?: string;
+}
+
+/** AttributeContext.HttpRequest. */
+export interface AttributeContextHttpRequestJson {
+  /** Envoy's stream id, a decimal uint64. */
+  id?: string;
+  method?: string;
+  /** Lower-case names, pseudo-headers included (`:authority`, `:path`…); repeated headers joined with `,`. */
+  headers?: Record<string, string>;
+  path?: string;
+  host?: string;
+  scheme?: string;
+  query?: string;
+  fragment?: string;
+  /** Request bytes received so far (Envoy's bytesReceived). */
+  size?: number;
+  /** `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`. */
+  protocol?: string;
+  body?: string;
+  /** Base64 of the body bytes (pack_as_bytes). */
+  raw_body?: string;
+}
+
+/** envoy.service.auth.v3.AttributeContext, as Envoy JSON. */
+export interface AttributeContextJson {
+  source?: AttributeContextPeerJson;
+  destination?: AttributeContextPeerJson;
+  /** RFC 3339 `time` and the HTTP request; absent for TCP connections. */
+  request?: { time?: string; http?: AttributeContextHttpRequestJson };
+  context_extensions?: Record<string, string>;
+  metadata_context?: { filter_metadata?: Record<string, Record<string, unknown>> };
+  tls_session?: { sni?: string };
+}
+
+/** envoy.service.auth.v3.CheckRequest. */
+export interface CheckRequestJson {
+  attributes?: AttributeContextJson;
+}
+
+export type HeaderAppendActionJson =
+  | 'APPEND_IF_EXISTS_OR_ADD'
+  | 'ADD_IF_ABSENT'
+  | 'OVERWRITE_IF_EXISTS_OR_ADD'
+  | 'OVERWRITE_IF_EXISTS';
+
+/** envoy.config.core.v3.HeaderValueOption. */
+export interface HeaderValueOptionJson {
+  header?: { key: string; value?: string; raw_value?: string };
+  append?: boolean;
+  append_action?: HeaderAppendActionJson;
+  keep_empty_value?: boolean;
+}
+
+/** envoy.service.auth.v3.CheckResponse: `status.code` 0 (OK) allows, anything else denies. */
+export interface CheckResponseJson {
+  status?: { code?: number; message?: string };
+  denied_response?: {
+    /** envoy.type.v3.StatusCode: its name (`Forbidden`) or number. */
+    status?: { code?: string | number };
+    headers?: HeaderValueOptionJson[];
+    body?: string;
+  };
+  ok_response?: {
+    headers?: HeaderValueOptionJson[];
+    headers_to_remove?: string[];
+    /** Deprecated; when present it replaces the response's own dynamic_metadata. */
+    dynamic_metadata?: Record<string, unknown>;
+    response_headers_to_add?: HeaderValueOptionJson[];
+    query_parameters_to_set?: { key: string; value: string }[];
+    query_parameters_to_remove?: string[];
+  };
+  dynamic_metadata?: Record<string, unknown>;
 }
 
 // ------------------------------------------------------------------ jwt_authn

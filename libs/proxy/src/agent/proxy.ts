@@ -12,6 +12,7 @@ import { type CertManagerOptions, WorkloadCertManager } from '../security/cert-m
 import { SecretStore } from '../security/secret-store.js';
 import { ClusterManager } from '../upstream/cluster-manager.js';
 import { ConnectionPools } from '../upstream/connection-pools.js';
+import { GrpcSideCalls } from '../upstream/grpc-side-calls.js';
 import { AppliedConfig } from './applied-config.js';
 import { ConfigApplier } from './config-applier.js';
 
@@ -54,6 +55,8 @@ export class MeshProxy {
   /** TLS material by name: the workload certificate (set locally) and what pilot sends over SDS. */
   readonly secrets: SecretStore;
   private readonly clusters: ClusterManager;
+  /** Its own gRPC calls to clusters (external authorizers), one channel per host. */
+  private readonly grpc: GrpcSideCalls;
   private readonly routes = new RouteStore();
   private readonly listeners: ListenerManager;
   private readonly applied = new AppliedConfig();
@@ -80,10 +83,12 @@ export class MeshProxy {
     this.clusters = new ClusterManager(this.pools, this.secrets);
     this.rateLimits = options.rateLimits ?? memoryRateLimitServices();
     const router = new Router(this.clusters, this.pools, encodePeerHeaders(options.node));
+    this.grpc = new GrpcSideCalls(this.clusters);
     this.listeners = new ListenerManager(
       {
         clusters: this.clusters,
         router,
+        grpc: this.grpc,
         routes: this.routes,
         logger: this.log,
         observer: options.observer,
@@ -182,6 +187,7 @@ export class MeshProxy {
     await this.ads.stop();
     // Our own upstream connections first: in a test, or a gateway looping to itself, they hold our listeners open.
     await this.pools.closeAll();
+    this.grpc.close();
     await this.listeners.close();
     this.clusters.stop();
     await this.admin.close();

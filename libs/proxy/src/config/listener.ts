@@ -1,4 +1,9 @@
-import { AuthzChain, isAuthzFilter, type NetworkFilterJson, RBAC_NETWORK_TYPE } from '@mizzen/policy';
+import {
+  AuthzChain,
+  EXT_AUTHZ_NETWORK_TYPE,
+  type NetworkFilterJson,
+  RBAC_NETWORK_TYPE,
+} from '@mizzen/policy';
 import { durationToMs } from '@mizzen/xds';
 import type {
   FilterChainJson,
@@ -85,7 +90,7 @@ export interface TcpProxyConfig {
   readonly tunneling?: TcpTunnelingConfig;
   /** hash_policy source_ip: RING_HASH/MAGLEV clusters pick the host by the client's address. */
   readonly hashBySourceIp: boolean;
-  /** Network RBAC filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
+  /** Network RBAC and ext_authz filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
   readonly authz?: AuthzChain;
   /** Istio's `istio.stats` network filter before it: TCP metrics are reported, with its overrides. */
   readonly telemetry: TcpTelemetryConfig;
@@ -260,12 +265,15 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
   };
 }
 
+/** Authorization for TCP, run before tcp_proxy: Istio's network RBAC and, for CUSTOM policies, ext_authz. */
+const NETWORK_AUTHZ_TYPES: ReadonlySet<string> = new Set([RBAC_NETWORK_TYPE, EXT_AUTHZ_NETWORK_TYPE]);
+
 function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFilterConfig {
   const all = chain.filters ?? [];
   if (all.length === 0) {
     fail(where, 'expected a network filter (http_connection_manager or tcp_proxy), got none');
   }
-  // Before the terminal filter: authorization (network RBAC) and Istio's stats filter, as Istio puts them before tcp_proxy.
+  // Before the terminal filter: authorization (network RBAC, ext_authz) and Istio's stats filter, as Istio puts them before tcp_proxy.
   const authzFilters: NetworkFilterJson[] = [];
   let stats: { json: Record<string, unknown>; at: number } | undefined;
   all.slice(0, -1).forEach((f, i) => {
@@ -273,7 +281,7 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
     if (isStatsFilter(typed)) {
       if (stats) fail(`${where}.filters[${i}]`, 'a second istio.stats filter; a chain takes one');
       stats = { json: typed!, at: i };
-    } else if (isAuthzFilter(f) && f.typed_config?.['@type'] === RBAC_NETWORK_TYPE)
+    } else if (NETWORK_AUTHZ_TYPES.has(f.typed_config?.['@type'] ?? ''))
       authzFilters.push(f as NetworkFilterJson);
     else
       fail(
@@ -288,7 +296,7 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
     if (authzFilters.length)
       fail(
         `${where}.filters[0]`,
-        'network RBAC before an HTTP connection manager is not supported; use the HTTP RBAC filter',
+        'network authorization (RBAC, ext_authz) before an HTTP connection manager is not supported; use the HTTP filters',
       );
     if (stats)
       fail(

@@ -20,6 +20,7 @@ import { PEER_ID_HEADER, PEER_METADATA_HEADER, takePeerHeaders } from '../observ
 import type { HttpRequestRecord, ProxyObserver, TrafficDirection } from '../observe/records.js';
 import { applyClientCertPolicy, type ClientCertificate } from '../security/client-cert-details.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
+import type { GrpcSideCalls } from '../upstream/grpc-side-calls.js';
 import type { HttpFilterContext, ResponseDecorator } from './filters/filter.js';
 import { sample } from './filters/percent.js';
 import { cookieValue, requestHash } from './hash-policy.js';
@@ -65,6 +66,8 @@ export interface DownstreamContext {
 export interface HcmDeps {
   routes: RouteTables;
   router: Router;
+  /** The proxy's own gRPC calls to clusters (a gRPC external authorizer's Check). */
+  grpc: GrpcSideCalls;
   logger: Logger;
   /** Which side of the workload this listener is on (metadata exchange and telemetry depend on it). */
   direction: TrafficDirection;
@@ -360,6 +363,8 @@ export class HttpConnectionManager {
         reply,
         decorateResponse: (d) => decorators.push(d),
         callCluster: (cluster, request, timeoutMs) => this.deps.router.call(cluster, request, timeoutMs),
+        callGrpc: (cluster, method, request, options) =>
+          this.deps.grpc.unary(cluster, method, request, options),
       };
       for (const filter of this.config.filters) {
         if ((await filter.decode(filterContext)) === 'stop') return;

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { AuthzChain, RequestAttributes } from '@mizzen/policy';
+import type { AuthzDecision, CheckDecision, ExtAuthzCheckInput, RequestAttributes } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
 import type { ConnectionFacts } from '../config/filter-chain-match.js';
 import { selectFilterChain } from '../config/filter-chain-match.js';
@@ -16,6 +16,11 @@ import {
   HttpConnectionManager,
   type RouteTables,
 } from '../http/connection-manager.js';
+import {
+  certificatePrincipal,
+  checkWithGrpcAuthorizer,
+  type GrpcCaller,
+} from '../http/filters/ext-authz-grpc.js';
 import type { Router } from '../http/router.js';
 import { logDryRunDecisions } from '../observe/dry-run-log.js';
 import type { ProxyObserver } from '../observe/records.js';
@@ -23,6 +28,7 @@ import type { ClientCertificate } from '../security/client-cert-details.js';
 import type { SecretStore } from '../security/secret-store.js';
 import { TlsContextProvider } from '../security/tls-provider.js';
 import type { ClusterManager, OriginalDestination } from '../upstream/cluster-manager.js';
+import type { GrpcSideCalls } from '../upstream/grpc-side-calls.js';
 import { type Closable, ConnectionTracker, DRAIN_MS, sessionHandle } from './connection-tracker.js';
 import { type Inspection, inspect } from './inspector.js';
 import { readProxyHeader } from './proxy-protocol.js';
@@ -37,6 +43,8 @@ const DOWNSTREAM_KEEPALIVE_MS = 65_000;
 export interface RuntimeDeps {
   clusters: ClusterManager;
   router: Router;
+  /** The proxy's own gRPC calls to clusters (external authorizers). */
+  grpc: GrpcSideCalls;
   routes: RouteTables;
   logger: Logger;
   observer?: ProxyObserver;
@@ -249,6 +257,7 @@ export class TcpChainRuntime implements ChainRuntime {
   private readonly sockets = new Set<net.Socket>();
 
   private readonly logger: Logger;
+  private readonly callGrpc: GrpcCaller;
 
   constructor(
     readonly config: TcpProxyConfig,
@@ -256,6 +265,7 @@ export class TcpChainRuntime implements ChainRuntime {
     private readonly listener: ListenerConfig,
   ) {
     this.logger = deps.logger;
+    this.callGrpc = (cluster, method, request, options) => deps.grpc.unary(cluster, method, request, options);
     this.proxy = new TcpProxy(config, deps.clusters, deps.logger, {
       observer: deps.observer,
       listenerName: listener.name,
@@ -264,13 +274,29 @@ export class TcpChainRuntime implements ChainRuntime {
   }
 
   accept(socket: net.Socket, ctx: ConnectionContext): void {
-    if (this.config.authz && !this.authorized(socket, ctx, this.config.authz)) {
-      // Istio's TCP denial: the connection is closed, nothing is proxied.
-      socket.destroy();
-      return;
-    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    const chain = this.config.authz;
+    if (!chain) {
+      this.forward(socket, ctx);
+      return;
+    }
+    const attrs = this.connectionAttributes(socket, ctx);
+    const decision = chain.evaluate(attrs);
+    if (decision.verdict !== 'check') {
+      this.admit(socket, ctx, attrs, decision);
+      return;
+    }
+    // A CUSTOM policy selected the connection: it waits, unread and not yet proxied, for the external authorizer.
+    const ignore = () => {};
+    socket.on('error', ignore);
+    void this.askAuthorizers(socket, ctx, attrs, decision).then((decided) => {
+      socket.off('error', ignore);
+      if (!socket.destroyed) this.admit(socket, ctx, attrs, decided);
+    });
+  }
+
+  private forward(socket: net.Socket, ctx: ConnectionContext): void {
     this.proxy.handle(socket, {
       originalDst: ctx.originalDst,
       mtls: ctx.tls?.mtls === true,
@@ -280,8 +306,8 @@ export class TcpChainRuntime implements ChainRuntime {
     });
   }
 
-  private authorized(socket: net.Socket, ctx: ConnectionContext, chain: AuthzChain): boolean {
-    const attrs: RequestAttributes = {
+  private connectionAttributes(socket: net.Socket, ctx: ConnectionContext): RequestAttributes {
+    return {
       source: {
         address: ctx.remote?.address ?? socket.remoteAddress ?? '',
         ...(socket.remotePort !== undefined ? { port: socket.remotePort } : {}),
@@ -293,16 +319,60 @@ export class TcpChainRuntime implements ChainRuntime {
       },
       ...(ctx.tls?.sni ? { sni: ctx.tls.sni } : {}),
     };
-    const decision = chain.evaluate(attrs);
+  }
+
+  /** Proxies an allowed connection; closes a denied one (Istio's TCP denial), before anything reaches the workload. */
+  private admit(
+    socket: net.Socket,
+    ctx: ConnectionContext,
+    attrs: RequestAttributes,
+    decision: Exclude<AuthzDecision, { verdict: 'check' }>,
+  ): void {
     logDryRunDecisions(this.logger, decision.shadow, attrs);
-    // Network RBAC never asks an external authorizer (those are HTTP-only here), so 'check' cannot occur.
-    const allowed = decision.verdict === 'allow';
-    if (!allowed)
-      this.logger.debug(
-        { policy: decision.verdict === 'deny' ? decision.policy : undefined },
-        'TCP connection denied by RBAC',
-      );
-    return allowed;
+    if (decision.verdict === 'allow') {
+      this.forward(socket, ctx);
+      return;
+    }
+    this.logger.debug(
+      { policy: decision.policy, deniedBy: decision.deniedBy, extAuthzError: decision.extAuthzError },
+      'TCP connection denied',
+    );
+    socket.destroy();
+  }
+
+  /**
+   * Envoy's network ext_authz: the connection's peers go to the gRPC
+   * authorizer; OK lets it through, anything else (or a failure, unless
+   * failure_mode_allow) closes it.
+   */
+  private async askAuthorizers(
+    socket: net.Socket,
+    ctx: ConnectionContext,
+    attrs: RequestAttributes,
+    first: CheckDecision,
+  ): Promise<Exclude<AuthzDecision, { verdict: 'check' }>> {
+    const cert = ctx.tls?.clientCertificate;
+    const principal = certificatePrincipal(cert) ?? ctx.tls?.peerPrincipal;
+    const input: ExtAuthzCheckInput = {
+      source: {
+        address: attrs.source.address,
+        port: ctx.remote?.port ?? socket.remotePort ?? 0,
+        ...(principal ? { principal } : {}),
+        ...(cert?.pem ? { certificatePem: cert.pem } : {}),
+      },
+      destination: {
+        ...attrs.destination,
+        ...(cert?.localUri ? { principal: cert.localUri } : {}),
+      },
+      ...(ctx.tls?.sni ? { sni: ctx.tls.sni } : {}),
+      metadata: {},
+    };
+    let decision: AuthzDecision = first;
+    while (decision.verdict === 'check') {
+      const outcome = await checkWithGrpcAuthorizer(this.callGrpc, decision.check.authorizer, input);
+      decision = decision.resume(outcome);
+    }
+    return decision;
   }
 
   /** Opaque connections cannot be asked to close politely; they get the drain period, then are closed. */

@@ -152,6 +152,8 @@ export interface AuthzOutcomeRecord {
   /** The policy that denied or admitted it (`ns[foo]-policy[bar]-rule[0]`), when one matched. */
   readonly policy?: string;
   readonly deniedBy?: 'rbac' | 'ext_authz' | 'jwt';
+  /** The external authorizer could not be asked or failed (Envoy's `ext_authz_error`), rather than said no. */
+  readonly extAuthzError?: boolean;
   /** istio.io/dry-run policies: what they would have decided, never enforced. */
   readonly dryRun: readonly { action: string; allowed: boolean; policy?: string }[];
   /** AUDIT policies that matched. */

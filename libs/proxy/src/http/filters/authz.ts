@@ -1,16 +1,23 @@
-import type {
-  AuthzChain,
-  AuthzDecision,
-  CompiledExtAuthz,
-  ExtAuthzOutcome,
-  HttpRequestAttributes,
+import {
+  type AllowedOutcome,
+  type AuthzChain,
+  type AuthzDecision,
+  allowed,
+  type CheckDecision,
+  type CompiledExtAuthz,
+  type ExtAuthzOutcome,
+  type ExtAuthzPerRoute,
+  editHeaders,
+  editQuery,
+  type HttpRequestAttributes,
 } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
 import { fail } from '../../config/errors.js';
 import type { HeaderMap } from '../../config/headers.js';
 import { logDryRunDecisions } from '../../observe/dry-run-log.js';
 import type { AuthzOutcomeRecord } from '../../observe/records.js';
-import type { FilterStatus, HttpFilterContext } from './filter.js';
+import { checkWithGrpcAuthorizer, httpCheckInput } from './ext-authz-grpc.js';
+import { type FilterStatus, type HttpFilterContext, perRouteConfig } from './filter.js';
 import { requestAttributes } from './request-attributes.js';
 import type { FilterServices, ServiceAwareFilter } from './services.js';
 
@@ -19,9 +26,9 @@ import type { FilterServices, ServiceAwareFilter } from './services.js';
  * and ext_authz filters (as pilot builds them: CUSTOM, DENY, ALLOW, AUDIT and
  * the dry-run shadows) evaluated as one chain, because a later filter reads
  * what an earlier one wrote (the CUSTOM trigger). Denied: 403
- * `RBAC: access denied`, or the external authorizer's own answer. What
- * dry-run policies would have decided is logged, counted and left in the
- * dynamic metadata for access logs.
+ * `RBAC: access denied`, or the external authorizer's own answer (HTTP or
+ * gRPC). What dry-run policies would have decided is logged, counted and
+ * left in the dynamic metadata for access logs.
  */
 export class AuthzFilter implements ServiceAwareFilter {
   private logger?: Logger;
@@ -39,8 +46,8 @@ export class AuthzFilter implements ServiceAwareFilter {
     const attrs = requestAttributes(ctx);
     let decision: AuthzDecision = this.chain.evaluate(attrs);
     while (decision.verdict === 'check') {
-      const outcome = await checkWithAuthorizer(ctx, decision.check.authorizer, attrs.http!);
-      if (outcome.allowed) applyToRequest(ctx.request.headers, outcome);
+      const outcome = await ask(ctx, decision, attrs.http!);
+      if (outcome.allowed) applyToRequest(ctx, outcome);
       decision = decision.resume(outcome);
     }
     Object.assign(ctx.info.dynamicMetadata, decision.metadata);
@@ -58,13 +65,28 @@ export class AuthzFilter implements ServiceAwareFilter {
       return 'stop';
     }
     if (decision.responseHeaders.length) {
-      const extra = decision.responseHeaders;
-      ctx.decorateResponse((_status, headers) => {
-        for (const [k, v] of extra) headers[k.toLowerCase()] = v;
-      });
+      const edits = decision.responseHeaders;
+      ctx.decorateResponse((_status, headers) => replaceHeaders(headers, editHeaders(headers, edits)));
     }
     return 'continue';
   }
+}
+
+/**
+ * The check a CUSTOM policy asked for, unless the route turned ext_authz off
+ * (ExtAuthzPerRoute `disabled`: the request goes on as if allowed).
+ */
+async function ask(
+  ctx: HttpFilterContext,
+  decision: CheckDecision,
+  http: HttpRequestAttributes,
+): Promise<ExtAuthzOutcome> {
+  const { authorizer, filterName } = decision.check;
+  const perRoute = perRouteConfig<ExtAuthzPerRoute>(ctx, filterName);
+  if (perRoute?.disabled) return allowed();
+  if (authorizer.transport === 'http') return checkWithHttpAuthorizer(ctx, authorizer, http);
+  const metadata = { ...ctx.info.dynamicMetadata, ...decision.metadata };
+  return checkWithGrpcAuthorizer(ctx.callGrpc, authorizer, httpCheckInput(ctx, metadata, perRoute));
 }
 
 function outcomeRecord(decision: Exclude<AuthzDecision, { verdict: 'check' }>): AuthzOutcomeRecord {
@@ -72,6 +94,7 @@ function outcomeRecord(decision: Exclude<AuthzDecision, { verdict: 'check' }>): 
     allowed: decision.verdict === 'allow',
     ...(decision.policy !== undefined ? { policy: decision.policy } : {}),
     ...(decision.verdict === 'deny' ? { deniedBy: decision.deniedBy } : {}),
+    ...(decision.verdict === 'deny' && decision.extAuthzError ? { extAuthzError: true } : {}),
     dryRun: decision.shadow
       .filter((s) => s.kind === 'dry-run')
       .map((s) => ({ action: s.action, allowed: s.allowed, ...(s.policy ? { policy: s.policy } : {}) })),
@@ -89,14 +112,18 @@ function headerObject(pairs: readonly (readonly [string, string])[]): Record<str
   return out;
 }
 
-/** The authorizer's allowed_upstream_headers(_to_append) onto the request that goes on. */
-function applyToRequest(headers: HeaderMap, outcome: Extract<ExtAuthzOutcome, { allowed: true }>): void {
-  for (const [k, v] of outcome.setUpstream) headers[k.toLowerCase()] = v;
-  for (const [k, v] of outcome.appendUpstream) {
-    const key = k.toLowerCase();
-    const prev = headers[key];
-    headers[key] = prev === undefined ? v : `${Array.isArray(prev) ? prev.join(',') : prev},${v}`;
-  }
+/** `to` becomes `from`: the same object, for the header map the request or response already holds. */
+function replaceHeaders(to: HeaderMap, from: Record<string, string | string[]>): void {
+  for (const k of Object.keys(to)) if (!(k in from)) delete to[k];
+  Object.assign(to, from);
+}
+
+/** An allowing authorizer's edits onto the request that goes on: headers, removals, query parameters. */
+function applyToRequest(ctx: HttpFilterContext, outcome: AllowedOutcome): void {
+  const { upstream, removeUpstream, setQuery, removeQuery } = outcome;
+  if (upstream.length || removeUpstream.length)
+    replaceHeaders(ctx.request.headers, editHeaders(ctx.request.headers, upstream, removeUpstream));
+  ctx.request.path = editQuery(ctx.request.path, setQuery, removeQuery);
 }
 
 /**
@@ -104,7 +131,7 @@ function applyToRequest(headers: HeaderMap, outcome: Extract<ExtAuthzOutcome, { 
  * through its cluster: 200 allows, other answers deny, and an authorizer that
  * cannot be reached in time counts as failOpen/statusOnError says.
  */
-async function checkWithAuthorizer(
+async function checkWithHttpAuthorizer(
   ctx: HttpFilterContext,
   authorizer: CompiledExtAuthz,
   http: HttpRequestAttributes,
@@ -125,15 +152,10 @@ async function checkWithAuthorizer(
 /**
  * Compiles a run of authorization filters. Checks this proxy cannot make are
  * refused here, so the config is NACKed instead of enforced differently:
- * gRPC authorizers and request bodies in the check.
+ * request bodies in the check.
  */
 export function compileAuthzFilter(name: string, chain: AuthzChain, where: string): AuthzFilter {
   for (const a of chain.authorizers()) {
-    if (a.transport === 'grpc')
-      fail(
-        where,
-        `ext_authz over gRPC (envoyExtAuthzGrpc) is not supported by this proxy; use envoyExtAuthzHttp`,
-      );
     if (a.maxRequestBytes !== undefined)
       fail(where, 'ext_authz with_request_body (includeRequestBodyInCheck) is not supported by this proxy');
   }

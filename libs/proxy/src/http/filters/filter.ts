@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EnvoyUnaryMethod } from '@mizzen/xds';
 import type { HeaderMap } from '../../config/headers.js';
 import type { CompiledRoute, CompiledVirtualHost } from '../../config/route-table.js';
+import type { GrpcCallOptions } from '../../upstream/grpc-side-calls.js';
 import type { DownstreamContext } from '../connection-manager.js';
 import type { SideCallResponse } from '../router.js';
 import type { StreamInfo } from '../stream-info.js';
@@ -38,6 +40,13 @@ export interface HttpFilterContext {
     req: { method: string; path: string; headers: HeaderMap; body?: Buffer },
     timeoutMs: number,
   ): Promise<SideCallResponse>;
+  /** A unary gRPC call of the proxy's own to a cluster (a gRPC external authorizer's Check). */
+  callGrpc<Req, Res>(
+    cluster: string,
+    method: EnvoyUnaryMethod<Req, Res>,
+    request: Req,
+    options: GrpcCallOptions,
+  ): Promise<Res>;
   /** Answers the request from the filter (decorators still apply). */
   reply(status: number, body: string | Buffer, headers?: Record<string, string | string[]>): void;
   /** Registers a response-header edit for whatever response goes back. */

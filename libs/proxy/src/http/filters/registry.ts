@@ -1,4 +1,11 @@
-import { AuthzChain, type HttpFilterJson, isAuthzFilter } from '@mizzen/policy';
+import {
+  AuthzChain,
+  compileExtAuthzPerRoute,
+  EXT_AUTHZ_PER_ROUTE_TYPE,
+  type ExtAuthzPerRouteJson,
+  type HttpFilterJson,
+  isAuthzFilter,
+} from '@mizzen/policy';
 import { fail } from '../../config/errors.js';
 import { compileStatsConfig, isStatsFilter, TYPED_STRUCT_TYPES } from '../../config/telemetry.js';
 import type { FilterJson } from '../../envoy/types.js';
@@ -38,6 +45,8 @@ const PER_ROUTE: Record<string, (config: Json, where: string) => unknown> = {
   [FAULT_TYPE]: (config, where) => compileFault(config, where),
   [CORS_POLICY_TYPE]: (config, where) => compileCorsPolicy(config, where),
   [LOCAL_RATE_LIMIT_TYPE]: (config, where) => new CompiledLocalRateLimit(config, where, true),
+  [EXT_AUTHZ_PER_ROUTE_TYPE]: (config, where) =>
+    compileExtAuthzPerRoute(config as ExtAuthzPerRouteJson, where),
 };
 
 /**
