@@ -405,7 +405,7 @@ export class TestMesh {
         const entries = new Map((await this.syncz()).map((e) => [e.proxy, e]));
         for (const id of ids) {
           const e = entries.get(id);
-          if (!e) return `${id} not connected`;
+          if (!e) return [`${id} not connected`, ...this.procs.exited()].join('; ');
           for (const t of ['CDS', 'EDS', 'LDS', 'RDS'])
             if (e.sync?.[t] !== 'ACKED') return `${id} ${t}=${e.sync?.[t]}`;
         }

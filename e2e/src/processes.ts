@@ -51,6 +51,16 @@ export class Processes {
     return proc;
   }
 
+  /** The processes that have already exited, each with the end of what it said (for a test's failure message). */
+  exited(): string[] {
+    return this.procs
+      .filter((p) => p.child.exitCode !== null || p.child.signalCode !== null)
+      .map(
+        (p) =>
+          `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.output().trim().split('\n').slice(-5).join(' | ')}`,
+      );
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all(
       this.procs.splice(0).map(async (p) => {
