@@ -58,6 +58,8 @@ interface Peer {
   mtls: boolean;
   certificate?: ClientCertificate;
   sni?: string;
+  /** The protocol the handshake agreed on (ALPN), if any. */
+  alpn?: string;
   /** What the listener knew of the connection before TLS (original destination, addresses). */
   connection: ConnectionContext;
 }
@@ -66,12 +68,14 @@ function peerOf(socket: tls.TLSSocket, connection: ConnectionContext): Peer {
   const cert = socket.getPeerCertificate?.();
   const presented = cert !== undefined && Object.keys(cert).length > 0;
   const sni = typeof socket.servername === 'string' ? socket.servername : undefined;
-  if (!presented) return { mtls: false, sni, connection };
+  const alpn = typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : undefined;
+  if (!presented) return { mtls: false, sni, alpn, connection };
   return {
     principal: spiffeIdOf(cert),
     mtls: true,
     certificate: clientCertificateOf(socket),
     sni,
+    alpn,
     connection,
   };
 }
@@ -85,6 +89,7 @@ function afterTls(peer: Peer): ConnectionContext {
       peerPrincipal: peer.principal,
       mtls: peer.mtls,
       sni: peer.sni,
+      alpn: peer.alpn,
       clientCertificate: peer.certificate,
     },
   };
