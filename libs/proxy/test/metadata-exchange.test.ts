@@ -339,6 +339,7 @@ describe('the exchange through a real proxy (inbound chain and upstream cluster)
   let ca: Ca;
   let caller: { certChain: string; privateKey: string };
   let inboundPort = 0;
+  let plainChainPort = 0;
   let outboundTcpPort = 0;
   /** What the sidecar-like upstream received at the start of each connection. */
   const upstreamSaw: Buffer[] = [];
@@ -375,7 +376,7 @@ describe('the exchange through a real proxy (inbound chain and upstream cluster)
       servers.push(srv);
     }
     const port = (s: net.Server) => (s.address() as net.AddressInfo).port;
-    [inboundPort, outboundTcpPort] = await h.ports.takeMany(2);
+    [inboundPort, plainChainPort, outboundTcpPort] = await h.ports.takeMany(3);
     const tcpProxy = (cluster: string) => ({
       name: 'envoy.filters.network.tcp_proxy',
       typed_config: { '@type': TCP, stat_prefix: cluster, cluster },
@@ -430,6 +431,35 @@ describe('the exchange through a real proxy (inbound chain and upstream cluster)
             ],
           },
           {
+            // A TCP chain that takes no part in the exchange (its TLS offers no istio-peer-exchange).
+            name: 'inbound-tcp-without-exchange',
+            traffic_direction: 'INBOUND',
+            address: { socket_address: { address: '127.0.0.1', port_value: plainChainPort } },
+            listener_filters: [
+              {
+                name: 'envoy.filters.listener.tls_inspector',
+                typed_config: {
+                  '@type':
+                    'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+                },
+              },
+            ],
+            filter_chains: [
+              {
+                filter_chain_match: { transport_protocol: 'tls' },
+                transport_socket: {
+                  name: 'envoy.transport_sockets.tls',
+                  typed_config: {
+                    '@type': DOWNSTREAM_TLS,
+                    common_tls_context: MESH_TLS,
+                    require_client_certificate: true,
+                  },
+                },
+                filters: [tcpProxy('app')],
+              },
+            ],
+          },
+          {
             name: 'outbound-tcp',
             traffic_direction: 'OUTBOUND',
             address: { socket_address: { address: '127.0.0.1', port_value: outboundTcpPort } },
@@ -452,11 +482,11 @@ describe('the exchange through a real proxy (inbound chain and upstream cluster)
   });
 
   /** A mutual-TLS connection to the inbound chain offering `alpn`. */
-  function callInbound(alpn: string[]): Promise<tls.TLSSocket> {
+  function callInbound(alpn: string[], port = inboundPort): Promise<tls.TLSSocket> {
     return new Promise((resolve, reject) => {
       const s = tls.connect({
         host: '127.0.0.1',
-        port: inboundPort,
+        port,
         ca: ca.certificate,
         cert: caller.certChain,
         key: caller.privateKey,
@@ -522,6 +552,18 @@ describe('the exchange through a real proxy (inbound chain and upstream cluster)
     await h.until('the connection recorded', () => records.length === 1);
     expect(records[0]!.peer).toBeUndefined();
     expect(records[0]!.receivedBytes).toBe('plain bytes, no magic'.length);
+  });
+
+  it('a chain that takes no part still accepts a sidecar offering the ALPN: no ALPN agreed (as Envoy), no header, bytes intact', async () => {
+    records.length = 0;
+    const s = await callInbound(['istio-peer-exchange', 'istio'], plainChainPort);
+    expect(s.alpnProtocol).toBe(false);
+    s.write('ping');
+    expect((await collect(s, (b) => b.toString() === 'hello\nping')).toString()).toBe('hello\nping');
+    await endOf(s);
+    await h.until('the connection recorded', () => records.length === 1);
+    expect(records[0]).toMatchObject({ receivedBytes: 4, sentBytes: 10, responseFlags: '-' });
+    expect(records[0]!.peer).toBeUndefined();
   });
 
   it('outbound: the upstream sidecar gets our header first and names itself; the client sees only its answer', async () => {
