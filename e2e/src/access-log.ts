@@ -13,13 +13,14 @@ export function accessLogLines(proc: Proc): Record<string, unknown>[] {
 type Json = Record<string, unknown>;
 
 /**
- * The `access_log` entries of every HTTP connection manager in a proxy's
- * listeners of one direction, as its admin `/config_dump` shows the config it
- * applied: what says a Telemetry change is in force at that proxy.
+ * The `access_log` entries of every HTTP connection manager (or tcp_proxy)
+ * in a proxy's listeners of one direction, as its admin `/config_dump` shows
+ * the config it applied: what says a Telemetry change is in force at that proxy.
  */
 export async function appliedAccessLogs(
   adminPort: number,
   direction: 'INBOUND' | 'OUTBOUND',
+  network: 'HttpConnectionManager' | 'TcpProxy' = 'HttpConnectionManager',
 ): Promise<Json[][]> {
   const dump = await getJson<{ configs: { dynamic_listeners?: { active_state?: { listener?: Json } }[] }[] }>(
     `http://127.0.0.1:${adminPort}/config_dump`,
@@ -32,8 +33,7 @@ export async function appliedAccessLogs(
       for (const chain of (listener.filter_chains ?? []) as Json[])
         for (const f of (chain.filters ?? []) as Json[]) {
           const typed = f.typed_config as Json | undefined;
-          if (String(typed?.['@type']).endsWith('HttpConnectionManager'))
-            out.push((typed?.access_log ?? []) as Json[]);
+          if (String(typed?.['@type']).endsWith(network)) out.push((typed?.access_log ?? []) as Json[]);
         }
     }
   return out;

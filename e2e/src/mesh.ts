@@ -247,6 +247,8 @@ export class TestMesh {
     servicePort?: number;
     portName?: string;
     namespace?: string;
+    /** The service account it runs as (its certificate's identity); the service's name unless given. */
+    serviceAccount?: string;
     /** More flags (`--otlp-endpoint`, `--app-metrics`…). */
     extraArgs?: string[];
     /** More environment for the process (what a pod's env gives its istio-proxy container: `REDIS_URL`, OTEL_*…). */
@@ -271,7 +273,7 @@ export class TestMesh {
         '--service',
         opts.service,
         '--service-account',
-        opts.service,
+        opts.serviceAccount ?? opts.service,
         '--labels',
         labels,
         '--port',
@@ -286,7 +288,7 @@ export class TestMesh {
         String(healthPort),
         '--stats-port',
         String(statsPort),
-        ...(await this.certificateArgs(opts.workload, namespace, opts.service)),
+        ...(await this.certificateArgs(opts.workload, namespace, opts.serviceAccount ?? opts.service)),
         ...(opts.extraArgs ?? []),
       ],
       opts.env,

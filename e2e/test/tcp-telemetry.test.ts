@@ -8,9 +8,10 @@ import { startTcpEcho, tcpExchange } from '../src/tcp.js';
 /**
  * Istio's TCP metrics from two real sidecars speaking mutual TLS (citadel
  * issues their certificates, pilot configures them): exact connection counts
- * and bytes from both reporters, each naming the other side — the client
- * from the upstream endpoint's workload and the identity it proved, the
- * server from the caller's certificate — and a Telemetry override for TCP.
+ * and bytes from both reporters — the metadata exchange's headers never
+ * counted — each naming the other side as its sidecar told it in the
+ * exchange, principals from the certificates; and a Telemetry override for
+ * TCP. (tcp-metadata-exchange.test.ts tells callers sharing an identity apart.)
  */
 const SERVICES = `
 apiVersion: networking.istio.io/v1

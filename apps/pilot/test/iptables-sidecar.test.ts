@@ -125,10 +125,11 @@ describe('iptables-mode sidecar: virtualInbound from the registry, as Istio buil
       destination_port: 5000,
       transport_protocol: 'tls',
     });
-    // TCP 9000, port-level DISABLE: plaintext only, network RBAC and the stats filter before the TCP proxy.
+    // TCP 9000, port-level DISABLE: plaintext only; Istio's metadata exchange (idle without TLS), network
+    // RBAC and the stats filter before the TCP proxy.
     expect(c['inbound|9000||']).toEqual({
       match: { destination_port: 9000 },
-      filters: ['rbac', 'istio.stats', 'tcp_proxy'],
+      filters: ['istio.metadata_exchange', 'rbac', 'istio.stats', 'tcp_proxy'],
       tls: false,
     });
     // Every other port: the passthrough under the workload's STRICT mode ...

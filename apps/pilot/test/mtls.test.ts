@@ -1,4 +1,5 @@
 import { parseConfig } from '@mizzen/api';
+import { compileCluster, compileListener } from '@mizzen/proxy';
 import { Snapshot, TypeUrl, type XdsNode } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
 import { proxyFromNode } from '../src/model/proxy.js';
@@ -262,5 +263,129 @@ spec:
       expect(c.transport_socket_matches).toBeUndefined();
       expect(resources[TypeUrl.Secret]).toEqual([]);
     }
+  });
+});
+
+/** A TCP service with a sidecar, and a sidecar serving a TCP port beside its HTTP one. */
+const TCP_MESH = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: tcp-echo, namespace: default }
+spec:
+  hosts: [tcp-echo.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 9000, name: tcp, protocol: TCP }]
+  workloadSelector: { labels: { app: tcp-echo } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: tcp-echo-v1, namespace: default }
+spec:
+  address: 127.0.0.1
+  ports: { tcp: 41009 }
+  labels: { app: tcp-echo, version: v1, security.istio.io/tlsMode: istio }
+  serviceAccount: tcp-echo
+`;
+
+const TCP_SERVER: XdsNode = {
+  ...SIDECAR,
+  metadata: {
+    ...SIDECAR.metadata,
+    MIZZEN_PORTS: [
+      { name: 'http', port: 9080, targetPort: 19080, protocol: 'HTTP', listenPort: 15006 },
+      { name: 'tcp', port: 9000, targetPort: 19000, protocol: 'TCP', listenPort: 15008 },
+    ],
+  },
+};
+
+const MX_FILTER = {
+  name: 'istio.metadata_exchange',
+  typed_config: {
+    '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+    type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
+    value: { protocol: 'istio-peer-exchange', enable_discovery: true },
+  },
+};
+
+describe("Istio's TCP metadata exchange (istio-peer-exchange)", () => {
+  it('clusters that carry TCP to sidecars offer istio-peer-exchange and carry the exchange filter; HTTP ones do not', () => {
+    const resources = resourcesFor(TCP_MESH);
+    const tcp = cluster(resources, 'outbound|9000||tcp-echo.default.svc.cluster.local');
+    expect(tcp.filters).toEqual([MX_FILTER]);
+    const [istio, plain] = tcp.transport_socket_matches;
+    expect(istio.transport_socket.typed_config.common_tls_context.alpn_protocols).toEqual([
+      'istio-peer-exchange',
+      'istio',
+    ]);
+    expect(plain.transport_socket.name).toBe('envoy.transport_sockets.raw_buffer');
+    const http = cluster(resources, 'outbound|9080||reviews.default.svc.cluster.local');
+    expect(http.filters).toBeUndefined();
+    expect(
+      http.transport_socket_matches[0].transport_socket.typed_config.common_tls_context.alpn_protocols,
+    ).toBeUndefined();
+  });
+
+  it('DestinationRule ISTIO_MUTUAL to a TCP port offers it too; SIMPLE TLS and DISABLE do not', () => {
+    const rules = (mode: string) => `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: tcp-echo, namespace: default }
+spec:
+  host: tcp-echo.default.svc.cluster.local
+  trafficPolicy: { tls: { mode: ${mode} } }
+`;
+    const mutual = cluster(
+      resourcesFor(`${TCP_MESH}---\n${rules('ISTIO_MUTUAL')}`),
+      'outbound|9000||tcp-echo.default.svc.cluster.local',
+    );
+    expect(mutual.transport_socket.typed_config.common_tls_context.alpn_protocols).toEqual([
+      'istio-peer-exchange',
+      'istio',
+    ]);
+    expect(mutual.filters).toEqual([MX_FILTER]);
+    for (const mode of ['SIMPLE', 'DISABLE']) {
+      const c = cluster(
+        resourcesFor(`${TCP_MESH}---\n${rules(mode)}`),
+        'outbound|9000||tcp-echo.default.svc.cluster.local',
+      );
+      expect(c.filters, mode).toBeUndefined();
+      expect(c.transport_socket?.typed_config.common_tls_context.alpn_protocols, mode).toBeUndefined();
+    }
+  });
+
+  it("a sidecar's inbound TCP chains start with the exchange filter, and their mTLS accepts its ALPN", () => {
+    const resources = resourcesFor(TCP_MESH, TCP_SERVER);
+    const l = inbound(resources, 15008);
+    for (const chain of l.filter_chains)
+      expect(chain.filters.map((f: Json) => f.name)).toEqual([
+        'istio.metadata_exchange',
+        'istio.stats',
+        'envoy.filters.network.tcp_proxy',
+      ]);
+    expect(l.filter_chains[0].filters[0]).toEqual(MX_FILTER);
+    const [tls] = tlsChains(l);
+    expect(tls.transport_socket.typed_config.common_tls_context.alpn_protocols).toEqual([
+      'istio-peer-exchange',
+      'h2',
+      'http/1.1',
+    ]);
+    // HTTP chains neither exchange nor offer it: HTTP carries the peers' metadata in headers.
+    const [httpTls] = tlsChains(inbound(resources, 15006));
+    expect(httpTls.transport_socket.typed_config.common_tls_context.alpn_protocols).toEqual([
+      'h2',
+      'http/1.1',
+    ]);
+    expect(httpTls.filters.map((f: Json) => f.name)).toEqual([
+      'envoy.filters.network.http_connection_manager',
+    ]);
+    // The proxy takes it all: its TCP chains know the exchange's ALPN, its clusters offer it.
+    const compiled = compileListener(l);
+    for (const chain of compiled.chains)
+      expect(chain.filter.kind === 'tcp' && chain.filter.peerExchange).toEqual({
+        protocol: 'istio-peer-exchange',
+      });
+    const tcp = compileCluster(cluster(resources, 'outbound|9000||tcp-echo.default.svc.cluster.local'));
+    expect(tcp.transportMatches[0]?.tls?.alpn).toEqual(['istio-peer-exchange', 'istio']);
   });
 });

@@ -154,4 +154,89 @@ describe('Telemetry translation (golden files)', () => {
       expect(t.http_filters).toContainEqual(expect.objectContaining({ name: 'istio.stats' }));
     }
   });
+
+  it("puts each side's access logs on tcp_proxy, as Istio does for TCP, and a workload's Telemetry turns them off", () => {
+    const yaml = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: mongo, namespace: default }
+spec:
+  hosts: [mongo.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 27017, name: mongo, protocol: TCP }]
+  workloadSelector: { labels: { app: mongo } }
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: mesh-default, namespace: istio-system }
+spec:
+  accessLogging:
+    - providers: [{ name: envoy }]
+      filter: { expression: "response.flags != '-'" }
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: quiet-server, namespace: default }
+spec:
+  selector: { matchLabels: { app: productpage } }
+  accessLogging:
+    - match: { mode: SERVER }
+      providers: [{ name: envoy }]
+      disabled: true
+`;
+    const parsed = parseConfig(yaml, 'tcp.yaml');
+    expect(parsed.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const mesh = parseMeshConfig('accessLogEncoding: JSON\n', DEFAULT_MESH_CONFIG);
+    const ctx = new PushContext(1, parsed.resources, buildRegistry(parsed.resources), mesh);
+    const node = structuredClone(NODES.sidecar!);
+    (node.metadata as Record<string, unknown>).MIZZEN_PORTS = [
+      { name: 'mongo', port: 27017, targetPort: 27018, protocol: 'TCP', listenPort: 15007 },
+    ];
+    const listeners = generateResources(ctx, proxyFromNode(node))[
+      'type.googleapis.com/envoy.config.listener.v3.Listener'
+    ] as {
+      name: string;
+      traffic_direction: string;
+      filter_chains: { filters: { name: string; typed_config: Record<string, unknown> }[] }[];
+    }[];
+    const tcpProxies = (direction: string) =>
+      listeners
+        .filter((l) => l.traffic_direction === direction)
+        .flatMap((l) => l.filter_chains.map((c) => c.filters.at(-1)!))
+        .filter((f) => f.name === 'envoy.filters.network.tcp_proxy');
+    const outbound = tcpProxies('OUTBOUND');
+    // virtualOutbound's passthrough and the mongo port's chain.
+    expect(outbound.length).toBeGreaterThanOrEqual(2);
+    for (const f of outbound)
+      expect(f.typed_config.access_log).toEqual([
+        {
+          name: 'envoy.access_loggers.file',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+            path: '/dev/stdout',
+            log_format: { json_format: expect.objectContaining({ response_flags: '%RESPONSE_FLAGS%' }) },
+          },
+          filter: {
+            extension_filter: {
+              name: 'envoy.access_loggers.extension_filters.cel',
+              typed_config: {
+                '@type':
+                  'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
+                expression: "response.flags != '-'",
+              },
+            },
+          },
+        },
+      ]);
+    const inbound = tcpProxies('INBOUND');
+    expect(inbound.length).toBeGreaterThan(0);
+    for (const f of inbound) expect(f.typed_config.access_log).toBeUndefined();
+    // The proxy takes them as the chain's access logs.
+    const compiled = compileListener(listeners.find((l) => l.name === 'virtualOutbound') as never);
+    const chain = compiled.chains[0]!.filter;
+    expect(chain.kind === 'tcp' && chain.telemetry.accessLogs?.map((a) => a.filter)).toEqual([
+      "response.flags != '-'",
+    ]);
+  });
 });

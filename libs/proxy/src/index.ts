@@ -48,6 +48,8 @@ export {
   endpointIdentity,
   PEER_ID_HEADER,
   PEER_METADATA_HEADER,
+  peerFromStruct,
+  peerMetadataStruct,
   takePeerHeaders,
 } from './observe/peer-metadata.js';
 export {
@@ -72,6 +74,14 @@ export {
   type TracingSettings,
   type TrafficDirection,
 } from './observe/records.js';
+export {
+  decodeExchangePayload,
+  EXCHANGE_MAGIC,
+  ExchangeHeaderReader,
+  type ExchangeRead,
+  encodeExchangeHeader,
+  PEER_EXCHANGE_PROTOCOL,
+} from './observe/tcp-metadata-exchange.js';
 export { type CertStatus, WORKLOAD_SECRET, WorkloadCertManager } from './security/cert-manager.js';
 export { type Secret, SecretStore } from './security/secret-store.js';
 export { ClusterManager } from './upstream/cluster-manager.js';

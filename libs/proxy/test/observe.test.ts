@@ -34,7 +34,8 @@ describe('observation and metadata exchange between two proxies', () => {
     records: HttpRequestRecord[];
     tcp: TcpConnectionRecord[];
     tcpProgress: TcpConnectionRecord[];
-  } = { outbound: 0, records: [], tcp: [], tcpProgress: [] };
+    tcpFlushes: TcpConnectionRecord[];
+  } = { outbound: 0, records: [], tcp: [], tcpProgress: [], tcpFlushes: [] };
   const server: { inbound: number; tcpIn: number; records: HttpRequestRecord[] } = {
     inbound: 0,
     tcpIn: 0,
@@ -94,15 +95,23 @@ describe('observation and metadata exchange between two proxies', () => {
     [client.outbound, server.inbound, server.tcpIn] = await ports.takeMany(3);
     // A port nothing listens on: connecting to it fails (Envoy's UF).
     const closedPort = await ports.take();
-    const tcpListener = (port: number, cluster: string) => ({
+    const tcpListener = (port: number, cluster: string, extra: Record<string, unknown> = {}) => ({
       name: `0.0.0.0_${port}`,
       address: { socket_address: { address: '0.0.0.0', port_value: port } },
       bind_to_port: false,
       traffic_direction: 'OUTBOUND',
       filter_chains: [
-        { filters: [{ name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster } }] },
+        { filters: [{ name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster, ...extra } }] },
       ],
     });
+    // tcp_proxy's access logs: a line when the upstream is up and every 100 ms (the observers' flush).
+    const accessLog = {
+      name: 'envoy.access_loggers.file',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+        path: '/dev/null',
+      },
+    };
     ads = new AdsServer({ logger: log });
     const adsPort = await ads.listen(0, '127.0.0.1');
     const serverSet: ResourceSet = {
@@ -207,6 +216,11 @@ describe('observation and metadata exchange between two proxies', () => {
         tcpListener(7001, 'no-such-cluster'),
         tcpListener(7002, 'no-hosts'),
         tcpListener(7003, 'refusing'),
+        tcpListener(7004, 'tcp-echo', {
+          access_log: [accessLog],
+          access_log_options: { access_log_flush_interval: '0.1s', flush_access_log_on_connected: true },
+        }),
+        tcpListener(7005, 'tcp-echo', { max_downstream_connection_duration: '0.2s' }),
       ],
       [TypeUrl.RouteConfiguration]: [
         svcRoutes([
@@ -266,6 +280,7 @@ describe('observation and metadata exchange between two proxies', () => {
         },
         startTcp: () => ({
           progress: (r) => client.tcpProgress.push(r),
+          flush: (r) => client.tcpFlushes.push(r),
           end: (r) => client.tcp.push(r),
         }),
       },
@@ -387,6 +402,54 @@ describe('observation and metadata exchange between two proxies', () => {
       ['refusing', 'UF', 0],
     ]);
     expect(client.tcp[2]!.upstreamHost).toMatch(/^127\.0\.0\.1:\d+$/);
+    // Why connecting failed, for %UPSTREAM_TRANSPORT_FAILURE_REASON%.
+    expect(client.tcp[2]!.upstreamTransportFailureReason).toMatch(/ECONNREFUSED/);
+  });
+
+  /** A tunnel through the client's sidecar to `svc:port`, held open: resolves with it once it is up. */
+  const openTunnel = (port: number) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(client.outbound, '127.0.0.1', () =>
+        s.write(`CONNECT svc:${port} HTTP/1.1\r\nhost: svc:${port}\r\n\r\n`),
+      );
+      s.once('data', (d) =>
+        d.toString().startsWith('HTTP/1.1 200') ? resolve(s) : reject(new Error(d.toString())),
+      );
+      s.once('error', reject);
+    });
+
+  it("tcp_proxy's access_log_options reach the observers: a flush every interval with the bytes so far, none after the end", async () => {
+    client.tcp.length = 0;
+    client.tcpFlushes.length = 0;
+    const s = await openTunnel(7004);
+    s.write('abc');
+    await until(() => client.tcpFlushes.some((r) => r.receivedBytes === 3));
+    const seen = client.tcpFlushes.length;
+    s.write('defgh');
+    await until(() => client.tcpFlushes.length >= seen + 2 && client.tcpFlushes.at(-1)!.receivedBytes === 8);
+    s.end();
+    await until(() => client.tcp.length === 1);
+    const flushed = client.tcpFlushes.length;
+    expect(client.tcp[0]).toMatchObject({
+      receivedBytes: 8,
+      sentBytes: 8,
+      responseFlags: '-',
+      telemetry: { accessLogFlushIntervalMs: 100, flushAccessLogOnConnected: true },
+    });
+    // Bytes only grow from one flush to the next, and flushing stops with the connection.
+    const bytes = client.tcpFlushes.map((r) => r.receivedBytes);
+    expect(bytes).toEqual([...bytes].sort((a, b) => a - b));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(client.tcpFlushes.length).toBe(flushed);
+  });
+
+  it('flags DT when max_downstream_connection_duration closes a connection', async () => {
+    client.tcp.length = 0;
+    const s = await openTunnel(7005);
+    s.write('still talking');
+    await new Promise((r) => s.once('close', r));
+    await until(() => client.tcp.length === 1);
+    expect(client.tcp[0]).toMatchObject({ responseFlags: 'DT', receivedBytes: 13 });
   });
 
   // Last: it stops the server's proxy.

@@ -242,4 +242,106 @@ describe('telemetry settings of an HTTP connection manager', () => {
     expect(() => listener([stats, hcm])).toThrow(ConfigError);
     expect(() => listener([stats, hcm])).toThrow(/istio.stats network filter belongs before tcp_proxy/);
   });
+
+  it("takes Istio's istio.metadata_exchange filter before tcp_proxy, and refuses what it cannot honour", () => {
+    const mx = (value: Record<string, unknown>) => ({
+      name: 'istio.metadata_exchange',
+      typed_config: {
+        '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+        type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
+        value,
+      },
+    });
+    const tcp = { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'c' } };
+    const listener = (filters: unknown[]) =>
+      compileListener({
+        name: 'l',
+        address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+        filter_chains: [{ filters: filters as never }],
+      }).chains[0]!.filter;
+    const chain = listener([mx({ protocol: 'istio-peer-exchange', enable_discovery: true }), tcp]);
+    expect(chain.kind === 'tcp' && chain.peerExchange).toEqual({ protocol: 'istio-peer-exchange' });
+    const without = listener([tcp]);
+    expect(without.kind === 'tcp' && without.peerExchange).toBeUndefined();
+    expect(() => listener([mx({}), tcp])).toThrow(
+      /filters\[0\].typed_config.value.protocol: must name the ALPN/,
+    );
+    expect(() => listener([mx({ protocol: 'x', additional_labels: ['team'] }), tcp])).toThrow(
+      /value.additional_labels: is not supported by this proxy/,
+    );
+    const mxOk = mx({ protocol: 'istio-peer-exchange' });
+    expect(() => listener([mxOk, mxOk, tcp])).toThrow(/a second istio.metadata_exchange filter/);
+    const hcm = {
+      name: 'hcm',
+      typed_config: {
+        '@type': HCM,
+        stat_prefix: 's',
+        route_config: { name: 'r', virtual_hosts: [] },
+        http_filters: [{ name: 'router', typed_config: { '@type': ROUTER } }],
+      },
+    };
+    expect(() => listener([mxOk, hcm])).toThrow(/metadata_exchange network filter belongs before tcp_proxy/);
+  });
+
+  it("compiles tcp_proxy's access_log and access_log_options (flush interval, on connected), refusing both forms at once", () => {
+    const log = {
+      name: 'envoy.access_loggers.file',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+        path: '/dev/stdout',
+        log_format: { json_format: { flags: '%RESPONSE_FLAGS%' } },
+      },
+      filter: {
+        extension_filter: {
+          name: 'envoy.access_loggers.extension_filters.cel',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter',
+            expression: "response.flags != '-'",
+          },
+        },
+      },
+    };
+    const listener = (extra: Record<string, unknown>) =>
+      compileListener({
+        name: 'l',
+        address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+        filter_chains: [
+          {
+            filters: [
+              { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 't', cluster: 'c', ...extra } },
+            ],
+          },
+        ],
+      }).chains[0]!.filter;
+    const chain = listener({
+      access_log: [log],
+      access_log_options: { access_log_flush_interval: '1.5s', flush_access_log_on_connected: true },
+    });
+    expect(chain.kind === 'tcp' && chain.telemetry).toEqual({
+      accessLogs: [
+        {
+          name: 'envoy.access_loggers.file',
+          filter: "response.flags != '-'",
+          sink: {
+            kind: 'file',
+            path: '/dev/stdout',
+            format: { kind: 'json', fields: { flags: '%RESPONSE_FLAGS%' } },
+          },
+        },
+      ],
+      accessLogFlushIntervalMs: 1500,
+      flushAccessLogOnConnected: true,
+    });
+    const deprecated = listener({ access_log: [log], access_log_flush_interval: '2s' });
+    expect(deprecated.kind === 'tcp' && deprecated.telemetry.accessLogFlushIntervalMs).toBe(2000);
+    expect(() =>
+      listener({ access_log_flush_interval: '2s', access_log_options: { access_log_flush_interval: '1s' } }),
+    ).toThrow(/only one of access_log_flush_interval or access_log_options/);
+    expect(() => listener({ access_log_options: { access_log_flush_interval: '0s' } })).toThrow(
+      /access_log_flush_interval: must be at least 1ms/,
+    );
+    expect(() => listener({ access_log_options: { flush_access_log_on_new_request: true } })).toThrow(
+      /access_log_options.flush_access_log_on_new_request: is not supported/,
+    );
+  });
 });

@@ -8,10 +8,14 @@ import type {
   HttpRequestStart,
   PeerMetadata,
   ProxyObserver,
+  TcpConnectionRecord,
+  TcpConnectionStart,
+  TcpObservation,
 } from '@mizzen/proxy';
 import type { Logger } from '@mizzen/runtime';
 import {
   compileExpression,
+  connectionAttributes,
   evaluateFilter,
   evaluateTag,
   requestAttributes,
@@ -22,10 +26,11 @@ import { traceContextOf } from './trace-context.js';
 
 /**
  * Envoy's access logs: each HCM `access_log` entry formats the finished
- * request with Envoy's command operators (`%REQ(:METHOD)%`, `%RESPONSE_FLAGS%`…)
- * as a JSON line (`json_format`) or a text line, filtered by its CEL
- * expression, and writes it to a file (`/dev/stdout`) or sends it as an OTLP
- * log record whose body is the line.
+ * request, and each tcp_proxy `access_log` entry the connection, with
+ * Envoy's command operators (`%REQ(:METHOD)%`, `%RESPONSE_FLAGS%`…) as a JSON
+ * line (`json_format`) or a text line, filtered by its CEL expression, and
+ * writes it to a file (`/dev/stdout`) or sends it as an OTLP log record whose
+ * body is the line.
  */
 
 /** Istio's JSON access-log format (`accessLogEncoding: JSON`), with the peers' identities. */
@@ -65,6 +70,8 @@ export const ISTIO_TEXT_FORMAT =
 
 type Value = string | number | Record<string, unknown> | null;
 
+type Attributes = ReturnType<typeof requestAttributes>;
+
 function header(headers: Record<string, unknown>, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
   if (v === undefined) return undefined;
@@ -89,10 +96,137 @@ function withoutPort(address: string): string {
   return m?.[1] ?? address;
 }
 
-/** Everything a command operator may read about a request. */
-export interface LogContext {
-  record: HttpRequestRecord;
-  node: { id: string; cluster?: string };
+/** Envoy's %ACCESS_LOG_TYPE% of a TCP connection's lines: once connected, periodic, at the end. */
+export type TcpAccessLogType = 'TcpUpstreamConnected' | 'TcpPeriodic' | 'TcpConnectionEnd';
+
+/** Everything a command operator may read: a finished request, or a TCP connection at one of its log points. */
+export type LogContext =
+  | { record: HttpRequestRecord; node: { id: string; cluster?: string } }
+  | { connection: TcpConnectionRecord; type: TcpAccessLogType; node: { id: string; cluster?: string } };
+
+/**
+ * What Envoy's command operators see of a request or a connection, in one
+ * shape: a TCP connection has no headers, route or response code (0), as in
+ * Envoy's TCP access logs.
+ */
+interface LogView {
+  readonly direction: 'inbound' | 'outbound';
+  readonly startTime: Date;
+  readonly durationMs: number;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly responseCode: number;
+  readonly responseFlags: string;
+  readonly responseCodeDetails?: string;
+  readonly protocol?: string;
+  readonly upstreamTransportFailureReason?: string;
+  readonly upstreamHost?: string;
+  readonly upstreamCluster?: string;
+  readonly upstreamLocalAddress?: string;
+  readonly routeName?: string;
+  readonly downstreamRemoteAddress?: string;
+  readonly downstreamLocalAddress?: string;
+  readonly requestedServerName?: string;
+  readonly attempts?: number;
+  readonly grpcStatus?: string;
+  readonly upstreamServiceTimeMs?: number;
+  readonly peer?: PeerMetadata;
+  readonly sourcePrincipal?: string;
+  readonly destinationPrincipal?: string;
+  readonly dynamicMetadata?: HttpRequestRecord['dynamicMetadata'];
+  readonly accessLogType: string;
+  readonly trace?: { traceId: string; spanId: string };
+  /** A request header or pseudo-header (`:method`, `:path`…); TCP has none. */
+  requestHeader(name: string): string | undefined;
+  responseHeader(name: string): string | undefined;
+  /** Envoy's attributes, for `%CEL(…)%` and filters. */
+  attributes(): Attributes;
+}
+
+function httpView(r: HttpRequestRecord, node: LogContext['node']): LogView {
+  const reqHeaders = r.headers as Record<string, unknown>;
+  let attributes: Attributes | undefined;
+  const trace = traceContextOf(reqHeaders);
+  return {
+    direction: r.direction,
+    startTime: r.startTime,
+    durationMs: r.durationMs,
+    bytesReceived: r.requestBytes,
+    bytesSent: r.responseBytes,
+    responseCode: r.responseCode,
+    responseFlags: r.responseFlags,
+    responseCodeDetails: responseCodeDetails(r),
+    protocol: r.protocol,
+    upstreamHost: r.upstreamHost,
+    upstreamCluster: r.upstreamCluster,
+    routeName: r.routeName,
+    downstreamRemoteAddress: r.downstreamRemoteAddress || undefined,
+    downstreamLocalAddress: r.downstreamLocalAddress || undefined,
+    attempts: r.attempts,
+    grpcStatus: r.grpcStatus,
+    upstreamServiceTimeMs: r.upstreamServiceTimeMs,
+    peer: r.peer,
+    sourcePrincipal: r.sourcePrincipal,
+    destinationPrincipal: r.destinationPrincipal,
+    dynamicMetadata: r.dynamicMetadata,
+    accessLogType: 'DownstreamEnd',
+    ...(trace ? { trace: { traceId: trace.traceId, spanId: trace.spanId } } : {}),
+    requestHeader: (n) => {
+      switch (n.toLowerCase()) {
+        case ':method':
+          return r.method;
+        case ':path':
+          return r.path;
+        case ':authority':
+          return r.authority;
+        case ':scheme':
+          return r.scheme;
+        default:
+          return header(reqHeaders, n);
+      }
+    },
+    responseHeader: (n) => header(r.responseHeaders as Record<string, unknown>, n),
+    attributes: () => {
+      attributes ??= requestAttributes(r, node);
+      return attributes;
+    },
+  };
+}
+
+function tcpView(c: TcpConnectionRecord, type: TcpAccessLogType, node: LogContext['node']): LogView {
+  let attributes: Attributes | undefined;
+  return {
+    direction: c.direction,
+    startTime: c.startTime,
+    durationMs: c.durationMs,
+    bytesReceived: c.receivedBytes,
+    bytesSent: c.sentBytes,
+    responseCode: 0,
+    responseFlags: c.responseFlags,
+    upstreamTransportFailureReason: c.upstreamTransportFailureReason,
+    upstreamHost: c.upstreamHost,
+    upstreamCluster: c.upstreamCluster,
+    upstreamLocalAddress: c.upstreamLocalAddress,
+    downstreamRemoteAddress: c.downstreamRemoteAddress || undefined,
+    downstreamLocalAddress: c.downstreamLocalAddress || undefined,
+    requestedServerName: c.requestedServerName,
+    // tcp_proxy's connect attempts: one, once it had a host to try.
+    attempts: c.upstreamHost ? 1 : 0,
+    peer: c.peer,
+    sourcePrincipal: c.sourcePrincipal,
+    destinationPrincipal: c.destinationPrincipal,
+    accessLogType: type,
+    requestHeader: () => undefined,
+    responseHeader: () => undefined,
+    attributes: () => {
+      attributes ??= connectionAttributes(c, node);
+      return attributes;
+    },
+  };
+}
+
+function viewOf(ctx: LogContext): LogView {
+  return 'record' in ctx ? httpView(ctx.record, ctx.node) : tcpView(ctx.connection, ctx.type, ctx.node);
 }
 
 function truncate(v: string | undefined, max: string | undefined): string | undefined {
@@ -106,22 +240,18 @@ function truncate(v: string | undefined, max: string | undefined): string | unde
  * RBAC filter's `…shadow_effective_policy_id`, jwt_authn's payload), the
  * whole namespace when no key is given; strings truncated to Z.
  */
-function dynamicMetadata(
-  r: HttpRequestRecord,
-  arg: string | undefined,
-  max: string | undefined,
-): Value | undefined {
+function dynamicMetadata(v: LogView, arg: string | undefined, max: string | undefined): Value | undefined {
   const [namespace, ...keys] = (arg ?? '').split(':');
-  let v: unknown = r.dynamicMetadata?.[namespace ?? ''];
+  let value: unknown = v.dynamicMetadata?.[namespace ?? ''];
   for (const key of keys) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-    v = (v as Record<string, unknown>)[key];
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+    value = (value as Record<string, unknown>)[key];
   }
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return truncate(v, max);
-  if (typeof v === 'number') return v;
-  if (typeof v === 'boolean') return String(v);
-  return v as Record<string, unknown>;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return truncate(value, max);
+  if (typeof value === 'number') return value;
+  if (typeof value === 'boolean') return String(value);
+  return value as Record<string, unknown>;
 }
 
 /** One command operator's value: undefined when Envoy would print `-` (or JSON null). */
@@ -129,105 +259,94 @@ function operator(
   name: string,
   arg: string | undefined,
   max: string | undefined,
-  ctx: LogContext,
+  v: LogView,
 ): Value | undefined {
-  const r = ctx.record;
-  const reqHeaders = r.headers as Record<string, unknown>;
-  const pseudo = (n: string): string | undefined => {
-    switch (n.toLowerCase()) {
-      case ':method':
-        return r.method;
-      case ':path':
-        return r.path;
-      case ':authority':
-        return r.authority;
-      case ':scheme':
-        return r.scheme;
-      default:
-        return header(reqHeaders, n);
-    }
-  };
   switch (name) {
     case 'START_TIME':
-      return r.startTime.toISOString();
+      return v.startTime.toISOString();
     case 'REQ': {
       const [main, alt] = (arg ?? '').split('?');
-      return truncate(pseudo(main ?? '') ?? (alt ? pseudo(alt) : undefined), max);
+      return truncate(v.requestHeader(main ?? '') ?? (alt ? v.requestHeader(alt) : undefined), max);
     }
     case 'RESP': {
       const [main, alt] = (arg ?? '').split('?');
-      const rh = r.responseHeaders as Record<string, unknown>;
-      let v = header(rh, main ?? '') ?? (alt ? header(rh, alt) : undefined);
+      let value = v.responseHeader(main ?? '') ?? (alt ? v.responseHeader(alt) : undefined);
       if (
-        v === undefined &&
+        value === undefined &&
         main?.toLowerCase() === 'x-envoy-upstream-service-time' &&
-        r.upstreamServiceTimeMs !== undefined
+        v.upstreamServiceTimeMs !== undefined
       )
-        v = String(Math.round(r.upstreamServiceTimeMs));
-      return truncate(v, max);
+        value = String(Math.round(v.upstreamServiceTimeMs));
+      return truncate(value, max);
     }
     case 'TRAILER':
       return undefined;
     case 'PROTOCOL':
-      return r.protocol;
+      return v.protocol;
     case 'RESPONSE_CODE':
-      return r.responseCode;
+      return v.responseCode;
     case 'RESPONSE_CODE_DETAILS':
-      return responseCodeDetails(r);
+      return v.responseCodeDetails;
     case 'RESPONSE_FLAGS':
-      return r.responseFlags;
+      return v.responseFlags;
+    case 'UPSTREAM_TRANSPORT_FAILURE_REASON':
+      return v.upstreamTransportFailureReason;
     case 'GRPC_STATUS':
     case 'GRPC_STATUS_NUMBER':
-      return r.grpcStatus;
+      return v.grpcStatus;
     case 'BYTES_RECEIVED':
-      return r.requestBytes;
+      return v.bytesReceived;
     case 'BYTES_SENT':
-      return r.responseBytes;
+      return v.bytesSent;
     case 'DURATION':
-      return Math.round(r.durationMs);
+      return Math.round(v.durationMs);
     case 'UPSTREAM_REQUEST_ATTEMPT_COUNT':
-      return r.attempts;
+      return v.attempts;
     case 'UPSTREAM_HOST':
-      return r.upstreamHost;
+      return v.upstreamHost;
     case 'UPSTREAM_CLUSTER':
     case 'UPSTREAM_CLUSTER_RAW':
-      return r.upstreamCluster;
+      return v.upstreamCluster;
+    case 'UPSTREAM_LOCAL_ADDRESS':
+      return v.upstreamLocalAddress;
     case 'ROUTE_NAME':
-      return r.routeName;
+      return v.routeName;
     case 'DOWNSTREAM_REMOTE_ADDRESS':
     case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
-      return r.downstreamRemoteAddress || undefined;
+      return v.downstreamRemoteAddress;
     case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
     case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT':
-      return r.downstreamRemoteAddress ? withoutPort(r.downstreamRemoteAddress) : undefined;
+      return v.downstreamRemoteAddress ? withoutPort(v.downstreamRemoteAddress) : undefined;
     case 'DOWNSTREAM_LOCAL_ADDRESS':
-      return r.downstreamLocalAddress || undefined;
+      return v.downstreamLocalAddress;
     case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
-      return r.downstreamLocalAddress ? withoutPort(r.downstreamLocalAddress) : undefined;
+      return v.downstreamLocalAddress ? withoutPort(v.downstreamLocalAddress) : undefined;
+    case 'REQUESTED_SERVER_NAME':
+      return v.requestedServerName;
     case 'DOWNSTREAM_PEER_URI_SAN':
-      return r.direction === 'inbound' ? r.sourcePrincipal : undefined;
+      return v.direction === 'inbound' ? v.sourcePrincipal : undefined;
     case 'UPSTREAM_PEER_URI_SAN':
-      return r.direction === 'outbound' ? r.destinationPrincipal : undefined;
+      return v.direction === 'outbound' ? v.destinationPrincipal : undefined;
     case 'FILTER_STATE': {
       const key = (arg ?? '').split(':')[0];
-      if (key === 'upstream_peer') return r.direction === 'outbound' ? peerJson(r.peer) : null;
-      if (key === 'downstream_peer') return r.direction === 'inbound' ? peerJson(r.peer) : null;
+      if (key === 'upstream_peer') return v.direction === 'outbound' ? peerJson(v.peer) : null;
+      if (key === 'downstream_peer') return v.direction === 'inbound' ? peerJson(v.peer) : null;
       return undefined;
     }
     case 'DYNAMIC_METADATA':
-      return dynamicMetadata(r, arg, max);
+      return dynamicMetadata(v, arg, max);
+    case 'ACCESS_LOG_TYPE':
+      return v.accessLogType;
     case 'TRACE_ID':
-      return traceContextOf(reqHeaders)?.traceId;
+      return v.trace?.traceId;
     case 'HOSTNAME':
       return os.hostname();
     case 'ENVIRONMENT': {
       const [n, max2] = (arg ?? '').split(':');
       return truncate(process.env[n ?? ''], max2 ?? max);
     }
-    case 'CEL': {
-      const expr = compileExpression(arg ?? '');
-      return evaluateTag(expr, requestAttributes(r, ctx.node));
-    }
+    case 'CEL':
+      return evaluateTag(compileExpression(arg ?? ''), v.attributes());
     default:
       return undefined;
   }
@@ -236,41 +355,49 @@ function operator(
 const OPERATOR = /%([A-Z_]+)(?:\(([^)]*)\))?(?::(\d+))?%/g;
 const WHOLE_OPERATOR = /^%([A-Z_]+)(?:\(([^)]*)\))?(?::(\d+))?%$/;
 
-/** A format string with every operator replaced; missing values print as `-`. */
-export function formatText(template: string, ctx: LogContext): string {
+function replaceOperators(template: string, v: LogView): string {
   return template.replace(OPERATOR, (_m, name: string, arg: string | undefined, max: string | undefined) => {
-    const v = operator(name, arg, max, ctx);
-    if (v === undefined || v === null) return '-';
-    return typeof v === 'object' ? JSON.stringify(v) : String(v);
+    const value = operator(name, arg, max, v);
+    if (value === undefined || value === null) return '-';
+    return typeof value === 'object' ? JSON.stringify(value) : String(value);
   });
 }
 
-function formatJsonValue(v: unknown, ctx: LogContext): unknown {
-  if (typeof v === 'string') {
-    const whole = WHOLE_OPERATOR.exec(v);
+function formatJsonValue(value: unknown, v: LogView): unknown {
+  if (typeof value === 'string') {
+    const whole = WHOLE_OPERATOR.exec(value);
     if (whole) {
       // A value that is one operator keeps its type (numbers stay numbers); missing is null.
-      const value = operator(whole[1]!, whole[2], whole[3], ctx);
-      return value === undefined ? null : value;
+      const result = operator(whole[1]!, whole[2], whole[3], v);
+      return result === undefined ? null : result;
     }
-    return formatText(v, ctx);
+    return replaceOperators(value, v);
   }
-  if (Array.isArray(v)) return v.map((x) => formatJsonValue(x, ctx));
-  if (v && typeof v === 'object')
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, formatJsonValue(x, ctx)]));
-  return v;
+  if (Array.isArray(value)) return value.map((x) => formatJsonValue(x, v));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, x]) => [k, formatJsonValue(x, v)]));
+  return value;
 }
 
-/** The line an access-log format produces for a request (no trailing newline for JSON). */
-export function formatAccessLog(format: AccessLogFormat, ctx: LogContext): string {
+function formatView(format: AccessLogFormat, v: LogView): string {
   switch (format.kind) {
     case 'json':
-      return JSON.stringify(formatJsonValue(format.fields, ctx));
+      return JSON.stringify(formatJsonValue(format.fields, v));
     case 'text':
-      return formatText(format.template, ctx).replace(/\n$/, '');
+      return replaceOperators(format.template, v).replace(/\n$/, '');
     case 'default':
-      return formatText(ISTIO_TEXT_FORMAT, ctx).replace(/\n$/, '');
+      return replaceOperators(ISTIO_TEXT_FORMAT, v).replace(/\n$/, '');
   }
+}
+
+/** A format string with every operator replaced; missing values print as `-`. */
+export function formatText(template: string, ctx: LogContext): string {
+  return replaceOperators(template, viewOf(ctx));
+}
+
+/** The line an access-log format produces for a request or connection (no trailing newline for JSON). */
+export function formatAccessLog(format: AccessLogFormat, ctx: LogContext): string {
+  return formatView(format, viewOf(ctx));
 }
 
 export interface AccessLoggerOptions {
@@ -315,6 +442,29 @@ export class AccessLogger implements ProxyObserver {
     return { end: (record) => this.log(record, logs) };
   }
 
+  /**
+   * A TCP connection's lines, as tcp_proxy's access logs write them: one when
+   * it ends (or could not be proxied), one once the upstream is up when
+   * `flush_access_log_on_connected` asks, one every
+   * `access_log_flush_interval` while it lives.
+   */
+  startTcp(start: TcpConnectionStart): TcpObservation | undefined {
+    const logs = start.telemetry?.accessLogs;
+    if (!logs?.length) return undefined;
+    const onConnected = start.telemetry?.flushAccessLogOnConnected === true;
+    let connected = false;
+    return {
+      // The first progress report is the connection coming up (with its peer known).
+      progress: (c) => {
+        if (connected) return;
+        connected = true;
+        if (onConnected) this.logConnection(c, 'TcpUpstreamConnected', logs);
+      },
+      flush: (c) => this.logConnection(c, 'TcpPeriodic', logs),
+      end: (c) => this.logConnection(c, 'TcpConnectionEnd', logs),
+    };
+  }
+
   private warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
@@ -323,8 +473,19 @@ export class AccessLogger implements ProxyObserver {
 
   /** Writes one request to every access log whose filter accepts it. */
   log(record: HttpRequestRecord, logs: readonly AccessLogSettings[]): void {
-    const ctx: LogContext = { record, node: this.options.node };
-    let attributes: ReturnType<typeof requestAttributes> | undefined;
+    this.write(httpView(record, this.options.node), logs);
+  }
+
+  /** Writes one TCP connection, at one of its log points, to every access log whose filter accepts it. */
+  logConnection(
+    connection: TcpConnectionRecord,
+    type: TcpAccessLogType,
+    logs: readonly AccessLogSettings[],
+  ): void {
+    this.write(tcpView(connection, type, this.options.node), logs);
+  }
+
+  private write(view: LogView, logs: readonly AccessLogSettings[]): void {
     for (const entry of logs) {
       if (entry.filter !== undefined) {
         const expr = compileExpression(entry.filter);
@@ -336,13 +497,11 @@ export class AccessLogger implements ProxyObserver {
           );
           continue;
         }
-        attributes ??= requestAttributes(record, this.options.node);
-        if (!evaluateFilter(expr, attributes)) continue;
+        if (!evaluateFilter(expr, view.attributes())) continue;
       }
       try {
-        if (entry.sink.kind === 'file')
-          this.writeFile(entry.sink.path, formatAccessLog(entry.sink.format, ctx));
-        else this.export(entry, ctx);
+        if (entry.sink.kind === 'file') this.writeFile(entry.sink.path, formatView(entry.sink.format, view));
+        else this.export(entry, view);
       } catch (err) {
         this.warnOnce(
           `sink:${entry.name}`,
@@ -370,7 +529,7 @@ export class AccessLogger implements ProxyObserver {
     stream.write(`${line}\n`);
   }
 
-  private export(entry: AccessLogSettings, ctx: LogContext): void {
+  private export(entry: AccessLogSettings, view: LogView): void {
     if (entry.sink.kind !== 'otel') return;
     const url = otlpLogsUrl(entry.sink.cluster, this.options.otlpEndpoint);
     if (!url) {
@@ -392,25 +551,23 @@ export class AccessLogger implements ProxyObserver {
       });
       this.exporters.set(url, exporter);
     }
-    const r = ctx.record;
     const attributes: Record<string, string> = { 'log.name': entry.sink.logName };
     for (const [k, template] of Object.entries(entry.sink.attributes))
-      attributes[k] = formatText(template, ctx);
-    const trace = traceContextOf(r.headers as Record<string, unknown>);
-    const nanos = `${BigInt(r.startTime.getTime()) * 1_000_000n}`;
+      attributes[k] = replaceOperators(template, view);
+    const nanos = `${BigInt(view.startTime.getTime()) * 1_000_000n}`;
     exporter.add({
       timeUnixNano: nanos,
       observedTimeUnixNano: `${BigInt(Date.now()) * 1_000_000n}`,
       severityNumber: 9,
       severityText: 'INFO',
       body: {
-        stringValue: formatAccessLog(
+        stringValue: formatView(
           entry.sink.body.kind === 'default' ? { kind: 'json', fields: ISTIO_JSON_FORMAT } : entry.sink.body,
-          ctx,
+          view,
         ),
       },
       attributes: stringAttributes(attributes),
-      ...(trace ? { traceId: trace.traceId, spanId: trace.spanId } : {}),
+      ...(view.trace ? { traceId: view.trace.traceId, spanId: view.trace.spanId } : {}),
     });
   }
 

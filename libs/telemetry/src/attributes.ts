@@ -98,8 +98,9 @@ export function requestAttributes(
 
 /**
  * The attribute bag of a TCP connection: Envoy's connection attributes
- * (`source.*`, `connection.*`, `upstream.*`, `xds.*`); no `request` or
- * `response`, so expressions over them have no value here.
+ * (`source.*`, `destination.*`, `connection.*`, `upstream.*`, `xds.*`, and
+ * `response.flags`); no `request` or `response.code`, so expressions over
+ * them have no value here (and an access-log filter on them is false).
  */
 export function connectionAttributes(
   r: TcpConnectionRecord,
@@ -111,6 +112,7 @@ export function connectionAttributes(
     ['mtls', inbound && r.connectionSecurityPolicy === 'mutual_tls'],
   ]);
   if (r.sourcePrincipal && inbound) connection.set('uri_san_peer_certificate', r.sourcePrincipal);
+  if (r.requestedServerName) connection.set('requested_server_name', r.requestedServerName);
   const xds: Bag = new Map<string, unknown>([
     ['cluster_name', r.upstreamCluster],
     [
@@ -121,10 +123,16 @@ export function connectionAttributes(
       ]),
     ],
   ]);
+  const upstream = address(new Map(), r.upstreamHost);
+  if (r.upstreamLocalAddress) upstream.set('local_address', r.upstreamLocalAddress);
+  if (r.upstreamTransportFailureReason)
+    upstream.set('transport_failure_reason', r.upstreamTransportFailureReason);
   return {
     source: address(new Map(), r.downstreamRemoteAddress),
+    destination: address(new Map(), r.downstreamLocalAddress),
     connection,
-    upstream: address(new Map(), r.upstreamHost),
+    upstream,
+    response: new Map<string, unknown>([['flags', r.responseFlags]]),
     xds,
   };
 }

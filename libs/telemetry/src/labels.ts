@@ -3,7 +3,8 @@ import type { HttpRequestRecord, PeerMetadata, TcpConnectionRecord } from '@mizz
 /**
  * Istio's standard metric labels, derived the way Istio's stats filter
  * derives them: each proxy knows itself from its node metadata and the other
- * side from the peer metadata exchanged in `x-envoy-peer-metadata`; the client
+ * side from the peer metadata exchanged in `x-envoy-peer-metadata` (HTTP) or
+ * the TCP metadata exchange's header (TCP over mutual TLS); the client
  * proxy reports `reporter="source"`, the server proxy `reporter="destination"`.
  */
 
@@ -223,10 +224,12 @@ function namespaceOfPrincipal(principal: string | undefined): string | undefined
 
 /**
  * The standard labels of one TCP connection as this proxy reports it. The
- * other side is what the proxy knows without a metadata exchange: the
- * caller's certificate (its principal, and its workload when pilot's
- * endpoints name the one running as it), or the upstream host's workload
- * from its endpoint metadata and the identity it proved.
+ * other side is the workload its sidecar named in Istio's TCP metadata
+ * exchange (mutual TLS between sidecars); without one, what the proxy knows
+ * by itself: the caller's certificate (its principal, and its workload when
+ * pilot's endpoints name the one running as it), or the upstream host's
+ * workload from its endpoint metadata. Principals always come from the
+ * certificates, never from the exchanged metadata.
  */
 export function tcpLabels(local: LocalProxy, record: TcpConnectionRecord): Labels {
   const inbound = record.direction === 'inbound';

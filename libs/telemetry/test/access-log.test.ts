@@ -1,12 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
-import type { AccessLogSettings, HttpRequestStart } from '@mizzen/proxy';
+import type { AccessLogSettings, HttpRequestStart, TcpConnectionRecord } from '@mizzen/proxy';
 import { decodeOtlpRequest } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
 import { AccessLogger, formatAccessLog, ISTIO_JSON_FORMAT, otlpLogsUrl } from '../src/access-log.js';
 import { compileExpression, evaluateFilter, requestAttributes } from '../src/attributes.js';
-import { PRODUCTPAGE_PEER, record } from './records.js';
+import { PRODUCTPAGE_PEER, REVIEWS_PEER, record } from './records.js';
 
 /** Envoy's access-log formats, CEL filters over Envoy's attributes, and the two sinks. */
 
@@ -271,5 +271,177 @@ describe('access-log sinks', () => {
     expect(otlpLogsUrl('outbound|4317||x', 'http://127.0.0.1:4318/')).toBe('http://127.0.0.1:4318/v1/logs');
     expect(otlpLogsUrl(undefined, 'http://127.0.0.1:4318/v1/traces')).toBe('http://127.0.0.1:4318/v1/logs');
     expect(otlpLogsUrl('not-a-cluster', undefined)).toBeUndefined();
+  });
+});
+
+/** A connection as tcp_proxy hands it to observers: the caller known by the metadata exchange. */
+function connection(overrides: Partial<TcpConnectionRecord> = {}): TcpConnectionRecord {
+  return {
+    direction: 'inbound',
+    listener: '0.0.0.0_27017',
+    upstreamCluster: 'inbound|27017||',
+    downstreamRemoteAddress: '10.0.0.7:41234',
+    downstreamLocalAddress: '10.0.0.9:27017',
+    requestedServerName: 'outbound_.27017_._.mongo.default.svc.cluster.local',
+    startTime: new Date('2025-01-02T03:04:05.678Z'),
+    upstreamHost: '127.0.0.1:27017',
+    upstreamLocalAddress: '127.0.0.6:50123',
+    durationMs: 2041.6,
+    receivedBytes: 120,
+    sentBytes: 4096,
+    responseFlags: '-',
+    connectionSecurityPolicy: 'mutual_tls',
+    peer: PRODUCTPAGE_PEER,
+    sourcePrincipal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+    ...overrides,
+  };
+}
+
+describe('TCP access logs (tcp_proxy access_log)', () => {
+  it("Istio's JSON line for a connection: Envoy's TCP fields, the caller's identity, nothing of HTTP", () => {
+    const line = JSON.parse(
+      formatAccessLog(
+        { kind: 'json', fields: { ...ISTIO_JSON_FORMAT, type: '%ACCESS_LOG_TYPE%' } },
+        { connection: connection(), type: 'TcpConnectionEnd', node: NODE },
+      ),
+    );
+    expect(line).toEqual({
+      start_time: '2025-01-02T03:04:05.678Z',
+      route_name: null,
+      method: null,
+      path: null,
+      protocol: null,
+      response_code: 0,
+      response_flags: '-',
+      response_code_details: null,
+      connection_termination_details: null,
+      upstream_transport_failure_reason: null,
+      bytes_received: 120,
+      bytes_sent: 4096,
+      duration: 2042,
+      upstream_service_time: null,
+      x_forwarded_for: null,
+      user_agent: null,
+      request_id: null,
+      authority: null,
+      upstream_host: '127.0.0.1:27017',
+      upstream_cluster: 'inbound|27017||',
+      upstream_local_address: '127.0.0.6:50123',
+      downstream_local_address: '10.0.0.9:27017',
+      downstream_remote_address: '10.0.0.7:41234',
+      requested_server_name: 'outbound_.27017_._.mongo.default.svc.cluster.local',
+      upstream_peer: null,
+      downstream_peer: {
+        workload: 'productpage-v1',
+        namespace: 'default',
+        service_account: 'bookinfo-productpage',
+        app: 'productpage',
+        version: 'v1',
+        cluster: 'Kubernetes',
+        id: PRODUCTPAGE_PEER.id,
+      },
+      trace_id: null,
+      type: 'TcpConnectionEnd',
+    });
+  });
+
+  it("Istio's text line for a connection that failed upstream: UF and why, the peer URI SANs of each side", () => {
+    const failed = connection({
+      direction: 'outbound',
+      upstreamCluster: 'outbound|27017||mongo.default.svc.cluster.local',
+      upstreamLocalAddress: undefined,
+      requestedServerName: undefined,
+      receivedBytes: 0,
+      sentBytes: 0,
+      durationMs: 3,
+      responseFlags: 'UF',
+      upstreamTransportFailureReason: 'connect ECONNREFUSED 127.0.0.1:27017',
+      peer: REVIEWS_PEER,
+      destinationPrincipal: 'spiffe://cluster.local/ns/default/sa/mongo',
+    });
+    const ctx = { connection: failed, type: 'TcpConnectionEnd' as const, node: NODE };
+    expect(formatAccessLog({ kind: 'default' }, ctx)).toBe(
+      '[2025-01-02T03:04:05.678Z] "- - -" 0 UF - - "connect ECONNREFUSED 127.0.0.1:27017" 0 0 3 - "-" "-" "-" "-" "127.0.0.1:27017" outbound|27017||mongo.default.svc.cluster.local - 10.0.0.9:27017 10.0.0.7:41234 - -',
+    );
+    expect(
+      formatAccessLog(
+        {
+          kind: 'text',
+          template: '%DOWNSTREAM_PEER_URI_SAN% %UPSTREAM_PEER_URI_SAN% %FILTER_STATE(upstream_peer)%',
+        },
+        ctx,
+      ),
+    ).toBe(
+      `- spiffe://cluster.local/ns/default/sa/mongo ${JSON.stringify({
+        workload: 'reviews-v2',
+        namespace: 'default',
+        service_account: 'bookinfo-reviews',
+        app: 'reviews',
+        version: 'v2',
+        cluster: 'Kubernetes',
+        id: REVIEWS_PEER.id,
+      })}`,
+    );
+  });
+
+  it('writes a line when a connection ends, once connected and periodically when asked, each through the CEL filter', () => {
+    const stdout = new PassThrough();
+    const lines: Record<string, unknown>[] = [];
+    stdout.on('data', (c: Buffer) =>
+      lines.push(
+        ...c
+          .toString()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      ),
+    );
+    const logger = new AccessLogger({ node: NODE, resource: {}, stdout });
+    const fields = { type: '%ACCESS_LOG_TYPE%', flags: '%RESPONSE_FLAGS%', bytes: '%BYTES_SENT%' };
+    const everything: AccessLogSettings = {
+      name: 'all',
+      sink: { kind: 'file', path: '/dev/stdout', format: { kind: 'json', fields } },
+    };
+    const failures: AccessLogSettings = {
+      name: 'failures',
+      filter: "response.flags != '-' && upstream.transport_failure_reason != ''",
+      sink: {
+        kind: 'file',
+        path: '/dev/stdout',
+        format: { kind: 'json', fields: { failed: '%RESPONSE_FLAGS%' } },
+      },
+    };
+    // An HTTP-only expression has nothing to read on a connection: false, as Envoy's CEL filter.
+    const httpOnly: AccessLogSettings = {
+      name: 'http-only',
+      filter: 'response.code >= 400',
+      sink: {
+        kind: 'file',
+        path: '/dev/stdout',
+        format: { kind: 'json', fields: { http: '%RESPONSE_CODE%' } },
+      },
+    };
+    const start = {
+      ...connection(),
+      telemetry: { accessLogs: [everything, failures, httpOnly], flushAccessLogOnConnected: true },
+    };
+    const live = logger.startTcp(start)!;
+    live.progress!(connection({ sentBytes: 10 }));
+    live.progress!(connection({ sentBytes: 20 }));
+    live.flush!(connection({ sentBytes: 30 }));
+    live.end(connection({ sentBytes: 40 }));
+    const failed = logger.startTcp(start)!;
+    failed.end(
+      connection({ responseFlags: 'UF', upstreamTransportFailureReason: 'connect timeout', sentBytes: 0 }),
+    );
+    expect(lines).toEqual([
+      { type: 'TcpUpstreamConnected', flags: '-', bytes: 10 },
+      { type: 'TcpPeriodic', flags: '-', bytes: 30 },
+      { type: 'TcpConnectionEnd', flags: '-', bytes: 40 },
+      { type: 'TcpConnectionEnd', flags: 'UF', bytes: 0 },
+      { failed: 'UF' },
+    ]);
+    // A chain without access logs is not observed at all.
+    expect(logger.startTcp({ ...connection(), telemetry: {} })).toBeUndefined();
   });
 });

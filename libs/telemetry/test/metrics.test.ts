@@ -94,6 +94,7 @@ describe('Istio metrics', () => {
       listener: 'l',
       upstreamCluster: 'outbound|27017||mongo.default.svc.cluster.local',
       downstreamRemoteAddress: 'x',
+      downstreamLocalAddress: 'y',
       startTime: new Date(),
       telemetry: { stats: PLAIN },
     } as const;

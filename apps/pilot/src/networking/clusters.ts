@@ -94,7 +94,7 @@ function outboundCluster(
     proxyless: proxy.proxyless,
   });
   if (cluster.type !== 'ORIGINAL_DST')
-    applyClusterTls(push, proxy, cluster, service, port.port, subset?.name, policy.tls);
+    applyClusterTls(push, proxy, cluster, service, port, subset?.name, policy.tls);
   applyProxyProtocol(cluster, policy.proxyProtocol);
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
   return cluster;

@@ -25,7 +25,7 @@ import {
   withRateLimitFilters,
 } from './rate-limits.js';
 import { securityFilters } from './security-filters.js';
-import { hcmTelemetry, statsFilter, withStatsFilter, withTcpStatsFilters } from './telemetry.js';
+import { hcmTelemetry, statsFilter, withStatsFilter, withTcpTelemetry } from './telemetry.js';
 
 const PROXY_PROTOCOL = {
   name: 'envoy.filters.listener.proxy_protocol',
@@ -358,7 +358,7 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
   }
   const clusters = [...buildOutboundClusters(push, proxy), ...buildPassthroughClusters(push)];
   return resourceSet(push, proxy, {
-    listeners: withTcpStatsFilters(push, proxy, listeners),
+    listeners: withTcpTelemetry(push, proxy, listeners),
     routes,
     clusters,
   });

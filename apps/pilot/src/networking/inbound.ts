@@ -9,6 +9,7 @@ import {
 } from '../model/names.js';
 import type { ProxyInfo, WorkloadPort } from '../model/proxy.js';
 import { httpConnectionManager, type Json, routerFilter, socketAddress, tcpProxy } from './envoy.js';
+import { listenerMetadataExchange } from './metadata-exchange.js';
 import {
   DOWNSTREAM_TLS_TYPE,
   downstreamMeshTls,
@@ -159,17 +160,18 @@ function inboundChains(push: PushContext, proxy: ProxyInfo, spec: InboundChainSp
       statsFilter(push, proxy, 'server'),
     ),
   );
-  const tcp = [...w.security.tcp, tcpProxy(spec.cluster, spec.cluster)];
+  // Istio's TCP metadata exchange first (it acts only when the caller's sidecar agreed on its ALPN).
+  const tcp = [listenerMetadataExchange(), ...w.security.tcp, tcpProxy(spec.cluster, spec.cluster)];
   // A port of unknown protocol takes HTTP when the first bytes are HTTP, anything else as opaque TCP.
-  const base: { name: string; match?: Json; filters: Json[] }[] =
+  const base: { name: string; match?: Json; filters: Json[]; protocol: 'http' | 'tcp' }[] =
     spec.kind === 'http'
-      ? [{ name: spec.names.http, filters: [hcm] }]
+      ? [{ name: spec.names.http, filters: [hcm], protocol: 'http' }]
       : spec.kind === 'sniff'
         ? [
-            { name: spec.names.http, match: HTTP_ALPN, filters: [hcm] },
-            { name: spec.names.tcp, filters: tcp },
+            { name: spec.names.http, match: HTTP_ALPN, filters: [hcm], protocol: 'http' },
+            { name: spec.names.tcp, filters: tcp, protocol: 'tcp' },
           ]
-        : [{ name: spec.names.tcp, filters: tcp }];
+        : [{ name: spec.names.tcp, filters: tcp, protocol: 'tcp' }];
   const { mode } = spec;
   const port = spec.destinationPort !== undefined ? { destination_port: spec.destinationPort } : {};
   const chains: Json[] = [];
@@ -184,7 +186,7 @@ function inboundChains(push: PushContext, proxy: ProxyInfo, spec: InboundChainSp
       chains.push({
         name: `${c.name}-${spec.tls ? 'tls' : 'mtls'}`,
         filter_chain_match: match,
-        transport_socket: spec.tls ? ingressTls(spec.tls) : downstreamMeshTls(),
+        transport_socket: spec.tls ? ingressTls(spec.tls) : downstreamMeshTls(c.protocol),
         filters: c.filters,
       });
     }

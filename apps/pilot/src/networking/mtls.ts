@@ -4,9 +4,15 @@ import {
   effectivePeerAuthentication,
   mtlsModeForPort,
 } from '@mizzen/policy';
+import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyInfo } from '../model/proxy.js';
-import type { Service } from '../registry/model.js';
+import type { Service, ServicePort } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, type Json } from './envoy.js';
+import {
+  ALPN_DOWNSTREAM_WITH_MX,
+  ALPN_IN_MESH_WITH_MX,
+  clusterMetadataExchange,
+} from './metadata-exchange.js';
 import type { PushContext } from './push-context.js';
 
 export const DOWNSTREAM_TLS_TYPE =
@@ -69,13 +75,20 @@ function commonMeshTls(validation: Json): Json {
   };
 }
 
-/** The inbound side of mesh mTLS: our certificate, a client certificate required and checked against the roots. */
-export function downstreamMeshTls(): Json {
+/**
+ * The inbound side of mesh mTLS: our certificate, a client certificate
+ * required and checked against the roots. A TCP chain also accepts Istio's
+ * `istio-peer-exchange` ALPN, for the metadata exchange.
+ */
+export function downstreamMeshTls(protocol: 'http' | 'tcp' = 'http'): Json {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': DOWNSTREAM_TLS_TYPE,
-      common_tls_context: { ...commonMeshTls({}), alpn_protocols: ['h2', 'http/1.1'] },
+      common_tls_context: {
+        ...commonMeshTls({}),
+        alpn_protocols: protocol === 'tcp' ? ALPN_DOWNSTREAM_WITH_MX : ['h2', 'http/1.1'],
+      },
       require_client_certificate: true,
     },
   };
@@ -83,14 +96,18 @@ export function downstreamMeshTls(): Json {
 
 /**
  * The client side of mesh mTLS (ISTIO_MUTUAL): our certificate, the server
- * must prove one of `sans` (any identity in `trustDomain` when none is known).
+ * must prove one of `sans` (any identity in `trustDomain` when none is known);
+ * `alpn` offered when given (Istio's `istio-peer-exchange`, `istio` for TCP).
  */
-export function upstreamMeshTls(sans: string[], sni: string, trustDomain: string): Json {
+export function upstreamMeshTls(sans: string[], sni: string, trustDomain: string, alpn?: string[]): Json {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': UPSTREAM_TLS_TYPE,
-      common_tls_context: commonMeshTls(serverSanRules(sans, trustDomain)),
+      common_tls_context: {
+        ...commonMeshTls(serverSanRules(sans, trustDomain)),
+        ...(alpn ? { alpn_protocols: alpn } : {}),
+      },
       sni,
     },
   };
@@ -118,29 +135,44 @@ function dataSource(path: string | undefined): Json | undefined {
 }
 
 /**
+ * Istio's TCP metadata exchange on a mesh-mTLS cluster: TCP reaches sidecars
+ * through the clusters of non-HTTP ports, which offer `istio-peer-exchange`
+ * and carry the exchange filter (sidecars and gateways; proxyless gRPC
+ * clients have no TCP).
+ */
+function withMetadataExchange(cluster: Json, exchange: boolean): string[] | undefined {
+  if (!exchange) return undefined;
+  cluster.filters = [clusterMetadataExchange()];
+  return ALPN_IN_MESH_WITH_MX;
+}
+
+/**
  * The transport of an outbound cluster: the DestinationRule's `tls` when it
  * sets one (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL), else Istio's auto mTLS —
  * mTLS to endpoints whose workloads have a sidecar, plaintext to the rest.
+ * Mesh mTLS to a port that carries TCP offers the metadata exchange.
  */
 export function applyClusterTls(
   push: PushContext,
   proxy: ProxyInfo,
   cluster: Json,
   service: Service,
-  port: number,
+  port: ServicePort,
   subset: string | undefined,
   tls: ClientTLSSettings | undefined,
 ): void {
-  const sni = meshSni(port, subset, service.hostname);
+  const sni = meshSni(port.port, subset, service.hostname);
+  const exchange = !proxy.proxyless && !isHttpProtocol(port.protocol);
   switch (tls?.mode) {
     case 'DISABLE':
       return;
     case 'ISTIO_MUTUAL':
       if (meshTlsEnabled(push, proxy)) {
         cluster.transport_socket = upstreamMeshTls(
-          tls.subjectAltNames ?? serviceIdentities(push, service, port),
+          tls.subjectAltNames ?? serviceIdentities(push, service, port.port),
           tls.sni ?? sni,
           push.mesh.trustDomain,
+          withMetadataExchange(cluster, exchange),
         );
       }
       return;
@@ -194,9 +226,10 @@ export function applyClusterTls(
           name: 'tlsMode-istio',
           match: { tlsMode: 'istio' },
           transport_socket: upstreamMeshTls(
-            serviceIdentities(push, service, port),
+            serviceIdentities(push, service, port.port),
             sni,
             push.mesh.trustDomain,
+            withMetadataExchange(cluster, exchange),
           ),
         },
         { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER },

@@ -20,7 +20,7 @@ import { cidr, type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
 import { HTTP_ALPN, KIND_PRECEDENCE, kindOf, type PortKind, SNIFFING_FILTERS } from './port-kinds.js';
 import type { PushContext } from './push-context.js';
 import type { EgressListenerScope, SidecarScope } from './sidecar-scope.js';
-import { hcmTelemetry, statsFilter, withStatsFilter, withTcpStatsFilters } from './telemetry.js';
+import { hcmTelemetry, statsFilter, withStatsFilter, withTcpTelemetry } from './telemetry.js';
 
 /** One outbound port of a sidecar: how it is served, the services on it, and the egress listener it comes from. */
 interface OutboundPlan {
@@ -241,7 +241,7 @@ export function buildSidecarResources(push: PushContext, node: ProxyInfo): Resou
     ...buildPassthroughClusters(push, proxy),
   ];
   return resourceSet(push, proxy, {
-    listeners: withTcpStatsFilters(push, proxy, listeners),
+    listeners: withTcpTelemetry(push, proxy, listeners),
     routes,
     clusters,
   });

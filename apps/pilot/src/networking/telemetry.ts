@@ -442,31 +442,38 @@ export function statsFilter(push: PushContext, proxy: ProxyInfo, side: Side): Js
 }
 
 /**
- * Every tcp_proxy chain of these listeners with Istio's `istio.stats`
- * network filter right before tcp_proxy, as Istio builds TCP chains: the
- * server side's overrides on inbound listeners, the client side's on
- * outbound ones and at gateways. Without a Prometheus provider for a side,
- * its chains are left as they are (no TCP metrics).
+ * Every tcp_proxy chain of these listeners with the Telemetry API's TCP
+ * telemetry, as Istio builds TCP chains: the `istio.stats` network filter
+ * right before tcp_proxy (when a Prometheus provider collects that side's
+ * metrics) and the side's access logs on tcp_proxy itself (a line per
+ * connection) — the server side's on inbound listeners, the client side's on
+ * outbound ones and at gateways.
  */
-export function withTcpStatsFilters(push: PushContext, proxy: ProxyInfo, listeners: Json[]): Json[] {
-  const filters = { client: statsFilter(push, proxy, 'client'), server: statsFilter(push, proxy, 'server') };
-  const withStats = (chain: Json, stats: Json | undefined): Json => {
+export function withTcpTelemetry(push: PushContext, proxy: ProxyInfo, listeners: Json[]): Json[] {
+  const sides = {
+    client: { stats: statsFilter(push, proxy, 'client'), accessLog: accessLogsFor(push, proxy, 'client') },
+    server: { stats: statsFilter(push, proxy, 'server'), accessLog: accessLogsFor(push, proxy, 'server') },
+  };
+  const withTelemetry = (chain: Json, side: (typeof sides)['client']): Json => {
     const list = (chain.filters ?? []) as Json[];
-    const last = list[list.length - 1]?.typed_config as Json | undefined;
-    if (!stats || last?.['@type'] !== TCP_PROXY_TYPE) return chain;
-    return { ...chain, filters: [...list.slice(0, -1), stats, ...list.slice(-1)] };
+    const last = list[list.length - 1];
+    const typed = last?.typed_config as Json | undefined;
+    if (typed?.['@type'] !== TCP_PROXY_TYPE) return chain;
+    const tcpProxy = side.accessLog.length
+      ? { ...last, typed_config: { ...typed, access_log: side.accessLog } }
+      : last!;
+    return { ...chain, filters: [...list.slice(0, -1), ...(side.stats ? [side.stats] : []), tcpProxy] };
   };
   return listeners.map((l) => {
-    const side: Side = l.traffic_direction === 'INBOUND' && proxy.type !== 'router' ? 'server' : 'client';
-    const stats = filters[side];
-    if (!stats) return l;
+    const side = sides[l.traffic_direction === 'INBOUND' && proxy.type !== 'router' ? 'server' : 'client'];
+    if (!side.stats && side.accessLog.length === 0) return l;
     return {
       ...l,
       ...(Array.isArray(l.filter_chains)
-        ? { filter_chains: (l.filter_chains as Json[]).map((c) => withStats(c, stats)) }
+        ? { filter_chains: (l.filter_chains as Json[]).map((c) => withTelemetry(c, side)) }
         : {}),
       ...(l.default_filter_chain
-        ? { default_filter_chain: withStats(l.default_filter_chain as Json, stats) }
+        ? { default_filter_chain: withTelemetry(l.default_filter_chain as Json, side) }
         : {}),
     };
   });

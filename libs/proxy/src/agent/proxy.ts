@@ -7,6 +7,7 @@ import { Router } from '../http/router.js';
 import { type CaptureMode, ListenerManager } from '../listeners/listener-manager.js';
 import { encodePeerHeaders } from '../observe/peer-metadata.js';
 import type { ProxyObserver } from '../observe/records.js';
+import { encodeExchangeHeader } from '../observe/tcp-metadata-exchange.js';
 import { RouteStore } from '../routes/route-store.js';
 import { type CertManagerOptions, WorkloadCertManager } from '../security/cert-manager.js';
 import { SecretStore } from '../security/secret-store.js';
@@ -93,6 +94,7 @@ export class MeshProxy {
         logger: this.log,
         observer: options.observer,
         secrets: this.secrets,
+        exchangeHeader: encodeExchangeHeader(options.node),
       },
       this.log,
       options.captureMode,

@@ -22,7 +22,14 @@ import {
   type FilterChainMatchJson,
 } from './filter-chain-match.js';
 import { RouteTable } from './route-table.js';
-import { compileHcmTelemetry, compileStatsConfig, isStatsFilter } from './telemetry.js';
+import {
+  compileAccessLogs,
+  compileHcmTelemetry,
+  compileMetadataExchange,
+  compileStatsConfig,
+  isMetadataExchangeFilter,
+  isStatsFilter,
+} from './telemetry.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
 
 export const HCM_TYPE =
@@ -92,8 +99,14 @@ export interface TcpProxyConfig {
   readonly hashBySourceIp: boolean;
   /** Network RBAC and ext_authz filters before the tcp_proxy (AuthorizationPolicy for TCP): a denied connection is closed. */
   readonly authz?: AuthzChain;
-  /** Istio's `istio.stats` network filter before it: TCP metrics are reported, with its overrides. */
+  /** Istio's `istio.stats` network filter before it (TCP metrics, with its overrides) and its access logs. */
   readonly telemetry: TcpTelemetryConfig;
+  /**
+   * Istio's `istio.metadata_exchange` network filter before it: on a
+   * connection whose TLS agreed on this ALPN, the two sidecars exchange
+   * their workload metadata first.
+   */
+  readonly peerExchange?: { readonly protocol: string };
 }
 
 export type NetworkFilterConfig = HttpConnectionManagerConfig | TcpProxyConfig;
@@ -204,6 +217,9 @@ const TCP_PROXY_FIELDS = new Set([
   'max_downstream_connection_duration',
   'tunneling_config',
   'hash_policy',
+  'access_log',
+  'access_log_options',
+  'access_log_flush_interval',
 ]);
 
 /** Envoy's tcp_proxy idle_timeout when none is set. */
@@ -261,7 +277,33 @@ function compileTcpProxy(tc: TcpProxyJson, where: string): TcpProxyConfig {
     ),
     ...(tc.tunneling_config ? { tunneling: compileTunneling(tc.tunneling_config, where) } : {}),
     hashBySourceIp: compileTcpHashPolicy(tc.hash_policy, where),
-    telemetry: {},
+    telemetry: compileTcpAccessLogs(tc, where),
+  };
+}
+
+/**
+ * tcp_proxy's `access_log` entries and `access_log_options` (or the
+ * deprecated `access_log_flush_interval`, never both, as Envoy insists).
+ */
+function compileTcpAccessLogs(tc: TcpProxyJson, where: string): TcpTelemetryConfig {
+  const accessLogs = compileAccessLogs(tc.access_log, where);
+  const options = tc.access_log_options;
+  if (options && tc.access_log_flush_interval !== undefined)
+    fail(where, 'only one of access_log_flush_interval or access_log_options can be specified');
+  for (const key of Object.keys(options ?? {}))
+    if (key !== 'access_log_flush_interval' && key !== 'flush_access_log_on_connected')
+      fail(`${where}.access_log_options.${key}`, 'is not supported');
+  const interval = options?.access_log_flush_interval ?? tc.access_log_flush_interval;
+  const at = options
+    ? `${where}.access_log_options.access_log_flush_interval`
+    : `${where}.access_log_flush_interval`;
+  const flushMs = interval === undefined ? 0 : durationField(interval, at, 0);
+  // Envoy's bound: at least a millisecond.
+  if (interval !== undefined && flushMs < 1) fail(at, `must be at least 1ms, got "${interval}"`);
+  return {
+    ...(accessLogs.length ? { accessLogs } : {}),
+    ...(flushMs > 0 ? { accessLogFlushIntervalMs: flushMs } : {}),
+    ...(options?.flush_access_log_on_connected === true ? { flushAccessLogOnConnected: true } : {}),
   };
 }
 
@@ -276,11 +318,16 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
   // Before the terminal filter: authorization (network RBAC, ext_authz) and Istio's stats filter, as Istio puts them before tcp_proxy.
   const authzFilters: NetworkFilterJson[] = [];
   let stats: { json: Record<string, unknown>; at: number } | undefined;
+  let exchange: { protocol: string; at: number } | undefined;
   all.slice(0, -1).forEach((f, i) => {
     const typed = f.typed_config as Record<string, unknown> | undefined;
     if (isStatsFilter(typed)) {
       if (stats) fail(`${where}.filters[${i}]`, 'a second istio.stats filter; a chain takes one');
       stats = { json: typed!, at: i };
+    } else if (isMetadataExchangeFilter(typed)) {
+      if (exchange)
+        fail(`${where}.filters[${i}]`, 'a second istio.metadata_exchange filter; a chain takes one');
+      exchange = { ...compileMetadataExchange(typed!, `${where}.filters[${i}].typed_config`), at: i };
     } else if (NETWORK_AUTHZ_TYPES.has(f.typed_config?.['@type'] ?? ''))
       authzFilters.push(f as NetworkFilterJson);
     else
@@ -303,16 +350,25 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
         `${where}.filters[${stats.at}]`,
         'the istio.stats network filter belongs before tcp_proxy; HTTP takes it among its http_filters',
       );
+    if (exchange)
+      fail(
+        `${where}.filters[${exchange.at}]`,
+        'the istio.metadata_exchange network filter belongs before tcp_proxy; HTTP exchanges metadata in headers',
+      );
     return compileHcm(tc as HttpConnectionManagerJson, `${where}.filters[${last}]`);
   }
   if (tc?.['@type'] === TCP_PROXY_TYPE) {
     const proxy = compileTcpProxy(tc as TcpProxyJson, `${where}.filters[${last}]`);
     const telemetry: TcpTelemetryConfig = stats
-      ? { stats: compileStatsConfig(stats.json, `${where}.filters[${stats.at}].typed_config`) }
-      : {};
+      ? {
+          ...proxy.telemetry,
+          stats: compileStatsConfig(stats.json, `${where}.filters[${stats.at}].typed_config`),
+        }
+      : proxy.telemetry;
     return {
       ...proxy,
       telemetry,
+      ...(exchange ? { peerExchange: { protocol: exchange.protocol } } : {}),
       ...(authzFilters.length ? { authz: AuthzChain.compile(authzFilters, `${where}.filters`) } : {}),
     };
   }

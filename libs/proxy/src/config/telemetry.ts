@@ -195,6 +195,38 @@ export function isStatsFilter(typedConfig: Json | undefined): boolean {
   );
 }
 
+/** Istio's TCP metadata exchange filter's config type (carried in a TypedStruct, as Istio sends it). */
+export const METADATA_EXCHANGE_TYPE =
+  'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange';
+
+/** `istio.metadata_exchange`: a TypedStruct carrying `envoy.tcp.metadataexchange.config.MetadataExchange`. */
+export function isMetadataExchangeFilter(typedConfig: Json | undefined): boolean {
+  return (
+    !!typedConfig &&
+    TYPED_STRUCT_TYPES.has(String(typedConfig['@type'])) &&
+    typedConfig.type_url === METADATA_EXCHANGE_TYPE
+  );
+}
+
+/**
+ * The metadata exchange filter's settings: the ALPN that turns it on
+ * (`protocol`, `istio-peer-exchange` from Istio). `enable_discovery` (fall
+ * back to what the control plane says of the peer) is what this proxy
+ * always does; anything else is refused.
+ */
+export function compileMetadataExchange(typedConfig: Json, where: string): { protocol: string } {
+  const value = (typedConfig.value ?? {}) as Json;
+  if (!isObj(value)) fail(`${where}.value`, 'must be an object');
+  for (const key of Object.keys(value))
+    if (key !== 'protocol' && key !== 'enable_discovery')
+      fail(`${where}.value.${key}`, 'is not supported by this proxy');
+  if (typeof value.protocol !== 'string' || value.protocol === '')
+    fail(`${where}.value.protocol`, 'must name the ALPN protocol of the exchange (istio-peer-exchange)');
+  if (value.enable_discovery !== undefined && typeof value.enable_discovery !== 'boolean')
+    fail(`${where}.value.enable_discovery`, 'must be true or false');
+  return { protocol: value.protocol };
+}
+
 export function compileStatsConfig(typedConfig: Json, where: string): StatsSettings {
   const value = (
     typedConfig['@type'] === STATS_PLUGIN_TYPE ? typedConfig : (typedConfig.value ?? {})

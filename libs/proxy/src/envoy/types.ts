@@ -231,6 +231,13 @@ export interface TcpProxyJson extends TypedConfig {
   max_downstream_connection_duration?: string;
   tunneling_config?: { hostname?: string; use_post?: boolean; post_path?: string } & Record<string, unknown>;
   hash_policy?: Record<string, unknown>[];
+  access_log?: Record<string, unknown>[];
+  access_log_options?: {
+    access_log_flush_interval?: string;
+    flush_access_log_on_connected?: boolean;
+  } & Record<string, unknown>;
+  /** Deprecated form of access_log_options.access_log_flush_interval. */
+  access_log_flush_interval?: string;
 }
 
 export interface LbEndpointJson {

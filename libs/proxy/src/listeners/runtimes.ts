@@ -31,8 +31,9 @@ import type { ClusterManager, OriginalDestination } from '../upstream/cluster-ma
 import type { GrpcSideCalls } from '../upstream/grpc-side-calls.js';
 import { type Closable, ConnectionTracker, DRAIN_MS, sessionHandle } from './connection-tracker.js';
 import { type Inspection, inspect } from './inspector.js';
+import { readPeerExchange } from './peer-exchange.js';
 import { readProxyHeader } from './proxy-protocol.js';
-import { TcpProxy } from './tcp-proxy.js';
+import { type TcpConnectionContext, TcpProxy } from './tcp-proxy.js';
 import { TlsHttpChain, TlsTcpChain } from './tls-terminator.js';
 
 export { DRAIN_MS } from './connection-tracker.js';
@@ -49,6 +50,8 @@ export interface RuntimeDeps {
   logger: Logger;
   observer?: ProxyObserver;
   secrets: SecretStore;
+  /** This proxy's TCP metadata exchange header (its workload metadata, as Istio's sidecars exchange it). */
+  exchangeHeader?: Buffer;
 }
 
 /** What a chain knows about the connection it was handed. */
@@ -59,7 +62,14 @@ export interface ConnectionContext {
   remote?: { address: string; port: number };
   local?: { address: string; port: number };
   /** Set when a TLS chain terminated the connection: the client's SPIFFE identity, whether it was mutual TLS, its SNI. */
-  tls?: { peerPrincipal?: string; mtls: boolean; sni?: string; clientCertificate?: ClientCertificate };
+  tls?: {
+    peerPrincipal?: string;
+    mtls: boolean;
+    sni?: string;
+    /** The protocol the TLS handshake agreed on (ALPN). */
+    alpn?: string;
+    clientCertificate?: ClientCertificate;
+  };
 }
 
 /** The network filter of one filter chain: an HTTP connection manager or a TCP proxy. */
@@ -258,6 +268,7 @@ export class TcpChainRuntime implements ChainRuntime {
 
   private readonly logger: Logger;
   private readonly callGrpc: GrpcCaller;
+  private readonly exchangeHeader?: Buffer;
 
   constructor(
     readonly config: TcpProxyConfig,
@@ -266,10 +277,12 @@ export class TcpChainRuntime implements ChainRuntime {
   ) {
     this.logger = deps.logger;
     this.callGrpc = (cluster, method, request, options) => deps.grpc.unary(cluster, method, request, options);
+    this.exchangeHeader = deps.exchangeHeader;
     this.proxy = new TcpProxy(config, deps.clusters, deps.logger, {
       observer: deps.observer,
       listenerName: listener.name,
       direction: listener.direction === 'INBOUND' ? 'inbound' : 'outbound',
+      ...(deps.exchangeHeader ? { exchangeHeader: deps.exchangeHeader } : {}),
     });
   }
 
@@ -297,13 +310,32 @@ export class TcpChainRuntime implements ChainRuntime {
   }
 
   private forward(socket: net.Socket, ctx: ConnectionContext): void {
+    const sni = ctx.tls?.sni ?? ctx.inspection?.serverName;
     this.proxy.handle(socket, {
       originalDst: ctx.originalDst,
       mtls: ctx.tls?.mtls === true,
       ...(ctx.tls?.peerPrincipal ? { peerPrincipal: ctx.tls.peerPrincipal } : {}),
       ...(ctx.remote ? { remote: ctx.remote } : {}),
       ...(ctx.local ? { local: ctx.local } : {}),
+      ...(sni ? { sni } : {}),
+      ...this.peerExchange(socket, ctx),
     });
+  }
+
+  /**
+   * Istio's `istio.metadata_exchange` filter on this chain: when the caller's
+   * sidecar and this chain's TLS agreed on its protocol, this proxy writes its
+   * own header at once and reads the caller's (the caller's bytes wait for
+   * it). Any other connection is proxied as it is.
+   */
+  private peerExchange(
+    socket: net.Socket,
+    ctx: ConnectionContext,
+  ): Pick<TcpConnectionContext, 'peerExchange'> {
+    const exchange = this.config.peerExchange;
+    if (!exchange || !this.exchangeHeader || ctx.tls?.alpn !== exchange.protocol) return {};
+    socket.write(this.exchangeHeader);
+    return { peerExchange: readPeerExchange(socket) };
   }
 
   private connectionAttributes(socket: net.Socket, ctx: ConnectionContext): RequestAttributes {

@@ -1,16 +1,30 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import { ObservedTcpConnection } from '../observe/tcp-connection.js';
+import { PEER_EXCHANGE_PROTOCOL } from '../observe/tcp-metadata-exchange.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf } from '../upstream/connect.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
 import { hash32 } from '../upstream/consistent-hash.js';
-import type { UpstreamHost } from '../upstream/host.js';
+import { hostKey, type UpstreamHost } from '../upstream/host.js';
+import { type PeerExchangeResult, readPeerExchange } from './peer-exchange.js';
 import { openTcpTunnel } from './tcp-tunnel.js';
+
+/** A connection's idle and lifetime timers. */
+interface ConnectionTimers {
+  /** The upstream is up: the idle timer starts. */
+  connected(): void;
+  /** Bytes read from this side reset the idle timer. */
+  watch(stream: Duplex): void;
+  clear(): void;
+  /** max_downstream_connection_duration closed the connection (Envoy's `DT`). */
+  expired(): boolean;
+}
 
 export interface TcpConnectionContext {
   originalDst?: OriginalDestination;
@@ -29,6 +43,32 @@ export interface TcpConnectionContext {
   local?: { address: string; port: number };
   /** The caller's SPIFFE identity from its certificate (a chain terminated mutual TLS). */
   peerPrincipal?: string;
+  /** The SNI of the downstream's TLS ClientHello. */
+  sni?: string;
+  /**
+   * The downstream's metadata exchange header, being read (its sidecar and
+   * this chain agreed on `istio-peer-exchange`): the downstream's bytes go
+   * upstream once it has been read, after whatever it left over.
+   */
+  peerExchange?: Promise<PeerExchangeResult>;
+}
+
+/** What a tcp_proxy needs besides its config to take part in the mesh's telemetry. */
+export interface TcpProxyObserving {
+  observer?: ProxyObserver;
+  listenerName: string;
+  direction: TrafficDirection;
+  /**
+   * This proxy's metadata exchange header (Istio's TCP metadata exchange),
+   * written first on an upstream connection whose TLS handshake agreed on
+   * `istio-peer-exchange`; the upstream's own header is read before its bytes
+   * reach the downstream.
+   */
+  exchangeHeader?: Buffer;
+}
+
+function addressOf(a: { address?: string; port?: number } | undefined): string | undefined {
+  return a?.address ? hostKey(a.address, a.port ?? 0) : undefined;
 }
 
 /**
@@ -41,32 +81,34 @@ export class TcpProxy {
     private readonly config: TcpProxyConfig,
     private readonly clusters: ClusterManager,
     private readonly logger: Logger,
-    private readonly observe: {
-      observer?: ProxyObserver;
-      listenerName: string;
-      direction: TrafficDirection;
-    } = {
-      listenerName: '',
-      direction: 'outbound',
-    },
+    private readonly observe: TcpProxyObserving = { listenerName: '', direction: 'outbound' },
   ) {}
 
-  /** The connection as observers (Istio's TCP metrics) see it, from the moment it is accepted. */
+  /** The connection as observers (Istio's TCP metrics, access logs) see it, from the moment it is accepted. */
   private observeConnection(
     downstream: net.Socket,
     cluster: string,
     ctx: TcpConnectionContext,
   ): ObservedTcpConnection {
     const inbound = this.observe.direction === 'inbound';
-    // The server side knows its caller by the identity in its certificate, and pilot's endpoints by who runs as it.
+    // Without a metadata exchange, the server side knows its caller by the identity in its certificate,
+    // and pilot's endpoints by who runs as it.
     const peer = inbound && ctx.peerPrincipal ? this.clusters.peerByPrincipal(ctx.peerPrincipal) : undefined;
+    const local = ctx.originalDst
+      ? hostKey(ctx.originalDst.host, ctx.originalDst.port)
+      : (addressOf(ctx.local) ?? addressOf({ address: downstream.localAddress, port: downstream.localPort }));
     return new ObservedTcpConnection(
       this.observe.observer,
       {
         direction: this.observe.direction,
         listener: this.observe.listenerName,
         upstreamCluster: cluster,
-        downstreamRemoteAddress: ctx.remote?.address ?? downstream.remoteAddress ?? '',
+        downstreamRemoteAddress:
+          addressOf(ctx.remote) ??
+          addressOf({ address: downstream.remoteAddress, port: downstream.remotePort }) ??
+          '',
+        downstreamLocalAddress: local ?? '',
+        ...(ctx.sni ? { requestedServerName: ctx.sni } : {}),
         startTime: new Date(),
         telemetry: this.config.telemetry,
       },
@@ -107,7 +149,7 @@ export class TcpProxy {
         { cluster: clusterName, host: host.key, err: secure.error, flags: 'UF' },
         'tcp upstream TLS unavailable',
       );
-      observed.failed('UF');
+      observed.failed('UF', secure.error);
       this.refuse(downstream, ctx);
       return;
     }
@@ -140,7 +182,7 @@ export class TcpProxy {
       slot();
       timers.clear();
       this.logger.debug({ cluster: clusterName, host: host.key, err: why, flags }, 'tcp upstream failed');
-      observed.failed(flags);
+      observed.failed(flags, flags === 'UF' ? why : undefined);
       this.refuse(downstream, ctx);
     };
     const onDownstreamGone = () => {
@@ -159,16 +201,6 @@ export class TcpProxy {
         }
         upstream = up;
         ctx.onUpstream?.(true);
-        const destinationPrincipal = secure?.peerPrincipal();
-        observed.connected(downstream, up, {
-          ...(ctx.head ? { head: ctx.head } : {}),
-          upstreamMtls: secure?.mutual === true,
-          ...(destinationPrincipal ? { destinationPrincipal } : {}),
-        });
-        timers.connected(up);
-        if (ctx.head?.length) up.write(ctx.head);
-        downstream.pipe(up);
-        up.pipe(downstream);
         up.once('error', (err) => {
           this.logger.debug({ cluster: clusterName, host: host.key, err: err.message }, 'tcp upstream error');
           downstream.destroy();
@@ -179,10 +211,88 @@ export class TcpProxy {
           slot();
           timers.clear();
           downstream.destroy();
+          observed.closed(timers.expired() ? 'DT' : undefined);
         });
-        downstream.once('close', () => up.destroy());
+        downstream.once('close', () => {
+          up.destroy();
+          observed.closed(timers.expired() ? 'DT' : undefined);
+        });
+        this.pipe(downstream, up, ctx, observed, timers, {
+          upstreamMtls: secure?.mutual === true,
+          destinationPrincipal: secure?.peerPrincipal(),
+          upstreamLocalAddress: addressOf({
+            address: (up as Partial<net.Socket>).localAddress,
+            port: (up as Partial<net.Socket>).localPort,
+          }),
+          closed: () => ended || downstream.destroyed,
+        });
       },
       (err: Error) => fail(err.message, 'UF'),
+    );
+  }
+
+  /**
+   * Pipes the two sides together once each has given up its metadata
+   * exchange header, if it sends one: the downstream's (read by the chain
+   * before) holds only the bytes going upstream, the upstream's (when its
+   * TLS handshake agreed on `istio-peer-exchange`, after this proxy wrote
+   * its own first) only the bytes coming back — as Envoy's filters hold only
+   * the direction they read. Bytes are counted as they pass, never the
+   * headers; the observers hear of the connection once the peer is settled.
+   */
+  private pipe(
+    downstream: net.Socket,
+    up: Duplex,
+    ctx: TcpConnectionContext,
+    observed: ObservedTcpConnection,
+    timers: ConnectionTimers,
+    opts: {
+      upstreamMtls: boolean;
+      destinationPrincipal?: string;
+      upstreamLocalAddress?: string;
+      closed: () => boolean;
+    },
+  ): void {
+    const inbound = this.observe.direction === 'inbound';
+    const flow = (from: Duplex, to: Duplex, count: (n: number) => void, head: Buffer | undefined) => {
+      if (opts.closed()) return;
+      if (head?.length) {
+        count(head.length);
+        to.write(head);
+      }
+      from.on('data', (c: Buffer) => count(c.length));
+      timers.watch(from);
+      from.pipe(to);
+    };
+    const settled = (side: 'downstream' | 'upstream') => (r: PeerExchangeResult) => {
+      if (r.problem)
+        this.logger.debug({ side, reason: r.problem }, 'no peer metadata from the TCP metadata exchange');
+      // The peer telemetry reports: the caller inbound, the upstream's workload outbound.
+      if (r.peer && (side === 'downstream') === inbound) observed.exchanged(r.peer);
+      return r.rest;
+    };
+    const fromDownstream = ctx.peerExchange?.then(settled('downstream'));
+    const upstreamExchanges =
+      this.observe.exchangeHeader !== undefined &&
+      (up as Partial<tls.TLSSocket>).alpnProtocol === PEER_EXCHANGE_PROTOCOL;
+    if (upstreamExchanges) up.write(this.observe.exchangeHeader);
+    const fromUpstream = upstreamExchanges ? readPeerExchange(up).then(settled('upstream')) : undefined;
+    timers.connected();
+    const toUpstream = (rest?: Buffer) => {
+      const head = ctx.head?.length && rest?.length ? Buffer.concat([ctx.head, rest]) : (ctx.head ?? rest);
+      flow(downstream, up, (n) => observed.countReceived(n), head);
+    };
+    const toDownstream = (rest?: Buffer) => flow(up, downstream, (n) => observed.countSent(n), rest);
+    if (fromDownstream) void fromDownstream.then(toUpstream);
+    else toUpstream();
+    if (fromUpstream) void fromUpstream.then(toDownstream);
+    else toDownstream();
+    void Promise.all([fromDownstream, fromUpstream]).then(() =>
+      observed.connected({
+        upstreamMtls: opts.upstreamMtls,
+        ...(opts.destinationPrincipal ? { destinationPrincipal: opts.destinationPrincipal } : {}),
+        ...(opts.upstreamLocalAddress ? { upstreamLocalAddress: opts.upstreamLocalAddress } : {}),
+      }),
     );
   }
 
@@ -199,6 +309,8 @@ export class TcpProxy {
       connectTimeoutMs: settings.connectTimeoutMs,
       localAddress: sourceAddressFor(settings.sourceAddresses, host.address),
       ...(secure ? { tls: secure } : {}),
+      // The cluster's ALPN (Istio offers `istio-peer-exchange` to sidecars over mTLS for TCP).
+      ...(secure?.alpn.length ? { alpn: secure.alpn } : {}),
       keepalive: settings.tcpKeepalive,
       proxyHeader: proxyHeaderOf(stamp),
     });
@@ -216,39 +328,49 @@ export class TcpProxy {
    * and max_downstream_connection_duration (since the connection came in):
    * when either runs out, both sides are closed, as Envoy's tcp_proxy does.
    */
-  private connectionTimers(
-    downstream: net.Socket,
-    upstream: () => Duplex | undefined,
-  ): { clear(): void; connected(up: Duplex): void } {
+  private connectionTimers(downstream: net.Socket, upstream: () => Duplex | undefined): ConnectionTimers {
+    let expired = false;
     const close = () => {
       upstream()?.destroy();
       downstream.destroy();
     };
     const { idleTimeoutMs, maxDurationMs } = this.config;
-    const lifetime = maxDurationMs > 0 ? setTimeout(close, maxDurationMs) : undefined;
+    const lifetime =
+      maxDurationMs > 0
+        ? setTimeout(() => {
+            expired = true;
+            close();
+          }, maxDurationMs)
+        : undefined;
     lifetime?.unref();
     let idle: NodeJS.Timeout | undefined;
+    let running = false;
     const touch = () => {
+      if (!running) return;
       clearTimeout(idle);
       idle = setTimeout(close, idleTimeoutMs);
       idle.unref();
     };
-    let up: Duplex | undefined;
+    const watched: Duplex[] = [];
     return {
-      // Called as the two sides are piped together, so these listeners do not start either flow early.
-      connected: (u) => {
+      connected: () => {
         if (idleTimeoutMs <= 0) return;
-        up = u;
+        running = true;
         touch();
-        downstream.on('data', touch);
-        u.on('data', touch);
+      },
+      // Called as a side is piped, so this listener does not start its flow early.
+      watch: (stream) => {
+        if (idleTimeoutMs <= 0) return;
+        watched.push(stream);
+        stream.on('data', touch);
       },
       clear: () => {
+        running = false;
         clearTimeout(lifetime);
         clearTimeout(idle);
-        downstream.off('data', touch);
-        up?.off('data', touch);
+        for (const s of watched) s.off('data', touch);
       },
+      expired: () => expired,
     };
   }
 

@@ -53,11 +53,36 @@ function streamView(socket: net.Socket): Duplex {
   return view;
 }
 
+/** What a chain's TLS offers in ALPN when its context names nothing. */
+const DEFAULT_ALPN = ['h2', 'http/1.1'];
+
+/**
+ * Hands a connection whose ClientHello offers none of the server's ALPN
+ * protocols to the TLS server as one without ALPN. Node answers such a hello
+ * with a fatal no_application_protocol alert (RFC 7301); Envoy carries on
+ * without ALPN — so a sidecar offering `istio-peer-exchange` to a chain that
+ * does not take part in the metadata exchange still connects. The server
+ * reads its ALPN list as it wraps each connection, synchronously, in
+ * emit('connection').
+ */
+function handOverWithoutAlpn(server: tls.Server, wire: Duplex | net.Socket): void {
+  const s = server as unknown as { ALPNProtocols?: unknown };
+  const listed = s.ALPNProtocols;
+  s.ALPNProtocols = undefined;
+  try {
+    server.emit('connection', wire);
+  } finally {
+    s.ALPNProtocols = listed;
+  }
+}
+
 interface Peer {
   principal?: string;
   mtls: boolean;
   certificate?: ClientCertificate;
   sni?: string;
+  /** The protocol the handshake agreed on (ALPN), if any. */
+  alpn?: string;
   /** What the listener knew of the connection before TLS (original destination, addresses). */
   connection: ConnectionContext;
 }
@@ -66,12 +91,14 @@ function peerOf(socket: tls.TLSSocket, connection: ConnectionContext): Peer {
   const cert = socket.getPeerCertificate?.();
   const presented = cert !== undefined && Object.keys(cert).length > 0;
   const sni = typeof socket.servername === 'string' ? socket.servername : undefined;
-  if (!presented) return { mtls: false, sni, connection };
+  const alpn = typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : undefined;
+  if (!presented) return { mtls: false, sni, alpn, connection };
   return {
     principal: spiffeIdOf(cert),
     mtls: true,
     certificate: clientCertificateOf(socket),
     sni,
+    alpn,
     connection,
   };
 }
@@ -85,6 +112,7 @@ function afterTls(peer: Peer): ConnectionContext {
       peerPrincipal: peer.principal,
       mtls: peer.mtls,
       sni: peer.sni,
+      alpn: peer.alpn,
       clientCertificate: peer.certificate,
     },
   };
@@ -128,8 +156,16 @@ abstract class TlsTermination implements ChainRuntime {
       remote: ctx.remote ?? { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
       local: ctx.local ?? { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
     });
-    server.emit('connection', wire);
+    const offered = ctx.inspection?.applicationProtocols ?? [];
+    if (offered.length > 0 && !offered.some((p) => this.alpn().includes(p)))
+      handOverWithoutAlpn(server, wire);
+    else server.emit('connection', wire);
     socket.resume();
+  }
+
+  /** The protocols this chain's TLS offers in ALPN (the context's, else HTTP's). */
+  private alpn(): readonly string[] {
+    return this.provider.spec.alpn.length ? this.provider.spec.alpn : DEFAULT_ALPN;
   }
 
   /**
@@ -163,7 +199,7 @@ abstract class TlsTermination implements ChainRuntime {
         SNICallback: (_name, cb) => cb(null, this.currentContext()),
         requestCert: spec.requireClientCertificate || spec.validation !== undefined,
         rejectUnauthorized: false,
-        ALPNProtocols: spec.alpn.length ? [...spec.alpn] : ['h2', 'http/1.1'],
+        ALPNProtocols: [...this.alpn()],
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       });
       // Checked before the protocol handler sees the connection.

@@ -8,24 +8,53 @@ export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
 
 const STRUCT = 'google.protobuf.Struct';
 
-/** This proxy's identity as the two headers carry it: base64 of a protobuf Struct, exactly as Istio's proxies encode it. */
-export function encodePeerHeaders(node: XdsNode): { id: string; metadata: string } {
+/** The node metadata keys a proxy tells its peers (Istio's exchanged workload metadata). */
+const EXCHANGED_KEYS = [
+  'NAME',
+  'NAMESPACE',
+  'LABELS',
+  'WORKLOAD_NAME',
+  'SERVICE_ACCOUNT',
+  'CLUSTER_ID',
+  'ISTIO_VERSION',
+  'INSTANCE_IPS',
+] as const;
+
+/**
+ * What this proxy tells its peers about itself, as a Struct's JSON: its
+ * node metadata's workload keys (NAME from the node id when unset). Both
+ * exchanges carry it: `x-envoy-peer-metadata` on HTTP, the TCP metadata
+ * exchange's header on mutual-TLS connections.
+ */
+export function peerMetadataStruct(node: XdsNode): Record<string, unknown> {
   const md = node.metadata ?? {};
   const pick: Record<string, unknown> = {};
-  for (const key of [
-    'NAME',
-    'NAMESPACE',
-    'LABELS',
-    'WORKLOAD_NAME',
-    'SERVICE_ACCOUNT',
-    'CLUSTER_ID',
-    'ISTIO_VERSION',
-    'INSTANCE_IPS',
-  ]) {
-    if (md[key] !== undefined) pick[key] = md[key];
-  }
+  for (const key of EXCHANGED_KEYS) if (md[key] !== undefined) pick[key] = md[key];
   if (pick.NAME === undefined) pick.NAME = node.id.split('~')[2]?.split('.')[0];
-  return { id: node.id, metadata: Buffer.from(encodeMessage(STRUCT, pick)).toString('base64') };
+  return pick;
+}
+
+/** A peer's exchanged metadata (a Struct's JSON) as the workload it names; `id` is its node id. */
+export function peerFromStruct(md: Record<string, unknown>, id: string): PeerMetadata {
+  const labels: Record<string, string> = {};
+  if (md.LABELS && typeof md.LABELS === 'object' && !Array.isArray(md.LABELS))
+    for (const [k, v] of Object.entries(md.LABELS as Record<string, unknown>)) labels[k] = String(v);
+  const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  return {
+    id,
+    name: str(md.NAME),
+    namespace: str(md.NAMESPACE),
+    workload: str(md.WORKLOAD_NAME),
+    serviceAccount: str(md.SERVICE_ACCOUNT),
+    labels,
+    clusterId: str(md.CLUSTER_ID),
+  };
+}
+
+/** This proxy's identity as the two headers carry it: base64 of a protobuf Struct, exactly as Istio's proxies encode it. */
+export function encodePeerHeaders(node: XdsNode): { id: string; metadata: string } {
+  const metadata = Buffer.from(encodeMessage(STRUCT, peerMetadataStruct(node))).toString('base64');
+  return { id: node.id, metadata };
 }
 
 /** Reads and removes a peer's metadata headers; undefined when absent or unreadable (never trusted for security). */
@@ -37,17 +66,7 @@ export function takePeerHeaders(headers: HeaderMap): PeerMetadata | undefined {
   if (typeof raw !== 'string') return undefined;
   try {
     const md = decodeMessage(STRUCT, Buffer.from(raw, 'base64')) as Record<string, unknown>;
-    const labels = (md.LABELS && typeof md.LABELS === 'object' ? md.LABELS : {}) as Record<string, string>;
-    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
-    return {
-      id: typeof id === 'string' ? id : '',
-      name: str(md.NAME),
-      namespace: str(md.NAMESPACE),
-      workload: str(md.WORKLOAD_NAME),
-      serviceAccount: str(md.SERVICE_ACCOUNT),
-      labels,
-      clusterId: str(md.CLUSTER_ID),
-    };
+    return peerFromStruct(md, typeof id === 'string' ? id : '');
   } catch {
     return undefined;
   }

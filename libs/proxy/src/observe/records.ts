@@ -160,9 +160,15 @@ export interface AuthzOutcomeRecord {
   readonly audited: readonly string[];
 }
 
-/** What a tcp_proxy chain asks of telemetry: Istio's `istio.stats` network filter before it (metric overrides). */
+/** What a tcp_proxy chain asks of telemetry: Istio's `istio.stats` network filter before it, and its access logs. */
 export interface TcpTelemetryConfig {
   readonly stats?: StatsSettings;
+  /** tcp_proxy's `access_log` entries: one line per connection when it ends. */
+  readonly accessLogs?: readonly AccessLogSettings[];
+  /** `access_log_options.access_log_flush_interval`: a line every interval while the connection lives. */
+  readonly accessLogFlushIntervalMs?: number;
+  /** `access_log_options.flush_access_log_on_connected`: a line once the upstream connection is up. */
+  readonly flushAccessLogOnConnected?: boolean;
 }
 
 export interface TcpConnectionStart {
@@ -171,6 +177,10 @@ export interface TcpConnectionStart {
   /** The cluster tcp_proxy picked (it may not exist: `NC`). */
   readonly upstreamCluster: string;
   readonly downstreamRemoteAddress: string;
+  /** Where the downstream connected to (its original destination when it was redirected). */
+  readonly downstreamLocalAddress: string;
+  /** The SNI the downstream's TLS ClientHello named, if any. */
+  readonly requestedServerName?: string;
   readonly startTime: Date;
   /** Telemetry settings of the chain that took the connection. */
   readonly telemetry?: TcpTelemetryConfig;
@@ -179,18 +189,28 @@ export interface TcpConnectionStart {
 export interface TcpConnectionRecord extends TcpConnectionStart {
   /** The host picked, once there is one. */
   readonly upstreamHost?: string;
+  /** This proxy's end of the upstream connection, once it is up. */
+  readonly upstreamLocalAddress?: string;
   readonly durationMs: number;
   /** Bytes from the downstream to the upstream. */
   readonly receivedBytes: number;
   /** Bytes from the upstream to the downstream. */
   readonly sentBytes: number;
-  /** Envoy's %RESPONSE_FLAGS%: `-`, or `NC` (no cluster), `UH` (no healthy host), `UF` (connecting failed), `DC`. */
+  /**
+   * Envoy's %RESPONSE_FLAGS%: `-`, or `NC` (no cluster), `UH` (no healthy
+   * host), `UO` (max connections), `UF` (connecting failed), `DC`, `DT`
+   * (max_downstream_connection_duration reached).
+   */
   readonly responseFlags: string;
+  /** Why connecting upstream failed (Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON%), with `UF`. */
+  readonly upstreamTransportFailureReason?: string;
   readonly connectionSecurityPolicy: 'mutual_tls' | 'none' | 'unknown';
   /**
-   * The workload on the other end: inbound, the caller named by its
-   * certificate's identity; outbound, the host's workload from its endpoint
-   * metadata. Undefined when the proxy cannot know it.
+   * The workload on the other end, from Istio's TCP metadata exchange when
+   * the peer's sidecar took part in it; otherwise what the proxy knows
+   * without it — inbound, the workload pilot's endpoints say runs as the
+   * caller's certificate identity; outbound, the host's workload from its
+   * endpoint metadata. Undefined when the proxy cannot know it.
    */
   readonly peer?: PeerMetadata;
   /** The caller's SPIFFE identity (inbound mTLS). */
@@ -205,10 +225,13 @@ export interface HttpObservation {
 
 export interface TcpObservation {
   /**
-   * Called once the upstream connection is up, then periodically with the
-   * bytes so far (Istio reports TCP bytes while a connection lives).
+   * Called once the upstream connection is up and the peer is known (after
+   * the metadata exchange, when there is one), then every few seconds with
+   * the bytes so far (Istio reports TCP bytes while a connection lives).
    */
   progress?(record: TcpConnectionRecord): void;
+  /** Called every `accessLogFlushIntervalMs` of the chain while the connection lives. */
+  flush?(record: TcpConnectionRecord): void;
   /** Called once when the connection closes, or when it could not be proxied (its flags say why). */
   end(record: TcpConnectionRecord): void;
 }
@@ -246,6 +269,9 @@ export function combineObservers(observers: readonly ProxyObserver[]): ProxyObse
       return {
         progress: (r) => {
           for (const o of obs) o.progress?.(r);
+        },
+        flush: (r) => {
+          for (const o of obs) o.flush?.(r);
         },
         end: (r) => {
           for (const o of obs) o.end(r);

@@ -72,6 +72,8 @@ export interface UpstreamTls {
   readonly verify: (host: string, cert: tls.PeerCertificate) => Error | undefined;
   /** The client presents a certificate (mutual TLS). */
   readonly mutual: boolean;
+  /** The context's ALPN (`alpn_protocols`): what a TCP connection offers; HTTP connections offer their own. */
+  readonly alpn: readonly string[];
   /** The SPIFFE id the host proved in its latest handshake (telemetry's destination_principal). */
   peerPrincipal(): string | undefined;
 }
@@ -124,6 +126,7 @@ export class TlsContextProvider {
       context: result.context,
       servername,
       mutual: this.spec.certificates.length > 0,
+      alpn: this.spec.alpn,
       peerPrincipal: () => this.verifiedPeers.get(host.key),
       verify: (name, cert) => {
         const refusal = sanRules
