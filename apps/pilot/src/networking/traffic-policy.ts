@@ -302,6 +302,8 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
     out.max_ejection_percent = od.maxEjectionPercent;
   if (od.splitExternalLocalOriginErrors) {
     out.split_external_local_origin_errors = true;
+    // As Istio: success-rate ejection of local-origin failures off too.
+    out.enforcing_local_origin_success_rate = 0;
     if (od.consecutiveLocalOriginFailures !== undefined && od.consecutiveLocalOriginFailures > 0) {
       out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
       out.enforcing_consecutive_local_origin_failure = 100;
