@@ -1,16 +1,16 @@
 import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type Backend,
-  backend,
-  outboundListeners,
-  PASSTHROUGH,
-  ProxyHarness,
-  staticCluster,
-  svcRoutes,
-} from './harness.js';
+import { type Backend, backend, outboundListeners, PASSTHROUGH, ProxyHarness, svcRoutes } from './harness.js';
 
 type Json = Record<string, unknown>;
+
+/** What each test adds to the cluster, its endpoints, the route and the HTTP connection manager. */
+interface Extra {
+  cluster?: Json;
+  endpoints?: Json;
+  route?: Json;
+  hcm?: Json;
+}
 
 /**
  * The proxy honours every field it receives or refuses the resource: a real
@@ -23,14 +23,52 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
   let oldApp: Backend;
   let newApp: Backend;
 
-  /** `app` sends to `port`; `cluster` and `route` add fields to the cluster and the route. */
-  const set = (port: number, extra: { cluster?: Json; route?: Json } = {}): ResourceSet => ({
-    [TypeUrl.Cluster]: [staticCluster('app', [port], extra.cluster), PASSTHROUGH],
-    [TypeUrl.Listener]: outboundListeners(h.outbound),
-    [TypeUrl.RouteConfiguration]: [
-      svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'app', timeout: '0s', ...extra.route } }]),
-    ],
-  });
+  /** `app` (an EDS cluster) has its one endpoint on `port`. */
+  const set = (port: number, extra: Extra = {}): ResourceSet => {
+    const [virtualOutbound, http] = outboundListeners(h.outbound) as [Json, Json];
+    const chain = (http.filter_chains as Json[])[0]!;
+    const hcm = (chain.filters as Json[])[0]!;
+    return {
+      [TypeUrl.Cluster]: [
+        {
+          name: 'app',
+          type: 'EDS',
+          connect_timeout: '1s',
+          eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: 'app' },
+          ...extra.cluster,
+        },
+        PASSTHROUGH,
+      ],
+      [TypeUrl.ClusterLoadAssignment]: [
+        {
+          cluster_name: 'app',
+          endpoints: [
+            {
+              lb_endpoints: [
+                { endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } },
+              ],
+            },
+          ],
+          ...extra.endpoints,
+        },
+      ],
+      [TypeUrl.Listener]: [
+        virtualOutbound,
+        {
+          ...http,
+          filter_chains: [
+            {
+              ...chain,
+              filters: [{ ...hcm, typed_config: { ...(hcm.typed_config as Json), ...extra.hcm } }],
+            },
+          ],
+        },
+      ],
+      [TypeUrl.RouteConfiguration]: [
+        svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'app', timeout: '0s', ...extra.route } }]),
+      ],
+    };
+  };
 
   const servedBy = async () => JSON.parse((await h.request('http://svc:9080/who')).body).name as string;
 
@@ -39,6 +77,12 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
     h.push(bad);
     await h.until(`${type} NACK`, () => h.state(type)?.state === 'NACKED');
     return h.state(type)?.error ?? '';
+  }
+
+  /** Pushes `good` and waits until every type, endpoints included, is ACKed at its version. */
+  async function applyAll(good: ResourceSet): Promise<void> {
+    await h.apply(good);
+    await h.until('EDS ACK', () => h.state(TypeUrl.ClusterLoadAssignment)?.state === 'ACKED');
   }
 
   beforeAll(async () => {
@@ -57,7 +101,7 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
     expect(await servedBy()).toBe('old');
     const reason = await nackOf(
       TypeUrl.Cluster,
-      set(newApp.port, {
+      set(oldApp.port, {
         cluster: {
           lb_subset_config: { fallback_policy: 'ANY_ENDPOINT', subset_selectors: [{ keys: ['v'] }] },
         },
@@ -65,18 +109,15 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
     );
     expect(reason).toContain('cluster app: lb_subset_config is not supported');
     expect(await servedBy()).toBe('old');
+    await applyAll(set(oldApp.port));
   });
 
   it('an outlier detection field of a detector the proxy does not have (success rate)', async () => {
     const reason = await nackOf(
       TypeUrl.Cluster,
-      set(newApp.port, {
+      set(oldApp.port, {
         cluster: {
-          outlier_detection: {
-            consecutive_5xx: 3,
-            enforcing_success_rate: 0,
-            success_rate_minimum_hosts: 3,
-          },
+          outlier_detection: { consecutive_5xx: 3, enforcing_success_rate: 0, success_rate_minimum_hosts: 3 },
         },
       }),
     );
@@ -87,22 +128,58 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
   it('outlier detection that leaves success-rate ejection on (Envoy enforces it unless told 0)', async () => {
     const reason = await nackOf(
       TypeUrl.Cluster,
-      set(newApp.port, { cluster: { outlier_detection: { consecutive_5xx: 3 } } }),
+      set(oldApp.port, { cluster: { outlier_detection: { consecutive_5xx: 3 } } }),
     );
     expect(reason).toContain(
       'cluster app: outlier_detection.enforcing_success_rate is unset, which Envoy enforces at 100%',
     );
     expect(await servedBy()).toBe('old');
+    await applyAll(set(oldApp.port));
+  });
+
+  it('a ClusterLoadAssignment field (drop overloads), with the endpoint moved in the same push', async () => {
+    const reason = await nackOf(
+      TypeUrl.ClusterLoadAssignment,
+      set(newApp.port, {
+        endpoints: {
+          policy: {
+            drop_overloads: [
+              { category: 'throttle', drop_percentage: { numerator: 50, denominator: 'HUNDRED' } },
+            ],
+          },
+        },
+      }),
+    );
+    expect(reason).toContain('endpoints app: policy.drop_overloads is not supported');
+    expect(await servedBy()).toBe('old');
+    await applyAll(set(oldApp.port));
+  });
+
+  it('a route action field (a per-route stream idle timeout)', async () => {
+    const reason = await nackOf(
+      TypeUrl.RouteConfiguration,
+      set(oldApp.port, { route: { idle_timeout: '2s' } }),
+    );
+    expect(reason).toContain(
+      'route configuration 9080: virtual_hosts[0].routes[0].route.idle_timeout is not supported',
+    );
+    expect(await servedBy()).toBe('old');
+    await applyAll(set(oldApp.port));
+  });
+
+  it("an HTTP connection manager field (path normalization), the listener's old config kept", async () => {
+    const reason = await nackOf(TypeUrl.Listener, set(oldApp.port, { hcm: { normalize_path: true } }));
+    expect(reason).toContain(
+      'listener 0.0.0.0_9080.filter_chains[0].filters[0]: normalize_path is not supported',
+    );
+    expect(await servedBy()).toBe('old');
+    await applyAll(set(oldApp.port));
   });
 
   it('once the config says only what the proxy honours, it is applied', async () => {
-    await h.apply(
-      set(newApp.port, {
-        cluster: { outlier_detection: { consecutive_5xx: 3, enforcing_success_rate: 0 } },
-      }),
+    await applyAll(
+      set(newApp.port, { cluster: { outlier_detection: { consecutive_5xx: 3, enforcing_success_rate: 0 } } }),
     );
-    expect(await servedBy()).toBe('new');
-    await h.apply(set(oldApp.port));
-    expect(await servedBy()).toBe('old');
+    await h.until('the new endpoint serves', async () => (await servedBy()) === 'new');
   });
 });
