@@ -1,6 +1,18 @@
+import { buildAuthorizationFilters } from '@mizzen/policy';
 import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, backend, outboundListeners, PASSTHROUGH, ProxyHarness, svcRoutes } from './harness.js';
+import { compileListener } from '../src/config/listener.js';
+import {
+  type Backend,
+  backend,
+  HCM,
+  outboundListeners,
+  PASSTHROUGH,
+  ProxyHarness,
+  ROUTER,
+  svcRoutes,
+  TCP,
+} from './harness.js';
 
 type Json = Record<string, unknown>;
 
@@ -181,5 +193,114 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
       set(newApp.port, { cluster: { outlier_detection: { consecutive_5xx: 3, enforcing_success_rate: 0 } } }),
     );
     await h.until('the new endpoint serves', async () => (await servedBy()) === 'new');
+  });
+});
+
+/** An AuthorizationPolicy with every source, operation and condition Istio has, as pilot would translate it. */
+const EVERY_FIELD_POLICY = {
+  apiVersion: 'security.istio.io/v1',
+  kind: 'AuthorizationPolicy',
+  metadata: { name: 'full', namespace: 'foo', creationTimestamp: '2024-01-01T00:00:00Z' },
+  spec: {
+    rules: [
+      {
+        from: [
+          {
+            source: {
+              principals: ['cluster.local/ns/foo/sa/sleep', 'prefix-*', '*'],
+              notPrincipals: ['bad'],
+              requestPrincipals: ['iss/sub'],
+              namespaces: ['foo'],
+              notNamespaces: ['bar'],
+              ipBlocks: ['10.0.0.0/8'],
+              remoteIpBlocks: ['2001:db8::/32'],
+            },
+          },
+        ],
+        to: [
+          {
+            operation: {
+              hosts: ['example.com', '*.example.com'],
+              methods: ['GET'],
+              paths: ['/exact', '/prefix/*', '/api/{*}/items/{**}'],
+              notPaths: ['/admin'],
+              ports: ['8000'],
+            },
+          },
+        ],
+        when: [
+          { key: 'request.headers[X-Foo]', values: ['bar'], notValues: ['baz'] },
+          { key: 'request.auth.claims[groups]', values: ['admin'] },
+          { key: 'destination.ip', values: ['10.0.0.2'] },
+          { key: 'connection.sni', values: ['*.example.com'] },
+          { key: 'experimental.envoy.filters.a.b[c]', values: ['[d]', 'e'] },
+        ],
+      },
+    ],
+  },
+};
+
+describe('authorization filters pilot generates are all honoured', () => {
+  const listener = (http: Json[], tcp: Json[]) => ({
+    name: 'authz',
+    address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+    filter_chains: [
+      {
+        filter_chain_match: { destination_port: 8000 },
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': HCM,
+              stat_prefix: 'inbound',
+              route_config: { name: 'local', virtual_hosts: [{ name: 'any', domains: ['*'], routes: [] }] },
+              http_filters: [
+                ...http,
+                { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } },
+              ],
+            },
+          },
+        ],
+      },
+      {
+        filters: [
+          ...tcp,
+          { name: 'tcp', typed_config: { '@type': TCP, stat_prefix: 'tcp', cluster: 'app' } },
+        ],
+      },
+    ],
+  });
+
+  it('every AuthorizationPolicy field, enforced and dry-run, for HTTP and TCP', () => {
+    const dryRun = {
+      ...EVERY_FIELD_POLICY,
+      metadata: { ...EVERY_FIELD_POLICY.metadata, name: 'dry', annotations: { 'istio.io/dry-run': 'true' } },
+      spec: { ...EVERY_FIELD_POLICY.spec, action: 'DENY' },
+    };
+    const f = buildAuthorizationFilters([EVERY_FIELD_POLICY, dryRun] as never, {
+      namespace: 'foo',
+      labels: { app: 'httpbin' },
+    });
+    expect(f.http.length).toBeGreaterThan(0);
+    expect(f.tcp.length).toBeGreaterThan(0);
+    expect(() => compileListener(listener(f.http as never, f.tcp as never) as never)).not.toThrow();
+  });
+
+  it('an RBAC field the proxy does not run is refused by its path', () => {
+    const f = buildAuthorizationFilters([EVERY_FIELD_POLICY] as never, { namespace: 'foo', labels: {} });
+    const http = f.http.map((x) => ({
+      ...x,
+      typed_config: { ...x.typed_config, track_per_rule_stats: true },
+    }));
+    expect(() => compileListener(listener(http as never, f.tcp as never) as never)).toThrow(
+      /http_filters\[0\] \(envoy\.filters\.http\.rbac\): track_per_rule_stats is not supported/,
+    );
+    const tcp = f.tcp.map((x) => ({
+      ...x,
+      typed_config: { ...x.typed_config, enforcement_type: 'CONTINUOUS' },
+    }));
+    expect(() => compileListener(listener(f.http as never, tcp as never) as never)).toThrow(
+      /enforcement_type "CONTINUOUS" is not supported: connections are authorized once/,
+    );
   });
 });

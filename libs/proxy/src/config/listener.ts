@@ -19,6 +19,7 @@ import {
   PROXY_PROTOCOL_TYPE,
   TLS_INSPECTOR_TYPE,
 } from './fields/listener.js';
+import { RBAC_NETWORK } from './fields/rbac.js';
 import {
   type CompiledChainMatch,
   compileChainMatch,
@@ -312,11 +313,10 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
     const telemetry: TcpTelemetryConfig = stats
       ? { stats: compileStatsConfig(stats.json, `${where}.filters[${stats.at}].typed_config`) }
       : {};
-    return {
-      ...proxy,
-      telemetry,
-      ...(authzFilters.length ? { authz: AuthzChain.compile(authzFilters, `${where}.filters`) } : {}),
-    };
+    const authz = authzFilters.length ? AuthzChain.compile(authzFilters, `${where}.filters`) : undefined;
+    for (const f of authzFilters)
+      refuseUnknownFields(f.typed_config, RBAC_NETWORK, `${where}.filters (${f.name})`);
+    return { ...proxy, telemetry, ...(authz ? { authz } : {}) };
   }
   fail(
     `${where}.filters[0]`,

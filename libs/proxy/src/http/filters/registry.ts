@@ -8,6 +8,7 @@ import {
   MIZZEN_RATE_LIMIT,
   ROUTER,
 } from '../../config/fields/http-filters.js';
+import { RBAC_FIELDS } from '../../config/fields/rbac.js';
 import { compileStatsConfig, isStatsFilter, TYPED_STRUCT_TYPES } from '../../config/telemetry.js';
 import { type Fields, HONOURED, OWN_CHECK, refuseUnknownFields } from '../../config/understood.js';
 import type { FilterJson } from '../../envoy/types.js';
@@ -99,20 +100,25 @@ export function compileHttpFilters(
   const filters: HttpFilter[] = [];
   let stats: StatsSettings | undefined;
   // Consecutive RBAC/ext_authz filters run as one chain: a later one reads what an earlier one decided.
-  let authz: { entries: FilterJson[]; at: string } | undefined;
+  let authz: { entries: FilterJson[]; at: string; where: string[] } | undefined;
   const flushAuthz = () => {
     if (!authz) return;
-    const { entries, at } = authz;
+    const { entries, at, where: each } = authz;
     authz = undefined;
     const chain = AuthzChain.compile(entries as HttpFilterJson[], at);
+    entries.forEach((e, j) => {
+      const fields = RBAC_FIELDS[e.typed_config?.['@type'] ?? ''];
+      if (fields) refuseUnknownFields(e.typed_config, fields, each[j]!);
+    });
     filters.push(compileAuthzFilter(entries.map((e) => e.name).join('+'), chain, at));
   };
   list.forEach((f, i) => {
     const type = f.typed_config ? unwrapTypedStruct(f.typed_config).type || undefined : undefined;
     const at = `${where}.http_filters[${i}]`;
     if (isAuthzFilter(f)) {
-      authz ??= { entries: [], at };
+      authz ??= { entries: [], at, where: [] };
       authz.entries.push(f);
+      authz.where.push(`${at} (${f.name})`);
       return;
     }
     flushAuthz();
