@@ -10,10 +10,11 @@ import {
   CLUSTER,
   CLUSTER_LOAD_ASSIGNMENT,
   HTTP_PROTOCOL_OPTIONS_TYPE,
-  HTTP2_OPTIONS,
+  PROXY_PROTOCOL_SOCKET,
+  SIDECAR_UPGRADE_MARKER,
 } from './fields/cluster.js';
-import { compileTransportSocket, type TlsContextSpec, TRANSPORT_SOCKET } from './tls-context.js';
-import { type Fields, HONOURED, OWN_CHECK, refuseUnknownFields } from './understood.js';
+import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
+import { refuseUnknownFields } from './understood.js';
 
 export type LbKind = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev';
 
@@ -317,8 +318,6 @@ function hasSidecarUpgrade(c: ClusterJson): boolean {
   return sidecarUpgradeOf(c) !== undefined;
 }
 
-const SIDECAR_UPGRADE_MARKER: Fields = { http2_protocol_options: HTTP2_OPTIONS };
-
 /** The sidecar upgrade marker's HTTP/2 options (max_concurrent_streams), validated like the cluster's own. */
 function compileSidecarUpgrade(c: ClusterJson, where: string): number | undefined {
   const marker = sidecarUpgradeOf(c);
@@ -482,15 +481,6 @@ const PROXY_PROTOCOL_UPSTREAM_TYPE =
   'type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport';
 
 type TransportSocketJson = { name?: string; typed_config?: Record<string, unknown> & { '@type'?: string } };
-
-/** upstream_proxy_protocol: the PROXY version, around the transport socket it wraps (checked when compiled). */
-const PROXY_PROTOCOL_SOCKET: Fields = {
-  ...TRANSPORT_SOCKET,
-  typed_config: {
-    config: { version: HONOURED },
-    transport_socket: OWN_CHECK,
-  },
-};
 
 /**
  * A transport socket with Envoy's upstream_proxy_protocol taken off: the

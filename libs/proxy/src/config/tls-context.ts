@@ -6,7 +6,7 @@ import { DOWNSTREAM_TLS_TYPE, RAW_BUFFER_TYPE, TRANSPORT_SOCKET, UPSTREAM_TLS_TY
 import { compileStringMatcher, type Matcher } from './string-matcher.js';
 import { refuseUnknownFields } from './understood.js';
 
-export { DOWNSTREAM_TLS_TYPE, TRANSPORT_SOCKET, UPSTREAM_TLS_TYPE };
+export { DOWNSTREAM_TLS_TYPE, UPSTREAM_TLS_TYPE };
 
 interface DataSourceJson {
   inline_string?: string;

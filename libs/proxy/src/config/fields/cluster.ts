@@ -9,6 +9,7 @@ import {
   typed,
 } from '../understood.js';
 import { ADDRESS, ADS_CONFIG_SOURCE, METADATA, PERCENT, SOCKET_ADDRESS } from './common.js';
+import { TRANSPORT_SOCKET } from './tls.js';
 
 /**
  * The fields of a Cluster and a ClusterLoadAssignment this proxy honours.
@@ -104,6 +105,15 @@ export const CLUSTER_LOAD_ASSIGNMENT: Fields = {
     metadata: METADATA,
   },
   policy: { overprovisioning_factor: HONOURED },
+};
+
+/** Mizzen's sidecar upgrade marker (metadata pilot writes): the HTTP/2 options of an upgraded connection. */
+export const SIDECAR_UPGRADE_MARKER: Fields = { http2_protocol_options: HTTP2_OPTIONS };
+
+/** upstream_proxy_protocol: the PROXY version, around the transport socket it wraps (checked when compiled). */
+export const PROXY_PROTOCOL_SOCKET: Fields = {
+  ...TRANSPORT_SOCKET,
+  typed_config: { config: { version: HONOURED }, transport_socket: OWN_CHECK },
 };
 
 /** The transport sockets (TLS, plain, PROXY protocol around them) are checked by compileTransportSocket. */
