@@ -182,7 +182,10 @@ describe('DestinationRule translation (golden)', () => {
       keepalive_interval: 5,
       keepalive_probes: 4,
     });
-    expect(withMesh['outbound|9090||pool.default.svc.cluster.local']).toEqual({ ...mesh, keepalive_time: 45 });
+    expect(withMesh['outbound|9090||pool.default.svc.cluster.local']).toEqual({
+      ...mesh,
+      keepalive_time: 45,
+    });
     // Without it, only the rules' own.
     const without = keepaliveOf(DEFAULT_MESH_CONFIG);
     expect(without['outbound|8080||lb.default.svc.cluster.local']).toBe('none');
