@@ -409,7 +409,8 @@ export class TestMesh {
           const e = entries.get(id);
           if (!e) return [`${id} not connected`, ...this.procs.exited()].join('; ');
           for (const t of ['CDS', 'EDS', 'LDS', 'RDS'])
-            if (e.sync?.[t] !== 'ACKED') return `${id} ${t}=${e.sync?.[t]}`;
+            if (e.sync?.[t] !== 'ACKED')
+              return `${id} ${t}=${e.sync?.[t]}${e.errors?.[t] ? ` (${e.errors[t]})` : ''}`;
         }
         return true;
       },

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, ProxyClient, type Reply, startBackend } from '../src/http.js';
@@ -257,6 +259,21 @@ spec:
   hosts: [retry-budget]
   http: [{ route: [{ destination: { host: retry-budget } }], retries: { attempts: 3, retryOn: 5xx } }]
 ---
+# Retries in flight may be half of the requests in flight (at least one).
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: budget-pct, namespace: default }
+spec:
+  host: budget-pct
+  trafficPolicy: { retryBudget: { percent: 50, minRetryConcurrency: 1 } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: budget-pct, namespace: default }
+spec:
+  hosts: [budget-pct]
+  http: [{ route: [{ destination: { host: budget-pct } }], retries: { attempts: 1, retryOn: 5xx } }]
+---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: haproxy, namespace: default }
@@ -357,6 +374,15 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
   const mesh = new TestMesh();
   const recorders: Record<string, Recorder> = {};
   const backends: Record<string, Backend> = {};
+  /** Requests budget-pct holds until the test answers them (200), and the attempts each path got. */
+  const budgetHeld: { path: string; answer: () => void }[] = [];
+  const budgetAttempts = new Map<string, number>();
+  const answerHeld = (which: (path: string) => boolean) => {
+    for (const h of budgetHeld.filter((x) => which(x.path))) {
+      budgetHeld.splice(budgetHeld.indexOf(h), 1);
+      h.answer();
+    }
+  };
   const servers: net.Server[] = [];
   /** Backends that answer with an error: name → status (0: 200). */
   const failing = new Map<string, number>();
@@ -375,7 +401,7 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
   };
 
   beforeAll(async () => {
-    for (const n of ['proto', 'perConn', 'streams', 'lifetime', 'idle', 'keepalive'])
+    for (const n of ['proto', 'perConn', 'streams', 'lifetime', 'idle', 'keepalive', 'meshKeepalive'])
       recorders[n] = await startRecorder();
     const backend = async (name: string, version: string, delayMs = 0) => {
       backends[`${name}-${version}`] = await startBackend(name, version, (_req, res) => {
@@ -394,6 +420,18 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
     // Always 503, after a moment: each request wants all its retries while another's are in flight.
     backends['retry-budget-v1'] = await startBackend('retry-budget', 'v1', (_req, res) => {
       setTimeout(() => res.writeHead(503).end('busy'), 300);
+      return true;
+    });
+    // A /fail/ request's first attempt is answered 503 at once; every other attempt waits for the test.
+    backends['budget-pct-v1'] = await startBackend('budget-pct', 'v1', (req, res) => {
+      const path = req.url ?? '';
+      const attempt = (budgetAttempts.get(path) ?? 0) + 1;
+      budgetAttempts.set(path, attempt);
+      if (path.startsWith('/fail/') && attempt === 1) {
+        res.writeHead(503).end('first attempt fails');
+        return true;
+      }
+      budgetHeld.push({ path, answer: () => res.end(JSON.stringify({ name: 'budget-pct', path })) });
       return true;
     });
     await backend('least', 'fast');
@@ -467,6 +505,9 @@ describe('DestinationRule fields through pilot and a real sidecar', () => {
       serviceEntry('lifetime', 8000, [{ port: recorders.lifetime!.port, labels: SIDECAR }]),
       serviceEntry('idle', 8000, [{ port: recorders.idle!.port, labels: SIDECAR }]),
       serviceEntry('keepalive', 8000, [{ port: recorders.keepalive!.port }]),
+      // No rule of its own: MeshConfig tcpKeepalive applies.
+      serviceEntry('mesh-keepalive', 8000, [{ port: recorders.meshKeepalive!.port }]),
+      serviceEntry('budget-pct', 8000, each('budget-pct', ['v1'])),
       serviceEntry('lb', 8000, each('lb', ['a', 'b'])),
       serviceEntry('least', 8000, each('least', ['slow', 'fast'])),
       serviceEntry('passthrough', twins.port, [
@@ -507,7 +548,9 @@ spec:
       'rules.yaml',
       [RULES, tunnelRule, ...['by-tier', 'gateway-errors', 'min-health'].map(noRetries)].join('---\n'),
     );
-    await mesh.startPilot();
+    const meshConfig = path.join(mesh.dir, 'mesh-config.yaml');
+    fs.writeFileSync(meshConfig, 'tcpKeepalive: { time: 11s, interval: 2s, probes: 3 }\n');
+    await mesh.startPilot(['--mesh-config', meshConfig]);
     client = await mesh.startSidecar({
       workload: 'client',
       service: 'client',
@@ -577,11 +620,19 @@ spec:
     await eventually('the idle connection closed', async () => idle.closed.has(conn), 5000);
   });
 
-  it('tcpKeepalive: the upstream connection probes after 7 s idle instead of the default', async () => {
+  it('tcpKeepalive: the upstream connection probes after 7 s idle instead of the mesh’s 11 s', async () => {
     expect((await http1.request('http://keepalive:8000/')).status).toBe(200);
     const timers = keepaliveSecondsTo(recorders.keepalive!.port);
     expect(timers.length).toBeGreaterThan(0);
     for (const t of timers) expect(t).toBeLessThanOrEqual(7);
+  });
+
+  it('MeshConfig tcpKeepalive: a service without a rule of its own gets the mesh’s, probing after 11 s idle', async () => {
+    expect((await http1.request('http://mesh-keepalive:8000/')).status).toBe(200);
+    const timers = keepaliveSecondsTo(recorders.meshKeepalive!.port);
+    expect(timers.length).toBeGreaterThan(0);
+    // The proxy's own default would be a minute (or none at all).
+    for (const t of timers) expect(t).toBeLessThanOrEqual(11);
   });
 
   it('RANDOM: both endpoints serve, in no fixed order (ROUND_ROBIN alternates strictly)', async () => {
@@ -806,6 +857,41 @@ spec:
     } finally {
       for (const s of held) s.destroy();
     }
+  });
+
+  it('retryBudget: retries go on while within half of the requests in flight; one beyond it is not made (503 flagged UO)', async () => {
+    const url = (p: string) => `http://budget-pct:8000${p}`;
+    const uo = () =>
+      metricSum(client.statsPort, 'istio_requests_total', {
+        destination_service_name: 'budget-pct',
+        response_flags: 'UO',
+      });
+    const uoBefore = await uo();
+    // Six requests in flight: half of them is room for three retries at once, well above the minimum of one.
+    const plain = Array.from({ length: 6 }, (_, i) => http1.request(url(`/hold/${i}`)));
+    await eventually('six requests held', async () => budgetHeld.length === 6 || `${budgetHeld.length} held`);
+    // Two failing requests, one after the other: each gets its 503 and its retry is made (and held).
+    const retried = [];
+    for (const i of [1, 2]) {
+      retried.push(http1.request(url(`/fail/${i}`)));
+      await eventually(`the retry of /fail/${i}`, async () =>
+        budgetHeld.some((h) => h.path === `/fail/${i}`),
+      );
+    }
+    // The six end: two retries in flight are now more than half of what is in flight (or one).
+    answerHeld((p) => p.startsWith('/hold/'));
+    expect((await Promise.all(plain)).map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const third = await http1.request(url('/fail/3'));
+    expect(third.status).toBe(503);
+    expect(budgetAttempts.get('/fail/3')).toBe(1);
+    await eventually(
+      'the refused retry counted UO',
+      async () => (await uo()) - uoBefore === 1 || `UO ${await uo()}`,
+    );
+    // The retried two answer with their retry's 200.
+    answerHeld(() => true);
+    expect((await Promise.all(retried)).map((r) => r.status)).toEqual([200, 200]);
+    expect([budgetAttempts.get('/fail/1'), budgetAttempts.get('/fail/2')]).toEqual([2, 2]);
   });
 
   it('maxRetries: a retry beyond the budget is not made — that request gets the 503 flagged UO, the other its retries (URX)', async () => {

@@ -39,6 +39,28 @@ spec:
   http: [{ route: [{ destination: { host: reviews, subset: v3 } }] }]
 `;
 
+/** ratings routed to subset v2, with a DestinationRule defining `subsets`. */
+const ratingsRule = (subsets: string[]) => `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ratings, namespace: default }
+spec:
+  host: ratings
+  subsets: [${subsets.map((s) => `{ name: ${s}, labels: { version: ${s} } }`).join(', ')}]
+`;
+
+const RATINGS_TO_V2 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ratings, namespace: default }
+spec:
+  hosts: [ratings]
+  http: [{ route: [{ destination: { host: ratings, subset: v2 } }] }]
+`;
+
+const RATINGS_IST0101 =
+  'VirtualService default/ratings http[0].route[0] routes to subset "v2" of ratings.default.svc.cluster.local, which no DestinationRule defines (IST0101 ReferencedResourceNotFound): those requests get 503 until one does';
+
 /**
  * `mizzen apply` against a real pilot process: config that is valid but
  * that Istio's analyzer has something to say about is applied, with the
@@ -131,5 +153,43 @@ describe('mizzen apply with analyzer warnings', () => {
       'VirtualServices default/reviews, default/reviews-too all define host reviews.default.svc.cluster.local for sidecars (the mesh gateway); sidecars use only default/reviews (the oldest) — merge them into one VirtualService (IST0109 ConflictingMeshGatewayVirtualServiceHosts)',
     );
     expect(r.stdout).toContain('virtualservice.networking.istio.io/reviews-too created');
+  }, 30_000);
+
+  it('warns (IST0101) when applying or deleting a DestinationRule leaves a route to a subset it no longer defines', () => {
+    const write = (name: string, yaml: string) => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, yaml);
+      return file;
+    };
+    const lines = (r: ReturnType<typeof mizzen>) => {
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      return r.stdout.split('\n');
+    };
+    const both = write('ratings.yaml', `${RATINGS_TO_V2}---${ratingsRule(['v1', 'v2'])}`);
+    expect(lines(mizzen('apply', '-f', both))).toEqual([
+      'virtualservice.networking.istio.io/ratings created',
+      'destinationrule.networking.istio.io/ratings created',
+      '',
+    ]);
+    // The rule loses v2, which the VirtualService still routes to.
+    expect(lines(mizzen('apply', '-f', write('ratings-v1.yaml', ratingsRule(['v1']))))).toEqual([
+      RATINGS_IST0101,
+      'destinationrule.networking.istio.io/ratings configured',
+      '',
+    ]);
+    const full = write('ratings-rule.yaml', ratingsRule(['v1', 'v2']));
+    expect(lines(mizzen('apply', '-f', full))).toEqual([
+      'destinationrule.networking.istio.io/ratings configured',
+      '',
+    ]);
+    // Deleting the rule takes every subset with it.
+    expect(lines(mizzen('delete', '-f', full))).toEqual([
+      RATINGS_IST0101,
+      'destinationrule.networking.istio.io/ratings deleted',
+      '',
+    ]);
+    expect(mizzen('get', 'destinationrules').stdout).not.toContain('ratings');
+    expect(mizzen('get', 'virtualservices').stdout).toContain('ratings');
   }, 30_000);
 });

@@ -54,6 +54,9 @@ const HOSTS = [
 ];
 const mine = (name: string) => HOSTS.some((h) => name.includes(`|${h}`));
 
+/** A mesh-wide keepalive: probes after 10 minutes idle, every 75 s, 7 times. */
+const MESH_KEEPALIVE = 'tcpKeepalive: { time: 600s, interval: 75s, probes: 7 }';
+
 function push(mesh: MeshConfig = DEFAULT_MESH_CONFIG): PushContext {
   const text = fs.readFileSync(path.join(here, 'fixtures', 'destination-rules.yaml'), 'utf8');
   const parsed = parseConfig(text, 'destination-rules.yaml');
@@ -115,6 +118,7 @@ describe('DestinationRule translation (golden)', () => {
         'h2UpgradePolicy: DO_NOT_UPGRADE',
         DEFAULT_MESH_CONFIG,
       ),
+      'mesh tcpKeepalive': parseMeshConfig(MESH_KEEPALIVE, DEFAULT_MESH_CONFIG),
     };
     const all: Json = {};
     for (const [name, mesh] of Object.entries(meshes)) {
@@ -139,6 +143,72 @@ describe('DestinationRule translation (golden)', () => {
     expect(clusters.length).toBeGreaterThan(10);
     const refused = clusters.map((c) => [c.name, grpcVerdict(c)]).filter(([, error]) => error !== undefined);
     expect(refused).toEqual([]);
+  });
+
+  it('MeshConfig tcpKeepalive: every upstream cluster without its own keepalive gets it, a rule replaces it field by field', () => {
+    const iptables: XdsNode = {
+      id: 'sidecar~10.9.9.7~web.default~default.svc.cluster.local',
+      metadata: {
+        NAMESPACE: 'default',
+        LABELS: { app: 'web' },
+        INSTANCE_IPS: '10.9.9.7',
+        MIZZEN_CAPTURE_MODE: 'iptables',
+        MIZZEN_PORTS: [{ name: 'http', port: 8080, targetPort: 8080, listenPort: 15006, protocol: 'HTTP' }],
+      },
+    };
+    const keepaliveOf = (mesh: MeshConfig) => {
+      const clusters = resourcesFor(push(mesh), iptables)[TypeUrl.Cluster] ?? [];
+      return Object.fromEntries(
+        clusters.map((c) => [
+          c.name,
+          (c.upstream_connection_options as Json | undefined)?.tcp_keepalive ?? 'none',
+        ]),
+      );
+    };
+    const mesh = { keepalive_time: 600, keepalive_interval: 75, keepalive_probes: 7 };
+    const withMesh = keepaliveOf(parseMeshConfig(MESH_KEEPALIVE, DEFAULT_MESH_CONFIG));
+    for (const name of [
+      'outbound|8080||lb.default.svc.cluster.local',
+      'inbound|8080||',
+      'PassthroughCluster',
+      'InboundPassthroughCluster',
+    ])
+      expect(withMesh[name], name).toEqual(mesh);
+    // The black hole connects nowhere; Istio leaves it alone too.
+    expect(withMesh.BlackHoleCluster).toBe('none');
+    // The rule's own keepalive wins for each field it sets, the mesh's fills the rest.
+    expect(withMesh['outbound|8080||pool.default.svc.cluster.local']).toEqual({
+      keepalive_time: 30,
+      keepalive_interval: 5,
+      keepalive_probes: 4,
+    });
+    expect(withMesh['outbound|9090||pool.default.svc.cluster.local']).toEqual({
+      ...mesh,
+      keepalive_time: 45,
+    });
+    // Without it, only the rules' own.
+    const without = keepaliveOf(DEFAULT_MESH_CONFIG);
+    expect(without['outbound|8080||lb.default.svc.cluster.local']).toBe('none');
+    expect(without.PassthroughCluster).toBe('none');
+    expect(without['outbound|9090||pool.default.svc.cluster.local']).toEqual({ keepalive_time: 45 });
+  });
+
+  it('reads MeshConfig tcpKeepalive as Istio checks it, and refuses a bad value naming the field', () => {
+    expect(parseMeshConfig(MESH_KEEPALIVE, DEFAULT_MESH_CONFIG).tcpKeepalive).toEqual({
+      time: '600s',
+      interval: '75s',
+      probes: 7,
+    });
+    expect(parseMeshConfig('{}', DEFAULT_MESH_CONFIG).tcpKeepalive).toBeUndefined();
+    expect(() => parseMeshConfig('tcpKeepalive: { probes: 200 }', DEFAULT_MESH_CONFIG)).toThrow(
+      'mesh config: tcpKeepalive.probes: must be at most 127, got 200',
+    );
+    expect(() => parseMeshConfig('tcpKeepalive: { time: soon }', DEFAULT_MESH_CONFIG)).toThrow(
+      /^mesh config: tcpKeepalive\.time: /,
+    );
+    expect(() => parseMeshConfig('tcpKeepalive: { tme: 5s }', DEFAULT_MESH_CONFIG)).toThrow(
+      /^mesh config: tcpKeepalive/,
+    );
   });
 
   it('reads MeshConfig h2UpgradePolicy, and refuses a value Istio does not have in one sentence', () => {

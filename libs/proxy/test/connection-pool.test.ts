@@ -401,7 +401,7 @@ describe('connection pool settings on real upstream connections', () => {
     );
     await h.until('CDS NACK', () => h.state(TypeUrl.Cluster)?.state === 'NACKED');
     expect(h.state(TypeUrl.Cluster)?.error).toContain(
-      'common_http_protocol_options.max_headers_count: is not supported',
+      'cluster ka-h1: typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions].common_http_protocol_options.max_headers_count is not supported',
     );
     await h.apply(resources());
   });

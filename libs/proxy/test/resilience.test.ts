@@ -54,6 +54,7 @@ describe('resilience and balancing', () => {
       outlier_detection: {
         consecutive_5xx: 3,
         enforcing_consecutive_5xx: 100,
+        enforcing_success_rate: 0,
         interval: '0.2s',
         base_ejection_time: '1s',
         max_ejection_percent: 100,

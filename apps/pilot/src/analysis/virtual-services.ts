@@ -7,6 +7,8 @@ export interface AnalyzerMessage {
   code: 'IST0101' | 'IST0109';
   /** `VirtualService namespace/name` of each resource the message is about. */
   resources: string[];
+  /** IST0101: the host whose subset is missing (a change to its DestinationRules concerns the message too). */
+  host?: string;
   message: string;
 }
 
@@ -67,6 +69,7 @@ function undefinedSubsets(
       out.push({
         code: 'IST0101',
         resources: [`VirtualService ${ref(vs)}`],
+        host,
         message: `VirtualService ${ref(vs)} ${at} routes to subset "${dest.subset}" of ${host}, which no DestinationRule defines (IST0101 ReferencedResourceNotFound): those requests get 503 until one does`,
       });
     }

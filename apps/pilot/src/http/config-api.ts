@@ -7,7 +7,8 @@ import {
   resolveKind,
 } from '@mizzen/api';
 import type { FastifyInstance } from 'fastify';
-import { type AnalysisSettings, analyzeVirtualServices } from '../analysis/virtual-services.js';
+import { analyzeChange, type ConfigChange } from '../analysis/change.js';
+import type { AnalysisSettings } from '../analysis/virtual-services.js';
 import type { AggregateConfig } from '../config/aggregate.js';
 
 interface ApplyBody {
@@ -57,7 +58,7 @@ export function registerConfigApi(
       return reply.code(400).send({ errors: [`${parsed.source}: no resources found`], warnings });
     }
     // Valid, but Istio's analyzer has something to say once it is in force (a subset no rule defines…).
-    warnings.push(...analyzerWarnings(deps, result.resources));
+    warnings.push(...analyzerWarnings(deps, { applied: result.resources }));
     if (parsed.dryRun) {
       return { results: result.resources.map((r) => ({ ...identity(r), action: 'validated' })), warnings };
     }
@@ -86,34 +87,20 @@ export function registerConfigApi(
         ),
       });
     }
+    // What goes may leave routes behind (a subset no rule defines any more): Istio's analyzer says so.
+    const warnings = analyzerWarnings(deps, { deleted: keys.filter((k) => deps.store.get(k)) });
     const outcomes = deps.store.delete(keys);
-    return { results: outcomes };
+    return { results: outcomes, warnings };
   });
 }
 
-/**
- * The analyzer's messages about the config as it will be with `applied` in
- * force, keeping those that concern an applied resource: applying is never
- * refused for them (Istio's analyzer warns, the config is still accepted).
- */
+/** The analyzer's messages about a change, once it is in force (see analyzeChange). */
 function analyzerWarnings(
   deps: { config: AggregateConfig; mesh?: () => AnalysisSettings },
-  applied: readonly ConfigResource[],
+  change: ConfigChange,
 ): string[] {
-  const current = new Map(deps.config.list().map((r) => [configKey(r), r]));
-  // As the store will keep them: an update keeps its creation time, a new resource is the youngest.
-  const now = new Date().toISOString();
-  const incoming = applied.map((r) => {
-    const created = current.get(configKey(r))?.metadata.creationTimestamp ?? now;
-    return { ...r, metadata: { ...r.metadata, creationTimestamp: created } };
-  });
-  const keys = new Set(applied.map(configKey));
-  const merged = [...[...current.values()].filter((r) => !keys.has(configKey(r))), ...incoming];
-  const names = new Set(applied.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`));
   const settings = deps.mesh?.() ?? { domainSuffix: 'cluster.local' };
-  return analyzeVirtualServices(merged, settings)
-    .filter((m) => m.resources.some((r) => names.has(r)))
-    .map((m) => m.message);
+  return analyzeChange(deps.config.list(), change, settings).map((m) => m.message);
 }
 
 function identity(r: ConfigResource) {

@@ -1,4 +1,9 @@
-import { checkResource, exportToProblems, type LocalityLoadBalancerSetting } from '@mizzen/api';
+import {
+  checkResource,
+  exportToProblems,
+  type LocalityLoadBalancerSetting,
+  type TCPKeepalive,
+} from '@mizzen/api';
 import { parse } from 'yaml';
 import { parseGatewayTopology } from '../networking/gateway-topology.js';
 import type { AuthzExtensionProvider, MeshConfig } from '../networking/mesh-config.js';
@@ -57,8 +62,18 @@ export function parseMeshConfig(text: string | undefined, base: MeshConfig): Mes
       defaults.gatewayTopology,
       'mesh config: defaultConfig.gatewayTopology',
     );
-  if (doc.localityLbSetting !== undefined && doc.localityLbSetting !== null)
-    mesh.localityLbSetting = meshLocalityLbSetting(doc.localityLbSetting);
+  if (doc.localityLbSetting !== undefined && doc.localityLbSetting !== null) {
+    // As Istio's ValidateMeshConfig: checked as if outlier detection were on.
+    checkAsInDestinationRule('localityLbSetting', {
+      loadBalancer: { localityLbSetting: doc.localityLbSetting },
+      outlierDetection: {},
+    });
+    mesh.localityLbSetting = doc.localityLbSetting as LocalityLoadBalancerSetting;
+  }
+  if (doc.tcpKeepalive !== undefined && doc.tcpKeepalive !== null) {
+    checkAsInDestinationRule('tcpKeepalive', { connectionPool: { tcp: { tcpKeepalive: doc.tcpKeepalive } } });
+    mesh.tcpKeepalive = doc.tcpKeepalive as TCPKeepalive;
+  }
   if (doc.extensionProviders !== undefined) {
     if (!Array.isArray(doc.extensionProviders))
       throw new Error('mesh config: extensionProviders must be a list');
@@ -82,26 +97,24 @@ function exportToDefault(value: unknown, field: string, allowNone: boolean): str
 }
 
 /**
- * MeshConfig `localityLbSetting`, checked by the DestinationRule's rules (as
- * Istio's ValidateMeshConfig does, as if outlier detection were on).
+ * A MeshConfig field that has the shape of a DestinationRule's
+ * (`localityLbSetting`, `tcpKeepalive`), checked by the DestinationRule's
+ * rules as Istio's ValidateMeshConfig does, placed in a `trafficPolicy`;
+ * the error names the mesh config field.
  */
-function meshLocalityLbSetting(value: unknown): LocalityLoadBalancerSetting {
+function checkAsInDestinationRule(field: string, trafficPolicy: Record<string, unknown>): void {
   const check = checkResource({
     apiVersion: 'networking.istio.io/v1',
     kind: 'DestinationRule',
     metadata: { name: 'mesh-config', namespace: 'istio-system' },
-    spec: {
-      host: 'mesh',
-      trafficPolicy: { loadBalancer: { localityLbSetting: value }, outlierDetection: {} },
-    },
+    spec: { host: 'mesh', trafficPolicy },
   });
   const error = check.issues.find((i) => i.severity === 'error');
   if (error) {
     const at = error.path
-      .slice(error.path.indexOf('localityLbSetting'))
+      .slice(error.path.indexOf(field))
       .join('.')
       .replace(/\.(\d+)/g, '[$1]');
-    throw new Error(`mesh config: ${at || 'localityLbSetting'}: ${error.message}`);
+    throw new Error(`mesh config: ${at || field}: ${error.message}`);
   }
-  return value as LocalityLoadBalancerSetting;
 }

@@ -17,6 +17,7 @@ import { inboundPorts } from './sidecar-scope.js';
 import {
   applyPolicyToCluster,
   applyProxyProtocol,
+  applyTcpKeepalive,
   effectivePolicy,
   portUpstreamProtocol,
   setUpstreamProtocol,
@@ -91,6 +92,7 @@ function outboundCluster(
     portProtocol: port.protocol,
     meshH2Upgrade: push.mesh.h2UpgradePolicy,
     meshLocalityLb: push.mesh.localityLbSetting,
+    meshTcpKeepalive: push.mesh.tcpKeepalive,
     proxyless: proxy.proxyless,
   });
   if (cluster.type !== 'ORIGINAL_DST')
@@ -177,9 +179,12 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
       applyPolicyToCluster(
         cluster,
         { connectionPool: port.connectionPool },
-        { portProtocol: port.protocol, inbound: true },
+        { portProtocol: port.protocol, inbound: true, meshTcpKeepalive: push.mesh.tcpKeepalive },
       );
-    else applyProtocol(cluster, port.protocol);
+    else {
+      applyProtocol(cluster, port.protocol);
+      applyTcpKeepalive(cluster, push.mesh.tcpKeepalive, undefined);
+    }
     clusters.push(cluster);
   }
   return clusters;
@@ -208,14 +213,17 @@ export function buildPassthroughClusters(push: PushContext, proxy?: ProxyInfo): 
         ]
       : [];
   for (const c of inbound) applyProtocol(c, 'UNKNOWN');
+  const passthrough: Json = {
+    name: PASSTHROUGH_CLUSTER,
+    type: 'ORIGINAL_DST',
+    lb_policy: 'CLUSTER_PROVIDED',
+    connect_timeout: push.mesh.connectTimeout,
+  };
+  // Istio's passthrough clusters take the mesh's connection pool defaults (its keepalive); the black hole connects nowhere.
+  for (const c of [...inbound, passthrough]) applyTcpKeepalive(c, push.mesh.tcpKeepalive, undefined);
   return [
     ...inbound,
-    {
-      name: PASSTHROUGH_CLUSTER,
-      type: 'ORIGINAL_DST',
-      lb_policy: 'CLUSTER_PROVIDED',
-      connect_timeout: push.mesh.connectTimeout,
-    },
+    passthrough,
     { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: push.mesh.connectTimeout },
   ];
 }

@@ -1,4 +1,4 @@
-import type { LocalityLoadBalancerSetting } from '@mizzen/api';
+import type { LocalityLoadBalancerSetting, TCPKeepalive } from '@mizzen/api';
 import type { ExtensionProvider as AuthzExtensionProvider } from '@mizzen/policy';
 import type { GatewayTopology } from './gateway-topology.js';
 import { DEFAULT_MESH_TELEMETRY, type MeshTelemetry } from './telemetry.js';
@@ -32,6 +32,12 @@ export interface MeshConfig {
    * HTTP/2 to hosts that run a sidecar and HTTP/1.1 to the rest.
    */
   h2UpgradePolicy?: 'UPGRADE' | 'DO_NOT_UPGRADE';
+  /**
+   * MeshConfig `tcpKeepalive`: keepalive for every upstream connection the
+   * proxies make (outbound, inbound and passthrough clusters); a
+   * DestinationRule's own `connectionPool.tcp.tcpKeepalive` replaces it field by field.
+   */
+  tcpKeepalive?: TCPKeepalive;
   /** `defaultServiceExportTo`: exportTo of services (ServiceEntries, Kubernetes Services) that set none (Istio: `*`). */
   defaultServiceExportTo?: string[];
   /** `defaultVirtualServiceExportTo`: exportTo of VirtualServices that set none (Istio: `*`). */

@@ -8,6 +8,7 @@ import type {
   OutlierDetection,
   ProxyProtocol,
   RetryBudget,
+  TCPKeepalive,
   TrafficPolicy,
   TunnelSettings,
   WarmupConfiguration,
@@ -84,6 +85,8 @@ export interface ClusterContext {
    */
   readonly meshH2Upgrade?: 'UPGRADE' | 'DO_NOT_UPGRADE';
   readonly meshLocalityLb?: LocalityLoadBalancerSetting;
+  /** MeshConfig tcpKeepalive, under the rule's own. */
+  readonly meshTcpKeepalive?: TCPKeepalive;
   /** Inbound clusters (to the workload's own app) speak the port's protocol: no upgrade, as in Istio. */
   readonly inbound?: boolean;
   /** For a proxyless gRPC client, which has no original destination: PASSTHROUGH balances round robin instead. */
@@ -95,6 +98,7 @@ export function applyPolicyToCluster(cluster: Json, policy: EffectivePolicy, ctx
   applyLoadBalancer(cluster, policy.loadBalancer, ctx.proxyless === true);
   applyUpstreamProtocol(cluster, ctx, policy.connectionPool?.http);
   applyConnectionPool(cluster, policy.connectionPool, policy.retryBudget);
+  applyTcpKeepalive(cluster, ctx.meshTcpKeepalive, policy.connectionPool?.tcp?.tcpKeepalive);
   applyOutlierDetection(cluster, policy.outlierDetection);
   applyLocalityLbToCluster(cluster, policy, ctx.meshLocalityLb);
 }
@@ -213,14 +217,6 @@ function applyConnectionPool(
   cluster.circuit_breakers = { thresholds: [thresholds] };
   if (!pool) return;
   if (pool.tcp?.connectTimeout) cluster.connect_timeout = envoyDuration(pool.tcp.connectTimeout);
-  const ka = pool.tcp?.tcpKeepalive;
-  if (ka) {
-    const keepalive: Json = {};
-    if (ka.probes !== undefined) keepalive.keepalive_probes = ka.probes;
-    if (ka.time) keepalive.keepalive_time = Math.floor(parseDuration(ka.time) / 1000);
-    if (ka.interval) keepalive.keepalive_interval = Math.floor(parseDuration(ka.interval) / 1000);
-    cluster.upstream_connection_options = { tcp_keepalive: keepalive };
-  }
   const common: Json = {};
   // As Istio: the HTTP idle timeout, else the TCP one, closes idle upstream connections.
   const idle = pool.http?.idleTimeout ?? pool.tcp?.idleTimeout;
@@ -232,6 +228,27 @@ function applyConnectionPool(
   if (Object.keys(common).length) httpProtocolOptions(cluster).common_http_protocol_options = common;
   const streams = pool.http?.maxConcurrentStreams;
   if (streams) for (const h2 of http2Options(cluster)) h2.max_concurrent_streams = streams;
+}
+
+/**
+ * upstream_connection_options.tcp_keepalive as Istio's applyTCPKeepalive
+ * builds it: MeshConfig `tcpKeepalive` first, then each field the
+ * DestinationRule's (or Sidecar's) own sets replaces the mesh's; nothing when
+ * neither is set. Times are whole seconds, as the socket options take them.
+ */
+export function applyTcpKeepalive(
+  cluster: Json,
+  mesh: TCPKeepalive | undefined,
+  own: TCPKeepalive | undefined,
+): void {
+  if (!mesh && !own) return;
+  const keepalive: Json = {};
+  for (const ka of [mesh, own]) {
+    if (ka?.probes) keepalive.keepalive_probes = ka.probes;
+    if (ka?.time) keepalive.keepalive_time = Math.floor(parseDuration(ka.time) / 1000);
+    if (ka?.interval) keepalive.keepalive_interval = Math.floor(parseDuration(ka.interval) / 1000);
+  }
+  cluster.upstream_connection_options = { tcp_keepalive: keepalive };
 }
 
 /**
@@ -302,6 +319,8 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
     out.max_ejection_percent = od.maxEjectionPercent;
   if (od.splitExternalLocalOriginErrors) {
     out.split_external_local_origin_errors = true;
+    // As Istio: success-rate ejection of local-origin failures off too.
+    out.enforcing_local_origin_success_rate = 0;
     if (od.consecutiveLocalOriginFailures !== undefined && od.consecutiveLocalOriginFailures > 0) {
       out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
       out.enforcing_consecutive_local_origin_failure = 100;

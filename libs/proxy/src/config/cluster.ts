@@ -6,7 +6,15 @@ import { type EndpointIdentity, endpointIdentity } from '../observe/peer-metadat
 import { MAX_RING_SIZE } from '../upstream/consistent-hash.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from '../upstream/host.js';
 import { fail } from './errors.js';
+import {
+  CLUSTER,
+  CLUSTER_LOAD_ASSIGNMENT,
+  HTTP_PROTOCOL_OPTIONS_TYPE,
+  PROXY_PROTOCOL_SOCKET,
+  SIDECAR_UPGRADE_MARKER,
+} from './fields/cluster.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
+import { refuseUnknownFields } from './understood.js';
 
 export type LbKind = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 'maglev';
 
@@ -133,8 +141,6 @@ const DEFAULT_LIMITS: CircuitBreakerLimits = {
   maxRetries: 3,
 };
 
-const HTTP_OPTIONS_TYPE = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-
 const LB: Partial<Record<string, LbKind>> = {
   ROUND_ROBIN: 'round_robin',
   LEAST_REQUEST: 'least_request',
@@ -171,6 +177,17 @@ function compileLimits(c: ClusterJson, where: string): CircuitBreakerLimits {
 function compileOutlier(c: ClusterJson, where: string): OutlierConfig | undefined {
   const o = c.outlier_detection;
   if (!o) return undefined;
+  // Unset, Envoy enforces success-rate ejection at 100%; the proxy has none, so it must be turned off (Istio does).
+  for (const [field, applies] of [
+    ['enforcing_success_rate', true],
+    ['enforcing_local_origin_success_rate', o.split_external_local_origin_errors === true],
+  ] as const) {
+    if (applies && o[field] === undefined)
+      fail(
+        where,
+        `outlier_detection.${field} is unset, which Envoy enforces at 100%: success-rate ejection is not supported; set it to 0`,
+      );
+  }
   const ms = (v: string | undefined, fallback: number, field: string) => {
     const n = v === undefined ? fallback : durationToMs(v)!;
     if (!(n > 0)) fail(`${where}.outlier_detection.${field}`, 'must be greater than zero');
@@ -209,18 +226,9 @@ interface HttpProtocolOptionsJson {
   auto_config?: unknown;
 }
 
-/** The common HTTP options the proxy honours; anything else in common_http_protocol_options is refused. */
-const COMMON_HTTP_OPTIONS = new Set([
-  'idle_timeout',
-  'max_requests_per_connection',
-  'max_connection_duration',
-]);
-
 /** max_concurrent_streams of an Http2ProtocolOptions, the one HTTP/2 option the proxy's upstream side honours. */
 function compileHttp2Options(o: Http2OptionsJson | undefined, at: string): number | undefined {
   if (!o) return undefined;
-  for (const key of Object.keys(o))
-    if (key !== 'max_concurrent_streams') fail(`${at}.${key}`, 'is not supported');
   const n = o.max_concurrent_streams;
   if (n === undefined || n === 0) return undefined;
   if (!(Number.isInteger(n) && n >= 1 && n <= 2_147_483_647))
@@ -238,15 +246,11 @@ function positiveMs(value: string | undefined, at: string): number | undefined {
 /**
  * HttpProtocolOptions (the upstream protocol and connection limits) and
  * Mizzen's sidecar upgrade marker. Settings the proxy does not implement are
- * refused by name rather than ignored.
+ * refused by name (the CLUSTER declaration) rather than ignored.
  */
 function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'] {
   const options = c.typed_extension_protocol_options ?? {};
-  for (const [name, config] of Object.entries(options)) {
-    if (config['@type'] !== HTTP_OPTIONS_TYPE)
-      fail(`${where}.typed_extension_protocol_options[${name}]`, `${config['@type']} is not supported`);
-  }
-  const entry = Object.entries(options).find(([, o]) => o['@type'] === HTTP_OPTIONS_TYPE);
+  const entry = Object.entries(options).find(([, o]) => o['@type'] === HTTP_PROTOCOL_OPTIONS_TYPE);
   const at = `${where}.typed_extension_protocol_options[${entry?.[0] ?? ''}]`;
   const http = entry?.[1] as HttpProtocolOptionsJson | undefined;
   const upgrade = compileSidecarUpgrade(c, where);
@@ -262,8 +266,6 @@ function compileHttpOptions(c: ClusterJson, where: string): ClusterConfig['http'
   if (http.auto_config !== undefined)
     fail(`${at}.auto_config`, 'protocol selection by ALPN is not supported; use explicit_http_config');
   const common = http.common_http_protocol_options ?? {};
-  for (const key of Object.keys(common))
-    if (!COMMON_HTTP_OPTIONS.has(key)) fail(`${at}.common_http_protocol_options.${key}`, 'is not supported');
   const explicit = http.explicit_http_config;
   const downstream = http.use_downstream_protocol_config;
   const protocol =
@@ -321,8 +323,12 @@ function compileSidecarUpgrade(c: ClusterJson, where: string): number | undefine
   const marker = sidecarUpgradeOf(c);
   if (!marker) return undefined;
   const at = `${where}.metadata.filter_metadata[${SIDECAR_H2_UPGRADE_KEY}]`;
-  for (const key of Object.keys(marker))
-    if (key !== 'http2_protocol_options') fail(`${at}.${key}`, 'is not supported');
+  refuseUnknownFields(
+    marker,
+    SIDECAR_UPGRADE_MARKER,
+    where,
+    `metadata.filter_metadata[${SIDECAR_H2_UPGRADE_KEY}]`,
+  );
   return compileHttp2Options(
     marker.http2_protocol_options as Http2OptionsJson | undefined,
     `${at}.http2_protocol_options`,
@@ -404,6 +410,7 @@ export function compileLoadAssignment(cla: ClusterLoadAssignmentJson, where: str
         `priority ${p} is used but priority ${p - 1} is not (priorities must be contiguous)`,
       );
   }
+  refuseUnknownFields(cla, CLUSTER_LOAD_ASSIGNMENT, where);
   return out;
 }
 
@@ -485,12 +492,8 @@ function unwrapProxyProtocol(
 ): { inner: TransportSocketJson | undefined; version?: 1 | 2 } {
   const typed = ts?.typed_config;
   if (typed?.['@type'] !== PROXY_PROTOCOL_UPSTREAM_TYPE) return { inner: ts };
-  for (const key of Object.keys(typed))
-    if (key !== '@type' && key !== 'config' && key !== 'transport_socket')
-      fail(`${at}.typed_config.${key}`, 'is not supported');
-  const config = (typed.config ?? {}) as { version?: string } & Record<string, unknown>;
-  for (const key of Object.keys(config))
-    if (key !== 'version') fail(`${at}.typed_config.config.${key}`, 'is not supported');
+  refuseUnknownFields(ts, PROXY_PROTOCOL_SOCKET, at);
+  const config = (typed.config ?? {}) as { version?: string };
   const version = config.version ?? 'V1';
   if (version !== 'V1' && version !== 'V2')
     fail(`${at}.typed_config.config.version`, `must be V1 or V2, got ${String(version)}`);
@@ -585,6 +588,11 @@ function compileBindConfig(c: ClusterJson, where: string): ClusterConfig['source
   return out;
 }
 
+/**
+ * A Cluster as the proxy runs it. Every field is either honoured or refused
+ * (fields/cluster.ts): the check runs after the compilers, whose own reasons
+ * come first for the fields they refuse.
+ */
 export function compileCluster(c: ClusterJson): ClusterConfig {
   const where = `cluster ${c.name}`;
   if (!c.name) fail('cluster', 'has no name');
@@ -605,7 +613,7 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
   const timeout =
     c.connect_timeout === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : durationToMs(c.connect_timeout)!;
   const lb = LB[lbPolicy] ?? 'round_robin';
-  return {
+  const config: ClusterConfig = {
     name: c.name,
     type,
     edsServiceName: type === 'EDS' ? c.eds_cluster_config?.service_name || c.name : undefined,
@@ -626,4 +634,6 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     ...compileTransports(c, where),
     json: c,
   };
+  refuseUnknownFields(c, CLUSTER, where);
+  return config;
 }

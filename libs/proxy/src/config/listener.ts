@@ -17,6 +17,15 @@ import type { HttpTelemetryConfig, TcpTelemetryConfig } from '../observe/records
 import { type ClientCertPolicy, isForwardClientCertDetails } from '../security/client-cert-details.js';
 import { fail } from './errors.js';
 import {
+  HTTP_CONNECTION_MANAGER,
+  HTTP_INSPECTOR_TYPE,
+  LISTENER,
+  ORIGINAL_DST_TYPE,
+  PROXY_PROTOCOL_TYPE,
+  TLS_INSPECTOR_TYPE,
+} from './fields/listener.js';
+import { RBAC_NETWORK } from './fields/rbac.js';
+import {
   type CompiledChainMatch,
   compileChainMatch,
   type FilterChainMatchJson,
@@ -31,19 +40,19 @@ import {
   isStatsFilter,
 } from './telemetry.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
+import { refuseUnknownFields } from './understood.js';
 
 export const HCM_TYPE =
   'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 
-export const PROXY_PROTOCOL_TYPE =
-  'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol';
+export { PROXY_PROTOCOL_TYPE };
 
 /** Listener filters whose job (finding the original destination, sniffing the protocol, PROXY headers) this proxy does natively. */
 const NATIVE_LISTENER_FILTERS = new Set([
-  'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
-  'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
-  'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  ORIGINAL_DST_TYPE,
+  HTTP_INSPECTOR_TYPE,
+  TLS_INSPECTOR_TYPE,
   PROXY_PROTOCOL_TYPE,
 ]);
 
@@ -181,7 +190,7 @@ function compileClientCertPolicy(tc: HttpConnectionManagerJson, where: string): 
 function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectionManagerConfig {
   const { filters, stats } = compileHttpFilters(tc.http_filters ?? [], where);
   if (!tc.rds && !tc.route_config) fail(where, 'HTTP connection manager has neither rds nor route_config');
-  return {
+  const config: HttpConnectionManagerConfig = {
     kind: 'http',
     statPrefix: tc.stat_prefix ?? '',
     rds: tc.rds?.route_config_name,
@@ -197,6 +206,8 @@ function compileHcm(tc: HttpConnectionManagerJson, where: string): HttpConnectio
       tc.request_headers_timeout === undefined ? 0 : (durationToMs(tc.request_headers_timeout) ?? 0),
     maxRequestHeadersBytes: compileMaxHeaders(tc.max_request_headers_kb, where),
   };
+  refuseUnknownFields(tc, HTTP_CONNECTION_MANAGER, where);
+  return config;
 }
 
 /** Envoy allows 1 KiB to 8 MiB of request headers (60 KiB by default; Node's own default, 16 KiB, when unset). */
@@ -365,11 +376,16 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
           stats: compileStatsConfig(stats.json, `${where}.filters[${stats.at}].typed_config`),
         }
       : proxy.telemetry;
+    const authz = authzFilters.length ? AuthzChain.compile(authzFilters, `${where}.filters`) : undefined;
+    // Network RBAC's fields are declared here; ext_authz's own compiler refuses what it does not run.
+    for (const f of authzFilters)
+      if (f.typed_config?.['@type'] === RBAC_NETWORK_TYPE)
+        refuseUnknownFields(f.typed_config, RBAC_NETWORK, `${where}.filters (${f.name})`);
     return {
       ...proxy,
       telemetry,
       ...(exchange ? { peerExchange: { protocol: exchange.protocol } } : {}),
-      ...(authzFilters.length ? { authz: AuthzChain.compile(authzFilters, `${where}.filters`) } : {}),
+      ...(authz ? { authz } : {}),
     };
   }
   fail(
@@ -407,6 +423,7 @@ function gatewayNotices(metadata: ListenerJson['metadata']): string[] {
   return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
 }
 
+/** A Listener as the proxy runs it: every field honoured or refused (fields/listener.ts), after the compilers' own checks. */
 export function compileListener(l: ListenerJson): ListenerConfig {
   if (!l.name) fail('listener', 'has no name');
   const where = `listener ${l.name}`;
@@ -432,7 +449,7 @@ export function compileListener(l: ListenerJson): ListenerConfig {
   const proxyProtocol = (l.listener_filters ?? []).find(
     (f) => f.typed_config?.['@type'] === PROXY_PROTOCOL_TYPE,
   )?.typed_config as { allow_requests_without_proxy_protocol?: boolean } | undefined;
-  return {
+  const config: ListenerConfig = {
     name: l.name,
     address: sa.address,
     port,
@@ -455,4 +472,6 @@ export function compileListener(l: ListenerJson): ListenerConfig {
     ...workloadPortOf(l, where),
     json: l,
   };
+  refuseUnknownFields(l, LISTENER, where);
+  return config;
 }

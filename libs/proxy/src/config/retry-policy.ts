@@ -1,6 +1,7 @@
 import { durationToMs } from '@mizzen/xds';
 import type { RetryPolicyJson } from '../envoy/types.js';
 import { fail } from './errors.js';
+import { PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from './fields/route.js';
 
 /** Envoy's retry_on conditions the router understands. */
 export const RETRY_CONDITIONS = new Set([
@@ -41,8 +42,6 @@ export interface RetryPolicy {
 }
 
 export const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
-const PREVIOUS_PRIORITIES_TYPE =
-  'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 
 type RetryPriorityJson = {
   name?: string;
@@ -64,8 +63,6 @@ function compileRetryPriority(
 }
 
 const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
-const PREVIOUS_HOSTS_TYPE =
-  'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
 
 /** The retry host predicates; only previous_hosts is known (another is a NACK, never silently ignored). */
 function compileHostPredicates(predicates: RetryPolicyJson['retry_host_predicate'], where: string): boolean {

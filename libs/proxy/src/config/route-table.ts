@@ -11,6 +11,7 @@ import { fraction } from '../http/filters/percent.js';
 import { compilePerRouteConfig } from '../http/filters/registry.js';
 import { type CompiledHashPolicy, compileHashPolicy } from '../http/hash-policy.js';
 import { fail } from './errors.js';
+import { ROUTE_CONFIGURATION } from './fields/route.js';
 import { compileHeaderMutation, type HeaderMutation, NO_MUTATION } from './headers.js';
 import { type CompiledRateLimit, compileRateLimits, type RateLimitJson } from './rate-limit-actions.js';
 import { type CompiledRegex, compileRegex } from './regex.js';
@@ -22,6 +23,7 @@ import {
   type HeaderPredicate,
   type QueryPredicate,
 } from './string-matcher.js';
+import { refuseUnknownFields } from './understood.js';
 
 /** What route matching looks at for one request. */
 export interface MatchInput {
@@ -358,12 +360,15 @@ export class RouteTable {
     this.prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
   }
 
+  /** Every field is either honoured or refused (fields/route.ts), after the compilers' own checks. */
   static compile(config: RouteConfigurationJson): RouteTable {
     if (!config.name) fail('route configuration', 'has no name');
     const vhosts = (config.virtual_hosts ?? []).map((v, i) =>
       compileVirtualHost(v, `route configuration ${config.name}.virtual_hosts[${i}] (${v.name})`),
     );
-    return new RouteTable(config.name, vhosts, config);
+    const table = new RouteTable(config.name, vhosts, config);
+    refuseUnknownFields(config, ROUTE_CONFIGURATION, `route configuration ${config.name}`);
+    return table;
   }
 
   findVirtualHost(authority: string): CompiledVirtualHost | undefined {

@@ -10,6 +10,17 @@ import type {
   TracingSettings,
 } from '../observe/records.js';
 import { fail } from './errors.js';
+import {
+  ACCESS_LOG,
+  CEL_FILTER_TYPE,
+  FILE_ACCESS_LOG_TYPE,
+  OTEL_ACCESS_LOG_TYPE,
+  OTEL_TRACER_TYPE,
+  STATS_PLUGIN,
+  TRACING,
+  TYPED_STRUCT,
+} from './fields/telemetry.js';
+import { refuseUnknownFields } from './understood.js';
 
 /**
  * The telemetry parts of an HTTP connection manager, compiled into what the
@@ -21,13 +32,7 @@ import { fail } from './errors.js';
 
 type Json = Record<string, unknown>;
 
-export const OTEL_TRACER_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
-export const FILE_ACCESS_LOG_TYPE =
-  'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
-export const OTEL_ACCESS_LOG_TYPE =
-  'type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig';
-export const CEL_FILTER_TYPE =
-  'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter';
+export { CEL_FILTER_TYPE, FILE_ACCESS_LOG_TYPE, OTEL_ACCESS_LOG_TYPE, OTEL_TRACER_TYPE };
 export const TYPED_STRUCT_TYPES = new Set([
   'type.googleapis.com/udpa.type.v1.TypedStruct',
   'type.googleapis.com/xds.type.v3.TypedStruct',
@@ -106,7 +111,7 @@ export function compileTracing(t: Json | undefined, where: string): TracingSetti
     customTag(c, `${where}.custom_tags[${i}]`),
   );
   const maxPath = t.max_path_tag_length;
-  return {
+  const settings: TracingSettings = {
     // Envoy's defaults: every request is a candidate (100%) unless the HCM says otherwise.
     randomSamplingPercent: percent(t.random_sampling, `${where}.random_sampling`, 100),
     clientSamplingPercent: percent(t.client_sampling, `${where}.client_sampling`, 100),
@@ -115,6 +120,8 @@ export function compileTracing(t: Json | undefined, where: string): TracingSetti
     maxPathTagLength: typeof maxPath === 'number' && maxPath > 0 ? maxPath : 256,
     provider: isObj(t.provider) ? tracingProvider(t.provider, `${where}.provider`) : undefined,
   };
+  refuseUnknownFields(t, TRACING, where);
+  return settings;
 }
 
 /** Envoy's SubstitutionFormatString: `json_format`, `text_format_source.inline_string` or `text_format`. */
@@ -183,7 +190,12 @@ function accessLog(a: Json, where: string): AccessLogSettings {
 }
 
 export function compileAccessLogs(list: Json[] | undefined, where: string): AccessLogSettings[] {
-  return (list ?? []).map((a, i) => accessLog(a, `${where}.access_log[${i}]`));
+  return (list ?? []).map((a, i) => {
+    const at = `${where}.access_log[${i}]`;
+    const settings = accessLog(a, at);
+    refuseUnknownFields(a, ACCESS_LOG, at);
+    return settings;
+  });
 }
 
 /** `udpa.type.v1.TypedStruct` carrying `stats.PluginConfig`: Istio's stats filter with its metric overrides. */
@@ -250,6 +262,8 @@ export function compileStatsConfig(typedConfig: Json, where: string): StatsSetti
       drop: m.drop === true,
     });
   }
+  if (value !== typedConfig) refuseUnknownFields(typedConfig, TYPED_STRUCT, where);
+  refuseUnknownFields(value, STATS_PLUGIN, where, value === typedConfig ? '' : 'value');
   return { metrics, disableHostHeaderFallback: value.disable_host_header_fallback === true };
 }
 

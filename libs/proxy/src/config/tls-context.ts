@@ -2,13 +2,11 @@ import fs from 'node:fs';
 import tls from 'node:tls';
 import type { StringMatcherJson } from '../envoy/types.js';
 import { fail } from './errors.js';
+import { DOWNSTREAM_TLS_TYPE, RAW_BUFFER_TYPE, TRANSPORT_SOCKET, UPSTREAM_TLS_TYPE } from './fields/tls.js';
 import { compileStringMatcher, type Matcher } from './string-matcher.js';
+import { refuseUnknownFields } from './understood.js';
 
-export const DOWNSTREAM_TLS_TYPE =
-  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-export const UPSTREAM_TLS_TYPE =
-  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
-const RAW_BUFFER_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
+export { DOWNSTREAM_TLS_TYPE, UPSTREAM_TLS_TYPE };
 
 interface DataSourceJson {
   inline_string?: string;
@@ -249,9 +247,10 @@ export function compileTransportSocket(
 ): TlsContextSpec | undefined {
   if (!ts) return undefined;
   const type = ts.typed_config?.['@type'];
-  if (type === RAW_BUFFER_TYPE) return undefined;
   const wanted = expected === 'downstream' ? DOWNSTREAM_TLS_TYPE : UPSTREAM_TLS_TYPE;
-  if (type !== wanted)
+  if (type !== RAW_BUFFER_TYPE && type !== wanted)
     fail(where, `transport socket ${ts.name ?? ''} (${type ?? 'no type'}) is not supported here`);
-  return compileTlsContext(ts.typed_config!, where);
+  const spec = type === RAW_BUFFER_TYPE ? undefined : compileTlsContext(ts.typed_config!, where);
+  refuseUnknownFields(ts, TRANSPORT_SOCKET, where);
+  return spec;
 }

@@ -318,6 +318,7 @@ export interface OutlierDetectionJson {
   enforcing_consecutive_5xx?: number;
   enforcing_consecutive_gateway_failure?: number;
   enforcing_success_rate?: number;
+  enforcing_local_origin_success_rate?: number;
   interval?: string;
   base_ejection_time?: string;
   max_ejection_time?: string;
