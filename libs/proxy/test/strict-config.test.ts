@@ -137,6 +137,30 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
     expect(await servedBy()).toBe('old');
   });
 
+  it('an upstream network filter other than Istio’s metadata exchange', async () => {
+    const reason = await nackOf(
+      TypeUrl.Cluster,
+      set(oldApp.port, {
+        cluster: {
+          filters: [
+            {
+              name: 'envoy.filters.network.upstream_echo',
+              typed_config: {
+                '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct',
+                type_url: 'type.googleapis.com/envoy.extensions.filters.network.echo.v3.Echo',
+                value: {},
+              },
+            },
+          ],
+        },
+      }),
+    );
+    expect(reason).toContain(
+      'cluster app.filters[0]: upstream network filter envoy.filters.network.upstream_echo is not supported',
+    );
+    expect(await servedBy()).toBe('old');
+  });
+
   it('outlier detection that leaves success-rate ejection on (Envoy enforces it unless told 0)', async () => {
     const reason = await nackOf(
       TypeUrl.Cluster,

@@ -13,6 +13,7 @@ import {
   PROXY_PROTOCOL_SOCKET,
   SIDECAR_UPGRADE_MARKER,
 } from './fields/cluster.js';
+import { compileMetadataExchange, isMetadataExchangeFilter } from './telemetry.js';
 import { compileTransportSocket, type TlsContextSpec } from './tls-context.js';
 import { refuseUnknownFields } from './understood.js';
 
@@ -85,6 +86,12 @@ export interface ClusterConfig {
   };
   /** upstream_connection_options.tcp_keepalive: seconds idle before probing, seconds between probes, probes. */
   readonly tcpKeepalive?: TcpKeepalive;
+  /**
+   * Istio's upstream `istio.metadata_exchange` filter (cluster `filters`):
+   * when a TCP connection's TLS agrees on this protocol, this proxy and the
+   * upstream sidecar exchange their workload metadata first.
+   */
+  readonly peerExchange?: { readonly protocol: string };
   /**
    * upstream_bind_config.source_address: connections to this cluster's hosts
    * are made from this local address (Istio's inbound clusters bind
@@ -630,10 +637,33 @@ export function compileCluster(c: ClusterJson): ClusterConfig {
     slowStart: compileSlowStart(c, where),
     http: compileHttpOptions(c, where),
     tcpKeepalive: compileKeepalive(c, where),
+    ...compileUpstreamFilters(c, where),
     sourceAddresses: compileBindConfig(c, where),
     ...compileTransports(c, where),
     json: c,
   };
   refuseUnknownFields(c, CLUSTER, where);
   return config;
+}
+
+/** The cluster's upstream network filters: Istio's `istio.metadata_exchange` is the one this proxy runs. */
+function compileUpstreamFilters(c: ClusterJson, where: string): { peerExchange?: { protocol: string } } {
+  const filters = (c as { filters?: unknown }).filters;
+  if (filters === undefined) return {};
+  if (!Array.isArray(filters)) fail(`${where}.filters`, 'must be a list of network filters');
+  let exchange: { protocol: string } | undefined;
+  filters.forEach((f: unknown, i: number) => {
+    const at = `${where}.filters[${i}]`;
+    const filter = (f ?? {}) as { name?: unknown; typed_config?: Record<string, unknown> };
+    for (const key of Object.keys(filter))
+      if (key !== 'name' && key !== 'typed_config') fail(`${at}.${key}`, 'is not supported');
+    if (!isMetadataExchangeFilter(filter.typed_config))
+      fail(
+        at,
+        `upstream network filter ${String(filter.name ?? filter.typed_config?.['@type'] ?? '(unnamed)')} is not supported (only istio.metadata_exchange)`,
+      );
+    if (exchange) fail(at, 'a second istio.metadata_exchange filter; a cluster takes one');
+    exchange = compileMetadataExchange(filter.typed_config!, `${at}.typed_config`);
+  });
+  return exchange ? { peerExchange: exchange } : {};
 }

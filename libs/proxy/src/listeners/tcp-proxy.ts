@@ -5,7 +5,6 @@ import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
 import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
 import { ObservedTcpConnection } from '../observe/tcp-connection.js';
-import { PEER_EXCHANGE_PROTOCOL } from '../observe/tcp-metadata-exchange.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf } from '../upstream/connect.js';
@@ -218,6 +217,9 @@ export class TcpProxy {
           observed.closed(timers.expired() ? 'DT' : undefined);
         });
         this.pipe(downstream, up, ctx, observed, timers, {
+          ...(cluster.config.peerExchange
+            ? { peerExchangeProtocol: cluster.config.peerExchange.protocol }
+            : {}),
           upstreamMtls: secure?.mutual === true,
           destinationPrincipal: secure?.peerPrincipal(),
           upstreamLocalAddress: addressOf({
@@ -247,6 +249,8 @@ export class TcpProxy {
     observed: ObservedTcpConnection,
     timers: ConnectionTimers,
     opts: {
+      /** The cluster's istio.metadata_exchange protocol: exchange with the upstream when its TLS agreed on it. */
+      peerExchangeProtocol?: string;
       upstreamMtls: boolean;
       destinationPrincipal?: string;
       upstreamLocalAddress?: string;
@@ -274,7 +278,8 @@ export class TcpProxy {
     const fromDownstream = ctx.peerExchange?.then(settled('downstream'));
     const upstreamExchanges =
       this.observe.exchangeHeader !== undefined &&
-      (up as Partial<tls.TLSSocket>).alpnProtocol === PEER_EXCHANGE_PROTOCOL;
+      opts.peerExchangeProtocol !== undefined &&
+      (up as Partial<tls.TLSSocket>).alpnProtocol === opts.peerExchangeProtocol;
     if (upstreamExchanges) up.write(this.observe.exchangeHeader);
     const fromUpstream = upstreamExchanges ? readPeerExchange(up).then(settled('upstream')) : undefined;
     timers.connected();

@@ -135,6 +135,8 @@ export const CLUSTER: Fields = {
   // streams push back by their own high-water marks, and no request is answered differently.
   per_connection_buffer_limit_bytes: INERT,
   lb_policy: HONOURED,
+  // Upstream network filters: compileUpstreamFilters runs Istio's metadata exchange and refuses any other.
+  filters: HONOURED,
   load_assignment: CLUSTER_LOAD_ASSIGNMENT,
   circuit_breakers: { thresholds: CIRCUIT_BREAKER_THRESHOLDS },
   outlier_detection: OUTLIER_DETECTION,
