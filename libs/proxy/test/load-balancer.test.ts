@@ -1,15 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { compileCluster } from '../src/config/cluster.js';
-import { hash32, MaglevTable, RingHash } from '../src/upstream/consistent-hash.js';
+import { MaglevTable, normalizeHostWeights, RingHash } from '../src/upstream/consistent-hash.js';
 import { makeHost, type UpstreamHost } from '../src/upstream/host.js';
 import { LoadBalancer } from '../src/upstream/load-balancer.js';
+import { xxHash64 } from '../src/upstream/xxhash64.js';
+
+const even = (list: readonly UpstreamHost[]) => normalizeHostWeights(list, false);
 
 const hosts = [makeHost('10.0.0.1', 80), makeHost('10.0.0.2', 80), makeHost('10.0.0.3', 80)];
 
 function tally(lb: LoadBalancer, n: number, exclude?: Set<string>): Record<string, number> {
   const out: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
-    const h = lb.pick(exclude)!.key;
+    const h = lb.pick({ exclude })!.key;
     out[h] = (out[h] ?? 0) + 1;
   }
   return out;
@@ -43,18 +46,18 @@ describe('load balancer', () => {
   });
 
   it('sizes the ring as Envoy does: whole points for the lightest host, at least minimum_ring_size, at most maximum_ring_size', () => {
-    expect(new RingHash(hosts, 1024).size).toBe(1026);
+    expect(new RingHash(even(hosts), 1024).size).toBe(1026);
     const weighted = [makeHost('a', 1, 1), makeHost('b', 1, 2)];
     // The lightest host (1/3) needs ceil(8/3) = 3 points: the ring has 9, the heavier host 6 of them.
-    expect(new RingHash(weighted, 8).size).toBe(9);
-    expect(new RingHash(hosts, 3).size).toBe(3);
-    expect(new RingHash(hosts, 5000, 300).size).toBe(300);
+    expect(new RingHash(even(weighted), 8).size).toBe(9);
+    expect(new RingHash(even(hosts), 3).size).toBe(3);
+    expect(new RingHash(even(hosts), 5000, 300).size).toBe(300);
   });
 
   it('a Maglev table smaller than the host count leaves the extra hosts without keys', () => {
     const ten = Array.from({ length: 10 }, (_, i) => makeHost(`10.0.2.${i}`, 80));
-    expect(new MaglevTable(ten, 7).owners().size).toBe(7);
-    expect(new MaglevTable(ten, 65537).owners().size).toBe(10);
+    expect(new MaglevTable(even(ten), 7).owners().size).toBe(7);
+    expect(new MaglevTable(even(ten), 65537).owners().size).toBe(10);
   });
 
   it('refuses hash table sizes Envoy refuses, naming the field', () => {
@@ -92,10 +95,10 @@ describe('load balancer', () => {
         active: () => 0,
         hashTableSize: kind === 'maglev' ? 65537 : 1024,
       });
-      const keys = Array.from({ length: 2000 }, (_, i) => hash32(`user-${i}`));
-      const first = keys.map((k) => lb.pick(undefined, k)!.key);
+      const keys = Array.from({ length: 2000 }, (_, i) => xxHash64(`user-${i}`));
+      const first = keys.map((hash) => lb.pick({ hash })!.key);
       expect(
-        keys.map((k) => lb.pick(undefined, k)!.key),
+        keys.map((hash) => lb.pick({ hash })!.key),
         kind,
       ).toEqual(first);
       const spread = new Map<string, number>();
@@ -108,7 +111,7 @@ describe('load balancer', () => {
         hashTableSize: kind === 'maglev' ? 65537 : 1024,
       });
       const moved = keys.filter(
-        (k, i) => first[i] !== five[4]!.key && four.pick(undefined, k)!.key !== first[i],
+        (hash, i) => first[i] !== five[4]!.key && four.pick({ hash })!.key !== first[i],
       ).length;
       expect(moved / keys.length, kind).toBeLessThan(0.1);
     }
@@ -136,6 +139,64 @@ describe('load balancer', () => {
   it('with no healthy host it falls back to every host (panic mode) rather than none', () => {
     const lb = new LoadBalancer('random', [makeHost('a', 1, 1, false)], { active: () => 0 });
     expect(lb.pick()?.key).toBe('a:1');
+  });
+
+  describe("consistent hashing picks Envoy's endpoint for a key", () => {
+    // Hosts and expected picks from Envoy's own ring_hash_lb_test.cc and maglev_lb_test.cc ("Basic").
+    const six = [90, 91, 92, 93, 94, 95].map((port) => makeHost('127.0.0.1', port));
+    const port = (h: UpstreamHost | undefined) => h?.port;
+
+    it("builds Envoy's ring: the same 12 points for six hosts, and the same host at and between them", () => {
+      const ring = new LoadBalancer('ring_hash', six, { active: () => 0, hashTableSize: 12 });
+      expect(port(ring.pick({ hash: 0n }))).toBe(94);
+      expect(port(ring.pick({ hash: 0xffff_ffff_ffff_ffffn }))).toBe(94);
+      expect(port(ring.pick({ hash: 3551244743356806947n }))).toBe(95);
+      expect(port(ring.pick({ hash: 3551244743356806948n }))).toBe(93);
+      expect(port(ring.pick({ hash: 16117243373044804880n }))).toBe(90);
+      // Each point is xxHash64 of "<address>_<n>": the ring's first and last points, as Envoy lists them.
+      expect(xxHash64('127.0.0.1:94_1')).toBe(833437586790550860n);
+      expect(xxHash64('127.0.0.1:90_0')).toBe(16117243373044804889n);
+      expect(port(ring.pick({ hash: 833437586790550860n }))).toBe(94);
+      expect(port(ring.pick({ hash: 833437586790550861n }))).toBe(92);
+    });
+
+    it("fills Envoy's Maglev table: slots 0–6 hold :92 :94 :90 :91 :95 :90 :93, and a key's slot is hash % size", () => {
+      const maglev = new LoadBalancer('maglev', six, { active: () => 0, hashTableSize: 7 });
+      const expected = [92, 94, 90, 91, 95, 90, 93];
+      for (let i = 0; i < 21; i++)
+        expect(port(maglev.pick({ hash: BigInt(i) })), `hash ${i}`).toBe(expected[i % 7]);
+      // Host order in the endpoint list does not matter: Envoy sorts hosts by key before filling.
+      const shuffled = new LoadBalancer('maglev', [...six].reverse(), { active: () => 0, hashTableSize: 7 });
+      for (let i = 0; i < 7; i++) expect(port(shuffled.pick({ hash: BigInt(i) }))).toBe(expected[i]);
+    });
+
+    it('rebuilds the table without an ejected host, as Envoy rebuilds it over the healthy hosts', () => {
+      const ejected = new Set<string>();
+      const lb = new LoadBalancer('maglev', six, {
+        active: () => 0,
+        hashTableSize: 7,
+        isEjected: (k) => ejected.has(k),
+      });
+      expect(port(lb.pick({ hash: 1n }))).toBe(94);
+      ejected.add('127.0.0.1:94');
+      const without = new MaglevTable(even(six.filter((h) => h.port !== 94)), 7);
+      for (let i = 0n; i < 7n; i++) expect(lb.pick({ hash: i })).toBe(without.chooseHost(i, 0));
+      expect(port(lb.pick({ hash: 1n }))).not.toBe(94);
+      ejected.clear();
+      expect(port(lb.pick({ hash: 1n }))).toBe(94);
+    });
+
+    it('redraws a retry away from tried hosts up to host_selection_retry_max_attempts, as Envoy does', () => {
+      const ring = new LoadBalancer('ring_hash', six, { active: () => 0, hashTableSize: 12 });
+      const tried = new Set(['127.0.0.1:94']);
+      // One draw (Envoy's default): the predicate cannot move the request.
+      expect(port(ring.pick({ hash: 0n, exclude: tried }))).toBe(94);
+      // More draws walk the ring: the next point after :94's is :92's.
+      expect(port(ring.pick({ hash: 0n, exclude: tried, selectionAttempts: 5 }))).toBe(92);
+      const maglev = new LoadBalancer('maglev', six, { active: () => 0, hashTableSize: 7 });
+      const moved = maglev.pick({ hash: 1n, exclude: new Set(['127.0.0.1:94']), selectionAttempts: 5 });
+      expect(port(moved)).not.toBe(94);
+    });
   });
 
   describe('priorities, localities and slow start (Envoy semantics)', () => {
@@ -240,7 +301,7 @@ describe('load balancer', () => {
       const retry = { updateFrequency: 2, attempted };
       const tried = new Set<string>();
       const next = () => {
-        const h = lb.pick(tried, undefined, retry)!;
+        const h = lb.pick({ exclude: tried, retry })!;
         attempted.push(h);
         tried.add(h.key);
         return h.key;
@@ -250,7 +311,7 @@ describe('load balancer', () => {
       // Without the retry priority every attempt stays local.
       const plain = new LoadBalancer('round_robin', hosts, { active: () => 0, panicThresholdPercent: 0 });
       const seen = new Set<string>();
-      for (let i = 0; i < 4; i++) seen.add(plain.pick(new Set(['local:80']))!.key);
+      for (let i = 0; i < 4; i++) seen.add(plain.pick({ exclude: new Set(['local:80']) })!.key);
       expect([...seen]).toEqual(['local:80']);
       // When every level has been tried, nothing is excluded any more.
       expect(lb.priorityLoad({ updateFrequency: 1, attempted: hosts })).toEqual([100, 0]);
@@ -260,9 +321,9 @@ describe('load balancer', () => {
       const hosts = [at('a', 0), at('b', 0), at('c', 1)];
       const lb = new LoadBalancer('ring_hash', hosts, { active: () => 0, hashTableSize: 256 });
       for (let k = 0; k < 50; k++) {
-        const first = lb.pick(undefined, hash32(`k${k}`))!.key;
+        const first = lb.pick({ hash: xxHash64(`k${k}`) })!.key;
         expect(first).not.toBe('c:80');
-        expect(lb.pick(undefined, hash32(`k${k}`))!.key).toBe(first);
+        expect(lb.pick({ hash: xxHash64(`k${k}`) })!.key).toBe(first);
       }
     });
   });

@@ -39,6 +39,11 @@ export interface RetryPolicy {
    * consistent-hash route stays on its host).
    */
   readonly avoidPreviousHosts: boolean;
+  /**
+   * host_selection_retry_max_attempts (Envoy's default 1; Istio sets 5): how
+   * many draws a consistent-hash table gets to find a host not tried yet.
+   */
+  readonly hostSelectionAttempts: number;
 }
 
 export const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
@@ -97,5 +102,14 @@ export function compileRetryPolicy(p: RetryPolicyJson | undefined, where: string
     maxIntervalMs: Math.max(base, max),
     priority: compileRetryPriority((p as { retry_priority?: RetryPriorityJson }).retry_priority, where),
     avoidPreviousHosts: compileHostPredicates(p.retry_host_predicate, where),
+    hostSelectionAttempts: hostSelectionAttempts(p.host_selection_retry_max_attempts, where),
   };
+}
+
+function hostSelectionAttempts(value: number | string | undefined, where: string): number {
+  if (value === undefined) return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    fail(`${where}.host_selection_retry_max_attempts`, `"${value}" is not a whole number of attempts`);
+  return Math.max(1, n);
 }

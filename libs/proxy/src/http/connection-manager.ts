@@ -21,6 +21,7 @@ import type { HttpRequestRecord, ProxyObserver, TrafficDirection } from '../obse
 import { applyClientCertPolicy, type ClientCertificate } from '../security/client-cert-details.js';
 import type { OriginalDestination } from '../upstream/cluster-manager.js';
 import type { GrpcSideCalls } from '../upstream/grpc-side-calls.js';
+import { hostKey } from '../upstream/host.js';
 import type { HttpFilterContext, ResponseDecorator } from './filters/filter.js';
 import { sample } from './filters/percent.js';
 import { cookieValue, requestHash } from './hash-policy.js';
@@ -519,10 +520,20 @@ export class HttpConnectionManager {
     path: string,
     decorators: ResponseDecorator[],
     ctx: DownstreamContext,
-  ): number | undefined {
+  ): bigint | undefined {
     let query: URLSearchParams | undefined;
     return requestHash(action.hashPolicies, {
-      header: (name) => headerValue(headers, name),
+      header: (name) => {
+        const v = headers[name];
+        return v === undefined ? [] : Array.isArray(v) ? v : [v];
+      },
+      connection: () => {
+        const socket = req.socket;
+        return {
+          remote: hostKey(ctx.remoteAddress ?? socket.remoteAddress ?? '', socket.remotePort ?? 0),
+          local: hostKey(ctx.localAddress ?? socket.localAddress ?? '', socket.localPort ?? 0),
+        };
+      },
       cookie: (name) => cookieValue(headerValue(headers, 'cookie'), name),
       sourceIp: () => ctx.remoteAddress ?? req.socket.remoteAddress,
       query: (name) => {

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { durationToMs } from '@mizzen/xds';
 import { fail } from '../config/errors.js';
 import type { HashPolicyJson } from '../envoy/types.js';
-import { hash32 } from '../upstream/consistent-hash.js';
+import { hex64, xxHash64 } from '../upstream/xxhash64.js';
 
 export type HashSource =
   | { kind: 'header'; name: string }
@@ -50,49 +49,73 @@ export function compileHashPolicy(h: HashPolicyJson, where: string): CompiledHas
 
 /** What a hash policy can read from a request, and how it sets a cookie when it generates one. */
 export interface HashInput {
-  header(name: string): string | undefined;
+  /** Every value of a header, in the order received (none when absent). */
+  header(name: string): readonly string[];
   cookie(name: string): string | undefined;
   sourceIp(): string | undefined;
   query(name: string): string | undefined;
+  /** The downstream connection's ends as `address:port` (`[v6]:port`), which a generated cookie is made from. */
+  connection(): { remote: string; local: string };
   /** Adds a Set-Cookie header (its value) to the response. */
   setCookie(setCookieValue: string): void;
 }
 
+const MASK64 = 0xffff_ffff_ffff_ffffn;
+
 /**
- * The request's hash for RING_HASH/MAGLEV clusters, combined across policies
- * as Envoy does. A cookie policy with a TTL and no cookie yet makes one up and
- * sets it on the response, so the client sticks to its host from then on.
+ * The request's 64-bit hash for RING_HASH/MAGLEV clusters, computed and
+ * combined across policies exactly as Envoy does (xxHash64 of each value; the
+ * running hash rotated left by one and XORed with the next), so a request
+ * picks the same endpoint as it would through Envoy. A cookie policy with a
+ * TTL and no cookie yet makes one up and sets it on the response, so the
+ * client sticks to its host from then on.
  */
-export function requestHash(policies: readonly CompiledHashPolicy[], input: HashInput): number | undefined {
-  let hash: number | undefined;
+export function requestHash(policies: readonly CompiledHashPolicy[], input: HashInput): bigint | undefined {
+  let hash: bigint | undefined;
   for (const p of policies) {
-    const value = hashInputValue(p.source, input);
-    if (value === undefined) continue;
-    const h = hash32(value);
-    hash = hash === undefined ? h : (((hash << 1) | (hash >>> 31)) ^ h) >>> 0;
-    if (p.terminal) break;
+    const h = policyHash(p.source, input);
+    if (h !== undefined) hash = hash === undefined ? h : (((hash << 1n) | (hash >> 63n)) & MASK64) ^ h;
+    if (p.terminal && hash !== undefined) break;
   }
   return hash;
 }
 
-function hashInputValue(source: HashSource, input: HashInput): string | undefined {
+function policyHash(source: HashSource, input: HashInput): bigint | undefined {
   switch (source.kind) {
-    case 'header':
-      return input.header(source.name);
-    case 'source_ip':
-      return input.sourceIp();
-    case 'query':
-      return input.query(source.name);
+    case 'header': {
+      const values = input.header(source.name);
+      if (values.length === 0) return undefined;
+      // Envoy sorts repeated values (so their order does not matter) and hashes them as one stream.
+      return xxHash64(values.length === 1 ? values[0]! : [...values].sort().join(''));
+    }
+    case 'source_ip': {
+      const ip = input.sourceIp();
+      return ip ? xxHash64(ip) : undefined;
+    }
+    case 'query': {
+      const value = input.query(source.name);
+      return value === undefined ? undefined : xxHash64(value);
+    }
     case 'cookie': {
       const existing = input.cookie(source.name);
-      if (existing !== undefined || source.ttlSeconds === undefined) return existing;
-      const generated = randomBytes(8).toString('hex');
+      if (existing) return xxHash64(existing);
+      if (source.ttlSeconds === undefined) return undefined;
+      const generated = generatedCookie(input.connection());
       input.setCookie(
         setCookieValue(source.name, generated, source.ttlSeconds, source.path, source.attributes),
       );
-      return generated;
+      return xxHash64(generated);
     }
   }
+}
+
+/**
+ * Envoy's generated session cookie: the hash of the connection's two ends,
+ * so requests racing on one connection all get the same cookie (and the same
+ * host) before the first answer comes back.
+ */
+export function generatedCookie(ends: { remote: string; local: string }): string {
+  return hex64(xxHash64(ends.remote + ends.local));
 }
 
 /**

@@ -44,7 +44,7 @@ export interface UpstreamRequest {
   /** The downstream spoke HTTP/2 (clusters that follow the downstream protocol use it too). */
   readonly downstreamHttp2?: boolean;
   /** The request's consistent-hash key, for RING_HASH and MAGLEV clusters. */
-  readonly hash?: number;
+  readonly hash?: bigint;
   /** Response edits from HTTP filters (CORS…), applied last. */
   readonly decorators?: readonly ResponseDecorator[];
   /** The downstream connection's ends, for clusters that send a PROXY protocol header upstream. */
@@ -326,7 +326,12 @@ export class Router {
       for (let attempt = 1; ; attempt++) {
         info.attempts = attempt;
         const avoid = req.retry?.avoidPreviousHosts ? tried : undefined;
-        const host = cluster.pick(avoid, req.originalDst, req.hash, retryPriority);
+        const host = cluster.pick(req.originalDst, {
+          exclude: avoid,
+          hash: req.hash,
+          retry: retryPriority,
+          selectionAttempts: req.retry?.hostSelectionAttempts,
+        });
         if (!host) {
           info.flag('UH');
           localReply(res, req, 503, LocalReplies.noHealthyUpstream);
@@ -424,7 +429,7 @@ export class Router {
     req: Pick<UpstreamRequest, 'method' | 'path' | 'headers' | 'body' | 'originalDst'>,
   ): void {
     const cluster = this.clusters.get(clusterName);
-    const host = cluster?.pick(undefined, req.originalDst);
+    const host = cluster?.pick(req.originalDst);
     if (!cluster || !host) return;
     const slot = cluster.breaker.tryAcquire(slotKind(cluster, false));
     if (!slot) return;
@@ -518,7 +523,7 @@ export class Router {
     clusterName: string,
     req: UpgradeRequest & {
       originalDst?: OriginalDestination;
-      hash?: number;
+      hash?: bigint;
       timeoutMs: number;
       downstream?: UpstreamRequest['downstream'];
     },
@@ -534,7 +539,7 @@ export class Router {
       sendLocalReply(res, 503, LocalReplies.noCluster);
       return;
     }
-    const host = cluster.pick(undefined, req.originalDst, req.hash);
+    const host = cluster.pick(req.originalDst, { hash: req.hash });
     if (!host) {
       info.flag('UH');
       sendLocalReply(res, 503, LocalReplies.noHealthyUpstream);

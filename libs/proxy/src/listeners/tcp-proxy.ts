@@ -9,8 +9,8 @@ import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
 import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf } from '../upstream/connect.js';
 import { sourceAddressFor } from '../upstream/connection-pools.js';
-import { hash32 } from '../upstream/consistent-hash.js';
 import { hostKey, type UpstreamHost } from '../upstream/host.js';
+import { xxHash64 } from '../upstream/xxhash64.js';
 import { type PeerExchangeResult, readPeerExchange } from './peer-exchange.js';
 import { openTcpTunnel } from './tcp-tunnel.js';
 
@@ -130,8 +130,9 @@ export class TcpProxy {
     const observed = this.observeConnection(downstream, clusterName, ctx);
     const cluster = this.clusters.get(clusterName);
     const source = ctx.remote?.address ?? downstream.remoteAddress;
-    const hash = this.config.hashBySourceIp && source ? hash32(source) : undefined;
-    const host = cluster?.pick(undefined, ctx.originalDst, hash);
+    // Envoy's tcp_proxy source_ip hash policy: xxHash64 of the address alone, without the port.
+    const hash = this.config.hashBySourceIp && source ? xxHash64(source) : undefined;
+    const host = cluster?.pick(ctx.originalDst, { hash });
     if (!cluster || !host) {
       const flags = cluster ? 'UH' : 'NC';
       this.logger.debug({ cluster: clusterName, flags }, 'tcp connection refused: no upstream');

@@ -8,7 +8,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import type { ProxyProtocolStamp } from './connect.js';
 import type { ConnectionPools, ConnectionSettings } from './connection-pools.js';
 import { makeHost, type UpstreamHost } from './host.js';
-import { LoadBalancer, type RetryPriority } from './load-balancer.js';
+import { LoadBalancer, type PickRequest } from './load-balancer.js';
 import { type AttemptOutcome, OutlierDetector } from './outlier-detector.js';
 
 /** Where the downstream was going before the proxy caught it (ORIGINAL_DST clusters send it there). */
@@ -91,16 +91,11 @@ export class ClusterRuntime {
   }
 
   /** A host for one attempt, or undefined when the cluster has none to offer. */
-  pick(
-    exclude?: ReadonlySet<string>,
-    originalDst?: OriginalDestination,
-    hash?: number,
-    retry?: RetryPriority,
-  ): UpstreamHost | undefined {
+  pick(originalDst?: OriginalDestination, request?: PickRequest): UpstreamHost | undefined {
     if (this.config.type === 'ORIGINAL_DST') {
       return originalDst ? makeHost(originalDst.host, originalDst.port) : undefined;
     }
-    return this.balancer.pick(exclude, hash, retry);
+    return this.balancer.pick(request);
   }
 
   /** Each priority level's share of new requests (percent), as the balancer computes it now. */

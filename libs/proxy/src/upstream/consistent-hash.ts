@@ -1,121 +1,171 @@
 import type { UpstreamHost } from './host.js';
+import { xxHash64 } from './xxhash64.js';
 
-/** 32-bit FNV-1a: fast, and stable across processes, so every proxy maps a key to the same host. */
-export function hash32(value: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < value.length; i++) {
-    h ^= value.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  // Final avalanche (murmur3 fmix32) so nearby keys spread over the ring.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+/**
+ * RING_HASH and MAGLEV exactly as Envoy builds and reads them: the same
+ * xxHash64 of the same host keys, the same table sizes and fill order, the
+ * same lookup. A key therefore reaches the same endpoint through a Mizzen
+ * proxy as through an Envoy sidecar given the same endpoints.
+ */
+
+/** Picks the host for a request hash; `attempt` > 0 asks for an alternative (Envoy's host reselection). */
+export interface HashTable {
+  chooseHost(hash: bigint, attempt: number): UpstreamHost | undefined;
 }
 
-/** Picks the host for a hash, skipping those `usable` rejects; undefined when none is usable. */
-export interface HashTable {
-  pick(hash: number, usable: (h: UpstreamHost) => boolean): UpstreamHost | undefined;
+/** A host and its share of the level (all shares sum to 1). */
+export interface NormalizedHost {
+  readonly host: UpstreamHost;
+  readonly weight: number;
 }
 
 /** Envoy's largest ring (ring_hash_lb_config.maximum_ring_size's default). */
 export const MAX_RING_SIZE = 8_388_608;
 
 /**
- * Envoy's ring hash: each host owns points on a ring in proportion to its
- * weight; a key goes to the next point. As Envoy sizes it, the ring is
- * scaled so the lightest host gets a whole number of points and the ring has
- * at least minimum_ring_size of them (at most maximum_ring_size).
+ * Envoy's normalizeWeights: each host's weight over the level's total, or,
+ * with locality-weighted balancing, over its locality's total times the
+ * locality's share of the locality weights (localities weighing 0 drop out).
+ */
+export function normalizeHostWeights(
+  hosts: readonly UpstreamHost[],
+  localityWeighted: boolean,
+): NormalizedHost[] {
+  if (!localityWeighted) return normalizeWithin(hosts, 1);
+  const localities = new Map<string, UpstreamHost[]>();
+  for (const h of hosts) {
+    const list = localities.get(h.locality) ?? [];
+    list.push(h);
+    localities.set(h.locality, list);
+  }
+  let localityTotal = 0;
+  for (const list of localities.values()) localityTotal += list[0]!.localityWeight;
+  // Envoy uses locality weights only when the level has them; without any, hosts weigh alone.
+  if (!(localityTotal > 0)) return normalizeWithin(hosts, 1);
+  const out: NormalizedHost[] = [];
+  for (const list of localities.values()) {
+    const share = list[0]!.localityWeight / localityTotal;
+    if (share > 0) out.push(...normalizeWithin(list, share));
+  }
+  return out;
+}
+
+function normalizeWithin(hosts: readonly UpstreamHost[], share: number): NormalizedHost[] {
+  const sum = hosts.reduce((s, h) => s + h.weight, 0);
+  return sum > 0 ? hosts.map((host) => ({ host, weight: (host.weight * share) / sum })) : [];
+}
+
+/**
+ * Envoy's ring hash: host key `<address>_<n>` hashed for n = 0, 1, … gives
+ * each host points in proportion to its weight, the ring scaled so the
+ * lightest host has a whole number of points and at least
+ * minimum_ring_size of them in all (at most maximum_ring_size). A key goes
+ * to the first point at or after its hash, wrapping to the start.
  */
 export class RingHash implements HashTable {
-  private readonly points: { at: number; host: UpstreamHost }[] = [];
+  private readonly hashes: BigUint64Array;
+  private readonly hosts: UpstreamHost[];
 
-  constructor(hosts: readonly UpstreamHost[], minimumRingSize: number, maximumRingSize = MAX_RING_SIZE) {
-    const totalWeight = hosts.reduce((s, h) => s + h.weight, 0);
-    if (hosts.length === 0 || !(totalWeight > 0)) return;
-    const normalized = hosts.map((h) => h.weight / totalWeight);
-    const lightest = Math.min(...normalized);
-    const scale = Math.min(Math.ceil(lightest * minimumRingSize) / lightest, maximumRingSize);
-    // Running totals keep the points per host whole while their sum tracks scale × weight.
-    let current = 0;
-    let target = 0;
-    hosts.forEach((host, i) => {
-      target += scale * normalized[i]!;
-      for (let n = 0; current < target; n++, current++)
-        this.points.push({ at: hash32(`${host.key}_${n}`), host });
-    });
-    this.points.sort((a, b) => a.at - b.at);
+  constructor(entries: readonly NormalizedHost[], minimumRingSize: number, maximumRingSize = MAX_RING_SIZE) {
+    const points: { hash: bigint; host: UpstreamHost }[] = [];
+    if (entries.length > 0) {
+      const lightest = Math.min(...entries.map((e) => e.weight));
+      const scale = Math.min(Math.ceil(lightest * minimumRingSize) / lightest, maximumRingSize);
+      // Running totals keep each host's points whole while their sum tracks scale × weight.
+      let current = 0;
+      let target = 0;
+      for (const { host, weight } of entries) {
+        target += scale * weight;
+        for (let n = 0; current < target; n++, current++)
+          points.push({ hash: xxHash64(`${host.key}_${n}`), host });
+      }
+      points.sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+    }
+    this.hashes = BigUint64Array.from(points, (p) => p.hash);
+    this.hosts = points.map((p) => p.host);
   }
 
   /** Points on the ring (its size). */
   get size(): number {
-    return this.points.length;
+    return this.hosts.length;
   }
 
-  pick(hash: number, usable: (h: UpstreamHost) => boolean): UpstreamHost | undefined {
-    const n = this.points.length;
+  chooseHost(hash: bigint, attempt: number): UpstreamHost | undefined {
+    const n = this.hosts.length;
     if (n === 0) return undefined;
+    const at = this.pointFor(hash);
+    // A reselection moves along the ring, as Envoy does for a retry host predicate.
+    return this.hosts[attempt > 0 ? (at + attempt) % n : at];
+  }
+
+  /** The index of the first point whose hash is ≥ `hash` (0 past the last one): Envoy's ketama search. */
+  private pointFor(hash: bigint): number {
     let lo = 0;
-    let hi = n;
+    let hi = this.hashes.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.points[mid]!.at < hash) lo = mid + 1;
+      if (this.hashes[mid]! < hash) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = 0; i < n; i++) {
-      const host = this.points[(lo + i) % n]!.host;
-      if (usable(host)) return host;
-    }
-    return undefined;
+    return lo === this.hashes.length ? 0 : lo;
   }
 }
 
-/** Google's Maglev table (as Envoy's MAGLEV): even spread and minimal disruption when hosts change. */
+/**
+ * Google's Maglev table as Envoy fills it: hosts in order of their key, each
+ * with offset xxHash64(key) and skip xxHash64(key, seed 1) over the (prime)
+ * table size; round after round every host whose weight has earned a slot
+ * takes the next free one in its permutation. A key's slot is hash % size.
+ */
 export class MaglevTable implements HashTable {
-  private readonly table: UpstreamHost[];
+  private readonly table: (UpstreamHost | undefined)[];
+  private readonly tableSize: bigint;
 
-  /** Hosts that own at least one slot: with a table smaller than the host count, some own none. */
-  owners(): Set<UpstreamHost> {
-    return new Set(this.table.filter((h) => h !== undefined));
-  }
-
-  constructor(hosts: readonly UpstreamHost[], tableSize: number) {
-    this.table = new Array(tableSize);
-    if (hosts.length === 0) return;
-    const perms = hosts.map((h) => ({
-      offset: hash32(`${h.key}#offset`) % tableSize,
-      skip: (hash32(`${h.key}#skip`) % (tableSize - 1)) + 1,
-      next: 0,
-    }));
+  constructor(entries: readonly NormalizedHost[], tableSize: number) {
+    this.table = new Array(tableSize).fill(undefined);
+    this.tableSize = BigInt(tableSize);
+    if (entries.length === 0) return;
+    const maxWeight = Math.max(...entries.map((e) => e.weight));
+    const size = this.tableSize;
+    const builds = [...entries]
+      .sort((a, b) => (a.host.key < b.host.key ? -1 : a.host.key > b.host.key ? 1 : 0))
+      .map(({ host, weight }) => ({
+        host,
+        weight,
+        offset: Number(xxHash64(host.key) % size),
+        skip: Number(xxHash64(host.key, 1n) % (size - 1n)) + 1,
+        next: 0,
+        target: 0,
+      }));
+    const slot = (b: (typeof builds)[number]) => (b.offset + b.skip * b.next) % tableSize;
     let filled = 0;
-    const maxWeight = Math.max(...hosts.map((h) => h.weight));
-    for (let round = 0; filled < tableSize; round++) {
-      for (let i = 0; i < hosts.length && filled < tableSize; i++) {
-        // Weighted Maglev: a host takes a slot in a round only while its weight allows.
-        if (hosts[i]!.weight * (round + 1) < maxWeight * round) continue;
-        const p = perms[i]!;
-        let slot = (p.offset + p.next * p.skip) % tableSize;
-        while (this.table[slot] !== undefined) {
-          p.next++;
-          slot = (p.offset + p.next * p.skip) % tableSize;
+    for (let iteration = 1; filled < tableSize; iteration++) {
+      for (const b of builds) {
+        if (filled >= tableSize) break;
+        // A host of the largest weight takes a slot every round; one of a third of it, every third.
+        if (iteration * b.weight < b.target) continue;
+        b.target += maxWeight;
+        let c = slot(b);
+        while (this.table[c] !== undefined) {
+          b.next++;
+          c = slot(b);
         }
-        this.table[slot] = hosts[i]!;
-        p.next++;
+        this.table[c] = b.host;
+        b.next++;
         filled++;
       }
     }
   }
 
-  pick(hash: number, usable: (h: UpstreamHost) => boolean): UpstreamHost | undefined {
-    const n = this.table.length;
-    if (n === 0 || this.table[0] === undefined) return undefined;
-    for (let i = 0; i < n; i++) {
-      const host = this.table[(hash + i) % n]!;
-      if (usable(host)) return host;
-    }
-    return undefined;
+  /** Hosts that own at least one slot: with a table smaller than the host count, some own none. */
+  owners(): Set<UpstreamHost> {
+    return new Set(this.table.filter((h): h is UpstreamHost => h !== undefined));
+  }
+
+  chooseHost(hash: bigint, attempt: number): UpstreamHost | undefined {
+    if (this.table[0] === undefined) return undefined;
+    // A reselection flips most of the hash's bits (Envoy: hash ^= ~0 - attempt + 1).
+    const h = attempt > 0 ? hash ^ ((1n << 64n) - BigInt(attempt)) : hash;
+    return this.table[Number(h % this.tableSize)];
   }
 }

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import type { LbKind, SlowStartConfig } from '../config/cluster.js';
-import { type HashTable, MaglevTable, RingHash } from './consistent-hash.js';
+import { type HashTable, MaglevTable, normalizeHostWeights, RingHash } from './consistent-hash.js';
 import type { UpstreamHost } from './host.js';
 
 export interface BalancerOptions {
@@ -33,12 +34,27 @@ export interface RetryPriority {
   readonly attempted: readonly UpstreamHost[];
 }
 
-/** One priority level: its hosts and, for hash policies, its own table. */
+/** What one host pick depends on beyond the hosts' state. */
+export interface PickRequest {
+  /** Hosts this request already tried, avoided under Envoy's previous_hosts retry predicate. */
+  readonly exclude?: ReadonlySet<string>;
+  /** The request's consistent-hash key (RING_HASH / MAGLEV), from the route's hash policies. */
+  readonly hash?: bigint;
+  readonly retry?: RetryPriority;
+  /**
+   * Envoy's host_selection_retry_max_attempts: how many draws a hash table
+   * gets to find a host the retry predicate accepts (default 1).
+   */
+  readonly selectionAttempts?: number;
+}
+
+/** One priority level: its hosts and, for hash policies, the table over its current candidates. */
 interface Level {
   readonly priority: number;
   readonly hosts: readonly UpstreamHost[];
-  readonly table?: HashTable;
   readonly overprovisioningFactor: number;
+  /** The hash table last built for this level, and the candidate hosts it was built from. */
+  table?: { readonly candidates: string; readonly table: HashTable };
 }
 
 /** Per-level health as Envoy computes it for one pick. */
@@ -88,19 +104,12 @@ export class LoadBalancer {
       list.push(h);
       byPriority.set(h.priority, list);
     }
-    const size = options.hashTableSize;
     this.levels = [...byPriority.entries()]
       .sort(([a], [b]) => a - b)
       .map(([priority, list]) => ({
         priority,
         hosts: list,
         overprovisioningFactor: list[0]!.overprovisioningFactor,
-        table:
-          kind === 'ring_hash'
-            ? new RingHash(list, size ?? 1024, options.maximumRingSize)
-            : kind === 'maglev'
-              ? new MaglevTable(list, size ?? 65537)
-              : undefined,
       }));
     this.total = this.levels.reduce((n, l) => n + l.hosts.length, 0);
   }
@@ -114,28 +123,26 @@ export class LoadBalancer {
     return this.plan(retry).load;
   }
 
-  pick(exclude?: ReadonlySet<string>, hash?: number, retry?: RetryPriority): UpstreamHost | undefined {
+  pick(request: PickRequest = {}): UpstreamHost | undefined {
     if (this.levels.length === 0) return undefined;
+    const { exclude, retry } = request;
     const { load, states } = this.plan(retry);
+    const hashed = this.kind === 'ring_hash' || this.kind === 'maglev';
+    // Envoy hashes a request without a hash key by a random one: it still goes through the table.
+    const hash = hashed ? (request.hash ?? randomBytes(8).readBigUInt64BE()) : undefined;
     const level = this.choosePriority(load, hash);
     const state = states[level]!;
     let candidates = state.panic ? this.levels[level]!.hosts : state.healthy;
+    if (candidates.length === 0) return undefined;
+    if (hash !== undefined) return this.pickByHash(level, candidates, hash, request);
     if (exclude?.size) {
       const rest = candidates.filter((h) => !exclude.has(h.key));
       if (rest.length > 0) candidates = rest;
-    }
-    if (candidates.length === 0) return undefined;
-    const table = this.levels[level]!.table;
-    if (table && hash !== undefined) {
-      const allowed = new Set(candidates);
-      return table.pick(hash, (h) => allowed.has(h));
     }
     if (this.options.localityWeighted) candidates = this.chooseLocality(level, state, candidates);
     if (candidates.length === 1) return candidates[0];
     switch (this.kind) {
       case 'random':
-      case 'ring_hash':
-      case 'maglev':
         return this.weightedRandom(candidates, (h) => h.weight);
       case 'least_request':
         return this.leastRequest(candidates);
@@ -193,9 +200,44 @@ export class LoadBalancer {
     return adjusted.some((h) => h > 0) ? adjusted : undefined;
   }
 
+  /**
+   * Envoy's hashing pick: the table over the level's candidates (healthy
+   * hosts, or all of them in panic) — rebuilt only when they change — read
+   * at the hash; a host the retry predicate rejects is redrawn (attempt 1, 2,
+   * …) up to host_selection_retry_max_attempts times, else kept.
+   */
+  private pickByHash(
+    level: number,
+    candidates: readonly UpstreamHost[],
+    hash: bigint,
+    request: PickRequest,
+  ): UpstreamHost | undefined {
+    const table = this.tableFor(this.levels[level]!, candidates);
+    const attempts = request.exclude?.size ? Math.max(1, request.selectionAttempts ?? 1) : 1;
+    let host: UpstreamHost | undefined;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      host = table.chooseHost(hash, attempt);
+      if (!host || !request.exclude?.has(host.key)) return host;
+    }
+    return host;
+  }
+
+  private tableFor(level: Level, candidates: readonly UpstreamHost[]): HashTable {
+    const key = candidates.map((h) => h.key).join(',');
+    if (level.table?.candidates === key) return level.table.table;
+    const weights = normalizeHostWeights(candidates, this.options.localityWeighted === true);
+    const size = this.options.hashTableSize;
+    const table =
+      this.kind === 'maglev'
+        ? new MaglevTable(weights, size ?? 65537)
+        : new RingHash(weights, size ?? 1024, this.options.maximumRingSize);
+    level.table = { candidates: key, table };
+    return table;
+  }
+
   /** A level for this request: by a random number, or by the hash (Envoy: hash % 100), against the load. */
-  private choosePriority(load: readonly number[], hash?: number): number {
-    const roll = hash !== undefined ? hash % 100 : Math.floor(Math.random() * 100);
+  private choosePriority(load: readonly number[], hash?: bigint): number {
+    const roll = hash !== undefined ? Number(hash % 100n) : Math.floor(Math.random() * 100);
     let acc = 0;
     for (let i = 0; i < load.length; i++) {
       acc += load[i]!;

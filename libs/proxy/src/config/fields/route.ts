@@ -1,4 +1,4 @@
-import { type Fields, HONOURED, honouredWhen, INERT, mapOf, OWN_CHECK, typed } from '../understood.js';
+import { type Fields, HONOURED, honouredWhen, mapOf, OWN_CHECK, typed } from '../understood.js';
 import {
   HEADER_MATCHER,
   HEADER_VALUE_OPTION,
@@ -38,9 +38,9 @@ export const RETRY_POLICY: Fields = {
   retry_back_off: { base_interval: HONOURED, max_interval: HONOURED },
   // Checked by name and type by the retry policy compiler; neither predicate takes settings.
   retry_host_predicate: { name: HONOURED, typed_config: typed({ [PREVIOUS_HOSTS_TYPE]: {} }) },
-  // How often Envoy re-draws a host the predicate rejects; the proxy draws among untried hosts
-  // directly, so the first draw already satisfies it.
-  host_selection_retry_max_attempts: INERT,
+  // How often a consistent-hash table is re-drawn for a host the predicate rejects (other
+  // balancers draw among untried hosts directly, so their first draw satisfies it).
+  host_selection_retry_max_attempts: HONOURED,
   retry_priority: {
     name: HONOURED,
     typed_config: typed({ [PREVIOUS_PRIORITIES_TYPE]: { update_frequency: HONOURED } }),
