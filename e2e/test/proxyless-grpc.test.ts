@@ -351,6 +351,62 @@ describe('proxyless gRPC through pilot (grpc-js-xds)', () => {
     }
   });
 
+  it('ring hash: a sidecar sends each user to the same server the proxyless client picks (both hash as Envoy)', async () => {
+    // gRPC's ring hash follows Envoy's (gRFC A42): xxHash64 of "<address>_<n>" points and of the header value.
+    // Two independent implementations agreeing on 24 users' servers leaves one chance in 2^24 of luck.
+    await applied(
+      `${destinationRule('    loadBalancer: { consistentHash: { httpHeaderName: x-user } }')}---${virtualService(
+        '    - route: [{ destination: { host: greeter } }]\n',
+      )}`,
+    );
+    const sidecar = await mesh.startSidecar({
+      workload: 'hash-caller',
+      service: 'hash-caller',
+      labels: { app: 'hash-caller' },
+      appPort: await mesh.ports.take(),
+    });
+    await mesh.waitForSync([sidecar.id], 60_000);
+    // The app reaches its sidecar as HTTP_PROXY users do: a CONNECT tunnel (grpc-js honours grpc_proxy).
+    const before = process.env.grpc_proxy;
+    process.env.grpc_proxy = `http://127.0.0.1:${sidecar.outboundPort}`;
+    let viaSidecar: typeof client;
+    try {
+      const Client = grpc.makeGenericClientConstructor(GREETER, 'Greeter');
+      viaSidecar = new Client(
+        'greeter.default.svc.cluster.local:50051',
+        grpc.credentials.createInsecure(),
+      ) as unknown as typeof client;
+    } finally {
+      if (before === undefined) delete process.env.grpc_proxy;
+      else process.env.grpc_proxy = before;
+    }
+    const callVia = (user: string) =>
+      new Promise<string>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set('x-user', user);
+        viaSidecar.Hello({}, md, { deadline: Date.now() + 20_000 }, (err, res) =>
+          resolve(err ? `code ${err.code}` : res.version),
+        );
+      });
+    try {
+      const users = Array.from({ length: 24 }, (_, u) => `user-${u}`);
+      await eventually('the proxyless client on the ring hash config', async () => {
+        for (const u of users.slice(0, 4)) {
+          const first = await call({ 'x-user': u });
+          if ((await call({ 'x-user': u })) !== first) return `${u} moved`;
+        }
+        return true;
+      });
+      const proxyless = await Promise.all(users.map((u) => call({ 'x-user': u })));
+      const sidecarPicks = await Promise.all(users.map(callVia));
+      expect(new Set(proxyless).size, 'users spread over both servers').toBe(2);
+      expect(sidecarPicks).toEqual(proxyless);
+    } finally {
+      viaSidecar.close();
+      await sidecar.proc.kill('SIGTERM');
+    }
+  });
+
   it('outlier detection: a server that starts failing is ejected, then comes back', async () => {
     await applied(
       `${destinationRule(
