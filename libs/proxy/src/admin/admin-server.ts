@@ -48,12 +48,14 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
       return {
         listener_statuses: list.map((l) => ({
           name: l.name,
-          local_address: { socket_address: { address: l.address, port_value: l.port } },
+          local_address: l.pipe
+            ? { pipe: { path: l.address } }
+            : { socket_address: { address: l.address, port_value: l.port } },
         })),
       };
     }
     reply.type('text/plain');
-    return `${list.map((l) => `${l.name}::${l.address}:${l.port}`).join('\n')}\n`;
+    return `${list.map((l) => `${l.name}::${l.pipe ? l.address : `${l.address}:${l.port}`}`).join('\n')}\n`;
   });
 
   app.get('/ready', async (_req, reply) => {

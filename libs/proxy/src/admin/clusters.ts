@@ -37,7 +37,9 @@ export function clustersJson(clusters: ClusterManager): Record<string, unknown> 
       host_statuses: c.hosts().map((h) => {
         const [region = '', zone = '', subZone = ''] = h.locality.split('/');
         return {
-          address: { socket_address: { address: h.address, port_value: h.port } },
+          address: h.pipe
+            ? { pipe: { path: h.address } }
+            : { socket_address: { address: h.address, port_value: h.port } },
           health_status: {
             eds_health_status: h.healthy ? 'HEALTHY' : 'UNHEALTHY',
             ...(c.isEjected(h.key) ? { failed_outlier_check: true } : {}),

@@ -21,8 +21,11 @@ export type LbKind = 'round_robin' | 'least_request' | 'random' | 'ring_hash' | 
 
 /** One upstream address as EDS or a static load assignment gives it. */
 export interface EndpointSpec {
+  /** An IP address, or a Unix socket's path when `pipe`. */
   readonly address: string;
+  /** 0 for a pipe. */
   readonly port: number;
+  readonly pipe?: boolean;
   readonly weight: number;
   readonly healthy: boolean;
   /** `region/zone/subzone`, empty when unknown. */
@@ -363,15 +366,19 @@ interface GroupPlacement {
 }
 
 function endpointSpec(e: LbEndpointJson, group: GroupPlacement, where: string): EndpointSpec {
-  const sa = e.endpoint?.address?.socket_address;
-  if (!sa?.address) fail(where, 'endpoint has no socket address');
-  const port = sa.port_value ?? 0;
-  if (!(port > 0 && port < 65536)) fail(where, `endpoint ${sa.address} has invalid port ${port}`);
+  const address = e.endpoint?.address;
+  const pipe = address?.pipe;
+  const sa = address?.socket_address;
+  if (pipe && !pipe.path) fail(`${where}.endpoint.address.pipe.path`, 'a pipe address needs a path');
+  if (!pipe && !sa?.address) fail(where, 'endpoint has no socket address');
+  const port = pipe ? 0 : (sa!.port_value ?? 0);
+  if (!pipe && !(port > 0 && port < 65536)) fail(where, `endpoint ${sa!.address} has invalid port ${port}`);
   const status = e.health_status ?? 'UNKNOWN';
   const identity = endpointIdentity(filterMetadata(e.metadata, 'istio'));
   return {
-    address: sa.address,
+    address: pipe ? pipe.path! : sa!.address!,
     port,
+    ...(pipe ? { pipe: true } : {}),
     weight: e.load_balancing_weight ?? 1,
     // Envoy routes to UNKNOWN and HEALTHY (and DEGRADED as a last resort); never to UNHEALTHY, DRAINING or TIMEOUT.
     healthy: status === 'UNKNOWN' || status === 'HEALTHY' || status === 'DEGRADED',

@@ -131,8 +131,12 @@ export interface FilterChainConfig {
 
 export interface ListenerConfig {
   readonly name: string;
+  /** An IP address, or (pipe listeners) the Unix socket's path — `@name` for Linux's abstract namespace. */
   readonly address: string;
+  /** The TCP port; 0 for a pipe listener. */
   readonly port: number;
+  /** A Unix domain socket listener (Envoy's `pipe` address), with the file mode its socket gets. */
+  readonly pipe?: { readonly mode?: number };
   /** False for Istio's per-port outbound listeners that only receive connections handed over by virtualOutbound. */
   readonly bindToPort: boolean;
   /** The capture listener (virtualOutbound): hands each connection to the listener for its original destination. */
@@ -428,9 +432,14 @@ export function compileListener(l: ListenerJson): ListenerConfig {
   if (!l.name) fail('listener', 'has no name');
   const where = `listener ${l.name}`;
   if (l.api_listener) fail(where, 'API listeners are for proxyless gRPC clients, not for this proxy');
+  const pipe = l.address?.pipe;
   const sa = l.address?.socket_address;
-  if (!sa?.address) fail(`${where}.address`, 'listener has no socket address');
-  const port = sa.port_value ?? 0;
+  if (pipe) {
+    if (!pipe.path) fail(`${where}.address.pipe.path`, 'a pipe listener needs a path');
+    if (pipe.mode !== undefined && !(Number.isInteger(pipe.mode) && pipe.mode >= 0 && pipe.mode <= 0o777))
+      fail(`${where}.address.pipe.mode`, `${pipe.mode} is not a file mode (0 to 0777)`);
+  } else if (!sa?.address) fail(`${where}.address`, 'listener has no socket address');
+  const port = pipe ? 0 : (sa!.port_value ?? 0);
   if (!(port >= 0 && port < 65536)) fail(`${where}.address`, `invalid port ${port}`);
   for (const [i, f] of (l.listener_filters ?? []).entries()) {
     const type = f.typed_config?.['@type'];
@@ -451,8 +460,9 @@ export function compileListener(l: ListenerJson): ListenerConfig {
   )?.typed_config as { allow_requests_without_proxy_protocol?: boolean } | undefined;
   const config: ListenerConfig = {
     name: l.name,
-    address: sa.address,
+    address: pipe ? pipe.path! : sa!.address!,
     port,
+    ...(pipe ? { pipe: pipe.mode !== undefined ? { mode: pipe.mode } : {} } : {}),
     bindToPort: l.bind_to_port !== false,
     useOriginalDst: l.use_original_dst === true,
     direction: l.traffic_direction ?? 'UNSPECIFIED',

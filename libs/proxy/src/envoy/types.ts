@@ -13,6 +13,8 @@ export interface SocketAddressJson {
 
 export interface AddressJson {
   socket_address?: SocketAddressJson;
+  /** A Unix domain socket: a filesystem path, or `@name` in Linux's abstract namespace. */
+  pipe?: { path?: string; mode?: number };
 }
 
 export interface TypedConfig {

@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '@mizzen/runtime';
 import { ConfigError } from '../config/errors.js';
 import type { ListenerConfig } from '../config/listener.js';
 import { localTlsProblems } from '../security/tls-provider.js';
+import { socketPath } from '../upstream/host.js';
 import { HttpProxyCaptureRuntime } from './http-proxy-capture.js';
 import { ChainedListenerRuntime, type ListenerRuntime, type RuntimeDeps } from './runtimes.js';
 import { capturesOriginalDst, TransparentCaptureRuntime } from './transparent-capture.js';
@@ -27,14 +29,27 @@ class BoundSocket {
     });
   }
 
-  static bind(address: string, port: number, runtime: ListenerRuntime): Promise<BoundSocket> {
+  static bind(config: ListenerConfig, runtime: ListenerRuntime): Promise<BoundSocket> {
+    const { address, port, pipe } = config;
     const server = net.createServer({ noDelay: true });
+    const path = pipe ? socketPath(address) : undefined;
+    // As Envoy does, a stale socket file left by an earlier run is removed before binding (not abstract names).
+    if (path && !address.startsWith('@')) removeStaleSocket(path);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: address, port, exclusive: true }, () => {
+      const listening = () => {
         server.off('error', reject);
+        try {
+          if (path && pipe?.mode && !address.startsWith('@')) fs.chmodSync(path, pipe.mode);
+        } catch (err) {
+          server.close();
+          reject(err);
+          return;
+        }
         resolve(new BoundSocket(address, port, server, runtime));
-      });
+      };
+      if (path) server.listen({ path, exclusive: true }, listening);
+      else server.listen({ host: address, port, exclusive: true }, listening);
     });
   }
 
@@ -56,6 +71,15 @@ interface Active {
 
 function sameJson(a: ListenerConfig, b: ListenerConfig): boolean {
   return JSON.stringify(a.json) === JSON.stringify(b.json);
+}
+
+/** Removes a socket file at `path` (never a regular file or directory: binding then fails with EADDRINUSE). */
+function removeStaleSocket(path: string): void {
+  try {
+    if (fs.lstatSync(path).isSocket()) fs.unlinkSync(path);
+  } catch {
+    // Nothing there (or not ours to remove): bind reports what is wrong.
+  }
 }
 
 function addrKey(address: string, port: number): string {
@@ -104,12 +128,12 @@ export class ListenerManager {
           if (socket) reusable.delete(key);
           else {
             try {
-              socket = await BoundSocket.bind(config.address, config.port, runtime);
+              socket = await BoundSocket.bind(config, runtime);
               created.push(socket);
             } catch (err) {
               const e = err as NodeJS.ErrnoException;
               failures.push(
-                `listener ${config.name}: cannot bind ${config.address}:${config.port}: ${e.code ?? e.message}`,
+                `listener ${config.name}: cannot bind ${config.pipe ? config.address : `${config.address}:${config.port}`}: ${e.code ?? e.message}`,
               );
               continue;
             }
@@ -195,10 +219,18 @@ export class ListenerManager {
     return [...names].sort();
   }
 
-  list(): { name: string; address: string; port: number; bound: boolean; config: ListenerConfig }[] {
+  list(): {
+    name: string;
+    address: string;
+    port: number;
+    pipe: boolean;
+    bound: boolean;
+    config: ListenerConfig;
+  }[] {
     return [...this.active.values()].map((a) => ({
       name: a.config.name,
       address: a.config.address,
+      pipe: a.config.pipe !== undefined,
       port: a.socket?.boundPort ?? a.config.port,
       bound: a.socket !== undefined,
       config: a.config,

@@ -188,6 +188,7 @@ function toHosts(endpoints: readonly EndpointSpec[]): UpstreamHost[] {
       e.sidecar,
       e.transportMatch,
       {
+        pipe: e.pipe,
         priority: e.priority,
         localityWeight: e.localityWeight,
         overprovisioningFactor: e.overprovisioningFactor,

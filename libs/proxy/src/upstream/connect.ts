@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { encodeProxyHeader, type ProxyEndpoint } from '../listeners/proxy-protocol.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
-import type { UpstreamHost } from './host.js';
+import { socketPath, type UpstreamHost } from './host.js';
 import { applyUpstreamSocketOptions, type TcpKeepalive } from './socket-options.js';
 
 /**
@@ -65,12 +65,14 @@ export function connectTimeoutError(): Error {
  * emits 'connect' (and 'secureConnect' over TLS) as usual.
  */
 export function connectUpstream(host: UpstreamHost, o: UpstreamConnectOptions): net.Socket {
-  const base = {
-    host: host.address,
-    port: host.port,
-    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
-    timeout: o.connectTimeoutMs,
-  };
+  const base = host.pipe
+    ? { path: socketPath(host.address), timeout: o.connectTimeoutMs }
+    : {
+        host: host.address,
+        port: host.port,
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+        timeout: o.connectTimeoutMs,
+      };
   // The PROXY header goes out first, before the TLS handshake: TLS then runs over that TCP connection.
   const raw = o.proxyHeader || !o.tls ? net.connect(base) : undefined;
   if (raw && o.proxyHeader) raw.write(o.proxyHeader);
@@ -90,13 +92,15 @@ export function connectUpstream(host: UpstreamHost, o: UpstreamConnectOptions): 
     : raw!;
   const tcp = raw ?? socket;
   tcp.setNoDelay(true);
-  tcp.once('connect', () => {
-    try {
-      applyUpstreamSocketOptions(tcp, o.keepalive);
-    } catch (err) {
-      socket.destroy(err as Error);
-    }
-  });
+  // TCP keepalive is a TCP option: a Unix socket has none to set.
+  if (!host.pipe)
+    tcp.once('connect', () => {
+      try {
+        applyUpstreamSocketOptions(tcp, o.keepalive);
+      } catch (err) {
+        socket.destroy(err as Error);
+      }
+    });
   if (raw && socket !== raw) {
     // TLS over our own TCP socket: its errors and timeout are the connection's.
     raw.once('error', (err) => socket.destroy(err));

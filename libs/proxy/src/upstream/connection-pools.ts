@@ -9,7 +9,7 @@ import {
   stampKey,
 } from './connect.js';
 import { H2Sessions } from './h2-sessions.js';
-import { makeHost, type UpstreamHost } from './host.js';
+import { hostAuthority, type UpstreamHost } from './host.js';
 import type { TcpKeepalive } from './socket-options.js';
 import type { UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
@@ -49,7 +49,7 @@ export function sourceAddressFor(
 
 /** The part of a pool or session key that keeps connections from different source addresses apart. */
 export function sourceKey(settings: ConnectionSettings, host: UpstreamHost): string {
-  const source = sourceAddressFor(settings.sourceAddresses, host.address);
+  const source = host.pipe ? undefined : sourceAddressFor(settings.sourceAddresses, host.address);
   return source ? `|from=${source}` : '';
 }
 
@@ -59,12 +59,12 @@ export function sourceKey(settings: ConnectionSettings, host: UpstreamHost): str
  * other upstream connection.
  */
 function connector(
+  host: UpstreamHost,
   settings: ConnectionSettings,
   secure?: UpstreamTls,
   proxyHeader?: Buffer,
 ): Pool.Options['connect'] {
   return (options, callback) => {
-    const host = makeHost(options.hostname.replace(/^\[|\]$/g, ''), Number(options.port));
     const socket = connectUpstream(host, {
       connectTimeoutMs: settings.connectTimeoutMs,
       localAddress: options.localAddress ?? undefined,
@@ -176,7 +176,7 @@ export class ConnectionPools {
     }
     // TLS and plaintext connections to one host are different pools; a new TLS setup replaces the old one's.
     // Connections from another source address (upstream_bind_config) are another pool too.
-    const localAddress = sourceAddressFor(settings.sourceAddresses, host.address);
+    const localAddress = host.pipe ? undefined : sourceAddressFor(settings.sourceAddresses, host.address);
     // With upstream_proxy_protocol each downstream connection's addresses get connections of their own, as in Envoy.
     const key = `${host.key}${sourceKey(settings, host)}${tls ? '|tls' : ''}${stampKey(stamp)}`;
     if (stamp && !this.pools.has(key)) this.sweepIdleStampedPools();
@@ -187,14 +187,14 @@ export class ConnectionPools {
       entry = undefined;
     }
     if (!entry) {
-      const origin = `${tls ? 'https' : 'http'}://${host.key}`;
+      const origin = `${tls ? 'https' : 'http'}://${hostAuthority(host)}`;
       const idle = settings.idleTimeoutMs ?? 30_000;
       entry = {
         pool: new Pool(origin, {
           connections: MAX_CONNECTIONS_PER_HOST,
           pipelining: 1,
           ...(localAddress ? { localAddress } : {}),
-          connect: connector(settings, tls, proxyHeaderOf(stamp)),
+          connect: connector(host, settings, tls, proxyHeaderOf(stamp)),
           factory: clientFactory(settings),
           ...(settings.maxConnectionDurationMs ? { clientTtl: settings.maxConnectionDurationMs } : {}),
           // Route and per-try timeouts are the router's job; undici must not impose its own.

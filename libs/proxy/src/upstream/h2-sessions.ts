@@ -2,7 +2,7 @@ import http2 from 'node:http2';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import { connectUpstream, type ProxyProtocolStamp, proxyHeaderOf, stampKey } from './connect.js';
 import { type ConnectionSettings, sourceAddressFor, sourceKey } from './connection-pools.js';
-import type { UpstreamHost } from './host.js';
+import { hostAuthority, type UpstreamHost } from './host.js';
 import type { UpstreamHeaders, UpstreamRequestHead, UpstreamResponse } from './upstream-response.js';
 
 /** An error from an HTTP/2 attempt, with the code the router classifies. */
@@ -197,11 +197,11 @@ export class H2Sessions {
     secure?: UpstreamTls,
     proxyHeader?: Buffer,
   ): Session {
-    const session = http2.connect(`${secure ? 'https' : 'http'}://${host.key}`, {
+    const session = http2.connect(`${secure ? 'https' : 'http'}://${hostAuthority(host)}`, {
       createConnection: () =>
         connectUpstream(host, {
           connectTimeoutMs: settings.connectTimeoutMs,
-          localAddress: sourceAddressFor(settings.sourceAddresses, host.address),
+          localAddress: host.pipe ? undefined : sourceAddressFor(settings.sourceAddresses, host.address),
           tls: secure,
           alpn: ['h2'],
           keepalive: settings.tcpKeepalive,

@@ -2,10 +2,14 @@ import type { EndpointIdentity } from '../observe/peer-metadata.js';
 
 /** One upstream address a request can be sent to. */
 export interface UpstreamHost {
-  /** `address:port` (IPv6 in brackets): identifies the host across clusters and its connection pool. */
+  /** `address:port` (IPv6 in brackets), or a Unix socket's path: identifies the host across clusters and its pool. */
   readonly key: string;
+  /** An IP address, or (pipe hosts) the Unix socket's path — `@name` for Linux's abstract namespace. */
   readonly address: string;
+  /** The TCP port; 0 for a pipe host. */
   readonly port: number;
+  /** A Unix domain socket endpoint (Envoy's `pipe` address), reached by path rather than by IP and port. */
+  readonly pipe?: boolean;
   readonly weight: number;
   readonly healthy: boolean;
   readonly locality: string;
@@ -25,6 +29,8 @@ export interface UpstreamHost {
 
 /** Where a host sits in its cluster's load assignment. */
 export interface HostPlacement {
+  /** The endpoint is a Unix domain socket (`address` is its path). */
+  pipe?: boolean;
   priority?: number;
   localityWeight?: number;
   overprovisioningFactor?: number;
@@ -33,8 +39,20 @@ export interface HostPlacement {
 /** Envoy's default overprovisioning factor: a priority level counts as fully available at 1/1.4 healthy. */
 export const DEFAULT_OVERPROVISIONING_FACTOR = 140;
 
-export function hostKey(address: string, port: number): string {
+/** How Envoy writes an address (Address::asString): `ip:port`, `[v6]:port`, or a pipe's path. */
+export function hostKey(address: string, port: number, pipe = false): string {
+  if (pipe) return address;
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** The path to hand Node for a pipe address: Envoy's `@name` is Linux's abstract namespace (a leading NUL). */
+export function socketPath(pipeAddress: string): string {
+  return pipeAddress.startsWith('@') ? `\0${pipeAddress.slice(1)}` : pipeAddress;
+}
+
+/** The authority a connection to a host is opened with (a pipe has no host:port of its own). */
+export function hostAuthority(host: UpstreamHost): string {
+  return host.pipe ? 'localhost' : host.key;
 }
 
 export function makeHost(
@@ -49,9 +67,10 @@ export function makeHost(
   identity?: EndpointIdentity,
 ): UpstreamHost {
   return {
-    key: hostKey(address, port),
+    key: hostKey(address, port, placement.pipe),
     address,
     port,
+    ...(placement.pipe ? { pipe: true } : {}),
     weight,
     healthy,
     locality,

@@ -21,7 +21,7 @@ export const SOCKET_ADDRESS: Fields = {
   protocol: honouredOnlyAs(['TCP'], 'the proxy carries TCP only'),
 };
 
-export const ADDRESS: Fields = { socket_address: SOCKET_ADDRESS };
+export const ADDRESS: Fields = { socket_address: SOCKET_ADDRESS, pipe: { path: HONOURED, mode: HONOURED } };
 
 export const HEADER_VALUE_OPTION: Fields = {
   header: { key: HONOURED, value: HONOURED },
