@@ -399,7 +399,7 @@ inboundConnectionPool: { tcp: { maxConnections: 7 } }`,
     expect(pool.max_connections).toBe(7);
   });
 
-  it('bind, per-listener connectionPool over inboundConnectionPool; Unix sockets are skipped with a warning', () => {
+  it('bind, per-listener connectionPool over inboundConnectionPool; Unix socket listeners and endpoints', () => {
     const yaml =
       MESH +
       sidecar(
@@ -427,20 +427,35 @@ inboundConnectionPool: { tcp: { maxConnections: 7 } }`,
       );
     const push = pushFor(yaml);
     const b = build(push, REVIEWS);
-    expect(inbound(b).map((l) => l.name)).toEqual(['inbound_127.0.0.2_15006']);
+    expect(inbound(b).map((l) => l.name)).toEqual(['inbound_127.0.0.2_15006', 'inbound_127.0.0.1_7070']);
     expect(inbound(b)[0].address.socket_address.address).toBe('127.0.0.2');
-    // The app port stays the workload's own when defaultEndpoint is not given.
-    expect(inboundClusters(b)).toEqual([['inbound|9080||', { address: '127.0.0.1', port_value: 19080 }]]);
+    // The app port stays the workload's own when defaultEndpoint is not given; a unix:// one is a pipe endpoint.
+    expect(
+      b.clusters
+        .filter((c) => c.name.startsWith('inbound|'))
+        .map((c) => [c.name, c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address]),
+    ).toEqual([
+      ['inbound|9080||', { socket_address: { address: '127.0.0.1', port_value: 19080 } }],
+      ['inbound|7070||', { pipe: { path: '/var/run/app.sock' } }],
+    ]);
+    // A unix:// egress listener is a pipe the app connects to, routing by Host to every HTTP port it imports.
+    expect(b.listener('unix:///var/run/egress.sock_0').address).toEqual({
+      pipe: { path: '/var/run/egress.sock' },
+    });
+    const uds = b.routes.find((r) => r.name === 'unix:///var/run/egress.sock');
+    expect(uds.virtual_hosts.map((v: { name: string }) => v.name)).toEqual([
+      'httpbin.org:80',
+      'reviews.default.svc.cluster.local:9080',
+      'allow_any',
+    ]);
+    expect(uds.virtual_hosts[1].domains).toContain('reviews:9080');
     const pool = b.clusters.find((c) => c.name === 'inbound|9080||').circuit_breakers.thresholds[0];
     expect(pool.max_connections).toBe(3);
     expect(b.listener('127.0.0.3_8081').address.socket_address).toEqual({
       address: '127.0.0.3',
       port_value: 8081,
     });
-    expect([...push.warnings].sort()).toEqual([
-      "Sidecar default/reviews egress[1]: Unix domain socket listeners (unix:///var/run/egress.sock) are not supported by Mizzen's proxy; the listener is skipped",
-      "Sidecar default/reviews ingress[1]: defaultEndpoint unix:///var/run/app.sock (a Unix domain socket) is not supported by Mizzen's proxy; port 7070 gets no inbound listener",
-    ]);
+    expect([...push.warnings]).toEqual([]);
   });
 
   // Real files: the proxy reads them when it compiles the listener.

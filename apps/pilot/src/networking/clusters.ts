@@ -10,7 +10,7 @@ import {
 import type { Protocol } from '../model/protocol.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
-import { ADS_CONFIG_SOURCE, type Json, socketAddress } from './envoy.js';
+import { ADS_CONFIG_SOURCE, endpointAddress, type Json, socketAddress } from './envoy.js';
 import { applyClusterTls } from './mtls.js';
 import type { PushContext } from './push-context.js';
 import { inboundPorts } from './sidecar-scope.js';
@@ -164,14 +164,12 @@ export function buildInboundClusters(push: PushContext, proxy: ProxyInfo): Json[
           cluster_name: name,
           endpoints: [
             {
-              lb_endpoints: [
-                { endpoint: { address: socketAddress(port.endpoint.address, port.endpoint.port) } },
-              ],
+              lb_endpoints: [{ endpoint: { address: endpointAddress(port.endpoint) } }],
             },
           ],
         },
       };
-      if (captured && !isLoopback(port.endpoint.address))
+      if (captured && !port.endpoint.pipe && !isLoopback(port.endpoint.address))
         cluster.upstream_bind_config = inboundBindConfig(proxy);
     }
     // Inbound, the app gets its port's protocol (no upgrade); the Sidecar's connection pool may follow the client's.

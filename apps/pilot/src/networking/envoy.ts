@@ -13,6 +13,16 @@ export function socketAddress(address: string, port: number): Json {
   return { socket_address: { address, port_value: port } };
 }
 
+/** A Unix domain socket address: a path, or `@name` in Linux's abstract namespace. */
+export function pipeAddress(path: string): Json {
+  return { pipe: { path } };
+}
+
+/** An endpoint's Envoy address: a pipe for a Unix socket, else IP and port. */
+export function endpointAddress(e: { address: string; port: number; pipe?: boolean }): Json {
+  return e.pipe ? pipeAddress(e.address) : socketAddress(e.address, e.port);
+}
+
 export const FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
 export const CORS_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors';
 export const CORS_POLICY_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';

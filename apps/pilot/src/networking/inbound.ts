@@ -315,7 +315,7 @@ function virtualInbound(push: PushContext, proxy: ProxyInfo, ports: InboundPort[
  */
 export function buildInboundListeners(push: PushContext, proxy: ProxyInfo): Json[] {
   const w = { security: securityFilters(push, proxy), limits: rateLimitConfig(push, proxy) };
-  const ports = inboundPorts(proxy, push.sidecarScope(proxy), (m) => push.warnings.add(m));
+  const ports = inboundPorts(proxy, push.sidecarScope(proxy));
   if (proxy.captureMode !== 'iptables') return ports.map((p) => boundListener(push, proxy, p, w));
   // One set of chains per target port, the first port listed keeping it (as Istio deconflicts).
   const captured: InboundPort[] = [];

@@ -142,7 +142,6 @@ export class PushContext {
             resolveShortName(h, vs.metadata.namespace, this.mesh.domainSuffix),
           ),
         meshPolicy: this.mesh.outboundTrafficPolicy,
-        warn: (w) => this.warnings.add(w),
       });
       entry = { scope, imported: new Set(scope.egress.flatMap((l) => l.virtualServices)) };
       this.scopes.set(key, entry);

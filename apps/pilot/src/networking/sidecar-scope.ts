@@ -11,6 +11,10 @@ import type {
 } from '@mizzen/api';
 import { type Protocol, resolveProtocol } from '../model/protocol.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
+
+/** Istio's prefix for a Unix domain socket address (`unix:///path`, `unix://@abstract`). */
+export const UNIX_PREFIX = 'unix://';
+
 import { labelsMatch, type Service } from '../registry/model.js';
 
 export type SidecarResource = ConfigResource<'Sidecar'>;
@@ -27,6 +31,8 @@ export interface ImportedHost {
 export interface EgressListenerScope {
   port?: SidecarPort & { number: number };
   bind?: string;
+  /** A `bind: unix://…` listener (port 0): the socket's path, `@name` in the abstract namespace. */
+  unixSocket?: string;
   captureMode?: CaptureMode;
   hosts: ImportedHost[];
   /** The services it imports (only those exported to the workload's namespace). */
@@ -173,8 +179,6 @@ export interface ScopeInputs {
   /** A VirtualService's route, mirror and delegate destinations, as FQDNs. */
   vsDestinations: (vs: ConfigResource<'VirtualService'>) => string[];
   meshPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
-  /** What the scope leaves out and why, for pilot's log. */
-  warn?: (message: string) => void;
 }
 
 /** A proxy's scope under a Sidecar resource (or Istio's implicit default without one). */
@@ -184,20 +188,14 @@ export function buildSidecarScope(
   inputs: ScopeInputs,
 ): SidecarScope {
   const spec = (sidecar?.spec ?? {}) as SidecarSpec;
-  const declared = spec.egress?.length ? spec.egress : [{ hosts: ['*/*'] }];
-  // Port 0 is a Unix domain socket listener (`bind: unix://…`), which Mizzen's proxy cannot open.
-  const listeners = declared.filter((l, i) => {
-    if (!l.port || l.port.number) return true;
-    inputs.warn?.(
-      `Sidecar ${sidecar ? name(sidecar) : ''} egress[${i}]: Unix domain socket listeners (${l.bind ?? 'port 0'}) are not supported by Mizzen's proxy; the listener is skipped`,
-    );
-    return false;
-  });
+  const listeners = spec.egress?.length ? spec.egress : [{ hosts: ['*/*'] }];
   const egress: EgressListenerScope[] = listeners.map((l) => {
     const hosts = parseImportedHosts(l.hosts, proxy.namespace);
+    const unix = l.port && !l.port.number && l.bind?.startsWith(UNIX_PREFIX);
     return {
-      ...(l.port?.number ? { port: { ...l.port, number: l.port.number } } : {}),
+      ...(l.port ? { port: { ...l.port, number: l.port.number ?? 0 } } : {}),
       ...(l.bind !== undefined ? { bind: l.bind } : {}),
+      ...(unix ? { unixSocket: l.bind!.slice(UNIX_PREFIX.length) } : {}),
       ...(l.captureMode !== undefined ? { captureMode: l.captureMode } : {}),
       hosts,
       services: inputs.services.filter((s) => importsService(hosts, s)),
@@ -261,8 +259,8 @@ export interface InboundPort {
   address: string;
   listenPort: number;
   protocol: Protocol;
-  /** Where the workload takes the traffic (Sidecar ingress `defaultEndpoint`). */
-  endpoint: { address: string; port: number };
+  /** Where the workload takes the traffic (Sidecar ingress `defaultEndpoint`): an address, or a Unix socket. */
+  endpoint: InboundEndpoint;
   /** TLS the sidecar terminates for callers from outside the mesh (Sidecar ingress `tls`), instead of mesh mTLS. */
   tls?: ServerTLSSettings;
   connectionPool?: ConnectionPoolSettings;
@@ -279,11 +277,7 @@ export interface InboundPort {
  * `defaultEndpoint` (`127.0.0.1:P`/`[::1]:P` for loopback, `0.0.0.0:P`/`[::]:P`
  * for the instance IP), terminating `tls` when set.
  */
-export function inboundPorts(
-  proxy: ProxyInfo,
-  scope: SidecarScope | undefined,
-  warn: (message: string) => void = () => {},
-): InboundPort[] {
+export function inboundPorts(proxy: ProxyInfo, scope: SidecarScope | undefined): InboundPort[] {
   const ingress = scope?.ingress ?? [];
   if (ingress.length === 0) {
     return proxy.ports.map((p) => ({
@@ -301,12 +295,6 @@ export function inboundPorts(
     const n = l.port.number ?? 0;
     const workload = proxy.ports.find((p) => p.targetPort === n) ?? proxy.ports.find((p) => p.port === n);
     const endpoint = ingressEndpoint(l.defaultEndpoint, proxy, workload?.targetPort ?? n);
-    if (!endpoint) {
-      warn(
-        `Sidecar ${scope?.sidecar ? name(scope.sidecar) : ''} ingress[${i}]: defaultEndpoint ${l.defaultEndpoint} (a Unix domain socket) is not supported by Mizzen's proxy; port ${n} gets no inbound listener`,
-      );
-      continue;
-    }
     const pool = l.connectionPool ?? scope?.inboundConnectionPool;
     out.push({
       port: n,
@@ -325,14 +313,17 @@ export function inboundPorts(
   return out;
 }
 
-/** `defaultEndpoint` as an address: loopback, the instance IP, or (Unix sockets) undefined. */
-function ingressEndpoint(
-  value: string | undefined,
-  proxy: ProxyInfo,
-  fallbackPort: number,
-): { address: string; port: number } | undefined {
+/** Where an inbound port delivers: an IP and port, or (`pipe`) a Unix socket's path and port 0. */
+export interface InboundEndpoint {
+  address: string;
+  port: number;
+  pipe?: boolean;
+}
+
+/** `defaultEndpoint` as an endpoint: loopback, the instance IP, or a Unix socket (`unix:///path`, `unix://@name`). */
+function ingressEndpoint(value: string | undefined, proxy: ProxyInfo, fallbackPort: number): InboundEndpoint {
   if (value === undefined || value === '') return { address: '127.0.0.1', port: fallbackPort };
-  if (value.startsWith('unix://')) return undefined;
+  if (value.startsWith(UNIX_PREFIX)) return { address: value.slice(UNIX_PREFIX.length), port: 0, pipe: true };
   const m = /^(\[[^\]]*\]|[^:]*):(\d+)$/.exec(value);
   const host = m?.[1] ?? '127.0.0.1';
   const port = Number(m?.[2] ?? fallbackPort);

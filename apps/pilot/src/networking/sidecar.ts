@@ -13,7 +13,14 @@ import type { Service } from '../registry/model.js';
 import { buildInboundClusters, buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
-import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
+import {
+  httpConnectionManager,
+  type Json,
+  outboundHttpFilters,
+  pipeAddress,
+  socketAddress,
+  tcpProxy,
+} from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import { buildInboundListeners, withServiceTargets } from './inbound.js';
 import { cidr, type L4Chain, tcpChains, tlsChains } from './l4-routes.js';
@@ -41,6 +48,8 @@ function outboundPorts(scope: SidecarScope): Map<number, OutboundPlan> {
   const ports = new Map<number, OutboundPlan>();
   const claimed = new Set<number>();
   for (const listener of scope.egress) {
+    // Unix socket listeners claim no port: they are built on their own (unixSocketListeners).
+    if (listener.unixSocket !== undefined) continue;
     if (listener.port) {
       const n = listener.port.number;
       if (claimed.has(n)) continue;
@@ -111,6 +120,81 @@ function catchAllVirtualHost(scope: SidecarScope): Json {
       },
     ],
   };
+}
+
+/**
+ * The route table of a `bind: unix://…` HTTP listener: one socket serves
+ * every HTTP port of the services it imports, a virtual host per service
+ * port (`host:port`; a bare name goes to the first port that claims it).
+ */
+function unixSocketRouteConfig(push: PushContext, proxy: ProxyInfo, listener: EgressListenerScope): Json {
+  const scope = push.sidecarScope(proxy);
+  const virtualHosts: Json[] = [];
+  const taken = new Set<string>();
+  for (const service of listener.services) {
+    for (const sp of service.ports) {
+      if (kindOf(sp.protocol) === 'tcp' || kindOf(sp.protocol) === 'tls') continue;
+      const domains = serviceDomains(service, sp.port, proxy.namespace, push.mesh.domainSuffix).filter(
+        (d) => !taken.has(d),
+      );
+      if (domains.length === 0) continue;
+      for (const d of domains) taken.add(d);
+      const vs = push.virtualServiceFor(proxy, service.hostname);
+      const routes = vs
+        ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: sp.port, listenerPort: sp.port })
+        : [defaultRouteFor(push, proxy, service, sp.port)];
+      virtualHosts.push({
+        name: `${service.hostname}:${sp.port}`,
+        domains,
+        routes,
+        include_request_attempt_count: true,
+      });
+    }
+  }
+  virtualHosts.push(catchAllVirtualHost(scope));
+  return { name: listener.bind!, virtual_hosts: virtualHosts, validate_clusters: false };
+}
+
+/**
+ * Sidecar egress listeners on Unix sockets (`port.number: 0`, `bind:
+ * unix:///path` or `unix://@name`): the app connects to the socket instead of
+ * a port. HTTP routes by Host to the services imported; TCP goes to the
+ * first imported service's (only) port, as Istio requires of it.
+ */
+function unixSocketListeners(
+  push: PushContext,
+  proxy: ProxyInfo,
+  scope: SidecarScope,
+): { listeners: Json[]; routes: Json[] } {
+  const listeners: Json[] = [];
+  const routes: Json[] = [];
+  for (const l of scope.egress) {
+    if (l.unixSocket === undefined || !l.bind) continue;
+    const kind = l.port?.protocol ? kindOf(resolveProtocol(l.port.protocol, l.port.name)) : 'http';
+    const http = kind === 'http' || kind === 'sniff';
+    const chains = http
+      ? [
+          {
+            filters: [
+              httpConnectionManager(
+                `outbound_${l.bind}`,
+                { rds: l.bind },
+                hcmTelemetry(push, proxy, 'client'),
+                withStatsFilter(outboundHttpFilters(), statsFilter(push, proxy, 'client')),
+              ),
+            ],
+          },
+        ]
+      : outboundTcpChains(push, proxy, { kind, services: l.services }, 0);
+    listeners.push({
+      name: `${l.bind}_0`,
+      address: pipeAddress(l.unixSocket),
+      traffic_direction: 'OUTBOUND',
+      filter_chains: chains,
+    });
+    if (http) routes.push(unixSocketRouteConfig(push, proxy, l));
+  }
+  return { listeners, routes };
 }
 
 /** The route table a sidecar uses for one outbound port: a virtual host per service on that port. */
@@ -233,6 +317,9 @@ export function buildSidecarResources(push: PushContext, node: ProxyInfo): Resou
     if (plan.kind === 'http' || plan.kind === 'sniff')
       routes.push(buildOutboundRouteConfig(push, proxy, port, plan.services));
   }
+  const unix = unixSocketListeners(push, proxy, scope);
+  listeners.push(...unix.listeners);
+  routes.push(...unix.routes);
   listeners.push(...buildInboundListeners(push, proxy));
 
   const clusters = [
