@@ -7,6 +7,7 @@ import { parseDuration } from '@mizzen/api';
 import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
 import { parseMeshConfig } from './kube/mesh-config.js';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
+import { parseMeshNetworks } from './networking/mesh-networks.js';
 import { Pilot, type PilotOptions } from './pilot.js';
 
 const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014] [--config-dir DIR]... [--store FILE] [--registrations FILE]
@@ -15,6 +16,8 @@ const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014]
              [--registration-grace-ms MS] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]
              [--mesh-config FILE]   Istio MeshConfig YAML (extensionProviders, defaultProviders, enableTracing,
                                     defaultConfig.tracing.sampling, accessLogFile, trustDomain…)
+             [--mesh-networks FILE]   Istio MeshNetworks YAML (networks: endpoints fromRegistry/fromCidr,
+                                      gateways address|registryServiceName + port): split-horizon EDS
              [--root-cert FILE | --citadel-url URL]   the mesh root certificate proxies trust (sent as ROOTCA over SDS;
                                                       in Kubernetes mode also every namespace's istio-ca-root-cert)
              [--root-cert-refresh 10s]   how often it is re-read (a rotated root reaches proxies within this)
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
         'registration-grace-ms': { type: 'string' },
         'outbound-traffic-policy': { type: 'string' },
         'mesh-config': { type: 'string' },
+        'mesh-networks': { type: 'string' },
         'log-level': { type: 'string' },
         kubernetes: { type: 'boolean' },
         kubeconfig: { type: 'string' },
@@ -117,6 +121,7 @@ async function main(): Promise<void> {
       : {}),
     mesh: {
       ...meshFile(str('mesh-config')),
+      ...meshNetworksFile(str('mesh-networks')),
       ...(values['outbound-traffic-policy'] !== undefined ? { outboundTrafficPolicy: policy } : {}),
     },
     ...rootCertOption(str),
@@ -151,6 +156,24 @@ function meshFile(file: string | undefined): Partial<MeshConfig> {
     return parseMeshConfig(text, DEFAULT_MESH_CONFIG);
   } catch (err) {
     fail(`--mesh-config ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** `--mesh-networks FILE`: Istio's MeshNetworks YAML (pilot-discovery's `--meshNetworks`). */
+function meshNetworksFile(file: string | undefined): Partial<MeshConfig> {
+  if (file === undefined) return {};
+  let text: string;
+  try {
+    text = fs.readFileSync(path.resolve(file), 'utf8');
+  } catch (err) {
+    fail(
+      `cannot read --mesh-networks ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  try {
+    return { meshNetworks: parseMeshNetworks(text) };
+  } catch (err) {
+    fail(`--mesh-networks ${file}: ${(err as Error).message}`);
   }
 }
 

@@ -47,6 +47,42 @@ describe('Kubernetes registry rules', () => {
     expect(localityOf(undefined, { metadata: { name: 'bare' } })).toBeUndefined();
   });
 
+  it('places endpoints on the network of their pod’s label, else their namespace’s, and keeps Service labels', () => {
+    const pod = (name: string, ip: string, labels: Record<string, string>, namespace = 'shop'): V1Pod => ({
+      metadata: { name, namespace, labels },
+      status: { podIP: ip },
+    });
+    const registry = buildKubeRegistry({
+      services: [
+        {
+          metadata: { name: 'cart', namespace: 'shop', labels: { 'topology.istio.io/network': 'network9' } },
+          spec: { ports: [{ name: 'http', port: 80 }] },
+        },
+      ],
+      endpointSlices: [
+        {
+          metadata: { name: 'cart-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cart' } },
+          addressType: 'IPv4',
+          ports: [{ name: 'http', port: 8080 }],
+          endpoints: [
+            { addresses: ['10.1.0.1'], targetRef: { kind: 'Pod', name: 'a', namespace: 'shop' } },
+            { addresses: ['10.1.0.2'], targetRef: { kind: 'Pod', name: 'b', namespace: 'shop' } },
+          ],
+        },
+      ],
+      pods: [pod('a', '10.1.0.1', { 'topology.istio.io/network': 'network2' }), pod('b', '10.1.0.2', {})],
+      nodes: [],
+      namespaces: [{ metadata: { name: 'shop', labels: { 'topology.istio.io/network': 'network1' } } }],
+    });
+    expect(registry.endpoints('cart.shop.svc.cluster.local', 80).map((e) => [e.address, e.network])).toEqual([
+      ['10.1.0.1', 'network2'],
+      ['10.1.0.2', 'network1'],
+    ]);
+    expect(registry.service('cart.shop.svc.cluster.local')?.labels).toEqual({
+      'topology.istio.io/network': 'network9',
+    });
+  });
+
   it('builds services, exportTo, ExternalName and endpoint health from slices', () => {
     const pods: V1Pod[] = [
       {

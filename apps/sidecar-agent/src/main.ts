@@ -5,6 +5,7 @@ import {
   CERTIFICATE_FLAGS,
   FlagError,
   LOCALITY_FLAG,
+  NETWORK_FLAG,
   type ParsedFlags,
   parseAddress,
   parseCaptureMode,
@@ -13,6 +14,7 @@ import {
   parseLabels,
   parseLocality,
   parseName,
+  parseNetwork,
   parsePort,
   parsePortSpec,
   rateLimitsFromEnvironment,
@@ -34,7 +36,7 @@ const USAGE = `usage: sidecar-agent --pilot HOST:PORT --workload NAME [--workloa
          [--ca-address HOST:PORT --ca-token-file FILE [--trust-domain cluster.local] [--cert-ttl 24h]
          [--cert-key-type ecdsa|rsa|EC-P384|RSA-3072|…]
          [--ca-root-cert FILE | --ca-plaintext]]
-         [--capture-mode http-proxy|iptables] [--locality region/zone/subzone]
+         [--capture-mode http-proxy|iptables] [--locality region/zone/subzone] [--network NAME]
          [--stats-port 15020] [--app-metrics http://127.0.0.1:PORT/metrics] [--otlp-endpoint http://HOST:4318]
        sidecar-agent iptables [istio-iptables flags]   (see sidecar-agent iptables --help)
 
@@ -51,6 +53,8 @@ REDIS_URL=redis://HOST:PORT in the environment shares RateLimitPolicy counters w
 replica (memory otherwise); RATELIMIT_TIMEOUT_MS bounds each Redis call (100).
 --locality is where the workload runs: its auto-registered endpoint carries it, and
 DestinationRule localityLbSetting orders and weighs the endpoints this proxy calls by it.
+--network (else ISTIO_META_NETWORK) is the network the workload runs on: its auto-registered
+endpoint carries it, and endpoints on other networks are reached through their east-west gateway.
 --workload names the pod (the node id); --workload-name (else ISTIO_META_WORKLOAD_NAME, else
 --workload) the workload it belongs to, a Deployment's name, which metrics report as
 source_workload and destination_workload.
@@ -103,6 +107,7 @@ function build(values: ParsedFlags, logger: Logger) {
     statsPort: telemetryFlags.statsPort,
     captureMode,
     locality: parseLocality(s('locality')),
+    network: parseNetwork(s('network')),
   });
   // As Istio's agent: in a pod (iptables capture), probes go to the pod IP from 127.0.0.6, which the rules let through.
   const prober = appProber(
@@ -180,6 +185,7 @@ if (process.argv[2] === 'iptables') {
       ...CERTIFICATE_FLAGS,
       'capture-mode': { type: 'string' },
       ...LOCALITY_FLAG,
+      ...NETWORK_FLAG,
       ...TELEMETRY_FLAGS,
       ...APP_METRICS_FLAG,
     },

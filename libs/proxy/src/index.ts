@@ -5,6 +5,7 @@ export {
   CERTIFICATE_FLAGS,
   FlagError,
   LOCALITY_FLAG,
+  NETWORK_FLAG,
   parseAddress,
   parseCaptureMode,
   parseCertificateFlags,
@@ -13,11 +14,13 @@ export {
   parseLabels,
   parseLocality,
   parseName,
+  parseNetwork,
   parsePort,
   parsePortMap,
   parsePortSpec,
 } from './bootstrap/flags.js';
 export {
+  EASTWEST_GATEWAY,
   EGRESS_GATEWAY,
   type GatewayDefaults,
   type GatewayTelemetry,

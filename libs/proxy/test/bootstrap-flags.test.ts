@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { FlagError, parseCertificateFlags, parseCertKeyType, parseLocality } from '../src/bootstrap/flags.js';
+import {
+  FlagError,
+  parseCertificateFlags,
+  parseCertKeyType,
+  parseLocality,
+  parseNetwork,
+} from '../src/bootstrap/flags.js';
 import { gatewayNode, sidecarNode } from '../src/bootstrap/node.js';
 
 describe('--locality', () => {
@@ -104,6 +110,37 @@ describe('reaching the CA: TLS with --ca-root-cert (or CA_ROOT_CA), plaintext on
     ).toThrow('--ca-root-cert and --ca-plaintext exclude each other');
     expect(() => parseCertificateFlags({ 'ca-root-cert': '/r.pem' }, who, {})).toThrow(
       '--ca-root-cert needs --ca-address',
+    );
+  });
+});
+
+describe('--network', () => {
+  const common = { ip: '127.0.0.1', labels: {}, adminPort: 1, healthPort: 2, namespace: 'default' };
+
+  it('takes the flag, else ISTIO_META_NETWORK, and the node carries it as Istio’s NETWORK metadata', () => {
+    expect(parseNetwork(undefined, {})).toBeUndefined();
+    expect(parseNetwork('network1', { ISTIO_META_NETWORK: 'other' })).toBe('network1');
+    expect(parseNetwork(undefined, { ISTIO_META_NETWORK: 'network2' })).toBe('network2');
+    const sidecar = sidecarNode({
+      ...common,
+      workload: 'w',
+      serviceAccount: 'sa',
+      ports: [],
+      network: 'network1',
+    });
+    expect(sidecar.metadata?.NETWORK).toBe('network1');
+    expect(gatewayNode({ ...common, name: 'gw', portMap: {}, network: 'network2' }).metadata?.NETWORK).toBe(
+      'network2',
+    );
+    expect(
+      sidecarNode({ ...common, workload: 'w', serviceAccount: 'sa', ports: [] }).metadata?.NETWORK,
+    ).toBeUndefined();
+  });
+
+  it('rejects what is not a network name, naming where it came from', () => {
+    expect(() => parseNetwork('net work', {})).toThrow('--network must be a network name');
+    expect(() => parseNetwork(undefined, { ISTIO_META_NETWORK: 'a/b' })).toThrow(
+      'ISTIO_META_NETWORK must be a network name',
     );
   });
 });

@@ -14,6 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from '@mizzen/runtime';
 import type { MeshConfig } from '../networking/mesh-config.js';
+import { parseMeshNetworks } from '../networking/mesh-networks.js';
 import type { Registry } from '../registry/model.js';
 import { KubeConfigSource } from './config-source.js';
 import { CredentialStore } from './credentials.js';
@@ -31,6 +32,8 @@ export const ROOT_CERT_KEY = 'root-cert.pem';
 /** The mesh config ConfigMap in the root namespace, and its key. */
 export const MESH_CONFIGMAP = 'istio';
 export const MESH_KEY = 'mesh';
+/** The key of the same ConfigMap holding Istio's MeshNetworks. */
+export const MESH_NETWORKS_KEY = 'meshNetworks';
 
 export interface KubeControllerOptions {
   kubeConfig: KubeConfig;
@@ -85,7 +88,8 @@ export class KubeController {
   private registryCache?: Registry;
   private registryNotify = false;
   private mesh: MeshConfig;
-  private meshText?: string;
+  /** The ConfigMap's `mesh` and `meshNetworks` last read (none at first: the defaults are in force). */
+  private meshText = JSON.stringify([undefined, undefined]);
   private unsubscribeRoot?: () => void;
   private readonly rootWrites = new Set<string>();
   private rootWriteCount = 0;
@@ -298,10 +302,14 @@ export class KubeController {
 
   private meshChanged(cm: V1ConfigMap | undefined): void {
     const text = cm?.data?.[MESH_KEY];
-    if (text === this.meshText) return;
-    this.meshText = text;
+    const networks = cm?.data?.[MESH_NETWORKS_KEY];
+    const key = JSON.stringify([text, networks]);
+    if (key === this.meshText) return;
+    this.meshText = key;
     try {
-      this.mesh = parseMeshConfig(text, this.options.meshDefaults);
+      const mesh = parseMeshConfig(text, this.options.meshDefaults);
+      // Istio keeps MeshNetworks beside MeshConfig in the same ConfigMap; absent, the flag's (if any) stays.
+      this.mesh = networks === undefined ? mesh : { ...mesh, meshNetworks: parseMeshNetworks(networks) };
     } catch (err) {
       this.options.logger.error(
         { configMap: `${this.systemNamespace}/${MESH_CONFIGMAP}` },

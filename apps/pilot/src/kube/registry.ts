@@ -1,6 +1,7 @@
 import type { V1EndpointSlice, V1Namespace, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
 import { type PodLike, workloadName } from '@mizzen/inject';
 import { type Protocol, resolveProtocol } from '../model/protocol.js';
+import { NETWORK_LABEL } from '../registry/build.js';
 import {
   type Endpoint,
   type Registry,
@@ -18,6 +19,10 @@ export const REGION_LABEL = 'topology.kubernetes.io/region';
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const SUBZONE_LABEL = 'topology.istio.io/subzone';
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+function networkOf(network: string | undefined): { network?: string } {
+  return network ? { network } : {};
+}
 
 /** What the registry is built from: the informers' caches at one moment. */
 export interface KubeObjects {
@@ -100,6 +105,12 @@ export function buildKubeRegistry(objects: KubeObjects, domainSuffix = 'cluster.
     for (const ip of pod.status?.podIPs ?? []) if (ip.ip) podsByIp.set(ip.ip, pod);
     if (pod.status?.podIP) podsByIp.set(pod.status.podIP, pod);
   }
+  // Istio's network of a pod: its own topology.istio.io/network label, else its namespace's.
+  const namespaceNetworks = new Map<string, string>();
+  for (const n of objects.namespaces) {
+    const network = n.metadata?.labels?.[NETWORK_LABEL];
+    if (n.metadata?.name && network) namespaceNetworks.set(n.metadata.name, network);
+  }
   const nodes = new Map<string, V1Node>();
   for (const node of objects.nodes) if (node.metadata?.name) nodes.set(node.metadata.name, node);
 
@@ -135,6 +146,7 @@ export function buildKubeRegistry(objects: KubeObjects, domainSuffix = 'cluster.
       addresses: clusterIps,
       exportTo: exportTo ?? [],
       origin: `Kubernetes Service ${ns}/${name}`,
+      ...(svc.metadata?.labels ? { labels: { ...svc.metadata.labels } } : {}),
     };
     byHost.set(hostname, service);
     byKey.set(`${ns}/${name}`, { service, k8s: svc });
@@ -200,6 +212,9 @@ export function buildKubeRegistry(objects: KubeObjects, domainSuffix = 'cluster.
               ? { workload: { name: workloadName(pod as PodLike), namespace: pod.metadata?.namespace ?? ns } }
               : {}),
             ...(locality ? { locality } : {}),
+            ...networkOf(
+              pod?.metadata?.labels?.[NETWORK_LABEL] ?? namespaceNetworks.get(pod?.metadata?.namespace ?? ns),
+            ),
             healthy: ready,
             origin: pod
               ? `Pod ${pod.metadata?.namespace}/${pod.metadata?.name}`

@@ -49,6 +49,8 @@ export interface ProxyInfo {
   hasCerts: boolean;
   /** The node's locality (`--locality`), when it has one. */
   locality?: Locality;
+  /** The network it runs on: its node's `NETWORK` (Istio's agent fills it from ISTIO_META_NETWORK). */
+  network?: string;
   metadata: Record<string, unknown>;
 }
 
@@ -154,6 +156,7 @@ export function proxyFromNode(node: XdsNode): ProxyInfo {
     istioVersion: str(md.ISTIO_VERSION),
     hasCerts: md.MIZZEN_WORKLOAD_CERTS === true || md.MIZZEN_WORKLOAD_CERTS === 'true',
     ...(locality ? { locality } : {}),
+    ...(str(md.NETWORK) ? { network: str(md.NETWORK) } : {}),
     metadata: md,
   };
 }

@@ -11,7 +11,7 @@ import type { Protocol } from '../model/protocol.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, endpointAddress, type Json, socketAddress } from './envoy.js';
-import { applyClusterTls } from './mtls.js';
+import { applyClusterTls, meshSni } from './mtls.js';
 import type { PushContext } from './push-context.js';
 import { inboundPorts } from './sidecar-scope.js';
 import {
@@ -61,7 +61,8 @@ function outboundCluster(
     case 'DNS_ROUND_ROBIN': {
       cluster.type = service.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
       cluster.dns_lookup_family = 'V4_PREFERRED';
-      const endpoints = push.registry.endpoints(service.hostname, port.port);
+      // Address-less entries sit behind another network's gateway: a DNS cluster has nothing to resolve for them.
+      const endpoints = push.registry.endpoints(service.hostname, port.port).filter((e) => e.address !== '');
       const targets = endpoints.length
         ? endpoints.map((e) => ({ address: e.address, port: e.port }))
         : [{ address: service.hostname, port: port.targetPort ?? port.port }];
@@ -100,6 +101,30 @@ function outboundCluster(
   applyProxyProtocol(cluster, policy.proxyProtocol);
   if (cluster.type === 'ORIGINAL_DST') cluster.lb_policy = 'CLUSTER_PROVIDED';
   return cluster;
+}
+
+/**
+ * Istio's SNI-DNAT cluster at an east-west gateway (`outbound_.9080_.v1_.reviews…`):
+ * the outbound cluster's endpoints and load balancing, but plain TCP with no
+ * TLS of its own — what it carries is the caller's mTLS, passed through
+ * unopened to the workload's sidecar. EDS services only: an SNI names a
+ * mesh service with endpoints pilot knows.
+ */
+export function sniDnatCluster(
+  push: PushContext,
+  proxy: ProxyInfo,
+  service: Service,
+  port: ServicePort,
+  subset: Subset | undefined,
+  rule: DestinationRuleSpec | undefined,
+): Json | undefined {
+  const cluster = outboundCluster(push, proxy, service, { ...port, protocol: 'TCP' }, subset, rule);
+  if (cluster.type !== 'EDS') return undefined;
+  const name = meshSni(port.port, subset?.name, service.hostname);
+  delete cluster.transport_socket;
+  delete cluster.transport_socket_matches;
+  delete cluster.filters;
+  return { ...cluster, name, eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: name } };
 }
 
 /** Outbound clusters for every visible service port, plus one per DestinationRule subset. */

@@ -3,11 +3,12 @@ import { canonicalRevision, canonicalService } from '@mizzen/telemetry';
 import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
-import { type Endpoint, labelsMatch } from '../registry/model.js';
+import { type Endpoint, labelsMatch, type Service } from '../registry/model.js';
 import { credentialSecrets, sdsSecretNames } from './credential-secrets.js';
 import { type Json, socketAddress } from './envoy.js';
 import { applyLocalityLbToEndpoints, proxyLocality } from './locality-lb.js';
-import { meshTlsEnabled, rootSecret } from './mtls.js';
+import { meshSni, meshTlsEnabled, rootSecret } from './mtls.js';
+import { networkTopology, sameNetwork, splitHorizon } from './networks.js';
 import type { PushContext } from './push-context.js';
 import { effectivePolicy } from './traffic-policy.js';
 
@@ -90,41 +91,80 @@ export function buildEndpoints(
 ): Json[] {
   const out: Json[] = [];
   const self = { locality: proxyLocality(push, proxy), labels: proxy.labels };
+  const topology = networkTopology(push);
+  const network = topology.proxyNetwork(proxy);
+  const mtls = meshTlsEnabled(push, proxy);
   const assignment = (
+    name: string,
+    endpoints: readonly Endpoint[],
+    service: Service,
+    rule: DestinationRuleSpec | undefined,
+    subset: string | undefined,
+    port: number,
+  ) => {
+    const policy = effectivePolicy(rule, subset, port);
+    const { cla, groups } = groupedAssignment(
+      name,
+      splitHorizon(endpoints, topology, network, crossesNetworks(mtls, service, policy.tls?.mode)),
+      push.mesh.trustDomain,
+    );
+    applyLocalityLbToEndpoints(cla, groups, self, policy, push.mesh.localityLbSetting);
+    return cla;
+  };
+  // An east-west gateway's SNI-DNAT clusters: the endpoints on its own network only, never another gateway.
+  const sniDnatAssignment = (
     name: string,
     endpoints: readonly Endpoint[],
     rule: DestinationRuleSpec | undefined,
     subset: string | undefined,
     port: number,
   ) => {
-    const { cla, groups } = groupedAssignment(name, endpoints, push.mesh.trustDomain);
-    const policy = effectivePolicy(rule, subset, port);
-    applyLocalityLbToEndpoints(cla, groups, self, policy, push.mesh.localityLbSetting);
+    const own = endpoints.filter((e) => e.address !== '' && sameNetwork(topology.networkOf(e), network));
+    const { cla, groups } = groupedAssignment(name, own, push.mesh.trustDomain);
+    applyLocalityLbToEndpoints(
+      cla,
+      groups,
+      self,
+      effectivePolicy(rule, subset, port),
+      push.mesh.localityLbSetting,
+    );
     return cla;
   };
   for (const service of push.servicesFor(proxy)) {
     const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
     for (const port of service.ports) {
       const all = push.registry.endpoints(service.hostname, port.port);
-      const base = outboundClusterName(port.port, undefined, service.hostname);
-      if (edsClusterNames.has(base)) out.push(assignment(base, all, rule, undefined, port.port));
-      for (const subset of rule?.subsets ?? []) {
-        const name = outboundClusterName(port.port, subset.name, service.hostname);
-        if (!edsClusterNames.has(name)) continue;
-        const selector = (subset.labels ?? {}) as Record<string, string>;
-        out.push(
-          assignment(
-            name,
-            all.filter((e) => labelsMatch(selector, e.labels)),
-            rule,
-            subset.name,
-            port.port,
-          ),
-        );
+      for (const subset of [undefined, ...(rule?.subsets ?? [])]) {
+        const selector = (subset?.labels ?? {}) as Record<string, string>;
+        const picked = subset ? all.filter((e) => labelsMatch(selector, e.labels)) : all;
+        const name = outboundClusterName(port.port, subset?.name, service.hostname);
+        if (edsClusterNames.has(name))
+          out.push(assignment(name, picked, service, rule, subset?.name, port.port));
+        const dnat = meshSni(port.port, subset?.name, service.hostname);
+        if (edsClusterNames.has(dnat))
+          out.push(sniDnatAssignment(dnat, picked, rule, subset?.name, port.port));
       }
     }
   }
   return out;
+}
+
+/**
+ * Whether a cluster's endpoints on another network can be reached through
+ * its gateway: only over the mesh's mTLS, whose SNI the gateway routes by —
+ * the proxy has a workload certificate, the service is in the mesh, and the
+ * cluster originates Istio mTLS (auto mTLS to endpoints with a sidecar, or
+ * ISTIO_MUTUAL to any), as Istio's split horizon decides.
+ */
+function crossesNetworks(
+  mtls: boolean,
+  service: Service,
+  tlsMode: string | undefined,
+): (e: Endpoint) => boolean {
+  if (!mtls || service.location === 'MESH_EXTERNAL') return () => false;
+  if (tlsMode === 'ISTIO_MUTUAL') return () => true;
+  if (tlsMode !== undefined) return () => false;
+  return (e) => e.labels[TLS_MODE_LABEL] === 'istio';
 }
 
 /** A proxy's full resource set: the given listeners, routes and clusters, plus endpoints for every EDS cluster. */

@@ -7,9 +7,17 @@ import type { GatewayResource, PushContext } from './push-context.js';
 /**
  * How a Gateway server is served, as Istio's gateway builder decides:
  * plaintext HTTP routed by Host; HTTPS terminated and routed; TLS terminated
- * then proxied as TCP; TLS passed through by SNI; plain TCP.
+ * then proxied as TCP; TLS passed through by SNI (by VirtualService tls
+ * routes, or — AUTO_PASSTHROUGH, the east-west gateway — to the cluster the
+ * mesh SNI names); plain TCP.
  */
-export type ServerKind = 'http' | 'https' | 'tls-terminate' | 'tls-passthrough' | 'tcp';
+export type ServerKind =
+  | 'http'
+  | 'https'
+  | 'tls-terminate'
+  | 'tls-passthrough'
+  | 'tls-auto-passthrough'
+  | 'tcp';
 
 /** What one listening port speaks: one plaintext HTTP connection manager, SNI-selected TLS chains, or one TCP proxy. */
 export type PortFamily = 'http' | 'tls' | 'tcp';
@@ -56,7 +64,11 @@ function kindOf(server: Server): ServerKind | { problem: string } {
   const protocol = server.port.protocol.toUpperCase();
   const mode = server.tls?.mode ?? 'PASSTHROUGH';
   if (mode === 'AUTO_PASSTHROUGH' && server.tls)
-    return { problem: 'tls mode AUTO_PASSTHROUGH (multi-network east-west) is not supported' };
+    return protocol === 'TLS'
+      ? 'tls-auto-passthrough'
+      : {
+          problem: `tls mode AUTO_PASSTHROUGH needs protocol TLS (the mesh's mTLS passed through), got ${protocol}`,
+        };
   if (HTTP_PROTOCOLS.has(protocol)) {
     // Validation allows only httpsRedirect on a plaintext HTTP server; anything terminating makes it HTTPS.
     return server.tls && TERMINATING.has(mode) ? 'https' : 'http';

@@ -5,6 +5,7 @@ import { hostMatches } from '../registry/model.js';
 import { buildOutboundClusters, buildPassthroughClusters } from './clusters.js';
 import { resourceSet } from './endpoints.js';
 import { httpConnectionManager, type Json, outboundHttpFilters, socketAddress, tcpProxy } from './envoy.js';
+import { autoPassthroughChains, autoPassthroughClusters } from './gateway-auto-passthrough.js';
 import { boundVirtualServices, gatewayPassthroughChains, gatewayTcpChain } from './gateway-l4.js';
 import {
   type GatewayPlan,
@@ -286,6 +287,12 @@ function portChains(
         );
         break;
       }
+      case 'tls-auto-passthrough': {
+        const l4 = autoPassthroughChains(push, proxy, s, claimed);
+        if (l4.length === 0) notices.push(`${where} not opened: no service with endpoints matches its hosts`);
+        chains.push(...l4);
+        break;
+      }
       case 'tls-passthrough': {
         const l4 = gatewayPassthroughChains(push, proxy, s, claimed);
         if (l4.length === 0)
@@ -356,7 +363,11 @@ export function buildGatewayResources(push: PushContext, proxy: ProxyInfo): Reso
       ...(notices.length ? { metadata: { filter_metadata: { [GATEWAY_METADATA]: { notices } } } } : {}),
     });
   }
-  const clusters = [...buildOutboundClusters(push, proxy), ...buildPassthroughClusters(push)];
+  const clusters = [
+    ...buildOutboundClusters(push, proxy),
+    ...autoPassthroughClusters(push, proxy, plan.servers),
+    ...buildPassthroughClusters(push),
+  ];
   return resourceSet(push, proxy, {
     listeners: withTcpTelemetry(push, proxy, listeners),
     routes,

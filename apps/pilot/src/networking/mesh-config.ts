@@ -1,6 +1,7 @@
 import type { LocalityLoadBalancerSetting, TCPKeepalive } from '@mizzen/api';
 import type { ExtensionProvider as AuthzExtensionProvider } from '@mizzen/policy';
 import type { GatewayTopology } from './gateway-topology.js';
+import type { MeshNetworks } from './mesh-networks.js';
 import { DEFAULT_MESH_TELEMETRY, type MeshTelemetry } from './telemetry.js';
 
 export type { AuthzExtensionProvider };
@@ -42,6 +43,12 @@ export interface MeshConfig {
   defaultServiceExportTo?: string[];
   /** `defaultVirtualServiceExportTo`: exportTo of VirtualServices that set none (Istio: `*`). */
   defaultVirtualServiceExportTo?: string[];
+  /**
+   * Istio's MeshNetworks (`pilot --mesh-networks FILE`, or the `meshNetworks`
+   * key of the `istio` ConfigMap): which endpoints are on which network and
+   * the gateways other networks reach them through.
+   */
+  meshNetworks?: MeshNetworks;
   /** `defaultDestinationRuleExportTo`: exportTo of DestinationRules that set none (Istio: `*`). */
   defaultDestinationRuleExportTo?: string[];
 }

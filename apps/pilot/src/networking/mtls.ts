@@ -125,8 +125,11 @@ export function serviceIdentities(push: PushContext, service: Service, port: num
   return [...ids].sort();
 }
 
-/** Istio's SNI for mesh traffic to a cluster: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`. */
-function meshSni(port: number, subset: string | undefined, host: string): string {
+/**
+ * Istio's SNI for mesh traffic to a cluster: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`;
+ * also the name of the cluster an east-west gateway forwards that SNI to.
+ */
+export function meshSni(port: number, subset: string | undefined, host: string): string {
   return `outbound_.${port}_.${subset ?? ''}_.${host}`;
 }
 

@@ -132,6 +132,8 @@ export class AutoRegistration {
         ...(proxy.serviceAccount ? { serviceAccount: proxy.serviceAccount } : {}),
         // The proxy's --locality is its workload's: callers' locality load balancing reads it here.
         ...(proxy.locality ? { locality: localityLabel(proxy.locality) } : {}),
+        // Its network (ISTIO_META_NETWORK): proxies on other networks reach it through that network's gateway.
+        ...(proxy.network ? { network: proxy.network } : {}),
       },
     } as ConfigResource<'WorkloadEntry'>;
   }

@@ -53,22 +53,30 @@ function workloadOfEntry(we: WorkloadEntryResource): { name: string; namespace: 
   return { name: labels[WORKLOAD_NAME_LABEL] || we.metadata.name, namespace: we.metadata.namespace };
 }
 
+/** Istio's label naming the network a workload (or a gateway Service) is on. */
+export const NETWORK_LABEL = 'topology.istio.io/network';
+
 function endpointFromWorkload(
   spec: WorkloadEntrySpec,
   port: ServicePort,
   origin: string,
   workload: { name: string; namespace: string },
+  entryLabels: Record<string, string> = {},
 ): Endpoint | undefined {
-  if (!spec.address) return undefined;
+  const labels = { ...((spec.labels ?? {}) as Record<string, string>) };
+  const network = spec.network || labels[NETWORK_LABEL] || entryLabels[NETWORK_LABEL] || undefined;
+  // Without an address an entry is reachable only through its network's gateway (Istio's address-less WorkloadEntry).
+  if (!spec.address && !network) return undefined;
   const ports = (spec.ports ?? {}) as Record<string, number>;
   return {
-    address: spec.address,
+    address: spec.address ?? '',
     port: ports[port.name] ?? port.targetPort ?? port.port,
     servicePortName: port.name,
-    labels: { ...((spec.labels ?? {}) as Record<string, string>) },
+    labels,
     serviceAccount: spec.serviceAccount,
     workload,
     locality: spec.locality,
+    ...(network ? { network } : {}),
     weight: spec.weight,
     healthy: true,
     origin,
@@ -121,6 +129,7 @@ export function buildRegistry(
         addresses: spec.addresses ?? [],
         exportTo: spec.exportTo ?? [],
         origin: `ServiceEntry ${ns}/${se.metadata.name}`,
+        ...(se.metadata.labels ? { labels: { ...se.metadata.labels } } : {}),
       };
       add(service, (port) => {
         if (selector) {
@@ -136,6 +145,7 @@ export function buildRegistry(
                 port,
                 `WorkloadEntry ${ns}/${we.metadata.name}`,
                 workloadOfEntry(we),
+                we.metadata.labels,
               ),
             )
             .filter((e): e is Endpoint => e !== undefined);
@@ -195,6 +205,7 @@ export function buildRegistry(
               port,
               `WorkloadEntry ${we.metadata.namespace}/${we.metadata.name}`,
               workloadOfEntry(we),
+              we.metadata.labels,
             ),
           )
           .filter((e): e is Endpoint => e !== undefined),

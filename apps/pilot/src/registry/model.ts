@@ -23,6 +23,8 @@ export interface Service {
   exportTo: string[];
   /** Where it came from, for debugging (`ServiceEntry default/reviews` or `auto-registration`). */
   origin: string;
+  /** The Service's (ServiceEntry's) own labels: `topology.istio.io/network` makes it a network's gateway. */
+  labels?: Record<string, string>;
 }
 
 /** One address serving a service port: a workload's IP and the port it listens on for that service port. */
@@ -36,6 +38,12 @@ export interface Endpoint {
   workload?: { name: string; namespace: string };
   /** `region/zone/subzone` */
   locality?: string;
+  /**
+   * The network it sits on (Istio's `topology.istio.io/network`), when its
+   * source says: a WorkloadEntry's `network` or label, a pod's or its
+   * namespace's label. Unset, MeshConfig `meshNetworks` may still place it.
+   */
+  network?: string;
   weight?: number;
   healthy: boolean;
   /** `WorkloadEntry default/reviews-v1` or `ServiceEntry default/httpbin endpoint 0` */

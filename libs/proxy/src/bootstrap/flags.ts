@@ -219,6 +219,30 @@ export function parseCaptureMode(value: string | undefined, flag = '--capture-mo
 /** `--locality region/zone/subzone`: where the proxy runs (Envoy's Node.locality, Istio's locality). */
 export const LOCALITY_FLAG = { locality: { type: 'string' } } as const;
 
+/** `--network NAME`: the network the proxy runs on (Istio's ISTIO_META_NETWORK). */
+export const NETWORK_FLAG = { network: { type: 'string' } } as const;
+
+const NETWORK_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/**
+ * The proxy's network: `--network`, else ISTIO_META_NETWORK from the
+ * environment (what Istio's injector sets from the pod's
+ * topology.istio.io/network label); undefined when neither says.
+ */
+export function parseNetwork(
+  value: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  const [network, flag] =
+    value !== undefined ? [value, '--network'] : [env.ISTIO_META_NETWORK || undefined, 'ISTIO_META_NETWORK'];
+  if (network === undefined) return undefined;
+  if (!NETWORK_NAME.test(network))
+    throw new FlagError(
+      `${flag} must be a network name (a label value: letters, digits, '-', '_', '.', at most 63), got "${network}"`,
+    );
+  return network;
+}
+
 const LOCALITY_PART = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 /** `region[/zone[/subzone]]` as Envoy's Node.locality; undefined when not given. */

@@ -42,6 +42,8 @@ export interface SidecarIdentity {
   captureMode?: CaptureMode;
   /** Where the workload runs (`--locality`): pilot orders endpoints by it for locality load balancing. */
   locality?: XdsNode['locality'];
+  /** The network it runs on (`--network`, ISTIO_META_NETWORK): other networks reach it through their gateway. */
+  network?: string;
 }
 
 export interface GatewayIdentity {
@@ -68,6 +70,8 @@ export interface GatewayIdentity {
   proxyConfig?: Record<string, unknown>;
   /** Where the gateway runs (`--locality`): pilot orders endpoints by it for locality load balancing. */
   locality?: XdsNode['locality'];
+  /** The network it runs on (`--network`): an east-west gateway forwards only to endpoints on it. */
+  network?: string;
 }
 
 /**
@@ -98,9 +102,17 @@ export function nodeId(
   return `${type}~${ip}~${pod}.${namespace}~${namespace}.svc.${domainSuffix}`;
 }
 
-function common(namespace: string, labels: Record<string, string>, ip: string, workload: string) {
+function common(
+  namespace: string,
+  labels: Record<string, string>,
+  ip: string,
+  workload: string,
+  network: string | undefined,
+) {
   return {
     NAMESPACE: namespace,
+    // Istio's agent copies ISTIO_META_NETWORK here: pilot decides by it which endpoints are local.
+    ...(network ? { NETWORK: network } : {}),
     LABELS: labels,
     INSTANCE_IPS: ip,
     WORKLOAD_NAME: workload,
@@ -119,6 +131,7 @@ export function sidecarNode(s: SidecarIdentity): XdsNode {
       s.mtls ? { 'security.istio.io/tlsMode': 'istio', ...s.labels } : s.labels,
       s.ip,
       s.workloadName ?? s.workload,
+      s.network,
     ),
     ...(s.mtls ? { MIZZEN_WORKLOAD_CERTS: true } : {}),
     SERVICE_ACCOUNT: s.serviceAccount,
@@ -142,7 +155,7 @@ export function sidecarNode(s: SidecarIdentity): XdsNode {
 
 export function gatewayNode(g: GatewayIdentity): XdsNode {
   const metadata: Record<string, unknown> = {
-    ...common(g.namespace, g.labels, g.ip, g.name),
+    ...common(g.namespace, g.labels, g.ip, g.name, g.network),
     MIZZEN_GATEWAY_PORTS: Object.fromEntries(Object.entries(g.portMap).map(([k, v]) => [k, v])),
     ...(g.mtls ? { MIZZEN_WORKLOAD_CERTS: true } : {}),
     MIZZEN_ADMIN_PORT: g.adminPort,
