@@ -1,6 +1,10 @@
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl } from '../src/clients.js';
 import { type Backend, ProxyClient, type Reply, startBackend } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
@@ -373,6 +377,91 @@ spec:
     await removed(ingress);
     await only(fromClient, 'http://reviews:9080/reviews/0', 'v1');
     await removed(toV1);
+  });
+
+  it('Unix sockets: an app reaches its sidecar on a socket (egress bind unix://), the server sidecar delivers to the app’s socket (ingress defaultEndpoint unix://), and a ServiceEntry endpoint is a socket', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-uds-'));
+    const answering = (version: string, file: string) =>
+      new Promise<http.Server>((resolve) => {
+        const server = http.createServer((req, res) =>
+          res.end(JSON.stringify({ version, path: req.url, requestId: req.headers['x-request-id'] ?? null })),
+        );
+        server.listen(path.join(dir, file), () => resolve(server));
+      });
+    const apps = [await answering('v1-socket', 'reviews.sock'), await answering('node-agent', 'agent.sock')];
+    const egressSocket = path.join(dir, 'client-egress.sock');
+    /** A request from the client app through its sidecar's socket: curl --unix-socket, as users test it. */
+    const viaSocket = async (url: string) => {
+      const r = await curl(['--unix-socket', egressSocket, '-w', '\n%{http_code}', url]);
+      const nl = r.stdout.lastIndexOf('\n');
+      return { code: r.code, status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
+    };
+    const resources = `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: client-socket, namespace: default }
+spec:
+  workloadSelector: { labels: { app: client } }
+  egress:
+    - port: { number: 0, protocol: HTTP, name: http-socket }
+      captureMode: NONE
+      bind: unix://${egressSocket}
+      hosts: ["./*"]
+    - hosts: ["./*"]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: reviews-socket, namespace: default }
+spec:
+  workloadSelector: { labels: { app: reviews } }
+  ingress:
+    - port: { number: 9080, protocol: HTTP, name: http }
+      defaultEndpoint: unix://${path.join(dir, 'reviews.sock')}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews-v1-only, namespace: default }
+spec:
+  hosts: [reviews]
+  http: [{ route: [{ destination: { host: reviews, subset: v1 } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: node-agent, namespace: default }
+spec:
+  hosts: [node-agent.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: "unix://${path.join(dir, 'agent.sock')}" }]
+`;
+    try {
+      await applied(resources);
+      await eventually('reviews answered from its socket, through the client sidecar’s socket', async () => {
+        const r = await viaSocket('http://reviews:9080/reviews/0');
+        return (
+          (r.status === 200 && JSON.parse(r.body).version === 'v1-socket') ||
+          `${r.code} ${r.status} ${r.body}`
+        );
+      });
+      const r = JSON.parse((await viaSocket('http://reviews:9080/reviews/0')).body);
+      // Only the reviews sidecar knows that socket: the request went app → socket → sidecar → sidecar → socket.
+      expect(r.requestId).toMatch(/^[0-9a-f-]{36}$/);
+      const agent = await viaSocket('http://node-agent/healthz');
+      expect([agent.status, JSON.parse(agent.body).version, JSON.parse(agent.body).path]).toEqual([
+        200,
+        'node-agent',
+        '/healthz',
+      ]);
+      // The app's usual HTTP proxy port still works beside the socket.
+      expect(versionOf(await fromClient.request('http://reviews:9080/reviews/0'))).toBe('v1-socket');
+    } finally {
+      await removed(resources);
+      for (const a of apps) a.close();
+    }
+    // Removing the Sidecar closes the socket listener (and removes its file).
+    await eventually('the egress socket closed', async () => !fs.existsSync(egressSocket) || 'still there');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('delegate VirtualService: /reviews traffic is routed as the delegate says, AND-ed with the root’s match', async () => {

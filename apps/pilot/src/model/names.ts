@@ -53,3 +53,6 @@ export function gatewayRouteName(port: number): string {
 export function grpcListenerName(host: string, port: number): string {
   return `${host}:${port}`;
 }
+
+/** Istio's prefix for a Unix domain socket address (`unix:///path`, `unix://@abstract`). */
+export const UNIX_PREFIX = 'unix://';

@@ -5,7 +5,7 @@ import { outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { type Endpoint, labelsMatch, type Service } from '../registry/model.js';
 import { credentialSecrets, sdsSecretNames } from './credential-secrets.js';
-import { type Json, socketAddress } from './envoy.js';
+import { endpointAddress, type Json } from './envoy.js';
 import { applyLocalityLbToEndpoints, proxyLocality } from './locality-lb.js';
 import { meshSni, meshTlsEnabled, rootSecret } from './mtls.js';
 import { networkTopology, sameNetwork, splitHorizon } from './networks.js';
@@ -61,7 +61,7 @@ function groupedAssignment(
       locality: locality(loc || undefined),
       load_balancing_weight: list.reduce((sum, e) => sum + (e.weight ?? 1), 0),
       lb_endpoints: list.map((e) => ({
-        endpoint: { address: socketAddress(e.address, e.port) },
+        endpoint: { address: endpointAddress(e) },
         health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
         load_balancing_weight: e.weight ?? 1,
         metadata: {

@@ -9,11 +9,9 @@ import type {
   SidecarSpec,
   VirtualServiceSpec,
 } from '@mizzen/api';
+import { UNIX_PREFIX } from '../model/names.js';
 import { type Protocol, resolveProtocol } from '../model/protocol.js';
 import { bindAddress, type ProxyInfo } from '../model/proxy.js';
-
-/** Istio's prefix for a Unix domain socket address (`unix:///path`, `unix://@abstract`). */
-export const UNIX_PREFIX = 'unix://';
 
 import { labelsMatch, type Service } from '../registry/model.js';
 
@@ -291,7 +289,7 @@ export function inboundPorts(proxy: ProxyInfo, scope: SidecarScope | undefined):
     }));
   }
   const out: InboundPort[] = [];
-  for (const [i, l] of ingress.entries()) {
+  for (const l of ingress) {
     const n = l.port.number ?? 0;
     const workload = proxy.ports.find((p) => p.targetPort === n) ?? proxy.ports.find((p) => p.port === n);
     const endpoint = ingressEndpoint(l.defaultEndpoint, proxy, workload?.targetPort ?? n);

@@ -1,4 +1,5 @@
 import type { ConfigResource, ServiceEntrySpec, WorkloadEntrySpec } from '@mizzen/api';
+import { UNIX_PREFIX } from '../model/names.js';
 import { byCreation } from '../model/ordering.js';
 import { resolveProtocol } from '../model/protocol.js';
 import {
@@ -68,9 +69,12 @@ function endpointFromWorkload(
   // Without an address an entry is reachable only through its network's gateway (Istio's address-less WorkloadEntry).
   if (!spec.address && !network) return undefined;
   const ports = (spec.ports ?? {}) as Record<string, number>;
+  // A `unix://` address is a Unix domain socket on the node (Istio: STATIC entries, one port): a pipe endpoint.
+  const unix = spec.address?.startsWith(UNIX_PREFIX) === true;
   return {
-    address: spec.address ?? '',
-    port: ports[port.name] ?? port.targetPort ?? port.port,
+    address: unix ? spec.address!.slice(UNIX_PREFIX.length) : (spec.address ?? ''),
+    port: unix ? 0 : (ports[port.name] ?? port.targetPort ?? port.port),
+    ...(unix ? { pipe: true } : {}),
     servicePortName: port.name,
     labels,
     serviceAccount: spec.serviceAccount,

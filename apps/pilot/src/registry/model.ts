@@ -29,8 +29,12 @@ export interface Service {
 
 /** One address serving a service port: a workload's IP and the port it listens on for that service port. */
 export interface Endpoint {
+  /** An IP address, or a Unix socket's path when `pipe`. */
   address: string;
+  /** 0 for a pipe. */
   port: number;
+  /** A Unix domain socket endpoint (a ServiceEntry endpoint `address: unix:///path`). */
+  pipe?: boolean;
   servicePortName: string;
   labels: Record<string, string>;
   serviceAccount?: string;
