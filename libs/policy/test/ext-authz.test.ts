@@ -494,10 +494,12 @@ describe('ext_authz runtime (gRPC authorizer)', () => {
     expect(compileExtAuthzPerRoute({ check_settings: { context_extensions: { a: '1' } } }, 'r')).toEqual({
       disabled: false,
       contextExtensions: { a: '1' },
+      disableRequestBodyBuffering: false,
     });
     expect(compileExtAuthzPerRoute({ disabled: true }, 'r')).toEqual({
       disabled: true,
       contextExtensions: {},
+      disableRequestBodyBuffering: false,
     });
     expect(() => compileExtAuthzPerRoute({ disabled: true, check_settings: {} }, 'r')).toThrow(
       'r: disabled and check_settings are alternatives',
