@@ -100,6 +100,17 @@ export interface CompiledExtAuthz {
 
 type NameMatcher = (name: string) => boolean;
 
+/** Connection-level headers of an HTTP/1 message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+
 function listMatcher(list: ListStringMatcherJson | undefined, where: string): NameMatcher | undefined {
   if (!list) return undefined;
   const preds: StringPredicate[] = (list.patterns ?? []).map((p, i) =>
@@ -291,9 +302,11 @@ export function compileExtAuthz(
           responseHeaders: asSet(picked(clientAllow)),
         });
       }
+      // How the authorizer's answer was framed on its connection is no header of the denial (Envoy's codec drops it).
+      const framed = all.filter((h) => !HOP_BY_HOP.has(h.name));
       const forward = clientDeny
-        ? all.filter((h) => clientDeny(h.name) || denyAlways.has(h.name))
-        : all.filter((h) => h.name !== 'host' && h.name !== ':authority');
+        ? framed.filter((h) => clientDeny(h.name) || denyAlways.has(h.name))
+        : framed.filter((h) => h.name !== 'host' && h.name !== ':authority');
       return {
         allowed: false,
         status: res.status,
