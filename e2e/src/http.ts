@@ -25,7 +25,12 @@ export class ProxyClient {
 
   constructor(private readonly proxyPort: number) {}
 
-  request(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
+  request(
+    url: string,
+    headers: Record<string, string> = {},
+    method = 'GET',
+    body?: string | Buffer,
+  ): Promise<Reply> {
     const target = new URL(url);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -42,7 +47,7 @@ export class ProxyClient {
       );
       req.on('timeout', () => req.destroy(new Error(`request to ${url} timed out`)));
       req.on('error', reject);
-      req.end();
+      req.end(body);
     });
   }
 

@@ -22,17 +22,34 @@ import { startTcpEcho, tcpExchange, tcpThroughSidecar } from '../src/tcp.js';
 const ISSUER = 'https://issuer.mizzen.test';
 const token = tokenMinter(ISSUER);
 
-/** Istio's sample ext-authz server: allows a request carrying `x-ext-authz: allow`. */
+/** What both authorizers refuse in a request body they are sent: JSON saying `"forbidden": true`. */
+const FORBIDDEN = /"forbidden"\s*:\s*true/;
+
+/**
+ * Istio's sample ext-authz server: allows a request carrying `x-ext-authz:
+ * allow`, unless the body it is sent (includeRequestBodyInCheck) is forbidden.
+ */
 async function extAuthzServer() {
-  const state = { checks: 0, lastPath: '' };
+  const state = {
+    checks: 0,
+    lastPath: '',
+    lastBody: Buffer.alloc(0),
+    lastHeaders: {} as http.IncomingHttpHeaders,
+  };
   const server = http.createServer((req, res) => {
-    state.checks++;
-    state.lastPath = req.url ?? '';
-    if (req.headers['x-ext-authz'] === 'allow') {
-      res.writeHead(200, { 'x-ext-authz-check-result': 'allowed' }).end();
-    } else {
-      res.writeHead(403, { 'x-ext-authz-check-result': 'denied' }).end('denied by ext_authz');
-    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      state.checks++;
+      state.lastPath = req.url ?? '';
+      state.lastBody = Buffer.concat(chunks);
+      state.lastHeaders = req.headers;
+      if (req.headers['x-ext-authz'] === 'allow' && !FORBIDDEN.test(state.lastBody.toString())) {
+        res.writeHead(200, { 'x-ext-authz-check-result': 'allowed' }).end();
+      } else {
+        res.writeHead(403, { 'x-ext-authz-check-result': 'denied' }).end('denied by ext_authz');
+      }
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -47,15 +64,30 @@ interface CheckRequest {
   attributes?: {
     source?: { principal?: string };
     destination?: { principal?: string };
-    request?: { http?: { method?: string; path?: string; headers?: Record<string, string> } };
+    request?: {
+      http?: {
+        method?: string;
+        path?: string;
+        headers?: Record<string, string>;
+        size?: number;
+        body?: string;
+        /** Base64 (pack_as_bytes). */
+        raw_body?: string;
+      };
+    };
   };
 }
+
+/** The body a gRPC check carries, whichever way it is packed. */
+const checkedBody = (http: NonNullable<NonNullable<CheckRequest['attributes']>['request']>['http']) =>
+  http?.raw_body !== undefined ? Buffer.from(http.raw_body, 'base64') : Buffer.from(http?.body ?? '');
 
 /**
  * A gRPC authorizer in the spirit of Istio's ext-authz sample: an HTTP
  * request carrying `x-ext-authz: allow` is allowed (the upstream gets
- * `x-user`), anything else is denied with 401 and the authorizer's own
- * headers and body; a TCP connection is allowed from productpage only.
+ * `x-user`) unless its body is forbidden, anything else is denied with 401
+ * and the authorizer's own headers and body; a TCP connection is allowed
+ * from productpage only.
  */
 async function grpcAuthorizer() {
   const checks: CheckRequest[] = [];
@@ -63,7 +95,7 @@ async function grpcAuthorizer() {
     checks.push(req);
     const http = req.attributes?.request?.http;
     const allowed = http
-      ? http.headers?.['x-ext-authz'] === 'allow'
+      ? http.headers?.['x-ext-authz'] === 'allow' && !FORBIDDEN.test(checkedBody(http).toString())
       : req.attributes?.source?.principal === 'spiffe://cluster.local/ns/default/sa/productpage';
     if (allowed)
       return {
@@ -153,6 +185,30 @@ extensionProviders:
       service: grpc-authz.default.svc.cluster.local
       port: 9100
       timeout: 5s
+  - name: ext-authz-http-body
+    envoyExtAuthzHttp:
+      service: ext-authz.default.svc.cluster.local
+      port: 8000
+      includeRequestHeadersInCheck: [x-ext-authz, x-envoy-auth-partial-body]
+      includeRequestBodyInCheck: { maxRequestBytes: 256 }
+  - name: ext-authz-http-body-partial
+    envoyExtAuthzHttp:
+      service: ext-authz.default.svc.cluster.local
+      port: 8000
+      includeRequestHeadersInCheck: [x-ext-authz, x-envoy-auth-partial-body]
+      includeRequestBodyInCheck: { maxRequestBytes: 16, allowPartialMessage: true }
+  - name: ext-authz-grpc-body
+    envoyExtAuthzGrpc:
+      service: grpc-authz.default.svc.cluster.local
+      port: 9100
+      timeout: 5s
+      includeRequestBodyInCheck: { maxRequestBytes: 256 }
+  - name: ext-authz-grpc-body-partial-bytes
+    envoyExtAuthzGrpc:
+      service: grpc-authz.default.svc.cluster.local
+      port: 9100
+      timeout: 5s
+      includeRequestBodyInCheck: { maxRequestBytes: 16, allowPartialMessage: true, packAsBytes: true }
   - name: ext-authz-grpc-down
     envoyExtAuthzGrpc:
       service: grpc-authz-down.default.svc.cluster.local
@@ -186,6 +242,8 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
   let grpcAuthz: Awaited<ReturnType<typeof grpcAuthorizer>>;
   let echo: Awaited<ReturnType<typeof startTcpEcho>>;
   let clientSidecars: SidecarHandle[];
+  /** Every request body reviews received, in order. */
+  const reviewsBodies: Buffer[] = [];
 
   const get = (client: ProxyClient, p: string, headers: Record<string, string> = {}, method = 'GET') =>
     client.request(`http://reviews:9080${p}`, headers, method);
@@ -208,7 +266,18 @@ describe('AuthorizationPolicy and RequestAuthentication through real sidecars', 
     fs.writeFileSync(meshConfig, MESH_CONFIG);
     await mesh.startCitadel();
     await mesh.startPilot(['--registration-grace-ms', '30000', '--mesh-config', meshConfig]);
-    reviews = await startBackend('reviews', 'v1');
+    // reviews keeps the body of every request that has one, and answers with its length.
+    reviews = await startBackend('reviews', 'v1', (req, res) => {
+      if (req.method === 'GET') return false;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        reviewsBodies.push(Buffer.concat(chunks));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ path: req.url, bytes: reviewsBodies.at(-1)!.length }));
+      });
+      return true;
+    });
     server = await mesh.startSidecar({
       workload: 'reviews-v1',
       service: 'reviews',
@@ -574,5 +643,137 @@ spec:
     const check = grpcAuthz.checks.filter((c) => !c.attributes?.request).at(-1)!.attributes!;
     expect(check.source?.principal).toBe('spiffe://cluster.local/ns/default/sa/productpage');
     expect(check.destination?.principal).toBe('spiffe://cluster.local/ns/default/sa/tcp-echo');
+  });
+
+  /**
+   * reviews' CUSTOM policy on `/body/*` with `provider`, and an ALLOW rule
+   * letting productpage GET and POST there (CUSTOM runs first; ALLOW
+   * policies applied earlier admit GET only).
+   */
+  const bodyPolicies = (provider: string) => `${reviewsCustom(provider, '/body')}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: reviews-body-writers, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/default/sa/productpage] } }]
+      to: [{ operation: { methods: [GET, POST], paths: ["/body/*"] } }]
+`;
+  const post = (p: string, body: string | Buffer) =>
+    productpage.request(`http://reviews:9080${p}`, { 'x-ext-authz': 'allow' }, 'POST', body);
+  const lastGrpcHttp = () =>
+    grpcAuthz.checks.filter((c) => c.attributes?.request).at(-1)!.attributes!.request!.http!;
+
+  it('includeRequestBodyInCheck (HTTP authorizer): it decides on the JSON body, reviews gets all of it; over maxRequestBytes 413, the authorizer never asked', async () => {
+    await applyAndWait(
+      bodyPolicies('ext-authz-http-body'),
+      'the HTTP authorizer deciding on bodies',
+      async () => {
+        const denied = await post('/body/orders', '{"forbidden": true}');
+        return denied.body === 'denied by ext_authz' && (await post('/body/orders', '{}')).status === 200;
+      },
+    );
+    const forbidden = '{"item": "book", "forbidden": true}';
+    const denied = await post('/body/orders', forbidden);
+    expect([denied.status, denied.body]).toEqual([403, 'denied by ext_authz']);
+    expect(authorizer.state.lastBody.toString()).toBe(forbidden);
+    expect(authorizer.state.lastHeaders['content-length']).toBe(String(forbidden.length));
+    expect(authorizer.state.lastHeaders['x-envoy-auth-partial-body']).toBe('false');
+
+    const bodies = reviewsBodies.length;
+    const order = JSON.stringify({ item: 'book', forbidden: false, note: 'n'.repeat(150) });
+    const ok = await post('/body/orders', order);
+    expect(ok.status).toBe(200);
+    expect(authorizer.state.lastBody.toString()).toBe(order);
+    expect(reviewsBodies.length).toBe(bodies + 1);
+    expect(reviewsBodies.at(-1)!.toString()).toBe(order);
+
+    const checks = authorizer.state.checks;
+    const big = await post('/body/orders', JSON.stringify({ note: 'y'.repeat(300) }));
+    expect([big.status, big.body]).toEqual([413, 'Payload Too Large']);
+    expect(authorizer.state.checks).toBe(checks);
+    expect(reviewsBodies.length).toBe(bodies + 1);
+
+    // A GET has no body: checked as before, with none.
+    expect((await get(productpage, '/body/list', { 'x-ext-authz': 'allow' })).status).toBe(200);
+    expect(authorizer.state.checks).toBe(checks + 1);
+    expect(authorizer.state.lastBody.length).toBe(0);
+    expect(authorizer.state.lastHeaders['x-envoy-auth-partial-body']).toBeUndefined();
+  });
+
+  it('includeRequestBodyInCheck with allowPartialMessage (HTTP authorizer): exactly maxRequestBytes, marked partial; reviews gets all', async () => {
+    // "forbidden" comes after the first 16 bytes: only a partial check lets this through.
+    const order = JSON.stringify({ padding: 'p'.repeat(40), forbidden: true });
+    await applyAndWait(
+      bodyPolicies('ext-authz-http-body-partial'),
+      'the HTTP authorizer sent 16 bytes',
+      async () => {
+        const r = await post('/body/partial', order);
+        return r.status === 200 && authorizer.state.lastBody.length === 16;
+      },
+    );
+    expect((await post('/body/partial', order)).status).toBe(200);
+    expect(authorizer.state.lastBody.toString()).toBe(order.slice(0, 16));
+    expect(authorizer.state.lastHeaders['content-length']).toBe('16');
+    expect(authorizer.state.lastHeaders['x-envoy-auth-partial-body']).toBe('true');
+    expect(reviewsBodies.at(-1)!.toString()).toBe(order);
+  });
+
+  it('includeRequestBodyInCheck over gRPC: the body in attributes.request.http.body decides; over maxRequestBytes 413, never asked', async () => {
+    await applyAndWait(
+      bodyPolicies('ext-authz-grpc-body'),
+      'the gRPC authorizer deciding on bodies',
+      async () => {
+        const denied = await post('/body/orders', '{"forbidden": true}');
+        return denied.status === 401 && (await post('/body/orders', '{}')).status === 200;
+      },
+    );
+    const forbidden = '{"item": "pen", "forbidden": true}';
+    const denied = await post('/body/orders', forbidden);
+    expect([denied.status, denied.body]).toEqual([401, 'denied by the gRPC authorizer']);
+    let sent = lastGrpcHttp();
+    expect(sent.body).toBe(forbidden);
+    expect(sent.size).toBe(forbidden.length);
+    expect(sent.headers?.['x-envoy-auth-partial-body']).toBe('false');
+
+    const order = JSON.stringify({ item: 'pen', forbidden: false });
+    const bodies = reviewsBodies.length;
+    expect((await post('/body/orders', order)).status).toBe(200);
+    expect(lastGrpcHttp().body).toBe(order);
+    expect(reviewsBodies.at(-1)!.toString()).toBe(order);
+
+    const checks = grpcAuthz.checks.length;
+    const big = await post('/body/orders', 'z'.repeat(257));
+    expect([big.status, big.body]).toEqual([413, 'Payload Too Large']);
+    expect(grpcAuthz.checks.length).toBe(checks);
+    expect(reviewsBodies.length).toBe(bodies + 1);
+
+    expect((await get(productpage, '/body/list', { 'x-ext-authz': 'allow' })).status).toBe(200);
+    sent = lastGrpcHttp();
+    expect(sent.body).toBeUndefined();
+    expect(sent.headers?.['x-envoy-auth-partial-body']).toBeUndefined();
+  });
+
+  it('includeRequestBodyInCheck over gRPC with packAsBytes and allowPartialMessage: the first 16 bytes exactly as raw_body, marked partial', async () => {
+    const payload = Buffer.concat([
+      Buffer.from('{"b":"'),
+      Buffer.from([0xff, 0xfe, 0x00, 0x80, 0xc3]),
+      Buffer.from(`", "pad": "${'q'.repeat(50)}", "forbidden": true}`),
+    ]);
+    await applyAndWait(
+      bodyPolicies('ext-authz-grpc-body-partial-bytes'),
+      'the gRPC authorizer sent raw bytes',
+      async () =>
+        (await post('/body/bytes', payload)).status === 200 && lastGrpcHttp().raw_body !== undefined,
+    );
+    expect((await post('/body/bytes', payload)).status).toBe(200);
+    const sent = lastGrpcHttp();
+    expect(Buffer.from(sent.raw_body!, 'base64')).toEqual(payload.subarray(0, 16));
+    expect(sent.body).toBeUndefined();
+    expect(sent.headers?.['x-envoy-auth-partial-body']).toBe('true');
+    expect(reviewsBodies.at(-1)).toEqual(payload);
   });
 });

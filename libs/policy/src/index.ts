@@ -84,7 +84,16 @@ export {
   type ExtAuthzHttpCheckRequest,
   type ExtAuthzPerRoute,
   FAILURE_MODE_ALLOWED_HEADER,
+  requestBodySettings,
 } from './authz/ext-authz.js';
+export {
+  type CheckBody,
+  checkBody,
+  compileBufferSettings,
+  PARTIAL_BODY_HEADER,
+  type RequestBodySettings,
+  sanitizeUtf8,
+} from './authz/ext-authz-body.js';
 export {
   type AllowedOutcome,
   allowed,

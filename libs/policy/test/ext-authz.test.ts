@@ -134,6 +134,23 @@ describe('ext_authz runtime (HTTP authorizer)', () => {
         ['location', '/login'],
       ],
     });
+    // With no headersToDownstreamOnDeny every header of the denial goes back, but not how it was framed.
+    const open = compileExtAuthz(
+      { http_service: { server_uri: { uri: 'http://a', cluster: 'a', timeout: '1s' } } },
+      'f',
+    );
+    expect(
+      open.interpretResponse({
+        status: 403,
+        headers: {
+          'transfer-encoding': 'chunked',
+          connection: 'keep-alive',
+          'keep-alive': 'timeout=5',
+          'x-why': 'no',
+        },
+        body: 'denied',
+      }),
+    ).toMatchObject({ status: 403, headers: [['x-why', 'no']] });
     const failed = { allowed: false, status: 503, body: '', headers: [], error: true };
     expect(a.interpretResponse({ status: 502, headers: {} })).toEqual(failed);
     expect(a.onError()).toEqual(failed);
@@ -494,10 +511,12 @@ describe('ext_authz runtime (gRPC authorizer)', () => {
     expect(compileExtAuthzPerRoute({ check_settings: { context_extensions: { a: '1' } } }, 'r')).toEqual({
       disabled: false,
       contextExtensions: { a: '1' },
+      disableRequestBodyBuffering: false,
     });
     expect(compileExtAuthzPerRoute({ disabled: true }, 'r')).toEqual({
       disabled: true,
       contextExtensions: {},
+      disableRequestBodyBuffering: false,
     });
     expect(() => compileExtAuthzPerRoute({ disabled: true, check_settings: {} }, 'r')).toThrow(
       'r: disabled and check_settings are alternatives',

@@ -8,6 +8,7 @@ import type {
   HeaderValueOptionJson,
   SocketAddressJson,
 } from '../envoy/types.js';
+import { type CheckBody, PARTIAL_BODY_HEADER, sanitizeUtf8 } from './ext-authz-body.js';
 import { statusCodeNumber } from './ext-authz-config.js';
 import {
   editedPairs,
@@ -55,6 +56,8 @@ export interface ExtAuthzCheckInput {
     headers: HeaderRecord;
     /** Request bytes received so far. */
     size: number;
+    /** The body bytes the check carries (with_request_body), when the request has a body. */
+    body?: CheckBody;
   };
   /** The request's dynamic metadata (metadata_context_namespaces picks what is sent). */
   metadata: DynamicMetadata;
@@ -69,6 +72,8 @@ export interface GrpcCheckSettings {
   includePeerCertificate: boolean;
   includeTlsSession: boolean;
   metadataNamespaces: readonly string[];
+  /** with_request_body.pack_as_bytes: the body goes as `raw_body` bytes, not the UTF-8 `body`. */
+  packAsBytes: boolean;
 }
 
 /** A peer's address as Envoy's config.core.v3.Address (an IPv4-mapped IPv6 address as the IPv4 it is). */
@@ -92,19 +97,21 @@ function checkHeaders(
     if (v === undefined) continue;
     const name = k.toLowerCase();
     // Host became :authority; the partial-body marker is Envoy's own and never forwarded from a client.
-    if (name.startsWith(':') || name === 'host' || name === 'x-envoy-auth-partial-body') continue;
+    if (name.startsWith(':') || name === 'host' || name === PARTIAL_BODY_HEADER) continue;
     const value = typeof v === 'string' ? v : v.join(',');
     out[name] = out[name] === undefined ? value : `${out[name]},${value}`;
   }
-  if (!allowed) return out;
-  return Object.fromEntries(Object.entries(out).filter(([name]) => allowed(name)));
+  const picked = allowed ? Object.fromEntries(Object.entries(out).filter(([name]) => allowed(name))) : out;
+  // Envoy adds its marker after choosing the allowed headers: a check with a body always says whether it is all there.
+  if (http.body) picked[PARTIAL_BODY_HEADER] = String(http.body.partial);
+  return picked;
 }
 
 /**
  * The CheckRequest Envoy sends for `input` (CheckRequestUtils::createHttpCheck
  * / createTcpCheck): source and destination peers, the HTTP request (id,
- * method, headers, path, host, scheme, protocol, size, time), context
- * extensions, metadata context and, when asked for, the peer certificate and
+ * method, headers, path, host, scheme, protocol, size, time, and the body
+ * when one was buffered for it), context extensions, metadata context and, when asked for, the peer certificate and
  * the TLS session's SNI. A TCP check names the SNI as the destination's service.
  */
 export function buildCheckRequest(input: ExtAuthzCheckInput, s: GrpcCheckSettings): CheckRequestJson {
@@ -135,6 +142,10 @@ export function buildCheckRequest(input: ExtAuthzCheckInput, s: GrpcCheckSetting
       size: http.size,
       protocol: http.protocol,
     };
+    if (http.body) {
+      if (s.packAsBytes) request.raw_body = Buffer.from(http.body.data).toString('base64');
+      else request.body = sanitizeUtf8(http.body.data);
+    }
     attributes.request = { time: http.time.toISOString(), http: request };
     if (input.contextExtensions && Object.keys(input.contextExtensions).length)
       attributes.context_extensions = { ...input.contextExtensions };

@@ -226,6 +226,20 @@ function statusOnError(status: string | undefined, errors: string[]): { code: st
   return { code: name };
 }
 
+/**
+ * Envoy requires max_request_bytes > 0 (and Istio passes the number on as
+ * it is), so a provider without a usable limit is refused here rather than
+ * handed to every proxy to NACK.
+ */
+function checkBodyLimit(b: ExtAuthzRequestBody | undefined, errors: string[]): void {
+  if (!b) return;
+  const max = b.maxRequestBytes;
+  if (max === undefined || !Number.isInteger(max) || max <= 0 || max > 0xffff_ffff)
+    errors.push(
+      `includeRequestBodyInCheck.maxRequestBytes must be a whole number of bytes greater than 0, found: ${String(max)}`,
+    );
+}
+
 function body(b: ExtAuthzRequestBody | undefined): ExtAuthzJson['with_request_body'] {
   if (!b) return undefined;
   return {
@@ -323,6 +337,7 @@ function buildHttp(p: EnvoyExtAuthzHttpProvider, resolve: ServiceResolver): Buil
     errors.push(`pathPrefix must begin with \`/\`, found: "${p.pathPrefix}"`);
   }
   checkWildcards(p, errors);
+  checkBodyLimit(p.includeRequestBodyInCheck, errors);
   const timeout = timeoutOf(p.timeout, errors);
   if (errors.length || !svc) return errors;
 
@@ -366,6 +381,7 @@ function buildGrpc(p: EnvoyExtAuthzGrpcProvider, resolve: ServiceResolver): Buil
   const port = portOf(p.port, errors);
   const svc = service(resolve, p.service, port, errors);
   const status = statusOnError(p.statusOnError, errors);
+  checkBodyLimit(p.includeRequestBodyInCheck, errors);
   const timeout = timeoutOf(p.timeout, errors);
   if (errors.length || !svc) return errors;
   // `|` is not valid in a gRPC authority; Istio rewrites it.

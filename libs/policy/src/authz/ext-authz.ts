@@ -16,6 +16,13 @@ import type {
 } from '../envoy/types.js';
 import type { HttpRequestAttributes } from './attributes.js';
 import {
+  type CheckBody,
+  compileBufferSettings,
+  PARTIAL_BODY_HEADER,
+  type RequestBodySettings,
+  sanitizeUtf8,
+} from './ext-authz-body.js';
+import {
   allowed,
   buildCheckRequest,
   type ExtAuthzCheckInput,
@@ -38,14 +45,18 @@ export interface ExtAuthzHttpCheckRequest {
   method: string;
   /** path_prefix + the original :path. */
   path: string;
-  /** Lower-case names; includes host. */
+  /** Lower-case names; includes host and content-length. */
   headers: Record<string, string>;
+  /** The request body bytes the check carries (with_request_body), when there are any. */
+  body?: Buffer;
 }
 
-/** ExtAuthzPerRoute: a route may turn the check off, or send context_extensions with it. */
+/** ExtAuthzPerRoute: a route may turn the check off, send context_extensions with it, or keep the body out of it. */
 export interface ExtAuthzPerRoute {
   readonly disabled: boolean;
   readonly contextExtensions: Readonly<Record<string, string>>;
+  /** check_settings.disable_request_body_buffering: the check carries no body on this route. */
+  readonly disableRequestBodyBuffering: boolean;
 }
 
 export const EXT_AUTHZ_PER_ROUTE_TYPE =
@@ -67,12 +78,12 @@ export interface CompiledExtAuthz {
   readonly failureModeAllow: boolean;
   /** Status sent to the client when the authorizer cannot be reached (default 403). */
   readonly statusOnError: number;
-  /** with_request_body.max_request_bytes, when the body is to be sent. */
-  readonly maxRequestBytes?: number;
+  /** with_request_body: the check carries the request body, this much of it. */
+  readonly withRequestBody?: RequestBodySettings;
   /** True when the filter_enabled_metadata matcher selects this request (no matcher: always). */
   enabled(metadata: DynamicMetadata): boolean;
-  /** The check request for an HTTP authorizer. */
-  checkRequest(http: HttpRequestAttributes, bodyLength?: number): ExtAuthzHttpCheckRequest;
+  /** The check request for an HTTP authorizer, with the body bytes buffered for it (with_request_body). */
+  checkRequest(http: HttpRequestAttributes, body?: CheckBody): ExtAuthzHttpCheckRequest;
   /** An HTTP authorizer's response: 200 allows, 5xx is a failure, anything else denies. */
   interpretResponse(res: {
     status: number;
@@ -88,6 +99,17 @@ export interface CompiledExtAuthz {
 }
 
 type NameMatcher = (name: string) => boolean;
+
+/** Connection-level headers of an HTTP/1 message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+]);
 
 function listMatcher(list: ListStringMatcherJson | undefined, where: string): NameMatcher | undefined {
   if (!list) return undefined;
@@ -175,7 +197,10 @@ export function compileExtAuthz(
     fail(`${where}.status_on_error`, `unknown status ${String(statusOnErrorCode)}`);
   const failureModeAllow = config.failure_mode_allow === true;
   const markFailedOpen = 'failure_mode_allow_header_add' in config && config.failure_mode_allow_header_add;
-  const body = 'with_request_body' in config ? config.with_request_body : undefined;
+  const bodyJson = 'with_request_body' in config ? config.with_request_body : undefined;
+  const withRequestBody = bodyJson
+    ? compileBufferSettings(bodyJson, `${where}.with_request_body`)
+    : undefined;
 
   // Allowed client headers in the check request: the configured list (top level, or the deprecated
   // authorization_request one) plus, for an HTTP authorizer, what Envoy always sends.
@@ -216,6 +241,7 @@ export function compileExtAuthz(
     includePeerCertificate: config.include_peer_certificate === true,
     includeTlsSession: config.include_tls_session === true,
     metadataNamespaces: ('metadata_context_namespaces' in config && config.metadata_context_namespaces) || [],
+    packAsBytes: withRequestBody?.packAsBytes === true,
   };
 
   const onError = (): ExtAuthzOutcome =>
@@ -238,11 +264,19 @@ export function compileExtAuthz(
     timeoutMs: timeout ? parseEnvoyDuration(timeout, `${where}.timeout`) : 200,
     failureModeAllow,
     statusOnError,
-    maxRequestBytes: body?.max_request_bytes,
+    ...(withRequestBody ? { withRequestBody } : {}),
     enabled: enabledBy,
-    checkRequest(http, bodyLength = 0) {
-      const headers: Record<string, string> = { 'content-length': String(bodyLength) };
-      for (const { name, value } of pairs(http.headers)) {
+    checkRequest(http, body) {
+      // The bytes as a gRPC check would carry them: raw with pack_as_bytes, else as its UTF-8 string.
+      const bytes = body
+        ? withRequestBody?.packAsBytes
+          ? Buffer.from(body.data)
+          : Buffer.from(sanitizeUtf8(body.data))
+        : undefined;
+      const headers: Record<string, string> = { 'content-length': String(bytes?.length ?? 0) };
+      const sent = pairs(http.headers).filter(({ name }) => name !== PARTIAL_BODY_HEADER);
+      if (body) sent.push({ name: PARTIAL_BODY_HEADER, value: String(body.partial) });
+      for (const { name, value } of sent) {
         if (name === 'content-length' || name.startsWith(':')) continue;
         if (always.has(name) || checkHeaderAllowed?.(name)) {
           headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
@@ -250,7 +284,12 @@ export function compileExtAuthz(
       }
       headers.host = http.host;
       for (const h of headersToAdd) headers[h.key.toLowerCase()] = h.value;
-      return { method: http.method, path: `${httpService?.path_prefix ?? ''}${http.path}`, headers };
+      return {
+        method: http.method,
+        path: `${httpService?.path_prefix ?? ''}${http.path}`,
+        headers,
+        ...(bytes?.length ? { body: bytes } : {}),
+      };
     },
     interpretResponse(res) {
       if (res.status >= 500 && res.status < 600) return onError();
@@ -263,9 +302,11 @@ export function compileExtAuthz(
           responseHeaders: asSet(picked(clientAllow)),
         });
       }
+      // How the authorizer's answer was framed on its connection is no header of the denial (Envoy's codec drops it).
+      const framed = all.filter((h) => !HOP_BY_HOP.has(h.name));
       const forward = clientDeny
-        ? all.filter((h) => clientDeny(h.name) || denyAlways.has(h.name))
-        : all.filter((h) => h.name !== 'host' && h.name !== ':authority');
+        ? framed.filter((h) => clientDeny(h.name) || denyAlways.has(h.name))
+        : framed.filter((h) => h.name !== 'host' && h.name !== ':authority');
       return {
         allowed: false,
         status: res.status,
@@ -290,7 +331,22 @@ export function compileExtAuthzPerRoute(config: ExtAuthzPerRouteJson, where: str
   );
   if (config.disabled && config.check_settings)
     fail(where, 'disabled and check_settings are alternatives (a oneof); set one');
-  return { disabled: config.disabled === true, contextExtensions: { ...settings.context_extensions } };
+  return {
+    disabled: config.disabled === true,
+    contextExtensions: { ...settings.context_extensions },
+    disableRequestBodyBuffering: settings.disable_request_body_buffering === true,
+  };
+}
+
+/**
+ * How much of the body a check on this route carries: the filter's
+ * with_request_body, unless the route's check_settings turn buffering off.
+ */
+export function requestBodySettings(
+  authorizer: CompiledExtAuthz,
+  perRoute: ExtAuthzPerRoute | undefined,
+): RequestBodySettings | undefined {
+  return perRoute?.disableRequestBodyBuffering ? undefined : authorizer.withRequestBody;
 }
 
 /**

@@ -27,7 +27,7 @@ import { sample } from './filters/percent.js';
 import { cookieValue, requestHash } from './hash-policy.js';
 import { endToEndHeaders, headerValue } from './headers.js';
 import { LocalReplies, sendLocalReply } from './local-reply.js';
-import { readRequestBody } from './request-body.js';
+import { DownstreamBody } from './request-body.js';
 import type { Router } from './router.js';
 import { StreamInfo } from './stream-info.js';
 import { responseOnSocket } from './upgrade-tunnel.js';
@@ -349,6 +349,8 @@ export class HttpConnectionManager {
       info.responseCode = status;
       sendLocalReply(res, status, body, replyHeaders as Record<string, string | string[]>);
     };
+    // An upgrade's "body" is the tunnel that follows the response, never buffered nor forwarded as a body.
+    const body = new DownstreamBody(req, upgrade ? false : undefined);
     // What goes upstream: a filter may change the path (the route chosen above stays, as in Envoy).
     let upstreamPath = path;
     if (this.config.filters.length) {
@@ -356,6 +358,7 @@ export class HttpConnectionManager {
         request: { method: req.method ?? 'GET', path, authority, scheme: ctx.scheme, headers },
         req,
         res,
+        body,
         route,
         vhost,
         info,
@@ -368,29 +371,36 @@ export class HttpConnectionManager {
           this.deps.grpc.unary(cluster, method, request, options),
       };
       for (const filter of this.config.filters) {
-        if ((await filter.decode(filterContext)) === 'stop') return;
+        if ((await filter.decode(filterContext)) === 'stop') {
+          // Answered locally: whatever a filter left unread of the body flows away.
+          body.discard();
+          return;
+        }
       }
       upstreamPath = filterContext.request.path;
     }
     if (!vhost || !route) {
       info.flag('NR');
+      body.discard();
       reply(404, LocalReplies.noRoute);
       return;
     }
     const action = route.action;
     switch (action.kind) {
       case 'direct':
+        body.discard();
         reply(action.status, action.body ?? '');
         return;
       case 'redirect': {
         const forwardedProto = headerValue(headers, 'x-forwarded-proto') ?? ctx.scheme;
+        body.discard();
         reply(action.status, '', {
           location: redirectLocation(action, route, { scheme: ctx.scheme, forwardedProto, authority, path }),
         });
         return;
       }
       case 'forward':
-        await this.forward(req, res, ctx, info, {
+        await this.forward(req, res, ctx, info, body, {
           table,
           vhost,
           route,
@@ -410,6 +420,7 @@ export class HttpConnectionManager {
     res: ServerResponse,
     ctx: DownstreamContext,
     info: StreamInfo,
+    downstreamBody: DownstreamBody,
     r: {
       table: RouteTable;
       vhost: CompiledVirtualHost;
@@ -458,7 +469,7 @@ export class HttpConnectionManager {
       );
       return;
     }
-    const body = await readRequestBody(req);
+    const body = await downstreamBody.read();
     if (body.kind === 'buffered') info.requestBytes = body.data.length;
     else if (body.kind === 'stream') {
       // Count as it flows (a 'data' listener here would start the flow before the upstream is attached).

@@ -3,6 +3,7 @@ import {
   type AuthzChain,
   type AuthzDecision,
   allowed,
+  type CheckBody,
   type CheckDecision,
   type CompiledExtAuthz,
   type ExtAuthzOutcome,
@@ -10,12 +11,13 @@ import {
   editHeaders,
   editQuery,
   type HttpRequestAttributes,
+  requestBodySettings,
 } from '@mizzen/policy';
 import type { Logger } from '@mizzen/runtime';
-import { fail } from '../../config/errors.js';
 import type { HeaderMap } from '../../config/headers.js';
 import { logDryRunDecisions } from '../../observe/dry-run-log.js';
 import type { AuthzOutcomeRecord } from '../../observe/records.js';
+import { bodyForCheck, replyPayloadTooLarge } from './ext-authz-body.js';
 import { checkWithGrpcAuthorizer, httpCheckInput } from './ext-authz-grpc.js';
 import { type FilterStatus, type HttpFilterContext, perRouteConfig } from './filter.js';
 import { requestAttributes } from './request-attributes.js';
@@ -27,8 +29,9 @@ import type { FilterServices, ServiceAwareFilter } from './services.js';
  * the dry-run shadows) evaluated as one chain, because a later filter reads
  * what an earlier one wrote (the CUSTOM trigger). Denied: 403
  * `RBAC: access denied`, or the external authorizer's own answer (HTTP or
- * gRPC). What dry-run policies would have decided is logged, counted and
- * left in the dynamic metadata for access logs.
+ * gRPC). An authorizer that checks the body gets it buffered first (413
+ * for one over its limit). What dry-run policies would have decided is
+ * logged, counted and left in the dynamic metadata for access logs.
  */
 export class AuthzFilter implements ServiceAwareFilter {
   private logger?: Logger;
@@ -46,7 +49,19 @@ export class AuthzFilter implements ServiceAwareFilter {
     const attrs = requestAttributes(ctx);
     let decision: AuthzDecision = this.chain.evaluate(attrs);
     while (decision.verdict === 'check') {
-      const outcome = await ask(ctx, decision, attrs.http!);
+      let outcome: ExtAuthzOutcome | 'too-large';
+      try {
+        outcome = await ask(ctx, decision, attrs.http!);
+      } catch (err) {
+        // The body could not be read (the client went away mid-body): nobody is left to answer.
+        this.logger?.debug({ err }, 'request body not received for the external authorizer');
+        ctx.res.destroy();
+        return 'stop';
+      }
+      if (outcome === 'too-large') {
+        replyPayloadTooLarge(ctx);
+        return 'stop';
+      }
       if (outcome.allowed) applyToRequest(ctx, outcome);
       decision = decision.resume(outcome);
     }
@@ -74,19 +89,23 @@ export class AuthzFilter implements ServiceAwareFilter {
 
 /**
  * The check a CUSTOM policy asked for, unless the route turned ext_authz off
- * (ExtAuthzPerRoute `disabled`: the request goes on as if allowed).
+ * (ExtAuthzPerRoute `disabled`: the request goes on as if allowed), with the
+ * body when the authorizer takes it — or `too-large`, and no check, for a
+ * body over its limit.
  */
 async function ask(
   ctx: HttpFilterContext,
   decision: CheckDecision,
   http: HttpRequestAttributes,
-): Promise<ExtAuthzOutcome> {
+): Promise<ExtAuthzOutcome | 'too-large'> {
   const { authorizer, filterName } = decision.check;
   const perRoute = perRouteConfig<ExtAuthzPerRoute>(ctx, filterName);
   if (perRoute?.disabled) return allowed();
-  if (authorizer.transport === 'http') return checkWithHttpAuthorizer(ctx, authorizer, http);
+  const buffered = await bodyForCheck(ctx, requestBodySettings(authorizer, perRoute));
+  if (buffered.kind === 'too-large') return 'too-large';
+  if (authorizer.transport === 'http') return checkWithHttpAuthorizer(ctx, authorizer, http, buffered.body);
   const metadata = { ...ctx.info.dynamicMetadata, ...decision.metadata };
-  return checkWithGrpcAuthorizer(ctx.callGrpc, authorizer, httpCheckInput(ctx, metadata, perRoute));
+  return checkWithGrpcAuthorizer(ctx.callGrpc, authorizer, httpCheckInput(ctx, metadata, perRoute, buffered));
 }
 
 function outcomeRecord(decision: Exclude<AuthzDecision, { verdict: 'check' }>): AuthzOutcomeRecord {
@@ -135,12 +154,18 @@ async function checkWithHttpAuthorizer(
   ctx: HttpFilterContext,
   authorizer: CompiledExtAuthz,
   http: HttpRequestAttributes,
+  body: CheckBody | undefined,
 ): Promise<ExtAuthzOutcome> {
-  const check = authorizer.checkRequest(http);
+  const check = authorizer.checkRequest(http, body);
   try {
     const res = await ctx.callCluster(
       authorizer.cluster,
-      { method: check.method, path: check.path, headers: check.headers },
+      {
+        method: check.method,
+        path: check.path,
+        headers: check.headers,
+        ...(check.body ? { body: check.body } : {}),
+      },
       authorizer.timeoutMs,
     );
     return authorizer.interpretResponse(res);
@@ -149,15 +174,7 @@ async function checkWithHttpAuthorizer(
   }
 }
 
-/**
- * Compiles a run of authorization filters. Checks this proxy cannot make are
- * refused here, so the config is NACKed instead of enforced differently:
- * request bodies in the check.
- */
-export function compileAuthzFilter(name: string, chain: AuthzChain, where: string): AuthzFilter {
-  for (const a of chain.authorizers()) {
-    if (a.maxRequestBytes !== undefined)
-      fail(where, 'ext_authz with_request_body (includeRequestBodyInCheck) is not supported by this proxy');
-  }
+/** Compiles a run of authorization filters (their configs were checked as the chain was compiled). */
+export function compileAuthzFilter(name: string, chain: AuthzChain): AuthzFilter {
   return new AuthzFilter(name, chain);
 }

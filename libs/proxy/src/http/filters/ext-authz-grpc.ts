@@ -10,6 +10,7 @@ import type {
 import { authorizationCheckMethod, type EnvoyUnaryMethod } from '@mizzen/xds';
 import type { ClientCertificate } from '../../security/client-cert-details.js';
 import type { GrpcCallOptions } from '../../upstream/grpc-side-calls.js';
+import type { BodyForCheck } from './ext-authz-body.js';
 import type { HttpFilterContext } from './filter.js';
 
 /**
@@ -71,13 +72,14 @@ function protocolOf(ctx: HttpFilterContext): string {
 /**
  * What a CheckRequest says about one HTTP request: the downstream peer and
  * what its certificate proved, this proxy's end, the request line and
- * headers, when it started, the dynamic metadata so far and the route's
- * context extensions.
+ * headers, when it started, the body buffered for it, the dynamic metadata
+ * so far and the route's context extensions.
  */
 export function httpCheckInput(
   ctx: HttpFilterContext,
   metadata: ExtAuthzCheckInput['metadata'],
   perRoute: ExtAuthzPerRoute | undefined,
+  buffered: Extract<BodyForCheck, { kind: 'body' }> = { kind: 'body', received: 0 },
 ): ExtAuthzCheckInput {
   const socket = ctx.req.socket;
   const down = ctx.downstream;
@@ -105,8 +107,9 @@ export function httpCheckInput(
       scheme: ctx.request.scheme,
       protocol: protocolOf(ctx),
       headers: ctx.request.headers,
-      // Envoy's bytes received when it checks: the headers alone, no body yet.
-      size: 0,
+      // Envoy's body bytes received when it checks: none unless the body was buffered for the check.
+      size: buffered.received,
+      ...(buffered.body ? { body: buffered.body } : {}),
     },
     metadata,
     ...(perRoute ? { contextExtensions: perRoute.contextExtensions } : {}),

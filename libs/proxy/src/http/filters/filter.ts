@@ -4,6 +4,7 @@ import type { HeaderMap } from '../../config/headers.js';
 import type { CompiledRoute, CompiledVirtualHost } from '../../config/route-table.js';
 import type { GrpcCallOptions } from '../../upstream/grpc-side-calls.js';
 import type { DownstreamContext } from '../connection-manager.js';
+import type { DownstreamBody } from '../request-body.js';
 import type { SideCallResponse } from '../router.js';
 import type { StreamInfo } from '../stream-info.js';
 
@@ -24,6 +25,11 @@ export interface HttpFilterContext {
   readonly request: FilterRequest;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /**
+   * The request body: a filter may buffer its start (an external authorizer
+   * that checks it); the router still sends all of it upstream.
+   */
+  readonly body: DownstreamBody;
   /** The route the request matched, if any (filters run before a no-route 404 is sent). */
   readonly route?: CompiledRoute;
   readonly vhost?: CompiledVirtualHost;

@@ -127,7 +127,7 @@ export function compileHttpFilters(
       const fields = RBAC_FIELDS[e.typed_config?.['@type'] ?? ''];
       if (fields) refuseUnknownFields(e.typed_config, fields, each[j]!);
     });
-    filters.push(compileAuthzFilter(entries.map((e) => e.name).join('+'), chain, at));
+    filters.push(compileAuthzFilter(entries.map((e) => e.name).join('+'), chain));
   };
   list.forEach((f, i) => {
     const type = f.typed_config ? unwrapTypedStruct(f.typed_config).type || undefined : undefined;
