@@ -1,8 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkDockerfile, imageTable, REPO_ROOT } from '../src/index.js';
 
@@ -12,7 +13,9 @@ import { checkDockerfile, imageTable, REPO_ROOT } from '../src/index.js';
  * the same `npm ci --omit=dev --workspace=<app>` in a directory outside the
  * repository (so nothing resolves from the workspace's own node_modules), then
  * the Dockerfile's ENTRYPOINT started with local ports until it says it is
- * ready, and stopped with SIGTERM. A runtime file the build forgot (protos,
+ * ready, and stopped with SIGTERM. Images are checked two at a time, each in
+ * its own copy of the staged tree (the installs are most of the time).
+ * A runtime file the build forgot (protos,
  * static assets, a native addon) or a dependency declared for development only
  * fails here as it would in the image.
  */
@@ -144,6 +147,8 @@ spec:
   })),
 ];
 
+const execFileAsync = promisify(execFile);
+
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, async () => {
@@ -184,64 +189,70 @@ describe('each image runtime rebuilt without Docker (no engine here): staged bui
     expect(APPS.map((a) => a.image).sort()).toEqual([...table.keys()].sort());
   });
 
-  for (const app of APPS) {
-    it(`${app.image}: starts from its staged build with its production dependencies alone`, async () => {
-      const dockerfile = table.get(app.image)!;
-      const text = fs.readFileSync(path.join(REPO_ROOT, dockerfile), 'utf8');
-      const pkg = JSON.parse(
-        fs.readFileSync(path.join(REPO_ROOT, path.dirname(dockerfile), 'package.json'), 'utf8'),
-      ) as {
-        name: string;
-      };
-      // The exact install the Dockerfile runs.
-      const install = ['ci', '--omit=dev', `--workspace=${pkg.name}`, '--no-audit', '--no-fund'];
-      expect(text).toContain(`RUN npm ${install.join(' ')}`);
-      expect(text).toContain('RUN tools/images/stage-runtime.sh /out');
-      // One staged tree for every app: npm ci removes the previous app's node_modules first.
-      const dir = staged;
-      fs.rmSync(path.join(dir, 'state'), { recursive: true, force: true });
-      fs.mkdirSync(path.join(dir, 'state'), { recursive: true });
-      execFileSync('npm', [...install, '--prefer-offline', '--loglevel=error'], { cwd: dir, stdio: 'pipe' });
-      expect(fs.existsSync(path.join(dir, 'node_modules', 'vitest'))).toBe(false);
+  // Two at a time (the suite's maxConcurrency): each install is mostly waiting on the disk and npm's cache.
+  describe.concurrent('per image', () => {
+    for (const app of APPS) {
+      it(`${app.image}: starts from its staged build with its production dependencies alone`, async ({
+        expect,
+      }) => {
+        const dockerfile = table.get(app.image)!;
+        const text = fs.readFileSync(path.join(REPO_ROOT, dockerfile), 'utf8');
+        const pkg = JSON.parse(
+          fs.readFileSync(path.join(REPO_ROOT, path.dirname(dockerfile), 'package.json'), 'utf8'),
+        ) as {
+          name: string;
+        };
+        // The exact install the Dockerfile runs.
+        const install = ['ci', '--omit=dev', `--workspace=${pkg.name}`, '--no-audit', '--no-fund'];
+        expect(text).toContain(`RUN npm ${install.join(' ')}`);
+        expect(text).toContain('RUN tools/images/stage-runtime.sh /out');
+        // The image's own copy of the staged tree, as its Dockerfile's build stage has.
+        const dir = path.join(root, app.image);
+        fs.cpSync(staged, dir, { recursive: true });
+        fs.mkdirSync(path.join(dir, 'state'), { recursive: true });
+        await execFileAsync('npm', [...install, '--prefer-offline', '--loglevel=error'], { cwd: dir });
+        expect(fs.existsSync(path.join(dir, 'node_modules', 'vitest'))).toBe(false);
 
-      for (const [file, content] of Object.entries(app.files ?? {}))
-        fs.writeFileSync(path.join(dir, file), content);
+        for (const [file, content] of Object.entries(app.files ?? {}))
+          fs.writeFileSync(path.join(dir, file), content);
 
-      const entry = checkDockerfile(dockerfile).entrypoint!;
-      const child = spawn(process.execPath, [entry, ...app.args(await freePorts(4))], {
-        cwd: dir,
-        env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...app.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => {
-        output += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        output += d.toString();
-      });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      if (app.prints) {
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        const code = await exited;
-        clearTimeout(timer);
-        expect(code, `${app.image} exit code:\n${output}`).toBe(0);
-        expect(output).toMatch(app.prints);
-        return;
-      }
-      const ready = app.ready!;
-      try {
-        const deadline = Date.now() + 20_000;
-        while (!ready.test(output) && child.exitCode === null && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
+        const entry = checkDockerfile(dockerfile).entrypoint!;
+        const child = spawn(process.execPath, [entry, ...app.args(await freePorts(4))], {
+          cwd: dir,
+          env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'production', ...app.env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout.on('data', (d: Buffer) => {
+          output += d.toString();
+        });
+        child.stderr.on('data', (d: Buffer) => {
+          output += d.toString();
+        });
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+        if (app.prints) {
+          const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+          const code = await exited;
+          clearTimeout(timer);
+          expect(code, `${app.image} exit code:\n${output}`).toBe(0);
+          expect(output).toMatch(app.prints);
+          return;
         }
-        expect(output, `${app.image} did not get ready`).toMatch(ready);
-        expect(output).not.toMatch(/"level":"(fatal|error)"/);
-        app.check?.(output, child.pid!, dir);
-      } finally {
-        if (child.exitCode === null) child.kill('SIGTERM');
-      }
-      expect(await exited, `${app.image} exit code after SIGTERM:\n${output}`).toBe(0);
-    }, 120_000);
-  }
+        const ready = app.ready!;
+        try {
+          const deadline = Date.now() + 20_000;
+          while (!ready.test(output) && child.exitCode === null && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          expect(output, `${app.image} did not get ready`).toMatch(ready);
+          expect(output).not.toMatch(/"level":"(fatal|error)"/);
+          app.check?.(output, child.pid!, dir);
+        } finally {
+          if (child.exitCode === null) child.kill('SIGTERM');
+        }
+        expect(await exited, `${app.image} exit code after SIGTERM:\n${output}`).toBe(0);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }, 240_000);
+    }
+  });
 });
