@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import {
   type ConfigResource,
   configKey,
@@ -8,6 +6,7 @@ import {
   type ValidationIssue,
 } from '@mizzen/api';
 import { isNode, LineCounter, parseAllDocuments } from 'yaml';
+import { inputPaths, readInput } from '../commands/files.js';
 import { CliError } from '../errors.js';
 import { isKubernetesObject } from './kubernetes.js';
 
@@ -23,37 +22,6 @@ export interface FileConfig {
   issues: ValidationIssue[];
   /** Every document that is a Kubernetes object (Service, Secret, Deployment…). */
   kubernetes: unknown[];
-}
-
-/** `-f` arguments: files, directories of *.yaml/*.yml/*.json (with `recursive`, their subdirectories too), `-` for stdin. */
-function expand(arg: string, recursive: boolean): string[] {
-  if (arg === '-') return [arg];
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(arg);
-  } catch {
-    throw new CliError(`${arg}: no such file or directory`, EXIT_DATA_ERROR);
-  }
-  if (!stat.isDirectory()) return [arg];
-  return fs
-    .readdirSync(arg, { withFileTypes: true })
-    .sort((a, b) => (a.name < b.name ? -1 : 1))
-    .flatMap((e) => {
-      const p = path.join(arg, e.name);
-      if (e.isDirectory()) return recursive ? expand(p, true) : [];
-      return /\.(ya?ml|json)$/.test(e.name) ? [p] : [];
-    });
-}
-
-function read(file: string): string {
-  try {
-    return fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new CliError(
-      `${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      EXIT_DATA_ERROR,
-    );
-  }
 }
 
 /** The line each document (or List item) starts on, by document number and item. */
@@ -80,9 +48,8 @@ function startLines(text: string): Map<string, number> {
  */
 export function readFileConfig(args: readonly string[], recursive: boolean): FileConfig {
   const out: FileConfig = { resources: [], references: new Map(), issues: [], kubernetes: [] };
-  for (const file of args.flatMap((a) => expand(a, recursive))) {
-    const source = file === '-' ? '<stdin>' : file;
-    const text = read(file);
+  for (const file of inputPaths(args, recursive, EXIT_DATA_ERROR)) {
+    const { source, text } = readInput(file, EXIT_DATA_ERROR);
     const { located, issues } = parseConfigLocated(text, source);
     const syntax = issues.find((i) => i.syntax);
     if (syntax) throw new CliError(formatIssue(syntax), EXIT_DATA_ERROR);
