@@ -466,7 +466,7 @@ spec:
 `);
     expect(second.status).toBe(200);
     expect((second.body as { warnings?: string[] }).warnings).toContainEqual(
-      expect.stringContaining('(IST0109 ConflictingMeshGatewayVirtualServiceHosts)'),
+      expect.stringMatching(/^Error \[IST0109\] \(VirtualService /),
     );
     await mesh.waitForSync([client.id], 120_000);
     for (let i = 0; i < 10; i++) expect(JSON.parse((await get('/anything')).body).version).toBe('v2');

@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { analyzeCommand, listAnalyzers } from './commands/analyze.js';
 import { applyOrDelete } from './commands/apply.js';
 import { dashboard } from './commands/dashboard.js';
 import { get } from './commands/get.js';
@@ -14,6 +15,12 @@ Usage:
   mizzen apply -f FILE [-f FILE…] [--dry-run]
                                   validate and apply Istio YAML to the running mesh
   mizzen delete -f FILE           delete the resources a file names
+  mizzen analyze [-f FILE|DIR…] [-R] [-n NS | -A] [--use-kube=false] [-o log|json|yaml]
+                 [--failure-threshold Info|Warning|Error] [--output-threshold Info|Warning|Error]
+                                  Istio's analyzers (istioctl analyze) over the running mesh's config with the
+                                  files overlaid (nothing is applied), or over the files alone (--use-kube=false);
+                                  exits 79 when messages at or above the failure threshold (Error) are found,
+                                  65 when a file cannot be read; -L lists the analyzers' messages
   mizzen create secret tls NAME --cert FILE --key FILE [--cacert FILE [--cacrl FILE]] [-n istio-system]
                                   store a gateway credential (credentialName: NAME); again to rotate it
   mizzen create secret generic NAME --from-file=KEY=FILE [--from-file=KEY=FILE…] [-n istio-system]
@@ -158,6 +165,45 @@ async function run(argv: string[]): Promise<void> {
     case 'apply':
       await applyOrDeleteFiles(command, parse);
       return;
+    case 'analyze': {
+      // istioctl spells it --use-kube=false; a bare --use-kube means true.
+      for (const [i, arg] of rest.entries()) if (arg === '--use-kube') rest[i] = '--use-kube=true';
+      const { values, positionals } = parse({
+        filename: { type: 'string', short: 'f', multiple: true },
+        recursive: { type: 'boolean', short: 'R' },
+        namespace: { type: 'string', short: 'n' },
+        'all-namespaces': { type: 'boolean', short: 'A' },
+        'use-kube': { type: 'string', default: 'true' },
+        output: { type: 'string', short: 'o', default: 'log' },
+        'failure-threshold': { type: 'string', default: 'Error' },
+        'output-threshold': { type: 'string', default: 'Info' },
+        'list-analyzers': { type: 'boolean', short: 'L' },
+      });
+      if (values['list-analyzers'] === true) {
+        listAnalyzers(out);
+        return;
+      }
+      const useKube = String(values['use-kube']).toLowerCase();
+      if (useKube !== 'true' && useKube !== 'false')
+        throw new CliError(`analyze: --use-kube must be true or false, got "${values['use-kube']}"`, 2);
+      process.exitCode = await analyzeCommand(
+        {
+          // istioctl also takes the files as arguments: `istioctl analyze a.yaml b.yaml`.
+          files: [...((values.filename as string[] | undefined) ?? []), ...positionals],
+          recursive: values.recursive === true,
+          useKube: useKube === 'true',
+          namespace: values.namespace as string | undefined,
+          allNamespaces: values['all-namespaces'] === true,
+          output: values.output as string,
+          failureThreshold: values['failure-threshold'] as string,
+          outputThreshold: values['output-threshold'] as string,
+          pilot: values.pilot as string | undefined,
+        },
+        out,
+        process.stderr,
+      );
+      return;
+    }
     case 'get': {
       const { values, positionals } = parse({
         namespace: { type: 'string', short: 'n' },

@@ -1,15 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { PortAllocator } from '@mizzen/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const require = createRequire(import.meta.url);
-const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
-const pilotMain = path.join(path.dirname(require.resolve('@mizzen/pilot/package.json')), 'dist', 'main.js');
+import { type PilotProcess, startPilot } from './pilot-process.js';
 
 const SERVICES = `
 apiVersion: networking.istio.io/v1
@@ -59,7 +51,7 @@ spec:
 `;
 
 const RATINGS_IST0101 =
-  'VirtualService default/ratings http[0].route[0] routes to subset "v2" of ratings.default.svc.cluster.local, which no DestinationRule defines (IST0101 ReferencedResourceNotFound): those requests get 503 until one does';
+  'Error [IST0101] (VirtualService default/ratings) Referenced host+subset in destinationrule not found: "ratings+v2"';
 
 /**
  * `mizzen apply` against a real pilot process: config that is valid but
@@ -67,64 +59,16 @@ const RATINGS_IST0101 =
  * analyzer's warnings printed, and the command succeeds.
  */
 describe('mizzen apply with analyzer warnings', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mizzen-cli-apply-'));
-  const configDir = path.join(dir, 'config');
-  let pilot: ChildProcess;
-  let base = '';
-
-  const mizzen = (...args: string[]) =>
-    spawnSync(process.execPath, [main, ...args, '--pilot', base], {
-      encoding: 'utf8',
-      env: { ...process.env, MIZZEN_HOME: dir },
-      timeout: 20_000,
-    });
+  let pilot: PilotProcess;
+  let dir = '';
+  const mizzen = (...args: string[]) => pilot.mizzen(...args);
 
   beforeAll(async () => {
-    fs.mkdirSync(configDir);
-    fs.writeFileSync(path.join(configDir, 'services.yaml'), SERVICES);
-    const [xdsPort, httpPort] = await new PortAllocator().takeMany(2);
-    base = `http://127.0.0.1:${httpPort}`;
-    pilot = spawn(
-      process.execPath,
-      [
-        pilotMain,
-        '--host',
-        '127.0.0.1',
-        '--xds-port',
-        String(xdsPort),
-        '--http-port',
-        String(httpPort),
-        '--config-dir',
-        configDir,
-        '--store',
-        path.join(dir, 'store.json'),
-        '--registrations',
-        path.join(dir, 'registrations.json'),
-        '--credentials-dir',
-        path.join(dir, 'credentials'),
-      ],
-      { stdio: 'ignore', env: { ...process.env, MIZZEN_LOG_LEVEL: 'warn' } },
-    );
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const ready = await fetch(`${base}/ready`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ready) break;
-      if (Date.now() > deadline) throw new Error('pilot did not become ready');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    pilot = await startPilot('mizzen-cli-apply-', { 'services.yaml': SERVICES });
+    dir = pilot.dir;
   });
 
-  afterAll(async () => {
-    if (pilot.exitCode === null) {
-      const exited = new Promise((r) => pilot.once('exit', r));
-      pilot.kill('SIGTERM');
-      await exited;
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => pilot.stop());
 
   it('applies a route to a subset no DestinationRule defines, printing IST0101, and exits 0', () => {
     const file = path.join(dir, 'reviews-v3.yaml');
@@ -133,7 +77,7 @@ describe('mizzen apply with analyzer warnings', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n')).toEqual([
-      'VirtualService default/reviews http[0].route[0] routes to subset "v3" of reviews.default.svc.cluster.local, which no DestinationRule defines (IST0101 ReferencedResourceNotFound): those requests get 503 until one does',
+      'Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule not found: "reviews+v3"',
       'virtualservice.networking.istio.io/reviews created',
       '',
     ]);
@@ -150,7 +94,7 @@ describe('mizzen apply with analyzer warnings', () => {
     const r = mizzen('apply', '-f', file);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(
-      'VirtualServices default/reviews, default/reviews-too all define host reviews.default.svc.cluster.local for sidecars (the mesh gateway); sidecars use only default/reviews (the oldest) — merge them into one VirtualService (IST0109 ConflictingMeshGatewayVirtualServiceHosts)',
+      'Error [IST0109] (VirtualService default/reviews-too) The VirtualServices default/reviews,default/reviews-too associated with mesh gateway define the same host reviews.default.svc.cluster.local which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.',
     );
     expect(r.stdout).toContain('virtualservice.networking.istio.io/reviews-too created');
   }, 30_000);

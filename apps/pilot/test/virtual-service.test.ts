@@ -223,7 +223,7 @@ describe('VirtualService http translation (golden)', () => {
     const p = push();
     build(NODES['sidecar in default']!, p);
     expect([...p.warnings]).toContainEqual(
-      'VirtualServices default/shop, default/shop-too all define host shop.default.svc.cluster.local for sidecars (the mesh gateway); sidecars use only default/shop (the oldest) — merge them into one VirtualService (IST0109 ConflictingMeshGatewayVirtualServiceHosts)',
+      'Error [IST0109] (VirtualService default/shop-too) The VirtualServices default/shop,default/shop-too associated with mesh gateway define the same host shop.default.svc.cluster.local which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.',
     );
     const shop = routes(
       build(NODES['sidecar in default']!, p),

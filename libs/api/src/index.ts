@@ -165,6 +165,7 @@ export {
   type FileStoreOptions,
   type ResourceIdentity,
 } from './sources/file-store.js';
+export { stableJson } from './sources/stable-json.js';
 export type { RawIssue } from './validation/checker.js';
 export { exportToProblems } from './validation/names.js';
 export { checkResource, type ResourceCheck } from './validation/resource.js';

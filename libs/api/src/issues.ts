@@ -18,6 +18,8 @@ export interface ValidationIssue {
    */
   path: string;
   message: string;
+  /** The document is not readable YAML or JSON at all (a syntax error), rather than an invalid resource. */
+  syntax?: true;
 }
 
 export type PathSegment = string | number;

@@ -77,6 +77,7 @@ export function parseConfigLocated(
         document,
         line: pos.line,
         path: '',
+        syntax: true,
         message: `YAML syntax error at line ${pos.line}, column ${pos.col}: ${firstLine(err.message)}`,
       });
       continue;
@@ -100,6 +101,7 @@ export function parseConfigLocated(
         source,
         document,
         path: '',
+        syntax: true,
         message: `cannot read the document: ${(err as Error).message}`,
       });
       continue;

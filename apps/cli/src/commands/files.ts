@@ -7,32 +7,50 @@ export interface InputFile {
   text: string;
 }
 
-/** Reads `-f` arguments like kubectl: files, directories of *.yaml/*.yml/*.json, or `-` for stdin. */
-export function readInputs(args: string[]): InputFile[] {
-  if (args.length === 0)
-    throw new CliError('no input: pass -f FILE (a file, a directory, or - for stdin)', 2);
-  const out: InputFile[] = [];
-  for (const arg of args) {
-    if (arg === '-') {
-      out.push({ source: '<stdin>', text: fs.readFileSync(0, 'utf8') });
-      continue;
-    }
+/**
+ * The files `-f` arguments name, like kubectl: a file, the *.yaml/*.yml/*.json
+ * of a directory (with `recursive`, of its subdirectories too), or `-` for
+ * stdin. A missing path exits with `exitCode`.
+ */
+export function inputPaths(args: readonly string[], recursive = false, exitCode = 1): string[] {
+  return args.flatMap((arg) => {
+    if (arg === '-') return [arg];
     let stat: fs.Stats;
     try {
       stat = fs.statSync(arg);
     } catch {
-      throw new CliError(`${arg}: no such file or directory`);
+      throw new CliError(`${arg}: no such file or directory`, exitCode);
     }
-    if (stat.isDirectory()) {
-      const files = fs
-        .readdirSync(arg)
-        .filter((f) => /\.(ya?ml|json)$/.test(f))
-        .sort();
-      for (const f of files)
-        out.push({ source: path.join(arg, f), text: fs.readFileSync(path.join(arg, f), 'utf8') });
-    } else {
-      out.push({ source: arg, text: fs.readFileSync(arg, 'utf8') });
-    }
+    if (!stat.isDirectory()) return [arg];
+    return fs
+      .readdirSync(arg, { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .flatMap((e) => {
+        const p = path.join(arg, e.name);
+        if (e.isDirectory()) return recursive ? inputPaths([p], true, exitCode) : [];
+        return /\.(ya?ml|json)$/.test(e.name) ? [p] : [];
+      });
+  });
+}
+
+/** One input's text (`-`: stdin); an unreadable file exits with `exitCode`. */
+export function readInput(file: string, exitCode = 1): InputFile {
+  try {
+    return {
+      source: file === '-' ? '<stdin>' : file,
+      text: fs.readFileSync(file === '-' ? 0 : file, 'utf8'),
+    };
+  } catch (err) {
+    throw new CliError(
+      `${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      exitCode,
+    );
   }
-  return out;
+}
+
+/** Reads `-f` arguments like kubectl: files, directories of *.yaml/*.yml/*.json, or `-` for stdin. */
+export function readInputs(args: string[]): InputFile[] {
+  if (args.length === 0)
+    throw new CliError('no input: pass -f FILE (a file, a directory, or - for stdin)', 2);
+  return inputPaths(args).map((file) => readInput(file));
 }

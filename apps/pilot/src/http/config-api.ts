@@ -1,3 +1,4 @@
+import { type AnalysisSettings, analyzeChange, type ConfigChange, formatMessage } from '@mizzen/analysis';
 import {
   type ConfigResource,
   configKey,
@@ -7,8 +8,6 @@ import {
   resolveKind,
 } from '@mizzen/api';
 import type { FastifyInstance } from 'fastify';
-import { analyzeChange, type ConfigChange } from '../analysis/change.js';
-import type { AnalysisSettings } from '../analysis/virtual-services.js';
 import type { AggregateConfig } from '../config/aggregate.js';
 
 interface ApplyBody {
@@ -100,7 +99,7 @@ function analyzerWarnings(
   change: ConfigChange,
 ): string[] {
   const settings = deps.mesh?.() ?? { domainSuffix: 'cluster.local' };
-  return analyzeChange(deps.config.list(), change, settings).map((m) => m.message);
+  return analyzeChange({ resources: deps.config.list(), settings }, change).map(formatMessage);
 }
 
 function identity(r: ConfigResource) {

@@ -1,4 +1,5 @@
 import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { MESSAGE_TYPES } from '@mizzen/analysis';
 import type { KindInfo, ValidationIssue } from '@mizzen/api';
 import type { Logger } from '@mizzen/runtime';
 import { statusOf } from './informer.js';
@@ -20,7 +21,10 @@ export interface IstioStatus {
 }
 
 /** Istio's code for a resource that fails schema validation. */
-export const SCHEMA_VALIDATION_ERROR = { code: 'IST0106', name: 'SchemaValidationError' } as const;
+export const SCHEMA_VALIDATION_ERROR = {
+  code: MESSAGE_TYPES.SchemaValidationError.code,
+  name: MESSAGE_TYPES.SchemaValidationError.name,
+} as const;
 const DOC_URL = 'https://istio.io/latest/docs/reference/config/analysis/ist0106/?ref=status-controller';
 
 /** The status a resource should carry for these validation issues. */

@@ -49,11 +49,11 @@ export function mergeDelegates(
       const where = `${root} http[${i}]`;
       const delegate = delegates.get(key);
       if (!delegate) {
-        opts.warn(
-          withHosts.has(key)
-            ? `${where}: delegate VirtualService ${key} has hosts, so it cannot be a delegate; the route is ignored`
-            : `${where}: delegate VirtualService ${key} not found; the route is ignored (IST0101 ReferencedResourceNotFound)`,
-        );
+        // A delegate that does not exist at all is the analyzers' IST0101 (reported with the rest of them).
+        if (withHosts.has(key))
+          opts.warn(
+            `${where}: delegate VirtualService ${key} has hosts, so it cannot be a delegate; the route is ignored`,
+          );
         continue;
       }
       const dspec = delegate.spec as VirtualServiceSpec;

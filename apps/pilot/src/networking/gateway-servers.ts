@@ -1,6 +1,9 @@
+import { hostsOverlap, splitServerHost } from '@mizzen/analysis';
 import type { GatewaySpec, Server, ServerTLSSettings } from '@mizzen/api';
+
+export { hostsOverlap, splitServerHost };
+
 import type { ProxyInfo } from '../model/proxy.js';
-import { hostMatches } from '../registry/model.js';
 import { meshTlsEnabled } from './mtls.js';
 import type { GatewayResource, PushContext } from './push-context.js';
 
@@ -79,26 +82,10 @@ function kindOf(server: Server): ServerKind | { problem: string } {
   return { problem: `protocol ${protocol} is not served by gateways` };
 }
 
-/** `ns/host`, `*\/host`, `./host` or `host` in a Gateway server → the namespace filter and host. */
-export function splitServerHost(
-  entry: string,
-  gatewayNamespace: string,
-): { namespace: string; host: string } {
-  const slash = entry.indexOf('/');
-  if (slash < 0) return { namespace: '*', host: entry };
-  const ns = entry.slice(0, slash);
-  return { namespace: ns === '.' ? gatewayNamespace : ns, host: entry.slice(slash + 1) };
-}
-
 /** The SNI names a TLS server's chain matches: its hosts, or none (any name) when one of them is `*`. */
 function sniHostsOf(server: Server, gatewayNamespace: string): string[] {
   const hosts = server.hosts.map((h) => splitServerHost(h, gatewayNamespace).host);
   return hosts.includes('*') ? [] : [...new Set(hosts)].sort();
-}
-
-/** Two hosts some request could match both of (`*.example.com` and `a.example.com` overlap). */
-export function hostsOverlap(a: string, b: string): boolean {
-  return hostMatches(a, b) || hostMatches(b, a);
 }
 
 function serverLabel(s: { server: Server; index: number }): string {

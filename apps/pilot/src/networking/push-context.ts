@@ -1,5 +1,5 @@
+import { analyze, formatMessage } from '@mizzen/analysis';
 import type { ConfigResource, DestinationRuleSpec, GatewaySpec, VirtualServiceSpec } from '@mizzen/api';
-import { analyzeVirtualServices } from '../analysis/virtual-services.js';
 import { type CredentialSource, NO_CREDENTIALS } from '../credentials/source.js';
 import { byCreation } from '../model/ordering.js';
 import type { ProxyInfo } from '../model/proxy.js';
@@ -18,7 +18,6 @@ import {
   type SidecarResource,
   type SidecarScope,
   selectSidecar,
-  sidecarWarnings,
   vsDestinationHosts,
 } from './sidecar-scope.js';
 
@@ -73,9 +72,9 @@ export class PushContext {
       .sort(byCreation);
     this.gateways = resources.filter((r): r is GatewayResource => r.kind === 'Gateway').sort(byCreation);
     this.sidecars = resources.filter((r): r is SidecarResource => r.kind === 'Sidecar').sort(byCreation);
-    sidecarWarnings(this.sidecars, (w) => this.warnings.add(w));
-    // What Istio's analyzer says about the VirtualServices (subsets no rule defines, hosts two claim for sidecars).
-    for (const m of analyzeVirtualServices(resources, mesh)) this.warnings.add(m.message);
+    // What Istio's analyzers say about the config (a subset no rule defines, hosts two claim for sidecars,
+    // several namespace-wide Sidecars…), in istioctl's words: the same module `mizzen analyze` runs.
+    for (const m of analyze({ resources, settings: mesh })) this.warnings.add(formatMessage(m));
   }
 
   /** exportTo of a VirtualService, DestinationRule or service, the mesh default when it sets none. */

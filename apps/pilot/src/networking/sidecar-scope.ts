@@ -1,3 +1,4 @@
+import { formatMessage, msg, originOf } from '@mizzen/analysis';
 import type {
   CaptureMode,
   ConfigResource,
@@ -86,7 +87,7 @@ function hasSelector(sc: SidecarResource): boolean {
  */
 export function selectSidecar(
   sidecars: readonly SidecarResource[],
-  proxy: Pick<ProxyInfo, 'namespace' | 'labels'>,
+  proxy: Pick<ProxyInfo, 'namespace' | 'labels' | 'workloadName'>,
   rootNamespace: string,
   warn: (message: string) => void,
 ): SidecarResource | undefined {
@@ -96,36 +97,24 @@ export function selectSidecar(
       hasSelector(s) &&
       labelsMatch((s.spec as SidecarSpec).workloadSelector?.labels as Record<string, string>, proxy.labels),
   );
+  // Istio's IST0110, for this workload; the oldest Sidecar applies meanwhile.
   if (selecting.length > 1) {
-    warn(
-      `Sidecars ${selecting.map(name).join(', ')} all select workloads labelled ${labelText(proxy.labels)} in namespace ${proxy.namespace}; ${name(selecting[0]!)} (the oldest) applies (IST0110 ConflictingSidecarWorkloadSelectors)`,
-    );
+    for (const s of selecting)
+      warn(
+        formatMessage(
+          msg.conflictingSidecarWorkloadSelectors(
+            originOf(s),
+            selecting.map(name),
+            proxy.namespace,
+            proxy.workloadName,
+          ),
+        ),
+      );
   }
   if (selecting[0]) return selecting[0];
   const namespaceWide = inNamespace.filter((s) => !hasSelector(s));
   if (namespaceWide[0]) return namespaceWide[0];
   return sidecars.find((s) => s.metadata.namespace === rootNamespace && !hasSelector(s));
-}
-
-/** Analyzer warnings about the Sidecars themselves (not about one workload). */
-export function sidecarWarnings(sidecars: readonly SidecarResource[], warn: (message: string) => void): void {
-  const byNamespace = new Map<string, SidecarResource[]>();
-  for (const s of sidecars.filter((x) => !hasSelector(x))) {
-    const list = byNamespace.get(s.metadata.namespace) ?? [];
-    list.push(s);
-    byNamespace.set(s.metadata.namespace, list);
-  }
-  for (const [ns, list] of byNamespace) {
-    if (list.length > 1) {
-      warn(
-        `namespace ${ns} has several Sidecars without a workloadSelector (${list.map(name).join(', ')}); only ${name(list[0]!)} (the oldest) applies (IST0111 MultipleSidecarsWithoutWorkloadSelectors)`,
-      );
-    }
-  }
-}
-
-function labelText(labels: Record<string, string>): string {
-  return JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1))));
 }
 
 function name(r: ConfigResource): string {

@@ -1,5 +1,8 @@
 import type { Protocol } from '../model/protocol.js';
 
+// Istio's host, visibility and label rules are shared with the analyzers (and `mizzen analyze`).
+export { hostMatches, isVisible, labelsMatch, resolveShortName } from '@mizzen/analysis';
+
 export type Resolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
 export type Location = 'MESH_EXTERNAL' | 'MESH_INTERNAL';
 
@@ -118,38 +121,4 @@ export function sortTargets(list: ServiceTarget[]): ServiceTarget[] {
         ? a.port - b.port
         : a.targetPort - b.targetPort,
   );
-}
-
-export function labelsMatch(
-  selector: Record<string, string> | undefined,
-  labels: Record<string, string>,
-): boolean {
-  if (!selector) return true;
-  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
-  return true;
-}
-
-/** `reviews` in namespace `default` → `reviews.default.svc.cluster.local` (Istio's short-name rule). */
-export function resolveShortName(host: string, namespace: string, domainSuffix = 'cluster.local'): string {
-  if (host.includes('.') || host === '*' || host.startsWith('*')) return host;
-  return `${host}.${namespace}.svc.${domainSuffix}`;
-}
-
-/** Matches a host against a possibly wildcard host (`*.default.svc.cluster.local`, `*`). */
-export function hostMatches(pattern: string, host: string): boolean {
-  if (pattern === '*') return true;
-  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
-  if (pattern.startsWith('*')) return host.endsWith(pattern.slice(1));
-  return pattern.toLowerCase() === host.toLowerCase();
-}
-
-/** True when a resource exported to `exportTo` from `fromNamespace` is visible in `namespace` (empty: everywhere). */
-export function isVisible(exportTo: readonly string[], fromNamespace: string, namespace: string): boolean {
-  if (exportTo.length === 0) return true;
-  for (const e of exportTo) {
-    if (e === '*') return true;
-    if (e === '.' && fromNamespace === namespace) return true;
-    if (e === namespace) return true;
-  }
-  return false;
 }
