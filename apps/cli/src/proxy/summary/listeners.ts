@@ -1,5 +1,5 @@
 import type { Json } from '../config-dump.js';
-import { describeMatch, routeCluster } from './route-match.js';
+import { describeCluster, describeMatch, routeCluster } from './route-match.js';
 
 export interface ListenerFilter {
   address?: string;
@@ -63,7 +63,7 @@ function describeInlineRoutes(config: Json): string {
     const [only] = routesOf(vh);
     const all = domainsOf(vh).length === 1 && domainsOf(vh)[0] === '*';
     const cluster = only && routesOf(vh).length === 1 ? routeCluster(only) : undefined;
-    if (all && cluster && (only!.match as Json | undefined)?.prefix === '/') return cluster;
+    if (all && cluster && (only!.match as Json | undefined)?.prefix === '/') return describeCluster(cluster);
   }
   const described = vhosts.map((vh) => {
     const routes = routesOf(vh)
@@ -86,8 +86,7 @@ function describeDestination(chain: Json): string {
       return 'HTTP';
     }
     if (f.name === TCP_PROXY) {
-      if (typeof config.cluster === 'string')
-        return config.cluster === BLACKHOLE ? BLACKHOLE : `Cluster: ${config.cluster}`;
+      if (typeof config.cluster === 'string') return describeCluster(config.cluster);
       if (config.weighted_clusters) return 'WeightedClusters';
       return 'TCP';
     }

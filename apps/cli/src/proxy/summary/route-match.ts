@@ -19,3 +19,8 @@ export function routeCluster(route: Json): string | undefined {
   const cluster = (route.route as Json | undefined)?.cluster;
   return typeof cluster === 'string' ? cluster : undefined;
 }
+
+/** A destination cluster as istioctl names it: Istio's own (`PassthroughCluster`) bare, others `Cluster: NAME`. */
+export function describeCluster(name: string): string {
+  return name.includes('Cluster') ? name : `Cluster: ${name}`;
+}
