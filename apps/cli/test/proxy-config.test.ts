@@ -390,7 +390,7 @@ describe("istioctl's proxy-status", () => {
     expect(xdsStatus(undefined, 'ACKED')).toBe('SYNCED');
   });
 
-  it("compares pilot's proto3 JSON with the proxy's Envoy JSON, and shows a diff when they differ", () => {
+  it("compares pilot's config with the proxy's whatever the key order, and shows a diff when they differ", () => {
     const proxy = (lbPolicy: string): ConfigDump => ({
       configs: [
         {
@@ -413,7 +413,9 @@ describe("istioctl's proxy-status", () => {
       ],
     });
     const pilot = {
-      CDS: { resources: [{ name: 'c', lbPolicy: 'ROUND_ROBIN', outlierDetection: { consecutive5xx: 2 } }] },
+      CDS: {
+        resources: [{ outlier_detection: { consecutive_5xx: 2 }, lb_policy: 'ROUND_ROBIN', name: 'c' }],
+      },
       LDS: { resources: [] },
       RDS: { resources: [{ name: '80' }] },
     };
@@ -424,7 +426,7 @@ describe("istioctl's proxy-status", () => {
     const other = proxy('LEAST_REQUEST');
     const out = formatComparison(compareConfig(pilot, other), other);
     expect(out).toContain('--- Pilot Clusters\n+++ Proxy Clusters\n@@ ');
-    expect(out).toContain('-    "lbPolicy": "ROUND_ROBIN",\n+    "lbPolicy": "LEAST_REQUEST",');
+    expect(out).toContain('-    "lb_policy": "ROUND_ROBIN",\n+    "lb_policy": "LEAST_REQUEST",');
     expect(out).toContain('Listeners Match\n');
   });
 });

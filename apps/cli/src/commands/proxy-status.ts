@@ -25,7 +25,7 @@ async function compareOne(sel: ProxySelection, out: NodeJS.WritableStream): Prom
   const pilot = pilotUrl(sel.pilot);
   const { status, body } = await pilotRequest<PilotDump & { error?: string }>(
     pilot,
-    `/debug/config_dump?proxyID=${encodeURIComponent(entry.proxy)}`,
+    `/debug/config_dump?proxyID=${encodeURIComponent(entry.proxy)}&names=proto`,
   );
   if (status !== 200)
     throw new CliError(

@@ -8,7 +8,10 @@ import {
   routesLastLoaded,
 } from './config-dump.js';
 
-/** Pilot's `/debug/config_dump?proxyID=`: what it last sent a proxy, per xDS type. */
+/**
+ * Pilot's `/debug/config_dump?proxyID=…&names=proto`: what it last sent a
+ * proxy, per xDS type, with the field names the proxy's admin API uses.
+ */
 export type PilotDump = Record<string, { version?: string; resources?: Json[] }>;
 
 export interface Comparison {
@@ -18,24 +21,14 @@ export interface Comparison {
   diff: string;
 }
 
-/** `lb_policy` → `lbPolicy`: a proto field name as proto3 JSON spells it (`consecutive_5xx` → `consecutive5xx`). */
-function jsonName(key: string): string {
-  return /^[a-z][a-z0-9_]*$/.test(key) ? key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) : key;
-}
-
-/**
- * JSON with proto3 JSON names and keys sorted at every level, so equal
- * config prints equal: pilot's debug dump speaks proto3 JSON (`lbPolicy`, as
- * istiod's does), the admin API Envoy's field names (`lb_policy`). Both go
- * through the same mapping, so map keys (a Struct's) still compare equal.
- */
+/** JSON with keys sorted at every level, so equal config prints equal whatever the field order. */
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value && typeof value === 'object')
     return Object.fromEntries(
       Object.entries(value as Json)
-        .map(([k, v]) => [jsonName(k), canonical(v)] as const)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => [k, canonical(v)]),
     );
   return value;
 }

@@ -117,9 +117,13 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
     proxies: deps.push.connectedProxies().length,
   }));
 
-  app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (req, reply) => {
+  // proto3 JSON names (`lbPolicy`) as istiod's dump; `names=proto` for Envoy's (`lb_policy`), as a proxy's admin API prints them.
+  app.get<{ Querystring: { proxyID?: string; names?: string } }>('/debug/config_dump', async (req, reply) => {
     const id = req.query.proxyID;
     if (!id) return reply.code(400).send({ error: 'proxyID query parameter is required' });
+    const names = req.query.names ?? 'json';
+    if (names !== 'json' && names !== 'proto')
+      return reply.code(400).send({ error: `names must be json or proto, got "${names}"` });
     const set = deps.push.resourcesFor(id);
     if (!set) return reply.code(404).send({ error: `proxy ${id} is not connected` });
     const snapshot = deps.ads.snapshotFor(id);
@@ -134,7 +138,7 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
       out[shortType(t)] = {
         version: typeSnap?.version ?? '',
         resources: typeSnap
-          ? [...typeSnap.resources.values()].map((r) => decodeMessage(t, r.any.value, 'json'))
+          ? [...typeSnap.resources.values()].map((r) => decodeMessage(t, r.any.value, names))
           : [],
       };
     }
