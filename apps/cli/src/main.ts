@@ -4,6 +4,8 @@ import { applyOrDelete } from './commands/apply.js';
 import { dashboard } from './commands/dashboard.js';
 import { get } from './commands/get.js';
 import { kubeInjectCommand } from './commands/kube-inject.js';
+import { PROXY_CONFIG_USAGE, proxyConfig } from './commands/proxy-config.js';
+import { proxyStatus } from './commands/proxy-status.js';
 import { status } from './commands/status.js';
 import { CliError } from './errors.js';
 
@@ -30,6 +32,14 @@ Usage:
   mizzen get KIND [NAME] [-n NS | -A] [-o yaml|json]
                                   list config (vs, dr, gw, se, we, sidecar, pa, ap, ra, telemetry, rlp)
   mizzen status [--output json]   components, proxies and their xDS sync state
+  mizzen proxy-config (pc) <cluster|listener|route|endpoint|secret|all|bootstrap> <proxy> [-o short|json|yaml]
+                                  what one proxy runs, from its admin API, as istioctl's tables or Envoy's JSON;
+                                  <proxy> is a workload name, name.namespace or the node id (-n NS; --admin URL
+                                  skips pilot). Filters: clusters --fqdn --port --subset --direction; listeners
+                                  --address --port --type; routes --name; endpoints --address --port --cluster --status
+  mizzen proxy-status (ps) [<proxy>]
+                                  every proxy's xDS sync state (SYNCED, STALE, NOT SENT, NACKED and why); with a
+                                  proxy, what pilot sent it against what it runs
   mizzen dashboard [--url URL] [--no-open]
                                   print the dashboard's URL and open it (xdg-open, when there is one)
   mizzen kube-inject -f FILE [--image IMAGE] [--image-pull-policy POLICY]
@@ -227,6 +237,71 @@ async function run(argv: string[]): Promise<void> {
       const { values } = parse({ output: { type: 'string', short: 'o' } });
       await status(
         { output: values.output as string | undefined, pilot: values.pilot as string | undefined },
+        out,
+      );
+      return;
+    }
+    case 'proxy-config':
+    case 'pc': {
+      const { values, positionals } = parse({
+        output: { type: 'string', short: 'o' },
+        namespace: { type: 'string', short: 'n' },
+        admin: { type: 'string' },
+        fqdn: { type: 'string' },
+        port: { type: 'string' },
+        subset: { type: 'string' },
+        direction: { type: 'string' },
+        address: { type: 'string' },
+        type: { type: 'string' },
+        name: { type: 'string' },
+        cluster: { type: 'string' },
+        status: { type: 'string' },
+      });
+      if (positionals.length > 2)
+        throw new CliError(`proxy-config: unexpected "${positionals[2]}"; ${PROXY_CONFIG_USAGE}`, 2);
+      const str = (k: string) => values[k] as string | undefined;
+      await proxyConfig(
+        {
+          kind: positionals[0],
+          proxy: positionals[1],
+          namespace: str('namespace'),
+          admin: str('admin'),
+          pilot: str('pilot'),
+          output: str('output'),
+          filters: {
+            fqdn: str('fqdn'),
+            port: int(str('port'), '--port'),
+            subset: str('subset'),
+            direction: str('direction'),
+            address: str('address'),
+            type: str('type'),
+            name: str('name'),
+            cluster: str('cluster'),
+            status: str('status'),
+          },
+        },
+        out,
+      );
+      return;
+    }
+    case 'proxy-status':
+    case 'ps': {
+      const { values, positionals } = parse({
+        namespace: { type: 'string', short: 'n' },
+        admin: { type: 'string' },
+      });
+      if (positionals.length > 1)
+        throw new CliError(
+          `proxy-status: unexpected "${positionals[1]}"; usage: mizzen proxy-status [<proxy>]`,
+          2,
+        );
+      await proxyStatus(
+        {
+          proxy: positionals[0],
+          namespace: values.namespace as string | undefined,
+          admin: values.admin as string | undefined,
+          pilot: values.pilot as string | undefined,
+        },
         out,
       );
       return;

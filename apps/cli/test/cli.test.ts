@@ -22,7 +22,13 @@ function mizzen(...args: string[]) {
 describe('mizzen command line', () => {
   it('prints help, and says in one sentence when pilot cannot be reached', () => {
     expect(mizzen('help').stdout).toContain('mizzen up');
-    for (const args of [['get', 'vs'], ['status'], ['apply', '-f', path.join(home)]]) {
+    for (const args of [
+      ['get', 'vs'],
+      ['status'],
+      ['apply', '-f', path.join(home)],
+      ['ps'],
+      ['pc', 'clusters', 'reviews-v1'],
+    ]) {
       fs.writeFileSync(path.join(home, 'x.yaml'), 'kind: VirtualService');
       const r = mizzen(...args, '--pilot', 'http://127.0.0.1:9');
       expect(r.status, args.join(' ')).toBe(1);

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { type ConfigSource, DirectorySource, FileStore, formatIssue } from '@mizzen/api';
 import { componentTracer, type Logger, SpanStatusCode } from '@mizzen/runtime';
@@ -174,7 +175,12 @@ export class Pilot {
       reply.header('content-type', this.metrics.registry.contentType);
       return this.metrics.registry.metrics();
     });
-    registerDebugRoutes(this.http, { ads: this.ads, push: this.push, config: this.config });
+    registerDebugRoutes(this.http, {
+      ads: this.ads,
+      push: this.push,
+      config: this.config,
+      instance: process.env.POD_NAME ?? `pilot-${os.hostname()}`,
+    });
     // Kubernetes mode: leadership, write counts and every informer's list/watch state.
     this.http.get('/debug/kubez', async (_req, reply) =>
       this.kube ? this.kube.stats() : reply.code(404).send({ error: 'pilot is not in Kubernetes mode' }),

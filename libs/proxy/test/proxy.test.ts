@@ -546,8 +546,13 @@ describe('proxy configured over ADS', () => {
       'ClustersConfigDump',
       'ListenersConfigDump',
       'RoutesConfigDump',
+      'SecretsConfigDump',
       'EndpointsConfigDump',
     ]);
+    expect(dump.configs[4]).toEqual({
+      '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',
+      dynamic_active_secrets: [],
+    });
     expect(dump.configs[2]!.dynamic_listeners!.map((l) => l.name)).toEqual([
       '0.0.0.0_9080',
       'virtualOutbound',

@@ -1,6 +1,6 @@
 import { type RateLimitPolicySpec, resolveKind } from '@mizzen/api';
-import { stringify } from 'yaml';
 import { CliError } from '../errors.js';
+import { structuredFormat, unknownOutput, writeStructured } from '../output/structured.js';
 import { age, formatTable } from '../output/table.js';
 import { pilotRequest, pilotUrl } from '../pilot-client.js';
 
@@ -60,16 +60,12 @@ export async function get(
   const items = body.items ?? [];
   if (name && items.length === 0)
     throw new CliError(`${kind.toLowerCase()} "${name}" not found in namespace ${namespace ?? '(all)'}`);
-  if (opts.output === 'json') {
-    out.write(`${JSON.stringify(name ? items[0] : { apiVersion: 'v1', kind: 'List', items }, null, 2)}\n`);
+  const format = structuredFormat(opts.output);
+  if (format) {
+    writeStructured(out, name ? items[0] : { apiVersion: 'v1', kind: 'List', items }, format);
     return;
   }
-  if (opts.output === 'yaml') {
-    out.write(stringify(name ? items[0] : { apiVersion: 'v1', kind: 'List', items }));
-    return;
-  }
-  if (opts.output && opts.output !== 'wide')
-    throw new CliError(`unknown output format "${opts.output}" (use yaml, json or wide)`, 2);
+  if (opts.output && opts.output !== 'wide') throw unknownOutput(opts.output, 'yaml, json or wide');
   if (items.length === 0) {
     out.write(`No resources found${namespace ? ` in ${namespace} namespace` : ''}.\n`);
     return;

@@ -2,26 +2,8 @@ import { isAlive } from '@mizzen/runtime';
 import { CliError } from '../errors.js';
 import { readState } from '../local/state.js';
 import { formatTable } from '../output/table.js';
-import { pilotRequest, pilotUrl } from '../pilot-client.js';
-
-interface SyncEntry {
-  proxy: string;
-  proxy_type: string;
-  namespace?: string;
-  workload?: string;
-  service_account?: string;
-  ports?: {
-    admin?: number;
-    health?: number;
-    stats?: number;
-    outbound?: number;
-    inbound?: { listenPort: number }[];
-    gateway?: Record<string, number>;
-  };
-  sync?: Record<string, string>;
-  errors?: Record<string, string>;
-  warnings?: string[];
-}
+import { pilotUrl } from '../pilot-client.js';
+import { fetchSyncz, type SyncEntry } from '../syncz.js';
 
 export interface StatusReport {
   components: { name: string; pid: number; running: boolean; ports: Record<string, number> }[];
@@ -53,9 +35,7 @@ export async function collectStatus(pilot?: string): Promise<StatusReport> {
     running: isAlive(c.pid),
     ports: c.ports,
   }));
-  const { status, body } = await pilotRequest<SyncEntry[]>(pilotUrl(pilot), '/debug/syncz');
-  if (status !== 200) throw new CliError(`pilot answered ${status} to /debug/syncz`);
-  const proxies = body.map((e) => ({
+  const proxies = (await fetchSyncz(pilotUrl(pilot))).map((e) => ({
     id: e.proxy,
     kind: proxyKind(e),
     workload: e.workload,

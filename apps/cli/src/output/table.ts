@@ -1,8 +1,17 @@
-/** kubectl-style columns: upper-case headers, left-aligned, three spaces apart. */
-export function formatTable(headers: string[], rows: (string | number | undefined)[][]): string {
+/**
+ * kubectl-style columns: upper-case headers, left-aligned, three spaces
+ * apart. Empty cells read `<none>` as kubectl's do, unless `empty` says
+ * otherwise (istioctl's tables leave them blank).
+ */
+export function formatTable(
+  headers: string[],
+  rows: (string | number | undefined)[][],
+  opts: { empty?: string } = {},
+): string {
+  const empty = opts.empty ?? '<none>';
   const cells = [
     headers,
-    ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? '<none>' : String(c)))),
+    ...rows.map((r) => r.map((c) => (c === undefined || c === '' ? empty : String(c)))),
   ];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells

@@ -10,6 +10,17 @@ export interface DebugDeps {
   ads: AdsServer;
   push: PushController;
   config: AggregateConfig;
+  /** This pilot's name, as proxy-status shows it in the ISTIOD column (the pod's name on Kubernetes). */
+  instance: string;
+}
+
+/**
+ * Where the proxy's admin API listens (`IP:PORT`, IPv6 bracketed): the node
+ * id's IP, as proxies bind their admin port to it, and `MIZZEN_ADMIN_PORT`.
+ */
+export function adminAddress(proxy: ProxyInfo | undefined): string | undefined {
+  if (!proxy?.adminPort || !proxy.ip) return undefined;
+  return `${proxy.ip.includes(':') ? `[${proxy.ip}]` : proxy.ip}:${proxy.adminPort}`;
 }
 
 const ISTIO_FIELDS: Record<string, string> = {
@@ -24,6 +35,7 @@ export function syncEntry(
   stream: StreamStatus,
   proxy: ProxyInfo | undefined,
   warnings: readonly string[] = [],
+  instance?: string,
 ): Record<string, unknown> {
   const sync: Record<string, string> = {};
   const errors: Record<string, string> = {};
@@ -35,6 +47,10 @@ export function syncEntry(
     service_account: proxy?.serviceAccount,
     labels: proxy?.labels,
     istio_version: proxy?.istioVersion,
+    proxy_version: stream.node.user_agent_version,
+    cluster_id: typeof proxy?.metadata.CLUSTER_ID === 'string' ? proxy.metadata.CLUSTER_ID : undefined,
+    istiod: instance,
+    admin: adminAddress(proxy),
     peer: stream.peer,
     connected_at: stream.connectedAt,
     ports: proxy
@@ -77,7 +93,7 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
     const push = deps.push.pushContext();
     return deps.ads.status().map((s) => {
       const proxy = proxies.get(s.node.id);
-      return syncEntry(s, proxy, proxy?.type === 'router' ? gatewayNotices(push, proxy) : []);
+      return syncEntry(s, proxy, proxy?.type === 'router' ? gatewayNotices(push, proxy) : [], deps.instance);
     });
   });
 
@@ -101,9 +117,13 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
     proxies: deps.push.connectedProxies().length,
   }));
 
-  app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (req, reply) => {
+  // proto3 JSON names (`lbPolicy`) as istiod's dump; `names=proto` for Envoy's (`lb_policy`), as a proxy's admin API prints them.
+  app.get<{ Querystring: { proxyID?: string; names?: string } }>('/debug/config_dump', async (req, reply) => {
     const id = req.query.proxyID;
     if (!id) return reply.code(400).send({ error: 'proxyID query parameter is required' });
+    const names = req.query.names ?? 'json';
+    if (names !== 'json' && names !== 'proto')
+      return reply.code(400).send({ error: `names must be json or proto, got "${names}"` });
     const set = deps.push.resourcesFor(id);
     if (!set) return reply.code(404).send({ error: `proxy ${id} is not connected` });
     const snapshot = deps.ads.snapshotFor(id);
@@ -118,7 +138,7 @@ export function registerDebugRoutes(app: FastifyInstance, deps: DebugDeps): void
       out[shortType(t)] = {
         version: typeSnap?.version ?? '',
         resources: typeSnap
-          ? [...typeSnap.resources.values()].map((r) => decodeMessage(t, r.any.value, 'json'))
+          ? [...typeSnap.resources.values()].map((r) => decodeMessage(t, r.any.value, names))
           : [],
       };
     }

@@ -12,6 +12,19 @@ export function inboundClusterName(targetPort: number): string {
   return `inbound|${targetPort}||`;
 }
 
+/**
+ * The config path Istio puts in a resource's `filter_metadata.istio.config`
+ * (`/apis/networking.istio.io/v1/namespaces/default/destination-rule/reviews`):
+ * which DestinationRule or VirtualService made it, for `proxy-config`'s columns.
+ */
+export function istioConfigPath(
+  kind: 'destination-rule' | 'virtual-service',
+  namespace: string,
+  name: string,
+): string {
+  return `/apis/networking.istio.io/v1/namespaces/${namespace}/${kind}/${name}`;
+}
+
 export function parseClusterName(
   name: string,
 ): { direction: TrafficDirection; port: number; subset: string; host: string } | undefined {

@@ -4,6 +4,7 @@ import {
   BLACKHOLE_CLUSTER,
   INBOUND_PASSTHROUGH_CLUSTER,
   inboundClusterName,
+  istioConfigPath,
   outboundClusterName,
   PASSTHROUGH_CLUSTER,
 } from '../model/names.js';
@@ -12,7 +13,7 @@ import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
 import { ADS_CONFIG_SOURCE, endpointAddress, type Json, socketAddress } from './envoy.js';
 import { applyClusterTls, meshSni } from './mtls.js';
-import type { PushContext } from './push-context.js';
+import type { DestinationRuleResource, PushContext } from './push-context.js';
 import { inboundPorts } from './sidecar-scope.js';
 import {
   applyPolicyToCluster,
@@ -29,11 +30,19 @@ function applyProtocol(cluster: Json, protocol: Protocol): void {
   if (upstream !== 'http1') setUpstreamProtocol(cluster, upstream);
 }
 
-function istioMetadata(service: Service, subset?: string): Json {
+/** Istio's cluster metadata: the service, the subset, and (`config`) the DestinationRule that shaped it. */
+function istioMetadata(
+  service: Service,
+  subset: string | undefined,
+  dr: DestinationRuleResource | undefined,
+): Json {
   const short = service.hostname.split('.')[0];
   return {
     filter_metadata: {
       istio: {
+        ...(dr
+          ? { config: istioConfigPath('destination-rule', dr.metadata.namespace, dr.metadata.name) }
+          : {}),
         services: [{ host: service.hostname, name: short, namespace: service.namespace }],
         ...(subset ? { subset } : {}),
       },
@@ -47,14 +56,15 @@ function outboundCluster(
   service: Service,
   port: ServicePort,
   subset: Subset | undefined,
-  rule: DestinationRuleSpec | undefined,
+  dr: DestinationRuleResource | undefined,
 ): Json {
+  const rule = dr?.spec as DestinationRuleSpec | undefined;
   const name = outboundClusterName(port.port, subset?.name, service.hostname);
   const cluster: Json = {
     name,
     connect_timeout: push.mesh.connectTimeout,
     lb_policy: 'ROUND_ROBIN',
-    metadata: istioMetadata(service, subset?.name),
+    metadata: istioMetadata(service, subset?.name, dr),
   };
   switch (service.resolution) {
     case 'DNS':
@@ -116,9 +126,9 @@ export function sniDnatCluster(
   service: Service,
   port: ServicePort,
   subset: Subset | undefined,
-  rule: DestinationRuleSpec | undefined,
+  dr: DestinationRuleResource | undefined,
 ): Json | undefined {
-  const cluster = outboundCluster(push, proxy, service, { ...port, protocol: 'TCP' }, subset, rule);
+  const cluster = outboundCluster(push, proxy, service, { ...port, protocol: 'TCP' }, subset, dr);
   if (cluster.type !== 'EDS') return undefined;
   const name = meshSni(port.port, subset?.name, service.hostname);
   delete cluster.transport_socket;
@@ -134,9 +144,9 @@ export function buildOutboundClusters(push: PushContext, proxy: ProxyInfo): Json
     const dr = push.destinationRuleFor(proxy, service);
     const rule = dr?.spec as DestinationRuleSpec | undefined;
     for (const port of service.ports) {
-      clusters.push(outboundCluster(push, proxy, service, port, undefined, rule));
+      clusters.push(outboundCluster(push, proxy, service, port, undefined, dr));
       for (const subset of rule?.subsets ?? [])
-        clusters.push(outboundCluster(push, proxy, service, port, subset, rule));
+        clusters.push(outboundCluster(push, proxy, service, port, subset, dr));
     }
   }
   return clusters;

@@ -31,10 +31,11 @@ function autoPassthroughTargets(
         (h.namespace === '*' || h.namespace === service.namespace) && hostMatches(h.host, service.hostname),
     );
     if (!admitted) continue;
-    const rule = push.destinationRuleFor(proxy, service)?.spec as DestinationRuleSpec | undefined;
+    const dr = push.destinationRuleFor(proxy, service);
+    const rule = dr?.spec as DestinationRuleSpec | undefined;
     for (const port of service.ports)
       for (const subset of [undefined, ...(rule?.subsets ?? [])]) {
-        const cluster = sniDnatCluster(push, proxy, service, port, subset, rule);
+        const cluster = sniDnatCluster(push, proxy, service, port, subset, dr);
         if (cluster) out.push({ sni: cluster.name as string, cluster });
       }
   }

@@ -11,7 +11,7 @@ import type {
   VirtualServiceSpec,
 } from '@mizzen/api';
 import { parseDuration } from '@mizzen/api';
-import { outboundClusterName } from '../model/names.js';
+import { istioConfigPath, outboundClusterName } from '../model/names.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import { labelsMatch, resolveShortName, type Service } from '../registry/model.js';
 import { envoyDuration } from './durations.js';
@@ -425,7 +425,7 @@ export function translateHttpRoutes(vs: VirtualServiceResource, ctx: RouteContex
       envoyRoute.metadata = {
         filter_metadata: {
           istio: {
-            config: `/apis/networking.istio.io/v1/namespaces/${ns}/virtual-service/${vs.metadata.name}`,
+            config: istioConfigPath('virtual-service', ns, vs.metadata.name),
           },
         },
       };

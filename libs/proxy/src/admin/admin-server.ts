@@ -32,8 +32,16 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
   const app = Fastify({ logger: false });
   const state = () => (deps.isReady() ? 'LIVE' : 'PRE_INITIALIZING');
 
+  // The workload certificate first (when the agent makes one), then every secret a TLS context names.
+  const secretNames = () => [
+    ...new Set([...(deps.certStatus ? [WORKLOAD_SECRET] : []), ...deps.secretNames()]),
+  ];
+
   app.get<{ Querystring: { include_eds?: string } }>('/config_dump', async (req) =>
-    configDump(deps.node, deps.applied, req.query.include_eds !== undefined),
+    configDump(deps.node, deps.applied, req.query.include_eds !== undefined, {
+      store: deps.secrets,
+      names: secretNames(),
+    }),
   );
 
   app.get<{ Querystring: { format?: string } }>('/clusters', async (req, reply) => {
@@ -66,7 +74,7 @@ export function createAdminServer(deps: AdminDeps): FastifyInstance {
 
   // Envoy's /certs, plus the identity and rotation state of the workload certificate.
   app.get('/certs', async () => ({
-    ...certsView(deps.secrets, [...new Set([WORKLOAD_SECRET, ...deps.secretNames()])]),
+    ...certsView(deps.secrets, secretNames()),
     workload: deps.certStatus?.(),
   }));
 

@@ -1,5 +1,7 @@
 import { TypeUrl, type XdsNode } from '@mizzen/xds';
 import type { AppliedConfig } from '../agent/applied-config.js';
+import type { SecretStore } from '../security/secret-store.js';
+import { secretsConfigDump } from './secrets-dump.js';
 
 const ADMIN = 'type.googleapis.com/envoy.admin.v3';
 
@@ -16,6 +18,7 @@ export function configDump(
   node: XdsNode,
   applied: AppliedConfig,
   includeEds: boolean,
+  secrets: { store: SecretStore; names: readonly string[] },
 ): Record<string, unknown> {
   const configs: Record<string, unknown>[] = [
     { '@type': `${ADMIN}.BootstrapConfigDump`, bootstrap: { node } },
@@ -48,6 +51,7 @@ export function configDump(
         last_updated: r.lastUpdated,
       })),
     },
+    secretsConfigDump(secrets.store, applied, secrets.names),
   ];
   if (includeEds) {
     configs.push({

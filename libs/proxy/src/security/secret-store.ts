@@ -27,6 +27,8 @@ export type Secret = CertificateSecret | ValidationSecret;
 export class SecretStore {
   private readonly local = new Map<string, Secret>();
   private readonly remote = new Map<string, Secret>();
+  /** When each secret last changed (ISO time), for the admin config dump's `last_updated`. */
+  private readonly updated = new Map<string, string>();
   private readonly listeners = new Set<(name: string) => void>();
   /** Files on this proxy's filesystem: Istio's `file-cert:`/`file-root:` secrets (read here, never asked of pilot) and CRLs. */
   private readonly files = new WatchedFiles();
@@ -43,6 +45,7 @@ export class SecretStore {
   /** A secret this process makes itself (never requested from pilot). */
   setLocal(name: string, secret: Secret): void {
     this.local.set(name, secret);
+    this.updated.set(name, new Date().toISOString());
     this.emit(name);
   }
 
@@ -61,13 +64,18 @@ export class SecretStore {
   applyRemote(secrets: readonly { name: string; secret: Secret }[]): void {
     for (const { name, secret } of secrets) {
       this.remote.set(name, secret);
+      this.updated.set(name, new Date().toISOString());
       this.emit(name);
     }
   }
 
   retainRemote(names: readonly string[]): void {
     const keep = new Set(names);
-    for (const name of this.remote.keys()) if (!keep.has(name)) this.remote.delete(name);
+    for (const name of this.remote.keys()) {
+      if (keep.has(name)) continue;
+      this.remote.delete(name);
+      if (!this.local.has(name)) this.updated.delete(name);
+    }
   }
 
   get(name: string): Secret | undefined {
@@ -75,6 +83,11 @@ export class SecretStore {
     if (found || !isFileSecretName(name)) return found;
     const read = this.readFileSecret(name);
     return 'secret' in read ? read.secret : undefined;
+  }
+
+  /** When a secret set locally or received over SDS last changed (ISO time); undefined for files and unknown names. */
+  lastUpdated(name: string): string | undefined {
+    return this.updated.get(name);
   }
 
   /** Why a secret this proxy reads itself cannot be had (a certificate file missing or unreadable). */
