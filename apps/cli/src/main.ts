@@ -1,13 +1,8 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { analyzeCommand, listAnalyzers } from './commands/analyze.js';
-import { applyOrDelete } from './commands/apply.js';
-import { dashboard } from './commands/dashboard.js';
-import { get } from './commands/get.js';
-import { kubeInjectCommand } from './commands/kube-inject.js';
-import { PROXY_CONFIG_USAGE, proxyConfig } from './commands/proxy-config.js';
-import { proxyStatus } from './commands/proxy-status.js';
-import { status } from './commands/status.js';
 import { CliError } from './errors.js';
+
+// Each command is imported when it runs: `mizzen version`, `mizzen help` and a mistyped flag answer at
+// once instead of first loading the YAML validator, the analyzers and the proxy tables.
 
 const HELP = `mizzen — a service mesh that runs Istio's YAML unchanged
 
@@ -66,6 +61,7 @@ async function applyOrDeleteFiles(command: 'apply' | 'delete', parse: Parse): Pr
     filename: { type: 'string', short: 'f', multiple: true },
     'dry-run': { type: 'boolean' },
   });
+  const { applyOrDelete } = await import('./commands/apply.js');
   await applyOrDelete(
     command,
     (values.filename as string[] | undefined) ?? [],
@@ -189,6 +185,7 @@ async function run(argv: string[]): Promise<void> {
         'output-threshold': { type: 'string', default: 'Info' },
         'list-analyzers': { type: 'boolean', short: 'L' },
       });
+      const { analyzeCommand, listAnalyzers } = await import('./commands/analyze.js');
       if (values['list-analyzers'] === true) {
         listAnalyzers(out);
         return;
@@ -220,6 +217,7 @@ async function run(argv: string[]): Promise<void> {
         'all-namespaces': { type: 'boolean', short: 'A' },
         output: { type: 'string', short: 'o' },
       });
+      const { get } = await import('./commands/get.js');
       await get(
         positionals[0],
         positionals[1],
@@ -235,6 +233,7 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'status': {
       const { values } = parse({ output: { type: 'string', short: 'o' } });
+      const { status } = await import('./commands/status.js');
       await status(
         { output: values.output as string | undefined, pilot: values.pilot as string | undefined },
         out,
@@ -257,6 +256,7 @@ async function run(argv: string[]): Promise<void> {
         cluster: { type: 'string' },
         status: { type: 'string' },
       });
+      const { PROXY_CONFIG_USAGE, proxyConfig } = await import('./commands/proxy-config.js');
       if (positionals.length > 2)
         throw new CliError(`proxy-config: unexpected "${positionals[2]}"; ${PROXY_CONFIG_USAGE}`, 2);
       const str = (k: string) => values[k] as string | undefined;
@@ -295,6 +295,7 @@ async function run(argv: string[]): Promise<void> {
           `proxy-status: unexpected "${positionals[1]}"; usage: mizzen proxy-status [<proxy>]`,
           2,
         );
+      const { proxyStatus } = await import('./commands/proxy-status.js');
       await proxyStatus(
         {
           proxy: positionals[0],
@@ -308,6 +309,7 @@ async function run(argv: string[]): Promise<void> {
     }
     case 'dashboard': {
       const { values } = parse({ url: { type: 'string' }, 'no-open': { type: 'boolean' } });
+      const { dashboard } = await import('./commands/dashboard.js');
       dashboard({ url: values.url as string | undefined, open: values['no-open'] !== true }, out);
       return;
     }
@@ -319,6 +321,7 @@ async function run(argv: string[]): Promise<void> {
         'discovery-address': { type: 'string' },
         'ca-address': { type: 'string' },
       });
+      const { kubeInjectCommand } = await import('./commands/kube-inject.js');
       kubeInjectCommand(
         {
           files: (values.filename as string[] | undefined) ?? [],
