@@ -708,13 +708,19 @@ spec:
 
   it('consistentHash httpCookie: a session cookie with its path, TTL and attributes is set, and the session sticks', async () => {
     const seen = new Set<string>();
+    const cookies = new Set<string>();
     for (let n = 0; n < 12; n++) {
-      const first = await http1.request('http://by-cookie:8000/');
+      // A new session is a new client connection: as Envoy does, the cookie is made from the connection's
+      // two addresses, so requests racing on one connection get the same one.
+      const browser = new ProxyClient(client.outboundPort);
+      const first = await browser.request('http://by-cookie:8000/');
+      browser.close();
       const setCookie = String(first.headers['set-cookie']);
       expect(setCookie).toMatch(
         /^session="[0-9a-f]{16}"; Max-Age=60; Path=\/; SameSite=Lax; Secure; HttpOnly$/,
       );
       const cookie = setCookie.split(';')[0]!;
+      cookies.add(cookie);
       const version = JSON.parse(first.body).version as string;
       seen.add(version);
       for (let i = 0; i < 3; i++) {
@@ -723,7 +729,16 @@ spec:
         expect(again.headers['set-cookie']).toBeUndefined();
       }
     }
+    expect(cookies.size, 'one cookie per connection').toBe(12);
     expect(seen.size).toBeGreaterThan(1);
+    // Requests on one connection share its cookie.
+    const browser = new ProxyClient(client.outboundPort);
+    const [a, b] = [
+      await browser.request('http://by-cookie:8000/'),
+      await browser.request('http://by-cookie:8000/'),
+    ];
+    browser.close();
+    expect(String(a.headers['set-cookie']).split(';')[0]).toBe(String(b.headers['set-cookie']).split(';')[0]);
   });
 
   it('maglev tableSize 3 sends every key to three of five endpoints; a ring of minimumRingSize 4096 to all five', async () => {

@@ -133,6 +133,8 @@ describe('telemetry-collector process', () => {
     const asset = await fetch(`http://127.0.0.1:${http}${script}`);
     expect(asset.status).toBe(200);
     expect(asset.headers.get('cache-control')).toMatch(/immutable/);
+    // Read every response whole: one left unread holds its connection busy, and a server drains busy connections.
+    expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(0);
     expect(await (await fetch(`http://127.0.0.1:${http}/metrics`)).text()).toMatch(
       /mizzen_collector_process_cpu_seconds_total/,
     );
@@ -142,12 +144,13 @@ describe('telemetry-collector process', () => {
       headers: { 'content-type': 'application/json' },
     });
     expect(otlp.status).toBe(200);
+    await otlp.arrayBuffer();
 
-    const started = performance.now();
     child.kill('SIGTERM');
     expect(await exited(child)).toBe(0);
-    expect(performance.now() - started).toBeLessThan(5000);
     expect(out).toMatch(/"reason":"SIGTERM"/);
+    // Stopped by its own shutdown, not by the grace timer that ends a shutdown that hangs.
+    expect(out).not.toMatch(/shutdown hooks did not finish in time/);
   });
 
   it('exits when its parent (MIZZEN_PARENT_PID) dies, and reports a taken port in one line', async () => {
