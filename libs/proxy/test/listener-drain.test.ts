@@ -1,4 +1,5 @@
 import http from 'node:http';
+import http2 from 'node:http2';
 import { TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, backend, HCM, ProxyHarness, ROUTER, staticCluster } from './harness.js';
@@ -87,5 +88,77 @@ describe('bound HTTP listener replaced under keep-alive connections', () => {
     await Promise.all(clients);
     expect(statuses.length).toBeGreaterThan(30);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+
+  it('tells a busy HTTP/2 client to move at once (GOAWAY): its next requests reach the new listener, none lost', async () => {
+    const answering = (body: string) => {
+      const set = resources('h2');
+      const chain = (
+        set[TypeUrl.Listener][0] as {
+          filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[];
+        }
+      ).filter_chains[0]!.filters[0]!.typed_config;
+      chain.route_config = {
+        name: 'app',
+        virtual_hosts: [
+          {
+            name: 'app',
+            domains: ['*'],
+            routes: [
+              { match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: body } } },
+            ],
+          },
+        ],
+      };
+      return set;
+    };
+    await h.apply(answering('before'));
+    // A client like a sidecar's upstream pool: one session, a new one when the server says GOAWAY.
+    let session: http2.ClientHttp2Session | undefined;
+    let goaways = 0;
+    let sessions = 0;
+    const current = () => {
+      if (!session || session.closed || session.destroyed) {
+        session = http2.connect(`http://127.0.0.1:${port}`);
+        sessions++;
+        session.on('goaway', () => goaways++);
+        session.on('error', () => {});
+      }
+      return session;
+    };
+    const get2 = () =>
+      new Promise<string>((resolve, reject) => {
+        const stream = current().request({ ':path': '/' });
+        let body = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (c: string) => {
+          body += c;
+        });
+        stream.on('end', () => resolve(body));
+        stream.on('error', reject);
+        stream.end();
+      });
+    const answers: string[] = [];
+    // Busy: a request every 50 ms, so the session is never idle long enough to be closed as idle.
+    for (let i = 0; i < 10; i++) {
+      answers.push(await get2().catch((e: Error) => e.message));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await h.apply(answering('after'));
+    let moved = -1;
+    for (let i = 0; i < 100 && moved < 0; i++) {
+      const answer = await get2().catch((e: Error) => e.message);
+      answers.push(answer);
+      if (answer === 'after') moved = i;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    session?.close();
+    expect(answers.filter((a) => a !== 'before' && a !== 'after')).toEqual([]);
+    // Told once (a graceful shutdown is a notice and then the final GOAWAY), then one new session.
+    expect(goaways).toBeGreaterThan(0);
+    expect(sessions).toBe(2);
+    // Well before the drain period would have closed the old session: a few requests, not 10 s of them.
+    expect(moved).toBeGreaterThanOrEqual(0);
+    expect(moved).toBeLessThan(20);
   });
 });

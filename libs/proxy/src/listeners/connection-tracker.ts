@@ -20,6 +20,12 @@ export interface Closable {
   end(): void;
   destroy(): void;
   once(event: 'close', fn: () => void): unknown;
+  /**
+   * `end` is safe at any moment: an HTTP/2 GOAWAY lets the streams in flight
+   * finish and tells the client which ones were taken, so it sends the rest
+   * on a new connection (to the new listener).
+   */
+  readonly multiplexed?: boolean;
 }
 
 interface Tracked {
@@ -30,8 +36,10 @@ interface Tracked {
 }
 
 /**
- * Tracks the connections an HTTP server owns so a drain can close each one
- * once it is idle (and force the rest after DRAIN_MS).
+ * Tracks the connections an HTTP server owns so a drain can close each one:
+ * an HTTP/2 session at once with a graceful GOAWAY (as Envoy's immediate
+ * drain does — its next requests go to the new listener), an HTTP/1.1
+ * connection once it is idle, and whatever is left after DRAIN_MS.
  */
 export class ConnectionTracker {
   private readonly connections = new Map<Closable, Tracked>();
@@ -48,6 +56,8 @@ export class ConnectionTracker {
     this.add(conn);
     const tracked = this.connections.get(conn)!;
     tracked.active++;
+    // A session that reached a draining listener gets its GOAWAY too; this stream still completes.
+    if (this.draining && conn.multiplexed) conn.end();
     // HTTP/1.1 answers on a draining listener say `Connection: close`, and the server closes after them.
     if (this.draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
     res.once('close', () => {
@@ -60,6 +70,7 @@ export class ConnectionTracker {
     if (this.draining) return;
     this.draining = true;
     const started = Date.now();
+    for (const conn of this.connections.keys()) if (conn.multiplexed) conn.end();
     this.sweeper = setInterval(() => {
       const now = Date.now();
       if (now - started >= DRAIN_MS) {
@@ -77,8 +88,11 @@ export class ConnectionTracker {
 /** An HTTP/2 session as a Closable: `end` is a graceful GOAWAY. */
 export function sessionHandle(session: http2.ServerHttp2Session): Closable {
   return {
-    end: () => session.close(),
+    end: () => {
+      if (!session.closed && !session.destroyed) session.close();
+    },
     destroy: () => session.destroy(),
     once: (_event, fn) => session.once('close', fn),
+    multiplexed: true,
   };
 }
