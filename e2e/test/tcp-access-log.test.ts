@@ -5,7 +5,7 @@ import { accessLogLines, appliedAccessLogs } from '../src/access-log.js';
 import { getJson } from '../src/http.js';
 import { eventually } from '../src/load.js';
 import { type SidecarHandle, TestMesh } from '../src/mesh.js';
-import { connectThroughSidecar, startTcpEcho, tcpExchange } from '../src/tcp.js';
+import { connectThroughSidecar, startTcpEcho, tcpExchange, tcpThroughSidecar } from '../src/tcp.js';
 
 /**
  * Istio's TCP access logs through real sidecars: each proxy writes one JSON
@@ -215,6 +215,55 @@ defaultProviders:
       upstream_transport_failure_reason: expect.stringContaining('ECONNREFUSED'),
       bytes_sent: 0,
     });
+  });
+
+  it('logs a connection an AuthorizationPolicy denies, with why, at the proxy that closed it', async () => {
+    const deny = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: tcp-echo-deny-client, namespace: default }
+spec:
+  selector: { matchLabels: { app: tcp-echo } }
+  action: DENY
+  rules: [{ from: [{ source: { principals: [cluster.local/ns/default/sa/client] } }] }]
+`;
+    const denied = () =>
+      accessLogLines(server.proc).filter(
+        (l) =>
+          isTcp(l) &&
+          l.connection_termination_details ===
+            'rbac_access_denied_matched_policy[ns[default]-policy[tcp-echo-deny-client]-rule[0]]',
+      );
+    expect((await mesh.apply(deny)).status).toBe(200);
+    try {
+      /** A connection to tcp-echo: false when it greets (the policy is not in force yet), true once it is closed. */
+      const refused = () =>
+        tcpThroughSidecar(client.outboundPort, TARGET).then(
+          () => false,
+          () => true,
+        );
+      await eventually(
+        'the connection closed by the server sidecar and logged there',
+        async () => (await refused()) && denied().length > 0,
+      );
+      // As Envoy's tcp_proxy writes it: no cluster was chosen, nothing was carried, and who was refused.
+      expect(denied()[0]).toMatchObject({
+        response_code: 0,
+        response_flags: '-',
+        upstream_cluster: null,
+        upstream_host: null,
+        bytes_received: 0,
+        bytes_sent: 0,
+        downstream_local_address: `127.0.0.1:${server.inboundPort}`,
+        requested_server_name: 'outbound_.9000_._.tcp-echo.default.svc.cluster.local',
+      });
+    } finally {
+      expect((await mesh.remove(deny)).status).toBe(200);
+    }
+    await eventually(
+      'tcp-echo reachable again',
+      async () => (await tcpExchange(client.outboundPort, TARGET, 'again')) === GREETING,
+    );
   });
 
   it("a Telemetry filter keeps successful connections out of the client's log, and a workload's Telemetry turns the server's off", async () => {

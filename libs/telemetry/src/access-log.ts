@@ -16,6 +16,7 @@ import type { Logger } from '@mizzen/runtime';
 import {
   compileExpression,
   connectionAttributes,
+  denialDetails,
   evaluateFilter,
   evaluateTag,
   requestAttributes,
@@ -118,6 +119,8 @@ interface LogView {
   readonly responseCode: number;
   readonly responseFlags: string;
   readonly responseCodeDetails?: string;
+  /** Why the proxy closed a connection itself (Envoy's %CONNECTION_TERMINATION_DETAILS%). */
+  readonly connectionTerminationDetails?: string;
   readonly protocol?: string;
   readonly upstreamTransportFailureReason?: string;
   readonly upstreamHost?: string;
@@ -205,7 +208,9 @@ function tcpView(c: TcpConnectionRecord, type: TcpAccessLogType, node: LogContex
     responseFlags: c.responseFlags,
     upstreamTransportFailureReason: c.upstreamTransportFailureReason,
     upstreamHost: c.upstreamHost,
-    upstreamCluster: c.upstreamCluster,
+    // A connection authorization closed never reached tcp_proxy: no cluster was chosen.
+    upstreamCluster: c.upstreamCluster || undefined,
+    ...(c.denied ? { connectionTerminationDetails: denialDetails(c.denied) } : {}),
     upstreamLocalAddress: c.upstreamLocalAddress,
     downstreamRemoteAddress: c.downstreamRemoteAddress || undefined,
     downstreamLocalAddress: c.downstreamLocalAddress || undefined,
@@ -287,6 +292,8 @@ function operator(
       return v.responseCode;
     case 'RESPONSE_CODE_DETAILS':
       return v.responseCodeDetails;
+    case 'CONNECTION_TERMINATION_DETAILS':
+      return v.connectionTerminationDetails;
     case 'RESPONSE_FLAGS':
       return v.responseFlags;
     case 'UPSTREAM_TRANSPORT_FAILURE_REASON':
@@ -462,6 +469,7 @@ export class AccessLogger implements ProxyObserver {
       },
       flush: (c) => this.logConnection(c, 'TcpPeriodic', logs),
       end: (c) => this.logConnection(c, 'TcpConnectionEnd', logs),
+      denied: (c) => this.logConnection(c, 'TcpConnectionEnd', logs),
     };
   }
 

@@ -151,16 +151,31 @@ const env = celEnv();
 export function responseCodeDetails(r: HttpRequestRecord): string | undefined {
   if (r.responseCode === 0) return undefined;
   if (r.authz && !r.authz.allowed) {
-    if (r.authz.deniedBy === 'rbac') return `rbac_access_denied_matched_policy[${r.authz.policy ?? 'none'}]`;
-    if (r.authz.deniedBy === 'ext_authz')
-      return r.authz.extAuthzError ? 'ext_authz_error' : 'ext_authz_denied';
-    if (r.authz.deniedBy === 'jwt') return 'jwt_authn_access_denied';
+    const details = denialDetails(r.authz);
+    if (details) return details;
   }
   const flags = r.responseFlags.split(',');
   if (flags.includes('FI')) return 'fault_filter_abort';
   if (flags.includes('NR')) return 'route_not_found';
   if (flags.includes('UH')) return 'no_healthy_upstream';
   return r.responseFlags === '-' ? 'via_upstream' : undefined;
+}
+
+/**
+ * Why authorization refused a request or a connection, as Envoy's filters
+ * say it (a request's %RESPONSE_CODE_DETAILS%, a connection's
+ * %CONNECTION_TERMINATION_DETAILS%): `rbac_access_denied_matched_policy[…]`,
+ * `ext_authz_denied`, `ext_authz_error`, `jwt_authn_access_denied`.
+ */
+export function denialDetails(by: {
+  policy?: string;
+  deniedBy?: 'rbac' | 'ext_authz' | 'jwt';
+  extAuthzError?: boolean;
+}): string | undefined {
+  if (by.deniedBy === 'rbac') return `rbac_access_denied_matched_policy[${by.policy ?? 'none'}]`;
+  if (by.deniedBy === 'ext_authz') return by.extAuthzError ? 'ext_authz_error' : 'ext_authz_denied';
+  if (by.deniedBy === 'jwt') return 'jwt_authn_access_denied';
+  return undefined;
 }
 
 export interface CompiledExpression {

@@ -310,16 +310,21 @@ export class TcpChainRuntime implements ChainRuntime {
   }
 
   private forward(socket: net.Socket, ctx: ConnectionContext): void {
+    this.proxy.handle(socket, this.tcpContext(socket, ctx, true));
+  }
+
+  /** What tcp_proxy (and its telemetry) knows of a connection; `exchange` starts Istio's metadata exchange. */
+  private tcpContext(socket: net.Socket, ctx: ConnectionContext, exchange: boolean): TcpConnectionContext {
     const sni = ctx.tls?.sni ?? ctx.inspection?.serverName;
-    this.proxy.handle(socket, {
+    return {
       originalDst: ctx.originalDst,
       mtls: ctx.tls?.mtls === true,
       ...(ctx.tls?.peerPrincipal ? { peerPrincipal: ctx.tls.peerPrincipal } : {}),
       ...(ctx.remote ? { remote: ctx.remote } : {}),
       ...(ctx.local ? { local: ctx.local } : {}),
       ...(sni ? { sni } : {}),
-      ...this.peerExchange(socket, ctx),
-    });
+      ...(exchange ? this.peerExchange(socket, ctx) : {}),
+    };
   }
 
   /**
@@ -365,11 +370,13 @@ export class TcpChainRuntime implements ChainRuntime {
       this.forward(socket, ctx);
       return;
     }
-    this.logger.debug(
-      { policy: decision.policy, deniedBy: decision.deniedBy, extAuthzError: decision.extAuthzError },
-      'TCP connection denied',
-    );
-    socket.destroy();
+    const by = {
+      policy: decision.policy,
+      deniedBy: decision.deniedBy,
+      extAuthzError: decision.extAuthzError,
+    };
+    this.logger.debug(by, 'TCP connection denied');
+    this.proxy.deny(socket, this.tcpContext(socket, ctx, false), by);
   }
 
   /**

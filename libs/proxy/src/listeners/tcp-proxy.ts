@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Logger } from '@mizzen/runtime';
 import type { TcpProxyConfig } from '../config/listener.js';
-import type { ProxyObserver, TrafficDirection } from '../observe/records.js';
+import type { ProxyObserver, TcpConnectionRecord, TrafficDirection } from '../observe/records.js';
 import { ObservedTcpConnection } from '../observe/tcp-connection.js';
 import type { UpstreamTls } from '../security/tls-provider.js';
 import type { ClusterManager, ClusterRuntime, OriginalDestination } from '../upstream/cluster-manager.js';
@@ -117,6 +117,20 @@ export class TcpProxy {
         ...(peer ? { peer } : {}),
       },
     );
+  }
+
+  /**
+   * A connection authorization refused before it reached tcp_proxy: closed,
+   * and written to the chain's access logs with why (no upstream cluster was
+   * chosen, as in Envoy, where tcp_proxy never started on it).
+   */
+  deny(
+    downstream: net.Socket,
+    ctx: TcpConnectionContext,
+    by: NonNullable<TcpConnectionRecord['denied']>,
+  ): void {
+    this.observeConnection(downstream, '', ctx).denied(by);
+    downstream.destroy();
   }
 
   /** Refuses a connection that cannot be proxied (the CONNECT callback answers first, when there is one). */

@@ -204,6 +204,11 @@ export interface TcpConnectionRecord extends TcpConnectionStart {
   readonly responseFlags: string;
   /** Why connecting upstream failed (Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON%), with `UF`. */
   readonly upstreamTransportFailureReason?: string;
+  /**
+   * Authorization closed the connection before tcp_proxy took it (Istio's
+   * TCP denial): who denied it, for Envoy's %CONNECTION_TERMINATION_DETAILS%.
+   */
+  readonly denied?: Pick<AuthzOutcomeRecord, 'policy' | 'deniedBy' | 'extAuthzError'>;
   readonly connectionSecurityPolicy: 'mutual_tls' | 'none' | 'unknown';
   /**
    * The workload on the other end, from Istio's TCP metadata exchange when
@@ -234,6 +239,12 @@ export interface TcpObservation {
   flush?(record: TcpConnectionRecord): void;
   /** Called once when the connection closes, or when it could not be proxied (its flags say why). */
   end(record: TcpConnectionRecord): void;
+  /**
+   * Called instead of `end` for a connection authorization closed: tcp_proxy
+   * never saw it, yet its access logs write it when it goes (as Envoy's
+   * tcp_proxy does); Istio's stats filter, after the RBAC filter, never counts it.
+   */
+  denied?(record: TcpConnectionRecord): void;
 }
 
 /**
@@ -275,6 +286,9 @@ export function combineObservers(observers: readonly ProxyObserver[]): ProxyObse
         },
         end: (r) => {
           for (const o of obs) o.end(r);
+        },
+        denied: (r) => {
+          for (const o of obs) o.denied?.(r);
         },
       };
     },

@@ -43,6 +43,7 @@ export class ObservedTcpConnection {
   private sent = 0;
   private flags = '-';
   private failureReason?: string;
+  private deniedBy?: TcpConnectionRecord['denied'];
   private progressTimer?: NodeJS.Timeout;
   private flushTimer?: NodeJS.Timeout;
   private ended = false;
@@ -110,6 +111,15 @@ export class ObservedTcpConnection {
     this.end();
   }
 
+  /** Authorization refused the connection: it is closed, and only access logs hear of it. */
+  denied(by: NonNullable<TcpConnectionRecord['denied']>): void {
+    if (this.ended) return;
+    this.deniedBy = by;
+    this.ended = true;
+    clearInterval(this.flushTimer);
+    this.observation?.denied?.(this.snapshot());
+  }
+
   /** Both sides are closed; `DT` when max_downstream_connection_duration closed them. */
   closed(flags?: 'DT'): void {
     if (flags && !this.ended) this.flags = flags;
@@ -137,6 +147,7 @@ export class ObservedTcpConnection {
       sentBytes: this.sent,
       responseFlags: this.flags,
       ...(this.failureReason ? { upstreamTransportFailureReason: this.failureReason } : {}),
+      ...(this.deniedBy ? { denied: this.deniedBy } : {}),
       connectionSecurityPolicy: mtls ? 'mutual_tls' : 'none',
       ...(peer ? { peer } : {}),
       ...(this.downstream.sourcePrincipal ? { sourcePrincipal: this.downstream.sourcePrincipal } : {}),
