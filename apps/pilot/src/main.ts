@@ -141,40 +141,31 @@ async function main(): Promise<void> {
   }
 }
 
-/** `--mesh-config FILE`: Istio's MeshConfig YAML, as the `mesh` key of the istio ConfigMap holds it. */
-function meshFile(file: string | undefined): Partial<MeshConfig> {
-  if (file === undefined) return {};
+/** Reads and parses a file a flag names; one clear line and exit code 2 when it cannot be read or parsed. */
+function flagFile<T>(flag: string, file: string, parse: (text: string) => T): T {
   let text: string;
   try {
     text = fs.readFileSync(path.resolve(file), 'utf8');
   } catch (err) {
-    fail(
-      `cannot read --mesh-config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    fail(`cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   try {
-    return parseMeshConfig(text, DEFAULT_MESH_CONFIG);
+    return parse(text);
   } catch (err) {
-    fail(`--mesh-config ${file}: ${(err as Error).message}`);
+    fail(`${flag} ${file}: ${(err as Error).message}`);
   }
+}
+
+/** `--mesh-config FILE`: Istio's MeshConfig YAML, as the `mesh` key of the istio ConfigMap holds it. */
+function meshFile(file: string | undefined): Partial<MeshConfig> {
+  if (file === undefined) return {};
+  return flagFile('--mesh-config', file, (text) => parseMeshConfig(text, DEFAULT_MESH_CONFIG));
 }
 
 /** `--mesh-networks FILE`: Istio's MeshNetworks YAML (pilot-discovery's `--meshNetworks`). */
 function meshNetworksFile(file: string | undefined): Partial<MeshConfig> {
   if (file === undefined) return {};
-  let text: string;
-  try {
-    text = fs.readFileSync(path.resolve(file), 'utf8');
-  } catch (err) {
-    fail(
-      `cannot read --mesh-networks ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-  }
-  try {
-    return { meshNetworks: parseMeshNetworks(text) };
-  } catch (err) {
-    fail(`--mesh-networks ${file}: ${(err as Error).message}`);
-  }
+  return flagFile('--mesh-networks', file, (text) => ({ meshNetworks: parseMeshNetworks(text) }));
 }
 
 function kubernetesOptions(
