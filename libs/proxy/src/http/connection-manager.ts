@@ -539,10 +539,10 @@ export class HttpConnectionManager {
         return v === undefined ? [] : Array.isArray(v) ? v : [v];
       },
       connection: () => {
-        const socket = req.socket;
+        const { source, destination } = downstreamEnds(req, ctx);
         return {
-          remote: hostKey(ctx.remoteAddress ?? socket.remoteAddress ?? '', socket.remotePort ?? 0),
-          local: hostKey(ctx.localAddress ?? socket.localAddress ?? '', socket.localPort ?? 0),
+          remote: hostKey(source.address, source.port),
+          local: hostKey(destination.address, destination.port),
         };
       },
       cookie: (name) => cookieValue(headerValue(headers, 'cookie'), name),

@@ -54,7 +54,7 @@ interface Level {
   readonly hosts: readonly UpstreamHost[];
   readonly overprovisioningFactor: number;
   /** The hash table last built for this level, and the candidate hosts it was built from. */
-  table?: { readonly candidates: string; readonly table: HashTable };
+  table?: { readonly candidates: readonly UpstreamHost[]; readonly table: HashTable };
 }
 
 /** Per-level health as Envoy computes it for one pick. */
@@ -223,15 +223,15 @@ export class LoadBalancer {
   }
 
   private tableFor(level: Level, candidates: readonly UpstreamHost[]): HashTable {
-    const key = candidates.map((h) => h.key).join(',');
-    if (level.table?.candidates === key) return level.table.table;
+    // Most picks see the same candidates as the last: compare in place rather than build a key per request.
+    if (level.table && sameHosts(level.table.candidates, candidates)) return level.table.table;
     const weights = normalizeHostWeights(candidates, this.options.localityWeighted === true);
     const size = this.options.hashTableSize;
     const table =
       this.kind === 'maglev'
         ? new MaglevTable(weights, size ?? 65537)
         : new RingHash(weights, size ?? 1024, this.options.maximumRingSize);
-    level.table = { candidates: key, table };
+    level.table = { candidates, table };
     return table;
   }
 
@@ -384,4 +384,10 @@ function distribute(availability: readonly number[], total: number): number[] {
     load[Math.max(first, 0)]! += left;
   }
   return load;
+}
+
+function sameHosts(a: readonly UpstreamHost[], b: readonly UpstreamHost[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
