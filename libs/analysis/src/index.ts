@@ -7,7 +7,7 @@
  */
 
 export { ANALYZERS, type Analyzer, analyze } from './analyze.js';
-export { SIDECAR_SELECTOR, workloadConflicts } from './analyzers/workload-selectors.js';
+export { destinations } from './analyzers/destinations.js';
 export { analyzeChange, applyChange, type ConfigChange } from './change.js';
 export {
   AnalysisContext,

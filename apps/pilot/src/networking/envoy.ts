@@ -13,6 +13,12 @@ export function socketAddress(address: string, port: number): Json {
   return { socket_address: { address, port_value: port } };
 }
 
+/** Envoy's plaintext transport socket. */
+export const RAW_BUFFER: Json = {
+  name: 'envoy.transport_sockets.raw_buffer',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' },
+};
+
 /** A Unix domain socket address: a path, or `@name` in Linux's abstract namespace. */
 export function pipeAddress(path: string): Json {
   return { pipe: { path } };

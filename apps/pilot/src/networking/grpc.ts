@@ -4,7 +4,7 @@ import type { ProxyInfo } from '../model/proxy.js';
 import { buildOutboundClusters } from './clusters.js';
 import { serviceDomains } from './domains.js';
 import { resourceSet } from './endpoints.js';
-import { ADS_CONFIG_SOURCE, HCM_TYPE, type Json, outboundHttpFilters } from './envoy.js';
+import { ADS_CONFIG_SOURCE, HCM_TYPE, type Json, outboundHttpFilters, RAW_BUFFER } from './envoy.js';
 import { defaultRouteFor, translateHttpRoutes } from './http-routes.js';
 import type { PushContext } from './push-context.js';
 
@@ -59,13 +59,12 @@ export function buildProxylessResources(push: PushContext, proxy: ProxyInfo): Re
 }
 
 const PROXY_PROTOCOL_SOCKET = 'envoy.transport_sockets.upstream_proxy_protocol';
-const RAW_BUFFER_SOCKET = 'envoy.transport_sockets.raw_buffer';
 
 /** A transport socket without the upstream_proxy_protocol around it (raw buffer: none at all). */
 function withoutProxyProtocol(ts: Json | undefined): Json | undefined {
   if (ts?.name !== PROXY_PROTOCOL_SOCKET) return ts;
   const inner = (ts.typed_config as Json).transport_socket as Json | undefined;
-  return inner?.name === RAW_BUFFER_SOCKET ? undefined : inner;
+  return inner?.name === RAW_BUFFER.name ? undefined : inner;
 }
 
 /**

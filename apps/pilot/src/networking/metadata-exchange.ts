@@ -11,7 +11,7 @@ import { TYPED_STRUCT_TYPE } from './telemetry.js';
  * metrics name the other workload even when several share a service account.
  */
 
-export const PEER_EXCHANGE_ALPN = 'istio-peer-exchange';
+const PEER_EXCHANGE_ALPN = 'istio-peer-exchange';
 const METADATA_EXCHANGE_TYPE = 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange';
 const MX_FILTER_NAME = 'istio.metadata_exchange';
 

@@ -7,7 +7,7 @@ import {
 import { isHttpProtocol } from '../model/protocol.js';
 import type { ProxyInfo } from '../model/proxy.js';
 import type { Service, ServicePort } from '../registry/model.js';
-import { ADS_CONFIG_SOURCE, type Json } from './envoy.js';
+import { ADS_CONFIG_SOURCE, type Json, RAW_BUFFER } from './envoy.js';
 import {
   ALPN_DOWNSTREAM_WITH_MX,
   ALPN_IN_MESH_WITH_MX,
@@ -19,7 +19,6 @@ export const DOWNSTREAM_TLS_TYPE =
   'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
 export const UPSTREAM_TLS_TYPE =
   'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
-const RAW_BUFFER_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
 const TLS_INSPECTOR_TYPE =
   'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 
@@ -112,8 +111,6 @@ export function upstreamMeshTls(sans: string[], sni: string, trustDomain: string
     },
   };
 }
-
-const RAW_BUFFER = { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': RAW_BUFFER_TYPE } };
 
 /** The SPIFFE ids the endpoints of a service may present (Istio's subjectAltNames for auto mTLS). */
 export function serviceIdentities(push: PushContext, service: Service, port: number): string[] {

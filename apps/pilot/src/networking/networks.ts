@@ -124,11 +124,6 @@ export class NetworkTopology {
   gateways(network: string): readonly NetworkGateway[] {
     return this.byNetwork.get(network) ?? [];
   }
-
-  /** Every network with a gateway, for `/debug/networkz`. */
-  allGateways(): NetworkGateway[] {
-    return [...this.byNetwork.values()].flat();
-  }
 }
 
 const topologies = new WeakMap<PushContext, NetworkTopology>();

@@ -1,4 +1,4 @@
-import { formatMessage, msg, originOf } from '@mizzen/analysis';
+import { destinations, formatMessage, msg, originOf } from '@mizzen/analysis';
 import type {
   CaptureMode,
   ConfigResource,
@@ -225,15 +225,7 @@ export function scopeImports(scope: SidecarScope, vs: ConfigResource<'VirtualSer
 }
 
 export function vsDestinationHosts(spec: VirtualServiceSpec): string[] {
-  const hosts: string[] = [];
-  for (const r of spec.http ?? []) {
-    for (const d of r.route ?? []) hosts.push(d.destination.host);
-    if (r.mirror) hosts.push(r.mirror.host);
-    for (const m of r.mirrors ?? []) hosts.push(m.destination.host);
-  }
-  for (const r of [...(spec.tcp ?? []), ...(spec.tls ?? [])])
-    for (const d of r.route ?? []) hosts.push(d.destination.host);
-  return hosts;
+  return destinations(spec).map((d) => d.host);
 }
 
 /** One inbound port of a sidecar: where it listens, what it forwards to, and how. */

@@ -127,30 +127,16 @@ function catchAllVirtualHost(scope: SidecarScope): Json {
  * every HTTP port of the services it imports, a virtual host per service
  * port (`host:port`; a bare name goes to the first port that claims it).
  */
-function unixSocketRouteConfig(push: PushContext, proxy: ProxyInfo, listener: EgressListenerScope): Json {
-  const scope = push.sidecarScope(proxy);
-  const virtualHosts: Json[] = [];
+function unixSocketRouteConfig(
+  push: PushContext,
+  proxy: ProxyInfo,
+  scope: SidecarScope,
+  listener: EgressListenerScope,
+): Json {
   const taken = new Set<string>();
-  for (const service of listener.services) {
-    for (const sp of service.ports) {
-      if (kindOf(sp.protocol) === 'tcp' || kindOf(sp.protocol) === 'tls') continue;
-      const domains = serviceDomains(service, sp.port, proxy.namespace, push.mesh.domainSuffix).filter(
-        (d) => !taken.has(d),
-      );
-      if (domains.length === 0) continue;
-      for (const d of domains) taken.add(d);
-      const vs = push.virtualServiceFor(proxy, service.hostname);
-      const routes = vs
-        ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: sp.port, listenerPort: sp.port })
-        : [defaultRouteFor(push, proxy, service, sp.port)];
-      virtualHosts.push({
-        name: `${service.hostname}:${sp.port}`,
-        domains,
-        routes,
-        include_request_attempt_count: true,
-      });
-    }
-  }
+  const virtualHosts = listener.services.flatMap((service) =>
+    service.ports.flatMap((sp) => serviceVirtualHost(push, proxy, service, sp, sp.port, taken) ?? []),
+  );
   virtualHosts.push(catchAllVirtualHost(scope));
   return { name: listener.bind!, virtual_hosts: virtualHosts, validate_clusters: false };
 }
@@ -192,9 +178,35 @@ function unixSocketListeners(
       traffic_direction: 'OUTBOUND',
       filter_chains: chains,
     });
-    if (http) routes.push(unixSocketRouteConfig(push, proxy, l));
+    if (http) routes.push(unixSocketRouteConfig(push, proxy, scope, l));
   }
   return { listeners, routes };
+}
+
+/**
+ * A service port's virtual host on an outbound listener port: its domains
+ * not `taken` yet (they are taken now), and its VirtualService's routes or
+ * the default route; none for a TCP or TLS port or when every domain is taken.
+ */
+function serviceVirtualHost(
+  push: PushContext,
+  proxy: ProxyInfo,
+  service: Service,
+  sp: Service['ports'][number],
+  port: number,
+  taken: Set<string>,
+): Json | undefined {
+  if (kindOf(sp.protocol) === 'tcp' || kindOf(sp.protocol) === 'tls') return undefined;
+  const domains = serviceDomains(service, port, proxy.namespace, push.mesh.domainSuffix).filter(
+    (d) => !taken.has(d),
+  );
+  if (domains.length === 0) return undefined;
+  for (const d of domains) taken.add(d);
+  const vs = push.virtualServiceFor(proxy, service.hostname);
+  const routes = vs
+    ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port, listenerPort: sp.port })
+    : [defaultRouteFor(push, proxy, service, sp.port)];
+  return { name: `${service.hostname}:${port}`, domains, routes, include_request_attempt_count: true };
 }
 
 /** The route table a sidecar uses for one outbound port: a virtual host per service on that port. */
@@ -205,27 +217,11 @@ export function buildOutboundRouteConfig(
   services: readonly Service[] = push.servicesFor(proxy),
 ): Json {
   const scope = push.sidecarScope(proxy);
-  const virtualHosts: Json[] = [];
   const taken = new Set<string>();
-  for (const service of services) {
+  const virtualHosts = services.flatMap((service) => {
     const sp = servicePortFor(service, port);
-    if (!sp || kindOf(sp.protocol) === 'tcp' || kindOf(sp.protocol) === 'tls') continue;
-    const domains = serviceDomains(service, port, proxy.namespace, push.mesh.domainSuffix).filter(
-      (d) => !taken.has(d),
-    );
-    if (domains.length === 0) continue;
-    for (const d of domains) taken.add(d);
-    const vs = push.virtualServiceFor(proxy, service.hostname);
-    const routes = vs
-      ? translateHttpRoutes(vs, { push, proxy, gateway: 'mesh', matchPort: port, listenerPort: sp.port })
-      : [defaultRouteFor(push, proxy, service, sp.port)];
-    virtualHosts.push({
-      name: `${service.hostname}:${port}`,
-      domains,
-      routes,
-      include_request_attempt_count: true,
-    });
-  }
+    return (sp && serviceVirtualHost(push, proxy, service, sp, port, taken)) ?? [];
+  });
   virtualHosts.push(catchAllVirtualHost(scope));
   return { name: outboundRouteName(port), virtual_hosts: virtualHosts, validate_clusters: false };
 }

@@ -17,7 +17,7 @@ import { parseDuration } from '@mizzen/api';
 import { SIDECAR_H2_UPGRADE_KEY } from '@mizzen/xds';
 import type { Protocol } from '../model/protocol.js';
 import { envoyDuration } from './durations.js';
-import type { Json } from './envoy.js';
+import { type Json, RAW_BUFFER } from './envoy.js';
 import { applyLocalityLbToCluster } from './locality-lb.js';
 
 /** The parts of a TrafficPolicy that apply to one cluster. */
@@ -330,11 +330,6 @@ function applyOutlierDetection(cluster: Json, od: OutlierDetection | undefined):
   // minHealthPercent (default 0) becomes Envoy's panic threshold: by default, ejected hosts really get nothing.
   cluster.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent ?? 0 } };
 }
-
-const RAW_BUFFER: Json = {
-  name: 'envoy.transport_sockets.raw_buffer',
-  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' },
-};
 
 function proxyProtocolSocket(version: 'V1' | 'V2', inner: Json | undefined): Json {
   return {

@@ -62,8 +62,10 @@ export class AuthzFilter implements ServiceAwareFilter {
         replyPayloadTooLarge(ctx);
         return 'stop';
       }
-      if (outcome.allowed) applyToRequest(ctx, outcome);
+      // The chain sees the authorizer's edits on its own copy of the request as it resumes; the request
+      // that goes on takes them afterwards (once: its headers are the very map the chain's attributes hold).
       decision = decision.resume(outcome);
+      if (outcome.allowed) applyToRequest(ctx, outcome);
     }
     Object.assign(ctx.info.dynamicMetadata, decision.metadata);
     ctx.info.authz = outcomeRecord(decision);
