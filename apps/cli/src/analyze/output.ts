@@ -1,5 +1,5 @@
 import { type AnalysisMessage, formatMessage, messageObject } from '@mizzen/analysis';
-import { stringify } from 'yaml';
+import { writeStructured } from '../output/structured.js';
 
 export type OutputFormat = 'log' | 'json' | 'yaml';
 
@@ -14,12 +14,8 @@ export function printMessages(
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,
 ): void {
-  if (format === 'json') {
-    out.write(`${JSON.stringify(messages.map(messageObject), null, 2)}\n`);
-    return;
-  }
-  if (format === 'yaml') {
-    out.write(stringify(messages.map(messageObject)));
+  if (format !== 'log') {
+    writeStructured(out, messages.map(messageObject), format);
     return;
   }
   if (messages.length === 0) {

@@ -2,7 +2,13 @@ import { CliError } from '../errors.js';
 import { structuredFormat, unknownOutput, writeStructured } from '../output/structured.js';
 import { formatTable } from '../output/table.js';
 import { type AdminTarget, fetchClusterStatuses, fetchConfigDump } from '../proxy/admin-client.js';
-import { dumpClusters, dumpListeners, dumpRouteConfigs, section } from '../proxy/config-dump.js';
+import {
+  type ConfigDump,
+  dumpClusters,
+  dumpListeners,
+  dumpRouteConfigs,
+  section,
+} from '../proxy/config-dump.js';
 import { locateProxy, type ProxySelection } from '../proxy/locate.js';
 import { CLUSTER_HEADERS, clusterRows, filterClusters } from '../proxy/summary/clusters.js';
 import { ENDPOINT_HEADERS, endpointRows, filterClusterStatuses } from '../proxy/summary/endpoints.js';
@@ -89,37 +95,48 @@ function table(out: Out, headers: string[], rows: string[][]): void {
   out.write(`${formatTable(headers, rows, { empty: '' })}\n`);
 }
 
+/** One proxy's admin API, its /config_dump fetched once however many views read it (`pc all`). */
+interface AdminSource {
+  readonly target: AdminTarget;
+  dump(): Promise<ConfigDump>;
+}
+
+function adminSource(target: AdminTarget): AdminSource {
+  let dump: Promise<ConfigDump> | undefined;
+  return { target, dump: () => (dump ??= fetchConfigDump(target)) };
+}
+
 /** Each kind read from the proxy's admin API: its table, and what `-o json|yaml` prints (Envoy's own JSON). */
 const VIEWS: Record<
   Exclude<ConfigKind, 'all' | 'bootstrap'>,
-  (target: AdminTarget, f: ConfigFilters) => Promise<{ headers: string[]; rows: string[][]; raw: unknown }>
+  (source: AdminSource, f: ConfigFilters) => Promise<{ headers: string[]; rows: string[][]; raw: unknown }>
 > = {
-  cluster: async (target, f) => {
-    const clusters = dumpClusters(await fetchConfigDump(target));
+  cluster: async (source, f) => {
+    const clusters = dumpClusters(await source.dump());
     return { headers: CLUSTER_HEADERS, rows: clusterRows(clusters, f), raw: filterClusters(clusters, f) };
   },
-  listener: async (target, f) => {
-    const listeners = dumpListeners(await fetchConfigDump(target));
+  listener: async (source, f) => {
+    const listeners = dumpListeners(await source.dump());
     return {
       headers: LISTENER_HEADERS,
       rows: listenerRows(listeners, f),
       raw: filterListeners(listeners, f),
     };
   },
-  route: async (target, f) => {
-    const configs = dumpRouteConfigs(await fetchConfigDump(target));
+  route: async (source, f) => {
+    const configs = dumpRouteConfigs(await source.dump());
     return { headers: ROUTE_HEADERS, rows: routeRows(configs, f), raw: filterRouteConfigs(configs, f) };
   },
-  endpoint: async (target, f) => {
-    const statuses = await fetchClusterStatuses(target);
+  endpoint: async (source, f) => {
+    const statuses = await fetchClusterStatuses(source.target);
     return {
       headers: ENDPOINT_HEADERS,
       rows: endpointRows(statuses, f),
       raw: filterClusterStatuses(statuses, f),
     };
   },
-  secret: async (target) => {
-    const secrets = section(await fetchConfigDump(target), 'SecretsConfigDump');
+  secret: async (source) => {
+    const secrets = section(await source.dump(), 'SecretsConfigDump');
     return { headers: SECRET_HEADERS, rows: secretRows(secrets), raw: secrets };
   },
 };
@@ -148,14 +165,15 @@ export async function proxyConfig(
   }
   if (kind === 'all') {
     const kinds = ['cluster', 'listener', 'route', 'endpoint', 'secret'] as const;
-    const views = await Promise.all(kinds.map((k) => VIEWS[k](target, opts.filters)));
+    const source = adminSource(target);
+    const views = await Promise.all(kinds.map((k) => VIEWS[k](source, opts.filters)));
     views.forEach((v, i) => {
       if (i > 0) out.write('\n');
       table(out, v.headers, v.rows);
     });
     return;
   }
-  const view = await VIEWS[kind](target, opts.filters);
+  const view = await VIEWS[kind](adminSource(target), opts.filters);
   if (format) writeStructured(out, view.raw, format);
   else table(out, view.headers, view.rows);
 }
