@@ -183,6 +183,20 @@ defaultProviders:
       'backend reachable through both sidecars',
       async () => (await http.request('http://backend:8000/')).status === 200,
     );
+    // A proxy counts a request when its response has ended, which can be just after the caller read the
+    // last byte: the warmup must be counted at both before a test takes its "before" snapshot.
+    await eventually(
+      'the warmup counted by both proxies',
+      async () =>
+        sum(samples(await metrics(client), 'istio_requests_total'), {
+          reporter: 'source',
+          response_code: '200',
+        }) >= 1 &&
+        sum(samples(await metrics(server), 'istio_requests_total'), {
+          reporter: 'destination',
+          response_code: '200',
+        }) >= 1,
+    );
   });
 
   afterAll(async () => {
@@ -219,10 +233,12 @@ defaultProviders:
     const grew = async (proxy: SidecarHandle, was: Family[], match: Record<string, string>) =>
       sum(samples(await metrics(proxy), 'istio_requests_total'), match) -
       sum(samples(was, 'istio_requests_total'), match);
-    // The server proxy records after its response went out: wait for it rather than race it.
+    // Each proxy records once its response has ended: wait for both rather than race them.
     await eventually(
-      'the server proxy counted all 13',
-      async () => (await grew(server, before.server, { reporter: 'destination' })) === 13,
+      'both proxies counted all 13',
+      async () =>
+        (await grew(server, before.server, { reporter: 'destination' })) === 13 &&
+        (await grew(client, before.client, { reporter: 'source' })) === 13,
     );
     expect(
       await grew(client, before.client, {

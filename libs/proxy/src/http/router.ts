@@ -107,8 +107,8 @@ function classify(err: unknown): FailureKind {
   if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|VERIFY|SELF_SIGNED/.test(code)) {
     return 'connect-failure';
   }
-  // A pool retired (closed) just as we picked it: the request was never written.
-  if (code === 'UND_ERR_CLOSED') return 'pool-closed';
+  // A pool retired (closed) just as we picked it, or a stream the server's GOAWAY says it never processed.
+  if (code === 'UND_ERR_CLOSED' || code === 'H2_GOAWAY_UNPROCESSED') return 'pool-closed';
   // Our own connection torn down under the request (the proxy is stopping): Envoy's local reset.
   if (code === 'UND_ERR_DESTROYED') return 'local-reset';
   if (code === 'REFUSED_STREAM') return 'refused-stream';

@@ -32,6 +32,8 @@ interface Session {
   retiring: boolean;
   idleTimer?: NodeJS.Timeout;
   lifeTimer?: NodeJS.Timeout;
+  /** The last stream the server said it processed, once it sent GOAWAY. */
+  goawayLastStreamId?: number;
 }
 
 /**
@@ -228,7 +230,10 @@ export class H2Sessions {
       if (list?.length === 0 && this.pools.get(key) === list) this.pools.delete(key);
     };
     session.on('error', forget);
-    session.on('goaway', forget);
+    session.on('goaway', (_code: number, lastStreamId: number) => {
+      entry.goawayLastStreamId = lastStreamId;
+      forget();
+    });
     session.on('close', forget);
     if (settings.maxConnectionDurationMs) {
       // Counted from the connection's start, as Envoy's max_connection_duration.
@@ -293,11 +298,12 @@ export class H2Sessions {
         release();
         req.signal.off('abort', onAbort);
         if (answered) return;
-        const code =
-          stream.rstCode === NGHTTP2_REFUSED_STREAM
-            ? 'REFUSED_STREAM'
-            : req.signal.aborted
-              ? 'UND_ERR_ABORTED'
+        const code = req.signal.aborted
+          ? 'UND_ERR_ABORTED'
+          : unprocessedAfterGoaway(entry, stream) && !isStreamed(req.body)
+            ? 'H2_GOAWAY_UNPROCESSED'
+            : stream.rstCode === NGHTTP2_REFUSED_STREAM
+              ? 'REFUSED_STREAM'
               : 'ECONNRESET';
         reject(new H2Error(`stream closed before a response (code ${stream.rstCode})`, code));
       });
@@ -306,4 +312,22 @@ export class H2Sessions {
       else if (req.body) (req.body as import('node:stream').Readable).pipe(stream);
     });
   }
+}
+
+/**
+ * A stream the server never processed: it was sent after the last one the
+ * server's GOAWAY names (or never got an id). RFC 9113 §6.8 makes such a
+ * request safe to send again on a new connection whatever the retry policy,
+ * which matters because a Node server cannot send Envoy's GOAWAY "shutdown
+ * notice" first: a draining sidecar's GOAWAY always races the streams its
+ * peer is sending.
+ */
+function unprocessedAfterGoaway(entry: Session, stream: http2.ClientHttp2Stream): boolean {
+  if (entry.goawayLastStreamId === undefined) return false;
+  return stream.id === undefined || stream.id > entry.goawayLastStreamId;
+}
+
+/** A body being piped: once the stream took some of it, it cannot be sent again. */
+function isStreamed(body: UpstreamRequestHead['body']): boolean {
+  return body !== null && !Buffer.isBuffer(body);
 }
