@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { proxyFromNode } from '../src/model/proxy.js';
 import { generateResources } from '../src/networking/generate.js';
 import { DEFAULT_MESH_CONFIG } from '../src/networking/mesh-config.js';
-import { PushContext } from '../src/networking/push-context.js';
+import { analyzerMessages, PushContext } from '../src/networking/push-context.js';
 import { buildRegistry } from '../src/registry/build.js';
 
 /** What pilot says about config that is valid YAML but does not make sense (Istio's analyzer messages). */
@@ -61,5 +61,28 @@ describe('config analysis warnings', () => {
       MESH('{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }'),
     );
     expect(warnings.filter((w) => w.includes('IST0101'))).toEqual([]);
+  });
+});
+
+describe('analysis across pushes', () => {
+  const missing = parseConfig(MESH('{ name: v1, labels: { version: v1 } }'), 'mesh.yaml').resources;
+  const complete = parseConfig(
+    MESH('{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }'),
+    'mesh.yaml',
+  ).resources;
+
+  it('reuses the messages of the config in force on a registry-only push, and analyzes a new config afresh', () => {
+    const first = analyzerMessages(missing, DEFAULT_MESH_CONFIG);
+    expect(first.some((m) => m.includes('IST0101'))).toBe(true);
+    // Endpoints changed, the config did not: the very same messages, not a second run of every analyzer.
+    expect(analyzerMessages(missing, DEFAULT_MESH_CONFIG)).toBe(first);
+    const registryPush = new PushContext(2, missing, buildRegistry([]), DEFAULT_MESH_CONFIG);
+    expect([...registryPush.warnings]).toEqual(expect.arrayContaining([...first]));
+    // A new config (pilot replaces its resource list) and a new mesh config are analyzed again.
+    expect(analyzerMessages(complete, DEFAULT_MESH_CONFIG).filter((m) => m.includes('IST0101'))).toEqual([]);
+    const otherMesh = { ...DEFAULT_MESH_CONFIG };
+    const again = analyzerMessages(missing, otherMesh);
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
   });
 });

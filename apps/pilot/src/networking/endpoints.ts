@@ -10,7 +10,7 @@ import { applyLocalityLbToEndpoints, proxyLocality } from './locality-lb.js';
 import { meshSni, meshTlsEnabled, rootSecret } from './mtls.js';
 import { networkTopology, sameNetwork, splitHorizon } from './networks.js';
 import type { PushContext } from './push-context.js';
-import { effectivePolicy } from './traffic-policy.js';
+import { type EffectivePolicy, effectivePolicy } from './traffic-policy.js';
 
 /** The label Istio's injector puts on workloads that run a sidecar. */
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
@@ -94,40 +94,10 @@ export function buildEndpoints(
   const topology = networkTopology(push);
   const network = topology.proxyNetwork(proxy);
   const mtls = meshTlsEnabled(push, proxy);
-  const assignment = (
-    name: string,
-    endpoints: readonly Endpoint[],
-    service: Service,
-    rule: DestinationRuleSpec | undefined,
-    subset: string | undefined,
-    port: number,
-  ) => {
-    const policy = effectivePolicy(rule, subset, port);
-    const { cla, groups } = groupedAssignment(
-      name,
-      splitHorizon(endpoints, topology, network, crossesNetworks(mtls, service, policy.tls?.mode)),
-      push.mesh.trustDomain,
-    );
+  /** The endpoints grouped by locality, weighted and prioritised by the cluster's locality load balancing. */
+  const assignment = (name: string, endpoints: readonly Endpoint[], policy: EffectivePolicy) => {
+    const { cla, groups } = groupedAssignment(name, endpoints, push.mesh.trustDomain);
     applyLocalityLbToEndpoints(cla, groups, self, policy, push.mesh.localityLbSetting);
-    return cla;
-  };
-  // An east-west gateway's SNI-DNAT clusters: the endpoints on its own network only, never another gateway.
-  const sniDnatAssignment = (
-    name: string,
-    endpoints: readonly Endpoint[],
-    rule: DestinationRuleSpec | undefined,
-    subset: string | undefined,
-    port: number,
-  ) => {
-    const own = endpoints.filter((e) => e.address !== '' && sameNetwork(topology.networkOf(e), network));
-    const { cla, groups } = groupedAssignment(name, own, push.mesh.trustDomain);
-    applyLocalityLbToEndpoints(
-      cla,
-      groups,
-      self,
-      effectivePolicy(rule, subset, port),
-      push.mesh.localityLbSetting,
-    );
     return cla;
   };
   for (const service of push.servicesFor(proxy)) {
@@ -137,12 +107,18 @@ export function buildEndpoints(
       for (const subset of [undefined, ...(rule?.subsets ?? [])]) {
         const selector = (subset?.labels ?? {}) as Record<string, string>;
         const picked = subset ? all.filter((e) => labelsMatch(selector, e.labels)) : all;
+        const policy = effectivePolicy(rule, subset?.name, port.port);
         const name = outboundClusterName(port.port, subset?.name, service.hostname);
-        if (edsClusterNames.has(name))
-          out.push(assignment(name, picked, service, rule, subset?.name, port.port));
+        if (edsClusterNames.has(name)) {
+          const reachable = crossesNetworks(mtls, service, policy.tls?.mode);
+          out.push(assignment(name, splitHorizon(picked, topology, network, reachable), policy));
+        }
+        // An east-west gateway's SNI-DNAT clusters: the endpoints on its own network only, never another gateway.
         const dnat = meshSni(port.port, subset?.name, service.hostname);
-        if (edsClusterNames.has(dnat))
-          out.push(sniDnatAssignment(dnat, picked, rule, subset?.name, port.port));
+        if (edsClusterNames.has(dnat)) {
+          const own = picked.filter((e) => e.address !== '' && sameNetwork(topology.networkOf(e), network));
+          out.push(assignment(dnat, own, policy));
+        }
       }
     }
   }

@@ -23,6 +23,19 @@ function autoPassthroughTargets(
   proxy: ProxyInfo,
   s: GatewayServer,
 ): AutoPassthroughTarget[] {
+  // A server's chains and the gateway's clusters both need its targets. planGateway makes new server
+  // objects for every build (one proxy, one push), so a server is a safe key for that build's targets.
+  let targets = targetsByServer.get(s);
+  if (!targets) {
+    targets = collectTargets(push, proxy, s);
+    targetsByServer.set(s, targets);
+  }
+  return targets;
+}
+
+const targetsByServer = new WeakMap<GatewayServer, AutoPassthroughTarget[]>();
+
+function collectTargets(push: PushContext, proxy: ProxyInfo, s: GatewayServer): AutoPassthroughTarget[] {
   const serverHosts = s.server.hosts.map((h) => splitServerHost(h, s.gateway.metadata.namespace));
   const out: AutoPassthroughTarget[] = [];
   for (const service of push.servicesFor(proxy)) {

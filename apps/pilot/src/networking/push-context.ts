@@ -34,6 +34,23 @@ export function resolveGatewayRef(ref: string, vsNamespace: string): string {
   return ref.includes('/') ? ref : `${vsNamespace}/${ref}`;
 }
 
+/** The last config analyzed and what the analyzers said, in istioctl's words. */
+const analyzed = new WeakMap<readonly ConfigResource[], { mesh: MeshConfig; messages: readonly string[] }>();
+
+/**
+ * What the analyzers say about a config. They read the config and mesh
+ * settings alone, so a push for a registry change (endpoints coming and
+ * going, the common case) reuses the messages of the config in force: pilot
+ * replaces its resource list whenever the config changes.
+ */
+export function analyzerMessages(resources: readonly ConfigResource[], mesh: MeshConfig): readonly string[] {
+  const cached = analyzed.get(resources);
+  if (cached?.mesh === mesh) return cached.messages;
+  const messages = analyze({ resources, settings: mesh }).map(formatMessage);
+  analyzed.set(resources, { mesh, messages });
+  return messages;
+}
+
 /**
  * Everything translation needs, computed once per config or registry change
  * and then shared read-only by every proxy's build (Istio's PushContext).
@@ -74,7 +91,7 @@ export class PushContext {
     this.sidecars = resources.filter((r): r is SidecarResource => r.kind === 'Sidecar').sort(byCreation);
     // What Istio's analyzers say about the config (a subset no rule defines, hosts two claim for sidecars,
     // several namespace-wide Sidecars…), in istioctl's words: the same module `mizzen analyze` runs.
-    for (const m of analyze({ resources, settings: mesh })) this.warnings.add(formatMessage(m));
+    for (const m of analyzerMessages(resources, mesh)) this.warnings.add(m);
   }
 
   /** exportTo of a VirtualService, DestinationRule or service, the mesh default when it sets none. */
