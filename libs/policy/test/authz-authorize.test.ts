@@ -1,13 +1,8 @@
 import type { AuthorizationRule, ConfigResource } from '@mizzen/api';
 import { describe, expect, it } from 'vitest';
-import {
-  type AuthorizeOptions,
-  allowed,
-  authorize,
-  buildAuthorizationFilters,
-  PolicyError,
-  type RequestAttributes,
-} from '../src/index.js';
+import { type AuthorizeOptions, authorize } from '../src/authz/authorize.js';
+import { PolicyError } from '../src/common/errors.js';
+import { allowed, buildAuthorizationFilters, type RequestAttributes } from '../src/index.js';
 import { ap, expectEncodes, http, jwtAuth, NS, type Req, SLEEP, tcp, WORKLOAD } from './helpers.js';
 
 /** authorize(), after checking that every filter built for these policies encodes as Envoy protobuf. */

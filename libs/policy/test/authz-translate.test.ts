@@ -1,12 +1,12 @@
 import { encodeMessage } from '@mizzen/xds';
 import { describe, expect, it } from 'vitest';
+import { selectAuthorizationPolicies } from '../src/authz/select.js';
+import type { RbacRulesJson } from '../src/envoy/types.js';
 import {
   buildAuthorizationFilters,
   EXT_AUTHZ_HTTP_TYPE,
   RBAC_HTTP_TYPE,
   RBAC_NETWORK_TYPE,
-  type RbacRulesJson,
-  selectAuthorizationPolicies,
 } from '../src/index.js';
 import { ap, expectEncodes, NS, WORKLOAD } from './helpers.js';
 

@@ -6,13 +6,8 @@ import type {
 } from '@mizzen/api';
 import { encodeMessage } from '@mizzen/xds';
 import { expect } from 'vitest';
-import type {
-  HttpFilterJson,
-  NetworkFilterJson,
-  RequestAttributes,
-  RequestAuth,
-  Workload,
-} from '../src/index.js';
+import type { Workload } from '../src/common/scope.js';
+import type { HttpFilterJson, NetworkFilterJson, RequestAttributes, RequestAuth } from '../src/index.js';
 
 export const NS = 'foo';
 export const WORKLOAD: Workload = { namespace: NS, labels: { app: 'httpbin', version: 'v1' } };

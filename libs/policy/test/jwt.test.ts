@@ -1,18 +1,12 @@
 import type { JWTRule } from '@mizzen/api';
 import { encodeMessage } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  authorize,
-  buildJwtAuthnFilter,
-  JWT_AUTHN_TYPE,
-  type JwksEvent,
-  type JwtAuthenticationJson,
-  JwtAuthenticator,
-  type JwtAuthnOptions,
-  type JwtAuthnOutcome,
-  type JwtAuthnRequest,
-  selectRequestAuthentications,
-} from '../src/index.js';
+import type { JwksEvent } from '../src/authn/jwks.js';
+import { selectRequestAuthentications } from '../src/authn/jwt-translate.js';
+import type { JwtAuthnOptions, JwtAuthnOutcome, JwtAuthnRequest } from '../src/authn/jwt-verifier.js';
+import { authorize } from '../src/authz/authorize.js';
+import { JWT_AUTHN_TYPE, type JwtAuthenticationJson } from '../src/envoy/types.js';
+import { buildJwtAuthnFilter, JwtAuthenticator } from '../src/index.js';
 import { ap, http, NS, ra, WORKLOAD } from './helpers.js';
 import { type JwksServer, type SigningKey, signingKey, startJwksServer } from './jwks-server.js';
 

@@ -1,17 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import {
-  AuthzChain,
-  evalContextOf,
-  istioCidrRange,
-  type PermissionJson,
-  PolicyError,
-  type PrincipalJson,
-  parseIp,
-  RBAC_HTTP_TYPE,
-  RBAC_NETWORK_TYPE,
-  RbacEngine,
-  type RequestAttributes,
-} from '../src/index.js';
+import { evalContextOf } from '../src/authz/attributes.js';
+import { RbacEngine } from '../src/authz/rbac-engine.js';
+import { PolicyError } from '../src/common/errors.js';
+import { istioCidrRange, parseIp } from '../src/common/ip.js';
+import type { PermissionJson, PrincipalJson } from '../src/envoy/types.js';
+import { AuthzChain, RBAC_HTTP_TYPE, RBAC_NETWORK_TYPE, type RequestAttributes } from '../src/index.js';
 import { http, tcp } from './helpers.js';
 
 function permits(p: PermissionJson, req: RequestAttributes): boolean {

@@ -1,7 +1,13 @@
-import { buildAuthorizationFilters } from '@mizzen/policy';
+import {
+  buildAuthorizationFilters,
+  EXT_AUTHZ_HTTP_TYPE,
+  EXT_AUTHZ_PER_ROUTE_TYPE,
+  type ExtensionProvider,
+} from '@mizzen/policy';
 import { type ResourceSet, TypeUrl } from '@mizzen/xds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileListener } from '../src/config/listener.js';
+import { compilePerRouteConfig } from '../src/http/filters/registry.js';
 import {
   type Backend,
   backend,
@@ -16,13 +22,21 @@ import {
 
 type Json = Record<string, unknown>;
 
-/** What each test adds to the cluster, its endpoints, the route and the HTTP connection manager. */
+/** What each test adds to the cluster, its endpoints, the route (its action, its per-filter configs) and the HTTP connection manager. */
 interface Extra {
   cluster?: Json;
   endpoints?: Json;
   route?: Json;
+  perFilter?: Json;
   hcm?: Json;
 }
+
+/** An ext_authz filter asking a gRPC authorizer about every request (no filter_enabled_metadata). */
+const extAuthzFilter = (grpcService: Json): Json => ({
+  name: 'envoy.filters.http.ext_authz',
+  typed_config: { '@type': EXT_AUTHZ_HTTP_TYPE, grpc_service: grpcService, transport_api_version: 'V3' },
+});
+const ROUTER_FILTER: Json = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } };
 
 /**
  * The proxy honours every field it receives or refuses the resource: a real
@@ -77,12 +91,20 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
         },
       ],
       [TypeUrl.RouteConfiguration]: [
-        svcRoutes([{ match: { prefix: '/' }, route: { cluster: 'app', timeout: '0s', ...extra.route } }]),
+        svcRoutes([
+          {
+            match: { prefix: '/' },
+            route: { cluster: 'app', timeout: '0s', ...extra.route },
+            ...(extra.perFilter ? { typed_per_filter_config: extra.perFilter } : {}),
+          },
+        ]),
       ],
     };
   };
 
-  const servedBy = async () => JSON.parse((await h.request('http://svc:9080/who')).body).name as string;
+  const served = async () =>
+    JSON.parse((await h.request('http://svc:9080/who')).body) as { name: string; path: string };
+  const servedBy = async () => (await served()).name;
 
   /** Pushes `bad` (which would also move `app` to the new backend) and returns the proxy's NACK reason. */
   async function nackOf(type: TypeUrl, bad: ResourceSet): Promise<string> {
@@ -212,6 +234,56 @@ describe('config the proxy cannot honour is NACKed by field, and the old config 
     await applyAll(set(oldApp.port));
   });
 
+  it("an ext_authz field nested in its gRPC service, the listener's old config kept", async () => {
+    // The app cannot answer a gRPC Check: a listener with this filter refuses every request (403).
+    const authorizer = { envoy_grpc: { cluster_name: 'app' }, timeout: '1s' };
+    const reason = await nackOf(
+      TypeUrl.Listener,
+      set(oldApp.port, {
+        hcm: {
+          http_filters: [
+            extAuthzFilter({
+              ...authorizer,
+              envoy_grpc: { cluster_name: 'app', retry_policy: { num_retries: 2 } },
+            }),
+            ROUTER_FILTER,
+          ],
+        },
+      }),
+    );
+    expect(reason).toContain(
+      'listener 0.0.0.0_9080.filter_chains[0].filters[0].http_filters[0] (envoy.filters.http.ext_authz): grpc_service.envoy_grpc.retry_policy is not supported',
+    );
+    expect(await servedBy()).toBe('old');
+    await applyAll(set(oldApp.port, { hcm: { http_filters: [extAuthzFilter(authorizer), ROUTER_FILTER] } }));
+    expect((await h.request('http://svc:9080/who')).status).toBe(403);
+    await applyAll(set(oldApp.port));
+  });
+
+  it("an ExtAuthzPerRoute field nested in its check settings, the route table's old config kept", async () => {
+    // The refused table would also rewrite the path: the app still seeing /who is the old table at work.
+    const reason = await nackOf(
+      TypeUrl.RouteConfiguration,
+      set(oldApp.port, {
+        route: { prefix_rewrite: '/moved/' },
+        perFilter: {
+          'envoy.filters.http.ext_authz': {
+            '@type': EXT_AUTHZ_PER_ROUTE_TYPE,
+            check_settings: {
+              context_extensions: { tenant: 'a' },
+              with_request_body: { max_request_bytes: 10 },
+            },
+          },
+        },
+      }),
+    );
+    expect(reason).toContain(
+      'route configuration 9080.virtual_hosts[0] (svc:9080).routes[0].typed_per_filter_config[envoy.filters.http.ext_authz]: check_settings.with_request_body is not supported',
+    );
+    expect(await served()).toEqual({ name: 'old', path: '/who' });
+    await applyAll(set(oldApp.port));
+  });
+
   it('once the config says only what the proxy honours, it is applied', async () => {
     await applyAll(
       set(newApp.port, { cluster: { outlier_detection: { consecutive_5xx: 3, enforcing_success_rate: 0 } } }),
@@ -325,6 +397,116 @@ describe('authorization filters pilot generates are all honoured', () => {
     }));
     expect(() => compileListener(listener(f.http as never, tcp as never) as never)).toThrow(
       /enforcement_type "CONTINUOUS" is not supported: connections are authorized once/,
+    );
+  });
+
+  const HTTP_EXT_AUTHZ = 'envoy.filters.http.ext_authz';
+  const NETWORK_EXT_AUTHZ = 'envoy.filters.network.ext_authz';
+  type Built = { http: Json[]; tcp: Json[] };
+
+  /** The filters pilot builds for a CUSTOM policy with this external authorizer. */
+  const customFilters = (provider: Omit<ExtensionProvider, 'name'>): Built => {
+    const custom = {
+      ...EVERY_FIELD_POLICY,
+      spec: { action: 'CUSTOM', provider: { name: 'authz' }, rules: [{}] },
+    };
+    const meshConfig = { extensionProviders: [{ name: 'authz', ...provider }] };
+    const f = buildAuthorizationFilters([custom] as never, { namespace: 'foo', labels: {} }, { meshConfig });
+    return { http: f.http as unknown as Json[], tcp: f.tcp as unknown as Json[] };
+  };
+
+  /** `filters` with `value` written at `path` in the typed_config of the one named `name` (a copy). */
+  const withField = (filters: Json[], name: string, path: (string | number)[], value: unknown) =>
+    filters.map((f) => {
+      if (f.name !== name) return f;
+      const typedConfig = structuredClone(f.typed_config) as Json;
+      let at = typedConfig as Record<string | number, unknown>;
+      for (const key of path.slice(0, -1)) at = at[key] as Record<string | number, unknown>;
+      at[path.at(-1)!] = value;
+      return { ...f, typed_config: typedConfig };
+    });
+
+  /** A path as the proxy names it in a refusal: `a.b[0].c`. */
+  const fieldPath = (path: (string | number)[]) =>
+    path
+      .map((key) => (typeof key === 'number' ? `[${key}]` : `.${key}`))
+      .join('')
+      .slice(1);
+
+  it('an ext_authz field the proxy does not run is refused by its path, however deep it sits', () => {
+    const httpAuthorizer = customFilters({
+      envoyExtAuthzHttp: {
+        service: 'authz.foo.svc.cluster.local',
+        port: 8000,
+        includeAdditionalHeadersInCheck: { 'x-mesh': 'mizzen' },
+        headersToUpstreamOnAllow: ['x-user'],
+        includeRequestBodyInCheck: { maxRequestBytes: 1024 },
+      },
+    });
+    const grpcAuthorizer = customFilters({
+      envoyExtAuthzGrpc: { service: 'authz.foo.svc.cluster.local', port: 9000 },
+    });
+    const compile = (http: Json[], tcp: Json[]) => () => compileListener(listener(http, tcp) as never);
+    /** Compiles the listener with a field the proxy does not honour added at `path` in an ext_authz config. */
+    const withUnknown = (filters: Built, kind: 'http' | 'network', path: (string | number)[]) =>
+      kind === 'http'
+        ? compile(withField(filters.http, HTTP_EXT_AUTHZ, path, {}), filters.tcp)
+        : compile(filters.http, withField(filters.tcp, NETWORK_EXT_AUTHZ, path, {}));
+
+    expect(compile(httpAuthorizer.http, httpAuthorizer.tcp)).not.toThrow();
+    expect(compile(grpcAuthorizer.http, grpcAuthorizer.tcp)).not.toThrow();
+    for (const path of [
+      ['http_service', 'server_uri', 'bogus'],
+      ['http_service', 'authorization_request', 'headers_to_add', 0, 'raw_value'],
+      ['http_service', 'authorization_response', 'allowed_upstream_headers', 'patterns', 0, 'custom'],
+      ['with_request_body', 'bogus'],
+      ['filter_enabled_metadata', 'value', 'string_match', 'bogus'],
+    ])
+      expect(withUnknown(httpAuthorizer, 'http', path)).toThrow(
+        `(${HTTP_EXT_AUTHZ}): ${fieldPath(path)} is not supported`,
+      );
+    for (const path of [
+      ['grpc_service', 'envoy_grpc', 'retry_policy'],
+      ['grpc_service', 'initial_metadata'],
+      ['clear_route_cache'],
+    ])
+      expect(withUnknown(grpcAuthorizer, 'http', path)).toThrow(
+        `(${HTTP_EXT_AUTHZ}): ${fieldPath(path)} is not supported`,
+      );
+    // A connection's check has no HTTP status to answer with.
+    for (const path of [['grpc_service', 'envoy_grpc', 'bogus'], ['status_on_error']])
+      expect(withUnknown(grpcAuthorizer, 'network', path)).toThrow(
+        `(${NETWORK_EXT_AUTHZ}): ${fieldPath(path)} is not supported`,
+      );
+  });
+
+  it('an ExtAuthzPerRoute field the proxy does not run is refused by its path, bare or in a FilterConfig', () => {
+    const perRoute = (config: Json) => () =>
+      compilePerRouteConfig(HTTP_EXT_AUTHZ, { '@type': EXT_AUTHZ_PER_ROUTE_TYPE, ...config }, 'route r');
+    expect(
+      perRoute({
+        check_settings: { context_extensions: { a: '1' }, disable_request_body_buffering: true },
+      })(),
+    ).toEqual({
+      disabled: false,
+      contextExtensions: { a: '1' },
+      disableRequestBodyBuffering: true,
+    });
+    expect(perRoute({ check_settings: { with_request_body: { max_request_bytes: 10 } } })).toThrow(
+      `route r.typed_per_filter_config[${HTTP_EXT_AUTHZ}]: check_settings.with_request_body is not supported`,
+    );
+    expect(perRoute({ disabled: true, bogus: {} })).toThrow(
+      `route r.typed_per_filter_config[${HTTP_EXT_AUTHZ}]: bogus is not supported`,
+    );
+    const wrapped = {
+      '@type': 'type.googleapis.com/envoy.config.route.v3.FilterConfig',
+      config: {
+        '@type': EXT_AUTHZ_PER_ROUTE_TYPE,
+        check_settings: { context_extensions: { a: '1' }, bogus: {} },
+      },
+    };
+    expect(() => compilePerRouteConfig(HTTP_EXT_AUTHZ, wrapped, 'route r')).toThrow(
+      `route r.typed_per_filter_config[${HTTP_EXT_AUTHZ}]: check_settings.bogus is not supported`,
     );
   });
 });

@@ -1,3 +1,4 @@
+import { parseQuery } from '../common/query.js';
 import type { JwtProviderJson } from '../envoy/types.js';
 
 /**
@@ -76,16 +77,9 @@ export function removeQueryParam(path: string, name: string): string {
   const hash = path.indexOf('#', q);
   const query = path.slice(q + 1, hash < 0 ? undefined : hash);
   const fragment = hash < 0 ? '' : path.slice(hash);
-  const kept = query.split('&').filter((pair) => {
-    if (pair === '') return false;
-    const eq = pair.indexOf('=');
-    const key = eq < 0 ? pair : pair.slice(0, eq);
-    try {
-      return decodeURIComponent(key.replace(/\+/g, ' ')) !== name;
-    } catch {
-      return key !== name;
-    }
-  });
+  const kept = parseQuery(query)
+    .filter((p) => p.key !== name)
+    .map((p) => p.raw);
   return `${path.slice(0, q)}${kept.length ? `?${kept.join('&')}` : ''}${fragment}`;
 }
 

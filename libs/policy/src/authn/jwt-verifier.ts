@@ -473,11 +473,3 @@ export class JwtAuthenticator {
     return [...this.providers.values()].map((p) => p.keys.status());
   }
 }
-
-/** Compiles the jwt_authn config pilot sends (see {@link JwtAuthenticator}). */
-export function compileJwtAuthn(
-  config: JwtAuthenticationJson | HttpFilterJson,
-  opts?: JwtAuthnOptions,
-): JwtAuthenticator {
-  return JwtAuthenticator.compile(config, opts);
-}

@@ -40,7 +40,7 @@ export const AUTHZ_FILTER_TYPES: ReadonlySet<string> = new Set([
   EXT_AUTHZ_NETWORK_TYPE,
 ]);
 
-/** True for the filters {@link compileAuthzChain} runs (pick them out of an HCM's http_filters). */
+/** True for the filters an {@link AuthzChain} runs (pick them out of an HCM's http_filters). */
 export function isAuthzFilter(f: { typed_config?: { '@type'?: string } }): boolean {
   return AUTHZ_FILTER_TYPES.has(f.typed_config?.['@type'] ?? '');
 }
@@ -159,11 +159,7 @@ export class AuthzChain {
         case EXT_AUTHZ_NETWORK_TYPE:
           return {
             kind: 'ext_authz',
-            authorizer: compileExtAuthz(
-              config as unknown as ExtAuthzJson | NetworkExtAuthzJson,
-              at,
-              type === EXT_AUTHZ_HTTP_TYPE ? 'http' : 'network',
-            ),
+            authorizer: compileExtAuthz(config as unknown as ExtAuthzJson | NetworkExtAuthzJson, at),
             filterName: f.name,
             rbacNamespace: type === EXT_AUTHZ_HTTP_TYPE ? FilterNames.httpRbac : FilterNames.networkRbac,
             namespace: type === EXT_AUTHZ_HTTP_TYPE ? FilterNames.httpExtAuthz : FilterNames.networkExtAuthz,
@@ -286,12 +282,4 @@ function setMetadata(
 ): void {
   metadata[namespace] = { ...metadata[namespace], ...fields };
   reported[namespace] = { ...reported[namespace], ...fields };
-}
-
-/** Compiles authorization filters (as pilot built them) into a chain evaluated per request. */
-export function compileAuthzChain(
-  filters: readonly (HttpFilterJson | NetworkFilterJson)[],
-  where?: string,
-): AuthzChain {
-  return AuthzChain.compile(filters, where);
 }

@@ -27,13 +27,10 @@ export interface CheckBody {
   readonly partial: boolean;
 }
 
-const FIELDS = new Set(['max_request_bytes', 'allow_partial_message', 'pack_as_bytes']);
 const UINT32_MAX = 0xffff_ffff;
 
 /** Compiles with_request_body, refusing what Envoy's validation refuses (max_request_bytes must be > 0). */
 export function compileBufferSettings(json: BufferSettingsJson, where: string): RequestBodySettings {
-  for (const key of Object.keys(json))
-    if (!FIELDS.has(key)) fail(`${where}.${key}`, 'is not supported by this proxy');
   const max = json.max_request_bytes;
   if (!Number.isInteger(max) || max <= 0 || max > UINT32_MAX)
     fail(
@@ -78,16 +75,22 @@ function sequenceLength(b: Uint8Array, i: number): number {
 }
 
 /**
- * The body as the check's UTF-8 `body` string: Envoy's
- * MessageUtil::sanitizeUtf8String replaces every byte that is not part of a
- * well-formed sequence with `!`, so the string has as many bytes as the body.
+ * The body as the check's UTF-8 `body` carries it, in one copy of the
+ * bytes: Envoy's MessageUtil::sanitizeUtf8String replaces every byte that is
+ * not part of a well-formed sequence with `!`, so there are as many bytes as
+ * in the body.
  */
-export function sanitizeUtf8(data: Uint8Array): string {
+export function sanitizedUtf8Bytes(data: Uint8Array): Buffer {
   const out = Buffer.from(data);
   for (let i = 0; i < out.length; ) {
     const n = sequenceLength(out, i);
     if (n === 0) out[i++] = 0x21;
     else i += n;
   }
-  return out.toString('utf8');
+  return out;
+}
+
+/** The body as the check's UTF-8 `body` string (see {@link sanitizedUtf8Bytes}). */
+export function sanitizeUtf8(data: Uint8Array): string {
+  return sanitizedUtf8Bytes(data).toString('utf8');
 }

@@ -82,25 +82,38 @@ function socketAddress(address: string, port: number): SocketAddressJson {
   return { socket_address: { address: v4 ? v4[1]! : address, port_value: port } };
 }
 
-/** Header map of the check: pseudo-headers as Envoy's codec has them, repeated headers joined with `,`. */
+/**
+ * The request's own headers as a check (HTTP or gRPC) offers them to its
+ * authorizer: lower-case names, the values of a repeated header joined with
+ * `,`; no pseudo-headers (each check writes the request line its own way) and
+ * no partial-body marker, which is Envoy's own and never taken from a client.
+ */
+export function clientHeaders(headers: HeaderRecord): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    if (name.startsWith(':') || name === PARTIAL_BODY_HEADER) continue;
+    const value = typeof v === 'string' ? v : v.join(',');
+    out[name] = out[name] === undefined ? value : `${out[name]},${value}`;
+  }
+  return out;
+}
+
+/** Header map of the gRPC check: pseudo-headers as Envoy's codec has them, then the client's headers. */
 function checkHeaders(
   http: NonNullable<ExtAuthzCheckInput['http']>,
   allowed: ((name: string) => boolean) | undefined,
 ): Record<string, string> {
+  // Host became :authority.
+  const { host: _host, ...headers } = clientHeaders(http.headers);
   const out: Record<string, string> = {
     ':authority': http.host,
     ':path': http.path,
     ':method': http.method,
     ':scheme': http.scheme,
+    ...headers,
   };
-  for (const [k, v] of Object.entries(http.headers)) {
-    if (v === undefined) continue;
-    const name = k.toLowerCase();
-    // Host became :authority; the partial-body marker is Envoy's own and never forwarded from a client.
-    if (name.startsWith(':') || name === 'host' || name === PARTIAL_BODY_HEADER) continue;
-    const value = typeof v === 'string' ? v : v.join(',');
-    out[name] = out[name] === undefined ? value : `${out[name]},${value}`;
-  }
   const picked = allowed ? Object.fromEntries(Object.entries(out).filter(([name]) => allowed(name))) : out;
   // Envoy adds its marker after choosing the allowed headers: a check with a body always says whether it is all there.
   if (http.body) picked[PARTIAL_BODY_HEADER] = String(http.body.partial);

@@ -1,5 +1,6 @@
 import { parseEnvoyDuration } from '../common/duration.js';
 import { fail } from '../common/errors.js';
+import { HOP_BY_HOP_HEADERS } from '../common/headers.js';
 import {
   compileMetadataMatcher,
   compileStringMatcher,
@@ -11,6 +12,7 @@ import type {
   CheckResponseJson,
   ExtAuthzJson,
   ExtAuthzPerRouteJson,
+  HeaderValueJson,
   ListStringMatcherJson,
   NetworkExtAuthzJson,
 } from '../envoy/types.js';
@@ -20,11 +22,12 @@ import {
   compileBufferSettings,
   PARTIAL_BODY_HEADER,
   type RequestBodySettings,
-  sanitizeUtf8,
+  sanitizedUtf8Bytes,
 } from './ext-authz-body.js';
 import {
   allowed,
   buildCheckRequest,
+  clientHeaders,
   type ExtAuthzCheckInput,
   type ExtAuthzOutcome,
   interpretCheckResponse,
@@ -100,17 +103,6 @@ export interface CompiledExtAuthz {
 
 type NameMatcher = (name: string) => boolean;
 
-/** Connection-level headers of an HTTP/1 message (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-]);
-
 function listMatcher(list: ListStringMatcherJson | undefined, where: string): NameMatcher | undefined {
   if (!list) return undefined;
   const preds: StringPredicate[] = (list.patterns ?? []).map((p, i) =>
@@ -130,43 +122,44 @@ function pairs(
   return out;
 }
 
-/** The fields of each filter config this proxy honours; any other is refused rather than ignored. */
-const HTTP_FIELDS = new Set([
-  'http_service',
-  'grpc_service',
-  'transport_api_version',
-  'failure_mode_allow',
-  'failure_mode_allow_header_add',
-  'with_request_body',
-  'status_on_error',
-  'filter_enabled_metadata',
-  'allowed_headers',
-  'metadata_context_namespaces',
-  'include_peer_certificate',
-  'include_tls_session',
-  'stat_prefix',
-]);
-const NETWORK_FIELDS = new Set([
-  'stat_prefix',
-  'grpc_service',
-  'failure_mode_allow',
-  'include_peer_certificate',
-  'include_tls_session',
-  'transport_api_version',
-  'filter_enabled_metadata',
-]);
-const GRPC_SERVICE_FIELDS = new Set(['envoy_grpc', 'timeout']);
-
-function checkFields(config: object, known: ReadonlySet<string>, where: string): void {
-  for (const key of Object.keys(config))
-    if (!known.has(key)) fail(`${where}.${key}`, 'is not supported by this proxy');
+/** Only envoy_grpc is run: the proxy calls the authorizer through one of its own clusters. */
+function checkGrpcService(grpc: ExtAuthzJson['grpc_service'], where: string): void {
+  if (grpc && !grpc.envoy_grpc?.cluster_name)
+    fail(`${where}.grpc_service`, 'needs envoy_grpc.cluster_name (google_grpc is not supported)');
 }
 
-function checkGrpcService(grpc: ExtAuthzJson['grpc_service'], where: string): void {
-  if (!grpc) return;
-  checkFields(grpc, GRPC_SERVICE_FIELDS, `${where}.grpc_service`);
-  if (!grpc.envoy_grpc?.cluster_name)
-    fail(`${where}.grpc_service`, 'needs envoy_grpc.cluster_name (google_grpc is not supported)');
+/** Request headers every check to an HTTP authorizer carries, whatever allowed_headers says. */
+const ALWAYS_SENT = new Set([':method', ':path', ':authority', 'host', 'authorization']);
+
+/**
+ * The headers of a check sent to an HTTP authorizer: the length of its own
+ * body, the client's headers it may see (with the partial-body marker when
+ * a body goes with it), the request's host, then headers_to_add.
+ */
+function httpCheckHeaders(
+  http: HttpRequestAttributes,
+  body: CheckBody | undefined,
+  bodyLength: number,
+  allowedHeader: NameMatcher | undefined,
+  headersToAdd: readonly HeaderValueJson[],
+): Record<string, string> {
+  const offered = clientHeaders(http.headers);
+  if (body) offered[PARTIAL_BODY_HEADER] = String(body.partial);
+  const headers: Record<string, string> = { 'content-length': String(bodyLength) };
+  for (const [name, value] of Object.entries(offered))
+    if (name !== 'content-length' && (ALWAYS_SENT.has(name) || allowedHeader?.(name))) headers[name] = value;
+  headers.host = http.host;
+  for (const h of headersToAdd) headers[h.key.toLowerCase()] = h.value;
+  return headers;
+}
+
+/**
+ * The body bytes an HTTP check carries, as a gRPC check would: the bytes
+ * themselves with pack_as_bytes (a view, not a copy: nothing writes to
+ * them), else their sanitized UTF-8.
+ */
+function httpCheckBody(data: Uint8Array, packAsBytes: boolean): Buffer {
+  return packAsBytes ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : sanitizedUtf8Bytes(data);
 }
 
 const asSet = (h: readonly (readonly [string, string])[]): HeaderEdit[] =>
@@ -174,13 +167,13 @@ const asSet = (h: readonly (readonly [string, string])[]): HeaderEdit[] =>
 const asAppend = (h: readonly (readonly [string, string])[]): HeaderEdit[] =>
   h.map(([name, value]) => ({ name, value, action: 'append' }));
 
-/** Compiles an HTTP (envoy.filters.http.ext_authz) or network (envoy.filters.network.ext_authz) filter config. */
-export function compileExtAuthz(
-  config: ExtAuthzJson | NetworkExtAuthzJson,
-  where: string,
-  kind: 'http' | 'network' = 'http',
-): CompiledExtAuthz {
-  checkFields(config, kind === 'network' ? NETWORK_FIELDS : HTTP_FIELDS, where);
+/**
+ * Compiles an HTTP (envoy.filters.http.ext_authz) or network
+ * (envoy.filters.network.ext_authz) filter config, refusing values it cannot
+ * run. Which fields a config may carry is the proxy's to check: it declares
+ * every field of these messages it honours and refuses any other.
+ */
+export function compileExtAuthz(config: ExtAuthzJson | NetworkExtAuthzJson, where: string): CompiledExtAuthz {
   if (config.transport_api_version === 'V2')
     fail(`${where}.transport_api_version`, 'V2 is not supported; use V3');
   const enabledBy = config.filter_enabled_metadata
@@ -214,7 +207,6 @@ export function compileExtAuthz(
       httpService?.authorization_request?.allowed_headers,
       `${where}.http_service.authorization_request.allowed_headers`,
     );
-  const always = new Set([':method', ':path', ':authority', 'host', 'authorization']);
   const headersToAdd = httpService?.authorization_request?.headers_to_add ?? [];
   const resp = httpService?.authorization_response;
   const upstream = listMatcher(resp?.allowed_upstream_headers, `${where}.allowed_upstream_headers`);
@@ -267,27 +259,11 @@ export function compileExtAuthz(
     ...(withRequestBody ? { withRequestBody } : {}),
     enabled: enabledBy,
     checkRequest(http, body) {
-      // The bytes as a gRPC check would carry them: raw with pack_as_bytes, else as its UTF-8 string.
-      const bytes = body
-        ? withRequestBody?.packAsBytes
-          ? Buffer.from(body.data)
-          : Buffer.from(sanitizeUtf8(body.data))
-        : undefined;
-      const headers: Record<string, string> = { 'content-length': String(bytes?.length ?? 0) };
-      const sent = pairs(http.headers).filter(({ name }) => name !== PARTIAL_BODY_HEADER);
-      if (body) sent.push({ name: PARTIAL_BODY_HEADER, value: String(body.partial) });
-      for (const { name, value } of sent) {
-        if (name === 'content-length' || name.startsWith(':')) continue;
-        if (always.has(name) || checkHeaderAllowed?.(name)) {
-          headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
-        }
-      }
-      headers.host = http.host;
-      for (const h of headersToAdd) headers[h.key.toLowerCase()] = h.value;
+      const bytes = body ? httpCheckBody(body.data, withRequestBody?.packAsBytes === true) : undefined;
       return {
         method: http.method,
         path: `${httpService?.path_prefix ?? ''}${http.path}`,
-        headers,
+        headers: httpCheckHeaders(http, body, bytes?.length ?? 0, checkHeaderAllowed, headersToAdd),
         ...(bytes?.length ? { body: bytes } : {}),
       };
     },
@@ -303,7 +279,7 @@ export function compileExtAuthz(
         });
       }
       // How the authorizer's answer was framed on its connection is no header of the denial (Envoy's codec drops it).
-      const framed = all.filter((h) => !HOP_BY_HOP.has(h.name));
+      const framed = all.filter((h) => !HOP_BY_HOP_HEADERS.has(h.name));
       const forward = clientDeny
         ? framed.filter((h) => clientDeny(h.name) || denyAlways.has(h.name))
         : framed.filter((h) => h.name !== 'host' && h.name !== ':authority');
@@ -322,13 +298,7 @@ export function compileExtAuthz(
 
 /** Compiles an ExtAuthzPerRoute (a route's typed_per_filter_config for the ext_authz filter). */
 export function compileExtAuthzPerRoute(config: ExtAuthzPerRouteJson, where: string): ExtAuthzPerRoute {
-  checkFields(config, new Set(['disabled', 'check_settings']), where);
   const settings = config.check_settings ?? {};
-  checkFields(
-    settings,
-    new Set(['context_extensions', 'disable_request_body_buffering']),
-    `${where}.check_settings`,
-  );
   if (config.disabled && config.check_settings)
     fail(where, 'disabled and check_settings are alternatives (a oneof); set one');
   return {

@@ -1,3 +1,5 @@
+import { parseQuery, type QueryParam } from '../common/query.js';
+
 /**
  * What an external authorizer may change on the request it allowed (or on
  * the answer it wants sent): header edits with Envoy's append actions, header
@@ -101,15 +103,8 @@ export function editQuery(path: string, set: readonly HeaderPair[], remove: read
   if (!set.length && !remove.length) return path;
   const q = path.indexOf('?');
   const base = q >= 0 ? path.slice(0, q) : path;
-  let params = (q >= 0 ? path.slice(q + 1) : '')
-    .split('&')
-    .filter((p) => p !== '')
-    .map((p) => {
-      const eq = p.indexOf('=');
-      return { key: decodeKey(eq >= 0 ? p.slice(0, eq) : p), raw: p };
-    });
   const drop = new Set(remove);
-  params = params.filter((p) => !drop.has(p.key));
+  let params: QueryParam[] = parseQuery(q >= 0 ? path.slice(q + 1) : '').filter((p) => !drop.has(p.key));
   for (const [key, value] of set) {
     const raw = `${encodeURIComponent(key)}=${encodeURIComponent(value)}`;
     const first = params.findIndex((p) => p.key === key);
@@ -122,12 +117,4 @@ export function editQuery(path: string, set: readonly HeaderPair[], remove: read
     params[first] = { key, raw };
   }
   return params.length ? `${base}?${params.map((p) => p.raw).join('&')}` : base;
-}
-
-function decodeKey(raw: string): string {
-  try {
-    return decodeURIComponent(raw.replaceAll('+', ' '));
-  } catch {
-    return raw;
-  }
 }

@@ -72,28 +72,63 @@ export function some(preds: Predicate[]): Predicate {
   };
 }
 
+/** and_rules / or_rules, and_ids / or_ids: all of `items`, or any of them; an empty list is refused. */
+function combined<T>(
+  items: readonly T[] | undefined,
+  every: boolean,
+  at: string,
+  list: 'rules' | 'ids',
+  compile: (item: T, where: string) => Predicate,
+): Predicate {
+  if (!items?.length) fail(at, `needs at least one ${list === 'rules' ? 'rule' : 'id'}`);
+  const preds = items.map((item, i) => compile(item, `${at}.${list}[${i}]`));
+  return every ? all(preds) : some(preds);
+}
+
+/** `any`, which Envoy requires to be true: matches everything. */
+function anything(value: boolean | undefined, at: string): Predicate {
+  if (value !== true) fail(at, 'must be true');
+  return () => true;
+}
+
+/** The matchers a Permission and a Principal have alike: a request header, the path, dynamic metadata. */
+type RequestMatcherKind = 'header' | 'url_path' | 'metadata';
+
+function requestMatcher(
+  m: Pick<PermissionJson & PrincipalJson, RequestMatcherKind>,
+  kind: RequestMatcherKind,
+  at: string,
+): Predicate {
+  switch (kind) {
+    case 'header': {
+      const test = compileHeaderMatcher(m.header!, at);
+      return (ctx) => test(ctx.headers);
+    }
+    case 'url_path': {
+      const test = compilePathMatcher(m.url_path!, at);
+      return (ctx) => test(ctx.path);
+    }
+    case 'metadata': {
+      const test = compileMetadataMatcher(m.metadata!, at);
+      return (ctx) => test(ctx.metadata);
+    }
+  }
+}
+
 export function compilePermission(p: PermissionJson, where: string): Predicate {
   const kind = oneOf(p, where, PERMISSION_KINDS);
   const at = `${where}.${kind}`;
   switch (kind) {
     case 'and_rules':
-    case 'or_rules': {
-      const rules = (kind === 'and_rules' ? p.and_rules : p.or_rules)?.rules ?? [];
-      if (rules.length === 0) fail(at, 'needs at least one rule');
-      const preds = rules.map((r, i) => compilePermission(r, `${at}.rules[${i}]`));
-      return kind === 'and_rules' ? all(preds) : some(preds);
-    }
+      return combined(p.and_rules?.rules, true, at, 'rules', compilePermission);
+    case 'or_rules':
+      return combined(p.or_rules?.rules, false, at, 'rules', compilePermission);
     case 'any':
-      if (p.any !== true) fail(at, 'must be true');
-      return () => true;
-    case 'header': {
-      const m = compileHeaderMatcher(p.header!, at);
-      return (ctx) => m(ctx.headers);
-    }
-    case 'url_path': {
-      const m = compilePathMatcher(p.url_path!, at);
-      return (ctx) => m(ctx.path);
-    }
+      return anything(p.any, at);
+    case 'header':
+    case 'url_path':
+    case 'metadata':
+      return requestMatcher(p, kind, at);
     case 'destination_ip': {
       const m = compileCidrRange(p.destination_ip!, at);
       return (ctx) => m(ctx.destinationIp);
@@ -106,10 +141,6 @@ export function compilePermission(p: PermissionJson, where: string): Predicate {
     case 'destination_port_range': {
       const { start, end } = p.destination_port_range!;
       return (ctx) => ctx.destinationPort >= start && ctx.destinationPort < end;
-    }
-    case 'metadata': {
-      const m = compileMetadataMatcher(p.metadata!, at);
-      return (ctx) => m(ctx.metadata);
     }
     case 'not_rule': {
       const inner = compilePermission(p.not_rule!, at);
@@ -139,15 +170,11 @@ export function compilePrincipal(p: PrincipalJson, where: string): Predicate {
   const at = `${where}.${kind}`;
   switch (kind) {
     case 'and_ids':
-    case 'or_ids': {
-      const ids = (kind === 'and_ids' ? p.and_ids : p.or_ids)?.ids ?? [];
-      if (ids.length === 0) fail(at, 'needs at least one id');
-      const preds = ids.map((x, i) => compilePrincipal(x, `${at}.ids[${i}]`));
-      return kind === 'and_ids' ? all(preds) : some(preds);
-    }
+      return combined(p.and_ids?.ids, true, at, 'ids', compilePrincipal);
+    case 'or_ids':
+      return combined(p.or_ids?.ids, false, at, 'ids', compilePrincipal);
     case 'any':
-      if (p.any !== true) fail(at, 'must be true');
-      return () => true;
+      return anything(p.any, at);
     case 'authenticated': {
       const name = p.authenticated!.principal_name;
       // Envoy: not TLS-authenticated never matches; no principal_name matches any authenticated peer.
@@ -165,18 +192,10 @@ export function compilePrincipal(p: PrincipalJson, where: string): Predicate {
       const m = compileCidrRange(p.remote_ip!, at);
       return (ctx) => m(ctx.remote);
     }
-    case 'header': {
-      const m = compileHeaderMatcher(p.header!, at);
-      return (ctx) => m(ctx.headers);
-    }
-    case 'url_path': {
-      const m = compilePathMatcher(p.url_path!, at);
-      return (ctx) => m(ctx.path);
-    }
-    case 'metadata': {
-      const m = compileMetadataMatcher(p.metadata!, at);
-      return (ctx) => m(ctx.metadata);
-    }
+    case 'header':
+    case 'url_path':
+    case 'metadata':
+      return requestMatcher(p, kind, at);
     case 'not_id': {
       const inner = compilePrincipal(p.not_id!, at);
       return (ctx) => !inner(ctx);

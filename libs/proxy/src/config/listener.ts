@@ -16,6 +16,7 @@ import { compileHttpFilters } from '../http/filters/registry.js';
 import type { HttpTelemetryConfig, TcpTelemetryConfig } from '../observe/records.js';
 import { type ClientCertPolicy, isForwardClientCertDetails } from '../security/client-cert-details.js';
 import { fail } from './errors.js';
+import { AUTHZ_FILTER_FIELDS } from './fields/authz.js';
 import {
   HTTP_CONNECTION_MANAGER,
   HTTP_INSPECTOR_TYPE,
@@ -24,7 +25,6 @@ import {
   PROXY_PROTOCOL_TYPE,
   TLS_INSPECTOR_TYPE,
 } from './fields/listener.js';
-import { RBAC_NETWORK } from './fields/rbac.js';
 import {
   type CompiledChainMatch,
   compileChainMatch,
@@ -381,10 +381,10 @@ function compileNetworkFilter(chain: FilterChainJson, where: string): NetworkFil
         }
       : proxy.telemetry;
     const authz = authzFilters.length ? AuthzChain.compile(authzFilters, `${where}.filters`) : undefined;
-    // Network RBAC's fields are declared here; ext_authz's own compiler refuses what it does not run.
-    for (const f of authzFilters)
-      if (f.typed_config?.['@type'] === RBAC_NETWORK_TYPE)
-        refuseUnknownFields(f.typed_config, RBAC_NETWORK, `${where}.filters (${f.name})`);
+    for (const f of authzFilters) {
+      const fields = AUTHZ_FILTER_FIELDS[f.typed_config?.['@type'] ?? ''];
+      if (fields) refuseUnknownFields(f.typed_config, fields, `${where}.filters (${f.name})`);
+    }
     return {
       ...proxy,
       telemetry,

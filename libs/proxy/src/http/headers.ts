@@ -1,21 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP_HEADERS } from '@mizzen/policy';
 import type { HeaderMap } from '../config/headers.js';
 
 /**
- * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the
- * message; a proxy consumes them and never forwards them. `expect` is handled
- * here too (the proxy answers 100-continue itself).
+ * Headers the proxy consumes and never forwards: the hop-by-hop ones (RFC
+ * 9110 §7.6.1, the list policy's authorizer replies use too), the
+ * proxy-authentication pair, `expect` (the proxy answers 100-continue
+ * itself) and `http2-settings`.
  */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  ...HOP_BY_HOP_HEADERS,
   'proxy-authenticate',
   'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
   'expect',
   'http2-settings',
 ]);

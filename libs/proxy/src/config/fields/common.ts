@@ -59,6 +59,26 @@ export const QUERY_PARAMETER_MATCHER: Fields = {
   present_match: HONOURED,
 };
 
+/** envoy.type.matcher.v3.ValueMatcher: list_match and or_match nest it, so it refers to itself. */
+const VALUE_MATCHER: Record<string, FieldRule> = {};
+Object.assign(VALUE_MATCHER, {
+  null_match: {},
+  double_match: { range: { start: HONOURED, end: HONOURED }, exact: HONOURED },
+  string_match: STRING_MATCHER,
+  bool_match: HONOURED,
+  present_match: HONOURED,
+  list_match: { one_of: VALUE_MATCHER },
+  or_match: { value_matchers: VALUE_MATCHER },
+});
+
+/** envoy.type.matcher.v3.MetadataMatcher. */
+export const METADATA_MATCHER: Fields = {
+  filter: HONOURED,
+  path: { key: HONOURED },
+  value: VALUE_MATCHER,
+  invert: HONOURED,
+};
+
 export const FRACTIONAL_PERCENT: Fields = { numerator: HONOURED, denominator: HONOURED };
 
 /** envoy.config.core.v3.RuntimeFractionalPercent: this proxy has no runtime, so the default always applies. */

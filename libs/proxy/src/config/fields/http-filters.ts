@@ -9,8 +9,9 @@ import {
 
 /**
  * The configs of the HTTP filters this proxy runs (at the connection
- * manager, or per route), as it honours them. RBAC, ext_authz and jwt_authn
- * are compiled and checked by @mizzen/policy, istio.stats by config/telemetry.ts.
+ * manager, or per route), as it honours them. RBAC and ext_authz are
+ * declared in rbac.ts and ext-authz.ts; jwt_authn is compiled and checked by
+ * @mizzen/policy, istio.stats by config/telemetry.ts.
  */
 
 /** The router takes none of Envoy's settings (child spans, header suppression, its stats…). */

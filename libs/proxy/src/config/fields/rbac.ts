@@ -1,6 +1,6 @@
-import { RBAC_HTTP_TYPE, RBAC_NETWORK_TYPE, URI_TEMPLATE_TYPE } from '@mizzen/policy';
+import { URI_TEMPLATE_TYPE } from '@mizzen/policy';
 import { type FieldRule, type Fields, HONOURED, honouredOnlyAs, INERT, mapOf, typed } from '../understood.js';
-import { HEADER_MATCHER, STRING_MATCHER } from './common.js';
+import { HEADER_MATCHER, METADATA_MATCHER, STRING_MATCHER } from './common.js';
 
 /**
  * Envoy's RBAC filter configs (HTTP and network), as @mizzen/policy runs
@@ -10,24 +10,6 @@ import { HEADER_MATCHER, STRING_MATCHER } from './common.js';
  */
 
 const CIDR_RANGE: Fields = { address_prefix: HONOURED, prefix_len: HONOURED };
-
-const VALUE_MATCHER: Record<string, FieldRule> = {};
-Object.assign(VALUE_MATCHER, {
-  null_match: {},
-  double_match: { range: { start: HONOURED, end: HONOURED }, exact: HONOURED },
-  string_match: STRING_MATCHER,
-  bool_match: HONOURED,
-  present_match: HONOURED,
-  list_match: { one_of: VALUE_MATCHER },
-  or_match: { value_matchers: VALUE_MATCHER },
-});
-
-const METADATA_MATCHER: Fields = {
-  filter: HONOURED,
-  path: { key: HONOURED },
-  value: VALUE_MATCHER,
-  invert: HONOURED,
-};
 
 const RBAC_HEADER_MATCHER: Fields = { ...HEADER_MATCHER, range_match: { start: HONOURED, end: HONOURED } };
 
@@ -90,10 +72,4 @@ export const RBAC_NETWORK: Fields = {
   stat_prefix: INERT,
   // A connection is authorized once, when it starts (Envoy's default); CONTINUOUS is not implemented.
   enforcement_type: honouredOnlyAs(['ONE_TIME_ON_FIRST_BYTE'], 'connections are authorized once'),
-};
-
-/** The RBAC config fields by filter type; other authorization filters are checked by @mizzen/policy. */
-export const RBAC_FIELDS: Readonly<Record<string, Fields>> = {
-  [RBAC_HTTP_TYPE]: RBAC_HTTP,
-  [RBAC_NETWORK_TYPE]: RBAC_NETWORK,
 };

@@ -7,6 +7,8 @@ import {
   isAuthzFilter,
 } from '@mizzen/policy';
 import { fail } from '../../config/errors.js';
+import { AUTHZ_FILTER_FIELDS } from '../../config/fields/authz.js';
+import { EXT_AUTHZ_PER_ROUTE } from '../../config/fields/ext-authz.js';
 import {
   CORS,
   CORS_POLICY,
@@ -15,9 +17,8 @@ import {
   MIZZEN_RATE_LIMIT,
   ROUTER,
 } from '../../config/fields/http-filters.js';
-import { RBAC_FIELDS } from '../../config/fields/rbac.js';
 import { compileStatsConfig, isStatsFilter, TYPED_STRUCT_TYPES } from '../../config/telemetry.js';
-import { type Fields, HONOURED, mapOf, OWN_CHECK, refuseUnknownFields } from '../../config/understood.js';
+import { type Fields, HONOURED, OWN_CHECK, refuseUnknownFields } from '../../config/understood.js';
 import type { FilterJson } from '../../envoy/types.js';
 import type { StatsSettings } from '../../observe/records.js';
 import { compileAuthzFilter } from './authz.js';
@@ -58,12 +59,6 @@ const FILTERS: Record<string, FilterKind> = {
     create: (name, config, where) => new RateLimitFilter(name, compileRateLimit(config, where)),
     fields: MIZZEN_RATE_LIMIT,
   },
-};
-
-/** ExtAuthzPerRoute: a route turning the external authorizer off, or passing it context extensions. */
-const EXT_AUTHZ_PER_ROUTE: Fields = {
-  disabled: HONOURED,
-  check_settings: { context_extensions: mapOf(HONOURED), disable_request_body_buffering: HONOURED },
 };
 
 /** Per-route configs (typed_per_filter_config), by their @type, compiled when the route table is. */
@@ -124,7 +119,7 @@ export function compileHttpFilters(
     authz = undefined;
     const chain = AuthzChain.compile(entries as HttpFilterJson[], at);
     entries.forEach((e, j) => {
-      const fields = RBAC_FIELDS[e.typed_config?.['@type'] ?? ''];
+      const fields = AUTHZ_FILTER_FIELDS[e.typed_config?.['@type'] ?? ''];
       if (fields) refuseUnknownFields(e.typed_config, fields, each[j]!);
     });
     filters.push(compileAuthzFilter(entries.map((e) => e.name).join('+'), chain));
