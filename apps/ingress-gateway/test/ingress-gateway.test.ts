@@ -9,6 +9,15 @@ import { describe, expect, it } from 'vitest';
 const main = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
 describe('ingress-gateway process', () => {
+  it('rejects an unknown flag with one clear line and the usage, exit code 2', () => {
+    const r = spawnSync(process.execPath, [main, '--bogus'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n').slice(0, 2)).toEqual([
+      "ingress-gateway: Unknown option '--bogus'",
+      'usage: ingress-gateway --pilot HOST:PORT [--name istio-ingressgateway] [--namespace istio-system]',
+    ]);
+  });
+
   it('rejects a bad port map with one clear line, exit code 2', () => {
     const r = spawnSync(process.execPath, [main, '--pilot', '127.0.0.1:1', '--port-map', '80:8080'], {
       encoding: 'utf8',

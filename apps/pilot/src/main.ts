@@ -1,14 +1,13 @@
+// Only Node's own modules load before the command line is checked, so a bad flag is answered at
+// once: the Pilot, @mizzen/runtime (OpenTelemetry's SDK), the Kubernetes client and the config
+// parsers take seconds to import. They are imported once the flags are valid, or when a flag's
+// value needs one of them to be checked (a duration, a kubeconfig, a mesh config file).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
-import { parseDuration } from '@mizzen/api';
-import { createLogger, installLifecycle, onShutdown, startComponentTracing } from '@mizzen/runtime';
-import { parseMeshConfig } from './kube/mesh-config.js';
-import { DEFAULT_MESH_CONFIG, type MeshConfig } from './networking/mesh-config.js';
-import { parseMeshNetworks } from './networking/mesh-networks.js';
-import { Pilot, type PilotOptions } from './pilot.js';
+import type { MeshConfig } from './networking/mesh-config.js';
+import type { PilotOptions } from './pilot.js';
 
 const USAGE = `usage: pilot [--host ADDR] [--xds-port 15010] [--http-port 15014] [--config-dir DIR]... [--store FILE] [--registrations FILE]
              [--credentials-dir DIR]   the local credential store gateways' credentialName come from
@@ -93,6 +92,20 @@ async function main(): Promise<void> {
   const grace = values['registration-grace-ms'] as string | undefined;
   if (grace !== undefined && !/^\d+$/.test(grace))
     fail(`--registration-grace-ms must be a number of milliseconds`);
+  const str = (k: string) => values[k] as string | undefined;
+  const kubernetes = await kubernetesOptions(values.kubernetes === true, str('kubeconfig'), str);
+  const webhook = webhookOptions(str);
+  const xdsPort = port(str('xds-port'), '--xds-port', 15010);
+  const httpPort = port(str('http-port'), '--http-port', 15014);
+  const mesh: Partial<MeshConfig> = {
+    ...(await meshFile(str('mesh-config'))),
+    ...(await meshNetworksFile(str('mesh-networks'))),
+    ...(values['outbound-traffic-policy'] !== undefined ? { outboundTrafficPolicy: policy } : {}),
+  };
+  const rootCert = await rootCertOption(str);
+  // Every flag is valid: now the heavy modules.
+  const [{ createLogger, installLifecycle, onShutdown, startComponentTracing }, { Pilot }] =
+    await Promise.all([import('@mizzen/runtime'), import('./pilot.js')]);
   const logger = createLogger('pilot', {
     level: (values['log-level'] as 'info' | undefined) ?? undefined,
   });
@@ -101,14 +114,11 @@ async function main(): Promise<void> {
   const storeFile = path.resolve(
     (values.store as string | undefined) ?? path.join(os.homedir(), '.mizzen', 'pilot', 'store.json'),
   );
-  const str = (k: string) => values[k] as string | undefined;
-  const kubernetes = kubernetesOptions(values.kubernetes === true, str('kubeconfig'), str);
-  const webhook = webhookOptions(str);
   const pilot = new Pilot({
     logger,
     host: (values.host as string | undefined) ?? '0.0.0.0',
-    xdsPort: port(values['xds-port'] as string | undefined, '--xds-port', 15010),
-    httpPort: port(values['http-port'] as string | undefined, '--http-port', 15014),
+    xdsPort,
+    httpPort,
     configDirs: ((values['config-dir'] as string[] | undefined) ?? []).map((d) => path.resolve(d)),
     storeFile,
     registrationsFile: path.resolve(
@@ -119,12 +129,8 @@ async function main(): Promise<void> {
     ...(str('credentials-dir') !== undefined
       ? { credentialsDir: path.resolve(str('credentials-dir')!) }
       : {}),
-    mesh: {
-      ...meshFile(str('mesh-config')),
-      ...meshNetworksFile(str('mesh-networks')),
-      ...(values['outbound-traffic-policy'] !== undefined ? { outboundTrafficPolicy: policy } : {}),
-    },
-    ...rootCertOption(str),
+    mesh,
+    ...rootCert,
     ...(kubernetes ? { kubernetes } : {}),
     ...(webhook ? { webhook } : {}),
   });
@@ -157,28 +163,44 @@ function flagFile<T>(flag: string, file: string, parse: (text: string) => T): T 
 }
 
 /** `--mesh-config FILE`: Istio's MeshConfig YAML, as the `mesh` key of the istio ConfigMap holds it. */
-function meshFile(file: string | undefined): Partial<MeshConfig> {
+async function meshFile(file: string | undefined): Promise<Partial<MeshConfig>> {
   if (file === undefined) return {};
+  const [{ parseMeshConfig }, { DEFAULT_MESH_CONFIG }] = await Promise.all([
+    import('./kube/mesh-config.js'),
+    import('./networking/mesh-config.js'),
+  ]);
   return flagFile('--mesh-config', file, (text) => parseMeshConfig(text, DEFAULT_MESH_CONFIG));
 }
 
 /** `--mesh-networks FILE`: Istio's MeshNetworks YAML (pilot-discovery's `--meshNetworks`). */
-function meshNetworksFile(file: string | undefined): Partial<MeshConfig> {
+async function meshNetworksFile(file: string | undefined): Promise<Partial<MeshConfig>> {
   if (file === undefined) return {};
+  const { parseMeshNetworks } = await import('./networking/mesh-networks.js');
   return flagFile('--mesh-networks', file, (text) => ({ meshNetworks: parseMeshNetworks(text) }));
 }
 
-function kubernetesOptions(
+/** A duration flag's value in milliseconds (`15s`, `500ms`), as Istio spells durations. */
+async function durationFlag(flag: string, value: string): Promise<number> {
+  const { parseDuration } = await import('@mizzen/api');
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    fail(`${flag}: ${(err as Error).message}`);
+  }
+}
+
+async function kubernetesOptions(
   inCluster: boolean,
   kubeconfig: string | undefined,
   str: (k: string) => string | undefined,
-): PilotOptions['kubernetes'] {
+): Promise<PilotOptions['kubernetes']> {
   if (!inCluster && kubeconfig === undefined) {
     for (const flag of ['system-namespace', 'leader-elect-lease-duration'])
       if (str(flag) !== undefined) fail(`--${flag} needs --kubernetes or --kubeconfig`);
     return undefined;
   }
-  const lease = leaseTimings(str('leader-elect-lease-duration'));
+  const lease = await leaseTimings(str('leader-elect-lease-duration'));
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kubeConfig = new KubeConfig();
   try {
     // --kubernetes: in a pod the service account's token and CA, elsewhere $KUBECONFIG or ~/.kube/config.
@@ -202,16 +224,11 @@ function kubernetesOptions(
  * `--leader-elect-lease-duration`: the Lease's duration, with client-go's
  * proportions for the rest (15s → renew within 10s, try every 2s).
  */
-function leaseTimings(
+async function leaseTimings(
   value: string | undefined,
-): { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined {
+): Promise<{ leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined> {
   if (value === undefined) return undefined;
-  let ms: number;
-  try {
-    ms = parseDuration(value);
-  } catch (err) {
-    fail(`--leader-elect-lease-duration: ${(err as Error).message}`);
-  }
+  const ms = await durationFlag('--leader-elect-lease-duration', value);
   if (ms < 1000 || ms % 1000 !== 0)
     fail(
       `--leader-elect-lease-duration must be whole seconds, at least 1s (a Lease counts seconds), got "${value}"`,
@@ -224,9 +241,9 @@ function leaseTimings(
 }
 
 /** `--root-cert FILE` or `--citadel-url URL`: where the mesh root certificate comes from, and how often it is read. */
-function rootCertOption(
+async function rootCertOption(
   str: (k: string) => string | undefined,
-): Pick<PilotOptions, 'rootCert' | 'rootCertRefreshMs'> {
+): Promise<Pick<PilotOptions, 'rootCert' | 'rootCertRefreshMs'>> {
   const file = str('root-cert');
   const citadel = str('citadel-url');
   const refresh = str('root-cert-refresh');
@@ -235,11 +252,7 @@ function rootCertOption(
   if (refresh !== undefined) {
     if (file === undefined && citadel === undefined)
       fail('--root-cert-refresh needs --root-cert or --citadel-url');
-    try {
-      rootCertRefreshMs = parseDuration(refresh);
-    } catch (err) {
-      fail(`--root-cert-refresh: ${(err as Error).message}`);
-    }
+    rootCertRefreshMs = await durationFlag('--root-cert-refresh', refresh);
     if (rootCertRefreshMs < 100) fail(`--root-cert-refresh must be at least 100ms, got "${refresh}"`);
   }
   const every = rootCertRefreshMs !== undefined ? { rootCertRefreshMs } : {};

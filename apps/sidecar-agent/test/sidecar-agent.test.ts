@@ -31,14 +31,30 @@ describe('sidecar-agent process', () => {
       ],
       [['--pilot', '127.0.0.1:1', '--workload', 'w', '--labels', 'app'], /--labels: "app" is not key=value/],
       [['--pilot', '127.0.0.1:1', '--workload', 'W_1'], /--workload must be a DNS-1123 label/],
-      [['--pilot', '127.0.0.1:1', '--workload', 'w', '--bogus'], /Unknown option '--bogus'/],
+      [['--pilot', '127.0.0.1:1', '--workload', 'w', '--bogus'], /^sidecar-agent: Unknown option '--bogus'$/],
+      [['--workload', 'w', '--pilot'], /^sidecar-agent: Option '--pilot <value>' argument missing$/],
+      [['--pilot', '127.0.0.1:1', '--workload', 'w', '--ca-plaintext=yes'], /does not take an argument/],
+      // A library's flag (@mizzen/telemetry's) passes the early check and is read by the library.
+      [
+        ['--pilot', '127.0.0.1:1', '--workload', 'w', '--stats-port', '0'],
+        /--stats-port must be a port number/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = run(args);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr.split('\n')[0]).toMatch(message);
+      expect(r.stderr.split('\n')[1]).toMatch(/^usage: sidecar-agent --pilot HOST:PORT/);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
+  });
+
+  it('--help prints the usage on stdout, exit code 0', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^usage: sidecar-agent --pilot HOST:PORT/);
+    expect(r.stdout).toContain('sidecar-agent iptables [istio-iptables flags]');
+    expect(r.stderr).toBe('');
   });
 
   it('connects to pilot as an Istio sidecar node with its workload, ports and labels, and serves admin and health', async () => {

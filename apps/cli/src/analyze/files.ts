@@ -24,18 +24,31 @@ export interface FileConfig {
   kubernetes: unknown[];
 }
 
-/** The line each document (or List item) starts on, by document number and item. */
-function startLines(text: string): Map<string, number> {
+/** A file's YAML documents as values, with the line each document (or List item) starts on. */
+interface Documents {
+  values: unknown[];
+  /** By document number (`2`) and, in a List, item (`2.0`). */
+  startLines: Map<string, number>;
+}
+
+/**
+ * Parses the text once for both what the analyzers read (the values) and
+ * where messages point (the lines). `parseConfigLocated` still parses on its
+ * own: it takes only text.
+ */
+function readDocuments(text: string): Documents {
   const counter = new LineCounter();
-  const out = new Map<string, number>();
+  const out: Documents = { values: [], startLines: new Map() };
   for (const [i, doc] of parseAllDocuments(text, { lineCounter: counter }).entries()) {
+    out.values.push(doc.toJS({ maxAliasCount: 100 }));
     const contents = doc.contents;
     if (!isNode(contents) || !contents.range) continue;
-    out.set(`${i + 1}`, counter.linePos(contents.range[0]).line);
+    out.startLines.set(`${i + 1}`, counter.linePos(contents.range[0]).line);
     const items = doc.getIn(['items'], true);
     if (isNode(items) && 'items' in items && Array.isArray(items.items))
       for (const [j, item] of items.items.entries())
-        if (isNode(item) && item.range) out.set(`${i + 1}.${j}`, counter.linePos(item.range[0]).line);
+        if (isNode(item) && item.range)
+          out.startLines.set(`${i + 1}.${j}`, counter.linePos(item.range[0]).line);
   }
   return out;
 }
@@ -53,14 +66,13 @@ export function readFileConfig(args: readonly string[], recursive: boolean): Fil
     const { located, issues } = parseConfigLocated(text, source);
     const syntax = issues.find((i) => i.syntax);
     if (syntax) throw new CliError(formatIssue(syntax), EXIT_DATA_ERROR);
-    const docs = parseAllDocuments(text).map((d) => d.toJS({ maxAliasCount: 100 }) as unknown);
+    const { values: docs, startLines } = readDocuments(text);
     const kubernetes = new Set(docs.flatMap((d, i) => (isKubernetesObject(d) ? [i + 1] : [])));
     out.kubernetes.push(...docs.filter(isKubernetesObject));
     // A Kubernetes object is not Istio config: its "unknown kind" is no problem here.
     out.issues.push(...issues.filter((i) => !(kubernetes.has(i.document) && i.path === 'kind')));
-    const lines = startLines(text);
     for (const l of located) {
-      const line = lines.get(l.item === undefined ? `${l.document}` : `${l.document}.${l.item}`);
+      const line = startLines.get(l.item === undefined ? `${l.document}` : `${l.document}.${l.item}`);
       out.resources.push(l.resource);
       out.references.set(configKey(l.resource), line === undefined ? source : `${source}:${line}`);
     }

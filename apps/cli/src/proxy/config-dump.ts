@@ -1,3 +1,5 @@
+import { list } from './json-lists.js';
+
 /** Envoy JSON as the admin API prints it: proto field names, `@type` on Any values. */
 export type Json = Record<string, unknown>;
 
@@ -11,10 +13,6 @@ const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
 /** The dump's section of one kind (`ClustersConfigDump`…), empty when the proxy has none. */
 export function section(dump: ConfigDump, kind: string): Json {
   return dump.configs.find((c) => c['@type'] === `${ADMIN}${kind}`) ?? { '@type': `${ADMIN}${kind}` };
-}
-
-function list(v: unknown): Json[] {
-  return Array.isArray(v) ? (v as Json[]) : [];
 }
 
 /** The clusters the proxy runs (envoy.config.cluster.v3.Cluster, `@type` kept). */

@@ -1,13 +1,12 @@
 import type { Json } from '../config-dump.js';
+import { type AddressFilter, envoyAddress, formatAddress } from './address.js';
 
 /** envoy.admin.v3.Clusters, as `/clusters?format=json` prints it. */
 export interface ClusterStatuses {
   cluster_statuses?: { name: string; host_statuses?: Json[] }[];
 }
 
-export interface EndpointFilter {
-  address?: string;
-  port?: number;
+export interface EndpointFilter extends AddressFilter {
   cluster?: string;
   /** An EDS health status: HEALTHY, UNHEALTHY, DRAINING… */
   status?: string;
@@ -16,15 +15,8 @@ export interface EndpointFilter {
 export const ENDPOINT_HEADERS = ['ENDPOINT', 'STATUS', 'OUTLIER CHECK', 'CLUSTER'];
 
 function hostAddress(h: Json): { address: string; port?: number; text: string } {
-  const a = (h.address ?? {}) as Json;
-  const socket = a.socket_address as Json | undefined;
-  if (socket) {
-    const address = String(socket.address ?? '');
-    const port = Number(socket.port_value ?? 0);
-    return { address, port, text: `${address.includes(':') ? `[${address}]` : address}:${port}` };
-  }
-  const path = String((a.pipe as Json | undefined)?.path ?? '');
-  return { address: path, text: `unix://${path}` };
+  const a = envoyAddress(h.address);
+  return { ...a, text: formatAddress(a) };
 }
 
 function health(h: Json): { status: string; outlierFailed: boolean } {

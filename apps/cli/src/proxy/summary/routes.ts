@@ -1,4 +1,5 @@
 import type { Json } from '../config-dump.js';
+import { list, strings } from '../json-lists.js';
 import { istioConfigName } from './istio-config.js';
 import { describeMatch, routeCluster } from './route-match.js';
 
@@ -37,10 +38,9 @@ export function filterRouteConfigs(configs: readonly Json[], f: RouteFilter): Js
  */
 export function routeRows(configs: readonly Json[], f: RouteFilter = {}): string[][] {
   const rows: string[][] = [];
-  const list = (v: unknown) => (Array.isArray(v) ? (v as Json[]) : []);
   for (const config of filterRouteConfigs(configs, f)) {
     for (const vh of list(config.virtual_hosts)) {
-      const domains = describeDomains(Array.isArray(vh.domains) ? (vh.domains as string[]) : []);
+      const domains = describeDomains(strings(vh.domains));
       const head = [String(config.name ?? ''), String(vh.name ?? ''), domains];
       const routes = list(vh.routes);
       for (const r of routes) {

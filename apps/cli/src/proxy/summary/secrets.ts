@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { Json } from '../config-dump.js';
+import { list } from '../json-lists.js';
 
 export const SECRET_HEADERS = [
   'RESOURCE NAME',
@@ -58,7 +59,6 @@ function secretRow(entry: Json, status: 'ACTIVE' | 'WARMING', now: number): stri
 
 /** istioctl's `proxy-config secret` rows, from the dump's SecretsConfigDump. */
 export function secretRows(secrets: Json, now = Date.now()): string[][] {
-  const list = (v: unknown) => (Array.isArray(v) ? (v as Json[]) : []);
   return [
     ...list(secrets.static_secrets).map((s) => secretRow(s, 'ACTIVE', now)),
     ...list(secrets.dynamic_active_secrets).map((s) => secretRow(s, 'ACTIVE', now)),
