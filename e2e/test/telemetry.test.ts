@@ -685,8 +685,13 @@ spec:
         for (let i = 0; i < 2; i++) await http.request('http://backend:8000/ok');
         workloads = (await getJson<{ workloads: Workload[] }>(`${api}/api/workloads?window=5m`)).workloads;
         const backend = workloads.find((w) => w.name === 'backend-v1');
+        // The collector reads pilot's sync states at each scrape: one taken during the last push says SENT.
+        const synced = workloads.every(
+          (w) => !w.proxy || Object.values(w.proxy.sync).every((state) => state === 'ACKED'),
+        );
         return (
-          (backend?.scrape?.state === 'up' && backend.requestsPerSecond > 0) || JSON.stringify(workloads)
+          (backend?.scrape?.state === 'up' && backend.requestsPerSecond > 0 && synced) ||
+          JSON.stringify(workloads)
         );
       },
       30_000,
