@@ -632,9 +632,13 @@ spec:
       return samples(await metrics(client), 'istio_requests_total').some((s) => s.labels.user === 'jason');
     });
     const durations = await durationCount();
+    const jason = async () =>
+      samples(await metrics(client), 'istio_requests_total').filter((s) => s.labels.user === 'jason');
+    const counted = sum(await jason(), {});
     for (let i = 0; i < 5; i++) await http.request('http://backend:8000/ok', { 'x-user': 'jason' });
-    const families = await metrics(client);
-    const tagged = samples(families, 'istio_requests_total').filter((s) => s.labels.user === 'jason');
+    // The proxy counts each once its response has ended, which can be just after the caller read it.
+    await eventually('the five requests counted', async () => sum(await jason(), {}) >= counted + 5);
+    const tagged = await jason();
     expect(tagged, JSON.stringify(tagged)).toHaveLength(1);
     expect(tagged[0]!.labels).toMatchObject({ request_host: 'backend:8000', response_code: '200' });
     expect(tagged[0]!.labels).not.toHaveProperty('response_flags');
