@@ -93,6 +93,21 @@ describe('mizzen analyze --use-kube=false (files only, no pilot)', () => {
     expect(r.status).toBe(0);
   });
 
+  it('points at the line each resource starts on: a later document, an item of a List', () => {
+    const list = WARNING_ONLY.replace('name: db,', 'name: db-in-list,')
+      .trimEnd()
+      .split('\n')
+      .map((l, i) => (i === 0 ? `  - ${l}` : `    ${l}`))
+      .join('\n');
+    const file = write('located.yaml', `${WARNING_ONLY}---\napiVersion: v1\nkind: List\nitems:\n${list}\n`);
+    const r = analyze('-f', file);
+    expect(r.stdout.split('\n')).toEqual([
+      `Warning [IST0134] (ServiceEntry default/db ${file}:1) ServiceEntry addresses are required for this protocol.`,
+      `Warning [IST0134] (ServiceEntry default/db-in-list ${file}:13) ServiceEntry addresses are required for this protocol.`,
+      '',
+    ]);
+  });
+
   it('a warning fails only at --failure-threshold Warning; --output-threshold hides it', () => {
     const file = write('warning.yaml', WARNING_ONLY);
     const line = `Warning [IST0134] (ServiceEntry default/db ${file}:1) ServiceEntry addresses are required for this protocol.\n`;

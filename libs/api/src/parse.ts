@@ -32,6 +32,8 @@ export interface LocatedResource {
   resource: ConfigResource;
   document: number;
   item?: number;
+  /** The line the resource starts on (its document, or its item in a List). */
+  line?: number;
 }
 
 /**
@@ -49,7 +51,13 @@ export function parseConfig(text: string, source: string): ParseResult {
 export function parseConfigLocated(
   text: string,
   source: string,
-): { located: LocatedResource[]; issues: ValidationIssue[]; identities: ResourceRef[] } {
+): {
+  located: LocatedResource[];
+  issues: ValidationIssue[];
+  identities: ResourceRef[];
+  /** Each document's value by its number less one (undefined where it is empty or unreadable): what `mizzen analyze` reads Kubernetes objects from. */
+  documents: unknown[];
+} {
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, {
     lineCounter: lines,
@@ -61,8 +69,9 @@ export function parseConfigLocated(
   const located: LocatedResource[] = [];
   const issues: ValidationIssue[] = [];
   const identities: ResourceRef[] = [];
+  const documents: unknown[] = [];
   const seen = new Map<string, number>();
-  if (!Array.isArray(docs)) return { located, issues, identities };
+  if (!Array.isArray(docs)) return { located, issues, identities, documents };
 
   for (const [index, doc] of docs.entries()) {
     const document = index + 1;
@@ -106,6 +115,7 @@ export function parseConfigLocated(
       });
       continue;
     }
+    documents[index] = value;
     if (value === null || value === undefined) continue;
 
     const entries: { raw: unknown; item?: number }[] = isList(value)
@@ -160,10 +170,16 @@ export function parseConfigLocated(
       } else {
         seen.set(key, document);
       }
-      located.push({ resource: checked.resource, document, ...(item !== undefined ? { item } : {}) });
+      located.push({
+        resource: checked.resource,
+        document,
+        ...(item !== undefined ? { item } : {}),
+        ...lineOf(doc, prefix, lines),
+      });
     }
   }
-  return { located, issues, identities };
+  documents.length = docs.length;
+  return { located, issues, identities, documents };
 }
 
 function isList(value: unknown): value is { items: unknown[] } {

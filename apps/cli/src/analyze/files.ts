@@ -5,7 +5,6 @@ import {
   parseConfigLocated,
   type ValidationIssue,
 } from '@mizzen/api';
-import { isNode, LineCounter, parseAllDocuments } from 'yaml';
 import { inputPaths, readInput } from '../commands/files.js';
 import { CliError } from '../errors.js';
 import { isKubernetesObject } from './kubernetes.js';
@@ -24,35 +23,6 @@ export interface FileConfig {
   kubernetes: unknown[];
 }
 
-/** A file's YAML documents as values, with the line each document (or List item) starts on. */
-interface Documents {
-  values: unknown[];
-  /** By document number (`2`) and, in a List, item (`2.0`). */
-  startLines: Map<string, number>;
-}
-
-/**
- * Parses the text once for both what the analyzers read (the values) and
- * where messages point (the lines). `parseConfigLocated` still parses on its
- * own: it takes only text.
- */
-function readDocuments(text: string): Documents {
-  const counter = new LineCounter();
-  const out: Documents = { values: [], startLines: new Map() };
-  for (const [i, doc] of parseAllDocuments(text, { lineCounter: counter }).entries()) {
-    out.values.push(doc.toJS({ maxAliasCount: 100 }));
-    const contents = doc.contents;
-    if (!isNode(contents) || !contents.range) continue;
-    out.startLines.set(`${i + 1}`, counter.linePos(contents.range[0]).line);
-    const items = doc.getIn(['items'], true);
-    if (isNode(items) && 'items' in items && Array.isArray(items.items))
-      for (const [j, item] of items.items.entries())
-        if (isNode(item) && item.range)
-          out.startLines.set(`${i + 1}.${j}`, counter.linePos(item.range[0]).line);
-  }
-  return out;
-}
-
 /**
  * Reads and validates the files to analyze. Unreadable input (a missing
  * file, a YAML syntax error) stops with istioctl's data-error exit code;
@@ -63,18 +33,17 @@ export function readFileConfig(args: readonly string[], recursive: boolean): Fil
   const out: FileConfig = { resources: [], references: new Map(), issues: [], kubernetes: [] };
   for (const file of inputPaths(args, recursive, EXIT_DATA_ERROR)) {
     const { source, text } = readInput(file, EXIT_DATA_ERROR);
-    const { located, issues } = parseConfigLocated(text, source);
+    // One parse gives the Istio resources with their lines and every document's value.
+    const { located, issues, documents } = parseConfigLocated(text, source);
     const syntax = issues.find((i) => i.syntax);
     if (syntax) throw new CliError(formatIssue(syntax), EXIT_DATA_ERROR);
-    const { values: docs, startLines } = readDocuments(text);
-    const kubernetes = new Set(docs.flatMap((d, i) => (isKubernetesObject(d) ? [i + 1] : [])));
-    out.kubernetes.push(...docs.filter(isKubernetesObject));
+    const kubernetes = new Set(documents.flatMap((d, i) => (isKubernetesObject(d) ? [i + 1] : [])));
+    out.kubernetes.push(...documents.filter(isKubernetesObject));
     // A Kubernetes object is not Istio config: its "unknown kind" is no problem here.
     out.issues.push(...issues.filter((i) => !(kubernetes.has(i.document) && i.path === 'kind')));
     for (const l of located) {
-      const line = startLines.get(l.item === undefined ? `${l.document}` : `${l.document}.${l.item}`);
       out.resources.push(l.resource);
-      out.references.set(configKey(l.resource), line === undefined ? source : `${source}:${line}`);
+      out.references.set(configKey(l.resource), l.line === undefined ? source : `${source}:${l.line}`);
     }
   }
   return out;
